@@ -1,0 +1,71 @@
+# edgetrain — build, test and gate targets. `make test` is the one command CI runs.
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+ASAN_VENV ?= .venv-asan
+CC ?= cc
+CORE_SRC := $(wildcard csrc/src/*.c)
+HOST_CFLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Icsrc/include
+
+.PHONY: all venv install test test-python test-asan check-c arm-check check-dist clean
+
+all: install
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q -U pip "setuptools>=77" wheel
+	touch $@
+
+venv: $(VENV)/.created
+
+# Editable install: rebuilds edgetrain._core from csrc/ every time it runs.
+install: venv
+	$(VPY) -m pip install -q -e '.[dev]'
+
+# The whole suite: host twin tests (incl. the ARM gate test), the suite again
+# with the core under AddressSanitizer + UBSan, and an sdist/wheel round trip.
+test: install check-c
+	$(VPY) -m pytest
+	$(MAKE) test-asan
+	$(MAKE) check-dist
+
+test-python: install
+	$(VPY) -m pytest
+
+# Strict host compile of every core file on its own.
+check-c:
+	@for f in $(CORE_SRC); do $(CC) $(HOST_CFLAGS) -c $$f -o /dev/null || exit 1; done
+	@echo "check-c: $(words $(CORE_SRC)) core files compile with $(HOST_CFLAGS)"
+
+# Cross-compile the core for cortex-m0plus/m4/m33; no float, malloc or stdio; sizes.
+arm-check:
+	$(PYTHON) tools/arm_gate.py --verbose
+
+# The suite against a core built with -fsanitize=address,undefined, in its own
+# venv (a non-editable install, so the sanitized build never replaces the normal one).
+test-asan:
+	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
+	$(ASAN_VENV)/bin/python -m pip install -q -U pip "setuptools>=77" wheel
+	$(ASAN_VENV)/bin/python -m pip install -q '.[dev]'
+	EDGETRAIN_SANITIZE=1 $(ASAN_VENV)/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir .
+	cd tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+		ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		EDGETRAIN_HYPOTHESIS=quick EDGETRAIN_EXPECT_SANITIZED=1 \
+		../$(ASAN_VENV)/bin/python -m pytest -p no:cacheprovider -q -m "not slow and not arm" --rootdir=.. -c ../pyproject.toml .
+
+# Build the sdist and wheel, install the wheel built from the sdist into a
+# throwaway venv, and check the core imports and the headers ship.
+check-dist: venv
+	rm -rf dist build/dist-venv
+	$(VPY) -m pip install -q build
+	$(VPY) -m build -q --sdist --outdir dist .
+	$(VPY) -m build -q --wheel --outdir dist dist/edgetrain-*.tar.gz
+	$(PYTHON) -m venv build/dist-venv
+	build/dist-venv/bin/python -m pip install -q dist/edgetrain-*.whl
+	cd build && dist-venv/bin/python -c "import edgetrain, edgetrain._core, os; \
+		d = edgetrain.include_dir(); assert 'site-packages' in d, d; \
+		assert os.path.isfile(os.path.join(d, 'edgetrain', 'edgetrain.h')); \
+		print('check-dist: wheel from sdist imports edgetrain._core; headers in', d)"
+
+clean:
+	rm -rf build dist *.egg-info edgetrain/_core.*.so edgetrain/_core.c .pytest_cache

@@ -1,0 +1,11 @@
+/*
+ * edgetrain — umbrella header: include this one from firmware and from the
+ * Python binding. Each concern has its own header.
+ */
+#ifndef EDGETRAIN_EDGETRAIN_H
+#define EDGETRAIN_EDGETRAIN_H
+
+#include "et_status.h"
+#include "et_fixed.h"
+
+#endif /* EDGETRAIN_EDGETRAIN_H */

@@ -1,0 +1,431 @@
+/*
+ * edgetrain — the numeric contract (see et_fixed.h and docs/numerics.md).
+ *
+ * Portable C99, integer only. Requires two's complement and an arithmetic
+ * right shift of negative values (every supported compiler and target).
+ */
+#include "edgetrain/et_fixed.h"
+
+#if (-1 >> 1) != -1
+#error "edgetrain requires an arithmetic right shift of negative integers"
+#endif
+
+const char *et_status_name(int status)
+{
+    switch (status) {
+    case ET_OK: return "ET_OK";
+    case ET_ERR_ARG: return "ET_ERR_ARG";
+    case ET_ERR_NOMEM: return "ET_ERR_NOMEM";
+    case ET_ERR_CORRUPT: return "ET_ERR_CORRUPT";
+    case ET_ERR_VERSION: return "ET_ERR_VERSION";
+    case ET_ERR_RANGE: return "ET_ERR_RANGE";
+    case ET_ERR_IO: return "ET_ERR_IO";
+    case ET_ERR_UNSUPPORTED: return "ET_ERR_UNSUPPORTED";
+    case ET_ERR_STATE: return "ET_ERR_STATE";
+    case ET_ERR_WORN: return "ET_ERR_WORN";
+    default: return "ET_ERR_UNKNOWN";
+    }
+}
+
+/* ---- number formats ---------------------------------------------------- */
+
+static const et_format_t et_format_table[ET_FMT_COUNT] = {
+    /* bits signed lsb_exp qmin qmax */
+    {8, 1, -7, INT8_MIN, INT8_MAX},       /* ET_FMT_WEIGHT */
+    {16, 1, -12, INT16_MIN, INT16_MAX},   /* ET_FMT_BIAS */
+    {8, 0, -7, 0, UINT8_MAX},             /* ET_FMT_ACT */
+    {8, 0, -8, 0, UINT8_MAX},             /* ET_FMT_INPUT */
+    {8, 1, -7, INT8_MIN, INT8_MAX},       /* ET_FMT_GRAD */
+    {8, 1, -6, INT8_MIN, INT8_MAX},       /* ET_FMT_BN_OUT */
+    {16, 1, -9, INT16_MIN, INT16_MAX},    /* ET_FMT_BN_SQ */
+    {32, 1, 0, INT32_MIN, INT32_MAX},     /* ET_FMT_ACC32 */
+    {64, 1, 0, INT64_MIN, INT64_MAX},     /* ET_FMT_ACC64 */
+};
+
+et_status_t et_format_get(int id, et_format_t *out)
+{
+    if (out == NULL || id < 0 || id >= ET_FMT_COUNT) {
+        return ET_ERR_ARG;
+    }
+    *out = et_format_table[id];
+    return ET_OK;
+}
+
+/* ---- the rounding rule and the saturation rule -------------------------- */
+
+int64_t et_round_shift_s64(int64_t x, int shift)
+{
+    if (shift <= 0) {
+        /* Exact multiplication by 2^-shift, saturated. */
+        int k = shift < -64 ? 64 : -shift;
+        if (x == 0 || k == 0) {
+            return x;
+        }
+        if (k >= 63) {
+            /* Only x == -1 with k == 63 fits: -2^63. */
+            return (k == 63 && x == -1) ? INT64_MIN : (x > 0 ? INT64_MAX : INT64_MIN);
+        }
+        if (x > (INT64_MAX >> k)) {
+            return INT64_MAX;
+        }
+        if (x < (INT64_MIN >> k)) {
+            return INT64_MIN;
+        }
+        return (int64_t)((uint64_t)x << k);
+    }
+    if (shift >= 64) {
+        /* |x| * 2^-64 <= 1/2: only INT64_MIN reaches the tie at -1/2 (and only at 64). */
+        return (shift == 64 && x == INT64_MIN) ? -1 : 0;
+    }
+    {
+        /* floor quotient and its remainder in [0, 2^shift); no overflow anywhere. */
+        int64_t q = x >> shift;
+        uint64_t r = (uint64_t)x & ((UINT64_C(1) << shift) - 1u);
+        uint64_t half = UINT64_C(1) << (shift - 1);
+        if (r > half || (r == half && x >= 0)) {
+            q += 1;
+        }
+        return q;
+    }
+}
+
+int64_t et_saturate_s64(int64_t x, int64_t lo, int64_t hi)
+{
+    if (lo > hi) {
+        return lo;
+    }
+    if (x < lo) {
+        return lo;
+    }
+    if (x > hi) {
+        return hi;
+    }
+    return x;
+}
+
+et_status_t et_requantize(int64_t x, int shift, int fmt, int64_t *out)
+{
+    if (out == NULL || fmt < 0 || fmt >= ET_FMT_COUNT) {
+        return ET_ERR_ARG;
+    }
+    *out = et_saturate_s64(et_round_shift_s64(x, shift), et_format_table[fmt].qmin,
+                           et_format_table[fmt].qmax);
+    return ET_OK;
+}
+
+/* ---- integer helpers ------------------------------------------------------ */
+
+uint32_t et_isqrt_u64(uint64_t x)
+{
+    /* Digit-by-digit (base 4) method: exact floor, no division. */
+    uint64_t root = 0;
+    uint64_t bit = UINT64_C(1) << 62;
+    while (bit > x) {
+        bit >>= 2;
+    }
+    while (bit != 0) {
+        if (x >= root + bit) {
+            x -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return (uint32_t)root;
+}
+
+uint32_t et_isqrt_u32(uint32_t x)
+{
+    uint32_t root = 0;
+    uint32_t bit = UINT32_C(1) << 30;
+    while (bit > x) {
+        bit >>= 2;
+    }
+    while (bit != 0) {
+        if (x >= root + bit) {
+            x -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return root;
+}
+
+et_status_t et_div_trunc_s64(int64_t num, int64_t den, int64_t *quot)
+{
+    if (quot == NULL || den == 0) {
+        return ET_ERR_ARG;
+    }
+    if (num == INT64_MIN && den == -1) {
+        return ET_ERR_RANGE;
+    }
+    *quot = num / den;
+    return ET_OK;
+}
+
+et_status_t et_div_round_s64(int64_t num, int64_t den, int64_t *quot)
+{
+    int64_t q;
+    int64_t r;
+    uint64_t abs_r;
+    uint64_t abs_den;
+    if (quot == NULL || den == 0) {
+        return ET_ERR_ARG;
+    }
+    if (num == INT64_MIN && den == -1) {
+        return ET_ERR_RANGE;
+    }
+    q = num / den;
+    r = num % den; /* same sign as num */
+    abs_r = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
+    abs_den = den < 0 ? (uint64_t)0 - (uint64_t)den : (uint64_t)den;
+    /* |r| / |den| >= 1/2, compared without overflow. */
+    if (abs_r >= abs_den - abs_r) {
+        q += ((num < 0) == (den < 0)) ? 1 : -1;
+    }
+    *quot = q;
+    return ET_OK;
+}
+
+int et_clz_u32(uint32_t x)
+{
+    int n = 0;
+    if (x == 0) {
+        return 32;
+    }
+    while ((x & UINT32_C(0x80000000)) == 0) {
+        x <<= 1;
+        n++;
+    }
+    return n;
+}
+
+int et_clz_u64(uint64_t x)
+{
+    uint32_t hi = (uint32_t)(x >> 32);
+    return hi != 0 ? et_clz_u32(hi) : 32 + et_clz_u32((uint32_t)x);
+}
+
+int et_norm_shift_u64(uint64_t mag, int bits)
+{
+    int width;
+    if (mag == 0) {
+        return 0;
+    }
+    if (bits < 1) {
+        bits = 1;
+    } else if (bits > 63) {
+        bits = 63;
+    }
+    width = 64 - et_clz_u64(mag); /* mag in [2^(width-1), 2^width) */
+    return width - bits;
+}
+
+/* ---- seeded integer PRNG -------------------------------------------------- */
+
+et_status_t et_prng_seed(et_prng_t *prng, uint32_t seed)
+{
+    uint32_t h = seed;
+    if (prng == NULL) {
+        return ET_ERR_ARG;
+    }
+    h ^= h >> 16;
+    h *= UINT32_C(0x85EBCA6B);
+    h ^= h >> 13;
+    h *= UINT32_C(0xC2B2AE35);
+    h ^= h >> 16;
+    prng->state = h != 0 ? h : UINT32_C(0x9E3779B9);
+    return ET_OK;
+}
+
+et_status_t et_prng_next_u32(et_prng_t *prng, uint32_t *out)
+{
+    uint32_t s;
+    if (prng == NULL || out == NULL || prng->state == 0) {
+        return ET_ERR_ARG;
+    }
+    s = prng->state;
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    prng->state = s;
+    *out = s;
+    return ET_OK;
+}
+
+/* ---- block floating point ------------------------------------------------- */
+
+/* Exponent arguments are kept to the int16 range, so sums of two never overflow an int. */
+#define ET_EXP_OK(e) ((e) >= INT16_MIN && (e) <= INT16_MAX)
+
+static uint64_t et_abs_u64(int64_t v)
+{
+    return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+}
+
+static int16_t et_sat_s16(int64_t v)
+{
+    return (int16_t)et_saturate_s64(v, INT16_MIN, INT16_MAX);
+}
+
+/* Shared tail of the normalise functions once the largest magnitude is known. */
+static et_status_t et_bfp16_pick_exp(uint64_t max_mag, int src_exp, int *shift, int *exp)
+{
+    int32_t e;
+    *shift = et_norm_shift_u64(max_mag, 15);
+    e = max_mag == 0 ? 0 : (int32_t)src_exp + *shift;
+    if (e < INT16_MIN || e > INT16_MAX) {
+        return ET_ERR_RANGE;
+    }
+    *exp = (int)e;
+    return ET_OK;
+}
+
+et_status_t et_bfp16_normalize_s32(et_bfp16_t *dst, const int32_t *src, int src_exp)
+{
+    uint64_t max_mag = 0;
+    uint16_t i;
+    int shift;
+    int exp;
+    et_status_t st;
+    if (dst == NULL || dst->mant == NULL || src == NULL || dst->len == 0 || !ET_EXP_OK(src_exp)) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < dst->len; i++) {
+        uint64_t m = et_abs_u64(src[i]);
+        max_mag = m > max_mag ? m : max_mag;
+    }
+    st = et_bfp16_pick_exp(max_mag, src_exp, &shift, &exp);
+    if (st != ET_OK) {
+        return st;
+    }
+    for (i = 0; i < dst->len; i++) {
+        dst->mant[i] = et_sat_s16(et_round_shift_s64(src[i], shift));
+    }
+    dst->exp = (int16_t)exp;
+    return ET_OK;
+}
+
+et_status_t et_bfp16_normalize_s64(et_bfp16_t *dst, const int64_t *src, int src_exp)
+{
+    uint64_t max_mag = 0;
+    uint16_t i;
+    int shift;
+    int exp;
+    et_status_t st;
+    if (dst == NULL || dst->mant == NULL || src == NULL || dst->len == 0 || !ET_EXP_OK(src_exp)) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < dst->len; i++) {
+        uint64_t m = et_abs_u64(src[i]);
+        max_mag = m > max_mag ? m : max_mag;
+    }
+    st = et_bfp16_pick_exp(max_mag, src_exp, &shift, &exp);
+    if (st != ET_OK) {
+        return st;
+    }
+    for (i = 0; i < dst->len; i++) {
+        dst->mant[i] = et_sat_s16(et_round_shift_s64(src[i], shift));
+    }
+    dst->exp = (int16_t)exp;
+    return ET_OK;
+}
+
+et_status_t et_bfp16_renormalize(et_bfp16_t *v)
+{
+    uint64_t max_mag = 0;
+    uint16_t i;
+    int shift;
+    int exp;
+    et_status_t st;
+    if (v == NULL || v->mant == NULL || v->len == 0) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < v->len; i++) {
+        uint64_t m = et_abs_u64(v->mant[i]);
+        max_mag = m > max_mag ? m : max_mag;
+    }
+    st = et_bfp16_pick_exp(max_mag, v->exp, &shift, &exp);
+    if (st != ET_OK) {
+        return st;
+    }
+    for (i = 0; i < v->len; i++) {
+        v->mant[i] = et_sat_s16(et_round_shift_s64(v->mant[i], shift));
+    }
+    v->exp = (int16_t)exp;
+    return ET_OK;
+}
+
+et_status_t et_bfp16_dot(const et_bfp16_t *a, const et_bfp16_t *b, int64_t *acc, int *exp)
+{
+    int64_t sum = 0;
+    uint16_t i;
+    if (a == NULL || b == NULL || acc == NULL || exp == NULL || a->mant == NULL ||
+        b->mant == NULL || a->len != b->len) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < a->len; i++) {
+        sum += (int32_t)a->mant[i] * (int32_t)b->mant[i];
+    }
+    *acc = sum;
+    *exp = (int)a->exp + (int)b->exp;
+    return ET_OK;
+}
+
+et_status_t et_bfp16_dot_s32(const et_bfp16_t *a, const int32_t *x, int x_exp, int64_t *acc, int *exp)
+{
+    int64_t sum = 0;
+    uint16_t i;
+    if (a == NULL || x == NULL || acc == NULL || exp == NULL || a->mant == NULL || !ET_EXP_OK(x_exp)) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < a->len; i++) {
+        sum += (int64_t)a->mant[i] * (int64_t)x[i];
+    }
+    *acc = sum;
+    *exp = (int)a->exp + x_exp;
+    return ET_OK;
+}
+
+static int64_t et_add_sat_s64(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b) {
+        return INT64_MAX;
+    }
+    if (b < 0 && a < INT64_MIN - b) {
+        return INT64_MIN;
+    }
+    return a + b;
+}
+
+et_status_t et_bfp16_axpy_s32(int32_t *y, int y_exp, int32_t alpha, int alpha_exp, const et_bfp16_t *x)
+{
+    uint16_t i;
+    int shift;
+    if (y == NULL || x == NULL || x->mant == NULL || !ET_EXP_OK(y_exp) || !ET_EXP_OK(alpha_exp)) {
+        return ET_ERR_ARG;
+    }
+    shift = y_exp - alpha_exp - (int)x->exp;
+    for (i = 0; i < x->len; i++) {
+        int64_t term = et_round_shift_s64((int64_t)alpha * x->mant[i], shift);
+        y[i] = (int32_t)et_saturate_s64(et_add_sat_s64(y[i], term), INT32_MIN, INT32_MAX);
+    }
+    return ET_OK;
+}
+
+et_status_t et_bfp16_axpy_s64(int64_t *y, int y_exp, int32_t alpha, int alpha_exp, const et_bfp16_t *x)
+{
+    uint16_t i;
+    int shift;
+    if (y == NULL || x == NULL || x->mant == NULL || !ET_EXP_OK(y_exp) || !ET_EXP_OK(alpha_exp)) {
+        return ET_ERR_ARG;
+    }
+    shift = y_exp - alpha_exp - (int)x->exp;
+    for (i = 0; i < x->len; i++) {
+        y[i] = et_add_sat_s64(y[i], et_round_shift_s64((int64_t)alpha * x->mant[i], shift));
+    }
+    return ET_OK;
+}

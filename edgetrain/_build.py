@@ -1,0 +1,85 @@
+"""cffi builder for ``edgetrain._core`` (out-of-line API mode).
+
+The declarations handed to cffi are read from the public C headers themselves,
+so the headers stay the one description of the C API. Headers are written in
+the subset cffi parses: preprocessor lines other than integer ``#define``
+constants are dropped here, and so are comments.
+
+Environment switches (read at build time):
+  EDGETRAIN_SANITIZE=1  build the core with -fsanitize=address,undefined
+  EDGETRAIN_DEBUG=1     build with -O0 -g
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from cffi import FFI
+
+ROOT = Path(__file__).resolve().parent.parent
+CSRC = ROOT / "csrc"
+INCLUDE = CSRC / "include"
+
+# Public headers in dependency order; the umbrella header includes them all.
+HEADERS = ["et_status.h", "et_fixed.h"]
+
+# The core (portable, integer only) plus host-only helpers compiled into the extension.
+SOURCE_DIRS = [CSRC / "src", CSRC / "host"]
+
+WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wshadow"]
+
+
+def cdef_text(header: Path) -> str:
+    text = header.read_text()
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    kept = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            # Keep integer constants; drop guards, includes and conditionals.
+            if re.match(r"#\s*define\s+\w+\s+\(?-?(0x[0-9A-Fa-f]+|\d+)[uUlL]*\)?\s*$", stripped):
+                kept.append(stripped)
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def compile_args() -> tuple[list[str], list[str]]:
+    cflags = ["-std=c99", *WARNINGS]
+    ldflags: list[str] = []
+    if os.environ.get("EDGETRAIN_DEBUG") == "1":
+        cflags += ["-O0", "-g"]
+    else:
+        cflags += ["-O2"]
+    if os.environ.get("EDGETRAIN_SANITIZE") == "1":
+        san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+        cflags += san + ["-g"]
+        ldflags += san
+    return cflags, ldflags
+
+
+def sources() -> list[str]:
+    found = []
+    for d in SOURCE_DIRS:
+        if d.is_dir():
+            found += sorted(str(p.relative_to(ROOT)) for p in d.glob("*.c"))
+    return found
+
+
+ffibuilder = FFI()
+ffibuilder.cdef("\n".join(cdef_text(INCLUDE / "edgetrain" / h) for h in HEADERS))
+_cflags, _ldflags = compile_args()
+ffibuilder.set_source(
+    "edgetrain._core",
+    '#include "edgetrain/edgetrain.h"\n',
+    sources=sources(),
+    include_dirs=[str(INCLUDE.relative_to(ROOT))],
+    extra_compile_args=_cflags,
+    extra_link_args=_ldflags,
+)
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    ffibuilder.compile(verbose=True)

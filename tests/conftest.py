@@ -1,0 +1,47 @@
+"""Shared test plumbing: the C core handle and a count of C-vs-twin comparisons."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Hypothesis profiles: the default is thorough enough for CI; "quick" for the
+# sanitizer pass, which runs every C call an order of magnitude slower.
+settings.register_profile("default", max_examples=300, deadline=None)
+settings.register_profile("quick", max_examples=60, deadline=None)
+settings.load_profile(os.environ.get("EDGETRAIN_HYPOTHESIS", "default"))
+
+
+class TwinCounter:
+    """Counts every C-vs-twin equality check, reported at the end of the run."""
+
+    def __init__(self) -> None:
+        self.cases = 0
+
+    def equal(self, c_value, twin_value, what: str = "") -> None:
+        self.cases += 1
+        assert c_value == twin_value, f"C and twin differ{' in ' + what if what else ''}: C={c_value!r} twin={twin_value!r}"
+
+
+TWIN = TwinCounter()
+
+
+@pytest.fixture(scope="session")
+def twin() -> TwinCounter:
+    return TWIN
+
+
+@pytest.fixture(scope="session")
+def core():
+    from edgetrain.core import ffi, lib
+
+    return ffi, lib
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TWIN.cases:
+        terminalreporter.write_line(f"C-vs-twin exact comparisons: {TWIN.cases}")
