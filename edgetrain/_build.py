@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CSRC = ROOT / "csrc"
 INCLUDE = CSRC / "include"
 
-# Public headers in dependency order; the umbrella header includes them all.
-HEADERS = ["et_status.h", "et_fixed.h"]
+
+def public_headers() -> list[str]:
+    """The headers the umbrella edgetrain.h includes, in its order (dependency order)."""
+    umbrella = (INCLUDE / "edgetrain" / "edgetrain.h").read_text()
+    return re.findall(r'^#include "(et_\w+\.h)"', umbrella, flags=re.M)
 
 # The core (portable, integer only) plus host-only helpers compiled into the extension.
 SOURCE_DIRS = [CSRC / "src", CSRC / "host"]
@@ -69,7 +72,7 @@ def sources() -> list[str]:
 
 
 ffibuilder = FFI()
-ffibuilder.cdef("\n".join(cdef_text(INCLUDE / "edgetrain" / h) for h in HEADERS))
+ffibuilder.cdef("\n".join(cdef_text(INCLUDE / "edgetrain" / h) for h in public_headers()))
 _cflags, _ldflags = compile_args()
 ffibuilder.set_source(
     "edgetrain._core",

@@ -7,5 +7,7 @@
 
 #include "et_status.h"
 #include "et_fixed.h"
+#include "et_model.h"
+#include "et_nvm.h"
 
 #endif /* EDGETRAIN_EDGETRAIN_H */

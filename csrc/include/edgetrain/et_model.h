@@ -1,0 +1,71 @@
+/*
+ * edgetrain — the model description: a static table of layers whose tensors
+ * (weights, biases, batch-norm parameters) are referenced by byte offset into
+ * a model image that lies in (memory-mapped) NVM.
+ *
+ * Activations are HWC (channels last). Conv weights are OHWI:
+ * [out_c][k][k][in_c], so a conv layer is an n x m matrix with n = out_c and
+ * m = k*k*in_c, the im2col row order. Dense weights are [n][m].
+ * Numeric formats are the et_format_id_t of et_fixed.h.
+ */
+#ifndef EDGETRAIN_ET_MODEL_H
+#define EDGETRAIN_ET_MODEL_H
+
+#include <stdint.h>
+
+#include "et_status.h"
+
+/* Most layers a model table holds (a model is a static table: no allocation). */
+#define ET_MAX_LAYERS 32
+
+/* Offset value meaning "this layer has no such tensor". */
+#define ET_NO_TENSOR 0xFFFFFFFF
+
+typedef enum {
+    ET_LAYER_CONV2D = 1,     /* k x k convolution, stride 1; int8 weights, int16 bias, fused activation */
+    ET_LAYER_DENSE = 2,      /* fully connected; int8 weights [n][m], int16 bias [n], fused activation */
+    ET_LAYER_MAXPOOL2 = 3,   /* 2 x 2 max pooling, stride 2 (odd trailing row/column dropped) */
+    ET_LAYER_BATCHNORM = 4,  /* streaming batch norm, per channel */
+    ET_LAYER_FLATTEN = 5,    /* HWC -> vector; no data movement */
+    ET_LAYER_SOFTMAX_CE = 6  /* softmax cross-entropy head; must be last */
+} et_layer_kind_t;
+
+typedef enum {
+    ET_ACT_NONE = 0, /* output is the int16 pre-activation (ET_FMT_BIAS), e.g. the logits */
+    ET_ACT_RELU = 1  /* output is ReLU + activation quantizer (ET_FMT_ACT) */
+} et_activation_t;
+
+typedef enum {
+    ET_PAD_VALID = 0, /* no padding: out = in - k + 1 */
+    ET_PAD_SAME = 1   /* zero padding (k-1)/2 on each side, k odd: out = in */
+} et_padding_t;
+
+/* Shape and element format of one activation tensor. */
+typedef struct {
+    uint16_t h;  /* rows, >= 1 */
+    uint16_t w;  /* columns, >= 1 */
+    uint16_t c;  /* channels, >= 1 */
+    uint8_t fmt; /* et_format_id_t of every element */
+} et_shape_t;
+
+typedef struct {
+    uint8_t kind;        /* et_layer_kind_t */
+    uint8_t activation;  /* et_activation_t (conv, dense) */
+    uint8_t padding;     /* et_padding_t (conv) */
+    uint8_t kernel;      /* conv kernel size k, 1..15 odd for SAME */
+    int8_t alpha_shift;  /* layer scale alpha = 2^-alpha_shift (conv, dense), 0..15 */
+    et_shape_t in;       /* input tensor */
+    et_shape_t out;      /* output tensor */
+    uint32_t weight_offset; /* image offset of the int8 weights, or ET_NO_TENSOR */
+    uint32_t bias_offset;   /* image offset of the int16 biases, or ET_NO_TENSOR */
+    uint32_t bn_offset;     /* image offset of BN gamma[c], beta[c], mean[c], meansq[c] (int16 each) */
+} et_layer_t;
+
+typedef struct {
+    const uint8_t *image; /* the model image (tensors addressed by the offsets above) */
+    uint32_t image_size;  /* bytes */
+    uint16_t n_layers;    /* 1..ET_MAX_LAYERS */
+    et_layer_t layers[ET_MAX_LAYERS];
+} et_model_t;
+
+#endif /* EDGETRAIN_ET_MODEL_H */

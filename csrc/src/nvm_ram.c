@@ -1,0 +1,61 @@
+/*
+ * edgetrain — plain-memory NVM HAL: writes land in a RAM buffer and are
+ * counted. Used by host tests and by firmware that keeps a model in RAM.
+ */
+#include <string.h>
+
+#include "edgetrain/et_nvm.h"
+
+/* The region is caller-owned writable memory; base is its read view. */
+static uint8_t *et_nvm_ram_mem(et_nvm_t *nvm)
+{
+    return (uint8_t *)(uintptr_t)nvm->base;
+}
+
+static et_status_t et_nvm_ram_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *data, uint32_t len)
+{
+    et_nvm_ram_stats_t *stats;
+    uint8_t *mem;
+    uint32_t i;
+    if (nvm == NULL || data == NULL || nvm->ctx == NULL || offset > nvm->size || len > nvm->size - offset) {
+        return ET_ERR_ARG;
+    }
+    stats = (et_nvm_ram_stats_t *)nvm->ctx;
+    mem = et_nvm_ram_mem(nvm) + offset;
+    for (i = 0; i < len; i++) {
+        stats->bytes_changed += mem[i] != data[i];
+        mem[i] = data[i];
+    }
+    stats->program_calls += 1;
+    stats->bytes_programmed += len;
+    return ET_OK;
+}
+
+static et_status_t et_nvm_ram_erase(et_nvm_t *nvm, uint32_t offset, uint32_t len)
+{
+    et_nvm_ram_stats_t *stats;
+    if (nvm == NULL || nvm->ctx == NULL || offset > nvm->size || len > nvm->size - offset) {
+        return ET_ERR_ARG;
+    }
+    stats = (et_nvm_ram_stats_t *)nvm->ctx;
+    memset(et_nvm_ram_mem(nvm) + offset, nvm->erased_value, len);
+    stats->erase_calls += 1;
+    return ET_OK;
+}
+
+et_status_t et_nvm_ram_init(et_nvm_t *nvm, uint8_t *mem, uint32_t size, et_nvm_ram_stats_t *stats)
+{
+    if (nvm == NULL || mem == NULL || stats == NULL || size == 0) {
+        return ET_ERR_ARG;
+    }
+    memset(stats, 0, sizeof(*stats));
+    nvm->base = mem;
+    nvm->size = size;
+    nvm->program_unit = 1;
+    nvm->erase_unit = 0;
+    nvm->erased_value = 0xFF;
+    nvm->program = et_nvm_ram_program;
+    nvm->erase = et_nvm_ram_erase;
+    nvm->ctx = stats;
+    return ET_OK;
+}

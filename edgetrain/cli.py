@@ -1,0 +1,47 @@
+"""The ``edgetrain`` command line (contract: ../docs/cli.md).
+
+Each subcommand lives in its own module under ``edgetrain.commands`` and
+exposes ``register(subparsers)``, which adds its parser and sets
+``func(args) -> int`` as the handler. Typed edgetrain errors become one clear
+line on stderr and exit status 2; nothing else is caught.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import EdgetrainError
+
+# Subcommand modules, in the order `edgetrain --help` lists them.
+COMMAND_MODULES: list[str] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edgetrain",
+        description="On-device training for microcontrollers whose weights live in NVM.",
+    )
+    parser.add_argument("--version", action="version", version=f"edgetrain {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"edgetrain.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except EdgetrainError as exc:
+        print(f"edgetrain {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

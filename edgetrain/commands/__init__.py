@@ -1,0 +1,1 @@
+"""One module per ``edgetrain`` subcommand; see edgetrain/cli.py."""
