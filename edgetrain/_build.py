@@ -41,12 +41,16 @@ def cdef_text(header: Path) -> str:
     for line in text.splitlines():
         stripped = line.strip()
         if stripped.startswith("#"):
-            # Keep integer constants; drop guards, includes and conditionals.
-            if re.match(r"#\s*define\s+\w+\s+\(?-?(0x[0-9A-Fa-f]+|\d+)[uUlL]*\)?\s*$", stripped):
-                kept.append(stripped)
+            # Integer constants become `#define NAME ...`: in API mode the C
+            # compiler supplies the value. Guards, includes and conditionals go.
+            m = re.match(r"#\s*define\s+(\w+)\s+\(?\s*-?\s*(0x[0-9A-Fa-f]+|\d+)[uUlL]*\s*\)?\s*$", stripped)
+            if m:
+                kept.append(f"#define {m.group(1)} ...")
             continue
         kept.append(line)
-    return "\n".join(kept)
+    text = "\n".join(kept)
+    # Array lengths given by a macro are completed by the compiler too.
+    return re.sub(r"\[\s*[A-Z_][A-Z0-9_]*\s*\]", "[...]", text)
 
 
 def compile_args() -> tuple[list[str], list[str]]:
