@@ -68,4 +68,27 @@ typedef struct {
     et_layer_t layers[ET_MAX_LAYERS];
 } et_model_t;
 
+/*
+ * Check a model table against its image before anything uses it:
+ *  - 1..ET_MAX_LAYERS layers; known kinds, activations, paddings, formats;
+ *  - the first input is ET_FMT_INPUT; each layer's input equals the previous
+ *    layer's output (h, w, c, fmt); the last layer, and only it, is SOFTMAX_CE;
+ *  - per kind: output shape and format follow from the input (conv VALID:
+ *    in - k + 1; SAME: k odd, same size; pool: floor(in / 2); flatten:
+ *    1 x 1 x h*w*c; conv/dense output ET_FMT_ACT with ReLU, ET_FMT_BIAS
+ *    without; BN: ET_FMT_ACT in, ET_FMT_BN_OUT out; dense and the head take
+ *    1 x 1 x n inputs); alpha_shift 0..15, kernel 1..15;
+ *  - tensors: present exactly where the kind needs them, inside the image,
+ *    int16 tensors at even offsets, no two tensors overlapping.
+ * Returns ET_OK; ET_ERR_ARG for NULL; ET_ERR_UNSUPPORTED for an unknown kind,
+ * activation, padding or format; ET_ERR_CORRUPT for anything inconsistent.
+ * On failure *bad_layer (if not NULL) is the index of the offending layer
+ * (n_layers for a whole-model problem).
+ */
+et_status_t et_model_check(const et_model_t *model, uint16_t *bad_layer);
+
+/* Bytes of each tensor of a layer (0 when the kind has none). ET_ERR_ARG for NULL. */
+et_status_t et_layer_tensor_bytes(const et_layer_t *layer, uint32_t *weight_bytes, uint32_t *bias_bytes,
+                                  uint32_t *bn_bytes);
+
 #endif /* EDGETRAIN_ET_MODEL_H */

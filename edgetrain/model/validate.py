@@ -1,0 +1,104 @@
+"""Python mirror of et_model_check (csrc/src/model.c), on a ``Model``.
+
+Raises the exception class matching the C status (CorruptError for an
+inconsistent table, UnsupportedError for an unknown kind/activation/padding/
+format) with a message naming the layer and what to fix. Image-level checks
+(offsets, alignment, overlaps) are the C function's; ``model_image`` builds
+images that pass them by construction.
+"""
+from __future__ import annotations
+
+from ..errors import CorruptError, UnsupportedError
+from ..reference import fixed
+from .description import MAX_LAYERS, Activation, Layer, LayerKind, Model, Padding, Shape
+
+
+def _fail(index: int, layer: Layer | None, what: str, cls=CorruptError):
+    label = f"layer {index}" + (f" ({layer.name or layer.kind.name.lower()})" if layer is not None else "")
+    raise cls(f"{label}: {what}")
+
+
+def _expected_tensor_shapes(layer: Layer) -> dict[str, tuple[int, ...] | None]:
+    i, o = layer.in_shape, layer.out_shape
+    if layer.kind == LayerKind.CONV2D:
+        return {"weights": (o.c, layer.kernel, layer.kernel, i.c), "bias": (o.c,), "bn": None}
+    if layer.kind == LayerKind.DENSE:
+        return {"weights": (o.c, i.c), "bias": (o.c,), "bn": None}
+    if layer.kind == LayerKind.BATCHNORM:
+        return {"weights": None, "bias": None, "bn": (4, i.c)}
+    return {"weights": None, "bias": None, "bn": None}
+
+
+def _check_layer(index: int, layer: Layer, is_last: bool) -> None:
+    i, o = layer.in_shape, layer.out_shape
+    try:
+        kind = LayerKind(layer.kind)
+    except ValueError:
+        _fail(index, None, f"unknown layer kind {layer.kind}", UnsupportedError)
+    for s, name in ((i, "input"), (o, "output")):
+        if min(s.h, s.w, s.c) < 1:
+            _fail(index, layer, f"{name} shape {s.h}x{s.w}x{s.c} has an empty dimension")
+        if s.fmt not in fixed.FORMATS:
+            _fail(index, layer, f"{name} format {s.fmt} is unknown", UnsupportedError)
+    if (kind == LayerKind.SOFTMAX_CE) != is_last:
+        _fail(index, layer, "the softmax cross-entropy head must be the last layer, and only the last")
+    if kind in (LayerKind.CONV2D, LayerKind.DENSE):
+        if layer.activation not in tuple(Activation):
+            _fail(index, layer, f"unknown activation {layer.activation}", UnsupportedError)
+        if i.fmt not in (fixed.FMT_INPUT, fixed.FMT_ACT, fixed.FMT_BN_OUT):
+            _fail(index, layer, f"input format {fixed.FORMAT_NAMES[i.fmt]} cannot feed a MAC layer", UnsupportedError)
+        if not 0 <= layer.alpha_shift <= 15:
+            _fail(index, layer, f"alpha_shift {layer.alpha_shift} is outside 0..15")
+        want = fixed.FMT_ACT if layer.activation == Activation.RELU else fixed.FMT_BIAS
+        if o.fmt != want:
+            _fail(index, layer, f"output format must be {fixed.FORMAT_NAMES[want]} for activation {Activation(layer.activation).name}")
+        if kind == LayerKind.DENSE:
+            if (i.h, i.w, o.h, o.w) != (1, 1, 1, 1):
+                _fail(index, layer, "a dense layer takes and gives 1x1xN tensors: put a flatten layer before it")
+        else:
+            k = layer.kernel
+            if not 1 <= k <= 15:
+                _fail(index, layer, f"kernel {k} is outside 1..15")
+            if layer.padding == Padding.VALID:
+                if i.h < k or i.w < k or (o.h, o.w) != (i.h - k + 1, i.w - k + 1):
+                    _fail(index, layer, f"valid {k}x{k} conv of {i.h}x{i.w} gives {i.h - k + 1}x{i.w - k + 1}, not {o.h}x{o.w}")
+            elif layer.padding == Padding.SAME:
+                if k % 2 == 0 or (o.h, o.w) != (i.h, i.w):
+                    _fail(index, layer, "same padding needs an odd kernel and keeps the spatial size")
+            else:
+                _fail(index, layer, f"unknown padding {layer.padding}", UnsupportedError)
+    elif kind == LayerKind.MAXPOOL2:
+        if i.h < 2 or i.w < 2 or (o.h, o.w, o.c, o.fmt) != (i.h // 2, i.w // 2, i.c, i.fmt):
+            _fail(index, layer, f"2x2 pooling of {i.h}x{i.w}x{i.c} gives {i.h // 2}x{i.w // 2}x{i.c}")
+    elif kind == LayerKind.BATCHNORM:
+        if i.fmt != fixed.FMT_ACT or o.fmt != fixed.FMT_BN_OUT or (o.h, o.w, o.c) != (i.h, i.w, i.c):
+            _fail(index, layer, "batch norm maps an activation tensor to a bn_out tensor of the same shape")
+    elif kind == LayerKind.FLATTEN:
+        if (o.h, o.w, o.c, o.fmt) != (1, 1, i.h * i.w * i.c, i.fmt):
+            _fail(index, layer, f"flatten of {i.h}x{i.w}x{i.c} gives 1x1x{i.h * i.w * i.c}")
+    elif kind == LayerKind.SOFTMAX_CE:
+        if (i.h, i.w) != (1, 1) or i.c < 2 or i.fmt != fixed.FMT_BIAS or i != o:
+            _fail(index, layer, "the head takes 1x1xN logits (N >= 2) in the bias format and gives the same shape")
+    for name, shape in _expected_tensor_shapes(layer).items():
+        tensor = getattr(layer, name)
+        if shape is None:
+            if tensor is not None:
+                _fail(index, layer, f"a {kind.name.lower()} layer has no {name} tensor")
+        elif tensor is None or tuple(tensor.shape) != shape:
+            got = None if tensor is None else tuple(tensor.shape)
+            _fail(index, layer, f"{name} must have shape {shape}, got {got}")
+
+
+def check_model(model: Model) -> None:
+    """Raise CorruptError/UnsupportedError if ``model`` would fail et_model_check."""
+    n = len(model.layers)
+    if not 1 <= n <= MAX_LAYERS:
+        raise CorruptError(f"model {model.name!r} has {n} layers; 1..{MAX_LAYERS} are allowed")
+    prev: Shape | None = None
+    for index, layer in enumerate(model.layers):
+        if prev is not None and layer.in_shape != prev:
+            _fail(index, layer, f"input {layer.in_shape} does not match the previous output {prev}")
+        _check_layer(index, layer, index == n - 1)
+        if index == 0 and layer.in_shape.fmt != fixed.FMT_INPUT:
+            _fail(0, layer, "the first layer must take the input format (uint8, LSB 2^-8)")
+        prev = layer.out_shape
