@@ -27,8 +27,17 @@ def public_headers() -> list[str]:
     umbrella = (INCLUDE / "edgetrain" / "edgetrain.h").read_text()
     return re.findall(r'^#include "(et_\w+\.h)"', umbrella, flags=re.M)
 
+HOST = CSRC / "host"
+
+
+def host_headers() -> list[Path]:
+    """Host-only headers (csrc/host/*.h, e.g. the emulator's accounting HAL): bound
+    into the extension, never part of the public include list firmware sees."""
+    return sorted(HOST.glob("*.h")) if HOST.is_dir() else []
+
+
 # The core (portable, integer only) plus host-only helpers compiled into the extension.
-SOURCE_DIRS = [CSRC / "src", CSRC / "host"]
+SOURCE_DIRS = [CSRC / "src", HOST]
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wshadow"]
 
@@ -76,13 +85,15 @@ def sources() -> list[str]:
 
 
 ffibuilder = FFI()
-ffibuilder.cdef("\n".join(cdef_text(INCLUDE / "edgetrain" / h) for h in public_headers()))
+ffibuilder.cdef(
+    "\n".join([cdef_text(INCLUDE / "edgetrain" / h) for h in public_headers()] + [cdef_text(h) for h in host_headers()])
+)
 _cflags, _ldflags = compile_args()
 ffibuilder.set_source(
     "edgetrain._core",
-    '#include "edgetrain/edgetrain.h"\n',
+    '#include "edgetrain/edgetrain.h"\n' + "".join(f'#include "{h.name}"\n' for h in host_headers()),
     sources=sources(),
-    include_dirs=[str(INCLUDE.relative_to(ROOT))],
+    include_dirs=[str(INCLUDE.relative_to(ROOT)), str(HOST.relative_to(ROOT))],
     extra_compile_args=_cflags,
     extra_link_args=_ldflags,
 )

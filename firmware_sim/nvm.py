@@ -1,0 +1,325 @@
+"""NVM technologies as data, and an emulated NVM region whose accounting runs in C.
+
+``Technology`` holds one technology's figures (loaded from
+``firmware_sim/data/technologies.toml``, every figure with its source);
+``NvmRegion`` is a region of that technology: the C HAL of
+``csrc/host/nvm_sim.c`` over buffers owned here, with its counters visible as
+NumPy views (no Python runs per write).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgetrain.core import ffi, lib
+from edgetrain.errors import ArgumentError, raise_for_status
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+DATA = Path(__file__).resolve().parent / "data" / "technologies.toml"
+
+CELLS = {"inplace": 0, "flash": 1}
+WEAROUT = {"stuck_last": 0, "stuck_pattern": 1}
+ENERGY_BASIS = {"bit": 0, "flip": 1}
+
+# Fields a memory map may override, with their types.
+OVERRIDABLE = {
+    "program_unit": int,
+    "erase_unit": int,
+    "erased_value": int,
+    "program_energy": float,
+    "energy_basis": str,
+    "read_energy": float,
+    "program_latency": float,
+    "erase_energy": float,
+    "erase_latency": float,
+    "endurance": float,
+    "endurance_sigma": float,
+    "wearout": str,
+    "stuck_pattern": int,
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number with where it comes from."""
+
+    value: object
+    what: str
+    source: str
+    year: int
+    assumption: bool
+
+
+@dataclass(frozen=True)
+class Technology:
+    """An NVM technology. Units: bytes, pJ per bit, ns per program unit, uJ and us per erase unit."""
+
+    name: str
+    description: str
+    cell: str
+    program_unit: int
+    program_energy: float
+    energy_basis: str
+    read_energy: float
+    program_latency: float
+    endurance: float
+    endurance_sigma: float
+    wearout: str
+    erase_unit: int = 0
+    erased_value: int = 0xFF
+    erase_energy: float = 0.0
+    erase_latency: float = 0.0
+    stuck_pattern: int = 0
+    figures: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_flash(self) -> bool:
+        return self.cell == "flash"
+
+    @property
+    def align(self) -> int:
+        """Bytes a region of this technology must be aligned to (erase unit for flash)."""
+        return self.erase_unit if self.is_flash else self.program_unit
+
+    def validate(self) -> "Technology":
+        where = f"technology {self.name!r}"
+        if self.cell not in CELLS:
+            raise ArgumentError(f"{where}: cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        pu = self.program_unit
+        if not (isinstance(pu, int) and 1 <= pu <= 4096 and pu & (pu - 1) == 0):
+            raise ArgumentError(f"{where}: program_unit must be a power of two in 1..4096 bytes, got {pu!r}")
+        if self.is_flash:
+            eu = self.erase_unit
+            if not (isinstance(eu, int) and eu >= pu and eu % pu == 0):
+                raise ArgumentError(f"{where}: flash needs erase_unit, a multiple of program_unit ({pu}), got {eu!r}")
+            if not 0 <= self.erased_value <= 255:
+                raise ArgumentError(f"{where}: erased_value must be a byte, got {self.erased_value!r}")
+        elif self.erase_unit not in (0, None):
+            raise ArgumentError(f"{where}: an in-place technology has no erase_unit; remove it (got {self.erase_unit})")
+        for name in ("program_energy", "read_energy", "program_latency", "erase_energy", "erase_latency", "endurance_sigma"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ArgumentError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
+        if not (isinstance(self.endurance, (int, float)) and self.endurance >= 1):
+            raise ArgumentError(f"{where}: endurance must be >= 1 wear event, got {self.endurance!r}")
+        if self.energy_basis not in ENERGY_BASIS:
+            raise ArgumentError(f"{where}: energy_basis must be one of {sorted(ENERGY_BASIS)}, got {self.energy_basis!r}")
+        if self.wearout not in WEAROUT:
+            raise ArgumentError(f"{where}: wearout must be one of {sorted(WEAROUT)}, got {self.wearout!r}")
+        if not 0 <= self.stuck_pattern <= 255:
+            raise ArgumentError(f"{where}: stuck_pattern must be a byte, got {self.stuck_pattern!r}")
+        return self
+
+    def replace(self, **overrides) -> "Technology":
+        """A copy with some figures changed (e.g. a tiny endurance for a wear test)."""
+        for key, value in overrides.items():
+            if key not in OVERRIDABLE:
+                raise ArgumentError(
+                    f"technology {self.name!r}: {key!r} cannot be overridden; choose from {sorted(OVERRIDABLE)}"
+                )
+            kind = OVERRIDABLE[key]
+            if kind is float and isinstance(value, int) and not isinstance(value, bool):
+                continue
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise ArgumentError(f"technology {self.name!r}: {key} must be {kind.__name__}, got {value!r}")
+        changed = {k: v for k, v in overrides.items()}
+        figures = {k: v for k, v in self.figures.items() if k not in changed}
+        return dataclasses.replace(self, figures=figures, **changed).validate()
+
+    def sim_config(self, size: int, seed: int = 0) -> dict:
+        """The et_nvm_sim_config_t fields for a region of ``size`` bytes."""
+        return {
+            "size": size,
+            "program_unit": self.program_unit,
+            "erase_unit": self.erase_unit if self.is_flash else 0,
+            "erased_value": self.erased_value,
+            "cell": CELLS[self.cell],
+            "wear": WEAROUT[self.wearout],
+            "stuck_pattern": self.stuck_pattern,
+            "energy_basis": ENERGY_BASIS[self.energy_basis],
+            "program_fj_per_bit": round(self.program_energy * 1000),
+            "erase_fj_per_unit": round(self.erase_energy * 1e9),
+            "program_ns_per_unit": round(self.program_latency),
+            "erase_ns_per_unit": round(self.erase_latency * 1000),
+            "seed": seed & 0xFFFFFFFF,
+        }
+
+
+def _figure(name: str, key: str, raw) -> Figure:
+    if not isinstance(raw, dict) or not {"value", "what", "source", "year", "assumption"} <= set(raw):
+        raise ArgumentError(
+            f"technology {name!r}: figure {key!r} must be a table with value, what, source, year, assumption"
+        )
+    return Figure(raw["value"], raw["what"], raw["source"], int(raw["year"]), bool(raw["assumption"]))
+
+
+def load_technologies(path: str | Path = DATA) -> dict[str, Technology]:
+    """Parse a technology table (the shipped one by default)."""
+    with open(path, "rb") as fh:
+        data = tomllib.load(fh)
+    out = {}
+    for name, entry in data.items():
+        figures = {k: _figure(name, k, v) for k, v in entry.items() if k not in ("description", "cell")}
+        values = {k: f.value for k, f in figures.items()}
+        unknown = set(values) - set(OVERRIDABLE)
+        if unknown:
+            raise ArgumentError(f"technology {name!r}: unknown fields {sorted(unknown)}")
+        out[name] = Technology(
+            name=name, description=entry.get("description", ""), cell=entry.get("cell", ""), figures=figures, **values
+        ).validate()
+    return out
+
+
+_TECHNOLOGIES: dict[str, Technology] | None = None
+
+
+def technologies() -> dict[str, Technology]:
+    """The shipped technologies by name (rram, mram, pcm, flash)."""
+    global _TECHNOLOGIES
+    if _TECHNOLOGIES is None:
+        _TECHNOLOGIES = load_technologies()
+    return dict(_TECHNOLOGIES)
+
+
+def technology(name: str) -> Technology:
+    known = technologies()
+    if name not in known:
+        raise ArgumentError(f"unknown NVM technology {name!r}; choose one of {sorted(known)}")
+    return known[name]
+
+
+def draw_endurance(tech: Technology, units: int, seed: int) -> np.ndarray:
+    """Per-wear-unit endurance: log10(e) ~ Normal(log10(median), sigma), rounded,
+    clipped to 1..2^32-1 (2^32-1 means "does not wear out in any run")."""
+    rng = np.random.default_rng(seed)
+    log_e = rng.normal(math.log10(tech.endurance), tech.endurance_sigma, units) if tech.endurance_sigma > 0 else np.full(units, math.log10(tech.endurance))
+    return np.clip(np.rint(10.0 ** np.minimum(log_e, 10.0)), 1, 2**32 - 1).astype(np.uint32)
+
+
+def _view(cdata, dtype) -> np.ndarray:
+    return np.frombuffer(ffi.buffer(cdata), dtype=dtype)
+
+
+TOTAL_FIELDS = (
+    "program_calls",
+    "erase_calls",
+    "bytes_programmed",
+    "bytes_erased",
+    "bits_flipped",
+    "energy_fj",
+    "busy_ns",
+    "worn_reports",
+    "cells_worn",
+    "rejected_programs",
+    "power_losses",
+)
+
+
+class NvmRegion:
+    """An emulated NVM region of one technology.
+
+    ``mem``, ``writes`` (per byte: program operations that covered it),
+    ``wear`` and ``endurance`` (per wear unit: a byte in place, an erase unit on
+    flash) and ``stuck`` (per byte: bits that no longer change) are NumPy views
+    of the C buffers. ``nvm`` is the ``et_nvm_t *`` to hand to the core.
+    The initial content is ``fill`` (default: erased_value on flash, 0x00 in place).
+    """
+
+    def __init__(self, tech: Technology, size: int, seed: int = 0, fill: int | None = None, name: str = "nvm"):
+        tech.validate()
+        self.tech = tech
+        self.name = name
+        if not isinstance(size, int) or size <= 0 or size % tech.align:
+            raise ArgumentError(
+                f"NVM region {name!r}: size {size!r} must be a positive multiple of {tech.align} bytes "
+                f"({'erase' if tech.is_flash else 'program'} unit of {tech.name})"
+            )
+        if size >= 2**32:
+            raise ArgumentError(f"NVM region {name!r}: size {size} does not fit a 32-bit address space")
+        self.size = size
+        self.seed = seed
+        cfg = ffi.new("et_nvm_sim_config_t *", tech.sim_config(size, seed))
+        units = ffi.new("uint32_t *")
+        raise_for_status(lib.et_nvm_sim_wear_units(cfg, units), f"et_nvm_sim_wear_units({tech.name}, size {size})")
+        self.wear_units = units[0]
+        self._mem = ffi.new("uint8_t[]", size)
+        self._writes = ffi.new("uint32_t[]", size)
+        self._wear = ffi.new("uint32_t[]", self.wear_units)
+        self._endurance = ffi.new("uint32_t[]", self.wear_units)
+        self._stuck = ffi.new("uint8_t[]", size)
+        self._buffers = ffi.new(
+            "et_nvm_sim_buffers_t *",
+            {"mem": self._mem, "writes": self._writes, "wear": self._wear, "endurance": self._endurance, "stuck": self._stuck},
+        )
+        self._totals = ffi.new("et_nvm_sim_totals_t *")
+        self.sim = ffi.new("et_nvm_sim_t *")
+        self.nvm = ffi.new("et_nvm_t *")
+        self._cfg = cfg
+        self.mem = _view(self._mem, np.uint8)
+        self.writes = _view(self._writes, np.uint32)
+        self.wear = _view(self._wear, np.uint32)
+        self.endurance = _view(self._endurance, np.uint32)
+        self.stuck = _view(self._stuck, np.uint8)
+        self.mem[:] = (tech.erased_value if tech.is_flash else 0) if fill is None else fill
+        self.endurance[:] = draw_endurance(tech, self.wear_units, seed)
+        raise_for_status(lib.et_nvm_sim_init(self.sim, self.nvm, cfg, self._buffers, self._totals), f"et_nvm_sim_init({name})")
+
+    # -- device operations ---------------------------------------------------
+    def program_status(self, offset: int, data: bytes) -> int:
+        """Program through the HAL and return the raw et_status_t."""
+        return self.nvm.program(self.nvm, offset, bytes(data), len(data))
+
+    def erase_status(self, offset: int, length: int) -> int:
+        if self.nvm.erase == ffi.NULL:
+            return lib.ET_ERR_ARG
+        return self.nvm.erase(self.nvm, offset, length)
+
+    def program(self, offset: int, data: bytes) -> None:
+        raise_for_status(self.program_status(offset, data), f"program of {len(data)} bytes at {self.name}+{offset:#x}")
+
+    def erase(self, offset: int, length: int) -> None:
+        raise_for_status(self.erase_status(offset, length), f"erase of {length} bytes at {self.name}+{offset:#x}")
+
+    # -- power ---------------------------------------------------------------
+    def arm_power_loss(self, ops: int) -> None:
+        """Make the ops-th program or erase from now fail mid-operation (0 disarms)."""
+        if not isinstance(ops, int) or ops < 0:
+            raise ArgumentError(f"power-loss countdown must be an int >= 0, got {ops!r}")
+        raise_for_status(lib.et_nvm_sim_set_powerloss(self.sim, ops), "et_nvm_sim_set_powerloss")
+
+    def reboot(self) -> None:
+        raise_for_status(lib.et_nvm_sim_reboot(self.sim), "et_nvm_sim_reboot")
+
+    @property
+    def powered(self) -> bool:
+        return bool(self.sim.powered)
+
+    # -- accounting ----------------------------------------------------------
+    def totals(self) -> dict[str, int]:
+        return {name: int(getattr(self._totals, name)) for name in TOTAL_FIELDS}
+
+    @property
+    def energy_j(self) -> float:
+        return self._totals.energy_fj * 1e-15
+
+    def wear_unit_bytes(self) -> int:
+        return self.tech.erase_unit if self.tech.is_flash else 1
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Copies of contents, wear and stuck masks (counters of writes and totals are not rewound)."""
+        return {"mem": self.mem.copy(), "wear": self.wear.copy(), "stuck": self.stuck.copy()}
+
+    def restore(self, snap: dict[str, np.ndarray]) -> None:
+        self.mem[:] = snap["mem"]
+        self.wear[:] = snap["wear"]
+        self.stuck[:] = snap["stuck"]
+        self.reboot()
