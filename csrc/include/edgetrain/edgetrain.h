@@ -10,5 +10,6 @@
 #include "et_maxnorm.h"
 #include "et_model.h"
 #include "et_nvm.h"
+#include "et_commit.h"
 
 #endif /* EDGETRAIN_EDGETRAIN_H */

@@ -1,0 +1,697 @@
+/*
+ * edgetrain — atomic weight commit (et_commit.h): A/B banks per tensor plus a
+ * ring of CRC-protected commit records.
+ */
+#include <string.h>
+
+#include "edgetrain/et_commit.h"
+
+#define ET_COMMIT_VERSION 0x31435445u /* "ETC1" */
+#define ET_NO_SLOT 0xFF
+
+/* ---- CRC-32 (IEEE 802.3, reflected, as zlib), nibble table --------------- */
+
+static const uint32_t et_crc_nibble[16] = {
+    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
+    0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
+
+/* Continue a CRC: start with crc = 0; the result of one call feeds the next. */
+static uint32_t et_crc32_update(uint32_t crc, const uint8_t *data, uint32_t len)
+{
+    uint32_t i;
+    crc = ~crc;
+    for (i = 0; i < len; i++) {
+        crc ^= data[i];
+        crc = (crc >> 4) ^ et_crc_nibble[crc & 15u];
+        crc = (crc >> 4) ^ et_crc_nibble[crc & 15u];
+    }
+    return ~crc;
+}
+
+static uint32_t et_crc32_u32(uint32_t crc, uint32_t v)
+{
+    uint8_t b[4];
+    b[0] = (uint8_t)v;
+    b[1] = (uint8_t)(v >> 8);
+    b[2] = (uint8_t)(v >> 16);
+    b[3] = (uint8_t)(v >> 24);
+    return et_crc32_update(crc, b, 4);
+}
+
+static uint32_t et_get_u32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+static void et_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t et_round_up(uint32_t v, uint32_t unit)
+{
+    return (v + unit - 1) / unit * unit;
+}
+
+/* ---- geometry and layout ------------------------------------------------- */
+
+static int et_geometry_ok(const et_nvm_t *nvm)
+{
+    uint32_t pu = nvm->program_unit;
+    if (nvm->base == NULL || nvm->program == NULL || pu == 0 || pu > 4096 || (pu & (pu - 1)) != 0) {
+        return 0;
+    }
+    if (nvm->erase_unit != 0 && (nvm->erase == NULL || nvm->erase_unit % pu != 0)) {
+        return 0;
+    }
+    return 1;
+}
+
+static uint32_t et_align_unit(const et_nvm_t *nvm)
+{
+    return nvm->erase_unit != 0 ? nvm->erase_unit : nvm->program_unit;
+}
+
+/*
+ * Fill c->tensors (offsets relative to area start + area_offset) and return
+ * the bytes used in *bytes (as uint64 so that nothing wraps).
+ */
+static et_status_t et_layout(et_commit_t *c, const et_model_t *model, const et_nvm_t *nvm, uint16_t ring_slots,
+                             uint32_t area_offset, uint64_t *bytes)
+{
+    uint32_t align = et_align_unit(nvm);
+    uint32_t rec = et_round_up(ET_COMMIT_RECORD_BYTES, nvm->program_unit);
+    uint64_t at = area_offset;
+    uint16_t i;
+    c->n_tensors = 0;
+    c->record_bytes = rec;
+    c->align = align;
+    for (i = 0; i < ET_MAX_LAYERS; i++) {
+        c->slot_of_layer[i] = ET_NO_SLOT;
+    }
+    for (i = 0; i < model->n_layers; i++) {
+        const et_layer_t *l = &model->layers[i];
+        et_commit_tensor_t *t;
+        uint32_t wb;
+        uint32_t bb;
+        uint32_t nb;
+        uint64_t ring_bytes;
+        (void)et_layer_tensor_bytes(l, &wb, &bb, &nb);
+        if (wb == 0) {
+            continue;
+        }
+        t = &c->tensors[c->n_tensors];
+        memset(t, 0, sizeof(*t));
+        t->layer = i;
+        t->rows = l->out.c;
+        t->row_bytes = wb / l->out.c;
+        t->bytes = wb;
+        t->bank_bytes = et_round_up(wb, align);
+        ring_bytes = (uint64_t)et_round_up((uint32_t)ring_slots * rec, align);
+        if (nvm->erase_unit != 0 && ring_bytes < 2u * (uint64_t)nvm->erase_unit) {
+            ring_bytes = 2u * (uint64_t)nvm->erase_unit;
+        }
+        t->ring_slots = (uint32_t)(ring_bytes / rec);
+        t->bank_offset[0] = (uint32_t)at;
+        at += t->bank_bytes;
+        t->bank_offset[1] = (uint32_t)at;
+        at += t->bank_bytes;
+        t->ring_offset = (uint32_t)at;
+        at += ring_bytes;
+        if (at > 0xFFFFFFFFu) {
+            return ET_ERR_NOMEM;
+        }
+        t->head = -1;
+        t->active_slot = -1;
+        t->active = ET_COMMIT_FACTORY;
+        t->next_seq = 1;
+        c->slot_of_layer[i] = (uint8_t)c->n_tensors;
+        c->n_tensors += 1;
+    }
+    *bytes = at - area_offset;
+    return ET_OK;
+}
+
+static et_status_t et_check_common(const et_model_t *model, const et_nvm_t *nvm, uint16_t ring_slots)
+{
+    et_status_t st;
+    if (model == NULL || nvm == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (ring_slots < ET_COMMIT_MIN_RING || ring_slots > ET_COMMIT_MAX_RING || !et_geometry_ok(nvm)) {
+        return ET_ERR_ARG;
+    }
+    st = et_model_check(model, NULL);
+    return st;
+}
+
+et_status_t et_commit_area_size(const et_model_t *model, const et_nvm_t *nvm, uint16_t ring_slots, uint32_t *bytes)
+{
+    et_commit_t scratch;
+    uint64_t need;
+    et_status_t st;
+    if (bytes == NULL) {
+        return ET_ERR_ARG;
+    }
+    st = et_check_common(model, nvm, ring_slots);
+    if (st != ET_OK) {
+        return st;
+    }
+    st = et_layout(&scratch, model, nvm, ring_slots, 0, &need);
+    if (st != ET_OK) {
+        return st;
+    }
+    *bytes = (uint32_t)need;
+    return ET_OK;
+}
+
+/* Staging buffer: one alignment unit, and at least one record slot. */
+static uint32_t et_buffer_need(const et_nvm_t *nvm)
+{
+    uint32_t align = et_align_unit(nvm);
+    uint32_t rec = et_round_up(ET_COMMIT_RECORD_BYTES, nvm->program_unit);
+    return align >= rec ? align : et_round_up(rec, align);
+}
+
+et_status_t et_commit_get_buffer_size(const et_nvm_t *nvm, uint32_t *bytes)
+{
+    if (nvm == NULL || bytes == NULL || !et_geometry_ok(nvm)) {
+        return ET_ERR_ARG;
+    }
+    *bytes = et_buffer_need(nvm);
+    return ET_OK;
+}
+
+/* ---- records ------------------------------------------------------------- */
+
+static uint32_t et_layout_tag(const et_commit_t *c)
+{
+    uint32_t crc = 0;
+    uint16_t i;
+    crc = et_crc32_u32(crc, ET_COMMIT_VERSION);
+    crc = et_crc32_u32(crc, c->cfg.model_id);
+    crc = et_crc32_u32(crc, c->record_bytes);
+    crc = et_crc32_u32(crc, c->align);
+    crc = et_crc32_u32(crc, c->n_tensors);
+    for (i = 0; i < c->n_tensors; i++) {
+        const et_commit_tensor_t *t = &c->tensors[i];
+        crc = et_crc32_u32(crc, t->layer);
+        crc = et_crc32_u32(crc, t->bytes);
+        crc = et_crc32_u32(crc, t->bank_offset[0]);
+        crc = et_crc32_u32(crc, t->bank_offset[1]);
+        crc = et_crc32_u32(crc, t->ring_offset);
+        crc = et_crc32_u32(crc, t->ring_slots);
+    }
+    return crc;
+}
+
+static uint32_t et_record_crc(uint32_t tag, const uint8_t *rec)
+{
+    return et_crc32_update(et_crc32_u32(0, tag), rec, 12);
+}
+
+/* 1 if the ring slot holds a valid record of tensor t; its fields go to *seq, *bank, *bank_crc. */
+static int et_record_read(const et_commit_t *c, const et_commit_tensor_t *t, uint32_t slot, uint32_t *seq,
+                          uint8_t *bank, uint32_t *bank_crc)
+{
+    const uint8_t *rec = c->nvm->base + t->ring_offset + slot * c->record_bytes;
+    uint32_t s = et_get_u32(rec);
+    uint32_t layer = (uint32_t)rec[4] | ((uint32_t)rec[5] << 8);
+    if (rec[7] != ET_COMMIT_MAGIC || rec[6] > ET_COMMIT_BANK_B || layer != t->layer || s == 0 ||
+        et_get_u32(rec + 12) != et_record_crc(c->tag, rec)) {
+        return 0;
+    }
+    *seq = s;
+    *bank = rec[6];
+    *bank_crc = et_get_u32(rec + 8);
+    return 1;
+}
+
+static void et_recover_tensor(et_commit_t *c, et_commit_tensor_t *t)
+{
+    uint32_t below = 0xFFFFFFFFu; /* only records with seq < below are still candidates */
+    uint32_t newest = 0;
+    uint32_t tries;
+    uint32_t s;
+    t->head = -1;
+    t->active_slot = -1;
+    t->active = ET_COMMIT_FACTORY;
+    t->seq = 0;
+    for (s = 0; s < t->ring_slots; s++) {
+        uint32_t seq;
+        uint8_t bank;
+        uint32_t crc;
+        if (et_record_read(c, t, s, &seq, &bank, &crc) && seq >= newest) {
+            newest = seq;
+            t->head = (int32_t)s;
+        }
+    }
+    t->next_seq = newest + 1;
+    /* Newest valid record whose bank matches its CRC; at most ring_slots candidates. */
+    for (tries = 0; tries < t->ring_slots; tries++) {
+        uint32_t best = 0;
+        int32_t best_slot = -1;
+        uint8_t best_bank = 0;
+        uint32_t best_crc = 0;
+        for (s = 0; s < t->ring_slots; s++) {
+            uint32_t seq;
+            uint8_t bank;
+            uint32_t crc;
+            if (et_record_read(c, t, s, &seq, &bank, &crc) && seq < below && seq > best) {
+                best = seq;
+                best_slot = (int32_t)s;
+                best_bank = bank;
+                best_crc = crc;
+            }
+        }
+        if (best_slot < 0) {
+            return; /* no (further) valid record: the factory image is active */
+        }
+        if (et_crc32_update(0, c->nvm->base + t->bank_offset[best_bank], t->bytes) == best_crc) {
+            t->active = best_bank;
+            t->active_slot = best_slot;
+            t->seq = best;
+            return;
+        }
+        c->stats.crc_fallbacks += 1;
+        below = best;
+    }
+}
+
+et_status_t et_commit_open(et_commit_t *c, const et_model_t *model, et_nvm_t *nvm, const et_commit_config_t *cfg,
+                           uint8_t *buffer, uint32_t buffer_size)
+{
+    et_commit_t fresh;
+    uint64_t need;
+    uint32_t align;
+    uint16_t i;
+    et_status_t st;
+    uintptr_t img_lo;
+    uintptr_t img_hi;
+    uintptr_t area_lo;
+    uintptr_t area_hi;
+    if (c == NULL || cfg == NULL || buffer == NULL) {
+        return ET_ERR_ARG;
+    }
+    st = et_check_common(model, nvm, cfg->ring_slots);
+    if (st != ET_OK) {
+        return st;
+    }
+    align = et_align_unit(nvm);
+    if (cfg->area_offset % align != 0 || cfg->area_offset > nvm->size || cfg->area_size > nvm->size - cfg->area_offset) {
+        return ET_ERR_ARG;
+    }
+    if (buffer_size < et_buffer_need(nvm) || buffer_size % align != 0) {
+        return buffer_size < et_buffer_need(nvm) ? ET_ERR_NOMEM : ET_ERR_ARG;
+    }
+    img_lo = (uintptr_t)model->image;
+    img_hi = img_lo + model->image_size;
+    area_lo = (uintptr_t)nvm->base + cfg->area_offset;
+    area_hi = area_lo + cfg->area_size;
+    if (img_lo < area_hi && area_lo < img_hi) {
+        return ET_ERR_ARG;
+    }
+    memset(&fresh, 0, sizeof(fresh));
+    fresh.model = model;
+    fresh.nvm = nvm;
+    fresh.cfg = *cfg;
+    st = et_layout(&fresh, model, nvm, cfg->ring_slots, cfg->area_offset, &need);
+    if (st != ET_OK) {
+        return st;
+    }
+    if (need > cfg->area_size) {
+        return ET_ERR_NOMEM;
+    }
+    fresh.area_bytes = (uint32_t)need;
+    fresh.tag = et_layout_tag(&fresh);
+    fresh.stage = buffer;
+    fresh.stage_size = buffer_size;
+    for (i = 0; i < fresh.n_tensors; i++) {
+        et_recover_tensor(&fresh, &fresh.tensors[i]);
+    }
+    *c = fresh;
+    return ET_OK;
+}
+
+static et_commit_tensor_t *et_tensor_of(const et_commit_t *c, uint16_t layer)
+{
+    if (c == NULL || c->model == NULL || layer >= ET_MAX_LAYERS || c->slot_of_layer[layer] == ET_NO_SLOT) {
+        return NULL;
+    }
+    return (et_commit_tensor_t *)&c->tensors[c->slot_of_layer[layer]];
+}
+
+static const uint8_t *et_active_bytes(const et_commit_t *c, const et_commit_tensor_t *t)
+{
+    if (t->active == ET_COMMIT_FACTORY) {
+        return c->model->image + c->model->layers[t->layer].weight_offset;
+    }
+    return c->nvm->base + t->bank_offset[t->active];
+}
+
+et_status_t et_commit_active_tensor(const et_commit_t *c, uint16_t layer, const int8_t **weights)
+{
+    const et_commit_tensor_t *t = et_tensor_of(c, layer);
+    if (t == NULL || weights == NULL) {
+        return ET_ERR_ARG;
+    }
+    *weights = (const int8_t *)et_active_bytes(c, t);
+    return ET_OK;
+}
+
+et_status_t et_commit_tensor_info(const et_commit_t *c, uint16_t layer, et_commit_tensor_t *info)
+{
+    const et_commit_tensor_t *t = et_tensor_of(c, layer);
+    if (t == NULL || info == NULL) {
+        return ET_ERR_ARG;
+    }
+    *info = *t;
+    return ET_OK;
+}
+
+et_status_t et_commit_get_stats(const et_commit_t *c, et_commit_stats_t *stats)
+{
+    if (c == NULL || stats == NULL) {
+        return ET_ERR_ARG;
+    }
+    *stats = c->stats;
+    return ET_OK;
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+/* A HAL answer: ET_ERR_WORN is counted and tolerated, anything else but ET_OK stops. */
+static et_status_t et_hal_result(et_commit_t *c, et_status_t st)
+{
+    if (st == ET_ERR_WORN) {
+        c->stats.worn_reports += 1;
+        return ET_OK;
+    }
+    return st;
+}
+
+static et_status_t et_program(et_commit_t *c, uint32_t offset, const uint8_t *data, uint32_t len)
+{
+    c->stats.program_ops += 1;
+    c->stats.bytes_programmed += len;
+    return c->nvm->program(c->nvm, offset, data, len);
+}
+
+/* Program the program units of [offset, offset + len) whose content differs from src, run by run. */
+static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_t *src, uint32_t len)
+{
+    uint32_t pu = c->nvm->program_unit;
+    uint32_t u = 0;
+    while (u < len) {
+        uint32_t run;
+        et_status_t st;
+        if (memcmp(c->nvm->base + offset + u, src + u, pu) == 0) {
+            u += pu;
+            continue;
+        }
+        run = u + pu;
+        while (run < len && memcmp(c->nvm->base + offset + run, src + run, pu) != 0) {
+            run += pu;
+        }
+        st = et_hal_result(c, et_program(c, offset + u, src + u, run - u));
+        if (st != ET_OK) {
+            return st;
+        }
+        u = run;
+    }
+    return ET_OK;
+}
+
+/* Write the staged bytes (len: a multiple of the alignment unit, or of the
+ * program unit without erase) to the target bank at stage_pos. */
+static et_status_t et_flush(et_commit_t *c, uint32_t len)
+{
+    const et_commit_tensor_t *t = &c->tensors[c->busy_slot];
+    uint32_t base = t->bank_offset[c->target] + c->stage_pos;
+    uint32_t eu = c->nvm->erase_unit;
+    uint32_t p;
+    et_status_t st;
+    if (eu == 0) {
+        return et_program_diff(c, base, c->stage, len);
+    }
+    for (p = 0; p < len; p += eu) {
+        const uint8_t *cur = c->nvm->base + base + p;
+        const uint8_t *want = c->stage + p;
+        uint32_t i;
+        int reachable = 1;
+        if (memcmp(cur, want, eu) == 0) {
+            continue;
+        }
+        for (i = 0; i < eu; i++) {
+            if ((uint8_t)(cur[i] & want[i]) != want[i]) {
+                reachable = 0;
+                break;
+            }
+        }
+        if (!reachable) {
+            c->stats.erase_ops += 1;
+            st = et_hal_result(c, c->nvm->erase(c->nvm, base + p, eu));
+            if (st != ET_OK) {
+                return st;
+            }
+        }
+        st = et_program_diff(c, base + p, want, eu);
+        if (st != ET_OK) {
+            return st;
+        }
+    }
+    return ET_OK;
+}
+
+/* Append n bytes of the new tensor to the stage, flushing whole stages. */
+static et_status_t et_feed(et_commit_t *c, const uint8_t *src, uint32_t n)
+{
+    while (n > 0) {
+        uint32_t take = c->stage_size - c->stage_fill;
+        et_status_t st;
+        if (take > n) {
+            take = n;
+        }
+        memcpy(c->stage + c->stage_fill, src, take);
+        c->stage_fill += take;
+        c->next_byte += take;
+        src += take;
+        n -= take;
+        if (c->stage_fill == c->stage_size) {
+            st = et_flush(c, c->stage_size);
+            if (st != ET_OK) {
+                return st;
+            }
+            c->stage_pos += c->stage_size;
+            c->stage_fill = 0;
+        }
+    }
+    return ET_OK;
+}
+
+/* Feed the active tensor's bytes [next_byte, upto): the rows the caller did not give. */
+static et_status_t et_feed_active(et_commit_t *c, const et_commit_tensor_t *t, uint32_t upto)
+{
+    const uint8_t *src = et_active_bytes(c, t);
+    return et_feed(c, src + c->next_byte, upto - c->next_byte);
+}
+
+static et_status_t et_fail(et_commit_t *c, et_status_t st)
+{
+    c->busy = 0;
+    return st;
+}
+
+static int et_slot_protected(const et_commit_tensor_t *t, uint32_t slot)
+{
+    return (int32_t)slot == t->head || (int32_t)slot == t->active_slot;
+}
+
+static int et_page_protected(const et_commit_t *c, const et_commit_tensor_t *t, uint32_t slot)
+{
+    uint32_t per_page = c->nvm->erase_unit / c->record_bytes;
+    uint32_t page = slot / per_page;
+    return (t->head >= 0 && (uint32_t)t->head / per_page == page) ||
+           (t->active_slot >= 0 && (uint32_t)t->active_slot / per_page == page);
+}
+
+static int et_slot_clean(const et_commit_t *c, uint32_t offset)
+{
+    uint32_t i;
+    for (i = 0; i < c->record_bytes; i++) {
+        if (c->nvm->base[offset + i] != c->nvm->erased_value) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Write the record to the next usable ring slot; returns the slot in *slot. */
+static et_status_t et_write_record(et_commit_t *c, et_commit_tensor_t *t, const uint8_t *rec, uint32_t *slot)
+{
+    uint32_t s = t->head < 0 ? 0 : ((uint32_t)t->head + 1) % t->ring_slots;
+    uint32_t tries;
+    uint32_t eu = c->nvm->erase_unit;
+    for (tries = 0; tries < t->ring_slots; tries++, s = (s + 1) % t->ring_slots) {
+        uint32_t off = t->ring_offset + s * c->record_bytes;
+        et_status_t st;
+        if (et_slot_protected(t, s)) {
+            continue;
+        }
+        if (eu != 0 && !et_slot_clean(c, off)) {
+            uint32_t page_off;
+            if (et_page_protected(c, t, s)) {
+                continue; /* a dirty slot beside a record we must keep: try the next one */
+            }
+            page_off = off - (off - t->ring_offset) % eu;
+            c->stats.erase_ops += 1;
+            st = et_hal_result(c, c->nvm->erase(c->nvm, page_off, eu));
+            if (st != ET_OK) {
+                return st;
+            }
+            if (!et_slot_clean(c, off)) {
+                c->stats.record_retries += 1;
+                continue;
+            }
+        }
+        c->stats.record_bytes += c->record_bytes;
+        st = et_hal_result(c, et_program(c, off, rec, c->record_bytes));
+        if (st != ET_OK) {
+            return st;
+        }
+        if (memcmp(c->nvm->base + off, rec, c->record_bytes) == 0) {
+            *slot = s;
+            return ET_OK;
+        }
+        c->stats.record_retries += 1;
+    }
+    return ET_ERR_WORN;
+}
+
+et_status_t et_commit_begin(et_commit_t *c, uint16_t layer)
+{
+    et_commit_tensor_t *t = et_tensor_of(c, layer);
+    if (t == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (c->busy) {
+        return ET_ERR_STATE;
+    }
+    c->busy = 1;
+    c->busy_slot = c->slot_of_layer[layer];
+    c->target = t->active == ET_COMMIT_BANK_A ? ET_COMMIT_BANK_B : ET_COMMIT_BANK_A;
+    c->next_byte = 0;
+    c->stage_fill = 0;
+    c->stage_pos = 0;
+    return ET_OK;
+}
+
+static et_commit_tensor_t *et_busy_tensor(et_commit_t *c, uint16_t layer)
+{
+    et_commit_tensor_t *t = et_tensor_of(c, layer);
+    if (t == NULL || !c->busy || c->slot_of_layer[layer] != c->busy_slot) {
+        return NULL;
+    }
+    return t;
+}
+
+et_status_t et_commit_rows(et_commit_t *c, uint16_t layer, uint32_t first_row, uint32_t n_rows, const int8_t *rows)
+{
+    et_commit_tensor_t *t;
+    uint64_t start;
+    et_status_t st;
+    if (c == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (et_tensor_of(c, layer) == NULL) {
+        return ET_ERR_ARG;
+    }
+    t = et_busy_tensor(c, layer);
+    if (t == NULL) {
+        return ET_ERR_STATE;
+    }
+    start = (uint64_t)first_row * t->row_bytes;
+    if ((rows == NULL && n_rows > 0) || first_row > t->rows || n_rows > t->rows - first_row || start < c->next_byte) {
+        return ET_ERR_ARG;
+    }
+    st = et_feed_active(c, t, (uint32_t)start);
+    if (st == ET_OK) {
+        st = et_feed(c, (const uint8_t *)rows, n_rows * t->row_bytes);
+    }
+    return st == ET_OK ? ET_OK : et_fail(c, st);
+}
+
+et_status_t et_commit_end(et_commit_t *c, uint16_t layer)
+{
+    et_commit_tensor_t *t;
+    uint8_t *rec;
+    uint32_t pad_to;
+    uint32_t slot = 0;
+    uint32_t crc;
+    et_status_t st;
+    if (c == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (et_tensor_of(c, layer) == NULL) {
+        return ET_ERR_ARG;
+    }
+    t = et_busy_tensor(c, layer);
+    if (t == NULL) {
+        return ET_ERR_STATE;
+    }
+    st = et_feed_active(c, t, t->bytes);
+    if (st != ET_OK) {
+        return et_fail(c, st);
+    }
+    if (c->stage_fill > 0) {
+        uint32_t unit = c->nvm->erase_unit != 0 ? c->nvm->erase_unit : c->nvm->program_unit;
+        const uint8_t *cur = c->nvm->base + t->bank_offset[c->target] + c->stage_pos;
+        pad_to = et_round_up(c->stage_fill, unit);
+        if (c->nvm->erase_unit != 0) {
+            memset(c->stage + c->stage_fill, c->nvm->erased_value, pad_to - c->stage_fill);
+        } else {
+            memcpy(c->stage + c->stage_fill, cur + c->stage_fill, pad_to - c->stage_fill);
+        }
+        st = et_flush(c, pad_to);
+        if (st != ET_OK) {
+            return et_fail(c, st);
+        }
+    }
+    crc = et_crc32_update(0, c->nvm->base + t->bank_offset[c->target], t->bytes);
+    rec = c->stage; /* free after the last flush; at least record_bytes long */
+    memset(rec, c->nvm->erase_unit != 0 ? c->nvm->erased_value : 0xFF, c->record_bytes);
+    et_put_u32(rec, t->next_seq);
+    rec[4] = (uint8_t)t->layer;
+    rec[5] = (uint8_t)(t->layer >> 8);
+    rec[6] = c->target;
+    rec[7] = ET_COMMIT_MAGIC;
+    et_put_u32(rec + 8, crc);
+    et_put_u32(rec + 12, et_record_crc(c->tag, rec));
+    st = et_write_record(c, t, rec, &slot);
+    if (st != ET_OK) {
+        return et_fail(c, st);
+    }
+    t->active = c->target;
+    t->seq = t->next_seq;
+    t->next_seq += 1;
+    t->head = (int32_t)slot;
+    t->active_slot = (int32_t)slot;
+    c->stats.commits += 1;
+    c->busy = 0;
+    return ET_OK;
+}
+
+et_status_t et_commit_abort(et_commit_t *c, uint16_t layer)
+{
+    if (c == NULL || et_tensor_of(c, layer) == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (et_busy_tensor(c, layer) == NULL) {
+        return ET_ERR_STATE;
+    }
+    c->busy = 0;
+    return ET_OK;
+}
