@@ -221,6 +221,7 @@ TOTAL_FIELDS = (
     "cells_worn",
     "rejected_programs",
     "power_losses",
+    "device_ops",
 )
 
 
@@ -291,7 +292,7 @@ class NvmRegion:
 
     # -- power ---------------------------------------------------------------
     def arm_power_loss(self, ops: int) -> None:
-        """Make the ops-th program or erase from now fail mid-operation (0 disarms)."""
+        """Make the ops-th device operation (program unit or erase unit) from now fail midway (0 disarms)."""
         if not isinstance(ops, int) or ops < 0:
             raise ArgumentError(f"power-loss countdown must be an int >= 0, got {ops!r}")
         raise_for_status(lib.et_nvm_sim_set_powerloss(self.sim, ops), "et_nvm_sim_set_powerloss")

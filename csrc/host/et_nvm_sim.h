@@ -25,15 +25,19 @@
  * ET_ERR_ARG, nothing is written, totals.rejected_programs counts it. If every
  * such bit is a stuck bit the program goes ahead and returns ET_ERR_WORN.
  *
- * Power loss: et_nvm_sim_set_powerloss(sim, n) makes the n-th program or
- * erase from now fail mid-operation; what lands is decided by the cell kind:
+ * Power loss: a device operation is one program unit programmed or one
+ * erase unit erased; a HAL call of several units performs them in address
+ * order. et_nvm_sim_set_powerloss(sim, n) makes the n-th device operation
+ * from now fail midway: the units before it landed, the units after it are
+ * untouched, and the torn unit follows the cell kind's rule:
  *   in place: the bytes before a cut point land, the byte at the cut gets a
  *             random mix of old and new bits, the rest keep their old value;
- *             the cut is uniform over 0..len (0 = nothing lands, len = all
- *             landed but the operation was not acknowledged);
- *   flash program: as above, but at and after the cut each bit the program
- *             would clear is cleared with probability 1/2;
- *   flash erase: each bit of the unit that is 0 becomes 1 with probability 1/2.
+ *             the cut is uniform over 0..program_unit (0 = nothing lands,
+ *             program_unit = all landed but the operation was not acknowledged);
+ *   flash program: bytes before the cut land; at and after it each bit the
+ *             program would clear is cleared with probability 1/2;
+ *   flash erase: each bit of the unit that differs from erased_value takes
+ *             it with probability 1/2.
  * The random choices come from an xorshift32 stream seeded by cfg.seed. The
  * interrupted operation returns ET_ERR_IO and so does every call after it
  * until et_nvm_sim_reboot().
@@ -91,6 +95,7 @@ typedef struct {
     uint64_t cells_worn;        /* bytes that became stuck */
     uint64_t rejected_programs; /* flash programs refused for a 0 -> 1 transition (ET_ERR_ARG) */
     uint64_t power_losses;      /* operations interrupted by a power loss */
+    uint64_t device_ops;        /* device operations: program units programmed plus erase units erased */
 } et_nvm_sim_totals_t;
 
 /* Caller-provided arrays. mem, writes and stuck have cfg.size entries; wear and
@@ -124,7 +129,7 @@ et_status_t et_nvm_sim_wear_units(const et_nvm_sim_config_t *cfg, uint32_t *unit
 et_status_t et_nvm_sim_init(et_nvm_sim_t *sim, et_nvm_t *nvm, const et_nvm_sim_config_t *cfg,
                             const et_nvm_sim_buffers_t *buf, et_nvm_sim_totals_t *totals);
 
-/* Arm the power-loss countdown: the ops-th program or erase from now fails
+/* Arm the power-loss countdown: the ops-th device operation from now fails
  * (1 = the next one). 0 disarms. ET_ERR_ARG for NULL. */
 et_status_t et_nvm_sim_set_powerloss(et_nvm_sim_t *sim, uint64_t ops);
 

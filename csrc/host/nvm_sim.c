@@ -93,6 +93,7 @@ static et_status_t sim_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *da
     uint8_t *stuck;
     uint32_t i;
     uint32_t cut;
+    uint32_t end = len;
     uint32_t touched = 0;
     uint32_t flips = 0;
     int torn;
@@ -127,14 +128,26 @@ static et_status_t sim_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *da
             return ET_ERR_ARG;
         }
     }
-    torn = sim_tick(sim);
-    cut = torn ? sim_next(sim) % (len + 1) : len;
-    for (i = 0; i < len; i++) {
+    /* One device operation per program unit, in address order: the countdown
+     * ticks per unit and a power loss tears the unit it strikes. */
+    torn = 0;
+    cut = len;
+    for (i = 0; i < len && !torn; i += cfg->program_unit) {
+        sim->totals->device_ops += 1;
+        if (sim_tick(sim)) {
+            torn = 1;
+            cut = i + sim_next(sim) % (cfg->program_unit + 1);
+            end = i + cfg->program_unit;
+        }
+    }
+    if (!torn) {
+        end = len;
+    }
+    for (i = 0; i < end; i++) {
         uint8_t old = mem[i];
         uint8_t target = flash ? (uint8_t)(old & data[i]) : data[i];
         uint8_t want;
         uint8_t final;
-        uint32_t *writes = &sim->buf.writes[offset + i];
         if (i < cut) {
             want = target;
         } else if (flash) {
@@ -165,7 +178,7 @@ static et_status_t sim_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *da
         }
         flips += popcount8((uint8_t)(final ^ old));
         mem[i] = final;
-        inc_sat(writes);
+        inc_sat(&sim->buf.writes[offset + i]);
         touched++;
     }
     sim->totals->program_calls += 1;
@@ -211,8 +224,15 @@ static et_status_t sim_erase(et_nvm_t *nvm, uint32_t offset, uint32_t len)
         return ET_ERR_ARG;
     }
     n_units = len / eu;
-    torn = sim_tick(sim);
-    cut = torn ? sim_next(sim) % (n_units + 1) : n_units;
+    torn = 0;
+    cut = n_units;
+    for (u = 0; u < n_units && !torn; u++) {
+        sim->totals->device_ops += 1;
+        if (sim_tick(sim)) {
+            torn = 1;
+            cut = u;
+        }
+    }
     for (u = 0; u < n_units && u <= cut; u++) {
         uint32_t first = offset + u * eu;
         uint32_t unit = first / eu;
