@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgetrain.core import ffi, lib
-from edgetrain.errors import ArgumentError, raise_for_status
+from edgetrain.errors import ArgumentError, NoMemoryError, raise_for_status
 from edgetrain.model import Model
 from edgetrain.model.image import fill_c_table, layout
 
@@ -62,10 +62,11 @@ class TrainingArea:
         self.area_offset = _round_up(image_offset + len(image), align) if area_offset is None else area_offset
         need = area_size(model, region, ring_slots)
         if self.area_offset + need > region.size:
-            raise ArgumentError(
+            raise NoMemoryError(
                 f"NVM region {region.name!r} ({region.size} bytes, {region.tech.name}) is too small for model "
                 f"{model.name!r}: image {len(image)} bytes + training area {need} bytes at offset {self.area_offset} "
-                f"need {self.area_offset + need} bytes; use a larger region or fewer ring slots"
+                f"need {self.area_offset + need} bytes; use a larger region or fewer ring slots",
+                required_bytes=self.area_offset + need,
             )
         self.area_bytes = need
         size = ffi.new("uint32_t *")
