@@ -50,7 +50,7 @@ test-asan:
 	$(ASAN_VENV)/bin/python -m pip install -q -U pip "setuptools>=77" wheel
 	$(ASAN_VENV)/bin/python -m pip install -q '.[dev]'
 	EDGETRAIN_SANITIZE=1 $(ASAN_VENV)/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir .
-	cd tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libstdc++.so)" \
+	cd tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libstdc++.so.6)" \
 		ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		EDGETRAIN_HYPOTHESIS=quick EDGETRAIN_EXPECT_SANITIZED=1 \
 		../$(ASAN_VENV)/bin/python -m pytest -p no:cacheprovider -q -m "not slow and not arm" --rootdir=.. -c ../pyproject.toml .
