@@ -8,7 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
-from edgetrain import ArgumentError, NoMemoryError, StateError
+from edgetrain import ArgumentError, NoMemoryError, NvmIOError, StateError
 from edgetrain.core import ffi, lib
 from firmware_sim.commit import TrainingArea, area_size
 from firmware_sim.memory_map import MemoryMap, presets
@@ -336,3 +336,48 @@ def test_exhaustive_power_loss_on_a_larger_model():
         result = run_schedule(region, protocol, commits=16, exhaustive=True, seed=12, used_bytes=protocol.used_bytes)
         assert result["corrupt"] == 0 and result["retry_failed"] == 0, (name, result["failures"])
         assert result["injection_points"] >= 1000
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(
+    tech=st.sampled_from(TECHS),
+    steps=st.lists(
+        st.tuples(st.integers(0, 1), st.lists(st.integers(0, 9), max_size=4), st.integers(0, 2**31)), min_size=1, max_size=6
+    ),
+    power_loss=st.one_of(st.none(), st.integers(1, 200)),
+)
+def test_random_row_commits_then_reboot_match_a_plain_model(tech, steps, power_loss):
+    """Any sequence of partial-row commits, optionally cut by a power loss, recovers to
+    exactly the tensors a plain dictionary model of the protocol predicts."""
+    model, region, area = make(tech)
+    expect = {layer: model.layers[layer].weights.copy() for layer in area.layers}
+    lost = False
+    if power_loss is not None:
+        region.arm_power_loss(power_loss)
+    for which, rows, seed in steps:
+        layer = area.layers[which]
+        n_rows = expect[layer].shape[0]
+        chosen = sorted({r % n_rows for r in rows})
+        new = expect[layer].copy()
+        rng = np.random.default_rng(seed)
+        for r in chosen:
+            new[r] = rng.integers(-128, 128, new[r].shape, dtype=np.int8)
+        try:
+            area.commit(layer, new, rows=[(r, 1) for r in chosen])
+        except NvmIOError:  # only a power loss may interrupt
+            assert power_loss is not None
+            lost = True
+            pending = (layer, new)
+            break
+        expect[layer] = new
+    region.arm_power_loss(0)
+    region.reboot()
+    area.open()
+    for layer in area.layers:
+        got = area.active(layer)
+        if lost and layer == pending[0]:
+            assert np.array_equal(got, expect[layer]) or np.array_equal(got, pending[1])
+        else:
+            assert np.array_equal(got, expect[layer])

@@ -505,17 +505,19 @@ static et_status_t et_fail(et_commit_t *c, et_status_t st)
     return st;
 }
 
+/* The active record must survive until the new one is durable. (The newest
+ * record differs from it only after a CRC fallback at open, and then names a
+ * bank that failed its CRC: losing it loses nothing.) */
 static int et_slot_protected(const et_commit_tensor_t *t, uint32_t slot)
 {
-    return (int32_t)slot == t->head || (int32_t)slot == t->active_slot;
+    return (int32_t)slot == t->active_slot;
 }
 
 static int et_page_protected(const et_commit_t *c, const et_commit_tensor_t *t, uint32_t slot)
 {
     uint32_t per_page = c->nvm->erase_unit / c->record_bytes;
     uint32_t page = slot / per_page;
-    return (t->head >= 0 && (uint32_t)t->head / per_page == page) ||
-           (t->active_slot >= 0 && (uint32_t)t->active_slot / per_page == page);
+    return t->active_slot >= 0 && (uint32_t)t->active_slot / per_page == page;
 }
 
 static int et_slot_clean(const et_commit_t *c, uint32_t offset)
