@@ -228,7 +228,8 @@ TOTAL_FIELDS = (
 class NvmRegion:
     """An emulated NVM region of one technology.
 
-    ``mem``, ``writes`` (per byte: program operations that covered it),
+    ``mem``, ``writes`` (per byte: program operations that covered it), ``flips``
+    (per byte: bits changed by program and erase),
     ``wear`` and ``endurance`` (per wear unit: a byte in place, an erase unit on
     flash) and ``stuck`` (per byte: bits that no longer change) are NumPy views
     of the C buffers. ``nvm`` is the ``et_nvm_t *`` to hand to the core.
@@ -254,12 +255,13 @@ class NvmRegion:
         self.wear_units = units[0]
         self._mem = ffi.new("uint8_t[]", size)
         self._writes = ffi.new("uint32_t[]", size)
+        self._flips = ffi.new("uint32_t[]", size)
         self._wear = ffi.new("uint32_t[]", self.wear_units)
         self._endurance = ffi.new("uint32_t[]", self.wear_units)
         self._stuck = ffi.new("uint8_t[]", size)
         self._buffers = ffi.new(
             "et_nvm_sim_buffers_t *",
-            {"mem": self._mem, "writes": self._writes, "wear": self._wear, "endurance": self._endurance, "stuck": self._stuck},
+            {"mem": self._mem, "writes": self._writes, "flips": self._flips, "wear": self._wear, "endurance": self._endurance, "stuck": self._stuck},
         )
         self._totals = ffi.new("et_nvm_sim_totals_t *")
         self.sim = ffi.new("et_nvm_sim_t *")
@@ -267,6 +269,7 @@ class NvmRegion:
         self._cfg = cfg
         self.mem = _view(self._mem, np.uint8)
         self.writes = _view(self._writes, np.uint32)
+        self.flips = _view(self._flips, np.uint32)
         self.wear = _view(self._wear, np.uint32)
         self.endurance = _view(self._endurance, np.uint32)
         self.stuck = _view(self._stuck, np.uint8)

@@ -68,9 +68,11 @@ def test_inplace_write_counts_equal_snapshot_diffs(tech):
     for k in range(12):
         layer = area.layers[k % len(area.layers)]
         current[layer] = synthetic_update(rng, current[layer], density=0.1)
-        mem0, writes0, t0 = region.mem.copy(), region.writes.copy(), region.totals()
+        mem0, writes0, flips0, t0 = region.mem.copy(), region.writes.copy(), region.flips.copy(), region.totals()
         area.commit(layer, current[layer])
         mem1, t1 = region.mem.copy(), region.totals()
+        per_byte = np.unpackbits((mem0 ^ mem1)[:, None], axis=1).sum(axis=1)
+        assert np.array_equal(region.flips - flips0, per_byte), f"commit {k}"
         expect = _expected_inplace(mem0, mem1, pu)
         assert np.array_equal(region.writes - writes0, expect), f"commit {k}"
         assert t1["bits_flipped"] - t0["bits_flipped"] == popcount(mem0 ^ mem1)
@@ -111,6 +113,7 @@ def test_flash_write_and_erase_counts_equal_snapshot_diffs():
         assert np.array_equal(region.writes - writes0, exp_writes), f"commit {k}"
         assert np.array_equal(region.wear - wear0, exp_erases), f"commit {k}"
         assert region.totals()["bits_flipped"] - t0["bits_flipped"] == flips
+        assert int(region.flips.sum()) == region.totals()["bits_flipped"]
     assert region.totals()["rejected_programs"] == 0  # the protocol always erases before it must
     assert region.totals()["erase_calls"] > 0
 

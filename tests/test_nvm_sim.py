@@ -36,6 +36,8 @@ def test_inplace_program_counts_units_flips_energy_and_time():
     t = r.totals()
     flips = popcount(old[8:16] ^ np.frombuffer(data, np.uint8))
     assert t["bits_flipped"] == flips
+    per_byte = np.unpackbits((old[8:16] ^ np.frombuffer(data, np.uint8))[:, None], axis=1).sum(axis=1)
+    assert np.array_equal(r.flips[8:16], per_byte) and r.flips[:8].sum() == 0 and r.flips[16:].sum() == 0
     assert t["bytes_programmed"] == 8 and t["program_calls"] == 1 and t["device_ops"] == 2
     assert t["energy_fj"] == 8 * 8 * 10_900  # 10.9 pJ/bit, every bit of every programmed byte
     assert t["busy_ns"] == 2 * 10

@@ -98,11 +98,12 @@ typedef struct {
     uint64_t device_ops;        /* device operations: program units programmed plus erase units erased */
 } et_nvm_sim_totals_t;
 
-/* Caller-provided arrays. mem, writes and stuck have cfg.size entries; wear and
+/* Caller-provided arrays. mem, writes, flips and stuck have cfg.size entries; wear and
  * endurance have et_nvm_sim_wear_units() entries. */
 typedef struct {
     uint8_t *mem;        /* the region contents (read view: nvm->base) */
     uint32_t *writes;    /* per byte: program operations that covered it (saturates) */
+    uint32_t *flips;     /* per byte: stored bits changed by program and erase (saturates) */
     uint32_t *wear;      /* per wear unit: wear events (in place: programs; flash: erases) */
     uint32_t *endurance; /* per wear unit: wear events it survives (filled by the caller) */
     uint8_t *stuck;      /* per byte: mask of bits that no longer change */
@@ -122,7 +123,7 @@ typedef struct {
 et_status_t et_nvm_sim_wear_units(const et_nvm_sim_config_t *cfg, uint32_t *units);
 
 /*
- * Check cfg, zero writes, wear, stuck and *totals, and fill *nvm with a HAL
+ * Check cfg, zero writes, flips, wear, stuck and *totals, and fill *nvm with a HAL
  * whose ctx is sim. mem and endurance are left as the caller filled them.
  * ET_ERR_ARG for NULL pointers or an invalid configuration (nothing changed).
  */

@@ -44,6 +44,11 @@ static void inc_sat(uint32_t *v)
     }
 }
 
+static void add_sat(uint32_t *v, uint32_t n)
+{
+    *v = *v > UINT32_MAX - n ? UINT32_MAX : *v + n;
+}
+
 static int is_pow2(uint32_t v)
 {
     return v != 0 && (v & (v - 1)) == 0;
@@ -177,6 +182,7 @@ static et_status_t sim_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *da
             worn = 1;
         }
         flips += popcount8((uint8_t)(final ^ old));
+        add_sat(&sim->buf.flips[offset + i], popcount8((uint8_t)(final ^ old)));
         mem[i] = final;
         inc_sat(&sim->buf.writes[offset + i]);
         touched++;
@@ -261,6 +267,7 @@ static et_status_t sim_erase(et_nvm_t *nvm, uint32_t offset, uint32_t len)
                 worn = 1;
             }
             sim->totals->bits_flipped += popcount8((uint8_t)(final ^ old));
+            add_sat(&sim->buf.flips[i], popcount8((uint8_t)(final ^ old)));
             sim->buf.mem[i] = final;
         }
         sim->totals->bytes_erased += eu;
@@ -285,7 +292,7 @@ et_status_t et_nvm_sim_init(et_nvm_sim_t *sim, et_nvm_t *nvm, const et_nvm_sim_c
 {
     uint32_t units;
     if (sim == NULL || nvm == NULL || cfg == NULL || buf == NULL || totals == NULL || buf->mem == NULL ||
-        buf->writes == NULL || buf->wear == NULL || buf->endurance == NULL || buf->stuck == NULL) {
+        buf->writes == NULL || buf->flips == NULL || buf->wear == NULL || buf->endurance == NULL || buf->stuck == NULL) {
         return ET_ERR_ARG;
     }
     if (et_nvm_sim_wear_units(cfg, &units) != ET_OK) {
@@ -299,6 +306,7 @@ et_status_t et_nvm_sim_init(et_nvm_sim_t *sim, et_nvm_t *nvm, const et_nvm_sim_c
     sim_seed(sim, cfg->seed);
     memset(totals, 0, sizeof(*totals));
     memset(buf->writes, 0, (size_t)cfg->size * sizeof(uint32_t));
+    memset(buf->flips, 0, (size_t)cfg->size * sizeof(uint32_t));
     memset(buf->stuck, 0, (size_t)cfg->size);
     memset(buf->wear, 0, (size_t)units * sizeof(uint32_t));
     nvm->base = buf->mem;
