@@ -198,8 +198,11 @@ def tflite_ops(data: bytes) -> tuple[list[Op], tuple[int, ...], list[str]]:
         q = r.quant(outputs[0])
         if q is not None and name in ("CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RELU") and q[0].size == 1:
             hi = float(q[0][0] * (127 - q[1][0]))
-            if hi > 2.0 and i < n_ops - 1:
-                notes.append(f"{label}: TFLite range reaches {hi:.3g}; device activations saturate at 2 (QAT in phase 2 addresses this)")
+            following = [r.opcode(g.Operators(j)) for j in range(i + 1, n_ops)]
+            logits = name == "FULLY_CONNECTED" and all(f in ("SOFTMAX", "DEQUANTIZE") for f in following)
+            limit, what = (8.0, "logits (bias format) saturate at 8") if logits else (2.0, "activations saturate at 2")
+            if hi > limit:
+                notes.append(f"{label}: TFLite range reaches {hi:.3g}; device {what} (QAT in phase 2 addresses this)")
         current = outputs[0]
     if current != int(g.Outputs(0)):
         raise UnsupportedError("the operator chain does not end at the model output")
