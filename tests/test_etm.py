@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -418,3 +419,30 @@ def test_reader_rejects_non_bytes_and_unknown_flags():
         read_etm("not bytes")
     with pytest.raises(ArgumentError):
         read_etm(write_etm(tiny_model()), flags=4)
+
+
+# ---- fuzzer corpus: seeds and crash reproducers --------------------------------
+
+FUZZ = Path(__file__).resolve().parent / "fuzz"
+FUZZ_INPUTS = sorted(p for d in ("seeds", "regressions") for p in (FUZZ / d).glob("*") if p.is_file() and not p.name.startswith(".") and p.suffix != ".txt")
+
+
+def test_fuzz_corpus_is_present():
+    assert (FUZZ / "fuzz_etm.c").is_file()
+    assert any(p.parent.name == "seeds" for p in FUZZ_INPUTS)
+    assert (FUZZ / "seeds" / "PROVENANCE.txt").read_text().startswith("# provenance: tools/gen_fuzz_seeds.py")
+
+
+@pytest.mark.parametrize("path", FUZZ_INPUTS, ids=[f"{p.parent.name}/{p.name}" for p in FUZZ_INPUTS])
+def test_fuzz_inputs_replay_alike_in_c_and_python(core, path):
+    """Every checked-in fuzz input, raw and with its CRCs resealed: C and Python reach the same verdict
+    (under `make test-asan` the C runs with AddressSanitizer and UBSan)."""
+    data = path.read_bytes()
+    for blob in (data, reseal(data)):
+        c = CParse(core, blob)
+        cls, parsed = py_parse(blob)
+        assert CLASS_OF_STATUS.get(c.status, "other") is cls, (c.status, cls)
+        if parsed is not None:
+            assert c.table == py_table(parsed)
+    if path.parent.name == "seeds":
+        assert CParse(core, data).status == ET_OK
