@@ -93,7 +93,7 @@ fuzz: fuzz-build
 	build/fuzz/fuzz_etm -runs=0 tests/fuzz/regressions tests/fuzz/seeds
 	status=0; build/fuzz/fuzz_etm -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
 		-max_len=4096 build/fuzz/corpus tests/fuzz/seeds tests/fuzz/regressions > build/fuzz/last-run.log 2>&1 || status=$$?; \
-	grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY|Test unit written)" build/fuzz/last-run.log; \
+	grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY|Test unit written)" build/fuzz/last-run.log; \
 	echo "fuzz: $(FUZZ_SECONDS) s, exit status $$status (full log: build/fuzz/last-run.log)"; exit $$status
 
 clean:
