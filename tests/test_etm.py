@@ -255,6 +255,7 @@ CRAFTED = [
     ("tensor count too large", put("<H", H_N_TENSORS, 6), ET_ERR_CORRUPT, CorruptError, None),
     ("control character in the name", put("<B", strings_at() + 1, 0x07), ET_ERR_CORRUPT, CorruptError, strings_at() + 1),
     ("name not terminated", put("<B", strings_at() + 4, ord("x")), ET_ERR_CORRUPT, CorruptError, strings_at() + 4),
+    ("padding before the image not zero", put("<B", 391, 1), ET_ERR_CORRUPT, CorruptError, 391),
     ("layer name too long", put("<B", rec(2) + 5, 64), ET_ERR_CORRUPT, CorruptError, rec(2) + 5),
     ("reserved layer bytes", put("<B", rec(1) + 30, 9), ET_ERR_CORRUPT, CorruptError, rec(1) + 28),
     ("reserved shape byte", put("<B", rec(1) + 19, 1), ET_ERR_CORRUPT, CorruptError, rec(1) + 19),

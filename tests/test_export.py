@@ -197,6 +197,10 @@ def test_tflite_import_rejects_non_tflite_bytes():
 
     with pytest.raises(CorruptError, match="TFL3"):
         from_tflite(b"\x00" * 64)
+    data = (GOLDEN / "small_int8.tflite").read_bytes()
+    for n in (8, 100, len(data) // 2, len(data) - 600):
+        with pytest.raises((CorruptError, UnsupportedError)):
+            from_tflite(data[:n])
 
 
 # ---- golden .etm --------------------------------------------------------------

@@ -12,11 +12,12 @@ weight-level error per layer and the TFLite step next to the device step.
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ArgumentError, CorruptError, UnsupportedError
+from ..errors import ArgumentError, CorruptError, EdgetrainError, UnsupportedError
 from .lower import Conversion, Op, lower
 
 SUPPORTED = "CONV_2D, MAX_POOL_2D, RESHAPE (flatten), FULLY_CONNECTED, RELU, SOFTMAX (last), QUANTIZE/DEQUANTIZE (at the ends)"
@@ -229,7 +230,12 @@ def convert_tflite(source, *, name: str | None = None, saturate: bool = False) -
         data = bytes(source)
     else:
         raise ArgumentError(f"convert_tflite takes a path or bytes, got {type(source).__name__}")
-    ops, shape, notes = tflite_ops(data)
+    try:
+        ops, shape, notes = tflite_ops(data)
+    except EdgetrainError:
+        raise
+    except (IndexError, ValueError, TypeError, AttributeError, struct.error) as exc:  # a damaged flatbuffer
+        raise CorruptError(f"the TFLite flatbuffer is damaged or truncated ({type(exc).__name__}: {exc})") from exc
     conversion = lower(ops, shape, name or "tflite_model", saturate=saturate)
     conversion.notes.extend(notes)
     return conversion
