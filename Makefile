@@ -22,6 +22,8 @@ venv: $(VENV)/.created
 # (TensorFlow, for the Keras export tests; ~1.6 GB). `make install EXTRAS=dev`
 # leaves TensorFlow out (its tests then skip, saying so).
 EXTRAS ?= dev,tf
+comma := ,
+WITH_TF := $(if $(filter tf,$(subst $(comma), ,$(EXTRAS))),1,0)
 
 # Editable install: rebuilds edgetrain._core from csrc/ every time it runs.
 install: venv
@@ -30,7 +32,7 @@ install: venv
 # The whole suite: host twin tests (incl. the ARM gate test), the suite again
 # with the core under AddressSanitizer + UBSan, and an sdist/wheel round trip.
 test: install check-c
-	EDGETRAIN_REQUIRE_TF=$(if $(findstring tf,$(EXTRAS)),1,0) $(VPY) -m pytest
+	EDGETRAIN_REQUIRE_TF=$(WITH_TF) $(VPY) -m pytest
 	$(MAKE) test-asan
 	$(MAKE) check-dist
 	$(MAKE) fuzz

@@ -447,3 +447,66 @@ def test_fuzz_inputs_replay_alike_in_c_and_python(core, path):
             assert c.table == py_table(parsed)
     if path.parent.name == "seeds":
         assert CParse(core, data).status == ET_OK
+
+
+# ---- random valid models: writer, reader and C agree -------------------------
+
+
+@st.composite
+def random_models(draw):
+    """Valid models of random structure: conv blocks (valid/same, optional pool, optional BN after
+    the ReLU), flatten, 0-2 hidden dense layers, logits, head; random tensor values and names."""
+    from edgetrain.model import Activation, Layer, LayerKind, Padding, Shape
+    from edgetrain.reference.fixed import FMT_ACT, FMT_BIAS, FMT_BN_OUT, FMT_INPUT
+
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    i8 = lambda *s: rng.integers(-128, 128, s, dtype=np.int8)  # noqa: E731
+    i16 = lambda *s: rng.integers(-32768, 32768, s, dtype=np.int16)  # noqa: E731
+    name = lambda: draw(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12))  # noqa: E731
+    shape = Shape(draw(st.integers(3, 12)), draw(st.integers(3, 12)), draw(st.integers(1, 3)), FMT_INPUT)
+    layers = []
+    for _ in range(draw(st.integers(0, 3))):
+        k = draw(st.sampled_from([1, 3, 5]))
+        same = draw(st.booleans())
+        if not same and (shape.h < k or shape.w < k):
+            continue
+        c = draw(st.integers(1, 5))
+        out = Shape(shape.h if same else shape.h - k + 1, shape.w if same else shape.w - k + 1, c, FMT_ACT)
+        layers.append(Layer(LayerKind.CONV2D, shape, out, name(), Activation.RELU, Padding.SAME if same else Padding.VALID, k,
+                            draw(st.integers(0, 15)), i8(c, k, k, shape.c), i16(c)))
+        shape = out
+        if draw(st.booleans()) and shape.h >= 2 and shape.w >= 2:
+            out = Shape(shape.h // 2, shape.w // 2, shape.c, shape.fmt)
+            layers.append(Layer(LayerKind.MAXPOOL2, shape, out, name()))
+            shape = out
+        if draw(st.booleans()):
+            out = Shape(shape.h, shape.w, shape.c, FMT_BN_OUT)
+            layers.append(Layer(LayerKind.BATCHNORM, shape, out, name(), bn=i16(4, shape.c)))
+            shape = out
+    if (shape.h, shape.w) != (1, 1):
+        out = Shape(1, 1, shape.h * shape.w * shape.c, shape.fmt)
+        layers.append(Layer(LayerKind.FLATTEN, shape, out, name()))
+        shape = out
+    for _ in range(draw(st.integers(0, 2))):
+        n = draw(st.integers(1, 9))
+        out = Shape(1, 1, n, FMT_ACT)
+        layers.append(Layer(LayerKind.DENSE, shape, out, name(), Activation.RELU, alpha_shift=draw(st.integers(0, 15)), weights=i8(n, shape.c), bias=i16(n)))
+        shape = out
+    n = draw(st.integers(2, 10))
+    out = Shape(1, 1, n, FMT_BIAS)
+    layers.append(Layer(LayerKind.DENSE, shape, out, name(), Activation.NONE, alpha_shift=draw(st.integers(0, 15)), weights=i8(n, shape.c), bias=i16(n)))
+    layers.append(Layer(LayerKind.SOFTMAX_CE, out, out, name()))
+    return Model(name(), layers)
+
+
+@given(model=random_models(), align=st.sampled_from([2, 4, 8, 64, 512]), provenance=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40))
+def test_random_models_round_trip_and_c_agrees(core, twin, model, align, provenance):
+    blob = write_etm(model, align=align, provenance=provenance)
+    parsed = read_etm(blob)
+    same_model(model, parsed.model)
+    assert parsed.provenance == provenance and parsed.image_offset % align == 0
+    c = CParse(core, blob)
+    assert c.status == ET_OK
+    twin.equal(c.table, py_table(parsed), "et_etm_parse vs read_etm table")
+    ffi = core[0]
+    assert ffi.string(c.info.name).decode() == model.name and ffi.string(c.info.provenance).decode() == provenance
