@@ -178,3 +178,10 @@ def test_live_tflite_converter_int8_import(tmp_path, core):
     blob = __import__("edgetrain.model.etm", fromlist=["write_etm"]).write_etm(conv.model)
     assert CParse(core, blob).status == ET_OK
     assert tf.__version__.startswith("2.")
+
+
+def test_unbuilt_model_asks_for_an_input_shape():
+    from edgetrain.export import from_keras
+
+    with pytest.raises(UnsupportedError, match="fixed input shape"):
+        from_keras(keras.Sequential([L.Dense(2)]))

@@ -79,7 +79,10 @@ def _chain(model) -> list:
 
 def keras_ops(model) -> tuple[list[Op], tuple[int, ...]]:
     """Read a Keras model into float ops (kernels transposed to OHWI / [n][m])."""
-    input_shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+    try:
+        input_shape = tuple(model.inputs[0].shape[1:]) if model.inputs else None
+    except (AttributeError, ValueError, IndexError):  # an unbuilt Sequential has no inputs yet
+        input_shape = None
     if input_shape is None or any(d is None for d in input_shape):
         raise UnsupportedError("the model needs a fixed input shape (build it with keras.Input((H, W, C)))")
     layers = _chain(model)
