@@ -7,7 +7,7 @@ CC ?= cc
 CORE_SRC := $(wildcard csrc/src/*.c)
 HOST_CFLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Icsrc/include
 
-.PHONY: all venv install test test-python test-asan check-c arm-check check-dist clean
+.PHONY: all venv install test test-python test-asan check-c arm-check check-dist fuzz fuzz-build clean
 
 all: install
 
@@ -18,16 +18,24 @@ $(VENV)/.created:
 
 venv: $(VENV)/.created
 
+# Package extras the main venv gets: dev (pytest, hypothesis, tflite) and tf
+# (TensorFlow, for the Keras export tests; ~1.6 GB). `make install EXTRAS=dev`
+# leaves TensorFlow out (its tests then skip, saying so).
+EXTRAS ?= dev,tf
+comma := ,
+WITH_TF := $(if $(filter tf,$(subst $(comma), ,$(EXTRAS))),1,0)
+
 # Editable install: rebuilds edgetrain._core from csrc/ every time it runs.
 install: venv
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q -e '.[$(EXTRAS)]'
 
 # The whole suite: host twin tests (incl. the ARM gate test), the suite again
 # with the core under AddressSanitizer + UBSan, and an sdist/wheel round trip.
 test: install check-c
-	$(VPY) -m pytest
+	EDGETRAIN_REQUIRE_TF=$(WITH_TF) $(VPY) -m pytest
 	$(MAKE) test-asan
 	$(MAKE) check-dist
+	$(MAKE) fuzz
 
 test-python: install
 	$(VPY) -m pytest
@@ -68,6 +76,29 @@ check-dist: venv
 		d = edgetrain.include_dir(); assert 'site-packages' in d, d; \
 		assert os.path.isfile(os.path.join(d, 'edgetrain', 'edgetrain.h')); \
 		print('check-dist: wheel from sdist imports edgetrain._core; headers in', d)"
+
+# Fuzz the .etm parser (et_etm_parse) with libFuzzer + ASan + UBSan for
+# FUZZ_SECONDS. Seeds: tests/fuzz/seeds; crash reproducers live in
+# tests/fuzz/regressions and are replayed first (and by pytest). New corpus
+# entries go to build/fuzz/corpus (not checked in); a crash is written to
+# build/fuzz/crash-* and fails the target.
+CLANG ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icsrc/include
+
+fuzz-build: build/fuzz/fuzz_etm
+
+build/fuzz/fuzz_etm: tests/fuzz/fuzz_etm.c $(CORE_SRC) $(wildcard csrc/include/edgetrain/*.h)
+	@command -v $(CLANG) >/dev/null || { echo "fuzz: needs clang with libFuzzer (Debian: apt-get install -y --no-install-recommends clang libclang-rt-14-dev)"; exit 1; }
+	mkdir -p build/fuzz/corpus
+	$(CLANG) $(FUZZ_FLAGS) tests/fuzz/fuzz_etm.c $(CORE_SRC) -o $@
+
+fuzz: fuzz-build
+	build/fuzz/fuzz_etm -runs=0 tests/fuzz/regressions tests/fuzz/seeds
+	status=0; build/fuzz/fuzz_etm -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
+		-max_len=4096 build/fuzz/corpus tests/fuzz/seeds tests/fuzz/regressions > build/fuzz/last-run.log 2>&1 || status=$$?; \
+	grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY|Test unit written)" build/fuzz/last-run.log; \
+	echo "fuzz: $(FUZZ_SECONDS) s, exit status $$status (full log: build/fuzz/last-run.log)"; exit $$status
 
 clean:
 	rm -rf build dist *.egg-info edgetrain/_core.*.so edgetrain/_core.c .pytest_cache

@@ -34,9 +34,10 @@ class build_ext_per_flavour(build_ext):
         else:
             flavour = "release"
         self.build_temp = os.path.join(self.build_temp, flavour)
-        # The linked extension in build/lib is shared by all flavours: a release
-        # build newer than the sanitize objects made setuptools skip relinking and
-        # ship the release core as the sanitized one. Always rebuild (seconds).
+        # The linked extension lands at the same build/lib path for every flavour, and
+        # setuptools skips the link when it is newer than the objects: a sanitized
+        # install could then ship the release library (or the other way round).
+        # The core is a few small files: always rebuild.
         self.force = True
 
 

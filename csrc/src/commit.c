@@ -5,27 +5,17 @@
 #include <string.h>
 
 #include "edgetrain/et_commit.h"
+#include "edgetrain/et_crc.h"
 
 #define ET_COMMIT_VERSION 0x31435445u /* "ETC1" */
 #define ET_NO_SLOT 0xFF
 
-/* ---- CRC-32 (IEEE 802.3, reflected, as zlib), nibble table --------------- */
+/* ---- CRC-32 (et_crc.h): continue a CRC, starting from 0 ------------------- */
 
-static const uint32_t et_crc_nibble[16] = {
-    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
-    0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu, 0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
-
-/* Continue a CRC: start with crc = 0; the result of one call feeds the next. */
 static uint32_t et_crc32_update(uint32_t crc, const uint8_t *data, uint32_t len)
 {
-    uint32_t i;
-    crc = ~crc;
-    for (i = 0; i < len; i++) {
-        crc ^= data[i];
-        crc = (crc >> 4) ^ et_crc_nibble[crc & 15u];
-        crc = (crc >> 4) ^ et_crc_nibble[crc & 15u];
-    }
-    return ~crc;
+    (void)et_crc32(&crc, data, len); /* data is never NULL here */
+    return crc;
 }
 
 static uint32_t et_crc32_u32(uint32_t crc, uint32_t v)

@@ -65,10 +65,20 @@ static et_status_t et_check_layer(const et_layer_t *l, int is_last)
 {
     const et_shape_t *in = &l->in;
     const et_shape_t *out = &l->out;
-    if (!et_shape_valid(in) || !et_shape_valid(out)) {
+    /* Same order as the Python mirror (validate.py): kind, then each shape (dimensions, format). */
+    if (l->kind < ET_LAYER_CONV2D || l->kind > ET_LAYER_SOFTMAX_CE) {
+        return ET_ERR_UNSUPPORTED;
+    }
+    if (!et_shape_valid(in)) {
         return ET_ERR_CORRUPT;
     }
-    if (in->fmt >= ET_FMT_COUNT || out->fmt >= ET_FMT_COUNT) {
+    if (in->fmt >= ET_FMT_COUNT) {
+        return ET_ERR_UNSUPPORTED;
+    }
+    if (!et_shape_valid(out)) {
+        return ET_ERR_CORRUPT;
+    }
+    if (out->fmt >= ET_FMT_COUNT) {
         return ET_ERR_UNSUPPORTED;
     }
     if ((l->kind == ET_LAYER_SOFTMAX_CE) != (is_last != 0)) {

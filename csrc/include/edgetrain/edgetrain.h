@@ -10,6 +10,8 @@
 #include "et_maxnorm.h"
 #include "et_model.h"
 #include "et_nvm.h"
+#include "et_crc.h"
 #include "et_commit.h"
+#include "et_etm.h"
 
 #endif /* EDGETRAIN_EDGETRAIN_H */

@@ -1,0 +1,31 @@
+/*
+ * edgetrain — CRC-32 for stored data (model images, NVM records).
+ *
+ * The CRC is the common CRC-32 of Ethernet, zlib and PNG: reflected
+ * polynomial 0xEDB88320, initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF.
+ * Its check value (the CRC of the nine ASCII bytes "123456789") is
+ * 0xCBF43926. The core computes it four bits at a time from a 16-entry
+ * table (64 bytes of constant data): no large table in flash.
+ *
+ * Twin: edgetrain/reference/crc.py.
+ */
+#ifndef EDGETRAIN_ET_CRC_H
+#define EDGETRAIN_ET_CRC_H
+
+#include <stdint.h>
+
+#include "et_status.h"
+
+/* The CRC-32 of "123456789": the catalogue check value of this CRC. */
+#define ET_CRC32_CHECK 0xCBF43926
+
+/*
+ * Extend a running CRC-32 by len bytes: *crc holds the CRC of the bytes seen
+ * so far (0 before the first byte) and is replaced by the CRC of those bytes
+ * followed by data[0..len). So crc(a then b) == crc(b) continued from crc(a),
+ * and a whole buffer is one call starting from 0.
+ * ET_ERR_ARG when crc is NULL or data is NULL with len > 0 (*crc unchanged).
+ */
+et_status_t et_crc32(uint32_t *crc, const uint8_t *data, uint32_t len);
+
+#endif /* EDGETRAIN_ET_CRC_H */
