@@ -6,15 +6,18 @@
  *   coefficients a_j, rho: int64 in residual units, |a_j| < 2^29 for valid bases
  *   core C      int32, |C_ij| <= 2^25, one shared exponent
  *   Jacobi      A int32 (|A_ij| < 2^28.2), V and U Q30 int32, all sums int64
- *   rotation    results formed at 2^-46 in int64, then rounded to int16 mantissas
- * Every rescale is et_round_shift_s64 (round half away from zero) and every
- * quotient et_div_round_s64; square roots round et_isqrt_u64 to nearest.
+ *   rotation    results formed exactly at 2^-60 in int64, then rounded once to int16
+ *   bases       exponent 0 means an empty basis; otherwise -44..-14 (unit columns)
+ * Every rescale is the rounding rule (et_round_shift_s64, inlined in hot loops
+ * from fixed_inline.h) and every quotient et_div_round_s64; square roots round
+ * et_isqrt_u64 to nearest.
  */
 #include <string.h>
 
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_lrt.h"
 #include "edgetrain/et_maxnorm.h"
+#include "fixed_inline.h"
 
 /* The header is the same 56 bytes on every target (the plan counts on it). */
 typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HEADER) ? 1 : -1];
@@ -22,8 +25,9 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 #define LRT_Q30 (INT64_C(1) << 30)
 #define LRT_RES_BITS 56       /* residuals: sum of squares below 2^56 */
 #define LRT_CORE_BITS 25      /* core entries: magnitude at most 2^25 */
-#define LRT_WORK_EXP (-46)    /* rotation results are formed at 2^-46 */
-#define LRT_G_EXTRA 15        /* extra bits of the residual's rotation coefficient */
+#define LRT_WORK_EXP (-60)    /* rotation results are formed at 2^-60 */
+#define LRT_BASIS_EXP_MIN (-44) /* block exponents of a non-empty basis */
+#define LRT_BASIS_EXP_MAX (-14)
 #define LRT_COEF_GUARD (INT64_C(1) << 40) /* |a_j| bound; valid bases give < 2^29 */
 #define LRT_QMAX (ET_LRT_MAX_RANK + 1)
 
@@ -55,7 +59,13 @@ static int64_t lrt_div(int64_t num, int64_t den)
 
 static int32_t lrt_sat32(int64_t v)
 {
-    return (int32_t)et_saturate_s64(v, INT32_MIN, INT32_MAX);
+    return (int32_t)et_saturate_s64_inline(v, INT32_MIN, INT32_MAX);
+}
+
+/* 0 (empty basis) or a block exponent of unit columns. */
+static int lrt_basis_exp_ok(int64_t e)
+{
+    return e == 0 || (e >= LRT_BASIS_EXP_MIN && e <= LRT_BASIS_EXP_MAX);
 }
 
 static int lrt_exp_ok16(int64_t e)
@@ -112,8 +122,8 @@ static int lrt_dims_ok(uint32_t n, uint32_t m, uint32_t rank)
 /* A state as et_lrt_state_init and et_lrt_accumulate_* leave it. */
 static int lrt_state_ok(const et_lrt_state_t *st)
 {
-    return st != NULL && lrt_dims_ok(st->n, st->m, st->rank) && st->kind <= ET_LRT_CONV && st->exp_l >= -64 &&
-           st->exp_l <= 0 && st->exp_r >= -64 && st->exp_r <= 0;
+    return st != NULL && lrt_dims_ok(st->n, st->m, st->rank) && st->kind <= ET_LRT_CONV &&
+           lrt_basis_exp_ok(st->exp_l) && lrt_basis_exp_ok(st->exp_r);
 }
 
 et_status_t et_lrt_state_get_size(uint32_t n, uint32_t m, uint32_t rank, size_t *bytes)
@@ -217,7 +227,7 @@ static int lrt_rescale(int32_t *res, uint32_t len)
     uint32_t i;
     if (k != 0) {
         for (i = 0; i < len; i++) {
-            res[i] = lrt_sat32(et_round_shift_s64(res[i], -k));
+            res[i] = lrt_sat32(et_round_shift_s64_inline(res[i], -k));
         }
     }
     return k;
@@ -229,6 +239,12 @@ static void lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, ui
     int j;
     uint32_t i;
     for (j = 0; j < rank; j++) {
+        coef[j] = 0;
+    }
+    if (q_exp == 0) {
+        return; /* empty basis */
+    }
+    for (j = 0; j < rank; j++) {
         int64_t dot = 0;
         int64_t a;
         for (i = 0; i < len; i++) {
@@ -237,7 +253,7 @@ static void lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, ui
         a = et_saturate_s64(et_round_shift_s64(dot, -q_exp), -LRT_COEF_GUARD, LRT_COEF_GUARD);
         if (a != 0) {
             for (i = 0; i < len; i++) {
-                res[i] = lrt_sat32((int64_t)res[i] - et_round_shift_s64(a * q[(size_t)i * rank + j], -q_exp));
+                res[i] = lrt_sat32((int64_t)res[i] - et_round_shift_s64_inline(a * q[(size_t)i * rank + j], -q_exp));
             }
         }
         coef[j] = a;
@@ -567,30 +583,43 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
 }
 
 /*
- * The new basis [Q, res/rho] M (M q x r, Q30) at 2^-46: entry (i, k). The
- * residual column enters through g[k] = M[r][k] 2^31 / rho.
+ * Entry (i, k) of the new basis [Q, res/rho] M (M q x r, Q30) at 2^-60, exact:
+ * the old basis enters as (sum_j Q_ij M_jk) 2^(q_exp+30) (q_exp >= -44: a left
+ * shift by at most 16, or a rounding right shift), the residual column as
+ * res_i g_k with g_k = M_rk 2^30 / rho computed once per term. |entry| < 2^63
+ * for any int16 mantissas: |sum| <= 2^46.5, |res_i g_k| <= 2^61 (docs/lrt.md).
  */
-static int64_t lrt_rot_entry(const int16_t *qrow, int rank, int q_exp, const int32_t *mrot, int32_t res,
-                             const int64_t *g, int k)
+static void lrt_rot_row(const int16_t *qrow, int rank, int q_exp, const int32_t *mrot, int32_t res, const int64_t *g,
+                        int64_t *out)
 {
-    int64_t acc = 0;
     int j;
-    for (j = 0; j < rank; j++) {
-        acc += (int64_t)qrow[j] * mrot[j * rank + k];
+    int k;
+    int up = q_exp - LRT_WORK_EXP - 30; /* q_exp + 30: 0..16 for a unit-column basis */
+    for (k = 0; k < rank; k++) {
+        int64_t acc = 0;
+        if (q_exp != 0) {
+            for (j = 0; j < rank; j++) {
+                acc += (int64_t)qrow[j] * mrot[j * rank + k];
+            }
+            /* exact: |acc| <= 2^46.5, so acc 2^up < 2^63 */
+            acc = up >= 0 ? acc * ((int64_t)1 << up) : et_round_shift_s64_inline(acc, -up);
+        }
+        out[k] = acc + (int64_t)res * g[k];
     }
-    return et_round_shift_s64(acc, -(q_exp - LRT_WORK_EXP - 30)) + et_round_shift_s64((int64_t)res * g[k], LRT_G_EXTRA);
 }
 
-/* Pass 1 of the rotation: the block exponent of the new basis (0 for all zero) and its shift. */
+/* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift. */
 static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, int q_exp, const int32_t *mrot,
                         const int32_t *res, const int64_t *g, int *shift)
 {
     uint64_t peak = 0;
+    int64_t row[ET_LRT_MAX_RANK];
     uint32_t i;
     int k;
     for (i = 0; i < len; i++) {
+        lrt_rot_row(q + (size_t)i * rank, rank, q_exp, mrot, res[i], g, row);
         for (k = 0; k < rank; k++) {
-            uint64_t a = lrt_abs(lrt_rot_entry(q + (size_t)i * rank, rank, q_exp, mrot, res[i], g, k));
+            uint64_t a = lrt_abs(row[k]);
             peak = a > peak ? a : peak;
         }
     }
@@ -602,30 +631,28 @@ static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, int q_exp, con
     return LRT_WORK_EXP + *shift;
 }
 
-/* Pass 2: overwrite q row by row with the rounded int16 mantissas. */
+/* Pass 2: overwrite q row by row with the rounded int16 mantissas (the one rounding). */
 static void lrt_rot_store(int16_t *q, uint32_t len, int rank, int q_exp, const int32_t *mrot, const int32_t *res,
                           const int64_t *g, int shift)
 {
+    int64_t row[ET_LRT_MAX_RANK];
     uint32_t i;
     int k;
-    int16_t row[ET_LRT_MAX_RANK];
     for (i = 0; i < len; i++) {
         int16_t *qrow = q + (size_t)i * rank;
+        lrt_rot_row(qrow, rank, q_exp, mrot, res[i], g, row);
         for (k = 0; k < rank; k++) {
-            row[k] = (int16_t)et_saturate_s64(
-                et_round_shift_s64(lrt_rot_entry(qrow, rank, q_exp, mrot, res[i], g, k), shift), INT16_MIN, INT16_MAX);
+            qrow[k] = (int16_t)et_saturate_s64_inline(et_round_shift_s64_inline(row[k], shift), INT16_MIN, INT16_MAX);
         }
-        memcpy(qrow, row, sizeof(int16_t) * (size_t)rank);
     }
 }
 
+/* g_k = M_rk 2^30 / rho (0 without a residual): the residual column's weights at 2^-60. */
 static void lrt_rot_coef(const int32_t *mrot, int rank, uint64_t rho, int64_t *g)
 {
     int k;
     for (k = 0; k < rank; k++) {
-        g[k] = rho != 0 ? lrt_div((int64_t)mrot[rank * rank + k] * ((int64_t)1 << (-LRT_WORK_EXP - 30 + LRT_G_EXTRA)),
-                                  (int64_t)rho)
-                        : 0;
+        g[k] = rho != 0 ? lrt_div((int64_t)mrot[rank * rank + k] * LRT_Q30, (int64_t)rho) : 0;
     }
 }
 
@@ -764,7 +791,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         c_sh = et_norm_shift_u64(c_new[0], 31);
         new_ce = (int64_t)e_c + c_sh;
     }
-    if (!lrt_exp_ok16(new_el) || !lrt_exp_ok16(new_er) || !lrt_exp_ok16(new_ce)) {
+    if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
         return ET_ERR_RANGE;
     }
     lrt_rot_store(lrt_ql(st), st->n, r, st->exp_l, ml, res_l, gl, sh_l);
@@ -869,7 +896,7 @@ static uint32_t lrt_row(const et_lrt_state_t *st, const et_lrt_flush_t *fl, uint
         for (k = 0; k < r; k++) {
             acc += h[k] * qr[(size_t)j * r + k]; /* |acc| <= 2^62 */
         }
-        (void)et_requantize(acc, fl->shift, ET_FMT_WEIGHT, &w);
+        w = et_saturate_s64_inline(et_round_shift_s64_inline(acc, fl->shift), INT8_MIN, INT8_MAX); /* requantize to the weight grid */
         nz += w != 0;
         if (out != NULL) {
             out[j] = (int8_t)w;

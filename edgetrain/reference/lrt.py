@@ -30,8 +30,8 @@ EXP_MIN, EXP_MAX = -128, 127  # accepted input exponents (delta_exp, x_exp)
 Q30 = 1 << 30
 RESIDUAL_NORM_BITS = 56  # residuals are rescaled so that sum(res^2) < 2^56
 CORE_BITS = 25  # core matrix entries are < 2^25
-WORK_EXP = -46  # rotation results are formed at 2^-46 before int16 rounding
-G_EXTRA = 15  # extra bits of the residual's rotation coefficient
+WORK_EXP = -60  # rotation results are formed exactly at 2^-60, then rounded once to int16
+BASIS_EXP_MIN, BASIS_EXP_MAX = -44, -14  # block exponents of a non-empty basis (0 = empty)
 COEF_GUARD = 1 << 40  # |a_j| clamp; valid (orthonormal) bases give |a_j| < 2^29
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -190,6 +190,8 @@ def _scale(res: np.ndarray, k: int) -> np.ndarray:
 
 def _mgs_pass(q: np.ndarray, q_exp: int, res: np.ndarray) -> tuple[np.ndarray, list]:
     """One modified Gram-Schmidt pass: coefficients in units of the residual's LSB."""
+    if q_exp == 0:  # empty basis
+        return res, [0] * q.shape[1]
     coef = []
     for j in range(q.shape[1]):
         col = q[:, j].astype(np.int64)
@@ -368,12 +370,18 @@ def _check_vector(v, length: int, dtype, name: str) -> np.ndarray:
 
 
 def _rotate(q: np.ndarray, q_exp: int, side: _Side, m_cols: list, rank: int) -> tuple[np.ndarray, int]:
-    """New int16 basis [Q, u] M (u = residual / rho) and its exponent; two passes in the C."""
-    mq = np.array([m_cols[j] for j in range(rank)], dtype=np.int64)  # r x r, Q30
-    total = rshift(q.astype(np.int64) @ mq, -(q_exp - WORK_EXP - 30))
+    """New int16 basis [Q, u] M (u = residual / rho) and its exponent.
+
+    The product is exact at 2^WORK_EXP (old basis: a shift of Q M; residual column: res * g
+    with g = M_r 2^30 / rho), then rounded once to int16 mantissas.
+    """
+    total = np.zeros(q.shape, dtype=np.int64)
+    if q_exp != 0:
+        mq = np.array([m_cols[j] for j in range(rank)], dtype=np.int64)  # r x r, Q30
+        total = rshift(q.astype(np.int64) @ mq, -(q_exp - WORK_EXP - 30))
     if side.rho:
-        g = np.array([fixed.div_round_s64(m_cols[rank][k] << (-WORK_EXP - 30 + G_EXTRA), side.rho) for k in range(rank)], dtype=np.int64)
-        total = total + rshift(side.res[:, None] * g[None, :], G_EXTRA)
+        g = np.array([fixed.div_round_s64(m_cols[rank][k] << 30, side.rho) for k in range(rank)], dtype=np.int64)
+        total = total + side.res[:, None] * g[None, :]
     peak = int(np.max(np.abs(total))) if total.size else 0
     if peak == 0:
         return np.zeros_like(q), 0
@@ -433,9 +441,11 @@ def _accumulate(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, x_
     sh = fixed.norm_shift_u64(top, 31) if top else 0
     new_c = [rshift(c, sh) for c in c_new] if top else [0] * r
     new_ce = e_c + sh if top else 0
-    for name, e in (("Q_L", new_el), ("Q_R", new_er), ("c", new_ce)):
-        if not fixed.INT16_MIN <= e <= fixed.INT16_MAX:
-            raise RangeError(f"LRT {name} exponent {e} leaves the int16 range: the inputs' exponents are extreme")
+    for name, e in (("Q_L", new_el), ("Q_R", new_er)):
+        if e != 0 and not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
+            raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the basis lost its unit columns")
+    if not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
+        raise RangeError(f"LRT c exponent {new_ce} leaves the int16 range: the inputs' exponents are extreme")
     st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
     st.c_mant, st.c_exp = new_c, new_ce
     st.terms = min(st.terms + 1, 0xFFFFFFFF)
