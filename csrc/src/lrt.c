@@ -470,7 +470,13 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
             }
         }
         nrm = lrt_sqrt_round((uint64_t)lrt_col_dot(u, q, k, k));
-        if (nrm == 0) {
+        if (nrm < (UINT64_C(1) << 29)) {
+            /* Less than 1/2 of A_k / sigma_k is orthogonal to the larger singular vectors:
+             * sigma_k is rounding noise (a numerically zero singular value). Normalising
+             * what is left would give a column that is neither unit nor orthogonal. */
+            for (i = 0; i < q; i++) {
+                u[i * q + k] = 0;
+            }
             sigma[k] = 0;
             degenerate = 1;
             continue;
@@ -508,6 +514,7 @@ et_status_t et_lrt_truncate(const uint32_t *sigma, int rank, int unbiased, uint3
     int64_t v[LRT_QMAX];
     uint64_t s1;
     int64_t share;
+    int up;
     if (sigma == NULL || c_out == NULL || t_out == NULL || p_out == NULL || rank < 1 || rank > ET_LRT_MAX_RANK) {
         return ET_ERR_ARG;
     }
@@ -543,9 +550,13 @@ et_status_t et_lrt_truncate(const uint32_t *sigma, int rank, int unbiased, uint3
     }
     k = q - p;
     s1 = tail[p - 1];
+    /* x0 depends on the ratios sigma / s1 only: scale the block exactly so that
+     * s1 lies in [2^31, 2^32) and the square roots keep 31 bits whatever its size. */
+    up = 32 - lrt_bitlen(s1);
+    up = up > 0 ? up : 0;
     for (i = 0; i <= k; i++) {
-        uint64_t part = s1 - (uint64_t)k * sigma[p - 1 + i]; /* >= 0 by the choice of p */
-        v[i] = lrt_div((int64_t)lrt_sqrt_round(part * s1) * LRT_Q30, (int64_t)s1);
+        uint64_t part = (s1 - (uint64_t)k * sigma[p - 1 + i]) << up; /* >= 0 by the choice of p */
+        v[i] = lrt_div((int64_t)lrt_sqrt_round(part * (s1 << up)) * LRT_Q30, (int64_t)(s1 << up));
     }
     v[0] -= LRT_Q30; /* v = x0 - e1; v[0] in [-1, -(1 - 1/sqrt 2)] */
     for (i = 0; i <= k; i++) {

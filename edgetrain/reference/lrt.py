@@ -166,6 +166,16 @@ def _bitlen(v: int) -> int:
     return abs(int(v)).bit_length()
 
 
+def _rs(v: np.ndarray, shift: int) -> np.ndarray:
+    """v * 2^-shift, rounded half away from zero, for int64 arrays whose results cannot
+    saturate (|v| < 2^62 and a left shift that stays below 2^63, as the formats guarantee)."""
+    shift = int(shift)
+    if shift <= 0:
+        return v << -shift
+    mag = (np.abs(v) + (1 << (shift - 1))) >> shift
+    return np.where(v < 0, -mag, mag)
+
+
 def _sumsq(res: np.ndarray) -> int:
     """sum(res^2), saturated at 2^64 - 1 (as the C's saturating sum)."""
     if not res.size:
@@ -185,7 +195,7 @@ def _norm_k(res: np.ndarray) -> int:
 
 
 def _scale(res: np.ndarray, k: int) -> np.ndarray:
-    return np.clip(rshift(res, -k), INT32_MIN, INT32_MAX)
+    return np.clip(_rs(res, -k), INT32_MIN, INT32_MAX)
 
 
 def _mgs_pass(q: np.ndarray, q_exp: int, res: np.ndarray) -> tuple[np.ndarray, list]:
@@ -197,7 +207,7 @@ def _mgs_pass(q: np.ndarray, q_exp: int, res: np.ndarray) -> tuple[np.ndarray, l
         col = q[:, j].astype(np.int64)
         a = max(-COEF_GUARD, min(COEF_GUARD, rshift(int(col @ res), -q_exp)))
         if a:
-            res = np.clip(res - rshift(a * col, -q_exp), INT32_MIN, INT32_MAX)
+            res = np.clip(res - _rs(a * col, -q_exp), INT32_MIN, INT32_MAX)
         coef.append(a)
     return res, coef
 
@@ -260,9 +270,8 @@ def _rotation(alpha: int, beta: int, gamma: int):
 
 
 def _round_q30(v: np.ndarray) -> np.ndarray:
-    """v * 2^-30 rounded half away from zero (|v| < 2^62), the rounding rule on int64 arrays."""
-    mag = (np.abs(v) + (1 << 29)) >> 30
-    return np.where(v < 0, -mag, mag)
+    """v * 2^-30 rounded half away from zero (|v| < 2^62)."""
+    return _rs(v, 30)
 
 
 def svd(c) -> tuple[list, list, list]:
@@ -309,7 +318,7 @@ def svd(c) -> tuple[list, list, list]:
             if proj:
                 col = col - _round_q30(proj * u[:, j])
         nrm = sqrt_round(int(col @ col))
-        if nrm == 0:
+        if nrm < 1 << 29:  # sigma_k is rounding noise: the column lies in the span of the larger ones
             sigma[k] = 0
             degenerate = True
             continue
@@ -346,7 +355,9 @@ def truncate(sigma, rank: int, unbiased: int, sign_bits: int = 0) -> tuple[int, 
     p = next(i + 1 for i in range(q) if (q - 1 - i) * sig[i] <= tail[i])
     k, s1 = q - p, tail[p - 1]
     block = sig[p - 1 :]
-    x0 = [fixed.div_round_s64(sqrt_round((s1 - k * s) * s1) << 30, s1) for s in block]
+    up = max(0, 32 - s1.bit_length())  # only sigma / s1 matters: scale s1 into [2^31, 2^32)
+    s1u = s1 << up
+    x0 = [fixed.div_round_s64(sqrt_round(((s1 - k * s) << up) * s1u) << 30, s1u) for s in block]
     v = [x0[0] - Q30] + x0[1:]
     signs = [-1 if (int(sign_bits) >> i) & 1 else 1 for i in range(k + 1)]
     for row in range(k + 1):
@@ -378,7 +389,7 @@ def _rotate(q: np.ndarray, q_exp: int, side: _Side, m_cols: list, rank: int) -> 
     total = np.zeros(q.shape, dtype=np.int64)
     if q_exp != 0:
         mq = np.array([m_cols[j] for j in range(rank)], dtype=np.int64)  # r x r, Q30
-        total = rshift(q.astype(np.int64) @ mq, -(q_exp - WORK_EXP - 30))
+        total = _rs(q.astype(np.int64) @ mq, -(q_exp - WORK_EXP - 30))
     if side.rho:
         g = np.array([fixed.div_round_s64(m_cols[rank][k] << 30, side.rho) for k in range(rank)], dtype=np.int64)
         total = total + side.res[:, None] * g[None, :]
@@ -386,7 +397,7 @@ def _rotate(q: np.ndarray, q_exp: int, side: _Side, m_cols: list, rank: int) -> 
     if peak == 0:
         return np.zeros_like(q), 0
     sh = fixed.norm_shift_u64(peak, 15)
-    mant = np.clip(rshift(total, sh), INT16_MIN, INT16_MAX).astype(np.int16)
+    mant = np.clip(_rs(total, sh), INT16_MIN, INT16_MAX).astype(np.int16)
     return mant, WORK_EXP + sh
 
 
