@@ -930,6 +930,7 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     int64_t top = 0;
     int64_t shift;
     int sh;
+    int root_s;
     int k;
     uint32_t i;
     int r;
@@ -951,7 +952,10 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
         fl.div_l = et_ufloat_make(1, 0);
         fl.div_r = fl.div_l;
     }
-    fl.eta = et_ufloat_make((uint64_t)cfg->eta0_q24 * lrt_sqrt_round((uint64_t)state->b_eff << 32), -40);
+    /* eta = eta0 sqrt(B_eff): B_eff shifted by an even 2s into [2^62, 2^64) keeps 31 bits of the root */
+    root_s = (64 - lrt_bitlen(state->b_eff)) / 2;
+    fl.eta = et_ufloat_make((uint64_t)cfg->eta0_q24 * lrt_sqrt_round((uint64_t)state->b_eff << (2 * root_s)),
+                            (int32_t)(-24 - root_s));
     den = et_round_shift_s64((int64_t)((uint64_t)fl.div_l.mant * fl.div_r.mant), 31); /* in [2^29, 2^31] */
     for (k = 0; k < r; k++) {
         quot[k] = lrt_div((int64_t)((uint64_t)fl.eta.mant * state->c_mant[k]), den);

@@ -530,7 +530,8 @@ def flush_begin(st: State, cfg: Config, norms: Norms | None) -> Flush:
         div_r = mn.maxnorm_update(norms.r, *_factor_max(st.qr, st.exp_r, st.c_mant, st.c_exp))
     else:
         div_l = div_r = mn.ufloat_make(1, 0)
-    eta = mn.ufloat_make(cfg.eta0_q24 * sqrt_round(st.b_eff << 32), -40)
+    root_s = (64 - st.b_eff.bit_length()) // 2  # B_eff * 4^s in [2^62, 2^64): 31 bits of sqrt
+    eta = mn.ufloat_make(cfg.eta0_q24 * sqrt_round(st.b_eff << (2 * root_s)), -24 - root_s)
     den = rshift(div_l.mant * div_r.mant, 31)
     den_exp = div_l.exp + div_r.exp + 31
     quot = [fixed.div_round_s64(eta.mant * c, den) for c in st.c_mant]
