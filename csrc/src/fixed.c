@@ -5,6 +5,7 @@
  * right shift of negative values (every supported compiler and target).
  */
 #include "edgetrain/et_fixed.h"
+#include "fixed_inline.h"
 
 #if (-1 >> 1) != -1
 #error "edgetrain requires an arithmetic right shift of negative integers"
@@ -55,52 +56,12 @@ et_status_t et_format_get(int id, et_format_t *out)
 
 int64_t et_round_shift_s64(int64_t x, int shift)
 {
-    if (shift <= 0) {
-        /* Exact multiplication by 2^-shift, saturated. */
-        int k = shift < -64 ? 64 : -shift;
-        if (x == 0 || k == 0) {
-            return x;
-        }
-        if (k >= 63) {
-            /* Only x == -1 with k == 63 fits: -2^63. */
-            return (k == 63 && x == -1) ? INT64_MIN : (x > 0 ? INT64_MAX : INT64_MIN);
-        }
-        if (x > (INT64_MAX >> k)) {
-            return INT64_MAX;
-        }
-        if (x < (INT64_MIN >> k)) {
-            return INT64_MIN;
-        }
-        return (int64_t)((uint64_t)x << k);
-    }
-    if (shift >= 64) {
-        /* |x| * 2^-64 <= 1/2: only INT64_MIN reaches the tie at -1/2 (and only at 64). */
-        return (shift == 64 && x == INT64_MIN) ? -1 : 0;
-    }
-    {
-        /* floor quotient and its remainder in [0, 2^shift); no overflow anywhere. */
-        int64_t q = x >> shift;
-        uint64_t r = (uint64_t)x & ((UINT64_C(1) << shift) - 1u);
-        uint64_t half = UINT64_C(1) << (shift - 1);
-        if (r > half || (r == half && x >= 0)) {
-            q += 1;
-        }
-        return q;
-    }
+    return et_round_shift_s64_inline(x, shift);
 }
 
 int64_t et_saturate_s64(int64_t x, int64_t lo, int64_t hi)
 {
-    if (lo > hi) {
-        return lo;
-    }
-    if (x < lo) {
-        return lo;
-    }
-    if (x > hi) {
-        return hi;
-    }
-    return x;
+    return et_saturate_s64_inline(x, lo, hi);
 }
 
 et_status_t et_requantize(int64_t x, int shift, int fmt, int64_t *out)

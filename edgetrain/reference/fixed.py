@@ -105,6 +105,14 @@ def round_shift_s64(x, shift: int):
     Works on Python ints and on integer arrays (returned as int64).
     """
     shift = int(shift)
+    if type(x) is int and INT64_MIN <= x <= INT64_MAX:
+        # Python int fast path (the LRT twin calls this per scalar): exact integers, same rule.
+        if shift <= 0:
+            return max(INT64_MIN, min(INT64_MAX, x << min(-shift, 64)))
+        if shift > 64:
+            return 0
+        mag = (abs(x) + (1 << (shift - 1))) >> shift
+        return -mag if x < 0 else mag
     scalar = np.ndim(x) == 0
     v = _as_int64_array(x)
     if shift <= 0:

@@ -8,6 +8,7 @@
 #include "et_status.h"
 #include "et_fixed.h"
 #include "et_maxnorm.h"
+#include "et_lrt.h"
 #include "et_model.h"
 #include "et_nvm.h"
 #include "et_crc.h"

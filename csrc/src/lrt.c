@@ -1,0 +1,999 @@
+/*
+ * edgetrain — low-rank training accumulator (et_lrt.h), integer only.
+ *
+ * Formats and bounds (docs/lrt.md has the derivations):
+ *   residuals   int32, rescaled by exact shifts so that sum(res^2) lies in [2^54, 2^56)
+ *   coefficients a_j, rho: int64 in residual units, |a_j| < 2^29 for valid bases
+ *   core C      int32, |C_ij| <= 2^25, one shared exponent
+ *   Jacobi      A int32 (|A_ij| < 2^28.2), V and U Q30 int32, all sums int64
+ *   rotation    results formed exactly at 2^-60 in int64, then rounded once to int16
+ *   bases       exponent 0 means an empty basis; otherwise -44..-14 (unit columns)
+ * Every rescale is the rounding rule (et_round_shift_s64, inlined in hot loops
+ * from fixed_inline.h) and every quotient et_div_round_s64; square roots round
+ * et_isqrt_u64 to nearest.
+ */
+#include <string.h>
+
+#include "edgetrain/et_fixed.h"
+#include "edgetrain/et_lrt.h"
+#include "edgetrain/et_maxnorm.h"
+#include "fixed_inline.h"
+
+/* The header is the same 56 bytes on every target (the plan counts on it). */
+typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HEADER) ? 1 : -1];
+
+#define LRT_Q30 (INT64_C(1) << 30)
+#define LRT_RES_BITS 56       /* residuals: sum of squares below 2^56 */
+#define LRT_CORE_BITS 25      /* core entries: magnitude at most 2^25 */
+#define LRT_WORK_EXP (-60)    /* rotation results are formed at 2^-60 */
+#define LRT_BASIS_EXP_MIN (-44) /* block exponents of a non-empty basis */
+#define LRT_BASIS_EXP_MAX (-14)
+#define LRT_COEF_GUARD (INT64_C(1) << 40) /* |a_j| bound; valid bases give < 2^29 */
+#define LRT_QMAX (ET_LRT_MAX_RANK + 1)
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static uint64_t lrt_abs(int64_t v)
+{
+    return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+}
+
+static int lrt_bitlen(uint64_t v)
+{
+    return 64 - et_clz_u64(v);
+}
+
+/* sqrt(v) rounded to nearest: floor root r, plus one when v - r^2 > r. */
+static uint64_t lrt_sqrt_round(uint64_t v)
+{
+    uint64_t r = et_isqrt_u64(v);
+    return (v - r * r > r) ? r + 1 : r;
+}
+
+static int64_t lrt_div(int64_t num, int64_t den)
+{
+    int64_t q = 0;
+    (void)et_div_round_s64(num, den, &q); /* callers guarantee den != 0 and no INT64_MIN / -1 */
+    return q;
+}
+
+static int32_t lrt_sat32(int64_t v)
+{
+    return (int32_t)et_saturate_s64_inline(v, INT32_MIN, INT32_MAX);
+}
+
+/* 0 (empty basis) or a block exponent of unit columns. */
+static int lrt_basis_exp_ok(int64_t e)
+{
+    return e == 0 || (e >= LRT_BASIS_EXP_MIN && e <= LRT_BASIS_EXP_MAX);
+}
+
+static int lrt_exp_ok16(int64_t e)
+{
+    return e >= INT16_MIN && e <= INT16_MAX;
+}
+
+static int16_t *lrt_ql(const et_lrt_state_t *st)
+{
+    return (int16_t *)(void *)((unsigned char *)(void *)(et_lrt_state_t *)st + sizeof(et_lrt_state_t));
+}
+
+static int16_t *lrt_qr(const et_lrt_state_t *st)
+{
+    return lrt_ql(st) + (size_t)st->n * st->rank;
+}
+
+/* ---- configuration and state -------------------------------------------------- */
+
+et_status_t et_lrt_config_default(et_lrt_config_t *cfg)
+{
+    if (cfg == NULL) {
+        return ET_ERR_ARG;
+    }
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->rank = 4;
+    cfg->unbiased = 1;
+    cfg->maxnorm = 1;
+    cfg->gs_passes = 2;
+    cfg->batch_conv = 10;
+    cfg->batch_dense = 100;
+    cfg->eta0_q24 = 167772; /* 0.01 * 2^24, rounded */
+    cfg->rho_min_ppm = 10000;
+    cfg->kappa_th = 100;
+    return ET_OK;
+}
+
+et_status_t et_lrt_config_check(const et_lrt_config_t *cfg)
+{
+    if (cfg == NULL || cfg->rank < 1 || cfg->rank > ET_LRT_MAX_RANK || cfg->unbiased > 1 || cfg->maxnorm > 1 ||
+        cfg->gs_passes < 1 || cfg->gs_passes > 2 || cfg->batch_conv < 1 || cfg->batch_dense < 1 ||
+        cfg->eta0_q24 < 1 || cfg->eta0_q24 > (UINT32_C(1) << 24) || cfg->rho_min_ppm > 1000000u ||
+        cfg->kappa_th > (uint32_t)INT32_MAX) {
+        return ET_ERR_ARG;
+    }
+    return ET_OK;
+}
+
+static int lrt_dims_ok(uint32_t n, uint32_t m, uint32_t rank)
+{
+    return n >= 1 && n <= ET_LRT_MAX_DIM && m >= 1 && m <= ET_LRT_MAX_DIM && rank >= 1 && rank <= ET_LRT_MAX_RANK;
+}
+
+/* A state as et_lrt_state_init and et_lrt_accumulate_* leave it. */
+static int lrt_state_ok(const et_lrt_state_t *st)
+{
+    return st != NULL && lrt_dims_ok(st->n, st->m, st->rank) && st->kind <= ET_LRT_CONV &&
+           lrt_basis_exp_ok(st->exp_l) && lrt_basis_exp_ok(st->exp_r);
+}
+
+et_status_t et_lrt_state_get_size(uint32_t n, uint32_t m, uint32_t rank, size_t *bytes)
+{
+    if (bytes == NULL || !lrt_dims_ok(n, m, rank)) {
+        return ET_ERR_ARG;
+    }
+    *bytes = sizeof(et_lrt_state_t) + (size_t)2 * rank * ((size_t)n + m);
+    return ET_OK;
+}
+
+et_status_t et_lrt_state_init(void *mem, size_t size, uint32_t n, uint32_t m, int kind,
+                              const et_lrt_config_t *cfg, et_lrt_state_t **state)
+{
+    size_t need;
+    et_lrt_state_t *st;
+    if (mem == NULL || state == NULL || ((uintptr_t)mem & 3u) != 0 || (kind != ET_LRT_DENSE && kind != ET_LRT_CONV) ||
+        et_lrt_config_check(cfg) != ET_OK || et_lrt_state_get_size(n, m, cfg->rank, &need) != ET_OK) {
+        return ET_ERR_ARG;
+    }
+    if (size < need) {
+        return ET_ERR_NOMEM;
+    }
+    memset(mem, 0, need);
+    st = (et_lrt_state_t *)mem;
+    st->n = (uint16_t)n;
+    st->m = (uint16_t)m;
+    st->rank = cfg->rank;
+    st->kind = (uint8_t)kind;
+    *state = st;
+    return ET_OK;
+}
+
+et_status_t et_lrt_bases(et_lrt_state_t *state, int16_t **ql, int16_t **qr)
+{
+    if (!lrt_state_ok(state) || ql == NULL || qr == NULL) {
+        return ET_ERR_ARG;
+    }
+    *ql = lrt_ql(state);
+    *qr = lrt_qr(state);
+    return ET_OK;
+}
+
+et_status_t et_lrt_reset(et_lrt_state_t *state)
+{
+    if (!lrt_state_ok(state)) {
+        return ET_ERR_ARG;
+    }
+    memset(lrt_ql(state), 0, (size_t)2 * state->rank * ((size_t)state->n + state->m));
+    memset(state->c_mant, 0, sizeof(state->c_mant));
+    state->b_eff = 0;
+    state->terms = 0;
+    state->skipped = 0;
+    state->exp_l = 0;
+    state->exp_r = 0;
+    state->c_exp = 0;
+    return ET_OK;
+}
+
+et_status_t et_lrt_accumulate_get_buffer_size(uint32_t n_max, uint32_t m_max, uint32_t rank, size_t *bytes)
+{
+    size_t q = (size_t)rank + 1;
+    if (bytes == NULL || !lrt_dims_ok(n_max, m_max, rank)) {
+        return ET_ERR_ARG;
+    }
+    *bytes = 4 * ((size_t)n_max + m_max + 2 * q * q + 3 * q * rank);
+    return ET_OK;
+}
+
+/* ---- projection of one side (modified Gram-Schmidt) ------------------------------ */
+
+static uint64_t lrt_sumsq(const int32_t *res, uint32_t len)
+{
+    uint64_t s = 0;
+    uint32_t i;
+    for (i = 0; i < len; i++) {
+        uint64_t sq = (uint64_t)((int64_t)res[i] * res[i]);
+        if (s > UINT64_MAX - sq) {
+            return UINT64_MAX;
+        }
+        s += sq;
+    }
+    return s;
+}
+
+/* The shift that brings a residual's sum of squares s into [2^54, 2^56). */
+static int lrt_norm_k(uint64_t s)
+{
+    int bl;
+    if (s == 0) {
+        return 0;
+    }
+    bl = lrt_bitlen(s);
+    return bl <= LRT_RES_BITS ? (LRT_RES_BITS - bl) / 2 : -((bl - LRT_RES_BITS + 1) / 2);
+}
+
+/* res <<= k (k < 0: rounding right shift), saturated to int32; returns k. */
+static int lrt_rescale(int32_t *res, uint32_t len)
+{
+    int k = lrt_norm_k(lrt_sumsq(res, len));
+    uint32_t i;
+    if (k != 0) {
+        for (i = 0; i < len; i++) {
+            res[i] = lrt_sat32(et_round_shift_s64_inline(res[i], -k));
+        }
+    }
+    return k;
+}
+
+/* One MGS pass of res against the columns of q (len x rank); coef in residual units. */
+static void lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int64_t *coef)
+{
+    int j;
+    uint32_t i;
+    for (j = 0; j < rank; j++) {
+        coef[j] = 0;
+    }
+    if (q_exp == 0) {
+        return; /* empty basis */
+    }
+    for (j = 0; j < rank; j++) {
+        int64_t dot = 0;
+        int64_t a;
+        for (i = 0; i < len; i++) {
+            dot += (int64_t)q[(size_t)i * rank + j] * res[i]; /* |dot| < 2^62 for any len <= 65535 */
+        }
+        a = et_saturate_s64(et_round_shift_s64(dot, -q_exp), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+        if (a != 0) {
+            for (i = 0; i < len; i++) {
+                res[i] = lrt_sat32((int64_t)res[i] - et_round_shift_s64_inline(a * q[(size_t)i * rank + j], -q_exp));
+            }
+        }
+        coef[j] = a;
+    }
+}
+
+typedef struct {
+    int64_t a[ET_LRT_MAX_RANK]; /* projections on the basis, at a_exp */
+    int a_exp;
+    int res_exp;  /* exponent of the residual left in the scratch */
+    uint64_t rho; /* ||residual||, rounded, at res_exp; in [2^27, 2^28] or 0 */
+} lrt_side_t;
+
+/* res holds the input at exponent e0 on entry and the final residual on exit. */
+static void lrt_project(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int e0, int passes,
+                        lrt_side_t *side)
+{
+    int e = e0 - lrt_rescale(res, len);
+    int j;
+    side->a_exp = e;
+    lrt_mgs_pass(q, rank, q_exp, res, len, side->a);
+    if (passes == 2 && lrt_sumsq(res, len) != 0) {
+        int64_t a2[ET_LRT_MAX_RANK];
+        e -= lrt_rescale(res, len);
+        lrt_mgs_pass(q, rank, q_exp, res, len, a2);
+        for (j = 0; j < rank; j++) {
+            side->a[j] += et_round_shift_s64(a2[j], side->a_exp - e);
+        }
+    }
+    e -= lrt_rescale(res, len);
+    side->res_exp = e;
+    side->rho = lrt_sqrt_round(lrt_sumsq(res, len));
+}
+
+/* [a; rho] on one exponent with the largest magnitude below 2^30 (one rounding each). */
+static void lrt_align(const lrt_side_t *s, int rank, int64_t *out, int *exp)
+{
+    int top = INT16_MIN;
+    int j;
+    for (j = 0; j < rank; j++) {
+        if (s->a[j] != 0 && lrt_bitlen(lrt_abs(s->a[j])) + s->a_exp > top) {
+            top = lrt_bitlen(lrt_abs(s->a[j])) + s->a_exp;
+        }
+    }
+    if (s->rho != 0 && lrt_bitlen(s->rho) + s->res_exp > top) {
+        top = lrt_bitlen(s->rho) + s->res_exp;
+    }
+    if (top == INT16_MIN) {
+        for (j = 0; j <= rank; j++) {
+            out[j] = 0;
+        }
+        *exp = 0;
+        return;
+    }
+    *exp = top - 30;
+    for (j = 0; j < rank; j++) {
+        out[j] = et_round_shift_s64(s->a[j], *exp - s->a_exp);
+    }
+    out[rank] = et_round_shift_s64((int64_t)s->rho, *exp - s->res_exp);
+}
+
+/* ---- the core SVD ---------------------------------------------------------------- */
+
+/*
+ * Jacobi rotation (Q30 cos, sin) that orthogonalises columns with squared
+ * norms alpha, beta and inner product gamma. Returns 0 (no rotation) when
+ * gamma^2 <= 4 (alpha + beta), the rounding noise of integer columns, or when
+ * the angle rounds to zero.
+ */
+static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs, int64_t *sn)
+{
+    uint64_t ag = lrt_abs(gamma);
+    int64_t d;
+    int64_t g;
+    int64_t t;
+    int sh;
+    int bd;
+    int bg;
+    uint64_t hyp;
+    if (ag < (UINT64_C(1) << 31) && ag * ag <= 4u * (uint64_t)(alpha + beta)) {
+        return 0;
+    }
+    d = beta - alpha;
+    g = 2 * gamma;
+    bd = lrt_bitlen(lrt_abs(d));
+    bg = lrt_bitlen(lrt_abs(g));
+    sh = (bd > bg ? bd : bg) - 31;
+    if (sh > 0) {
+        d = et_round_shift_s64(d, sh);
+        g = et_round_shift_s64(g, sh);
+    }
+    hyp = lrt_sqrt_round((uint64_t)(d * d) + (uint64_t)(g * g));
+    t = lrt_div(g * LRT_Q30, (int64_t)(lrt_abs(d) + hyp));
+    if (d < 0) {
+        t = -t;
+    }
+    if (t == 0) {
+        return 0;
+    }
+    *cs = lrt_div(INT64_C(1) << 60, (int64_t)lrt_sqrt_round((UINT64_C(1) << 60) + (uint64_t)(t * t)));
+    *sn = et_round_shift_s64(*cs * t, 30);
+    return 1;
+}
+
+static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64_t sn)
+{
+    int r;
+    for (r = 0; r < q; r++) {
+        int64_t x = mat[r * q + i];
+        int64_t y = mat[r * q + j];
+        mat[r * q + i] = (int32_t)et_round_shift_s64(cs * x - sn * y, 30);
+        mat[r * q + j] = (int32_t)et_round_shift_s64(sn * x + cs * y, 30);
+    }
+}
+
+static int64_t lrt_col_dot(const int32_t *mat, int q, int i, int j)
+{
+    int64_t s = 0;
+    int r;
+    for (r = 0; r < q; r++) {
+        s += (int64_t)mat[r * q + i] * mat[r * q + j];
+    }
+    return s;
+}
+
+static void lrt_swap_cols(int32_t *mat, int q, int i, int j)
+{
+    int r;
+    for (r = 0; r < q; r++) {
+        int32_t t = mat[r * q + i];
+        mat[r * q + i] = mat[r * q + j];
+        mat[r * q + j] = t;
+    }
+}
+
+/* Stable sort of sigma, descending, moving the columns of u and v along. */
+static void lrt_sort_desc(uint32_t *sigma, int q, int32_t *u, int32_t *v)
+{
+    int i;
+    int j;
+    for (i = 1; i < q; i++) {
+        for (j = i; j > 0 && sigma[j - 1] < sigma[j]; j--) {
+            uint32_t t = sigma[j - 1];
+            sigma[j - 1] = sigma[j];
+            sigma[j] = t;
+            lrt_swap_cols(u, q, j - 1, j);
+            lrt_swap_cols(v, q, j - 1, j);
+        }
+    }
+}
+
+et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int32_t *v)
+{
+    int i;
+    int j;
+    int k;
+    int sweep;
+    int degenerate = 0;
+    if (c == NULL || sigma == NULL || u == NULL || v == NULL || q < 2 || q > LRT_QMAX) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < q * q; i++) {
+        if (c[i] > ET_LRT_CORE_MAX || c[i] < -ET_LRT_CORE_MAX) {
+            return ET_ERR_ARG;
+        }
+    }
+    if (u != c) {
+        memcpy(u, c, sizeof(int32_t) * (size_t)q * (size_t)q);
+    }
+    for (i = 0; i < q * q; i++) {
+        v[i] = (i / q == i % q) ? (int32_t)LRT_Q30 : 0;
+    }
+    /* One-sided Jacobi on A (held in u): cyclic sweeps; a sweep without a
+     * rotation leaves A and V unchanged, so the remaining sweeps would too. */
+    for (sweep = 0; sweep < ET_LRT_JACOBI_SWEEPS; sweep++) {
+        int rotated = 0;
+        for (i = 0; i < q - 1; i++) {
+            for (j = i + 1; j < q; j++) {
+                int64_t cs;
+                int64_t sn;
+                if (lrt_rotation(lrt_col_dot(u, q, i, i), lrt_col_dot(u, q, j, j), lrt_col_dot(u, q, i, j), &cs, &sn)) {
+                    lrt_rotate_cols(u, q, i, j, cs, sn);
+                    lrt_rotate_cols(v, q, i, j, cs, sn);
+                    rotated = 1;
+                }
+            }
+        }
+        if (!rotated) {
+            break;
+        }
+    }
+    for (k = 0; k < q; k++) {
+        sigma[k] = (uint32_t)lrt_sqrt_round((uint64_t)lrt_col_dot(u, q, k, k));
+    }
+    lrt_sort_desc(sigma, q, u, v);
+    /* U = A / sigma, then modified Gram-Schmidt in order of decreasing sigma. */
+    for (k = 0; k < q; k++) {
+        uint64_t nrm;
+        if (sigma[k] == 0) {
+            for (i = 0; i < q; i++) {
+                u[i * q + k] = 0;
+            }
+            continue;
+        }
+        for (i = 0; i < q; i++) {
+            u[i * q + k] = (int32_t)lrt_div((int64_t)u[i * q + k] * LRT_Q30, (int64_t)sigma[k]);
+        }
+        for (j = 0; j < k; j++) {
+            int64_t proj = et_round_shift_s64(lrt_col_dot(u, q, j, k), 30);
+            if (proj != 0) {
+                for (i = 0; i < q; i++) {
+                    u[i * q + k] -= (int32_t)et_round_shift_s64(proj * u[i * q + j], 30);
+                }
+            }
+        }
+        nrm = lrt_sqrt_round((uint64_t)lrt_col_dot(u, q, k, k));
+        if (nrm < (UINT64_C(1) << 29)) {
+            /* Less than 1/2 of A_k / sigma_k is orthogonal to the larger singular vectors:
+             * sigma_k is rounding noise (a numerically zero singular value). Normalising
+             * what is left would give a column that is neither unit nor orthogonal. */
+            for (i = 0; i < q; i++) {
+                u[i * q + k] = 0;
+            }
+            sigma[k] = 0;
+            degenerate = 1;
+            continue;
+        }
+        for (i = 0; i < q; i++) {
+            u[i * q + k] = (int32_t)lrt_div((int64_t)u[i * q + k] * LRT_Q30, (int64_t)nrm);
+        }
+    }
+    if (degenerate) {
+        lrt_sort_desc(sigma, q, u, v);
+    }
+    for (k = 0; k < q; k++) {
+        if (sigma[k] == 0) {
+            for (i = 0; i < q; i++) {
+                u[i * q + k] = 0;
+                v[i * q + k] = 0;
+            }
+        }
+    }
+    return ET_OK;
+}
+
+/* ---- truncation to rank r ----------------------------------------------------------- */
+
+et_status_t et_lrt_truncate(const uint32_t *sigma, int rank, int unbiased, uint32_t sign_bits, uint32_t *c_out,
+                            int32_t *t_out, int *p_out)
+{
+    int q = rank + 1;
+    int i;
+    int j;
+    int p;
+    int k;
+    uint64_t total = 0;
+    uint64_t tail[LRT_QMAX];
+    int64_t v[LRT_QMAX];
+    uint64_t s1;
+    int64_t share;
+    int up;
+    if (sigma == NULL || c_out == NULL || t_out == NULL || p_out == NULL || rank < 1 || rank > ET_LRT_MAX_RANK) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < q; i++) {
+        if (i > 0 && sigma[i] > sigma[i - 1]) {
+            return ET_ERR_ARG;
+        }
+        total += sigma[i];
+    }
+    if (total >= (UINT64_C(1) << 32)) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < q * rank; i++) {
+        t_out[i] = (i / rank == i % rank) ? (int32_t)LRT_Q30 : 0;
+    }
+    if (!unbiased || sigma[q - 1] == 0) {
+        for (i = 0; i < rank; i++) {
+            c_out[i] = sigma[i];
+        }
+        *p_out = q;
+        return ET_OK;
+    }
+    tail[q - 1] = sigma[q - 1];
+    for (i = q - 2; i >= 0; i--) {
+        tail[i] = tail[i + 1] + sigma[i];
+    }
+    p = q - 1; /* i = q-1 always qualifies: sigma_{q-1} <= sigma_{q-1} + sigma_q */
+    for (i = 0; i < q; i++) {
+        if ((uint64_t)(q - 1 - i) * sigma[i] <= tail[i]) {
+            p = i + 1;
+            break;
+        }
+    }
+    k = q - p;
+    s1 = tail[p - 1];
+    /* x0 depends on the ratios sigma / s1 only: scale the block exactly so that
+     * s1 lies in [2^31, 2^32) and the square roots keep 31 bits whatever its size. */
+    up = 32 - lrt_bitlen(s1);
+    up = up > 0 ? up : 0;
+    for (i = 0; i <= k; i++) {
+        uint64_t part = (s1 - (uint64_t)k * sigma[p - 1 + i]) << up; /* >= 0 by the choice of p */
+        v[i] = lrt_div((int64_t)lrt_sqrt_round(part * (s1 << up)) * LRT_Q30, (int64_t)(s1 << up));
+    }
+    v[0] -= LRT_Q30; /* v = x0 - e1; v[0] in [-1, -(1 - 1/sqrt 2)] */
+    for (i = 0; i <= k; i++) {
+        int negate = (int)((sign_bits >> i) & 1u);
+        for (j = 0; j < k; j++) {
+            int64_t h = (i == j + 1 ? LRT_Q30 : 0) + lrt_div(v[i] * v[j + 1], v[0]);
+            t_out[(p - 1 + i) * rank + (p - 1 + j)] = (int32_t)(negate ? -h : h);
+        }
+    }
+    share = lrt_div((int64_t)s1, k);
+    for (i = 0; i < rank; i++) {
+        c_out[i] = i < p - 1 ? sigma[i] : (uint32_t)share;
+    }
+    *p_out = p;
+    return ET_OK;
+}
+
+/* ---- accumulate ------------------------------------------------------------------------ */
+
+/* out (q x r) = a (q x q) @ t (q x r), Q30, one rounding per entry. */
+static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, int32_t *out)
+{
+    int i;
+    int k;
+    int s;
+    for (i = 0; i < q; i++) {
+        for (k = 0; k < rank; k++) {
+            int64_t acc = 0;
+            for (s = 0; s < q; s++) {
+                acc += (int64_t)a[i * q + s] * t[s * rank + k];
+            }
+            out[i * rank + k] = (int32_t)et_round_shift_s64(acc, 30);
+        }
+    }
+}
+
+/*
+ * Entry (i, k) of the new basis [Q, res/rho] M (M q x r, Q30) at 2^-60, exact:
+ * the old basis enters as (sum_j Q_ij M_jk) 2^(q_exp+30) (q_exp >= -44: a left
+ * shift by at most 16, or a rounding right shift), the residual column as
+ * res_i g_k with g_k = M_rk 2^30 / rho computed once per term. |entry| < 2^63
+ * for any int16 mantissas: |sum| <= 2^46.5, |res_i g_k| <= 2^61 (docs/lrt.md).
+ */
+static void lrt_rot_row(const int16_t *qrow, int rank, int q_exp, const int32_t *mrot, int32_t res, const int64_t *g,
+                        int64_t *out)
+{
+    int j;
+    int k;
+    int up = q_exp - LRT_WORK_EXP - 30; /* q_exp + 30: 0..16 for a unit-column basis */
+    for (k = 0; k < rank; k++) {
+        int64_t acc = 0;
+        if (q_exp != 0) {
+            for (j = 0; j < rank; j++) {
+                acc += (int64_t)qrow[j] * mrot[j * rank + k];
+            }
+            /* exact: |acc| <= 2^46.5, so acc 2^up < 2^63 */
+            acc = up >= 0 ? acc * ((int64_t)1 << up) : et_round_shift_s64_inline(acc, -up);
+        }
+        out[k] = acc + (int64_t)res * g[k];
+    }
+}
+
+/* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift. */
+static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, int q_exp, const int32_t *mrot,
+                        const int32_t *res, const int64_t *g, int *shift)
+{
+    uint64_t peak = 0;
+    int64_t row[ET_LRT_MAX_RANK];
+    uint32_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        lrt_rot_row(q + (size_t)i * rank, rank, q_exp, mrot, res[i], g, row);
+        for (k = 0; k < rank; k++) {
+            uint64_t a = lrt_abs(row[k]);
+            peak = a > peak ? a : peak;
+        }
+    }
+    if (peak == 0) {
+        *shift = 0;
+        return 0;
+    }
+    *shift = et_norm_shift_u64(peak, 15);
+    return LRT_WORK_EXP + *shift;
+}
+
+/* Pass 2: overwrite q row by row with the rounded int16 mantissas (the one rounding). */
+static void lrt_rot_store(int16_t *q, uint32_t len, int rank, int q_exp, const int32_t *mrot, const int32_t *res,
+                          const int64_t *g, int shift)
+{
+    int64_t row[ET_LRT_MAX_RANK];
+    uint32_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        int16_t *qrow = q + (size_t)i * rank;
+        lrt_rot_row(qrow, rank, q_exp, mrot, res[i], g, row);
+        for (k = 0; k < rank; k++) {
+            qrow[k] = (int16_t)et_saturate_s64_inline(et_round_shift_s64_inline(row[k], shift), INT16_MIN, INT16_MAX);
+        }
+    }
+}
+
+/* g_k = M_rk 2^30 / rho (0 without a residual): the residual column's weights at 2^-60. */
+static void lrt_rot_coef(const int32_t *mrot, int rank, uint64_t rho, int64_t *g)
+{
+    int k;
+    for (k = 0; k < rank; k++) {
+        g[k] = rho != 0 ? lrt_div((int64_t)mrot[rank * rank + k] * LRT_Q30, (int64_t)rho) : 0;
+    }
+}
+
+static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg, const int8_t *delta, int delta_exp,
+                                  const int8_t *x_s8, const uint8_t *x_u8, int x_exp, void *scratch,
+                                  size_t scratch_size, et_prng_t *prng)
+{
+    int r;
+    int q;
+    uint32_t i;
+    int j;
+    int k;
+    size_t need;
+    int32_t *res_l;
+    int32_t *res_r;
+    int32_t *ua;
+    int32_t *va;
+    int32_t *tt;
+    int32_t *ml;
+    int32_t *mr;
+    int any_d = 0;
+    int any_x = 0;
+    lrt_side_t left;
+    lrt_side_t right;
+    int64_t lv[LRT_QMAX];
+    int64_t rv[LRT_QMAX];
+    int el;
+    int er;
+    uint64_t lmax = 0;
+    uint64_t rmax = 0;
+    uint64_t pmax;
+    int top;
+    int e_c;
+    uint32_t sigma[LRT_QMAX];
+    uint32_t c_new[ET_LRT_MAX_RANK];
+    uint32_t bits = 0;
+    int p;
+    et_prng_t rng;
+    int64_t gl[ET_LRT_MAX_RANK];
+    int64_t gr[ET_LRT_MAX_RANK];
+    int sh_l;
+    int sh_r;
+    int new_el;
+    int new_er;
+    int c_sh = 0;
+    int64_t new_ce = 0;
+
+    if (!lrt_state_ok(st) || et_lrt_config_check(cfg) != ET_OK || cfg->rank != st->rank || delta == NULL ||
+        (x_s8 == NULL && x_u8 == NULL) || scratch == NULL || ((uintptr_t)scratch & 3u) != 0 ||
+        delta_exp < ET_LRT_EXP_MIN || delta_exp > ET_LRT_EXP_MAX || x_exp < ET_LRT_EXP_MIN ||
+        x_exp > ET_LRT_EXP_MAX || (cfg->unbiased && (prng == NULL || prng->state == 0))) {
+        return ET_ERR_ARG;
+    }
+    r = st->rank;
+    q = r + 1;
+    (void)et_lrt_accumulate_get_buffer_size(st->n, st->m, (uint32_t)r, &need);
+    if (scratch_size < need) {
+        return ET_ERR_NOMEM;
+    }
+    res_l = (int32_t *)scratch;
+    res_r = res_l + st->n;
+    ua = res_r + st->m;
+    va = ua + q * q;
+    tt = va + q * q;
+    ml = tt + q * r;
+    mr = ml + q * r;
+
+    for (i = 0; i < st->n; i++) {
+        res_l[i] = delta[i];
+        any_d |= delta[i] != 0;
+    }
+    for (i = 0; i < st->m; i++) {
+        res_r[i] = x_s8 != NULL ? (int32_t)x_s8[i] : (int32_t)x_u8[i];
+        any_x |= res_r[i] != 0;
+    }
+    if (!any_d || !any_x) {
+        st->terms += st->terms < UINT32_MAX ? 1u : 0u;
+        return ET_OK; /* a zero term adds nothing */
+    }
+
+    /* 1. project onto the bases; residual norms */
+    lrt_project(lrt_ql(st), r, st->exp_l, res_l, st->n, delta_exp, cfg->gs_passes, &left);
+    lrt_project(lrt_qr(st), r, st->exp_r, res_r, st->m, x_exp, cfg->gs_passes, &right);
+
+    /* 2. kappa rule: discard when c_1 > kappa rho_L rho_R (compared, never divided) */
+    if (cfg->kappa_th != 0 && st->c_mant[0] != 0) {
+        et_ufloat_t thr = et_ufloat_make(left.rho * right.rho, (int32_t)(left.res_exp + right.res_exp));
+        if (thr.mant != 0) {
+            thr = et_ufloat_make((uint64_t)thr.mant * cfg->kappa_th, thr.exp);
+        }
+        if (et_ufloat_cmp(et_ufloat_make(st->c_mant[0], st->c_exp), thr) > 0) {
+            st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
+            return ET_OK;
+        }
+    }
+
+    /* 3. core C = diag(c, 0) + [a; rho_L][b; rho_R]^T, entries <= 2^25 on exponent e_c */
+    lrt_align(&left, r, lv, &el);
+    lrt_align(&right, r, rv, &er);
+    for (j = 0; j < q; j++) {
+        lmax = lrt_abs(lv[j]) > lmax ? lrt_abs(lv[j]) : lmax;
+        rmax = lrt_abs(rv[j]) > rmax ? lrt_abs(rv[j]) : rmax;
+    }
+    pmax = lmax * rmax;
+    top = lrt_bitlen(pmax) + el + er;
+    if (st->c_mant[0] != 0 && lrt_bitlen(st->c_mant[0]) + st->c_exp > top) {
+        top = lrt_bitlen(st->c_mant[0]) + st->c_exp;
+    }
+    e_c = top + 1 - LRT_CORE_BITS;
+    for (j = 0; j < q; j++) {
+        for (k = 0; k < q; k++) {
+            int64_t e = et_round_shift_s64(lv[j] * rv[k], e_c - (el + er));
+            if (j == k && j < r) {
+                e += et_round_shift_s64(st->c_mant[j], e_c - st->c_exp);
+            }
+            ua[j * q + k] = (int32_t)e;
+        }
+    }
+
+    /* 4. SVD; 5. truncation (a local copy of the PRNG is committed at the end) */
+    (void)et_lrt_svd(ua, q, sigma, ua, va);
+    rng.state = cfg->unbiased ? prng->state : 0u;
+    if (cfg->unbiased && sigma[q - 1] != 0) {
+        (void)et_prng_next_u32(&rng, &bits);
+    }
+    (void)et_lrt_truncate(sigma, r, cfg->unbiased, bits, c_new, tt, &p);
+    lrt_matmul_q30(ua, tt, q, r, ml);
+    lrt_matmul_q30(va, tt, q, r, mr);
+
+    /* 6. rotate both bases: pass 1 finds the new exponents, checked before anything is written */
+    lrt_rot_coef(ml, r, left.rho, gl);
+    lrt_rot_coef(mr, r, right.rho, gr);
+    new_el = lrt_rot_peak(lrt_ql(st), st->n, r, st->exp_l, ml, res_l, gl, &sh_l);
+    new_er = lrt_rot_peak(lrt_qr(st), st->m, r, st->exp_r, mr, res_r, gr, &sh_r);
+    if (c_new[0] != 0) {
+        c_sh = et_norm_shift_u64(c_new[0], 31);
+        new_ce = (int64_t)e_c + c_sh;
+    }
+    if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
+        return ET_ERR_RANGE;
+    }
+    lrt_rot_store(lrt_ql(st), st->n, r, st->exp_l, ml, res_l, gl, sh_l);
+    lrt_rot_store(lrt_qr(st), st->m, r, st->exp_r, mr, res_r, gr, sh_r);
+    st->exp_l = (int16_t)new_el;
+    st->exp_r = (int16_t)new_er;
+    for (k = 0; k < r; k++) {
+        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)et_round_shift_s64(c_new[k], c_sh) : 0u;
+    }
+    st->c_exp = (int16_t)new_ce;
+    if (cfg->unbiased) {
+        *prng = rng;
+    }
+    st->terms += st->terms < UINT32_MAX ? 1u : 0u;
+    return ET_OK;
+}
+
+et_status_t et_lrt_accumulate_s8(et_lrt_state_t *state, const et_lrt_config_t *cfg, const int8_t *delta,
+                                 int delta_exp, const int8_t *x, int x_exp, void *scratch, size_t scratch_size,
+                                 et_prng_t *prng)
+{
+    if (x == NULL) {
+        return ET_ERR_ARG;
+    }
+    return lrt_accumulate(state, cfg, delta, delta_exp, x, NULL, x_exp, scratch, scratch_size, prng);
+}
+
+et_status_t et_lrt_accumulate_u8(et_lrt_state_t *state, const et_lrt_config_t *cfg, const int8_t *delta,
+                                 int delta_exp, const uint8_t *x, int x_exp, void *scratch, size_t scratch_size,
+                                 et_prng_t *prng)
+{
+    if (x == NULL) {
+        return ET_ERR_ARG;
+    }
+    return lrt_accumulate(state, cfg, delta, delta_exp, NULL, x, x_exp, scratch, scratch_size, prng);
+}
+
+/* ---- flush --------------------------------------------------------------------------- */
+
+et_status_t et_lrt_norms_init(et_lrt_norms_t *norms)
+{
+    if (norms == NULL) {
+        return ET_ERR_ARG;
+    }
+    (void)et_maxnorm_init(&norms->l);
+    (void)et_maxnorm_init(&norms->r);
+    return ET_OK;
+}
+
+/* max |Q diag(sqrt c)| as a rounded integer and its exponent. */
+static void lrt_factor_max(const int16_t *qm, uint32_t len, int rank, int q_exp, const et_lrt_state_t *st,
+                           uint64_t *max_abs, int32_t *exp)
+{
+    uint64_t best = 0;
+    int32_t e = 2 * q_exp + st->c_exp;
+    uint32_t i;
+    int k;
+    for (k = 0; k < rank; k++) {
+        uint64_t peak = 0;
+        uint64_t v;
+        for (i = 0; i < len; i++) {
+            uint64_t a = lrt_abs(qm[(size_t)i * rank + k]);
+            peak = a > peak ? a : peak;
+        }
+        v = peak * peak * st->c_mant[k]; /* <= 2^30 * 2^31 */
+        best = v > best ? v : best;
+    }
+    if (e & 1) {
+        best <<= 1;
+        e -= 1;
+    }
+    *max_abs = lrt_sqrt_round(best);
+    *exp = e / 2;
+}
+
+static void lrt_stamp(const et_lrt_state_t *st, uint32_t *stamp)
+{
+    stamp[0] = st->terms;
+    stamp[1] = st->skipped;
+    stamp[2] = st->b_eff;
+    stamp[3] = (uint32_t)(uint16_t)st->exp_l | ((uint32_t)(uint16_t)st->exp_r << 16);
+    stamp[4] = (uint32_t)(uint16_t)st->c_exp;
+    stamp[5] = st->c_mant[0];
+}
+
+/* Row i of dW into out (may be NULL: count only); returns its non-zero count. */
+static uint32_t lrt_row(const et_lrt_state_t *st, const et_lrt_flush_t *fl, uint32_t i, int8_t *out)
+{
+    const int16_t *ql = lrt_ql(st) + (size_t)i * st->rank;
+    const int16_t *qr = lrt_qr(st);
+    int64_t h[ET_LRT_MAX_RANK];
+    uint32_t nz = 0;
+    uint32_t j;
+    int k;
+    int r = st->rank;
+    for (k = 0; k < r; k++) {
+        h[k] = (int64_t)fl->g[k] * ql[k]; /* |h| <= 2^44 */
+    }
+    for (j = 0; j < st->m; j++) {
+        int64_t acc = 0;
+        int64_t w;
+        for (k = 0; k < r; k++) {
+            acc += h[k] * qr[(size_t)j * r + k]; /* |acc| <= 2^62 */
+        }
+        w = et_saturate_s64_inline(et_round_shift_s64_inline(acc, fl->shift), INT8_MIN, INT8_MAX); /* requantize to the weight grid */
+        nz += w != 0;
+        if (out != NULL) {
+            out[j] = (int8_t)w;
+        }
+    }
+    return nz;
+}
+
+et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg, et_lrt_norms_t *norms,
+                               et_lrt_flush_t *flush)
+{
+    et_lrt_flush_t fl;
+    uint32_t batch;
+    uint64_t max_l;
+    uint64_t max_r;
+    int32_t exp_l;
+    int32_t exp_r;
+    int64_t den;
+    int64_t quot[ET_LRT_MAX_RANK];
+    int64_t top = 0;
+    int64_t shift;
+    int sh;
+    int root_s;
+    int k;
+    uint32_t i;
+    int r;
+    if (!lrt_state_ok(state) || et_lrt_config_check(cfg) != ET_OK || cfg->rank != state->rank || flush == NULL ||
+        (cfg->maxnorm && (norms == NULL || norms->l.beta_pow > (UINT32_C(1) << 30) ||
+                          norms->r.beta_pow > (UINT32_C(1) << 30)))) {
+        return ET_ERR_ARG;
+    }
+    r = state->rank;
+    memset(&fl, 0, sizeof(fl));
+    batch = state->kind == ET_LRT_CONV ? cfg->batch_conv : cfg->batch_dense;
+    state->b_eff = state->b_eff > UINT32_MAX - batch ? UINT32_MAX : state->b_eff + batch;
+    if (cfg->maxnorm) {
+        lrt_factor_max(lrt_ql(state), state->n, r, state->exp_l, state, &max_l, &exp_l);
+        lrt_factor_max(lrt_qr(state), state->m, r, state->exp_r, state, &max_r, &exp_r);
+        (void)et_maxnorm_update(&norms->l, max_l, exp_l, &fl.div_l);
+        (void)et_maxnorm_update(&norms->r, max_r, exp_r, &fl.div_r);
+    } else {
+        fl.div_l = et_ufloat_make(1, 0);
+        fl.div_r = fl.div_l;
+    }
+    /* eta = eta0 sqrt(B_eff): B_eff shifted by an even 2s into [2^62, 2^64) keeps 31 bits of the root */
+    root_s = (64 - lrt_bitlen(state->b_eff)) / 2;
+    fl.eta = et_ufloat_make((uint64_t)cfg->eta0_q24 * lrt_sqrt_round((uint64_t)state->b_eff << (2 * root_s)),
+                            (int32_t)(-24 - root_s));
+    den = et_round_shift_s64((int64_t)((uint64_t)fl.div_l.mant * fl.div_r.mant), 31); /* in [2^29, 2^31] */
+    for (k = 0; k < r; k++) {
+        quot[k] = lrt_div((int64_t)((uint64_t)fl.eta.mant * state->c_mant[k]), den);
+        top = quot[k] > top ? quot[k] : top;
+    }
+    sh = lrt_bitlen((uint64_t)top) - 29;
+    sh = sh > 0 ? sh : 0;
+    for (k = 0; k < r; k++) {
+        fl.g[k] = (int32_t)et_round_shift_s64(quot[k], sh);
+    }
+    /* dW = acc * 2^(eta.exp + c_exp - den_exp + sh + exp_l + exp_r) in units of 2^-7 */
+    shift = -((int64_t)fl.eta.exp + state->c_exp - ((int64_t)fl.div_l.exp + fl.div_r.exp + 31) + sh + state->exp_l +
+              state->exp_r + 7);
+    fl.shift = (int32_t)et_saturate_s64(shift, -1000000, 1000000);
+    for (i = 0; i < state->n; i++) {
+        fl.nonzero += lrt_row(state, &fl, i, NULL);
+    }
+    fl.apply = (uint64_t)fl.nonzero * 1000000u > (uint64_t)cfg->rho_min_ppm * state->n * state->m;
+    lrt_stamp(state, fl.stamp);
+    *flush = fl;
+    return ET_OK;
+}
+
+et_status_t et_lrt_delta_row(const et_lrt_state_t *state, const et_lrt_flush_t *flush, uint32_t row, int8_t *out,
+                             uint32_t *nonzero)
+{
+    uint32_t stamp[6];
+    uint32_t nz;
+    if (!lrt_state_ok(state) || flush == NULL || out == NULL || row >= state->n) {
+        return ET_ERR_ARG;
+    }
+    lrt_stamp(state, stamp);
+    if (memcmp(stamp, flush->stamp, sizeof(stamp)) != 0) {
+        return ET_ERR_STATE;
+    }
+    nz = lrt_row(state, flush, row, out);
+    if (nonzero != NULL) {
+        *nonzero = nz;
+    }
+    return ET_OK;
+}

@@ -1,0 +1,585 @@
+"""NumPy twin of csrc/src/lrt.c: the fixed-point low-rank gradient accumulator (LRT).
+
+Same names as the C functions without the ``et_lrt_`` prefix (et_lrt_accumulate_s8 is
+``accumulate_s8`` here). The integer algorithm, its formats and every rounding are described
+in docs/lrt.md; this module reproduces them bit for bit, written in NumPy idiom: vectors as
+int64 arrays (every product and sum is bounded below 2^63 by the formats), the small
+(r+1) x (r+1) matrices as Python integers.
+
+Memory model (mirrors the C): a layer's persistent state is a 56-byte header plus the int16
+bases, Q_L (n x r) and Q_R (m x r), row-major; transient work lives in one scratch buffer
+shared by all layers (accumulate_get_buffer_size).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ArgumentError, NoMemoryError, RangeError, StateError
+from . import fixed
+from . import maxnorm as mn
+from .fixed import round_shift_s64 as rshift
+
+MAX_RANK = 8
+MAX_DIM = 65535
+JACOBI_SWEEPS = 8  # cap; docs/lrt.md: 6 reach the rounding floor for every q <= 9 tested
+STATE_HEADER_BYTES = 56
+KIND_DENSE, KIND_CONV = 0, 1
+EXP_MIN, EXP_MAX = -128, 127  # accepted input exponents (delta_exp, x_exp)
+Q30 = 1 << 30
+RESIDUAL_NORM_BITS = 56  # residuals are rescaled so that sum(res^2) < 2^56
+CORE_BITS = 25  # core matrix entries are < 2^25
+WORK_EXP = -60  # rotation results are formed exactly at 2^-60, then rounded once to int16
+BASIS_EXP_MIN, BASIS_EXP_MAX = -44, -14  # block exponents of a non-empty basis (0 = empty)
+COEF_GUARD = 1 << 40  # |a_j| clamp; valid (orthonormal) bases give |a_j| < 2^29
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+U64_MAX = (1 << 64) - 1
+
+
+# ---- configuration ------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    """et_lrt_config_t. Defaults are the paper's (lrt-paper-spec §6.5)."""
+
+    rank: int = 4  # r, 1..8
+    unbiased: int = 1  # 1: OK truncation; 0: keep the top r (biased)
+    maxnorm: int = 1  # 1: max-norm L and R at flush
+    gs_passes: int = 2  # Gram-Schmidt passes, 1..2
+    batch_conv: int = 10  # B for conv layers, samples, 1..65535
+    batch_dense: int = 100  # B for dense layers, samples, 1..65535
+    eta0_q24: int = 167772  # eta0 * 2^24, 1..2^24 (0.01)
+    rho_min_ppm: int = 10000  # rho_min in parts per million, 0..1000000 (1 %)
+    kappa_th: int = 100  # kappa threshold; 0 disables the skip rule; <= 2^31 - 1
+
+
+def config_default() -> Config:
+    return Config()
+
+
+def config_check(cfg: Config) -> None:
+    """Raise ArgumentError naming the first field out of range."""
+    checks = [
+        ("rank", 1, MAX_RANK, "the rank r of the accumulator"),
+        ("unbiased", 0, 1, "0 = biased (top r), 1 = unbiased (OK)"),
+        ("maxnorm", 0, 1, "0 = off, 1 = max-norm L and R at flush"),
+        ("gs_passes", 1, 2, "Gram-Schmidt passes per term"),
+        ("batch_conv", 1, 65535, "samples per flush of a conv layer"),
+        ("batch_dense", 1, 65535, "samples per flush of a dense layer"),
+        ("eta0_q24", 1, 1 << 24, "eta0 * 2^24, i.e. eta0 in (0, 1]"),
+        ("rho_min_ppm", 0, 1000000, "minimum update density in parts per million"),
+        ("kappa_th", 0, (1 << 31) - 1, "kappa threshold (0 disables the skip rule)"),
+    ]
+    for name, lo, hi, what in checks:
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
+            raise ArgumentError(f"LRT config: {name} = {v!r} is outside {lo}..{hi} ({what})")
+
+
+# ---- state ----------------------------------------------------------------------
+
+
+@dataclass
+class State:
+    """et_lrt_state_t plus its bases. Values: Q_L = ql * 2^exp_l, c_k = c_mant[k] * 2^c_exp."""
+
+    n: int
+    m: int
+    rank: int
+    kind: int
+    ql: np.ndarray = field(repr=False)  # int16, n x r
+    qr: np.ndarray = field(repr=False)  # int16, m x r
+    exp_l: int = 0
+    exp_r: int = 0
+    c_mant: list = field(default_factory=list)  # r ints, 0 .. 2^31, descending
+    c_exp: int = 0
+    b_eff: int = 0
+    terms: int = 0
+    skipped: int = 0
+
+    def c_values(self) -> np.ndarray:
+        return np.array(self.c_mant, dtype=np.float64) * 2.0**self.c_exp
+
+    def estimate(self) -> np.ndarray:
+        """Q_L diag(c) Q_R^T in float64 (exact up to float64 rounding)."""
+        ql = self.ql.astype(np.float64) * 2.0**self.exp_l
+        qr = self.qr.astype(np.float64) * 2.0**self.exp_r
+        return (ql * self.c_values()) @ qr.T
+
+
+def _check_dims(n: int, m: int, rank: int) -> None:
+    if not 1 <= int(rank) <= MAX_RANK:
+        raise ArgumentError(f"LRT rank {rank} is outside 1..{MAX_RANK}")
+    for name, v in (("n (outputs)", n), ("m (inputs)", m)):
+        if not 1 <= int(v) <= MAX_DIM:
+            raise ArgumentError(f"LRT layer {name} = {v} is outside 1..{MAX_DIM}")
+
+
+def state_get_size(n: int, m: int, rank: int) -> int:
+    """Bytes of one layer's persistent state: the header plus 2 r (n + m) bytes of bases."""
+    _check_dims(n, m, rank)
+    return STATE_HEADER_BYTES + 2 * int(rank) * (int(n) + int(m))
+
+
+def state_init(n: int, m: int, cfg: Config, kind: int = KIND_DENSE, size: int | None = None) -> State:
+    """A zero state (empty bases, c = 0). ``size`` mimics the C's buffer check."""
+    config_check(cfg)
+    _check_dims(n, m, cfg.rank)
+    if kind not in (KIND_DENSE, KIND_CONV):
+        raise ArgumentError(f"LRT layer kind {kind} is neither KIND_DENSE (0) nor KIND_CONV (1)")
+    need = state_get_size(n, m, cfg.rank)
+    if size is not None and size < need:
+        raise NoMemoryError(f"LRT state of a {n} x {m} layer at rank {cfg.rank} needs {need} bytes, got {size}", need)
+    r = cfg.rank
+    return State(n, m, r, kind, np.zeros((n, r), np.int16), np.zeros((m, r), np.int16), c_mant=[0] * r)
+
+
+def reset(st: State) -> None:
+    """Forget the accumulated gradient (after a successful weight write)."""
+    st.ql[:] = 0
+    st.qr[:] = 0
+    st.exp_l = st.exp_r = st.c_exp = 0
+    st.c_mant = [0] * st.rank
+    st.b_eff = st.terms = st.skipped = 0
+
+
+def accumulate_get_buffer_size(n_max: int, m_max: int, rank: int) -> int:
+    """Bytes of the scratch shared by all layers: int32 residuals plus the small matrices."""
+    _check_dims(n_max, m_max, rank)
+    q = int(rank) + 1
+    return 4 * (int(n_max) + int(m_max) + 2 * q * q + 3 * q * int(rank))
+
+
+# ---- integer helpers (built on reference.fixed) ----------------------------------
+
+
+def sqrt_round(v: int) -> int:
+    """sqrt(v) rounded to nearest (v >= 0)."""
+    r = fixed.isqrt_u64(v)
+    return r + 1 if v - r * r > r else r
+
+
+def _bitlen(v: int) -> int:
+    return abs(int(v)).bit_length()
+
+
+def _rs(v: np.ndarray, shift: int) -> np.ndarray:
+    """v * 2^-shift, rounded half away from zero, for int64 arrays whose results cannot
+    saturate (|v| < 2^62 and a left shift that stays below 2^63, as the formats guarantee)."""
+    shift = int(shift)
+    if shift <= 0:
+        return v << -shift
+    mag = (np.abs(v) + (1 << (shift - 1))) >> shift
+    return np.where(v < 0, -mag, mag)
+
+
+def _sumsq(res: np.ndarray) -> int:
+    """sum(res^2), saturated at 2^64 - 1 (as the C's saturating sum)."""
+    if not res.size:
+        return 0
+    if float(np.max(np.abs(res))) ** 2 * res.size < 2.0**62:
+        return int(np.dot(res, res))  # exact in int64
+    return min(sum(int(v) * int(v) for v in res), U64_MAX)
+
+
+def _norm_k(res: np.ndarray) -> int:
+    """Left shift that brings sum(res^2) into [2^54, 2^56) (negative: a rounding right shift)."""
+    s = _sumsq(res)
+    if s == 0:
+        return 0
+    bl = s.bit_length()
+    return (RESIDUAL_NORM_BITS - bl) // 2 if bl <= RESIDUAL_NORM_BITS else -((bl - RESIDUAL_NORM_BITS + 1) // 2)
+
+
+def _scale(res: np.ndarray, k: int) -> np.ndarray:
+    return np.clip(_rs(res, -k), INT32_MIN, INT32_MAX)
+
+
+def _mgs_pass(q: np.ndarray, q_exp: int, res: np.ndarray) -> tuple[np.ndarray, list]:
+    """One modified Gram-Schmidt pass: coefficients in units of the residual's LSB."""
+    if q_exp == 0:  # empty basis
+        return res, [0] * q.shape[1]
+    coef = []
+    for j in range(q.shape[1]):
+        col = q[:, j].astype(np.int64)
+        a = max(-COEF_GUARD, min(COEF_GUARD, rshift(int(col @ res), -q_exp)))
+        if a:
+            res = np.clip(res - _rs(a * col, -q_exp), INT32_MIN, INT32_MAX)
+        coef.append(a)
+    return res, coef
+
+
+@dataclass
+class _Side:
+    a: list  # projection coefficients, at exponent a_exp
+    a_exp: int
+    res: np.ndarray  # residual (int64 values in int32 range), at exponent res_exp
+    res_exp: int
+    rho: int  # ||res|| rounded, at res_exp
+
+
+def _project_side(q: np.ndarray, q_exp: int, src: np.ndarray, src_exp: int, passes: int) -> _Side:
+    res = src.astype(np.int64)
+    k = _norm_k(res)
+    res, e = _scale(res, k), src_exp - k
+    a_exp = e
+    res, a = _mgs_pass(q, q_exp, res)
+    if passes == 2 and np.any(res):
+        k = _norm_k(res)
+        res, e = _scale(res, k), e - k
+        res, a2 = _mgs_pass(q, q_exp, res)
+        a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
+    k = _norm_k(res)
+    res, e = _scale(res, k), e - k
+    return _Side(a, a_exp, res, e, sqrt_round(_sumsq(res)))
+
+
+def _align(values: list, exps: list) -> tuple[list, int]:
+    """Values v_j * 2^e_j on one exponent E, largest magnitude below 2^30 (one rounding each)."""
+    tops = [_bitlen(v) + e for v, e in zip(values, exps) if v]
+    if not tops:
+        return [0] * len(values), 0
+    big = max(tops) - 30
+    return [rshift(v, big - e) for v, e in zip(values, exps)], big
+
+
+# ---- the core SVD (one-sided Jacobi, fixed sweeps) -------------------------------
+
+
+def _rotation(alpha: int, beta: int, gamma: int):
+    """(cos, sin) in Q30 of the Jacobi rotation that orthogonalises two columns, or None.
+
+    None when the columns are orthogonal to within the rounding noise of their integer
+    entries: gamma^2 <= 4 (alpha + beta) (docs/lrt.md), or when the angle rounds to 0.
+    """
+    if abs(gamma) < 1 << 31 and gamma * gamma <= 4 * (alpha + beta):
+        return None
+    d, g = beta - alpha, 2 * gamma
+    sh = max(0, max(_bitlen(d), _bitlen(g)) - 31)
+    d, g = rshift(d, sh), rshift(g, sh)
+    hyp = sqrt_round(d * d + g * g)
+    t = fixed.div_round_s64(g << 30, abs(d) + hyp)
+    t = -t if d < 0 else t
+    if t == 0:
+        return None
+    cs = fixed.div_round_s64(1 << 60, sqrt_round((1 << 60) + t * t))
+    return cs, rshift(cs * t, 30)
+
+
+def _round_q30(v: np.ndarray) -> np.ndarray:
+    """v * 2^-30 rounded half away from zero (|v| < 2^62)."""
+    return _rs(v, 30)
+
+
+def svd(c) -> tuple[list, list, list]:
+    """et_lrt_svd: C (q x q ints, |entries| <= 2^25) = U diag(sigma) V^T.
+
+    Returns sigma (q ints, descending), U and V (q x q lists of Q30 ints; column k is the k-th
+    singular vector, a zero column where sigma_k = 0). At most JACOBI_SWEEPS cyclic sweeps; a
+    sweep without a rotation ends early (nothing would change any more).
+    """
+    a = np.array(c, dtype=np.int64)
+    q = a.shape[0] if a.ndim == 2 else 0
+    if a.ndim != 2 or not 2 <= q <= MAX_RANK + 1 or a.shape[1] != q:
+        raise ArgumentError(f"svd: the core must be square with 2..{MAX_RANK + 1} rows, got shape {a.shape}")
+    if np.any(np.abs(a) > 1 << CORE_BITS):
+        raise ArgumentError(f"svd: core entries must be at most 2^{CORE_BITS} in magnitude")
+    v = np.eye(q, dtype=np.int64) * Q30
+    for _ in range(JACOBI_SWEEPS):
+        rotated = False
+        for i in range(q - 1):
+            for j in range(i + 1, q):
+                rot = _rotation(int(a[:, i] @ a[:, i]), int(a[:, j] @ a[:, j]), int(a[:, i] @ a[:, j]))
+                if rot is None:
+                    continue
+                rotated = True
+                cs, sn = rot
+                for mat in (a, v):
+                    x, y = mat[:, i].copy(), mat[:, j].copy()
+                    mat[:, i] = _round_q30(cs * x - sn * y)
+                    mat[:, j] = _round_q30(sn * x + cs * y)
+        if not rotated:
+            break
+    sigma = [sqrt_round(int(a[:, k] @ a[:, k])) for k in range(q)]
+    order = np.argsort(-np.array(sigma, dtype=np.int64), kind="stable")
+    sigma = [sigma[k] for k in order]
+    a, v = a[:, order], v[:, order]
+    u = np.zeros((q, q), dtype=np.int64)
+    degenerate = False
+    for k in range(q):
+        if sigma[k] == 0:
+            continue
+        col = np.array([fixed.div_round_s64(int(x) << 30, sigma[k]) for x in a[:, k]], dtype=np.int64)
+        for j in range(k):  # modified Gram-Schmidt against the larger singular vectors
+            proj = rshift(int(u[:, j] @ col), 30)
+            if proj:
+                col = col - _round_q30(proj * u[:, j])
+        nrm = sqrt_round(int(col @ col))
+        if nrm < 1 << 29:  # sigma_k is rounding noise: the column lies in the span of the larger ones
+            sigma[k] = 0
+            degenerate = True
+            continue
+        u[:, k] = [fixed.div_round_s64(int(x) << 30, nrm) for x in col]
+    if degenerate:
+        order = np.argsort(-np.array(sigma, dtype=np.int64), kind="stable")
+        sigma, u, v = [sigma[k] for k in order], u[:, order], v[:, order]
+    zero = np.array(sigma) == 0
+    u[:, zero] = 0
+    v[:, zero] = 0
+    return sigma, u.tolist(), v.tolist()
+
+
+# ---- truncation to rank r -----------------------------------------------------------
+
+
+def truncate(sigma, rank: int, unbiased: int, sign_bits: int = 0) -> tuple[int, list, list]:
+    """et_lrt_truncate: (p, c_new, T) from q = rank+1 sorted singular values (ints).
+
+    p is 1-based; p = q means no mixing (biased rule, or sigma_q = 0). c_new: r ints on the
+    scale of sigma; T: q x r list of Q30 ints. Unbiased: the OK rule of spec §2.2 step 5 with
+    s_t = -1 where bit t of sign_bits is set. Requires sum(sigma) < 2^32.
+    """
+    sig = [int(s) for s in sigma]
+    q = int(rank) + 1
+    if not 1 <= rank <= MAX_RANK or len(sig) != q:
+        raise ArgumentError(f"truncate: rank {rank} needs {q} singular values, got {len(sig)}")
+    if any(s < 0 for s in sig) or any(sig[i] < sig[i + 1] for i in range(q - 1)) or sum(sig) >= 1 << 32:
+        raise ArgumentError("truncate: singular values must be >= 0, descending, with sum < 2^32")
+    t = [[Q30 if i == k else 0 for k in range(rank)] for i in range(q)]
+    if not unbiased or sig[-1] == 0:
+        return q, sig[:rank], t
+    tail = [sum(sig[i:]) for i in range(q)]
+    p = next(i + 1 for i in range(q) if (q - 1 - i) * sig[i] <= tail[i])
+    k, s1 = q - p, tail[p - 1]
+    block = sig[p - 1 :]
+    up = max(0, 32 - s1.bit_length())  # only sigma / s1 matters: scale s1 into [2^31, 2^32)
+    s1u = s1 << up
+    x0 = [fixed.div_round_s64(sqrt_round(((s1 - k * s) << up) * s1u) << 30, s1u) for s in block]
+    v = [x0[0] - Q30] + x0[1:]
+    signs = [-1 if (int(sign_bits) >> i) & 1 else 1 for i in range(k + 1)]
+    for row in range(k + 1):
+        for col in range(k):
+            h = (Q30 if row == col + 1 else 0) + fixed.div_round_s64(v[row] * v[col + 1], v[0])
+            t[p - 1 + row][p - 1 + col] = signs[row] * h
+    share = fixed.div_round_s64(s1, k)
+    return p, sig[: p - 1] + [share] * k, t
+
+
+# ---- accumulate --------------------------------------------------------------------
+
+
+def _check_vector(v, length: int, dtype, name: str) -> np.ndarray:
+    arr = np.asarray(v)
+    if arr.dtype != dtype:
+        raise ArgumentError(f"{name} must be a {np.dtype(dtype).name} vector, got {arr.dtype}")
+    if arr.shape != (length,):
+        raise ArgumentError(f"{name} must have {length} entries (the layer's size), got shape {arr.shape}")
+    return arr.astype(np.int64)
+
+
+def _rotate(q: np.ndarray, q_exp: int, side: _Side, m_cols: list, rank: int) -> tuple[np.ndarray, int]:
+    """New int16 basis [Q, u] M (u = residual / rho) and its exponent.
+
+    The product is exact at 2^WORK_EXP (old basis: a shift of Q M; residual column: res * g
+    with g = M_r 2^30 / rho), then rounded once to int16 mantissas.
+    """
+    total = np.zeros(q.shape, dtype=np.int64)
+    if q_exp != 0:
+        mq = np.array([m_cols[j] for j in range(rank)], dtype=np.int64)  # r x r, Q30
+        total = _rs(q.astype(np.int64) @ mq, -(q_exp - WORK_EXP - 30))
+    if side.rho:
+        g = np.array([fixed.div_round_s64(m_cols[rank][k] << 30, side.rho) for k in range(rank)], dtype=np.int64)
+        total = total + side.res[:, None] * g[None, :]
+    peak = int(np.max(np.abs(total))) if total.size else 0
+    if peak == 0:
+        return np.zeros_like(q), 0
+    sh = fixed.norm_shift_u64(peak, 15)
+    mant = np.clip(_rs(total, sh), INT16_MIN, INT16_MAX).astype(np.int16)
+    return mant, WORK_EXP + sh
+
+
+def _matmul_q30(a: list, b: list) -> list:
+    """(q x q) @ (q x r), Q30 entries, one rounding per result."""
+    return [[rshift(sum(a[i][t] * b[t][k] for t in range(len(b))), 30) for k in range(len(b[0]))] for i in range(len(a))]
+
+
+def _accumulate(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, x_dtype, prng) -> str:
+    config_check(cfg)
+    if cfg.rank != st.rank:
+        raise ArgumentError(f"config rank {cfg.rank} differs from the state's rank {st.rank}")
+    for name, e in (("delta_exp", delta_exp), ("x_exp", x_exp)):
+        if not EXP_MIN <= int(e) <= EXP_MAX:
+            raise ArgumentError(f"{name} = {e} is outside {EXP_MIN}..{EXP_MAX}")
+    d = _check_vector(delta, st.n, np.int8, "delta")
+    xv = _check_vector(x, st.m, x_dtype, "x")
+    if cfg.unbiased and prng is None:
+        raise ArgumentError("unbiased accumulation needs a PRNG (et_prng_t)")
+    r, q = st.rank, st.rank + 1
+    if not d.any() or not xv.any():
+        st.terms = min(st.terms + 1, 0xFFFFFFFF)
+        return "zero"
+    left = _project_side(st.ql, st.exp_l, d, int(delta_exp), cfg.gs_passes)
+    right = _project_side(st.qr, st.exp_r, xv, int(x_exp), cfg.gs_passes)
+    c1 = st.c_mant[0]
+    if cfg.kappa_th and c1:
+        thr = mn.ufloat_make(left.rho * right.rho, left.res_exp + right.res_exp)
+        if thr.mant:
+            thr = mn.ufloat_make(thr.mant * cfg.kappa_th, thr.exp)
+        if mn.ufloat_cmp(mn.ufloat_make(c1, st.c_exp), thr) > 0:
+            st.skipped = min(st.skipped + 1, 0xFFFFFFFF)
+            return "skipped"
+    lv, el = _align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
+    rv, er = _align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
+    e_p = el + er
+    p_max = max(abs(v) for v in lv) * max(abs(v) for v in rv)
+    tops = [_bitlen(p_max) + e_p] + ([_bitlen(c1) + st.c_exp] if c1 else [])
+    e_c = max(tops) + 1 - CORE_BITS
+    core = [[rshift(lv[i] * rv[k], e_c - e_p) for k in range(q)] for i in range(q)]
+    for k in range(r):
+        core[k][k] += rshift(st.c_mant[k], e_c - st.c_exp)
+    sigma, u, v = svd(core)
+    bits = 0
+    if cfg.unbiased and sigma[-1]:
+        bits = prng.next_u32() if isinstance(prng, fixed.Prng) else fixed.prng_next_u32(prng)
+    _, c_new, t = truncate(sigma, r, cfg.unbiased, bits)
+    ml, mr = _matmul_q30(u, t), _matmul_q30(v, t)
+    new_ql, new_el = _rotate(st.ql, st.exp_l, left, ml, r)
+    new_qr, new_er = _rotate(st.qr, st.exp_r, right, mr, r)
+    top = c_new[0]
+    sh = fixed.norm_shift_u64(top, 31) if top else 0
+    new_c = [rshift(c, sh) for c in c_new] if top else [0] * r
+    new_ce = e_c + sh if top else 0
+    for name, e in (("Q_L", new_el), ("Q_R", new_er)):
+        if e != 0 and not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
+            raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the basis lost its unit columns")
+    if not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
+        raise RangeError(f"LRT c exponent {new_ce} leaves the int16 range: the inputs' exponents are extreme")
+    st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
+    st.c_mant, st.c_exp = new_c, new_ce
+    st.terms = min(st.terms + 1, 0xFFFFFFFF)
+    return "ok"
+
+
+def accumulate_s8(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, prng=None) -> str:
+    """Add delta x^T (delta int8 at 2^delta_exp, x int8 at 2^x_exp). Returns "ok", "zero" or "skipped"."""
+    return _accumulate(st, cfg, delta, delta_exp, x, x_exp, np.int8, prng)
+
+
+def accumulate_u8(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, prng=None) -> str:
+    """As accumulate_s8 with x uint8 (activations after ReLU, network input)."""
+    return _accumulate(st, cfg, delta, delta_exp, x, x_exp, np.uint8, prng)
+
+
+# ---- flush ---------------------------------------------------------------------------
+
+
+@dataclass
+class Flush:
+    """et_lrt_flush_t: what flush_begin prepared for the row calls."""
+
+    g: list  # per column coefficient, |g| <= 2^29
+    shift: int  # delta row entries = requantize(sum_k g_k QL_ik QR_jk, shift, weight)
+    nonzero: int  # non-zero entries of the quantized update over all rows
+    apply: int  # 1: density above rho_min, write then reset
+    eta: mn.UFloat
+    div_l: mn.UFloat
+    div_r: mn.UFloat
+    stamp: tuple = ()
+
+
+@dataclass
+class Norms:
+    """et_lrt_norms_t: the two max-norm trackers of one layer (optimizer state, persistent)."""
+
+    l: mn.MaxNorm = field(default_factory=mn.maxnorm_init)
+    r: mn.MaxNorm = field(default_factory=mn.maxnorm_init)
+
+
+def norms_init() -> Norms:
+    return Norms()
+
+
+def _factor_max(q: np.ndarray, q_exp: int, c_mant: list, c_exp: int) -> tuple[int, int]:
+    """max |Q diag(sqrt c)| as (integer, exponent), rounded."""
+    peaks = np.max(np.abs(q.astype(np.int64)), axis=0)
+    v = max(int(p) * int(p) * int(c) for p, c in zip(peaks, c_mant))
+    e = 2 * q_exp + c_exp
+    if e % 2:
+        v, e = v << 1, e - 1
+    return sqrt_round(v), e // 2
+
+
+def _stamp(st: State) -> tuple:
+    """The fields et_lrt_flush_t.stamp records (a changed state invalidates the flush)."""
+    return (st.terms, st.skipped, st.b_eff, st.exp_l, st.exp_r, st.c_exp, st.c_mant[0])
+
+
+def flush_begin(st: State, cfg: Config, norms: Norms | None) -> Flush:
+    """One flush attempt: B_eff += B, max-norm, eta = eta0 sqrt(B_eff), density of the update."""
+    config_check(cfg)
+    if cfg.rank != st.rank:
+        raise ArgumentError(f"config rank {cfg.rank} differs from the state's rank {st.rank}")
+    if cfg.maxnorm and norms is None:
+        raise ArgumentError("max-norm is on: flush_begin needs the layer's trackers (norms_init)")
+    st.b_eff = min(st.b_eff + (cfg.batch_conv if st.kind == KIND_CONV else cfg.batch_dense), 0xFFFFFFFF)
+    if cfg.maxnorm:
+        div_l = mn.maxnorm_update(norms.l, *_factor_max(st.ql, st.exp_l, st.c_mant, st.c_exp))
+        div_r = mn.maxnorm_update(norms.r, *_factor_max(st.qr, st.exp_r, st.c_mant, st.c_exp))
+    else:
+        div_l = div_r = mn.ufloat_make(1, 0)
+    root_s = (64 - st.b_eff.bit_length()) // 2  # B_eff * 4^s in [2^62, 2^64): 31 bits of sqrt
+    eta = mn.ufloat_make(cfg.eta0_q24 * sqrt_round(st.b_eff << (2 * root_s)), -24 - root_s)
+    den = rshift(div_l.mant * div_r.mant, 31)
+    den_exp = div_l.exp + div_r.exp + 31
+    quot = [fixed.div_round_s64(eta.mant * c, den) for c in st.c_mant]
+    top = max(quot)
+    sh = max(0, top.bit_length() - 29)
+    g = [rshift(v, sh) for v in quot]
+    shift = -(eta.exp + st.c_exp - den_exp + sh + st.exp_l + st.exp_r - fixed.FORMATS[fixed.FMT_WEIGHT].lsb_exp)
+    fl = Flush(g, shift, 0, 0, eta, div_l, div_r)
+    nonzero = int(np.count_nonzero(_delta_matrix(st, fl)))
+    fl.nonzero = nonzero
+    fl.apply = int(nonzero * 1000000 > cfg.rho_min_ppm * st.n * st.m)
+    fl.stamp = _stamp(st)
+    return fl
+
+
+def _delta_matrix(st: State, fl: Flush, rows=slice(None)) -> np.ndarray:
+    h = st.ql[rows].astype(np.int64) * np.array(fl.g, dtype=np.int64)[None, :]
+    acc = h @ st.qr.astype(np.int64).T
+    return np.clip(rshift(acc, fl.shift), -128, 127).astype(np.int8)
+
+
+def delta_row(st: State, fl: Flush, i: int) -> np.ndarray:
+    """Row i of the quantized update dW (int8, m entries); the caller writes sat(W_i - dW_i)."""
+    if fl.stamp != _stamp(st):
+        raise StateError("delta_row: the state changed since flush_begin; call flush_begin again")
+    if not 0 <= int(i) < st.n:
+        raise ArgumentError(f"delta_row: row {i} is outside 0..{st.n - 1}")
+    return _delta_matrix(st, fl, slice(int(i), int(i) + 1))[0]
+
+
+def delta_matrix(st: State, fl: Flush) -> np.ndarray:
+    """All rows at once (tests and the host; the device streams rows)."""
+    if fl.stamp != _stamp(st):
+        raise StateError("delta_matrix: the state changed since flush_begin")
+    return _delta_matrix(st, fl)
+
+
+def orthonormality_error(q: np.ndarray, q_exp: int) -> float:
+    """max |Q^T Q - I| over the non-zero columns (exact products, then float)."""
+    qi = q.astype(np.int64)
+    keep = np.any(qi != 0, axis=0)
+    gram = (qi[:, keep].T @ qi[:, keep]).astype(np.float64) * 2.0 ** (2 * q_exp)
+    return float(np.max(np.abs(gram - np.eye(int(keep.sum()))))) if keep.any() else 0.0
+
+
+__all__ = [
+    "Config", "State", "Flush", "Norms", "config_default", "config_check", "state_get_size", "state_init",
+    "reset", "accumulate_get_buffer_size", "accumulate_s8", "accumulate_u8", "svd", "truncate",
+    "flush_begin", "delta_row", "delta_matrix", "norms_init", "sqrt_round", "orthonormality_error",
+    "MAX_RANK", "JACOBI_SWEEPS", "KIND_DENSE", "KIND_CONV",
+]
