@@ -10,5 +10,8 @@
 #include "et_maxnorm.h"
 #include "et_model.h"
 #include "et_nvm.h"
+#include "et_layers.h"
+#include "et_train.h"
+#include "et_plan.h"
 
 #endif /* EDGETRAIN_EDGETRAIN_H */
