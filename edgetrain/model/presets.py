@@ -13,8 +13,8 @@ The random integers come from a counter-based hash of (seed, tensor, index),
 so they are the same on every platform and NumPy version.
 
 Presets (docs/training.md):
-  mcu-cnn    conv3x3 1->8 ReLU, pool, conv3x3 8->16 ReLU, pool, dense 400->64 ReLU,
-             dense 64->10; 27,464 weights
+  mcu-cnn    conv3x3 1->8 ReLU, pool, conv3x3 8->16 ReLU, pool, streaming BN(16),
+             dense 400->64 ReLU, dense 64->10; 27,464 weights
   paper-cnn  the paper's network (spec §6.1): 4 valid 3x3 convs of 128 channels with
              two pool + streaming-BN blocks, dense 2048->512->10; 1,497,216 weights
   mlp        784-64-10 with ReLU; 50,816 weights
@@ -125,6 +125,7 @@ def mcu_cnn(seed: int = 0) -> Model:
     b.pool("pool1")
     b.conv("conv2", 16)
     b.pool("pool2")
+    b.batchnorm("bn")
     b.flatten()
     b.dense("fc1", 64)
     b.dense("fc2", 10, relu=False)
