@@ -15,6 +15,7 @@ import numpy as np
 from .errors import ArgumentError, UnsupportedError
 from .model.description import LayerKind, Model
 from .model.image import fill_c_table, layout
+from .model.validate import check_model
 from .reference import train as ref_train
 from .reference.train import TrainConfig
 
@@ -26,12 +27,17 @@ class Backend:
 
     name = "?"
 
-    def __init__(self, model: Model, config: TrainConfig):
+    def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None):
         config.check()
+        check_model(model)  # a message that names the layer, before the C says ET_ERR_CORRUPT
         self.model = model
         self.config = config
         self.image_bytes, self.offsets = layout(model)
         self.image_size = len(self.image_bytes)
+        if image is not None:
+            if len(image) != self.image_size:
+                raise ArgumentError(f"image has {len(image)} bytes; model {model.name} lays out {self.image_size}")
+            self.image_bytes = bytes(image)
         self.cell_writes = np.zeros(self.image_size, dtype=np.uint32)
 
     # -- argument checks shared by both engines (the engines check again) --
@@ -72,8 +78,8 @@ class Backend:
 class NumpyBackend(Backend):
     name = "numpy"
 
-    def __init__(self, model: Model, config: TrainConfig):
-        super().__init__(model, config)
+    def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None):
+        super().__init__(model, config, image)
         self._nvm = np.frombuffer(bytearray(self.image_bytes), dtype=np.uint8)
         self.state = ref_train.init(model, self._nvm, 0, self.offsets, config)
         self.state.cell_counts = self.cell_writes
@@ -130,8 +136,8 @@ def c_plan(model: Model, config: TrainConfig) -> dict[str, int]:
 class CBackend(Backend):
     name = "c"
 
-    def __init__(self, model: Model, config: TrainConfig):
-        super().__init__(model, config)
+    def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None):
+        super().__init__(model, config, image)
         from .core import call, ffi
 
         self._ffi, self._call = ffi, call
@@ -169,11 +175,12 @@ class CBackend(Backend):
         return {"program_calls": s.program_calls, "bytes_programmed": s.bytes_programmed, "bytes_changed": s.bytes_changed}
 
 
-def make_backend(name: str, model: Model, config: TrainConfig) -> Backend:
+def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | None = None) -> Backend:
+    """The backend ``name`` over ``model`` (its own tensors, or ``image`` laid out as the model's)."""
     if name == "c":
-        return CBackend(model, config)
+        return CBackend(model, config, image)
     if name == "numpy":
-        return NumpyBackend(model, config)
+        return NumpyBackend(model, config, image)
     if name == "arm":
         raise UnsupportedError("backend 'arm' (the ELF in the emulator) is not available yet: use --backend c or numpy")
     raise ArgumentError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")

@@ -770,6 +770,9 @@ et_status_t et_train_output(const et_train_t *ctx, uint16_t layer, const void **
     if (l->kind == ET_LAYER_SOFTMAX_CE) {
         return ET_ERR_ARG; /* the head has no output tensor: read the logits of the layer before */
     }
+    if (et_in_of(ctx, (uint16_t)(layer + 1)) == NULL) {
+        return ET_ERR_STATE; /* a flatten of the input: the caller's sample, not kept */
+    }
     *data = et_in_of(ctx, (uint16_t)(layer + 1));
     *bytes = et_elems(&l->out) * (l->out.fmt == ET_FMT_BIAS ? 2u : 1u);
     return ET_OK;

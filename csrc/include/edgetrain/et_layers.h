@@ -171,7 +171,7 @@ et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, co
  * f in [0, 4096); 2^(f/4096) from a 33-entry Q16 table of 2^(j/32) with
  * linear interpolation (j = f >> 7, r = f & 127: T[j] +
  * round_shift((T[j+1] - T[j]) * r, 7)); then round_shift by -q. Total.
- * Relative error below 1e-4 where the result is at least 2^8.
+ * |result - 2^16 * 2^(u/4096)| <= 1e-4 * 2^16 * 2^(u/4096) + 1/2.
  */
 uint32_t et_softmax_exp2_q16(int32_t u);
 

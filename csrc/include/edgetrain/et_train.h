@@ -151,7 +151,11 @@ et_status_t et_train_set_pair_hook(et_train_t *ctx, et_pair_fn fn, void *user);
  */
 et_status_t et_train_set_cell_counter(et_train_t *ctx, uint32_t *counts, uint32_t n);
 
-/* Read view of a layer's output from the last forward pass (bytes of its format). */
+/*
+ * Read view of a layer's output from the last forward pass (bytes of its
+ * format). ET_ERR_ARG for the head (it has no output: read the layer before);
+ * ET_ERR_STATE for a flatten of the input, which is the caller's sample.
+ */
 et_status_t et_train_output(const et_train_t *ctx, uint16_t layer, const void **data, uint32_t *bytes);
 
 /*
