@@ -164,6 +164,24 @@ def test_conv2d_backward_input_is_the_adjoint(core, layer, seed):
 
 
 @given(conv_layers(), seeds, modes)
+def test_conv2d_backward_input_s16(core, twin, layer, seed, mode):
+    ffi, lib = core
+    rng = np.random.default_rng(seed)
+    w, _, _ = conv_tensors(layer, seed, mode)
+    dz = random_int(rng, np.int8, (layer.out_shape.h, layer.out_shape.w, layer.out_shape.c), mode)
+    dx = np.zeros((layer.in_shape.h, layer.in_shape.w, layer.in_shape.c), np.int16)
+    dx8 = np.zeros(dx.shape, np.int8)
+    cl = c_layer(ffi, layer)
+    assert lib.et_conv2d_backward_input_s16(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx)) == ET_OK
+    twin.equal(dx.tolist(), ref.conv2d_backward_input_s16(layer, w, dz).tolist(), "conv2d_backward_input_s16")
+    # Same sum as the int8 path, 8 more bits: rounding the wide value by 8 gives the int8 one
+    # except where the double rounding of an exact tie or the int16 saturation differs.
+    lib.et_conv2d_backward_input(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx8))
+    inside = (np.abs(dx.astype(int)) < 2**15 - 1) & (np.abs(dx8.astype(int)) < 127)
+    assert np.abs(dx.astype(int)[inside] / 256 - dx8.astype(int)[inside]).max(initial=0) <= 0.5 + 1 / 256
+
+
+@given(conv_layers(), seeds, modes)
 def test_conv2d_weight_and_bias_grad(core, twin, layer, seed, mode):
     ffi, lib = core
     rng = np.random.default_rng(seed)
@@ -228,11 +246,14 @@ def test_dense_forward_and_backward(core, twin, layer, seed, mode):
     dz = random_int(rng, np.int8, (1, 1, n), mode)
     out = out_array(layer.out_shape)
     dx = np.zeros((1, 1, m), np.int8)
+    dx16 = np.zeros((1, 1, m), np.int16)
     cl = c_layer(ffi, layer)
     assert lib.et_dense_forward(cl, buf(ffi, w), buf(ffi, b), buf(ffi, x), buf(ffi, out)) == ET_OK
     assert lib.et_dense_backward_input(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx)) == ET_OK
+    assert lib.et_dense_backward_input_s16(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx16)) == ET_OK
     twin.equal(out.tolist(), ref.dense_forward(layer, w, b, x).tolist(), "dense_forward")
     twin.equal(dx.tolist(), ref.dense_backward_input(layer, w, dz).tolist(), "dense_backward_input")
+    twin.equal(dx16.tolist(), ref.dense_backward_input_s16(layer, w, dz).tolist(), "dense_backward_input_s16")
     # Spec oracle for both.
     shift = layer.alpha_shift - 5 - lsb(layer.in_shape.fmt)
     acc = w.astype(np.int64) @ x.reshape(-1).astype(np.int64)
@@ -241,6 +262,7 @@ def test_dense_forward_and_backward(core, twin, layer, seed, mode):
     assert out.reshape(-1).tolist() == want
     back = dz.reshape(-1).astype(np.int64) @ w.astype(np.int64)
     assert dx.reshape(-1).tolist() == [rq(int(v), 7 + layer.alpha_shift, -128, 127) for v in back]
+    assert dx16.reshape(-1).tolist() == [rq(int(v), layer.alpha_shift - 1, -(2**15), 2**15 - 1) for v in back]
 
 
 # ---- MaxPool ---------------------------------------------------------------------------
@@ -332,8 +354,8 @@ def test_batchnorm_stats_prepare_forward_backward(core, twin, layer, seed, pmode
     y = out_array(layer.out_shape)
     assert lib.et_batchnorm_forward(cl, buf(ffi, x), buf(ffi, p_c), buf(ffi, mh), buf(ffi, inv), buf(ffi, y)) == ET_OK
     twin.equal(y.tolist(), ref.batchnorm_forward(layer, x, p_t, mh_t, inv_t).tolist(), "batchnorm_forward")
-    # backward
-    dy = rng.integers(-128, 128, y.shape).astype(np.int8)
+    # backward (the wide int16 gradient at the output)
+    dy = rng.integers(-(2**15), 2**15, y.shape).astype(np.int16)
     dx = np.zeros(x.shape, np.int8)
     dg, dbt = np.zeros(c, np.int64), np.zeros(c, np.int64)
     assert lib.et_batchnorm_backward(cl, buf(ffi, x), buf(ffi, y), buf(ffi, p_c), buf(ffi, mh), buf(ffi, inv), buf(ffi, dy),

@@ -165,12 +165,22 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     return ET_OK;
 }
 
-et_status_t et_conv2d_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
+/* Store one input gradient: int8 at 2^-7 (wide == 0) or int16 at 2^-15 (wide == 1). */
+static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t *l, int wide)
+{
+    if (wide) {
+        ((int16_t *)dx)[idx] = (int16_t)et_rq(acc, l->alpha_shift - 1, INT16_MIN, INT16_MAX);
+    } else {
+        ((int8_t *)dx)[idx] = (int8_t)et_rq(acc, 7 + l->alpha_shift, INT8_MIN, INT8_MAX);
+    }
+}
+
+static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
+                                          int wide)
 {
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     int32_t iy, ix, ky, kx, pad, k, ih, iw, oh, ow;
     uint32_t ic, oc, o, c, m;
-    int shift;
     if (st != ET_OK) {
         return st;
     }
@@ -186,7 +196,6 @@ et_status_t et_conv2d_backward_input(const et_layer_t *layer, const int8_t *weig
     ic = layer->in.c;
     oc = layer->out.c;
     m = (uint32_t)k * (uint32_t)k * ic;
-    shift = 7 + layer->alpha_shift;
     for (iy = 0; iy < ih; iy++) {
         for (ix = 0; ix < iw; ix++) {
             for (c = 0; c < ic; c++) {
@@ -210,11 +219,22 @@ et_status_t et_conv2d_backward_input(const et_layer_t *layer, const int8_t *weig
                         }
                     }
                 }
-                dx[((uint32_t)(iy * iw + ix)) * ic + c] = (int8_t)et_rq(acc, shift, INT8_MIN, INT8_MAX);
+                et_grad_store(dx, ((uint32_t)(iy * iw + ix)) * ic + c, acc, layer, wide);
             }
         }
     }
     return ET_OK;
+}
+
+et_status_t et_conv2d_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
+{
+    return et_conv2d_backward_any(layer, weights, dz, dx, 0);
+}
+
+et_status_t et_conv2d_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz,
+                                         int16_t *dx)
+{
+    return et_conv2d_backward_any(layer, weights, dz, dx, 1);
 }
 
 et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const int8_t *dz, int32_t *dw)
@@ -369,11 +389,11 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
     return ET_OK;
 }
 
-et_status_t et_dense_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
+static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
+                                         int wide)
 {
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
     uint32_t n, m, o, j;
-    int shift;
     if (st != ET_OK) {
         return st;
     }
@@ -382,15 +402,24 @@ et_status_t et_dense_backward_input(const et_layer_t *layer, const int8_t *weigh
     }
     n = layer->out.c;
     m = layer->in.c;
-    shift = 7 + layer->alpha_shift;
     for (j = 0; j < m; j++) {
         int32_t acc = 0;
         for (o = 0; o < n; o++) {
             acc += (int32_t)weights[o * m + j] * dz[o];
         }
-        dx[j] = (int8_t)et_rq(acc, shift, INT8_MIN, INT8_MAX);
+        et_grad_store(dx, j, acc, layer, wide);
     }
     return ET_OK;
+}
+
+et_status_t et_dense_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
+{
+    return et_dense_backward_any(layer, weights, dz, dx, 0);
+}
+
+et_status_t et_dense_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int16_t *dx)
+{
+    return et_dense_backward_any(layer, weights, dz, dx, 1);
 }
 
 /* ---- MaxPool 2x2 ---------------------------------------------------------- */
@@ -642,7 +671,7 @@ et_status_t et_batchnorm_forward(const et_layer_t *layer, const uint8_t *in, con
 
 et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, const int8_t *out,
                                   const int16_t *params, const int32_t *mean_hat, const int32_t *inv_sigma,
-                                  const int8_t *dout, int8_t *din, int64_t *dgamma, int64_t *dbeta)
+                                  const int16_t *dout, int8_t *din, int64_t *dgamma, int64_t *dbeta)
 {
     et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
     uint32_t ch, c, p, pixels;
@@ -664,7 +693,7 @@ et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, co
             uint32_t i = p * ch + c;
             int64_t g = (out[i] > INT8_MIN && out[i] < INT8_MAX) ? dout[i] : 0;
             if (din != NULL) {
-                din[i] = (int8_t)et_rq(g * params[c] * inv_sigma[c], 28, INT8_MIN, INT8_MAX);
+                din[i] = (int8_t)et_rq(g * params[c] * inv_sigma[c], 36, INT8_MIN, INT8_MAX);
             }
             if (g != 0) {
                 dbeta[c] += g;

@@ -73,6 +73,7 @@ et_status_t et_train_config_check(const et_train_config_t *config)
 /* Sizes of the shared scratch buffers: maxima over the layers. */
 typedef struct {
     uint64_t grad_elems;
+    uint64_t grad16; /* int16 values: the wide gradient at a BN output */
     uint64_t dw;    /* int32 values */
     uint64_t m_max; /* columns */
     uint64_t c_max; /* parameter channels */
@@ -92,6 +93,9 @@ static void et_scratch_of(const et_layer_t *l, const et_train_config_t *cfg, et_
         }
     }
     s->c_max = et_param_channels(l);
+    if (l->kind == ET_LAYER_BATCHNORM) {
+        s->grad16 = et_elems(&l->out);
+    }
 }
 
 /* Take the scratch buffers described by s; returns nothing, fills ctx when placing. */
@@ -99,6 +103,7 @@ static void et_take_scratch(et_carver_t *c, const et_scratch_t *s, const et_trai
 {
     int8_t *g0 = (int8_t *)et_take(c, ET_PLAN_GRADIENTS, s->grad_elems);
     int8_t *g1 = (int8_t *)et_take(c, ET_PLAN_GRADIENTS, s->grad_elems);
+    int16_t *g16 = (int16_t *)et_take(c, ET_PLAN_GRADIENTS, 2 * s->grad16);
     int32_t *dw = (int32_t *)et_take(c, ET_PLAN_GRADIENTS, 4 * s->dw);
     int16_t *xrow = (int16_t *)et_take(c, ET_PLAN_GRADIENTS, 2 * s->m_max);
     int8_t *row = (int8_t *)et_take(c, ET_PLAN_GRADIENTS, cfg->optimizer == ET_OPT_SGD ? s->m_max : 0);
@@ -107,6 +112,7 @@ static void et_take_scratch(et_carver_t *c, const et_scratch_t *s, const et_trai
         ctx->grad[0] = g0;
         ctx->grad[1] = g1;
         ctx->grad_elems = (uint32_t)s->grad_elems;
+        ctx->grad16 = g16;
         ctx->dw = dw;
         ctx->xrow = xrow;
         ctx->row = row;
@@ -192,6 +198,7 @@ et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *conf
         et_scratch_t s;
         et_scratch_of(&model->layers[i], config, &s);
         all.grad_elems = s.grad_elems > all.grad_elems ? s.grad_elems : all.grad_elems;
+        all.grad16 = s.grad16 > all.grad16 ? s.grad16 : all.grad16;
         all.dw = s.dw > all.dw ? s.dw : all.dw;
         all.m_max = s.m_max > all.m_max ? s.m_max : all.m_max;
         all.c_max = s.c_max > all.c_max ? s.c_max : all.c_max;

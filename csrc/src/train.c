@@ -608,6 +608,16 @@ static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const voi
 
 /* ---- backward ------------------------------------------------------------------- */
 
+/* 1 when the gradient at layer i's input is the gradient at a BN output (flatten in between). */
+static int et_feeds_bn(const et_model_t *model, int32_t i)
+{
+    int32_t j = i - 1;
+    while (j >= 0 && model->layers[j].kind == ET_LAYER_FLATTEN) {
+        j--;
+    }
+    return j >= 0 && model->layers[j].kind == ET_LAYER_BATCHNORM;
+}
+
 static et_status_t et_backward(et_train_t *ctx, uint16_t label)
 {
     const et_model_t *model = ctx->model;
@@ -636,6 +646,18 @@ static et_status_t et_backward(et_train_t *ctx, uint16_t label)
                 (st = et_relu_backward((const uint8_t *)rec->out, g, g, et_elems(&l->out))) != ET_OK) {
                 return st;
             }
+            if (need_in && et_feeds_bn(model, i)) {
+                /* the wide gradient for the BN below; g and h stay as they are */
+                st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input_s16(l, rec->weights, g, ctx->grad16)
+                                                : et_dense_backward_input_s16(l, rec->weights, g, ctx->grad16);
+                if (st == ET_OK) {
+                    st = et_update_weight_layer(ctx, (uint16_t)i, in, g);
+                }
+                if (st != ET_OK) {
+                    return st;
+                }
+                continue;
+            }
             if (need_in) {
                 st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input(l, rec->weights, g, h)
                                                 : et_dense_backward_input(l, rec->weights, g, h);
@@ -657,12 +679,12 @@ static et_status_t et_backward(et_train_t *ctx, uint16_t label)
             int64_t *dgamma = ctx->pgrad;
             int64_t *dbeta = ctx->pgrad + c;
             st = et_batchnorm_backward(l, (const uint8_t *)in, (const int8_t *)rec->out, rec->bn, rec->bn_mean_hat,
-                                       rec->bn_inv_sigma, g, need_in ? h : NULL, dgamma, dbeta);
+                                       rec->bn_inv_sigma, ctx->grad16, need_in ? h : NULL, dgamma, dbeta);
             if (st == ET_OK) {
-                st = et_update_params(ctx, rec->mn_weight, dgamma, c, -19, rec->bn);
+                st = et_update_params(ctx, rec->mn_weight, dgamma, c, -27, rec->bn);
             }
             if (st == ET_OK) {
-                st = et_update_params(ctx, rec->mn_bias, dbeta, c, -7, rec->bn + c);
+                st = et_update_params(ctx, rec->mn_bias, dbeta, c, -15, rec->bn + c);
             }
             if (st != ET_OK) {
                 return st;

@@ -36,6 +36,7 @@ struct et_train {
     et_train_layer_t *layers;   /* model->n_layers records */
     int8_t *grad[2];            /* delta ping-pong buffers, grad_elems each */
     uint32_t grad_elems;
+    int16_t *grad16;            /* the wide gradient at a BN output (int16, LSB 2^-15) */
     int32_t *dw;                /* conv weight gradient, n*m (SGD with summed conv gradients) */
     int16_t *xrow;              /* one im2col / input row, m_max values */
     int8_t *row;                /* one new weight row, m_max values (SGD) */

@@ -4,9 +4,11 @@
 conv/dense z = alpha * W x + b, ReLU without the [0, 2) clip, 2x2 max pooling
 (first maximum wins), the paper's streaming batch norm (EMAs with eta = 0.9,
 bias-corrected, variance clipped to [1e-8, 1e8], sigma = sqrt(var + 1e-8)),
-softmax cross-entropy. No rounding, no saturation, no straight-through clip
-masks other than ReLU's own derivative. Its gradients are what the integer
-pass approximates (tests/test_float_truth.py compares their directions).
+softmax cross-entropy. No rounding anywhere; by default the formats'
+clipping ranges and their straight-through masks are kept (they are part of
+the network's function, not of its arithmetic), ``ranges=False`` drops them
+too. Its gradients are what the integer pass approximates
+(tests/test_float_truth.py compares their directions).
 
 ``FloatNet.sgd_step`` adds the paper's optimizer in float64 (per-sample SGD
 with gradient max-norm, lr 0.01), for comparing training dynamics; with
@@ -52,11 +54,24 @@ class FloatMaxNorm:
         return max(x_max, self.moving / (1 - self.beta**self.k))
 
 
-class FloatNet:
-    """Float64 parameters and passes of a Model (values, not stored integers)."""
+ACT_MAX = 2.0 - 2.0**-7  # largest activation (uint8, LSB 2^-7)
+PRE_MIN, PRE_MAX = -8.0, 8.0 - 2.0**-12  # pre-activations and logits (int16, LSB 2^-12)
+BN_MIN, BN_MAX = -2.0, 2.0 - 2.0**-6  # batch-norm output (int8, LSB 2^-6)
 
-    def __init__(self, model: Model):
+
+class FloatNet:
+    """Float64 parameters and passes of a Model (values, not stored integers).
+
+    ``ranges=True`` keeps the formats' clipping ranges (pre-activations in
+    [-8, 8), activations in [0, 2), BN outputs in [-2, 2)) with the
+    straight-through masks where a value was clipped, and drops only the
+    rounding: the integer pass minus its quantization steps. ``ranges=False``
+    is the unbounded network.
+    """
+
+    def __init__(self, model: Model, ranges: bool = True):
         self.model = model
+        self.ranges = ranges
         self.params: list[dict] = []
         for layer in model.layers:
             p: dict = {}
@@ -104,8 +119,14 @@ class FloatNet:
                     c["cols"], c["pad"] = cols, pad
                 else:
                     z = (p["alpha"] * p["W"] @ cur.reshape(-1) + p["b"]).reshape(1, 1, -1)
+                if self.ranges:
+                    c["zmask"] = (z > PRE_MIN) & (z < PRE_MAX)
+                    z = np.clip(z, PRE_MIN, PRE_MAX)
                 c["z"] = z
                 cur = np.maximum(z, 0.0) if layer.activation == Activation.RELU else z
+                if self.ranges and layer.activation == Activation.RELU:
+                    c["amask"] = cur < ACT_MAX
+                    cur = np.minimum(cur, ACT_MAX)
             elif kind == LayerKind.MAXPOOL2:
                 o = layer.out_shape
                 v = cur[: 2 * o.h, : 2 * o.w, :].reshape(o.h, 2, o.w, 2, -1).transpose(0, 2, 4, 1, 3).reshape(o.h, o.w, -1, 4)
@@ -123,6 +144,9 @@ class FloatNet:
                 sigma = np.sqrt(var + 1e-8)
                 c["xhat"], c["sigma"] = (cur - mean) / sigma, sigma
                 cur = p["gamma"] * c["xhat"] + p["beta"]
+                if self.ranges:
+                    c["ymask"] = (cur > BN_MIN) & (cur < BN_MAX)
+                    cur = np.clip(cur, BN_MIN, BN_MAX)
             elif kind == LayerKind.FLATTEN:
                 cur = cur.reshape(1, 1, -1)
             else:
@@ -144,6 +168,8 @@ class FloatNet:
             kind = layer.kind
             if kind in (LayerKind.CONV2D, LayerKind.DENSE):
                 dz = g * (c["z"] > 0) if layer.activation == Activation.RELU else g
+                if self.ranges:
+                    dz = dz * c["zmask"] * (c["amask"] if "amask" in c else 1.0)
                 if kind == LayerKind.CONV2D:
                     d2 = dz.reshape(-1, layer.out_shape.c)
                     grads[i]["dW"] = prm["alpha"] * d2.T @ c["cols"]
@@ -162,6 +188,8 @@ class FloatNet:
                 din[: 2 * o.h, : 2 * o.w, :] = routed.reshape(o.h, o.w, -1, 2, 2).transpose(0, 3, 1, 4, 2).reshape(2 * o.h, 2 * o.w, -1)
                 g = din
             elif kind == LayerKind.BATCHNORM:
+                if self.ranges:
+                    g = g * c["ymask"]
                 grads[i]["dgamma"] = (g * c["xhat"]).sum(axis=(0, 1))
                 grads[i]["dbeta"] = g.sum(axis=(0, 1))
                 g = g * prm["gamma"] / c["sigma"]

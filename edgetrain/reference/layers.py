@@ -153,8 +153,27 @@ def conv2d_forward(layer: Layer, weights, bias, x) -> np.ndarray:
     return _finish(layer, acc, b).reshape(o.h, o.w, o.c)
 
 
+GRAD16_LSB_EXP = -15  # ET_GRAD16_LSB_EXP: the wide gradient at a batch-norm output
+
+
+def _grad_out(acc: np.ndarray, layer: Layer, wide: bool) -> np.ndarray:
+    """int8 at 2^-7, or (wide) int16 at 2^-15, from sums worth 2^(-14 - alpha_shift)."""
+    if wide:
+        return _rq(acc, layer.alpha_shift - 1, INT16_MIN, INT16_MAX).astype(np.int16)
+    return _rq(acc, 7 + layer.alpha_shift, INT8_MIN, INT8_MAX).astype(np.int8)
+
+
 def conv2d_backward_input(layer: Layer, weights, dz) -> np.ndarray:
     """alpha * W^T dz as a transposed convolution, requantized to the gradient format."""
+    return _conv2d_backward(layer, weights, dz, wide=False)
+
+
+def conv2d_backward_input_s16(layer: Layer, weights, dz) -> np.ndarray:
+    """The same sum as the wide int16 gradient (LSB 2^-15) that feeds a batch norm."""
+    return _conv2d_backward(layer, weights, dz, wide=True)
+
+
+def _conv2d_backward(layer: Layer, weights, dz, wide: bool) -> np.ndarray:
     _expect(layer, LayerKind.CONV2D)
     w, _ = _check_params(layer, weights, None)
     d = _grad(dz, layer.out_shape, "conv2d_backward_input dz").astype(np.int64)
@@ -168,8 +187,7 @@ def conv2d_backward_input(layer: Layer, weights, dz) -> np.ndarray:
     for ky in range(k):
         for kx in range(k):
             acc[ky : ky + oh, kx : kx + ow, :] += cols[:, :, ky, kx, :]
-    acc = acc[p : p + i.h, p : p + i.w, :]
-    return _rq(acc, 7 + layer.alpha_shift, INT8_MIN, INT8_MAX).astype(np.int8)
+    return _grad_out(acc[p : p + i.h, p : p + i.w, :], layer, wide)
 
 
 def conv2d_weight_grad(layer: Layer, x, dz) -> np.ndarray:
@@ -207,11 +225,19 @@ def dense_forward(layer: Layer, weights, bias, x) -> np.ndarray:
 
 
 def dense_backward_input(layer: Layer, weights, dz) -> np.ndarray:
+    return _dense_backward(layer, weights, dz, wide=False)
+
+
+def dense_backward_input_s16(layer: Layer, weights, dz) -> np.ndarray:
+    """The wide int16 gradient (LSB 2^-15) for a batch norm below."""
+    return _dense_backward(layer, weights, dz, wide=True)
+
+
+def _dense_backward(layer: Layer, weights, dz, wide: bool) -> np.ndarray:
     _expect(layer, LayerKind.DENSE)
     w, _ = _check_params(layer, weights, None)
     d = _grad(dz, layer.out_shape, "dense_backward_input dz").reshape(-1)
-    acc = int_matmul(d, w)
-    return _rq(acc, 7 + layer.alpha_shift, INT8_MIN, INT8_MAX).astype(np.int8).reshape(1, 1, -1)
+    return _grad_out(int_matmul(d, w), layer, wide).reshape(1, 1, -1)
 
 
 # ---- MaxPool 2x2 -------------------------------------------------------------------
@@ -321,14 +347,18 @@ def batchnorm_forward(layer: Layer, x, params, mean_hat, inv_sigma) -> np.ndarra
 
 
 def batchnorm_backward(layer: Layer, x, out, params, mean_hat, inv_sigma, dout):
-    """Return (din int8, dgamma int64 [c] at 2^-19, dbeta int64 [c] at 2^-7)."""
+    """dout: the wide int16 gradient (LSB 2^-15). Return (din int8 at 2^-7,
+    dgamma int64 [c] at 2^-27, dbeta int64 [c] at 2^-15)."""
     _expect(layer, LayerKind.BATCHNORM)
     xv = _tensor(x, layer.in_shape, "batchnorm input")
     y = _tensor(out, layer.out_shape, "batchnorm output")
-    d = _grad(dout, layer.out_shape, "batchnorm dout").astype(np.int64)
+    d = np.asarray(dout)
+    if d.dtype != np.int16 or d.size != layer.out_shape.size:
+        raise ArgumentError(f"batchnorm dout: expected {layer.out_shape.size} int16 gradients (LSB 2^-15), got {d.size} of {d.dtype}")
+    d = d.reshape(layer.out_shape.h, layer.out_shape.w, layer.out_shape.c).astype(np.int64)
     p = _bn_params(layer, params).astype(np.int64)
     g = np.where((y > INT8_MIN) & (y < INT8_MAX), d, 0)
-    din = _rq(g * p[0] * np.asarray(inv_sigma, dtype=np.int64), 28, INT8_MIN, INT8_MAX).astype(np.int8)
+    din = _rq(g * p[0] * np.asarray(inv_sigma, dtype=np.int64), 36, INT8_MIN, INT8_MAX).astype(np.int8)
     xhat = _bn_xhat(xv, mean_hat, inv_sigma)
     return din, (g * xhat).sum(axis=(0, 1)), g.sum(axis=(0, 1))
 

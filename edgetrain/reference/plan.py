@@ -46,10 +46,10 @@ def _saved(layer) -> int:
     return total
 
 
-def _scratch_sizes(layer, config: TrainConfig) -> tuple[int, int, int, int]:
-    """(delta elements, conv dW values, columns, parameter channels) this layer needs."""
+def _scratch_sizes(layer, config: TrainConfig) -> tuple[int, int, int, int, int]:
+    """(delta elements, wide BN-gradient elements, conv dW values, columns, parameter channels)."""
     if config.optimizer == OPT_NONE:
-        return 0, 0, 0, 0
+        return 0, 0, 0, 0, 0
     grad = max(_elems(layer.in_shape), _elems(layer.out_shape))
     dw = m = 0
     if _has_weights(layer):
@@ -57,12 +57,13 @@ def _scratch_sizes(layer, config: TrainConfig) -> tuple[int, int, int, int]:
         if layer.kind == LayerKind.CONV2D and config.optimizer == OPT_SGD and not config.conv_per_pixel:
             dw = layer.out_shape.c * m
     c = layer.out_shape.c if _has_weights(layer) else (layer.in_shape.c if layer.kind == LayerKind.BATCHNORM else 0)
-    return grad, dw, m, c
+    g16 = _elems(layer.out_shape) if layer.kind == LayerKind.BATCHNORM else 0
+    return grad, g16, dw, m, c
 
 
-def _scratch_bytes(grad: int, dw: int, m: int, c: int, config: TrainConfig) -> int:
+def _scratch_bytes(grad: int, g16: int, dw: int, m: int, c: int, config: TrainConfig) -> int:
     row = m if config.optimizer == OPT_SGD else 0
-    return 2 * _a8(grad) + _a8(4 * dw) + _a8(2 * m) + _a8(row) + _a8(16 * c)
+    return 2 * _a8(grad) + _a8(2 * g16) + _a8(4 * dw) + _a8(2 * m) + _a8(row) + _a8(16 * c)
 
 
 def layer_get_buffer_size(layer, config: TrainConfig) -> tuple[int, int]:
@@ -79,7 +80,7 @@ def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int
     parts["context"] = context_bytes
     parts["activations"] = sum(_saved(layer) for layer in model.layers)
     sizes = [_scratch_sizes(layer, config) for layer in model.layers]
-    parts["gradients"] = _scratch_bytes(*(max(s[k] for s in sizes) for k in range(4)), config)
+    parts["gradients"] = _scratch_bytes(*(max(s[k] for s in sizes) for k in range(5)), config)
     opt = 0
     for layer in model.layers:
         if _has_weights(layer):

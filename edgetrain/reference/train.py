@@ -300,6 +300,12 @@ def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarra
         _sgd_pair(state, i, pair)
 
 
+def _feeds_bn(model: Model, i: int) -> bool:
+    """Whether layer i's input gradient is the gradient at a BN output (flatten in between)."""
+    below = [l for l in model.layers[:i] if l.kind != LayerKind.FLATTEN]
+    return bool(below) and below[-1].kind == LayerKind.BATCHNORM
+
+
 def _backward(state: TrainState, label: int) -> None:
     model = state.model
     head = len(model.layers) - 1
@@ -313,7 +319,11 @@ def _backward(state: TrainState, label: int) -> None:
                 g = layers.relu_backward(ls.out, g)
             h = None
             if need_in:
-                backward_input = layers.conv2d_backward_input if layer.kind == LayerKind.CONV2D else layers.dense_backward_input
+                conv = layer.kind == LayerKind.CONV2D
+                if _feeds_bn(model, i):  # the wide gradient (int16, 2^-15) for the BN below
+                    backward_input = layers.conv2d_backward_input_s16 if conv else layers.dense_backward_input_s16
+                else:
+                    backward_input = layers.conv2d_backward_input if conv else layers.dense_backward_input
                 h = backward_input(layer, ls.weights, g)
             _update_weight_layer(state, i, ls.inp, g)
             g = h
@@ -321,8 +331,8 @@ def _backward(state: TrainState, label: int) -> None:
             g = layers.maxpool2_backward(layer, ls.inp, g)
         elif layer.kind == LayerKind.BATCHNORM:
             din, dgamma, dbeta = layers.batchnorm_backward(layer, ls.inp, ls.out, ls.bn, ls.mean_hat, ls.inv_sigma, g)
-            _update_params(state, ls.mn_weight, dgamma, -19, ls.bn[0])
-            _update_params(state, ls.mn_bias, dbeta, -7, ls.bn[1])
+            _update_params(state, ls.mn_weight, dgamma, -27, ls.bn[0])
+            _update_params(state, ls.mn_bias, dbeta, -15, ls.bn[1])
             g = din
         else:  # flatten
             s = layer.in_shape

@@ -10,7 +10,10 @@
  *    [out_c][k][k][in_c]; dense weights [n][m].
  *  - An activation tensor of format ET_FMT_INPUT or ET_FMT_ACT is uint8, of
  *    ET_FMT_BN_OUT int8, of ET_FMT_BIAS int16 (hence the `void *`).
- *  - Gradients are int8 in ET_FMT_GRAD (LSB 2^-7) unless stated otherwise.
+ *  - Gradients are int8 in ET_FMT_GRAD (LSB 2^-7), except the gradient at a
+ *    batch-norm output, which is int16 with LSB 2^-15 (ET_GRAD16_LSB_EXP):
+ *    the paper quantizes gradients to 8 bits after BN backward, not before
+ *    (docs/layers.md, "Where gradients are quantized").
  *  - Every rescale is et_round_shift_s64 (round half away from zero) followed
  *    by saturation to the target format.
  *  - Return ET_OK, or ET_ERR_ARG for a NULL pointer / wrong layer kind /
@@ -24,6 +27,9 @@
 
 #include "et_status.h"
 #include "et_model.h"
+
+/* The wide gradient handed to batch norm: int16, LSB 2^-15, range [-1, 1). */
+#define ET_GRAD16_LSB_EXP (-15)
 
 /* ---- ReLU (fused into conv/dense as ET_ACT_RELU, also usable alone) ------ */
 
@@ -60,6 +66,13 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
 et_status_t et_conv2d_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx);
 
 /*
+ * The same sum rescaled to the wide gradient that feeds a batch norm:
+ * dx = saturate16(round_shift(sum, alpha_shift - 1)) (LSB 2^-15).
+ */
+et_status_t et_conv2d_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz,
+                                         int16_t *dx);
+
+/*
  * Weight gradient summed over the output pixels: dw[o][ky][kx][c] =
  * sum_t dz_t[o] * x_t[(ky*k + kx)*in_c + c], exact in int32 (the size limits
  * of et_model.h guarantee it). Worth dw * 2^(-7 + in_lsb); the optimizer's
@@ -85,6 +98,9 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
 
 /* dx[j] = requantize(sum_o w[o][j] * dz[o], 7 + alpha_shift, ET_FMT_GRAD). */
 et_status_t et_dense_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx);
+
+/* dx = saturate16(round_shift(sum_o w[o][j] * dz[o], alpha_shift - 1)) (LSB 2^-15), for a batch norm below. */
+et_status_t et_dense_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int16_t *dx);
 
 /* ---- MaxPool 2x2, stride 2 (on ET_FMT_ACT, uint8) ----------------------- */
 
@@ -152,14 +168,15 @@ et_status_t et_batchnorm_forward(const et_layer_t *layer, const uint8_t *in, con
                                  const int32_t *mean_hat, const int32_t *inv_sigma, int8_t *out);
 
 /*
- * The statistics count as constants (the paper's streaming BN). With
- * g = dout where -128 < out < 127 (not saturated), else 0:
- *   din = requantize(g * gamma * inv_sigma, 28, ET_FMT_GRAD) (din may be NULL);
- *   dgamma[c] = sum g * xhat (LSB 2^-19); dbeta[c] = sum g (LSB 2^-7).
+ * The statistics count as constants (the paper's streaming BN). dout: the
+ * wide gradient at the output (int16, LSB 2^-15). With g = dout where
+ * -128 < out < 127 (not saturated), else 0:
+ *   din = requantize(g * gamma * inv_sigma, 36, ET_FMT_GRAD) (din may be NULL);
+ *   dgamma[c] = sum g * xhat (LSB 2^-27); dbeta[c] = sum g (LSB 2^-15).
  */
 et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, const int8_t *out,
                                   const int16_t *params, const int32_t *mean_hat, const int32_t *inv_sigma,
-                                  const int8_t *dout, int8_t *din, int64_t *dgamma, int64_t *dbeta);
+                                  const int16_t *dout, int8_t *din, int64_t *dgamma, int64_t *dbeta);
 
 /* ---- Softmax cross-entropy head ----------------------------------------- */
 

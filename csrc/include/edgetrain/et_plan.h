@@ -21,8 +21,9 @@ typedef enum {
     ET_PLAN_CONTEXT = 0,     /* the context record and one record per layer (depends on the ABI) */
     ET_PLAN_ACTIVATIONS = 1, /* every layer's output (flatten: none, it aliases) and BN per-channel
                                 mean_hat/inv_sigma, kept from the forward pass for the backward pass */
-    ET_PLAN_GRADIENTS = 2,   /* gradient scratch: two delta buffers, the conv weight gradient (SGD,
-                                summed), an im2col row, a weight-row buffer, parameter gradients */
+    ET_PLAN_GRADIENTS = 2,   /* gradient scratch: two delta buffers, the wide gradient at a BN output,
+                                the conv weight gradient (SGD, summed), an im2col row, a weight-row
+                                buffer, parameter gradients */
     ET_PLAN_OPTIMIZER = 3,   /* SRAM copies of biases and BN tensors, max-norm trackers */
     ET_PLAN_PRNG = 4,        /* the PRNG state */
     ET_PLAN_PART_COUNT = 5
