@@ -152,7 +152,9 @@ def _maxnorm_scale_array(x: np.ndarray, x_exp: int, factor: int, factor_exp: int
             raise ArgumentError(f"maxnorm_scale: {name} = {e} is outside [-2^20, 2^20]")
     s = int(x_exp) + int(factor_exp) - divisor.exp - fmt.lsb_exp
     num = xv * np.int64(factor)
-    mag = np.abs(num)
+    out = np.zeros(num.shape, dtype=np.int64)
+    nz = num != 0  # zero stays zero: divide only the rest
+    mag = np.abs(num[nz])
     if s >= 0:
         big = mag > (fixed.INT64_MAX >> s) if s < 62 else mag > 0
         shifted = np.where(big, 0, mag) << np.int64(min(s, 62))
@@ -161,5 +163,5 @@ def _maxnorm_scale_array(x: np.ndarray, x_exp: int, factor: int, factor_exp: int
         q = np.zeros_like(mag)
     else:
         q = fixed.div_round_s64(mag, np.int64(divisor.mant << -s))
-    q = np.where(num < 0, -q, q)
-    return np.clip(q, fmt.qmin, fmt.qmax).astype(np.int64)
+    out[nz] = np.where(num[nz] < 0, -q, q)
+    return np.clip(out, fmt.qmin, fmt.qmax)
