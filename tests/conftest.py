@@ -45,3 +45,20 @@ def core():
 def pytest_terminal_summary(terminalreporter):
     if TWIN.cases:
         terminalreporter.write_line(f"C-vs-twin exact comparisons: {TWIN.cases}")
+
+
+def find_mnist_dir() -> Path | None:
+    """$EDGETRAIN_DATA_DIR, else ../shared/data/mnist beside the checkout; None when absent."""
+    for candidate in (os.environ.get("EDGETRAIN_DATA_DIR"), ROOT.parent / "shared" / "data" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").is_file():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The MNIST directory; tests that need it skip, saying why, where it is absent."""
+    found = find_mnist_dir()
+    if found is None:
+        pytest.skip("MNIST idx files not found: set EDGETRAIN_DATA_DIR or place them in ../shared/data/mnist")
+    return found

@@ -107,6 +107,10 @@ static et_status_t et_check_layer(const et_layer_t *l, int is_last)
         if (l->kernel < 1 || l->kernel > 15) {
             return ET_ERR_CORRUPT;
         }
+        if ((uint32_t)l->kernel * l->kernel * in->c > ET_MAX_FAN ||
+            (uint32_t)l->kernel * l->kernel * out->c > ET_MAX_FAN) {
+            return ET_ERR_UNSUPPORTED;
+        }
         if (l->padding == ET_PAD_VALID) {
             if (in->h < l->kernel || in->w < l->kernel || out->h != in->h - l->kernel + 1 ||
                 out->w != in->w - l->kernel + 1) {
@@ -119,11 +123,11 @@ static et_status_t et_check_layer(const et_layer_t *l, int is_last)
         } else {
             return ET_ERR_UNSUPPORTED;
         }
-        return ET_OK;
+        return (uint32_t)out->h * out->w <= ET_MAX_CONV_PIXELS ? ET_OK : ET_ERR_UNSUPPORTED;
     }
     case ET_LAYER_MAXPOOL2:
         return (in->h >= 2 && in->w >= 2 && out->h == in->h / 2 && out->w == in->w / 2 && out->c == in->c &&
-                out->fmt == in->fmt)
+                in->fmt == ET_FMT_ACT && out->fmt == ET_FMT_ACT)
                    ? ET_OK
                    : ET_ERR_CORRUPT;
     case ET_LAYER_BATCHNORM:
@@ -143,6 +147,14 @@ static et_status_t et_check_layer(const et_layer_t *l, int is_last)
     default:
         return ET_ERR_UNSUPPORTED;
     }
+}
+
+et_status_t et_layer_check(const et_layer_t *layer)
+{
+    if (layer == NULL) {
+        return ET_ERR_ARG;
+    }
+    return et_check_layer(layer, layer->kind == ET_LAYER_SOFTMAX_CE);
 }
 
 et_status_t et_model_check(const et_model_t *model, uint16_t *bad_layer)

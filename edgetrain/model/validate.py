@@ -12,6 +12,9 @@ from ..errors import CorruptError, UnsupportedError
 from ..reference import fixed
 from .description import MAX_LAYERS, Activation, Layer, LayerKind, Model, Padding, Shape
 
+MAX_FAN = 65535  # ET_MAX_FAN
+MAX_CONV_PIXELS = 65536  # ET_MAX_CONV_PIXELS
+
 
 def _fail(index: int, layer: Layer | None, what: str, cls=CorruptError):
     label = f"layer {index}" + (f" ({layer.name or layer.kind.name.lower()})" if layer is not None else "")
@@ -29,7 +32,7 @@ def _expected_tensor_shapes(layer: Layer) -> dict[str, tuple[int, ...] | None]:
     return {"weights": None, "bias": None, "bn": None}
 
 
-def _check_layer(index: int, layer: Layer, is_last: bool) -> None:
+def _check_layer(index: int, layer: Layer, is_last: bool, tensors: bool = True) -> None:
     i, o = layer.in_shape, layer.out_shape
     try:
         kind = LayerKind(layer.kind)
@@ -59,6 +62,8 @@ def _check_layer(index: int, layer: Layer, is_last: bool) -> None:
             k = layer.kernel
             if not 1 <= k <= 15:
                 _fail(index, layer, f"kernel {k} is outside 1..15")
+            if k * k * i.c > MAX_FAN or k * k * o.c > MAX_FAN:
+                _fail(index, layer, f"k*k*in_c = {k * k * i.c} and k*k*out_c = {k * k * o.c} must be at most {MAX_FAN}: use fewer channels", UnsupportedError)
             if layer.padding == Padding.VALID:
                 if i.h < k or i.w < k or (o.h, o.w) != (i.h - k + 1, i.w - k + 1):
                     _fail(index, layer, f"valid {k}x{k} conv of {i.h}x{i.w} gives {i.h - k + 1}x{i.w - k + 1}, not {o.h}x{o.w}")
@@ -67,9 +72,13 @@ def _check_layer(index: int, layer: Layer, is_last: bool) -> None:
                     _fail(index, layer, "same padding needs an odd kernel and keeps the spatial size")
             else:
                 _fail(index, layer, f"unknown padding {layer.padding}", UnsupportedError)
+            if o.h * o.w > MAX_CONV_PIXELS:
+                _fail(index, layer, f"{o.h}x{o.w} output pixels exceed {MAX_CONV_PIXELS}: use a smaller input", UnsupportedError)
     elif kind == LayerKind.MAXPOOL2:
         if i.h < 2 or i.w < 2 or (o.h, o.w, o.c, o.fmt) != (i.h // 2, i.w // 2, i.c, i.fmt):
             _fail(index, layer, f"2x2 pooling of {i.h}x{i.w}x{i.c} gives {i.h // 2}x{i.w // 2}x{i.c}")
+        if i.fmt != fixed.FMT_ACT:
+            _fail(index, layer, "max pooling works on ReLU activations (activation format): put it after a conv with ReLU")
     elif kind == LayerKind.BATCHNORM:
         if i.fmt != fixed.FMT_ACT or o.fmt != fixed.FMT_BN_OUT or (o.h, o.w, o.c) != (i.h, i.w, i.c):
             _fail(index, layer, "batch norm maps an activation tensor to a bn_out tensor of the same shape")
@@ -79,6 +88,8 @@ def _check_layer(index: int, layer: Layer, is_last: bool) -> None:
     elif kind == LayerKind.SOFTMAX_CE:
         if (i.h, i.w) != (1, 1) or i.c < 2 or i.fmt != fixed.FMT_BIAS or i != o:
             _fail(index, layer, "the head takes 1x1xN logits (N >= 2) in the bias format and gives the same shape")
+    if not tensors:
+        return
     for name, shape in _expected_tensor_shapes(layer).items():
         tensor = getattr(layer, name)
         if shape is None:
@@ -87,6 +98,12 @@ def _check_layer(index: int, layer: Layer, is_last: bool) -> None:
         elif tensor is None or tuple(tensor.shape) != shape:
             got = None if tensor is None else tuple(tensor.shape)
             _fail(index, layer, f"{name} must have shape {shape}, got {got}")
+
+
+def check_layer(layer: Layer, tensors: bool = True) -> None:
+    """Raise CorruptError/UnsupportedError if ``layer`` alone would fail et_layer_check
+    (and, with ``tensors``, if its attached tensors have the wrong shapes)."""
+    _check_layer(0, layer, layer.kind == LayerKind.SOFTMAX_CE, tensors)
 
 
 def check_model(model: Model) -> None:

@@ -189,14 +189,33 @@ def div_trunc_s64(num: int, den: int) -> int:
     return q if (num < 0) == (den < 0) else -q
 
 
-def div_round_s64(num: int, den: int) -> int:
-    """num / den rounded to nearest, ties away from zero."""
-    num, den = int(num), int(den)
-    _check_div(num, den, "div_round_s64")
-    q, r = divmod(abs(num), abs(den))
-    if 2 * r >= abs(den):
-        q += 1
-    return q if (num < 0) == (den < 0) else -q
+def div_round_s64(num, den):
+    """num / den rounded to nearest, ties away from zero.
+
+    Python ints give a Python int; integer arrays (broadcast together) give an
+    int64 array, computed on uint64 magnitudes so no step overflows.
+    """
+    if np.ndim(num) == 0 and np.ndim(den) == 0:
+        num, den = int(num), int(den)
+        _check_div(num, den, "div_round_s64")
+        q, r = divmod(abs(num), abs(den))
+        if 2 * r >= abs(den):
+            q += 1
+        return q if (num < 0) == (den < 0) else -q
+    n, d = np.broadcast_arrays(_as_int64_array(num), _as_int64_array(den))
+    if np.any(d == 0):
+        raise ArgumentError("div_round_s64: the divisor must not be zero")
+    if np.any((n == INT64_MIN) & (d == -1)):
+        raise RangeError("div_round_s64: INT64_MIN / -1 does not fit int64")
+    with np.errstate(over="ignore"):  # two's complement negation wraps by design
+        n_mag = np.where(n < 0, (~n.view(np.uint64)) + np.uint64(1), n.view(np.uint64))
+        d_mag = np.where(d < 0, (~d.view(np.uint64)) + np.uint64(1), d.view(np.uint64))
+    q, r = np.divmod(n_mag, d_mag)
+    q = q + (r >= d_mag - r).astype(np.uint64)
+    negative = (n < 0) != (d < 0)
+    with np.errstate(over="ignore"):
+        out = np.where(negative, (~q) + np.uint64(1), q).view(np.int64)
+    return out
 
 
 def clz_u32(x: int) -> int:

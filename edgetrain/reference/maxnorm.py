@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import ArgumentError
 from . import fixed
 
@@ -96,8 +98,14 @@ def maxnorm_update(mn: MaxNorm, max_abs: int, exp: int) -> UFloat:
     return x_max if ufloat_cmp(x_max, x_tilde) >= 0 else x_tilde
 
 
-def maxnorm_scale(x: int, x_exp: int, factor: int, factor_exp: int, divisor: UFloat, fmt_id: int) -> int:
-    """saturate(round(x * 2**x_exp * factor * 2**factor_exp / divisor)) in format fmt_id."""
+def maxnorm_scale(x, x_exp: int, factor: int, factor_exp: int, divisor: UFloat, fmt_id: int):
+    """saturate(round(x * 2**x_exp * factor * 2**factor_exp / divisor)) in format fmt_id.
+
+    ``x`` may be an integer array (every other argument a scalar): the result is
+    then an int64 array, element for element what the scalar call gives.
+    """
+    if np.ndim(x) > 0:
+        return _maxnorm_scale_array(np.asarray(x), x_exp, factor, factor_exp, divisor, fmt_id)
     fmt = fixed.format_get(fmt_id)
     x, factor = int(x), int(factor)
     if fmt.bits > 32:
@@ -119,3 +127,41 @@ def maxnorm_scale(x: int, x_exp: int, factor: int, factor_exp: int, divisor: UFl
     q = _round_div_pos(num, den)
     q = q if x * factor >= 0 else -q
     return max(fmt.qmin, min(fmt.qmax, q))
+
+
+def _maxnorm_scale_array(x: np.ndarray, x_exp: int, factor: int, factor_exp: int, divisor: UFloat, fmt_id: int) -> np.ndarray:
+    """The array path of maxnorm_scale, in int64 without overflow.
+
+    |x * factor| < 2^62. A left shift that would leave int64 means a quotient of
+    at least 2^63 / 2^31 = 2^32, beyond every format of at most 32 bits; a
+    divisor scaled past 2^63 rounds every quotient to 0.
+    """
+    fmt = fixed.format_get(fmt_id)
+    factor = int(factor)
+    if x.dtype.kind not in "iu":
+        raise ArgumentError(f"maxnorm_scale: x must be integers, got {x.dtype}")
+    if fmt.bits > 32:
+        raise ArgumentError("maxnorm_scale: the target format must have at most 32 bits")
+    if divisor.mant == 0:
+        raise ArgumentError("maxnorm_scale: the divisor must not be zero")
+    xv = x.astype(np.int64)
+    if xv.size and (int(xv.min()) <= -(1 << 31) or int(xv.max()) >= 1 << 31) or not 0 <= factor < 1 << 31:
+        raise ArgumentError("maxnorm_scale: x must satisfy |x| < 2^31 and factor 0..2^31-1")
+    for name, e in (("x_exp", x_exp), ("factor_exp", factor_exp)):
+        if not -MAXNORM_EXP_LIMIT <= int(e) <= MAXNORM_EXP_LIMIT:
+            raise ArgumentError(f"maxnorm_scale: {name} = {e} is outside [-2^20, 2^20]")
+    s = int(x_exp) + int(factor_exp) - divisor.exp - fmt.lsb_exp
+    num = xv * np.int64(factor)
+    out = np.zeros(num.shape, dtype=np.int64)
+    nz = num != 0  # zero stays zero: divide only the rest
+    mag = np.abs(num[nz])
+    if s >= 0:
+        big = mag > (fixed.INT64_MAX >> s) if s < 62 else mag > 0
+        shifted = np.where(big, 0, mag) << np.int64(min(s, 62))
+        q = np.where(big, np.int64(1 << 40), fixed.div_round_s64(shifted, np.int64(divisor.mant)))
+    elif s <= -33:
+        q = np.zeros_like(mag)
+    else:
+        q = fixed.div_round_s64(mag, np.int64(divisor.mant << -s))
+    out[nz] = np.where(num[nz] < 0, -q, q)
+    return np.clip(out, fmt.qmin, fmt.qmax)

@@ -21,6 +21,15 @@
 /* Offset value meaning "this layer has no such tensor". */
 #define ET_NO_TENSOR 0xFFFFFFFF
 
+/*
+ * Size limits that keep every integer accumulator of the layer kernels exact
+ * (docs/layers.md): a conv/dense fan-in (k*k*in_c or in_c) and a conv
+ * fan-out (k*k*out_c) of at most 65535, and at most 65536 output pixels per
+ * conv layer, so that int32 sums of int8 x uint8 products never overflow.
+ */
+#define ET_MAX_FAN 65535
+#define ET_MAX_CONV_PIXELS 65536
+
 typedef enum {
     ET_LAYER_CONV2D = 1,     /* k x k convolution, stride 1; int8 weights, int16 bias, fused activation */
     ET_LAYER_DENSE = 2,      /* fully connected; int8 weights [n][m], int16 bias [n], fused activation */
@@ -74,10 +83,11 @@ typedef struct {
  *  - the first input is ET_FMT_INPUT; each layer's input equals the previous
  *    layer's output (h, w, c, fmt); the last layer, and only it, is SOFTMAX_CE;
  *  - per kind: output shape and format follow from the input (conv VALID:
- *    in - k + 1; SAME: k odd, same size; pool: floor(in / 2); flatten:
- *    1 x 1 x h*w*c; conv/dense output ET_FMT_ACT with ReLU, ET_FMT_BIAS
- *    without; BN: ET_FMT_ACT in, ET_FMT_BN_OUT out; dense and the head take
- *    1 x 1 x n inputs); alpha_shift 0..15, kernel 1..15;
+ *    in - k + 1; SAME: k odd, same size; pool: floor(in / 2), ET_FMT_ACT in
+ *    and out; flatten: 1 x 1 x h*w*c; conv/dense output ET_FMT_ACT with
+ *    ReLU, ET_FMT_BIAS without; BN: ET_FMT_ACT in, ET_FMT_BN_OUT out; dense
+ *    and the head take 1 x 1 x n inputs); alpha_shift 0..15, kernel 1..15;
+ *  - the size limits above (ET_ERR_UNSUPPORTED when exceeded);
  *  - tensors: present exactly where the kind needs them, inside the image,
  *    int16 tensors at even offsets, no two tensors overlapping.
  * Returns ET_OK; ET_ERR_ARG for NULL; ET_ERR_UNSUPPORTED for an unknown kind,
@@ -86,6 +96,14 @@ typedef struct {
  * (n_layers for a whole-model problem).
  */
 et_status_t et_model_check(const et_model_t *model, uint16_t *bad_layer);
+
+/*
+ * The per-layer part of et_model_check for one layer on its own (shapes,
+ * formats, parameters, size limits; not the tensor offsets). A SOFTMAX_CE
+ * layer is checked as a last layer. ET_OK, ET_ERR_ARG for NULL, else as
+ * et_model_check. The layer kernels (et_layers.h) call it on their argument.
+ */
+et_status_t et_layer_check(const et_layer_t *layer);
 
 /* Bytes of each tensor of a layer (0 when the kind has none). ET_ERR_ARG for NULL. */
 et_status_t et_layer_tensor_bytes(const et_layer_t *layer, uint32_t *weight_bytes, uint32_t *bias_bytes,

@@ -1,0 +1,58 @@
+/*
+ * edgetrain — the memory plan: the exact arena et_train_init needs, broken
+ * down by part. The one source of truth for SRAM sizes (Python asks this
+ * function too). Every buffer is placed at an 8-byte boundary; a part's
+ * size includes the padding of its buffers.
+ *
+ * Adding a part: a new et_plan_part_t value before ET_PLAN_PART_COUNT, its
+ * name in et_plan_part_name, and its buffers taken in plan.c's carve step.
+ * Twin: edgetrain/reference/plan.py.
+ */
+#ifndef EDGETRAIN_ET_PLAN_H
+#define EDGETRAIN_ET_PLAN_H
+
+#include <stdint.h>
+
+#include "et_status.h"
+#include "et_model.h"
+#include "et_train.h"
+
+typedef enum {
+    ET_PLAN_CONTEXT = 0,     /* the context record and one record per layer (depends on the ABI) */
+    ET_PLAN_ACTIVATIONS = 1, /* every layer's output (flatten: none, it aliases) and BN per-channel
+                                mean_hat/inv_sigma, kept from the forward pass for the backward pass */
+    ET_PLAN_GRADIENTS = 2,   /* gradient scratch: two delta buffers, the wide gradient at a BN output,
+                                the conv weight gradient (SGD, summed), an im2col row, a weight-row
+                                buffer, parameter gradients */
+    ET_PLAN_OPTIMIZER = 3,   /* SRAM copies of biases and BN tensors, max-norm trackers */
+    ET_PLAN_PRNG = 4,        /* the PRNG state */
+    ET_PLAN_PART_COUNT = 5
+} et_plan_part_t;
+
+typedef struct {
+    uint32_t part[ET_PLAN_PART_COUNT]; /* bytes per part */
+    uint32_t total;                    /* sum of the parts: the arena size */
+} et_plan_t;
+
+/*
+ * Plan the arena for `model` (checked by et_model_check first) trained with
+ * `config`. ET_ERR_ARG for NULL or a config out of range, the model check's
+ * status, ET_ERR_RANGE when the total exceeds 2^32-1 bytes.
+ */
+et_status_t et_plan(const et_model_t *model, const et_train_config_t *config, et_plan_t *plan);
+
+/* Short lower-case name of a part ("activations"); "unknown" for other values. */
+const char *et_plan_part_name(int part);
+
+/*
+ * Per-layer size query: *saved = bytes this layer keeps from forward for
+ * backward (its output and BN per-channel state; 0 for flatten and the
+ * head), *scratch = gradient scratch this layer needs on its own under
+ * `config` (the plan shares scratch between layers: its gradient part is the
+ * per-buffer maxima over the layers). ET_ERR_ARG for NULL, et_layer_check's
+ * status for a bad layer.
+ */
+et_status_t et_layer_get_buffer_size(const et_layer_t *layer, const et_train_config_t *config, uint32_t *saved,
+                                     uint32_t *scratch);
+
+#endif /* EDGETRAIN_ET_PLAN_H */

@@ -1,0 +1,173 @@
+/*
+ * edgetrain — the training step: a context over a model whose image lies in
+ * NVM, predict, train on one labelled sample, checkpoint.
+ *
+ * Memory: the context and every buffer live in one caller-owned arena whose
+ * exact size et_plan() (et_plan.h) computes; nothing is allocated.
+ * NVM: weights are read where they lie, through a per-layer read pointer,
+ * and changed only through et_train_write_rows(), which programs only the
+ * bytes that differ through the HAL (et_nvm.h). Biases and batch-norm
+ * parameters/statistics are trained in SRAM copies and written back to the
+ * image, through the same write path, by et_train_checkpoint().
+ * docs/training.md describes the step; docs/layers.md the arithmetic.
+ *
+ * Twin: edgetrain/reference/train.py (et_train_<op> is train.<op>).
+ */
+#ifndef EDGETRAIN_ET_TRAIN_H
+#define EDGETRAIN_ET_TRAIN_H
+
+#include <stdint.h>
+
+#include "et_status.h"
+#include "et_fixed.h"
+#include "et_maxnorm.h"
+#include "et_model.h"
+#include "et_nvm.h"
+
+typedef enum {
+    ET_OPT_NONE = 0, /* inference only: a step predicts and changes nothing */
+    ET_OPT_BIAS = 1, /* biases and BN gamma/beta trained every sample (max-norm); weights fixed */
+    ET_OPT_SGD = 2   /* as BIAS, plus a per-sample quantized weight update (max-norm) */
+} et_optimizer_t;
+
+/* Largest NVM program unit the write path supports (bytes, a power of two). */
+#define ET_TRAIN_MAX_PROGRAM_UNIT 64
+
+/* Learning rate 0.01 as a fixed-point pair: 167772 * 2^-24. */
+#define ET_TRAIN_LR_DEFAULT 167772
+#define ET_TRAIN_LR_EXP_DEFAULT (-24)
+
+typedef struct {
+    uint8_t optimizer;       /* et_optimizer_t */
+    uint8_t conv_per_pixel;  /* SGD only: 0 = a conv layer's weight gradient is summed over its output
+                                pixels (one update per sample); 1 = the update is applied at every
+                                output pixel (the paper's baseline, for its write counts) */
+    uint8_t bn_warm;         /* 0 = BN statistics start from zero with bias correction (a fresh model);
+                                1 = the image's statistics are used as they are (a trained model) */
+    uint32_t lr_weight;      /* weight learning rate = lr_weight * 2^lr_weight_exp; 0..2^31-1 */
+    int32_t lr_weight_exp;   /* -64..0 */
+    uint32_t lr_bias;        /* bias and BN gamma/beta learning rate, same form */
+    int32_t lr_bias_exp;     /* -64..0 */
+    uint32_t seed;           /* seeds the context's PRNG (et_prng_t); any value */
+} et_train_config_t;
+
+/* The training context: opaque, placed at the start of the arena by et_train_init. */
+typedef struct et_train et_train_t;
+
+/* What a step or a prediction reports. */
+typedef struct {
+    uint16_t predicted; /* argmax of the logits, first maximum on ties (before any update) */
+    uint8_t correct;    /* 1 when predicted == label (a step), else 0 */
+} et_train_result_t;
+
+/*
+ * One rank-1 term of a weight layer's gradient: the layer's gradient is the
+ * sum over its terms of 2^(delta_exp + x_exp) * delta x^T. A dense layer has
+ * one term per sample; a conv layer one per output pixel t (delta = the out_c
+ * gradients at z at pixel t, x = the im2col row of t in OHWI order). delta
+ * includes the layer scale alpha as its exponent (-7 - alpha_shift).
+ */
+typedef struct {
+    const int8_t *delta; /* n values (ET_FMT_GRAD integers) */
+    const int16_t *x;    /* m values: stored integers of the layer's input format */
+    uint16_t n;          /* out_c */
+    uint16_t m;          /* k*k*in_c (conv) or in_c (dense) */
+    uint32_t index;      /* t: the output pixel (0 for dense) */
+    int32_t delta_exp;   /* delta[i] is worth delta[i] * 2^delta_exp */
+    int32_t x_exp;       /* x[j] is worth x[j] * 2^x_exp */
+} et_grad_pair_t;
+
+/* Called once per term; a non-OK return stops the step with that status. */
+typedef et_status_t (*et_pair_fn)(void *user, uint16_t layer, const et_grad_pair_t *pair);
+
+/* Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr 0.01 for both, seed 0. */
+et_status_t et_train_config_default(et_train_config_t *config);
+
+/* Bytes of arena et_train_init needs: et_plan(model, config).total. */
+et_status_t et_train_get_buffer_size(const et_model_t *model, const et_train_config_t *config, uint32_t *bytes);
+
+/*
+ * Set up a context in `arena` (arena_bytes, 8-byte aligned) over `model`,
+ * whose image must lie inside the NVM region of `nvm`. model and nvm must
+ * outlive the context. The weights stay where they are; biases and BN
+ * tensors are copied to SRAM (BN statistics start at zero unless bn_warm).
+ * *required (if not NULL) receives the planned size whenever the model and
+ * config are valid. Errors, with nothing written but *required:
+ * ET_ERR_ARG (NULL, misaligned arena, config out of range, image outside
+ * the NVM region, a HAL without program), the et_model_check status for a
+ * bad model, ET_ERR_UNSUPPORTED (an NVM that needs erase, or a program unit
+ * that is not a power of two up to ET_TRAIN_MAX_PROGRAM_UNIT), ET_ERR_NOMEM
+ * (arena smaller than the plan).
+ */
+et_status_t et_train_init(et_train_t **ctx, void *arena, uint32_t arena_bytes, const et_model_t *model,
+                          et_nvm_t *nvm, const et_train_config_t *config, uint32_t *required);
+
+/*
+ * Inference: forward with the current parameters and statistics (nothing is
+ * updated). input: the model's input tensor, input_len = in.h*in.w*in.c
+ * bytes (ET_FMT_INPUT). ET_ERR_ARG for a wrong length or NULL.
+ */
+et_status_t et_train_predict(et_train_t *ctx, const uint8_t *input, uint32_t input_len, et_train_result_t *result);
+
+/*
+ * One training step on (input, label), label 0..n_classes-1: forward (BN
+ * statistics updated with this sample), softmax cross-entropy, backward,
+ * and the optimizer's updates (weights written through et_train_write_rows).
+ * result->predicted is the prediction of the forward pass, before the
+ * updates (prequential). With ET_OPT_NONE it is et_train_predict. Bad
+ * arguments (NULL, wrong input length, label out of range) → ET_ERR_ARG with
+ * nothing changed; an NVM failure → its status (ET_ERR_IO, ET_ERR_WORN),
+ * the step stopped where it failed.
+ */
+et_status_t et_train_step(et_train_t *ctx, const uint8_t *input, uint32_t input_len, uint16_t label,
+                          et_train_result_t *result);
+
+/*
+ * Write the SRAM copies of every bias and BN tensor back into the image
+ * (bias-corrected statistics, so that the image can be reloaded with
+ * bn_warm = 1), through the same write path as the weights.
+ */
+et_status_t et_train_checkpoint(et_train_t *ctx);
+
+/*
+ * The one path for weight changes: make rows row0..row0+n_rows-1 of layer
+ * `layer`'s weight matrix ([n][m], OHWI rows for conv) equal `rows`
+ * (n_rows*m int8), programming through the HAL only the bytes that differ
+ * (whole program units around them). ET_ERR_ARG for a layer without weights
+ * or rows out of range; HAL errors are returned as they come.
+ */
+et_status_t et_train_write_rows(et_train_t *ctx, uint16_t layer, uint32_t row0, uint32_t n_rows, const int8_t *rows);
+
+/*
+ * Call fn(user, layer, &pair) for every rank-1 term of every weight layer
+ * during each training step, after the layer's gradient is final and before
+ * its update (NULL fn: none). The pair's buffers are valid during the call.
+ */
+et_status_t et_train_set_pair_hook(et_train_t *ctx, et_pair_fn fn, void *user);
+
+/*
+ * Host accounting: counts[i] += 1 whenever the write path changes image
+ * byte i. n must equal the image size; NULL counts turns counting off.
+ */
+et_status_t et_train_set_cell_counter(et_train_t *ctx, uint32_t *counts, uint32_t n);
+
+/*
+ * Read view of a layer's output from the last forward pass (bytes of its
+ * format). ET_ERR_ARG for the head (it has no output: read the layer before);
+ * ET_ERR_STATE for a flatten of the input, which is the caller's sample.
+ */
+et_status_t et_train_output(const et_train_t *ctx, uint16_t layer, const void **data, uint32_t *bytes);
+
+/*
+ * The SRAM copies of a layer's bias (out_c int16) and BN tensor ([4][c]
+ * int16: gamma, beta, mean EMA, mean-square EMA); NULL where the layer has none.
+ */
+et_status_t et_train_params(const et_train_t *ctx, uint16_t layer, const int16_t **bias, const int16_t **bn);
+
+/* The read pointer of a layer's weights (in NVM); ET_ERR_ARG for a layer without. */
+et_status_t et_train_weights(const et_train_t *ctx, uint16_t layer, const int8_t **weights);
+
+/* Training steps taken so far (ET_OPT_NONE steps do not count). */
+et_status_t et_train_samples(const et_train_t *ctx, uint32_t *samples);
+
+#endif /* EDGETRAIN_ET_TRAIN_H */

@@ -1,0 +1,783 @@
+/*
+ * edgetrain — integer layer kernels (et_layers.h; exact semantics in
+ * docs/layers.md). Integer only, no allocation.
+ */
+#include <string.h>
+
+#include "edgetrain/et_fixed.h"
+#include "edgetrain/et_layers.h"
+
+/* saturate(round_shift(x, shift)) into [lo, hi]: the one rescale. */
+static int64_t et_rq(int64_t x, int shift, int64_t lo, int64_t hi)
+{
+    return et_saturate_s64(et_round_shift_s64(x, shift), lo, hi);
+}
+
+/*
+ * Activation loads without a branch per element: a stored byte b of an
+ * unsigned format is b; of the signed format (ET_FMT_BN_OUT) it is
+ * (b ^ 0x80) - 128.
+ */
+typedef struct {
+    uint8_t flip;
+    int32_t offset;
+} et_load_t;
+
+static et_load_t et_loader(uint8_t fmt)
+{
+    et_load_t l;
+    l.flip = fmt == ET_FMT_BN_OUT ? 0x80u : 0u;
+    l.offset = fmt == ET_FMT_BN_OUT ? 128 : 0;
+    return l;
+}
+
+#define ET_LOAD(ld, b) ((int32_t)(uint8_t)((b) ^ (ld).flip) - (ld).offset)
+
+/* LSB exponent of an activation format (input of a MAC layer). */
+static int et_lsb(uint8_t fmt)
+{
+    et_format_t f;
+    return et_format_get(fmt, &f) == ET_OK ? f.lsb_exp : 0;
+}
+
+static et_status_t et_expect(const et_layer_t *layer, uint8_t kind)
+{
+    et_status_t st;
+    if (layer == NULL || layer->kind != kind) {
+        return ET_ERR_ARG;
+    }
+    st = et_layer_check(layer);
+    return st;
+}
+
+/* ---- ReLU ----------------------------------------------------------------- */
+
+static uint8_t et_relu_q(int32_t z)
+{
+    return (uint8_t)et_rq(z, 5, 0, 255);
+}
+
+et_status_t et_relu_forward(const int16_t *z, uint8_t *a, uint32_t n)
+{
+    uint32_t i;
+    if (z == NULL || a == NULL || n == 0) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < n; i++) {
+        a[i] = et_relu_q(z[i]);
+    }
+    return ET_OK;
+}
+
+et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uint32_t n)
+{
+    uint32_t i;
+    if (a == NULL || da == NULL || dz == NULL || n == 0) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < n; i++) {
+        dz[i] = (a[i] > 0 && a[i] < 255) ? da[i] : 0;
+    }
+    return ET_OK;
+}
+
+/* ---- shared tail of conv/dense forward ----------------------------------- */
+
+/* Store one output element: alpha rescale into the bias format, add the bias, activation. */
+static void et_mac_store(const et_layer_t *l, int32_t acc, int shift, int16_t bias, void *out, uint32_t idx)
+{
+    int64_t t = et_rq(acc, shift, INT16_MIN, INT16_MAX);
+    int32_t z = (int32_t)et_saturate_s64(t + bias, INT16_MIN, INT16_MAX);
+    if (l->activation == ET_ACT_RELU) {
+        ((uint8_t *)out)[idx] = et_relu_q(z);
+    } else {
+        ((int16_t *)out)[idx] = (int16_t)z;
+    }
+}
+
+/* The forward rescale shift: acc at 2^(-7 + in_lsb) times 2^-alpha_shift into 2^-12. */
+static int et_forward_shift(const et_layer_t *l)
+{
+    return l->alpha_shift - 5 - et_lsb(l->in.fmt);
+}
+
+/* ---- Conv2D --------------------------------------------------------------- */
+
+static int et_pad(const et_layer_t *l)
+{
+    return l->padding == ET_PAD_SAME ? (l->kernel - 1) / 2 : 0;
+}
+
+et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
+                              void *out)
+{
+    const uint8_t *x = (const uint8_t *)in;
+    et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
+    int32_t oy, ox, ky, kx, pad, k, ih, iw, oh, ow;
+    uint32_t ic, oc, o, c, m;
+    int shift;
+    et_load_t ld;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (weights == NULL || bias == NULL || in == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    k = layer->kernel;
+    pad = et_pad(layer);
+    ih = layer->in.h;
+    iw = layer->in.w;
+    oh = layer->out.h;
+    ow = layer->out.w;
+    ic = layer->in.c;
+    oc = layer->out.c;
+    m = (uint32_t)k * (uint32_t)k * ic;
+    shift = et_forward_shift(layer);
+    ld = et_loader(layer->in.fmt);
+    for (oy = 0; oy < oh; oy++) {
+        for (ox = 0; ox < ow; ox++) {
+            uint32_t pix = (uint32_t)(oy * ow + ox);
+            for (o = 0; o < oc; o++) {
+                int32_t acc = 0;
+                for (ky = 0; ky < k; ky++) {
+                    int32_t iy = oy + ky - pad;
+                    if (iy < 0 || iy >= ih) {
+                        continue;
+                    }
+                    for (kx = 0; kx < k; kx++) {
+                        int32_t ix = ox + kx - pad;
+                        const uint8_t *xr;
+                        const int8_t *wr;
+                        if (ix < 0 || ix >= iw) {
+                            continue;
+                        }
+                        xr = x + ((uint32_t)(iy * iw + ix)) * ic;
+                        wr = weights + o * m + ((uint32_t)(ky * k + kx)) * ic;
+                        for (c = 0; c < ic; c++) {
+                            acc += (int32_t)wr[c] * ET_LOAD(ld, xr[c]);
+                        }
+                    }
+                }
+                et_mac_store(layer, acc, shift, bias[o], out, pix * oc + o);
+            }
+        }
+    }
+    return ET_OK;
+}
+
+/* Store one input gradient: int8 at 2^-7 (wide == 0) or int16 at 2^-15 (wide == 1). */
+static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t *l, int wide)
+{
+    if (wide) {
+        ((int16_t *)dx)[idx] = (int16_t)et_rq(acc, l->alpha_shift - 1, INT16_MIN, INT16_MAX);
+    } else {
+        ((int8_t *)dx)[idx] = (int8_t)et_rq(acc, 7 + l->alpha_shift, INT8_MIN, INT8_MAX);
+    }
+}
+
+static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
+                                          int wide)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
+    int32_t iy, ix, ky, kx, pad, k, ih, iw, oh, ow;
+    uint32_t ic, oc, o, c, m;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (weights == NULL || dz == NULL || dx == NULL) {
+        return ET_ERR_ARG;
+    }
+    k = layer->kernel;
+    pad = et_pad(layer);
+    ih = layer->in.h;
+    iw = layer->in.w;
+    oh = layer->out.h;
+    ow = layer->out.w;
+    ic = layer->in.c;
+    oc = layer->out.c;
+    m = (uint32_t)k * (uint32_t)k * ic;
+    for (iy = 0; iy < ih; iy++) {
+        for (ix = 0; ix < iw; ix++) {
+            for (c = 0; c < ic; c++) {
+                int32_t acc = 0;
+                for (ky = 0; ky < k; ky++) {
+                    int32_t oy = iy - ky + pad;
+                    if (oy < 0 || oy >= oh) {
+                        continue;
+                    }
+                    for (kx = 0; kx < k; kx++) {
+                        int32_t ox = ix - kx + pad;
+                        const int8_t *dr;
+                        const int8_t *wc;
+                        if (ox < 0 || ox >= ow) {
+                            continue;
+                        }
+                        dr = dz + ((uint32_t)(oy * ow + ox)) * oc;
+                        wc = weights + ((uint32_t)(ky * k + kx)) * ic + c;
+                        for (o = 0; o < oc; o++) {
+                            acc += (int32_t)wc[o * m] * dr[o];
+                        }
+                    }
+                }
+                et_grad_store(dx, ((uint32_t)(iy * iw + ix)) * ic + c, acc, layer, wide);
+            }
+        }
+    }
+    return ET_OK;
+}
+
+et_status_t et_conv2d_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
+{
+    return et_conv2d_backward_any(layer, weights, dz, dx, 0);
+}
+
+et_status_t et_conv2d_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz,
+                                         int16_t *dx)
+{
+    return et_conv2d_backward_any(layer, weights, dz, dx, 1);
+}
+
+et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const int8_t *dz, int32_t *dw)
+{
+    const uint8_t *x = (const uint8_t *)in;
+    et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
+    int32_t oy, ox, ky, kx, pad, k, ih, iw, oh, ow;
+    uint32_t ic, oc, o, c, m;
+    et_load_t ld;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || dz == NULL || dw == NULL) {
+        return ET_ERR_ARG;
+    }
+    k = layer->kernel;
+    pad = et_pad(layer);
+    ih = layer->in.h;
+    iw = layer->in.w;
+    oh = layer->out.h;
+    ow = layer->out.w;
+    ic = layer->in.c;
+    oc = layer->out.c;
+    m = (uint32_t)k * (uint32_t)k * ic;
+    ld = et_loader(layer->in.fmt);
+    memset(dw, 0, sizeof(int32_t) * oc * m);
+    for (oy = 0; oy < oh; oy++) {
+        for (ox = 0; ox < ow; ox++) {
+            const int8_t *dr = dz + ((uint32_t)(oy * ow + ox)) * oc;
+            for (o = 0; o < oc; o++) {
+                int32_t d = dr[o];
+                if (d == 0) {
+                    continue;
+                }
+                for (ky = 0; ky < k; ky++) {
+                    int32_t iy = oy + ky - pad;
+                    if (iy < 0 || iy >= ih) {
+                        continue;
+                    }
+                    for (kx = 0; kx < k; kx++) {
+                        int32_t ix = ox + kx - pad;
+                        const uint8_t *xr;
+                        int32_t *wr;
+                        if (ix < 0 || ix >= iw) {
+                            continue;
+                        }
+                        xr = x + ((uint32_t)(iy * iw + ix)) * ic;
+                        wr = dw + o * m + ((uint32_t)(ky * k + kx)) * ic;
+                        for (c = 0; c < ic; c++) {
+                            wr[c] += d * ET_LOAD(ld, xr[c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return ET_OK;
+}
+
+et_status_t et_conv2d_bias_grad(const et_layer_t *layer, const int8_t *dz, int32_t *db)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
+    uint32_t t, o, oc, pixels;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (dz == NULL || db == NULL) {
+        return ET_ERR_ARG;
+    }
+    oc = layer->out.c;
+    pixels = (uint32_t)layer->out.h * layer->out.w;
+    for (o = 0; o < oc; o++) {
+        db[o] = 0;
+    }
+    for (t = 0; t < pixels; t++) {
+        for (o = 0; o < oc; o++) {
+            db[o] += dz[t * oc + o];
+        }
+    }
+    return ET_OK;
+}
+
+et_status_t et_conv2d_im2col_row(const et_layer_t *layer, const void *in, uint32_t t, int16_t *row)
+{
+    const uint8_t *x = (const uint8_t *)in;
+    et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
+    int32_t oy, ox, ky, kx, pad, k, ih, iw;
+    uint32_t ic, c;
+    et_load_t ld;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || row == NULL || t >= (uint32_t)layer->out.h * layer->out.w) {
+        return ET_ERR_ARG;
+    }
+    k = layer->kernel;
+    pad = et_pad(layer);
+    ih = layer->in.h;
+    iw = layer->in.w;
+    ic = layer->in.c;
+    oy = (int32_t)(t / layer->out.w);
+    ox = (int32_t)(t % layer->out.w);
+    ld = et_loader(layer->in.fmt);
+    for (ky = 0; ky < k; ky++) {
+        int32_t iy = oy + ky - pad;
+        for (kx = 0; kx < k; kx++) {
+            int32_t ix = ox + kx - pad;
+            int16_t *r = row + ((uint32_t)(ky * k + kx)) * ic;
+            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
+                for (c = 0; c < ic; c++) {
+                    r[c] = 0;
+                }
+            } else {
+                const uint8_t *xr = x + ((uint32_t)(iy * iw + ix)) * ic;
+                for (c = 0; c < ic; c++) {
+                    r[c] = (int16_t)ET_LOAD(ld, xr[c]);
+                }
+            }
+        }
+    }
+    return ET_OK;
+}
+
+/* ---- Dense ------------------------------------------------------------- */
+
+et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
+                             void *out)
+{
+    const uint8_t *x = (const uint8_t *)in;
+    et_status_t st = et_expect(layer, ET_LAYER_DENSE);
+    uint32_t n, m, o, j;
+    int shift;
+    et_load_t ld;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (weights == NULL || bias == NULL || in == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    n = layer->out.c;
+    m = layer->in.c;
+    shift = et_forward_shift(layer);
+    ld = et_loader(layer->in.fmt);
+    for (o = 0; o < n; o++) {
+        const int8_t *wr = weights + o * m;
+        int32_t acc = 0;
+        for (j = 0; j < m; j++) {
+            acc += (int32_t)wr[j] * ET_LOAD(ld, x[j]);
+        }
+        et_mac_store(layer, acc, shift, bias[o], out, o);
+    }
+    return ET_OK;
+}
+
+static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
+                                         int wide)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_DENSE);
+    uint32_t n, m, o, j;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (weights == NULL || dz == NULL || dx == NULL) {
+        return ET_ERR_ARG;
+    }
+    n = layer->out.c;
+    m = layer->in.c;
+    for (j = 0; j < m; j++) {
+        int32_t acc = 0;
+        for (o = 0; o < n; o++) {
+            acc += (int32_t)weights[o * m + j] * dz[o];
+        }
+        et_grad_store(dx, j, acc, layer, wide);
+    }
+    return ET_OK;
+}
+
+et_status_t et_dense_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
+{
+    return et_dense_backward_any(layer, weights, dz, dx, 0);
+}
+
+et_status_t et_dense_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int16_t *dx)
+{
+    return et_dense_backward_any(layer, weights, dz, dx, 1);
+}
+
+/* ---- MaxPool 2x2 ---------------------------------------------------------- */
+
+/* Offset (in elements) of the first maximum of the window at output (y, x), channel c. */
+static uint32_t et_pool_argmax(const et_layer_t *l, const uint8_t *in, uint32_t y, uint32_t x, uint32_t c)
+{
+    uint32_t iw = l->in.w;
+    uint32_t ic = l->in.c;
+    uint32_t base = ((2 * y) * iw + 2 * x) * ic + c;
+    uint32_t cand[4];
+    uint32_t best = base;
+    int i;
+    cand[0] = base;
+    cand[1] = base + ic;
+    cand[2] = base + iw * ic;
+    cand[3] = base + iw * ic + ic;
+    for (i = 1; i < 4; i++) {
+        if (in[cand[i]] > in[best]) {
+            best = cand[i];
+        }
+    }
+    return best;
+}
+
+et_status_t et_maxpool2_forward(const et_layer_t *layer, const uint8_t *in, uint8_t *out)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_MAXPOOL2);
+    uint32_t y, x, c, oh, ow, oc;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    oh = layer->out.h;
+    ow = layer->out.w;
+    oc = layer->out.c;
+    for (y = 0; y < oh; y++) {
+        for (x = 0; x < ow; x++) {
+            for (c = 0; c < oc; c++) {
+                out[(y * ow + x) * oc + c] = in[et_pool_argmax(layer, in, y, x, c)];
+            }
+        }
+    }
+    return ET_OK;
+}
+
+et_status_t et_maxpool2_backward(const et_layer_t *layer, const uint8_t *in, const int8_t *dout, int8_t *din)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_MAXPOOL2);
+    uint32_t y, x, c, oh, ow, oc;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || dout == NULL || din == NULL) {
+        return ET_ERR_ARG;
+    }
+    oh = layer->out.h;
+    ow = layer->out.w;
+    oc = layer->out.c;
+    memset(din, 0, (size_t)layer->in.h * layer->in.w * layer->in.c);
+    for (y = 0; y < oh; y++) {
+        for (x = 0; x < ow; x++) {
+            for (c = 0; c < oc; c++) {
+                din[et_pool_argmax(layer, in, y, x, c)] = dout[(y * ow + x) * oc + c];
+            }
+        }
+    }
+    return ET_OK;
+}
+
+/* ---- Flatten -------------------------------------------------------------- */
+
+static uint32_t et_elem_bytes(uint8_t fmt)
+{
+    return fmt == ET_FMT_BIAS ? 2u : 1u;
+}
+
+et_status_t et_flatten_forward(const et_layer_t *layer, const void *in, void *out)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_FLATTEN);
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (in != out) {
+        memmove(out, in, (size_t)layer->out.c * et_elem_bytes(layer->in.fmt));
+    }
+    return ET_OK;
+}
+
+et_status_t et_flatten_backward(const et_layer_t *layer, const int8_t *dout, int8_t *din)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_FLATTEN);
+    if (st != ET_OK) {
+        return st;
+    }
+    if (dout == NULL || din == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (din != dout) {
+        memmove(din, dout, layer->out.c);
+    }
+    return ET_OK;
+}
+
+/* ---- Streaming batch norm ------------------------------------------------- */
+
+static int64_t et_div_round(int64_t num, int64_t den)
+{
+    int64_t q = 0;
+    (void)et_div_round_s64(num, den, &q); /* den > 0 at every call site */
+    return q;
+}
+
+et_status_t et_batchnorm_update_stats(const et_layer_t *layer, const uint8_t *in, int16_t *params,
+                                      uint32_t *decay_q30)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
+    uint32_t ch, c, p, pixels;
+    int16_t *mean;
+    int16_t *msq;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || params == NULL || decay_q30 == NULL || *decay_q30 > ET_BN_ONE_Q30) {
+        return ET_ERR_ARG;
+    }
+    ch = layer->in.c;
+    pixels = (uint32_t)layer->in.h * layer->in.w;
+    mean = params + 2 * ch;
+    msq = params + 3 * ch;
+    for (c = 0; c < ch; c++) {
+        int64_t s1 = 0;
+        int64_t s2 = 0;
+        int64_t m1;
+        int64_t m2;
+        for (p = 0; p < pixels; p++) {
+            int64_t v = in[p * ch + c];
+            s1 += v;
+            s2 += v * v;
+        }
+        m1 = et_div_round(s1 * 32, (int64_t)pixels);
+        m2 = et_div_round(s2, (int64_t)pixels * 32);
+        mean[c] = (int16_t)et_saturate_s64(et_div_round((ET_BN_WINDOW - 1) * (int64_t)mean[c] + m1, ET_BN_WINDOW),
+                                           INT16_MIN, INT16_MAX);
+        msq[c] = (int16_t)et_saturate_s64(et_div_round((ET_BN_WINDOW - 1) * (int64_t)msq[c] + m2, ET_BN_WINDOW),
+                                          INT16_MIN, INT16_MAX);
+    }
+    *decay_q30 = (uint32_t)et_div_round((ET_BN_WINDOW - 1) * (int64_t)*decay_q30, ET_BN_WINDOW);
+    return ET_OK;
+}
+
+/* One channel's bias-corrected statistics (corr = 2^30 - decay; 0: none seen, no correction). */
+static void et_bn_corrected(const et_layer_t *l, const int16_t *params, int64_t corr, uint32_t c, int64_t *mh,
+                            int64_t *sh)
+{
+    uint32_t ch = l->in.c;
+    *mh = params[2 * ch + c];
+    *sh = params[3 * ch + c];
+    if (corr != 0) {
+        *mh = et_saturate_s64(et_div_round(*mh * ET_BN_ONE_Q30, corr), INT16_MIN, INT16_MAX);
+        *sh = et_saturate_s64(et_div_round(*sh * ET_BN_ONE_Q30, corr), INT16_MIN, INT16_MAX);
+    }
+}
+
+et_status_t et_batchnorm_corrected_stats(const et_layer_t *layer, const int16_t *params, uint32_t decay_q30,
+                                         int16_t *out)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
+    uint32_t ch, c;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (params == NULL || out == NULL || decay_q30 > ET_BN_ONE_Q30) {
+        return ET_ERR_ARG;
+    }
+    ch = layer->in.c;
+    for (c = 0; c < ch; c++) {
+        int64_t mh;
+        int64_t sh;
+        et_bn_corrected(layer, params, (int64_t)ET_BN_ONE_Q30 - decay_q30, c, &mh, &sh);
+        out[c] = (int16_t)mh;
+        out[ch + c] = (int16_t)sh;
+    }
+    return ET_OK;
+}
+
+et_status_t et_batchnorm_prepare(const et_layer_t *layer, const int16_t *params, uint32_t decay_q30,
+                                 int32_t *mean_hat, int32_t *inv_sigma)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
+    uint32_t ch, c;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (params == NULL || mean_hat == NULL || inv_sigma == NULL || decay_q30 > ET_BN_ONE_Q30) {
+        return ET_ERR_ARG;
+    }
+    ch = layer->in.c;
+    for (c = 0; c < ch; c++) {
+        int64_t mh;
+        int64_t sh;
+        int64_t var;
+        uint32_t sigma;
+        et_bn_corrected(layer, params, (int64_t)ET_BN_ONE_Q30 - decay_q30, c, &mh, &sh);
+        var = sh * 32768 - mh * mh;
+        if (var < 1) {
+            var = 1;
+        }
+        sigma = et_isqrt_u64((uint64_t)var << 16);
+        mean_hat[c] = (int32_t)mh;
+        inv_sigma[c] = (int32_t)et_div_round(INT64_C(1) << 36, (int64_t)sigma);
+    }
+    return ET_OK;
+}
+
+/* The normalised input: (x * 2^5 - mean_hat) * inv_sigma rescaled to LSB 2^-12. */
+static int32_t et_bn_xhat(uint8_t x, int32_t mean_hat, int32_t inv_sigma)
+{
+    return (int32_t)et_round_shift_s64(((int64_t)x * 32 - mean_hat) * inv_sigma, 16);
+}
+
+et_status_t et_batchnorm_forward(const et_layer_t *layer, const uint8_t *in, const int16_t *params,
+                                 const int32_t *mean_hat, const int32_t *inv_sigma, int8_t *out)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
+    uint32_t ch, c, p, pixels;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || params == NULL || mean_hat == NULL || inv_sigma == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    ch = layer->in.c;
+    pixels = (uint32_t)layer->in.h * layer->in.w;
+    for (p = 0; p < pixels; p++) {
+        for (c = 0; c < ch; c++) {
+            uint32_t i = p * ch + c;
+            int64_t xhat = et_bn_xhat(in[i], mean_hat[c], inv_sigma[c]);
+            out[i] = (int8_t)et_rq(params[c] * xhat + ((int64_t)params[ch + c] << 12), 18, INT8_MIN, INT8_MAX);
+        }
+    }
+    return ET_OK;
+}
+
+et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, const int8_t *out,
+                                  const int16_t *params, const int32_t *mean_hat, const int32_t *inv_sigma,
+                                  const int16_t *dout, int8_t *din, int64_t *dgamma, int64_t *dbeta)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
+    uint32_t ch, c, p, pixels;
+    if (st != ET_OK) {
+        return st;
+    }
+    if (in == NULL || out == NULL || params == NULL || mean_hat == NULL || inv_sigma == NULL || dout == NULL ||
+        dgamma == NULL || dbeta == NULL) {
+        return ET_ERR_ARG;
+    }
+    ch = layer->in.c;
+    pixels = (uint32_t)layer->in.h * layer->in.w;
+    for (c = 0; c < ch; c++) {
+        dgamma[c] = 0;
+        dbeta[c] = 0;
+    }
+    for (p = 0; p < pixels; p++) {
+        for (c = 0; c < ch; c++) {
+            uint32_t i = p * ch + c;
+            int64_t g = (out[i] > INT8_MIN && out[i] < INT8_MAX) ? dout[i] : 0;
+            if (din != NULL) {
+                din[i] = (int8_t)et_rq(g * params[c] * inv_sigma[c], 36, INT8_MIN, INT8_MAX);
+            }
+            if (g != 0) {
+                dbeta[c] += g;
+                dgamma[c] += g * et_bn_xhat(in[i], mean_hat[c], inv_sigma[c]);
+            }
+        }
+    }
+    return ET_OK;
+}
+
+/* ---- Softmax cross-entropy -------------------------------------------------- */
+
+/* round(2^16 * 2^(j/32)), j = 0..32 (docs/layers.md; a test recomputes it exactly). */
+static const uint32_t et_exp2_table[33] = {
+    65536,  66971,  68438,  69936,  71468,  73032,  74632,  76266,  77936,  79642,  81386,
+    83169,  84990,  86851,  88752,  90696,  92682,  94711,  96785,  98905,  101070, 103283,
+    105545, 107856, 110218, 112631, 115098, 117618, 120194, 122825, 125515, 128263, 131072,
+};
+
+uint32_t et_softmax_exp2_q16(int32_t u)
+{
+    int32_t q;
+    int32_t f;
+    int32_t j;
+    int32_t r;
+    int64_t mant;
+    if (u > 0) {
+        u = 0;
+    }
+    q = u >> 12;            /* floor(u / 4096) */
+    f = u - q * 4096;        /* 0..4095 */
+    j = f >> 7;
+    r = f & 127;
+    mant = (int64_t)et_exp2_table[j] +
+           et_round_shift_s64(((int64_t)et_exp2_table[j + 1] - et_exp2_table[j]) * r, 7);
+    return (uint32_t)et_round_shift_s64(mant, -q);
+}
+
+static uint16_t et_argmax16(const int16_t *v, uint32_t n)
+{
+    uint32_t i;
+    uint32_t best = 0;
+    for (i = 1; i < n; i++) {
+        if (v[i] > v[best]) {
+            best = i;
+        }
+    }
+    return (uint16_t)best;
+}
+
+et_status_t et_softmax_ce_forward(const et_layer_t *layer, const int16_t *logits, uint16_t *predicted)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_SOFTMAX_CE);
+    if (st != ET_OK) {
+        return st;
+    }
+    if (logits == NULL || predicted == NULL) {
+        return ET_ERR_ARG;
+    }
+    *predicted = et_argmax16(logits, layer->in.c);
+    return ET_OK;
+}
+
+et_status_t et_softmax_ce_backward(const et_layer_t *layer, const int16_t *logits, uint16_t label, int8_t *grad)
+{
+    et_status_t st = et_expect(layer, ET_LAYER_SOFTMAX_CE);
+    uint32_t n, i;
+    int32_t zmax;
+    int64_t sum = 0;
+    if (st != ET_OK) {
+        return st;
+    }
+    n = layer->in.c;
+    if (logits == NULL || grad == NULL || label >= n) {
+        return ET_ERR_ARG;
+    }
+    zmax = logits[et_argmax16(logits, n)];
+    for (i = 0; i < n; i++) {
+        sum += et_softmax_exp2_q16((int32_t)et_round_shift_s64(((int64_t)logits[i] - zmax) * ET_LOG2E_Q15, 15));
+    }
+    for (i = 0; i < n; i++) {
+        int64_t e = et_softmax_exp2_q16((int32_t)et_round_shift_s64(((int64_t)logits[i] - zmax) * ET_LOG2E_Q15, 15));
+        int64_t num = 128 * e - (i == label ? 128 * sum : 0);
+        grad[i] = (int8_t)et_saturate_s64(et_div_round(num, sum), INT8_MIN, INT8_MAX);
+    }
+    return ET_OK;
+}

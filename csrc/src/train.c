@@ -1,0 +1,830 @@
+/*
+ * edgetrain — the training step (et_train.h; docs/training.md).
+ */
+#include <string.h>
+
+#include "edgetrain/et_layers.h"
+#include "train_internal.h"
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static int et_ctx_ok(const et_train_t *ctx)
+{
+    return ctx != NULL && ctx->magic == ET_TRAIN_MAGIC;
+}
+
+static uint32_t et_elems(const et_shape_t *s)
+{
+    return (uint32_t)s->h * s->w * s->c;
+}
+
+static int et_has_weights(const et_layer_t *l)
+{
+    return l->kind == ET_LAYER_CONV2D || l->kind == ET_LAYER_DENSE;
+}
+
+static uint32_t et_cols(const et_layer_t *l)
+{
+    return l->kind == ET_LAYER_CONV2D ? (uint32_t)l->kernel * l->kernel * l->in.c : l->in.c;
+}
+
+static int et_in_lsb(const et_layer_t *l)
+{
+    et_format_t f;
+    return et_format_get(l->in.fmt, &f) == ET_OK ? f.lsb_exp : 0;
+}
+
+static uint64_t et_abs64(int64_t v)
+{
+    return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+}
+
+static int16_t et_get_le16(const uint8_t *p)
+{
+    return (int16_t)(uint16_t)((uint16_t)p[0] | ((uint16_t)p[1] << 8));
+}
+
+static void et_put_le16(uint8_t *p, int16_t v)
+{
+    uint16_t u = (uint16_t)v;
+    p[0] = (uint8_t)(u & 0xFFu);
+    p[1] = (uint8_t)(u >> 8);
+}
+
+/* The input tensor of layer i in the current pass (flatten aliases its input). */
+static const void *et_in_of(const et_train_t *ctx, uint16_t i)
+{
+    while (i > 0) {
+        if (ctx->layers[i - 1].out != NULL) {
+            return ctx->layers[i - 1].out;
+        }
+        i--;
+    }
+    return ctx->input;
+}
+
+/* ---- configuration, size, init ---------------------------------------------- */
+
+et_status_t et_train_config_default(et_train_config_t *config)
+{
+    if (config == NULL) {
+        return ET_ERR_ARG;
+    }
+    memset(config, 0, sizeof(*config));
+    config->optimizer = ET_OPT_SGD;
+    config->lr_weight = ET_TRAIN_LR_DEFAULT;
+    config->lr_weight_exp = ET_TRAIN_LR_EXP_DEFAULT;
+    config->lr_bias = ET_TRAIN_LR_DEFAULT;
+    config->lr_bias_exp = ET_TRAIN_LR_EXP_DEFAULT;
+    return ET_OK;
+}
+
+et_status_t et_train_get_buffer_size(const et_model_t *model, const et_train_config_t *config, uint32_t *bytes)
+{
+    et_plan_t plan;
+    et_status_t st;
+    if (bytes == NULL) {
+        return ET_ERR_ARG;
+    }
+    st = et_plan(model, config, &plan);
+    if (st == ET_OK) {
+        *bytes = plan.total;
+    }
+    return st;
+}
+
+static et_status_t et_check_nvm(const et_model_t *model, const et_nvm_t *nvm, uint32_t *image_at)
+{
+    uintptr_t img = (uintptr_t)model->image;
+    uintptr_t base = (uintptr_t)nvm->base;
+    uint32_t unit = nvm->program_unit;
+    if (nvm->base == NULL || nvm->program == NULL || img < base || img - base > nvm->size ||
+        model->image_size > nvm->size - (uint32_t)(img - base)) {
+        return ET_ERR_ARG;
+    }
+    if (nvm->erase_unit != 0 || unit == 0 || unit > ET_TRAIN_MAX_PROGRAM_UNIT || (unit & (unit - 1)) != 0 ||
+        nvm->size % unit != 0) {
+        return ET_ERR_UNSUPPORTED;
+    }
+    *image_at = (uint32_t)(img - base);
+    return ET_OK;
+}
+
+et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_bytes, const et_model_t *model,
+                          et_nvm_t *nvm, const et_train_config_t *config, uint32_t *required)
+{
+    et_plan_t plan;
+    et_train_t *ctx;
+    uint32_t image_at;
+    uint16_t i;
+    et_status_t st;
+    if (ctx_out == NULL || model == NULL || model->image == NULL || nvm == NULL || config == NULL) {
+        return ET_ERR_ARG;
+    }
+    if ((st = et_train_config_check(config)) != ET_OK || (st = et_model_check(model, NULL)) != ET_OK ||
+        (st = et_plan_carve(model, config, NULL, &plan, NULL)) != ET_OK) {
+        return st;
+    }
+    if (required != NULL) {
+        *required = plan.total;
+    }
+    if ((st = et_check_nvm(model, nvm, &image_at)) != ET_OK) {
+        return st;
+    }
+    if (arena == NULL || arena_bytes < plan.total) {
+        return ET_ERR_NOMEM;
+    }
+    if (((uintptr_t)arena & 7u) != 0) {
+        return ET_ERR_ARG;
+    }
+    (void)et_plan_carve(model, config, (uint8_t *)arena, &plan, &ctx);
+    ctx->model = model;
+    ctx->nvm = nvm;
+    ctx->image_at = image_at;
+    ctx->config = *config;
+    for (i = 0; i < model->n_layers; i++) {
+        const et_layer_t *l = &model->layers[i];
+        et_train_layer_t *rec = &ctx->layers[i];
+        uint32_t k;
+        if (et_has_weights(l)) {
+            rec->weights = (const int8_t *)(model->image + l->weight_offset);
+            for (k = 0; k < l->out.c; k++) {
+                rec->bias[k] = et_get_le16(model->image + l->bias_offset + 2 * k);
+            }
+        } else if (l->kind == ET_LAYER_BATCHNORM) {
+            uint32_t c4 = 4u * l->in.c;
+            uint32_t keep = config->bn_warm ? c4 : 2u * l->in.c; /* gamma, beta (and stats when warm) */
+            for (k = 0; k < c4; k++) {
+                rec->bn[k] = k < keep ? et_get_le16(model->image + l->bn_offset + 2 * k) : 0;
+            }
+            rec->bn_decay_q30 = config->bn_warm ? 0u : (uint32_t)ET_BN_ONE_Q30;
+        }
+        if (rec->mn_weight != NULL) {
+            (void)et_maxnorm_init(rec->mn_weight);
+        }
+        if (rec->mn_bias != NULL) {
+            (void)et_maxnorm_init(rec->mn_bias);
+        }
+    }
+    (void)et_prng_seed(ctx->prng, config->seed);
+    ctx->magic = ET_TRAIN_MAGIC;
+    *ctx_out = ctx;
+    return ET_OK;
+}
+
+/* ---- the write path ------------------------------------------------------------ */
+
+/*
+ * Make image bytes [image_off, image_off + len) equal `data`, where `cur` is
+ * the read view of those bytes: program only the bytes that differ (runs of
+ * them; with a program unit > 1, every unit holding one, completed with the
+ * bytes it already holds), counting changed cells.
+ */
+static et_status_t et_program_changed(et_train_t *ctx, uint32_t image_off, const uint8_t *cur, const uint8_t *data,
+                                      uint32_t len)
+{
+    et_nvm_t *nvm = ctx->nvm;
+    uint32_t unit = nvm->program_unit;
+    uint32_t at = ctx->image_at + image_off; /* NVM offset of data[0] */
+    uint32_t i = 0;
+    et_status_t st;
+    while (i < len) {
+        if (cur[i] == data[i]) {
+            i++;
+            continue;
+        }
+        if (unit == 1) {
+            uint32_t j = i;
+            while (j < len && cur[j] != data[j]) {
+                if (ctx->cell_counts != NULL) {
+                    ctx->cell_counts[image_off + j] += 1;
+                }
+                j++;
+            }
+            if ((st = nvm->program(nvm, at + i, data + i, j - i)) != ET_OK) {
+                return st;
+            }
+            i = j;
+        } else {
+            uint8_t stage[ET_TRAIN_MAX_PROGRAM_UNIT];
+            uint32_t a0 = (at + i) & ~(unit - 1u);
+            uint32_t k;
+            for (k = 0; k < unit; k++) {
+                uint32_t a = a0 + k;
+                if (a >= at && a - at < len) {
+                    uint32_t idx = a - at;
+                    stage[k] = data[idx];
+                    if (ctx->cell_counts != NULL && cur[idx] != data[idx]) {
+                        ctx->cell_counts[image_off + idx] += 1;
+                    }
+                } else {
+                    stage[k] = nvm->base[a];
+                }
+            }
+            if ((st = nvm->program(nvm, a0, stage, unit)) != ET_OK) {
+                return st;
+            }
+            i = a0 + unit - at;
+        }
+    }
+    return ET_OK;
+}
+
+et_status_t et_train_write_rows(et_train_t *ctx, uint16_t layer, uint32_t row0, uint32_t n_rows, const int8_t *rows)
+{
+    const et_layer_t *l;
+    uint32_t n;
+    uint32_t m;
+    if (!et_ctx_ok(ctx) || rows == NULL || layer >= ctx->model->n_layers) {
+        return ET_ERR_ARG;
+    }
+    l = &ctx->model->layers[layer];
+    if (!et_has_weights(l)) {
+        return ET_ERR_ARG;
+    }
+    n = l->out.c;
+    m = et_cols(l);
+    if (row0 > n || n_rows > n - row0) {
+        return ET_ERR_ARG;
+    }
+    return et_program_changed(ctx, l->weight_offset + row0 * m, (const uint8_t *)(ctx->layers[layer].weights + row0 * m),
+                              (const uint8_t *)rows, n_rows * m);
+}
+
+/* Write an int16 SRAM tensor to the image (little-endian), changed bytes only. */
+static et_status_t et_write_s16(et_train_t *ctx, uint32_t image_off, const int16_t *v, uint32_t count)
+{
+    uint8_t buf[64];
+    uint32_t k = 0;
+    et_status_t st;
+    while (k < count) {
+        uint32_t chunk = count - k < 32 ? count - k : 32;
+        uint32_t j;
+        for (j = 0; j < chunk; j++) {
+            et_put_le16(buf + 2 * j, v[k + j]);
+        }
+        st = et_program_changed(ctx, image_off + 2 * k, ctx->model->image + image_off + 2 * k, buf, 2 * chunk);
+        if (st != ET_OK) {
+            return st;
+        }
+        k += chunk;
+    }
+    return ET_OK;
+}
+
+et_status_t et_train_checkpoint(et_train_t *ctx)
+{
+    uint16_t i;
+    et_status_t st;
+    if (!et_ctx_ok(ctx)) {
+        return ET_ERR_ARG;
+    }
+    if (ctx->config.optimizer == ET_OPT_NONE) {
+        return ET_OK; /* nothing was trained */
+    }
+    for (i = 0; i < ctx->model->n_layers; i++) {
+        const et_layer_t *l = &ctx->model->layers[i];
+        et_train_layer_t *rec = &ctx->layers[i];
+        if (et_has_weights(l)) {
+            if ((st = et_write_s16(ctx, l->bias_offset, rec->bias, l->out.c)) != ET_OK) {
+                return st;
+            }
+        } else if (l->kind == ET_LAYER_BATCHNORM) {
+            uint32_t c = l->in.c;
+            /* The parameter-gradient scratch (16 c_max bytes) holds the 2c corrected statistics. */
+            int16_t *stats = (int16_t *)(void *)ctx->pgrad;
+            if ((st = et_write_s16(ctx, l->bn_offset, rec->bn, 2 * c)) != ET_OK ||
+                (st = et_batchnorm_corrected_stats(l, rec->bn, rec->bn_decay_q30, stats)) != ET_OK ||
+                (st = et_write_s16(ctx, l->bn_offset + 4 * c, stats, 2 * c)) != ET_OK) {
+                return st;
+            }
+        }
+    }
+    return ET_OK;
+}
+
+/* ---- forward ---------------------------------------------------------------------- */
+
+static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
+{
+    const et_model_t *model = ctx->model;
+    uint16_t i;
+    et_status_t st = ET_OK;
+    for (i = 0; i < model->n_layers && st == ET_OK; i++) {
+        const et_layer_t *l = &model->layers[i];
+        et_train_layer_t *rec = &ctx->layers[i];
+        const void *in = et_in_of(ctx, i);
+        switch (l->kind) {
+        case ET_LAYER_CONV2D:
+            st = et_conv2d_forward(l, rec->weights, rec->bias, in, rec->out);
+            break;
+        case ET_LAYER_DENSE:
+            st = et_dense_forward(l, rec->weights, rec->bias, in, rec->out);
+            break;
+        case ET_LAYER_MAXPOOL2:
+            st = et_maxpool2_forward(l, (const uint8_t *)in, (uint8_t *)rec->out);
+            break;
+        case ET_LAYER_BATCHNORM:
+            if (train) {
+                st = et_batchnorm_update_stats(l, (const uint8_t *)in, rec->bn, &rec->bn_decay_q30);
+            }
+            if (st == ET_OK) {
+                st = et_batchnorm_prepare(l, rec->bn, rec->bn_decay_q30, rec->bn_mean_hat, rec->bn_inv_sigma);
+            }
+            if (st == ET_OK) {
+                st = et_batchnorm_forward(l, (const uint8_t *)in, rec->bn, rec->bn_mean_hat, rec->bn_inv_sigma,
+                                          (int8_t *)rec->out);
+            }
+            break;
+        case ET_LAYER_SOFTMAX_CE:
+            st = et_softmax_ce_forward(l, (const int16_t *)in, pred);
+            break;
+        default: /* flatten: the output aliases the input */
+            break;
+        }
+    }
+    return st;
+}
+
+/* ---- optimizer ------------------------------------------------------------------ */
+
+/*
+ * Smallest |x| in 1..xmax whose et_maxnorm_scale into the weight format is
+ * non-zero, or xmax + 1 when there is none. The scale is odd and monotone in
+ * x, so every |x| below the threshold gives 0: skipping them is exact.
+ */
+static int64_t et_threshold(const et_train_t *ctx, int64_t xmax, int32_t exp, et_ufloat_t div)
+{
+    int64_t lo = 1;
+    int64_t hi = xmax;
+    int64_t q = 0;
+    (void)et_maxnorm_scale(xmax, exp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_WEIGHT, &q);
+    if (q == 0) {
+        return xmax + 1;
+    }
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        (void)et_maxnorm_scale(mid, exp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_WEIGHT, &q);
+        if (q != 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return lo;
+}
+
+/* w - scale(g) saturated to int8, or w when |g| is below the threshold. */
+static int8_t et_sgd_cell(const et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div)
+{
+    int64_t dw = 0;
+    if (et_abs64(g) < (uint64_t)tmin) {
+        return w;
+    }
+    (void)et_maxnorm_scale(g, exp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_WEIGHT, &dw);
+    return (int8_t)et_saturate_s64((int64_t)w - dw, INT8_MIN, INT8_MAX);
+}
+
+/*
+ * Per-sample update of one parameter tensor (bias, BN gamma or beta) from its
+ * gradient g (n values worth g * 2^g_exp, overwritten): normalise to |g| < 2^31
+ * by a common right shift, feed the tracker, subtract the scaled update,
+ * saturate to int16. An all-zero gradient makes no step.
+ */
+static et_status_t et_update_params(et_train_t *ctx, et_maxnorm_t *mn, int64_t *g, uint32_t n, int32_t g_exp,
+                                    int16_t *params)
+{
+    uint64_t gmax = 0;
+    uint32_t k;
+    int s = 0;
+    et_ufloat_t div;
+    et_status_t st;
+    for (k = 0; k < n; k++) {
+        uint64_t a = et_abs64(g[k]);
+        gmax = a > gmax ? a : gmax;
+    }
+    if (gmax == 0) {
+        return ET_OK;
+    }
+    if (64 - et_clz_u64(gmax) > 30) {
+        s = 64 - et_clz_u64(gmax) - 30;
+        for (k = 0; k < n; k++) {
+            g[k] = et_round_shift_s64(g[k], s);
+        }
+        gmax = (uint64_t)et_round_shift_s64((int64_t)gmax, s);
+    }
+    if ((st = et_maxnorm_update(mn, gmax, g_exp + s, &div)) != ET_OK) {
+        return st;
+    }
+    for (k = 0; k < n; k++) {
+        int64_t d = 0;
+        if (g[k] == 0) {
+            continue;
+        }
+        st = et_maxnorm_scale(g[k], g_exp + s, ctx->config.lr_bias, ctx->config.lr_bias_exp, div, ET_FMT_BIAS, &d);
+        if (st != ET_OK) {
+            return st;
+        }
+        params[k] = (int16_t)et_saturate_s64((int64_t)params[k] - d, INT16_MIN, INT16_MAX);
+    }
+    return ET_OK;
+}
+
+/*
+ * Visit the rank-1 terms of weight layer i (dz: its gradient at z, in: its
+ * input). skip_zero: pass over terms whose delta is all zero.
+ */
+static et_status_t et_for_each_pair(et_train_t *ctx, uint16_t i, const void *in, const int8_t *dz, et_pair_fn fn,
+                                    void *user, int skip_zero)
+{
+    const et_layer_t *l = &ctx->model->layers[i];
+    et_grad_pair_t pair;
+    uint32_t t;
+    uint32_t pixels = (uint32_t)l->out.h * l->out.w;
+    et_status_t st;
+    pair.n = l->out.c;
+    pair.m = (uint16_t)et_cols(l);
+    pair.x = ctx->xrow;
+    pair.delta_exp = -7 - l->alpha_shift;
+    pair.x_exp = et_in_lsb(l);
+    for (t = 0; t < pixels; t++) {
+        const int8_t *d = dz + t * pair.n;
+        if (skip_zero) {
+            uint32_t k = 0;
+            while (k < pair.n && d[k] == 0) {
+                k++;
+            }
+            if (k == pair.n) {
+                continue;
+            }
+        }
+        if (l->kind == ET_LAYER_CONV2D) {
+            st = et_conv2d_im2col_row(l, in, t, ctx->xrow);
+        } else {
+            const uint8_t *x = (const uint8_t *)in;
+            uint32_t j;
+            for (j = 0; j < pair.m; j++) {
+                ctx->xrow[j] = l->in.fmt == ET_FMT_BN_OUT ? (int16_t)(int8_t)x[j] : (int16_t)x[j];
+            }
+            st = ET_OK;
+        }
+        if (st != ET_OK) {
+            return st;
+        }
+        pair.delta = d;
+        pair.index = t;
+        if ((st = fn(user, i, &pair)) != ET_OK) {
+            return st;
+        }
+    }
+    return ET_OK;
+}
+
+/* SGD on one rank-1 term (a dense sample, or one conv output pixel): max|dW| = max|delta| max|x|. */
+static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t *pair)
+{
+    et_train_t *ctx = (et_train_t *)user;
+    et_train_layer_t *rec = &ctx->layers[layer];
+    int32_t dmax = 0;
+    int32_t xmax = 0;
+    int32_t exp = pair->delta_exp + pair->x_exp;
+    int64_t tmin;
+    et_ufloat_t div;
+    uint32_t o;
+    uint32_t j;
+    et_status_t st;
+    for (o = 0; o < pair->n; o++) {
+        int32_t a = pair->delta[o] < 0 ? -pair->delta[o] : pair->delta[o];
+        dmax = a > dmax ? a : dmax;
+    }
+    for (j = 0; j < pair->m; j++) {
+        int32_t a = pair->x[j] < 0 ? -pair->x[j] : pair->x[j];
+        xmax = a > xmax ? a : xmax;
+    }
+    if (dmax == 0 || xmax == 0) {
+        return ET_OK;
+    }
+    if ((st = et_maxnorm_update(rec->mn_weight, (uint64_t)dmax * (uint64_t)xmax, exp, &div)) != ET_OK) {
+        return st;
+    }
+    tmin = et_threshold(ctx, (int64_t)dmax * xmax, exp, div);
+    for (o = 0; o < pair->n; o++) {
+        int32_t d = pair->delta[o];
+        const int8_t *w = rec->weights + o * pair->m;
+        int changed = 0;
+        if (d == 0 || (int64_t)(d < 0 ? -d : d) * xmax < tmin) {
+            continue;
+        }
+        for (j = 0; j < pair->m; j++) {
+            ctx->row[j] = et_sgd_cell(ctx, w[j], (int64_t)d * pair->x[j], tmin, exp, div);
+            changed |= ctx->row[j] != w[j];
+        }
+        if (changed && (st = et_train_write_rows(ctx, layer, o, 1, ctx->row)) != ET_OK) {
+            return st;
+        }
+    }
+    return ET_OK;
+}
+
+/* SGD on a conv layer's weight gradient summed over its output pixels. */
+static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *in, const int8_t *dz)
+{
+    const et_layer_t *l = &ctx->model->layers[i];
+    et_train_layer_t *rec = &ctx->layers[i];
+    uint32_t n = l->out.c;
+    uint32_t m = et_cols(l);
+    int32_t exp = -7 - l->alpha_shift + et_in_lsb(l);
+    uint64_t gmax = 0;
+    int64_t tmin;
+    et_ufloat_t div;
+    uint32_t o;
+    uint32_t j;
+    et_status_t st;
+    if ((st = et_conv2d_weight_grad(l, in, dz, ctx->dw)) != ET_OK) {
+        return st;
+    }
+    for (j = 0; j < n * m; j++) {
+        uint64_t a = et_abs64(ctx->dw[j]);
+        gmax = a > gmax ? a : gmax;
+    }
+    if (gmax == 0) {
+        return ET_OK;
+    }
+    if ((st = et_maxnorm_update(rec->mn_weight, gmax, exp, &div)) != ET_OK) {
+        return st;
+    }
+    tmin = et_threshold(ctx, (int64_t)gmax, exp, div);
+    for (o = 0; o < n; o++) {
+        const int8_t *w = rec->weights + o * m;
+        const int32_t *g = ctx->dw + o * m;
+        int changed = 0;
+        for (j = 0; j < m; j++) {
+            ctx->row[j] = et_sgd_cell(ctx, w[j], g[j], tmin, exp, div);
+            changed |= ctx->row[j] != w[j];
+        }
+        if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {
+            return st;
+        }
+    }
+    return ET_OK;
+}
+
+/* The optimizer's work on weight layer i once dz (gradient at z) is final. */
+static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const void *in, const int8_t *dz)
+{
+    const et_layer_t *l = &ctx->model->layers[i];
+    et_train_layer_t *rec = &ctx->layers[i];
+    uint32_t n = l->out.c;
+    uint32_t k;
+    et_status_t st;
+    if (ctx->hook != NULL && (st = et_for_each_pair(ctx, i, in, dz, ctx->hook, ctx->hook_user, 0)) != ET_OK) {
+        return st;
+    }
+    /* Bias: db = sum over pixels of dz (LSB 2^-7), widened into the parameter-gradient scratch. */
+    if (l->kind == ET_LAYER_CONV2D) {
+        int32_t *db = (int32_t *)(void *)(ctx->pgrad + n);
+        if ((st = et_conv2d_bias_grad(l, dz, db)) != ET_OK) {
+            return st;
+        }
+        for (k = 0; k < n; k++) {
+            ctx->pgrad[k] = db[k];
+        }
+    } else {
+        for (k = 0; k < n; k++) {
+            ctx->pgrad[k] = dz[k];
+        }
+    }
+    if ((st = et_update_params(ctx, rec->mn_bias, ctx->pgrad, n, -7, rec->bias)) != ET_OK) {
+        return st;
+    }
+    if (ctx->config.optimizer != ET_OPT_SGD) {
+        return ET_OK;
+    }
+    if (l->kind == ET_LAYER_CONV2D && !ctx->config.conv_per_pixel) {
+        return et_sgd_conv_summed(ctx, i, in, dz);
+    }
+    return et_for_each_pair(ctx, i, in, dz, et_sgd_pair, ctx, 1);
+}
+
+/* ---- backward ------------------------------------------------------------------- */
+
+/* 1 when the gradient at layer i's input is the gradient at a BN output (flatten in between). */
+static int et_feeds_bn(const et_model_t *model, int32_t i)
+{
+    int32_t j = i - 1;
+    while (j >= 0 && model->layers[j].kind == ET_LAYER_FLATTEN) {
+        j--;
+    }
+    return j >= 0 && model->layers[j].kind == ET_LAYER_BATCHNORM;
+}
+
+static et_status_t et_backward(et_train_t *ctx, uint16_t label)
+{
+    const et_model_t *model = ctx->model;
+    uint16_t head = (uint16_t)(model->n_layers - 1);
+    int8_t *g = ctx->grad[0];
+    int8_t *h = ctx->grad[1];
+    int32_t i;
+    int32_t lowest = 0;
+    et_status_t st;
+    while (lowest < head && !et_has_weights(&model->layers[lowest]) &&
+           model->layers[lowest].kind != ET_LAYER_BATCHNORM) {
+        lowest++;
+    }
+    if ((st = et_softmax_ce_backward(&model->layers[head], (const int16_t *)et_in_of(ctx, head), label, g)) != ET_OK) {
+        return st;
+    }
+    for (i = head - 1; i >= lowest; i--) {
+        const et_layer_t *l = &model->layers[i];
+        et_train_layer_t *rec = &ctx->layers[i];
+        const void *in = et_in_of(ctx, (uint16_t)i);
+        int need_in = i > lowest;
+        switch (l->kind) {
+        case ET_LAYER_CONV2D:
+        case ET_LAYER_DENSE:
+            if (l->activation == ET_ACT_RELU &&
+                (st = et_relu_backward((const uint8_t *)rec->out, g, g, et_elems(&l->out))) != ET_OK) {
+                return st;
+            }
+            if (need_in && et_feeds_bn(model, i)) {
+                /* the wide gradient for the BN below; g and h stay as they are */
+                st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input_s16(l, rec->weights, g, ctx->grad16)
+                                                : et_dense_backward_input_s16(l, rec->weights, g, ctx->grad16);
+                if (st == ET_OK) {
+                    st = et_update_weight_layer(ctx, (uint16_t)i, in, g);
+                }
+                if (st != ET_OK) {
+                    return st;
+                }
+                continue;
+            }
+            if (need_in) {
+                st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input(l, rec->weights, g, h)
+                                                : et_dense_backward_input(l, rec->weights, g, h);
+                if (st != ET_OK) {
+                    return st;
+                }
+            }
+            if ((st = et_update_weight_layer(ctx, (uint16_t)i, in, g)) != ET_OK) {
+                return st;
+            }
+            break;
+        case ET_LAYER_MAXPOOL2:
+            if ((st = et_maxpool2_backward(l, (const uint8_t *)in, g, h)) != ET_OK) {
+                return st;
+            }
+            break;
+        case ET_LAYER_BATCHNORM: {
+            uint32_t c = l->in.c;
+            int64_t *dgamma = ctx->pgrad;
+            int64_t *dbeta = ctx->pgrad + c;
+            st = et_batchnorm_backward(l, (const uint8_t *)in, (const int8_t *)rec->out, rec->bn, rec->bn_mean_hat,
+                                       rec->bn_inv_sigma, ctx->grad16, need_in ? h : NULL, dgamma, dbeta);
+            if (st == ET_OK) {
+                st = et_update_params(ctx, rec->mn_weight, dgamma, c, -27, rec->bn);
+            }
+            if (st == ET_OK) {
+                st = et_update_params(ctx, rec->mn_bias, dbeta, c, -15, rec->bn + c);
+            }
+            if (st != ET_OK) {
+                return st;
+            }
+            break;
+        }
+        default: /* flatten: the same gradient, reshaped */
+            continue;
+        }
+        if (need_in) {
+            int8_t *t = g;
+            g = h;
+            h = t;
+        }
+    }
+    return ET_OK;
+}
+
+/* ---- step, predict, accessors ------------------------------------------------------ */
+
+static et_status_t et_check_input(const et_train_t *ctx, const uint8_t *input, uint32_t input_len,
+                                  const et_train_result_t *result)
+{
+    if (!et_ctx_ok(ctx) || input == NULL || result == NULL || input_len != et_elems(&ctx->model->layers[0].in)) {
+        return ET_ERR_ARG;
+    }
+    return ET_OK;
+}
+
+et_status_t et_train_predict(et_train_t *ctx, const uint8_t *input, uint32_t input_len, et_train_result_t *result)
+{
+    uint16_t pred = 0;
+    et_status_t st = et_check_input(ctx, input, input_len, result);
+    if (st != ET_OK) {
+        return st;
+    }
+    ctx->input = input;
+    st = et_forward(ctx, 0, &pred);
+    ctx->input = NULL;
+    if (st == ET_OK) {
+        ctx->last_pred = pred;
+        result->predicted = pred;
+        result->correct = 0;
+    }
+    return st;
+}
+
+et_status_t et_train_step(et_train_t *ctx, const uint8_t *input, uint32_t input_len, uint16_t label,
+                          et_train_result_t *result)
+{
+    uint16_t pred = 0;
+    et_status_t st = et_check_input(ctx, input, input_len, result);
+    if (st != ET_OK) {
+        return st;
+    }
+    if (label >= ctx->model->layers[ctx->model->n_layers - 1].in.c) {
+        return ET_ERR_ARG;
+    }
+    if (ctx->config.optimizer == ET_OPT_NONE) {
+        st = et_train_predict(ctx, input, input_len, result);
+        if (st == ET_OK) {
+            result->correct = result->predicted == label;
+        }
+        return st;
+    }
+    ctx->input = input;
+    st = et_forward(ctx, 1, &pred);
+    if (st == ET_OK) {
+        ctx->last_pred = pred;
+        result->predicted = pred;
+        result->correct = pred == label;
+        st = et_backward(ctx, label);
+        ctx->samples += 1;
+    }
+    ctx->input = NULL;
+    return st;
+}
+
+et_status_t et_train_set_pair_hook(et_train_t *ctx, et_pair_fn fn, void *user)
+{
+    if (!et_ctx_ok(ctx)) {
+        return ET_ERR_ARG;
+    }
+    ctx->hook = fn;
+    ctx->hook_user = user;
+    return ET_OK;
+}
+
+et_status_t et_train_set_cell_counter(et_train_t *ctx, uint32_t *counts, uint32_t n)
+{
+    if (!et_ctx_ok(ctx) || (counts != NULL && n != ctx->model->image_size)) {
+        return ET_ERR_ARG;
+    }
+    ctx->cell_counts = counts;
+    return ET_OK;
+}
+
+et_status_t et_train_output(const et_train_t *ctx, uint16_t layer, const void **data, uint32_t *bytes)
+{
+    const et_layer_t *l;
+    if (!et_ctx_ok(ctx) || data == NULL || bytes == NULL || layer >= ctx->model->n_layers) {
+        return ET_ERR_ARG;
+    }
+    l = &ctx->model->layers[layer];
+    if (l->kind == ET_LAYER_SOFTMAX_CE) {
+        return ET_ERR_ARG; /* the head has no output tensor: read the logits of the layer before */
+    }
+    if (et_in_of(ctx, (uint16_t)(layer + 1)) == NULL) {
+        return ET_ERR_STATE; /* a flatten of the input: the caller's sample, not kept */
+    }
+    *data = et_in_of(ctx, (uint16_t)(layer + 1));
+    *bytes = et_elems(&l->out) * (l->out.fmt == ET_FMT_BIAS ? 2u : 1u);
+    return ET_OK;
+}
+
+et_status_t et_train_params(const et_train_t *ctx, uint16_t layer, const int16_t **bias, const int16_t **bn)
+{
+    if (!et_ctx_ok(ctx) || bias == NULL || bn == NULL || layer >= ctx->model->n_layers) {
+        return ET_ERR_ARG;
+    }
+    *bias = ctx->layers[layer].bias;
+    *bn = ctx->layers[layer].bn;
+    return ET_OK;
+}
+
+et_status_t et_train_weights(const et_train_t *ctx, uint16_t layer, const int8_t **weights)
+{
+    if (!et_ctx_ok(ctx) || weights == NULL || layer >= ctx->model->n_layers ||
+        ctx->layers[layer].weights == NULL) {
+        return ET_ERR_ARG;
+    }
+    *weights = ctx->layers[layer].weights;
+    return ET_OK;
+}
+
+et_status_t et_train_samples(const et_train_t *ctx, uint32_t *samples)
+{
+    if (!et_ctx_ok(ctx) || samples == NULL) {
+        return ET_ERR_ARG;
+    }
+    *samples = ctx->samples;
+    return ET_OK;
+}

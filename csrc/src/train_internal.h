@@ -1,0 +1,65 @@
+/*
+ * edgetrain — the training context's layout, shared by plan.c (which places
+ * it in the arena) and train.c (which uses it). Not a public header.
+ */
+#ifndef EDGETRAIN_TRAIN_INTERNAL_H
+#define EDGETRAIN_TRAIN_INTERNAL_H
+
+#include "edgetrain/et_fixed.h"
+#include "edgetrain/et_maxnorm.h"
+#include "edgetrain/et_model.h"
+#include "edgetrain/et_nvm.h"
+#include "edgetrain/et_plan.h"
+#include "edgetrain/et_train.h"
+
+#define ET_TRAIN_MAGIC 0x45545452u /* "ETTR" */
+
+/* Per-layer state. Pointers are NULL where the layer kind or optimizer has no such buffer. */
+typedef struct {
+    const int8_t *weights;  /* read view of the weights in NVM (image + weight_offset); repointable */
+    int16_t *bias;          /* SRAM copy of the bias (out_c) */
+    int16_t *bn;            /* SRAM copy of the BN tensor [4][c] (gamma, beta, mean EMA, msq EMA) */
+    int32_t *bn_mean_hat;   /* per channel, from the last forward pass */
+    int32_t *bn_inv_sigma;  /* per channel, from the last forward pass */
+    void *out;              /* output buffer (NULL for flatten and the head: they alias their input) */
+    et_maxnorm_t *mn_weight; /* tracker of the weight gradient (conv/dense, SGD), of gamma (BN) */
+    et_maxnorm_t *mn_bias;   /* tracker of the bias gradient (conv/dense), of beta (BN) */
+    uint32_t bn_decay_q30;  /* eta^t of this BN layer's statistics */
+} et_train_layer_t;
+
+struct et_train {
+    uint32_t magic;
+    const et_model_t *model;
+    et_nvm_t *nvm;
+    uint32_t image_at;          /* byte offset of the model image inside the NVM region */
+    et_train_config_t config;
+    et_train_layer_t *layers;   /* model->n_layers records */
+    int8_t *grad[2];            /* delta ping-pong buffers, grad_elems each */
+    uint32_t grad_elems;
+    int16_t *grad16;            /* the wide gradient at a BN output (int16, LSB 2^-15) */
+    int32_t *dw;                /* conv weight gradient, n*m (SGD with summed conv gradients) */
+    int16_t *xrow;              /* one im2col / input row, m_max values */
+    int8_t *row;                /* one new weight row, m_max values (SGD) */
+    int64_t *pgrad;             /* parameter gradients, 2 * c_max values */
+    et_prng_t *prng;
+    uint32_t samples;           /* training steps taken */
+    uint16_t last_pred;
+    et_pair_fn hook;
+    void *hook_user;
+    uint32_t *cell_counts;      /* host accounting (NULL on a device) */
+    const uint8_t *input;       /* the sample of the current forward pass */
+};
+
+/*
+ * Compute the arena layout of (model, config). With base == NULL only the
+ * plan is filled; otherwise the context is placed at base (8-byte aligned,
+ * plan->total bytes) and its buffers assigned. The model and config must
+ * have been checked.
+ */
+et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *config, uint8_t *base, et_plan_t *plan,
+                          et_train_t **ctx);
+
+/* Checks of a config's ranges (shared by et_plan and et_train_init). */
+et_status_t et_train_config_check(const et_train_config_t *config);
+
+#endif /* EDGETRAIN_TRAIN_INTERNAL_H */

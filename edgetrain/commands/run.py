@@ -1,0 +1,162 @@
+"""``edgetrain run``: stream a task through the training step and report (CLI/JSON contract).
+
+Prequential: each sample is first predicted, scored, then trained on. The
+``control`` task streams the MNIST training images once, in an order drawn
+from the seed. The same model, optimizer, seed and data give the same NVM
+bytes on every backend (``weights_sha256``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..backends import BACKENDS, c_plan, make_backend
+from ..data import mnist
+from ..errors import ArgumentError, UnsupportedError
+from ..model.presets import PRESETS, hash_u64, preset
+from ..reference.train import OPTIMIZERS, TrainConfig
+
+TASKS = ("control",)
+# Contract choices (DESIGN.md); 'lrt' and 'arm' arrive with their own issues.
+OPTIMIZER_CHOICES = ("lrt", "sgd", "bias", "none")
+BACKEND_CHOICES = (*BACKENDS, "arm")
+ORDER_STREAM = 0xDA7A  # hash stream of the data order (the weights use streams 1, 2, ...)
+RRAM_WRITE_J_PER_BIT = 10.9e-12  # the paper's 18 KB RRAM macro (lrt-paper-spec §1)
+LAST = 500  # the paper's accuracy window: the last 500 predictions
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="train a model on a data stream and report accuracy and NVM writes",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help=f"a preset ({', '.join(PRESETS)}) or a model file (.etm)")
+    p.add_argument("--task", default="control", choices=TASKS, help="data stream (default: control = MNIST training images)")
+    p.add_argument("--optimizer", default="sgd", choices=OPTIMIZER_CHOICES, help="default: sgd")
+    p.add_argument("--samples", type=int, default=1000, help="samples to stream (default: 1000)")
+    p.add_argument("--backend", default="c", choices=BACKEND_CHOICES, help="training engine (default: c)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the model init, the data order and the PRNG (default: 0)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
+    p.add_argument("--data-dir", metavar="DIR", help=f"folder of the MNIST idx .gz files (default: ${mnist.ENV})")
+    p.add_argument("--conv-per-pixel", action="store_true", help="sgd: apply conv updates at every output pixel (the paper's baseline)")
+    p.add_argument("--lr", type=float, default=0.01, help="weight learning rate (default: 0.01)")
+    p.add_argument("--lr-bias", type=float, default=0.01, help="bias and BN learning rate (default: 0.01)")
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_const", const=True, help="always show a progress bar")
+    bar.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="never show a progress bar")
+    p.set_defaults(func=main, progress=None)
+
+
+def lr_pair(value: float, flag: str) -> tuple[int, int]:
+    """A learning rate as (mantissa, exponent) with 24 fractional bits: 0.01 -> (167772, -24)."""
+    if not 0 <= value < 1:
+        raise ArgumentError(f"{flag} {value} must lie in [0, 1)")
+    return round(value * 2**24), -24
+
+
+def stream_order(n_total: int, seed: int) -> np.ndarray:
+    """The seeded order of the task's samples: a permutation from a portable hash."""
+    return np.argsort(hash_u64(seed, ORDER_STREAM, n_total), kind="stable")
+
+
+def load_model(spec: str, seed: int):
+    if spec in PRESETS:
+        return preset(spec, seed)
+    if spec.endswith(".etm") or os.path.sep in spec or Path(spec).exists():
+        raise UnsupportedError(f"model file {spec!r}: reading .etm files arrives with the model-format work; "
+                               f"use a preset for now ({', '.join(PRESETS)})")
+    raise ArgumentError(f"unknown model {spec!r}: use a preset ({', '.join(PRESETS)}) or a .etm file")
+
+
+def _progress(total: int, enabled: bool | None):
+    enabled = sys.stderr.isatty() if enabled is None else enabled
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="sample", dynamic_ncols=True)
+
+
+def run(args) -> dict:
+    if args.optimizer == "lrt":
+        raise UnsupportedError("optimizer 'lrt' arrives with the low-rank accumulator: use sgd, bias or none")
+    if not 0 <= args.seed < 1 << 32:
+        raise ArgumentError(f"--seed {args.seed} is outside 0..2^32-1")
+    model = load_model(args.model, args.seed)
+    if args.samples < 1:
+        raise ArgumentError(f"--samples {args.samples}: give at least 1")
+    images, labels = mnist.load("train", args.data_dir)
+    if args.samples > len(images):
+        raise ArgumentError(f"--samples {args.samples} exceeds the {len(images)} images of task {args.task!r} (one pass)")
+    lr_w, lr_w_exp = lr_pair(args.lr, "--lr")
+    lr_b, lr_b_exp = lr_pair(args.lr_bias, "--lr-bias")
+    config = TrainConfig(optimizer=OPTIMIZERS[args.optimizer], conv_per_pixel=args.conv_per_pixel, lr_weight=lr_w,
+                         lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=args.seed)
+    backend = make_backend(args.backend, model, config)
+    order = stream_order(len(images), args.seed)[: args.samples]
+    hits = np.zeros(args.samples, dtype=bool)
+    bar = _progress(args.samples, args.progress)
+    start = time.perf_counter()
+    for k, index in enumerate(order):
+        label = int(labels[index])
+        hits[k] = backend.step(images[index], label) == label
+        if bar is not None:
+            bar.update(1)
+            if k % 100 == 99:
+                bar.set_postfix(acc=f"{hits[: k + 1].mean():.3f}")
+    backend.checkpoint()
+    elapsed = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    weights = backend.weight_cells()
+    writes = backend.cell_writes
+    n_weights = int(weights.sum())
+    total_writes = int(writes[weights].sum())
+    all_writes = int(writes.sum())
+    plan = c_plan(model, config)
+    return {
+        "accuracy": float(hits.mean()),
+        "accuracy_last_500": float(hits[-LAST:].mean()),
+        "samples": int(args.samples),
+        "max_writes_per_cell": int(writes[weights].max(initial=0)),
+        "total_cell_writes": total_writes,
+        "write_density": total_writes / (n_weights * args.samples),
+        "other_cell_writes": all_writes - total_writes,
+        "nvm_energy_j": all_writes * 8 * RRAM_WRITE_J_PER_BIT,
+        "nvm_energy_model": "estimate: 8 bits programmed per changed byte at 10.9 pJ/bit (the paper's RRAM macro)",
+        "aux_bytes": plan["total"],
+        "plan": plan,
+        "weights_sha256": backend.weights_sha256(),
+        "backend": backend.name,
+        "elapsed_s": elapsed,
+        "per_sample_ms": 1e3 * elapsed / args.samples,
+        "model": model.name,
+        "n_weights": n_weights,
+        "optimizer": args.optimizer,
+        "conv_per_pixel": bool(args.conv_per_pixel),
+        "lr": args.lr,
+        "lr_bias": args.lr_bias,
+        "task": args.task,
+        "seed": int(args.seed),
+        "edgetrain_version": __version__,
+    }
+
+
+def main(args) -> int:
+    report = run(args)
+    text = json.dumps(report, indent=2, sort_keys=True)
+    if args.json == "-":
+        print(text)
+    else:
+        if args.json:
+            Path(args.json).write_text(text + "\n")
+        print(f"{report['model']} {report['optimizer']} on {report['task']}, {report['samples']} samples, backend "
+              f"{report['backend']}: accuracy {report['accuracy']:.4f} (last 500: {report['accuracy_last_500']:.4f}), "
+              f"max writes per cell {report['max_writes_per_cell']}, {report['per_sample_ms']:.2f} ms/sample, "
+              f"weights {report['weights_sha256'][:16]}")
+    return 0

@@ -1,0 +1,94 @@
+"""Twin of csrc/src/plan.c: the arena plan, part by part.
+
+Every buffer takes a multiple of 8 bytes. The context part is the size of C
+structs, which depends on the ABI (pointer width): it is a parameter here
+(``context_bytes``), taken from the C plan when one is at hand. The C
+``et_plan`` stays the one source of truth the rest of the package asks.
+"""
+from __future__ import annotations
+
+from ..model.description import LayerKind, Model
+from ..model.validate import check_model
+from . import fixed
+from .train import OPT_NONE, OPT_SGD, TrainConfig
+
+PARTS = ("context", "activations", "gradients", "optimizer", "prng")
+MAXNORM_BYTES = 16  # et_maxnorm_t: count, beta_pow, et_ufloat_t (mant, exp)
+PRNG_BYTES = 4  # et_prng_t
+
+
+def _a8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def _elems(s) -> int:
+    return s.h * s.w * s.c
+
+
+def _act_bytes(s) -> int:
+    return _elems(s) * (2 if s.fmt == fixed.FMT_BIAS else 1)
+
+
+def _has_weights(layer) -> bool:
+    return layer.kind in (LayerKind.CONV2D, LayerKind.DENSE)
+
+
+def _cols(layer) -> int:
+    return layer.kernel * layer.kernel * layer.in_shape.c if layer.kind == LayerKind.CONV2D else layer.in_shape.c
+
+
+def _saved(layer) -> int:
+    total = 0
+    if layer.kind not in (LayerKind.FLATTEN, LayerKind.SOFTMAX_CE):
+        total += _a8(_act_bytes(layer.out_shape))
+    if layer.kind == LayerKind.BATCHNORM:
+        total += 2 * _a8(4 * layer.in_shape.c)
+    return total
+
+
+def _scratch_sizes(layer, config: TrainConfig) -> tuple[int, int, int, int, int]:
+    """(delta elements, wide BN-gradient elements, conv dW values, columns, parameter channels)."""
+    if config.optimizer == OPT_NONE:
+        return 0, 0, 0, 0, 0
+    grad = max(_elems(layer.in_shape), _elems(layer.out_shape))
+    dw = m = 0
+    if _has_weights(layer):
+        m = _cols(layer)
+        if layer.kind == LayerKind.CONV2D and config.optimizer == OPT_SGD and not config.conv_per_pixel:
+            dw = layer.out_shape.c * m
+    c = layer.out_shape.c if _has_weights(layer) else (layer.in_shape.c if layer.kind == LayerKind.BATCHNORM else 0)
+    g16 = _elems(layer.out_shape) if layer.kind == LayerKind.BATCHNORM else 0
+    return grad, g16, dw, m, c
+
+
+def _scratch_bytes(grad: int, g16: int, dw: int, m: int, c: int, config: TrainConfig) -> int:
+    row = m if config.optimizer == OPT_SGD else 0
+    return 2 * _a8(grad) + _a8(2 * g16) + _a8(4 * dw) + _a8(2 * m) + _a8(row) + _a8(16 * c)
+
+
+def layer_get_buffer_size(layer, config: TrainConfig) -> tuple[int, int]:
+    """(saved, scratch) bytes of one layer (et_layer_get_buffer_size)."""
+    return _saved(layer), _scratch_bytes(*_scratch_sizes(layer, config), config)
+
+
+def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int]:
+    """Bytes per part and "total", as et_plan (context part given)."""
+    check_model(model)
+    config.check()
+    trains = config.optimizer != OPT_NONE
+    parts = dict.fromkeys(PARTS, 0)
+    parts["context"] = context_bytes
+    parts["activations"] = sum(_saved(layer) for layer in model.layers)
+    sizes = [_scratch_sizes(layer, config) for layer in model.layers]
+    parts["gradients"] = _scratch_bytes(*(max(s[k] for s in sizes) for k in range(5)), config)
+    opt = 0
+    for layer in model.layers:
+        if _has_weights(layer):
+            opt += _a8(2 * layer.out_shape.c)
+            opt += _a8(MAXNORM_BYTES) * ((config.optimizer == OPT_SGD) + trains)
+        elif layer.kind == LayerKind.BATCHNORM:
+            opt += _a8(8 * layer.in_shape.c) + 2 * trains * _a8(MAXNORM_BYTES)
+    parts["optimizer"] = opt
+    parts["prng"] = _a8(PRNG_BYTES)
+    parts["total"] = sum(parts[p] for p in PARTS)
+    return parts

@@ -1,0 +1,353 @@
+"""NumPy twin of csrc/src/train.c: the training step (docs/training.md).
+
+``et_train_<op>`` is ``<op>`` here: ``init``, ``predict``, ``step``,
+``checkpoint``, ``write_rows``. The state holds the NVM region as a NumPy
+uint8 array; each weight layer reads its weights through a live view of that
+array (the twin of the C per-layer read pointer), and every change of the
+image goes through ``write_rows`` / ``_program_changed``, which change only
+the bytes that differ and count them per cell.
+
+The order of every optimizer step (which tracker is fed when, which tensor
+is skipped) follows the C exactly; the arithmetic is whole-tensor NumPy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ArgumentError
+from ..model.description import Activation, LayerKind, Model
+from ..model.image import TensorOffsets
+from ..model.validate import check_model
+from . import fixed, layers, maxnorm
+
+OPT_NONE, OPT_BIAS, OPT_SGD = 0, 1, 2
+OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD}
+LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
+
+
+@dataclass
+class TrainConfig:
+    """Mirror of et_train_config_t (same fields, same meaning)."""
+
+    optimizer: int = OPT_SGD
+    conv_per_pixel: bool = False
+    bn_warm: bool = False
+    lr_weight: int = LR_DEFAULT
+    lr_weight_exp: int = LR_EXP_DEFAULT
+    lr_bias: int = LR_DEFAULT
+    lr_bias_exp: int = LR_EXP_DEFAULT
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD):
+            raise ArgumentError(f"optimizer {self.optimizer} is unknown: use 0 (none), 1 (bias) or 2 (sgd)")
+        for name in ("lr_weight", "lr_bias"):
+            if not 0 <= getattr(self, name) < 1 << 31:
+                raise ArgumentError(f"{name} = {getattr(self, name)} is outside 0..2^31-1")
+        for name in ("lr_weight_exp", "lr_bias_exp"):
+            if not -64 <= getattr(self, name) <= 0:
+                raise ArgumentError(f"{name} = {getattr(self, name)} is outside -64..0")
+        if not 0 <= self.seed < 1 << 32:
+            raise ArgumentError(f"seed {self.seed} is outside 0..2^32-1")
+
+
+@dataclass
+class GradPair:
+    """One rank-1 term of a weight layer's gradient (et_grad_pair_t)."""
+
+    delta: np.ndarray  # int8 [n]
+    x: np.ndarray  # int16 [m]
+    index: int
+    delta_exp: int
+    x_exp: int
+
+
+@dataclass
+class LayerState:
+    weights: np.ndarray | None = None  # live int8 [n, m] view into the NVM array
+    bias: np.ndarray | None = None  # int16 [n] SRAM copy
+    bn: np.ndarray | None = None  # int16 [4, c] SRAM copy
+    bn_decay_q30: int = 0
+    mean_hat: np.ndarray | None = None
+    inv_sigma: np.ndarray | None = None
+    out: np.ndarray | None = None  # output of the last forward pass
+    inp: np.ndarray | None = None  # input of the last forward pass
+    mn_weight: maxnorm.MaxNorm | None = None
+    mn_bias: maxnorm.MaxNorm | None = None
+
+
+@dataclass
+class TrainState:
+    model: Model
+    offsets: list[TensorOffsets]
+    nvm: np.ndarray  # uint8, the whole NVM region (writable)
+    image_at: int
+    image_size: int
+    config: TrainConfig
+    layers: list[LayerState]
+    prng: fixed.Prng
+    samples: int = 0
+    cell_counts: np.ndarray | None = None  # uint32 per image byte
+    hook: Callable[[int, GradPair], None] | None = None
+    logits: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def image(self) -> np.ndarray:
+        return self.nvm[self.image_at : self.image_at + self.image_size]
+
+
+def _cols(layer) -> int:
+    return layer.kernel * layer.kernel * layer.in_shape.c if layer.kind == LayerKind.CONV2D else layer.in_shape.c
+
+
+def _has_weights(layer) -> bool:
+    return layer.kind in (LayerKind.CONV2D, LayerKind.DENSE)
+
+
+def _s16(image: np.ndarray, offset: int, count: int) -> np.ndarray:
+    return image[offset : offset + 2 * count].view("<i2").astype(np.int16)
+
+
+def init(model: Model, nvm: np.ndarray, image_at: int, offsets: list[TensorOffsets], config: TrainConfig) -> TrainState:
+    """Set up a training state over the image lying at ``image_at`` in ``nvm``."""
+    config.check()
+    check_model(model)
+    if nvm.dtype != np.uint8 or nvm.ndim != 1:
+        raise ArgumentError("nvm must be a 1-D uint8 array (the NVM region)")
+    image_size = len(nvm) - image_at
+    state = TrainState(model, offsets, nvm, image_at, image_size, config, [], fixed.Prng(config.seed))
+    image = state.image
+    trains = config.optimizer != OPT_NONE
+    for layer, off in zip(model.layers, offsets):
+        ls = LayerState()
+        if _has_weights(layer):
+            n, m = layer.out_shape.c, _cols(layer)
+            ls.weights = image[off.weight : off.weight + n * m].view(np.int8).reshape(n, m)
+            ls.bias = _s16(image, off.bias, n)
+            ls.mn_weight = maxnorm.maxnorm_init() if config.optimizer == OPT_SGD else None
+            ls.mn_bias = maxnorm.maxnorm_init() if trains else None
+        elif layer.kind == LayerKind.BATCHNORM:
+            c = layer.in_shape.c
+            ls.bn = _s16(image, off.bn, 4 * c).reshape(4, c)
+            if not config.bn_warm:
+                ls.bn[2:] = 0
+            ls.bn_decay_q30 = 0 if config.bn_warm else layers.BN_ONE_Q30
+            ls.mn_weight = maxnorm.maxnorm_init() if trains else None
+            ls.mn_bias = maxnorm.maxnorm_init() if trains else None
+        state.layers.append(ls)
+    return state
+
+
+# ---- the write path ------------------------------------------------------------------
+
+
+def _program_changed(state: TrainState, image_off: int, data: np.ndarray) -> None:
+    """Make image bytes [image_off, image_off + len) equal data, changing (and counting) only bytes that differ."""
+    image = state.image
+    data = np.asarray(data).view(np.uint8).reshape(-1)
+    cur = image[image_off : image_off + data.size]
+    changed = np.flatnonzero(cur != data)
+    if changed.size:
+        if state.cell_counts is not None:
+            state.cell_counts[image_off + changed] += 1
+        cur[changed] = data[changed]
+
+
+def write_rows(state: TrainState, layer: int, row0: int, rows) -> None:
+    """The one path for weight changes (et_train_write_rows): rows row0.. of layer's [n, m] matrix."""
+    if not 0 <= layer < len(state.model.layers) or state.layers[layer].weights is None:
+        raise ArgumentError(f"layer {layer} has no weights")
+    w = state.layers[layer].weights
+    r = np.asarray(rows, dtype=np.int8).reshape(-1, w.shape[1])
+    if not 0 <= row0 <= w.shape[0] - r.shape[0]:
+        raise ArgumentError(f"rows {row0}..{row0 + r.shape[0] - 1} are outside 0..{w.shape[0] - 1}")
+    _program_changed(state, state.offsets[layer].weight + row0 * w.shape[1], r)
+
+
+def checkpoint(state: TrainState) -> None:
+    """Write the SRAM biases and BN tensors (statistics bias-corrected) back to the image."""
+    if state.config.optimizer == OPT_NONE:
+        return
+    for layer, off, ls in zip(state.model.layers, state.offsets, state.layers):
+        if _has_weights(layer):
+            _program_changed(state, off.bias, ls.bias.astype("<i2"))
+        elif layer.kind == LayerKind.BATCHNORM:
+            c = layer.in_shape.c
+            _program_changed(state, off.bn, ls.bn[:2].astype("<i2"))
+            stats = layers.batchnorm_corrected_stats(layer, ls.bn, ls.bn_decay_q30)
+            _program_changed(state, off.bn + 4 * c, stats.astype("<i2"))
+
+
+# ---- forward ----------------------------------------------------------------------------
+
+
+def _check_input(state: TrainState, x) -> np.ndarray:
+    shape = state.model.input_shape
+    arr = np.asarray(x)
+    if arr.dtype != np.uint8 or arr.size != shape.size:
+        raise ArgumentError(f"input: expected {shape.size} uint8 values ({shape.h}x{shape.w}x{shape.c}), got {arr.size} of {arr.dtype}")
+    return arr.reshape(shape.h, shape.w, shape.c)
+
+
+def _forward(state: TrainState, x: np.ndarray, train: bool) -> int:
+    cur = x
+    pred = 0
+    for layer, ls in zip(state.model.layers, state.layers):
+        ls.inp = cur
+        kind = layer.kind
+        if kind == LayerKind.CONV2D:
+            out = layers.conv2d_forward(layer, ls.weights, ls.bias, cur)
+        elif kind == LayerKind.DENSE:
+            out = layers.dense_forward(layer, ls.weights, ls.bias, cur)
+        elif kind == LayerKind.MAXPOOL2:
+            out = layers.maxpool2_forward(layer, cur)
+        elif kind == LayerKind.BATCHNORM:
+            if train:
+                ls.bn, ls.bn_decay_q30 = layers.batchnorm_update_stats(layer, cur, ls.bn, ls.bn_decay_q30)
+            ls.mean_hat, ls.inv_sigma = layers.batchnorm_prepare(layer, ls.bn, ls.bn_decay_q30)
+            out = layers.batchnorm_forward(layer, cur, ls.bn, ls.mean_hat, ls.inv_sigma)
+        elif kind == LayerKind.FLATTEN:
+            out = cur.reshape(1, 1, -1)
+        else:
+            state.logits = cur.reshape(-1)
+            pred = layers.softmax_ce_forward(layer, cur)
+            out = None
+        ls.out = out
+        cur = out
+    return pred
+
+
+def predict(state: TrainState, x) -> int:
+    """Forward with the current parameters and statistics; nothing is updated."""
+    return _forward(state, _check_input(state, x), train=False)
+
+
+# ---- optimizer --------------------------------------------------------------------------
+
+
+def _update_params(state: TrainState, mn: maxnorm.MaxNorm, g: np.ndarray, g_exp: int, params: np.ndarray) -> None:
+    """Per-sample max-norm update of a bias / gamma / beta tensor (in place); zero gradient: no step."""
+    g = np.asarray(g, dtype=np.int64)
+    gmax = int(np.abs(g).max()) if g.size else 0
+    if gmax == 0:
+        return
+    s = max(0, gmax.bit_length() - 30)
+    if s:
+        g = fixed.round_shift_s64(g, s)
+        gmax = fixed.round_shift_s64(gmax, s)
+    div = maxnorm.maxnorm_update(mn, gmax, g_exp + s)
+    cfg = state.config
+    d = maxnorm.maxnorm_scale(g, g_exp + s, cfg.lr_bias, cfg.lr_bias_exp, div, fixed.FMT_BIAS)
+    params[...] = np.clip(params.astype(np.int64) - d, -(1 << 15), (1 << 15) - 1).astype(np.int16)
+
+
+def _new_weights(state: TrainState, w: np.ndarray, g: np.ndarray, exp: int, div: maxnorm.UFloat) -> np.ndarray:
+    cfg = state.config
+    d = maxnorm.maxnorm_scale(g, exp, cfg.lr_weight, cfg.lr_weight_exp, div, fixed.FMT_WEIGHT)
+    return np.clip(w.astype(np.int64) - d, -128, 127).astype(np.int8)
+
+
+def pairs(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray, skip_zero: bool = False):
+    """The rank-1 terms of weight layer i's gradient (et_train pair stream)."""
+    layer = state.model.layers[i]
+    n = layer.out_shape.c
+    d = dz.reshape(-1, n)
+    delta_exp = -7 - layer.alpha_shift
+    x_exp = fixed.FORMATS[layer.in_shape.fmt].lsb_exp
+    rows = layers.im2col(layer, x) if layer.kind == LayerKind.CONV2D else x.reshape(1, -1)
+    for t in range(d.shape[0]):
+        if skip_zero and not d[t].any():
+            continue
+        yield GradPair(d[t], rows[t].astype(np.int16), t, delta_exp, x_exp)
+
+
+def _sgd_pair(state: TrainState, i: int, pair: GradPair) -> None:
+    """SGD on one rank-1 term: max|dW| = max|delta| * max|x|."""
+    ls = state.layers[i]
+    dmax = int(np.abs(pair.delta.astype(np.int64)).max())
+    xmax = int(np.abs(pair.x.astype(np.int64)).max())
+    if dmax == 0 or xmax == 0:
+        return
+    exp = pair.delta_exp + pair.x_exp
+    div = maxnorm.maxnorm_update(ls.mn_weight, dmax * xmax, exp)
+    g = np.outer(pair.delta.astype(np.int64), pair.x.astype(np.int64))
+    write_rows(state, i, 0, _new_weights(state, ls.weights, g, exp, div))
+
+
+def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> None:
+    layer = state.model.layers[i]
+    ls = state.layers[i]
+    if state.hook is not None:
+        for pair in pairs(state, i, x, dz):
+            state.hook(i, pair)
+    db = layers.conv2d_bias_grad(layer, dz) if layer.kind == LayerKind.CONV2D else dz.reshape(-1)
+    _update_params(state, ls.mn_bias, db, -7, ls.bias)
+    if state.config.optimizer != OPT_SGD:
+        return
+    if layer.kind == LayerKind.CONV2D and not state.config.conv_per_pixel:
+        g = layers.conv2d_weight_grad(layer, x, dz).astype(np.int64)
+        gmax = int(np.abs(g).max())
+        if gmax == 0:
+            return
+        exp = -7 - layer.alpha_shift + fixed.FORMATS[layer.in_shape.fmt].lsb_exp
+        div = maxnorm.maxnorm_update(ls.mn_weight, gmax, exp)
+        write_rows(state, i, 0, _new_weights(state, ls.weights, g, exp, div))
+        return
+    for pair in pairs(state, i, x, dz, skip_zero=True):
+        _sgd_pair(state, i, pair)
+
+
+def _feeds_bn(model: Model, i: int) -> bool:
+    """Whether layer i's input gradient is the gradient at a BN output (flatten in between)."""
+    below = [l for l in model.layers[:i] if l.kind != LayerKind.FLATTEN]
+    return bool(below) and below[-1].kind == LayerKind.BATCHNORM
+
+
+def _backward(state: TrainState, label: int) -> None:
+    model = state.model
+    head = len(model.layers) - 1
+    lowest = next(i for i, l in enumerate(model.layers) if _has_weights(l) or l.kind == LayerKind.BATCHNORM)
+    g = layers.softmax_ce_backward(model.layers[head], state.layers[head].inp, label)
+    for i in range(head - 1, lowest - 1, -1):
+        layer, ls = model.layers[i], state.layers[i]
+        need_in = i > lowest
+        if _has_weights(layer):
+            if layer.activation == Activation.RELU:
+                g = layers.relu_backward(ls.out, g)
+            h = None
+            if need_in:
+                conv = layer.kind == LayerKind.CONV2D
+                if _feeds_bn(model, i):  # the wide gradient (int16, 2^-15) for the BN below
+                    backward_input = layers.conv2d_backward_input_s16 if conv else layers.dense_backward_input_s16
+                else:
+                    backward_input = layers.conv2d_backward_input if conv else layers.dense_backward_input
+                h = backward_input(layer, ls.weights, g)
+            _update_weight_layer(state, i, ls.inp, g)
+            g = h
+        elif layer.kind == LayerKind.MAXPOOL2:
+            g = layers.maxpool2_backward(layer, ls.inp, g)
+        elif layer.kind == LayerKind.BATCHNORM:
+            din, dgamma, dbeta = layers.batchnorm_backward(layer, ls.inp, ls.out, ls.bn, ls.mean_hat, ls.inv_sigma, g)
+            _update_params(state, ls.mn_weight, dgamma, -27, ls.bn[0])
+            _update_params(state, ls.mn_bias, dbeta, -15, ls.bn[1])
+            g = din
+        else:  # flatten
+            s = layer.in_shape
+            g = g.reshape(s.h, s.w, s.c)
+
+
+def step(state: TrainState, x, label: int) -> int:
+    """One prequential training step; returns the prediction made before any update."""
+    xv = _check_input(state, x)
+    n_classes = state.model.n_classes
+    if not 0 <= int(label) < n_classes:
+        raise ArgumentError(f"label {label} is outside 0..{n_classes - 1}")
+    if state.config.optimizer == OPT_NONE:
+        return predict(state, xv)
+    pred = _forward(state, xv, train=True)
+    _backward(state, int(label))
+    state.samples += 1
+    return pred

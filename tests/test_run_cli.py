@@ -1,0 +1,114 @@
+"""`edgetrain run`: the CLI/JSON contract, C and NumPy backends giving the same NVM
+bytes, learning on MNIST, and clear errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgetrain import cli
+from edgetrain.backends import c_plan
+from edgetrain.model.presets import preset
+from edgetrain.reference.train import TrainConfig
+
+CONTRACT_KEYS = {"accuracy", "samples", "max_writes_per_cell", "total_cell_writes", "write_density", "nvm_energy_j",
+                 "aux_bytes", "weights_sha256", "backend", "elapsed_s"}
+
+
+def run_json(tmp_path, capsys, *args) -> dict:
+    out = tmp_path / "report.json"
+    assert cli.main(["run", *args, "--json", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_c_and_numpy_give_the_same_weights(tmp_path, capsys, mnist_dir, seed):
+    common = ["--model", "mcu-cnn", "--optimizer", "sgd", "--samples", "200", "--seed", str(seed), "--data-dir", str(mnist_dir)]
+    c = run_json(tmp_path, capsys, *common, "--backend", "c")
+    numpy = run_json(tmp_path, capsys, *common, "--backend", "numpy")
+    assert c["weights_sha256"] == numpy["weights_sha256"]
+    for key in ("accuracy", "total_cell_writes", "max_writes_per_cell", "other_cell_writes"):
+        assert c[key] == numpy[key], key
+    assert (c["backend"], numpy["backend"]) == ("c", "numpy")
+    assert c["total_cell_writes"] > 0
+
+
+def test_report_follows_the_contract(tmp_path, capsys, mnist_dir):
+    r = run_json(tmp_path, capsys, "--model", "mlp", "--optimizer", "sgd", "--samples", "50", "--data-dir", str(mnist_dir))
+    assert CONTRACT_KEYS <= set(r)
+    assert 0 <= r["accuracy"] <= 1 and r["samples"] == 50
+    n_weights = preset("mlp").n_weights()
+    assert r["n_weights"] == n_weights
+    assert r["write_density"] == pytest.approx(r["total_cell_writes"] / (n_weights * 50))
+    assert r["max_writes_per_cell"] <= 50  # one weight update per sample for dense layers
+    assert r["aux_bytes"] == c_plan(preset("mlp"), TrainConfig())["total"] == r["plan"]["total"]
+    assert len(r["weights_sha256"]) == 64 and r["elapsed_s"] > 0
+    assert r["nvm_energy_j"] == pytest.approx((r["total_cell_writes"] + r["other_cell_writes"]) * 8 * 10.9e-12)
+
+
+def test_inference_only_and_bias_only_write_no_weights(tmp_path, capsys, mnist_dir):
+    common = ["--model", "mcu-cnn", "--samples", "30", "--data-dir", str(mnist_dir)]
+    none = run_json(tmp_path, capsys, *common, "--optimizer", "none")
+    bias = run_json(tmp_path, capsys, *common, "--optimizer", "bias")
+    assert none["total_cell_writes"] == none["other_cell_writes"] == 0
+    assert bias["total_cell_writes"] == 0 and bias["other_cell_writes"] > 0
+    assert none["weights_sha256"] != bias["weights_sha256"]
+
+
+def test_per_pixel_conv_updates_write_more(tmp_path, capsys, mnist_dir):
+    common = ["--model", "mcu-cnn", "--samples", "20", "--data-dir", str(mnist_dir)]
+    summed = run_json(tmp_path, capsys, *common)
+    per_pixel = run_json(tmp_path, capsys, *common, "--conv-per-pixel")
+    assert per_pixel["conv_per_pixel"] and per_pixel["max_writes_per_cell"] > summed["max_writes_per_cell"]
+
+
+def test_summary_line_and_json_on_stdout(capsys, mnist_dir):
+    assert cli.main(["run", "--model", "mlp", "--samples", "5", "--data-dir", str(mnist_dir), "--no-progress"]) == 0
+    assert "mlp sgd on control, 5 samples, backend c: accuracy" in capsys.readouterr().out
+    assert cli.main(["run", "--model", "mlp", "--samples", "5", "--data-dir", str(mnist_dir), "--json", "-", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["samples"] == 5
+
+
+def test_progress_bar_goes_to_stderr(capsys, mnist_dir):
+    assert cli.main(["run", "--model", "mlp", "--samples", "5", "--data-dir", str(mnist_dir), "--progress"]) == 0
+    err = capsys.readouterr().err
+    assert "5/5" in err and "sample" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "trained.etm"], "reading .etm files arrives with the model-format work"),
+    (["--model", "resnet"], "unknown model 'resnet': use a preset"),
+    (["--model", "mlp", "--optimizer", "lrt"], "optimizer 'lrt' arrives with the low-rank accumulator"),
+    (["--model", "mlp", "--backend", "arm"], "backend 'arm'"),
+    (["--model", "mlp", "--samples", "0"], "--samples 0: give at least 1"),
+    (["--model", "mlp", "--samples", "60001"], "exceeds the 60000 images"),
+    (["--model", "mlp", "--lr", "2"], "--lr 2.0 must lie in [0, 1)"),
+])
+def test_errors_are_one_clear_line(capsys, mnist_dir, args, message):
+    assert cli.main(["run", *args, "--data-dir", str(mnist_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgetrain run: error:") and message in err
+
+
+def test_missing_data_dir_names_the_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("EDGETRAIN_DATA_DIR", raising=False)
+    assert cli.main(["run", "--model", "mlp", "--samples", "5", "--no-progress"]) == 2
+    assert "pass --data-dir DIR or set EDGETRAIN_DATA_DIR" in capsys.readouterr().err
+    assert cli.main(["run", "--model", "mlp", "--samples", "5", "--data-dir", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"MNIST file {tmp_path / 'train-images-idx3-ubyte.gz'} is missing" in err
+
+
+def test_data_dir_from_the_environment(capsys, monkeypatch, mnist_dir):
+    monkeypatch.setenv("EDGETRAIN_DATA_DIR", str(mnist_dir))
+    assert cli.main(["run", "--model", "mlp", "--samples", "3", "--no-progress"]) == 0
+
+
+@pytest.mark.slow
+def test_mcu_cnn_learns_mnist_from_scratch(tmp_path, capsys, mnist_dir):
+    """`edgetrain run --model mcu-cnn --optimizer sgd --samples 3000 --seed 0`: chance is 0.1."""
+    r = run_json(tmp_path, capsys, "--model", "mcu-cnn", "--optimizer", "sgd", "--samples", "3000", "--data-dir", str(mnist_dir))
+    print(f"mcu-cnn sgd 3000 samples: accuracy {r['accuracy']:.4f}, last 500 {r['accuracy_last_500']:.4f}")
+    assert r["accuracy_last_500"] >= 0.75
+    assert r["accuracy"] >= 0.6
