@@ -1,20 +1,18 @@
 """Where the emulator's commands get their models.
 
-Until the training work ships model presets, the emulator has two built-in
-synthetic models (random int8 weights, fixed seed) that exercise the commit
-on conv and dense tensors. ``load_model`` looks a name up in
-``MODEL_SOURCES`` first and then asks ``edgetrain.model.presets`` (a module the
-training work provides, with a ``get(name)`` or ``preset(name)`` function), so
-``edgetrain verify-commit --model mcu-cnn`` works as soon as that preset lands.
+The emulator has two built-in synthetic models (random int8 weights, fixed
+seed) that exercise the commit on small conv and dense tensors. ``load_model``
+looks a name up in ``MODEL_SOURCES`` first and otherwise resolves it as every
+command does (a preset name or a .etm file: edgetrain.model.loader).
 """
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import numpy as np
 
 from edgetrain.errors import ArgumentError
+from edgetrain.model.loader import load_model as edgetrain_load_model
 from edgetrain.model import Activation, Layer, LayerKind, Model, Padding, Shape
 from edgetrain.model.validate import check_model
 from edgetrain.reference.fixed import FMT_ACT, FMT_BIAS, FMT_INPUT
@@ -59,28 +57,11 @@ def sim_small(seed: int = 0) -> Model:
 MODEL_SOURCES: dict[str, Callable[[], Model]] = {"sim-tiny": sim_tiny, "sim-small": sim_small}
 
 
-def _preset_module_lookup(name: str) -> Model | None:
-    try:
-        presets = importlib.import_module("edgetrain.model.presets")
-    except ImportError:
-        return None
-    for attr in ("get", "preset"):
-        fn = getattr(presets, attr, None)
-        if callable(fn):
-            try:
-                return fn(name)
-            except (KeyError, ArgumentError):
-                return None
-    return None
-
-
 def load_model(name: str) -> Model:
-    """A model by name: the emulator's synthetic models, then edgetrain's presets."""
+    """A model by name: the emulator's synthetic models, then edgetrain's presets or a .etm file."""
     if name in MODEL_SOURCES:
         model = MODEL_SOURCES[name]()
     else:
-        model = _preset_module_lookup(name)
-        if model is None:
-            raise ArgumentError(f"unknown model {name!r}; available here: {sorted(MODEL_SOURCES)} (and edgetrain's presets once installed)")
+        model = edgetrain_load_model(name)
     check_model(model)
     return model

@@ -77,7 +77,7 @@ def test_progress_bar_goes_to_stderr(capsys, mnist_dir):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--model", "trained.etm"], "reading .etm files arrives with the model-format work"),
+    (["--model", "missing.etm"], "model file 'missing.etm' does not exist"),
     (["--model", "resnet"], "unknown model 'resnet': use a preset"),
     (["--model", "mlp", "--optimizer", "lrt"], "optimizer 'lrt' arrives with the low-rank accumulator"),
     (["--model", "mlp", "--backend", "arm"], "backend 'arm'"),
@@ -112,3 +112,16 @@ def test_mcu_cnn_learns_mnist_from_scratch(tmp_path, capsys, mnist_dir):
     print(f"mcu-cnn sgd 3000 samples: accuracy {r['accuracy']:.4f}, last 500 {r['accuracy_last_500']:.4f}")
     assert r["accuracy_last_500"] >= 0.75
     assert r["accuracy"] >= 0.6
+
+
+def test_a_model_file_runs_like_the_preset_it_holds(tmp_path, capsys, mnist_dir):
+    from edgetrain.model import etm
+
+    path = tmp_path / "mlp.etm"
+    etm.save(path, preset("mlp", 3))  # the preset's weights for seed 3
+    common = ["--seed", "3", "--optimizer", "sgd", "--samples", "30", "--data-dir", str(mnist_dir)]
+    from_file = run_json(tmp_path, capsys, "--model", str(path), *common, "--backend", "c")
+    from_preset = run_json(tmp_path, capsys, "--model", "mlp", *common, "--backend", "c")
+    from_file_numpy = run_json(tmp_path, capsys, "--model", str(path), *common, "--backend", "numpy")
+    assert from_file["model"] == "mlp" and from_file["total_cell_writes"] > 0
+    assert from_file["weights_sha256"] == from_preset["weights_sha256"] == from_file_numpy["weights_sha256"]

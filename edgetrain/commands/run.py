@@ -20,7 +20,8 @@ from .. import __version__
 from ..backends import BACKENDS, c_plan, make_backend
 from ..data import mnist
 from ..errors import ArgumentError, UnsupportedError
-from ..model.presets import PRESETS, hash_u64, preset
+from ..model.loader import load_model
+from ..model.presets import PRESETS, hash_u64
 from ..reference.train import OPTIMIZERS, TrainConfig
 
 TASKS = ("control",)
@@ -62,15 +63,6 @@ def lr_pair(value: float, flag: str) -> tuple[int, int]:
 def stream_order(n_total: int, seed: int) -> np.ndarray:
     """The seeded order of the task's samples: a permutation from a portable hash."""
     return np.argsort(hash_u64(seed, ORDER_STREAM, n_total), kind="stable")
-
-
-def load_model(spec: str, seed: int):
-    if spec in PRESETS:
-        return preset(spec, seed)
-    if spec.endswith(".etm") or os.path.sep in spec or Path(spec).exists():
-        raise UnsupportedError(f"model file {spec!r}: reading .etm files arrives with the model-format work; "
-                               f"use a preset for now ({', '.join(PRESETS)})")
-    raise ArgumentError(f"unknown model {spec!r}: use a preset ({', '.join(PRESETS)}) or a .etm file")
 
 
 def _progress(total: int, enabled: bool | None):
