@@ -19,7 +19,8 @@ import numpy as np
 from ..errors import ArgumentError, UnsupportedError
 from .lower import Conversion, Op, lower
 
-SUPPORTED = "InputLayer, Conv2D, Dense, MaxPooling2D, ReLU, Activation('relu'), Flatten, BatchNormalization, Dropout"
+SUPPORTED = ("InputLayer, Conv2D, Dense, MaxPooling2D, ReLU, Activation('relu'), Flatten, BatchNormalization, Dropout, "
+             "and the QAT layers of edgetrain.export.qat (QConv2D, QDense, QBatchNorm, InputQuantizer)")
 
 
 def import_keras():
@@ -38,6 +39,8 @@ def load_keras(path) -> object:
     path = Path(path)
     if not path.is_file():
         raise ArgumentError(f"{path}: no such file")
+    from . import qat  # noqa: F401, PLC0415 - registers the QAT layers for deserialisation
+
     return keras.models.load_model(path, compile=False)
 
 
@@ -93,6 +96,9 @@ def keras_ops(model) -> tuple[list[Op], tuple[int, ...]]:
         last = index == len(layers) - 1
         cfg = layer.get_config()
         if cls == "InputLayer":
+            continue
+        if type(layer).__module__.startswith("edgetrain.export.qat"):
+            ops.append(_qat_op(layer, cls, label, first=not ops))
             continue
         if cls in ("Dropout",):
             ops.append(Op("identity", layer.name))
@@ -162,6 +168,27 @@ def keras_ops(model) -> tuple[list[Op], tuple[int, ...]]:
         else:
             raise UnsupportedError(f"{label}: not supported by the device; supported layers: {SUPPORTED}")
     return ops, input_shape
+
+
+def _qat_op(layer, cls: str, label: str, first: bool) -> Op:
+    """A layer of edgetrain.export.qat: the integers its forward pass uses, at its fixed scale."""
+    if cls == "InputQuantizer":
+        if not first:
+            raise UnsupportedError(f"{label}: the input quantizer must be the model's first layer (the device input format)")
+        return Op("identity", layer.name)
+    if cls in ("QConv2D", "QDense"):
+        w, b = layer.device_tensors()
+        shift = layer.alpha_shift
+        real_w = w.astype(np.float64) * 2.0 ** (-7 - shift)
+        act = "relu" if layer.relu else "linear"
+        if cls == "QConv2D":
+            return Op("conv", layer.name, real_w, b * 2.0**-12, act, layer.padding, alpha_shift=shift)
+        return Op("dense", layer.name, real_w, b * 2.0**-12, act, alpha_shift=shift)
+    if cls == "QBatchNorm":
+        bn = layer.device_tensors().astype(np.float64)
+        return Op("bn", layer.name, bn={"gamma": bn[0] * 2.0**-12, "beta": bn[1] * 2.0**-12, "mean": bn[2] * 2.0**-12,
+                                          "msq": bn[3] * 2.0**-9})
+    raise UnsupportedError(f"{label}: not supported by the device; supported layers: {SUPPORTED}")
 
 
 def convert_keras(model, *, name: str | None = None, saturate: bool = False) -> Conversion:

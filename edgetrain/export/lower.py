@@ -20,8 +20,12 @@ then
      w * 2^alpha_shift rounds into [-128, 127] * 2^-7, so the weights use as
      much of the int8 range as they can;
    - biases: int16, LSB 2^-12, range [-8, 8);
-   - batch norm: gamma, beta, mean in the bias format; mean square
-     (var + eps + mean^2) in the bn_sq format (LSB 2^-9, [-64, 64)).
+   - batch norm (docs/layers.md, "Streaming batch norm"): gamma, beta and the
+     running mean in the bias format; the running mean square in the bn_sq
+     format (LSB 2^-9, [-64, 64)). The device normalises by
+     sqrt(msq - mean^2) (no epsilon; the variance is floored at 2^-24), so a
+     Keras BatchNormalization stores msq = var + eps + mean^2; a QAT batch norm
+     stores its own statistics as they are.
 
    Rounding is the project's one rule (nearest, ties away from zero). A value
    that does not fit raises RangeError naming the layer, unless
@@ -55,6 +59,7 @@ class Op:
     padding: str = "valid"  # conv: "valid" or "same"
     bn: dict | None = None  # gamma, beta, mean, var (arrays), eps (float)
     source_step: float | None = None  # the source's own weight quantization step (TFLite), for the report
+    alpha_shift: int | None = None  # a fixed layer scale (QAT layers); None: chosen from the weights
 
 
 @dataclass
@@ -72,6 +77,7 @@ class LayerReport:
     weight_saturated: int = 0
     bias_err_max: float = 0.0
     bias_saturated: int = 0
+    bn_sigma_err_rel: float = 0.0  # batch norm: largest relative error of the device's sigma per channel
     device_step: float = 0.0  # alpha * 2^-7, the device's weight LSB in real units
     source_step: float | None = None  # the source's largest weight step (TFLite scales), if any
     notes: list[str] = field(default_factory=list)
@@ -282,8 +288,10 @@ def _device_name(name: str, index: int, limit: int = 63) -> str:
 
 def _quantize_mac(op: Op, label: str, saturate: bool) -> tuple[np.ndarray, LayerReport]:
     w = np.asarray(op.weights, np.float64)
-    shift = choose_alpha_shift(w)
+    shift = choose_alpha_shift(w) if op.alpha_shift is None else int(op.alpha_shift)
     report = LayerReport(op.name, "conv2d" if op.kind == "conv" else "dense", source_step=op.source_step)
+    if op.alpha_shift is not None:
+        report.notes.append(f"layer scale 2^-{shift} fixed by the source (QAT)")
     if shift is None:
         if not saturate:
             raise RangeError(
@@ -307,7 +315,12 @@ def _quantize_mac(op: Op, label: str, saturate: bool) -> tuple[np.ndarray, Layer
 def _quantize_bn(op: Op, label: str, c: int, saturate: bool) -> tuple[np.ndarray, LayerReport]:
     p = op.bn
     rows = [np.broadcast_to(np.asarray(p[key], np.float64), (c,)) for key in ("gamma", "beta", "mean")]
-    meansq = np.asarray(p["var"], np.float64) + p["eps"] + rows[2] ** 2
+    if "msq" in p:  # the device's own statistics (QAT): mean square as stored
+        meansq = np.broadcast_to(np.asarray(p["msq"], np.float64), (c,))
+        target_var = meansq - rows[2] ** 2
+    else:  # Keras: y = gamma (x - mean) / sqrt(var + eps) + beta; the device divides by sqrt(msq - mean^2)
+        target_var = np.broadcast_to(np.asarray(p["var"], np.float64) + p["eps"], (c,))
+        meansq = target_var + rows[2] ** 2
     report = LayerReport(op.name, "batchnorm")
     out = np.zeros((4, c), np.int16)
     for r, (values, fmt, what) in enumerate(
@@ -317,4 +330,22 @@ def _quantize_bn(op: Op, label: str, c: int, saturate: bool) -> tuple[np.ndarray
         out[r] = q
         report.bias_saturated += sat
         report.bias_err_max = max(report.bias_err_max, float(np.max(np.abs(q * 2.0 ** fixed.FORMATS[fmt].lsb_exp - values))))
+    report.bn_sigma_err_rel = bn_sigma_error(out, target_var)
+    if report.bn_sigma_err_rel > 0.05:
+        report.notes.append(
+            f"batch norm: the stored mean square (LSB 2^-9) gives a standard deviation up to {report.bn_sigma_err_rel:.1%} "
+            "off the source's for some channel (small variance next to a large mean); quantization-aware training "
+            "(edgetrain.export.qat) trains against the stored statistics instead"
+        )
     return out, report
+
+
+def bn_sigma_error(bn: np.ndarray, target_var: np.ndarray) -> float:
+    """Largest relative error of the device's sigma (from the stored int16 statistics,
+    et_batchnorm_prepare) against sqrt(target_var), over the channels."""
+    mean = bn[2].astype(np.int64)
+    msq = bn[3].astype(np.int64)
+    var = np.maximum(msq * 32768 - mean * mean, 1)  # LSB 2^-24
+    device_sigma = np.sqrt(var.astype(np.float64)) * 2.0**-12
+    want = np.sqrt(np.maximum(np.asarray(target_var, np.float64), 2.0**-24))
+    return float(np.max(np.abs(device_sigma - want) / want)) if want.size else 0.0
