@@ -5,8 +5,11 @@ Writes
   tests/golden/etm_tiny_v1.hex          the tiny test model as a .etm blob (hex, with a provenance line)
   tests/golden/small_int8.tflite        a small int8 TFLite CNN made by TFLiteConverter
   tests/golden/small_int8.tflite.txt    its provenance line and sha256
+  tests/golden/mnist_int8.tflite        an int8 TFLite MNIST CNN (tools/tflite_mapping.py's recipe), for the
+                                        export command's accuracy measurement
+  tests/golden/mnist_int8.tflite.txt    its provenance line and sha256
 
-Usage: python tools/gen_export_fixtures.py [--only etm|tflite]
+Usage: python tools/gen_export_fixtures.py [--only etm|tflite|mnist-tflite] [--data-dir DIR]
 """
 from __future__ import annotations
 
@@ -99,15 +102,40 @@ def write_tflite_golden() -> None:
     print(f"wrote tests/golden/small_int8.tflite ({len(data)} bytes)")
 
 
+def write_mnist_tflite_golden(data_dir: str, epochs: int = 2) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from tflite_mapping import train_tflite
+
+    from edgetrain.data import mnist
+
+    images, labels = mnist.load("train", data_dir)
+    data, _ = train_tflite(images, labels, epochs, seed=0)
+    (GOLDEN / "mnist_int8.tflite").write_bytes(data)
+    (GOLDEN / "mnist_int8.tflite.txt").write_text(
+        f"# provenance: tools/gen_export_fixtures.py --only mnist-tflite, TensorFlow {tf.__version__}, Keras {keras.__version__}: "
+        f"tools/tflite_mapping.py float_cnn() trained {epochs} epochs (seed 0, Adam 1e-3, batch 64) on the 60,000 MNIST "
+        "training images fed p/256, TFLiteConverter int8 (200 representative images)\n"
+        f"sha256 {hashlib.sha256(data).hexdigest()}\n"
+    )
+    print(f"wrote tests/golden/mnist_int8.tflite ({len(data)} bytes)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["etm", "tflite"])
+    parser.add_argument("--only", choices=["etm", "tflite", "mnist-tflite"])
+    parser.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"), help="MNIST folder (mnist-tflite)")
     args = parser.parse_args()
     GOLDEN.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "etm"):
         write_etm_golden()
     if args.only in (None, "tflite"):
         write_tflite_golden()
+    if args.only in (None, "mnist-tflite"):
+        write_mnist_tflite_golden(args.data_dir)
     return 0
 
 

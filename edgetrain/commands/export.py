@@ -25,6 +25,11 @@ def register(sub) -> None:
     p.add_argument("--name", help="model name stored in the blob (default: the input file's stem)")
     p.add_argument("--saturate", action="store_true", help="clamp values outside the device formats instead of failing")
     p.add_argument("--json", metavar="FILE", help="write the per-layer mapping report as JSON")
+    p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: $EDGETRAIN_DATA_DIR): measure the accuracy "
+                   "of the source model and of the device model on MNIST test images (28x28x1 models with 10 classes)")
+    p.add_argument("--eval-samples", type=int, default=1000, help="test images for that measurement (default 1000; 0: skip it)")
+    p.add_argument("--input-divisor", type=int, choices=(255, 256), default=256,
+                   help="the source model is fed pixel/DIVISOR (default 256: what the device reads)")
     p.set_defaults(func=run)
 
 
@@ -47,8 +52,14 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise ArgumentError(f"{source}: no such file")
     kind = _kind(source)
-    convert = convert_tflite if kind == "tflite" else convert_keras
-    conversion = convert(source, name=args.name, saturate=args.saturate)
+    keras_model = None
+    if kind == "tflite":
+        conversion = convert_tflite(source, name=args.name, saturate=args.saturate)
+    else:
+        from ..export.keras import load_keras
+
+        keras_model = load_keras(source)
+        conversion = convert_keras(keras_model, name=args.name or source.stem, saturate=args.saturate)
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
     source_name = "".join(ch if 0x20 <= ord(ch) <= 0x7E else "?" for ch in source.name)
     provenance = f"edgetrain {__version__} export from {kind} {source_name} sha256 {digest}"
@@ -62,10 +73,36 @@ def run(args: argparse.Namespace) -> int:
         symbol = args.symbol or c_symbol(out.stem + "_etm")
         header.write_text(c_header(blob, symbol, align=max(args.align, 4), source=source.name, source_sha256=digest))
         print(f"wrote {header} (const uint8_t {symbol}[{len(blob)}])")
+    accuracy = _accuracy(args, conversion.model, source if kind == "tflite" else None, keras_model)
     if args.json:
         report = {
             "source": str(source), "source_sha256": digest, "kind": kind, "output": str(out), "bytes": len(blob),
             "align": args.align, "layers": [r.as_dict() for r in conversion.layers], "notes": conversion.notes,
+            "accuracy": accuracy.as_dict() if accuracy is not None else None,
         }
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
+
+
+def _accuracy(args, model, tflite_path, keras_model):
+    """Source vs device accuracy on MNIST test images, when the data are at hand (else say why not)."""
+    import os
+
+    from ..data import mnist
+    from ..errors import UnsupportedError
+    from ..export.evaluate import evaluate_mapping, mnist_test
+
+    if args.eval_samples == 0:
+        return None
+    if not (args.data_dir or os.environ.get(mnist.ENV)):
+        print(f"accuracy: not measured (give --data-dir DIR or set ${mnist.ENV} to the MNIST folder)")
+        return None
+    try:
+        images, labels = mnist_test(model, args.data_dir, args.eval_samples)
+    except UnsupportedError as exc:
+        print(f"accuracy: not measured ({exc})")
+        return None
+    result = evaluate_mapping(model, images, labels, tflite=tflite_path.read_bytes() if tflite_path else None,
+                              keras_model=keras_model, divisor=args.input_divisor)
+    print(result.summary())
+    return result

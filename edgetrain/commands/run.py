@@ -20,8 +20,8 @@ from .. import __version__
 from ..backends import BACKENDS, c_plan, make_backend
 from ..data import mnist
 from ..errors import ArgumentError, UnsupportedError
-from ..model.loader import load_model
-from ..model.presets import PRESETS, hash_u64
+from ..model.loader import MODEL_NAMES, has_bn_statistics, load_model
+from ..model.presets import hash_u64
 from ..reference.train import OPTIMIZERS, TrainConfig
 
 TASKS = ("control",)
@@ -36,7 +36,7 @@ LAST = 500  # the paper's accuracy window: the last 500 predictions
 def register(sub) -> None:
     p = sub.add_parser("run", help="train a model on a data stream and report accuracy and NVM writes",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help=f"a preset ({', '.join(PRESETS)}) or a model file (.etm)")
+    p.add_argument("--model", required=True, help=f"a model name ({', '.join(MODEL_NAMES)}) or a model file (.etm)")
     p.add_argument("--task", default="control", choices=TASKS, help="data stream (default: control = MNIST training images)")
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZER_CHOICES, help="default: sgd")
     p.add_argument("--samples", type=int, default=1000, help="samples to stream (default: 1000)")
@@ -88,7 +88,8 @@ def run(args) -> dict:
     lr_w, lr_w_exp = lr_pair(args.lr, "--lr")
     lr_b, lr_b_exp = lr_pair(args.lr_bias, "--lr-bias")
     config = TrainConfig(optimizer=OPTIMIZERS[args.optimizer], conv_per_pixel=args.conv_per_pixel, lr_weight=lr_w,
-                         lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=args.seed)
+                         lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=args.seed,
+                         bn_warm=has_bn_statistics(model))  # trained statistics: used at once, then continued
     backend = make_backend(args.backend, model, config)
     order = stream_order(len(images), args.seed)[: args.samples]
     hits = np.zeros(args.samples, dtype=bool)
@@ -135,6 +136,7 @@ def run(args) -> dict:
         "lr_bias": args.lr_bias,
         "task": args.task,
         "seed": int(args.seed),
+        "bn_statistics": "stored" if config.bn_warm else "fresh",
         "edgetrain_version": __version__,
     }
 
