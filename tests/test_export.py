@@ -313,3 +313,52 @@ def test_cli_export_rejects_unknown_input(tmp_path, capsys):
     f.write_bytes(b"\0" * 16)
     assert cli_main(["export", str(f), "-o", str(tmp_path / "x.etm")]) == 2
     assert "neither a TFLite flatbuffer nor a .keras/.h5 file" in capsys.readouterr().err
+
+
+def test_mnist_tflite_fixture_has_its_provenance():
+    data = (GOLDEN / "mnist_int8.tflite").read_bytes()
+    text = (GOLDEN / "mnist_int8.tflite.txt").read_text()
+    assert text.startswith("# provenance: tools/gen_export_fixtures.py --only mnist-tflite")
+    assert f"sha256 {hashlib.sha256(data).hexdigest()}" in text
+
+
+def test_cli_export_without_an_interpreter_reports_the_device_accuracy_and_says_so(tmp_path, capsys, monkeypatch, mnist_dir):
+    """Without TensorFlow (simulated here; real in the sanitizer venv) the TFLite model cannot run."""
+    pytest.importorskip("tflite", reason="the tflite package is not installed (pip install 'edgetrain[tflite]')")
+    import json
+
+    import numpy as np
+
+    from edgetrain.data import mnist
+    from edgetrain.errors import UnsupportedError
+    from edgetrain.export import evaluate
+
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        def missing(data):
+            raise UnsupportedError("running the TFLite model needs its interpreter: pip install 'edgetrain[tf]' (TensorFlow) or ai-edge-litert")
+
+        monkeypatch.setattr(evaluate, "_interpreter", missing)
+    out, report = tmp_path / "m.etm", tmp_path / "m.json"
+    assert cli_main(["export", str(GOLDEN / "mnist_int8.tflite"), "-o", str(out), "--json", str(report),
+                     "--data-dir", str(mnist_dir), "--eval-samples", "200"]) == 0
+    text = capsys.readouterr().out
+    acc = json.loads(report.read_text())["accuracy"]
+    assert acc["source_accuracy"] is None and acc["change_points"] is None and acc["images"] == 200
+    assert "needs its interpreter" in text and "weight-level error above is the mapping's only report" in text
+    images, labels = mnist.load("test", mnist_dir)
+    device = evaluate.device_labels(read_etm(out.read_bytes()).model, images[:200])
+    assert acc["device_accuracy"] == float(np.mean(device == labels[:200])) > 0.5
+
+
+def test_cli_export_says_when_accuracy_is_not_measured(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tflite", reason="the tflite package is not installed (pip install 'edgetrain[tflite]')")
+    monkeypatch.delenv("EDGETRAIN_DATA_DIR", raising=False)
+    assert cli_main(["export", str(GOLDEN / "mnist_int8.tflite"), "-o", str(tmp_path / "a.etm")]) == 0
+    assert "accuracy: not measured (give --data-dir DIR" in capsys.readouterr().out
+    monkeypatch.setenv("EDGETRAIN_DATA_DIR", str(tmp_path))
+    assert cli_main(["export", str(GOLDEN / "small_int8.tflite"), "-o", str(tmp_path / "b.etm")]) == 0
+    assert "accuracy: not measured (accuracy is measured on MNIST: the model takes 12x12x1" in capsys.readouterr().out

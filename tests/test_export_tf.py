@@ -185,3 +185,25 @@ def test_unbuilt_model_asks_for_an_input_shape():
 
     with pytest.raises(UnsupportedError, match="fixed input shape"):
         from_keras(keras.Sequential([L.Dense(2)]))
+
+
+def test_tflite_export_measures_the_accuracy_change_of_the_mapping(tmp_path, capsys, mnist_dir):
+    """The TFLite interpreter against the C core on MNIST test images (the 10,000-image figure: docs/export.md)."""
+    import json
+
+    from edgetrain.data import mnist
+    from edgetrain.export import evaluate
+
+    out, report = tmp_path / "m.etm", tmp_path / "m.json"
+    assert cli_main(["export", str(fixtures.GOLDEN / "mnist_int8.tflite"), "-o", str(out), "--json", str(report),
+                     "--data-dir", str(mnist_dir), "--eval-samples", "300"]) == 0
+    text = capsys.readouterr().out
+    acc = json.loads(report.read_text())["accuracy"]
+    assert acc["source"] == "TFLite interpreter" and acc["images"] == 300
+    assert acc["source_accuracy"] >= 0.9  # the fixture is a trained model
+    assert acc["change_points"] == pytest.approx(100 * (acc["device_accuracy"] - acc["source_accuracy"]))
+    images, labels = mnist.load("test", mnist_dir)
+    src = evaluate.tflite_labels((fixtures.GOLDEN / "mnist_int8.tflite").read_bytes(), images[:300])
+    dev = evaluate.device_labels(read_etm(out.read_bytes()).model, images[:300])
+    assert acc["label_agreement"] == float(np.mean(src == dev)) and acc["source_accuracy"] == float(np.mean(src == labels[:300]))
+    assert f"TFLite interpreter {acc['source_accuracy']:.4f}, device (C core) {acc['device_accuracy']:.4f}" in text

@@ -23,11 +23,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def float_cnn(keras):
-    """conv3x3 8 ReLU, pool, conv3x3 16 ReLU, pool, flatten, dense 64 ReLU, dense 10 softmax (fixed batch 1 for TFLite)."""
+def float_cnn(keras, batch_size=None):
+    """conv3x3 8 ReLU, pool, conv3x3 16 ReLU, pool, flatten, dense 64 ReLU, dense 10 softmax
+    (batch_size=1 for TFLite: a fixed batch keeps the graph to the operators the device has)."""
     L = keras.layers
     return keras.Sequential([
-        keras.Input((28, 28, 1), batch_size=1),
+        keras.Input((28, 28, 1), batch_size=batch_size),
         L.Conv2D(8, 3, activation="relu", name="conv1"),
         L.MaxPooling2D(name="pool1"),
         L.Conv2D(16, 3, activation="relu", name="conv2"),
@@ -46,11 +47,10 @@ def train_tflite(images: np.ndarray, labels: np.ndarray, epochs: int, seed: int 
 
     keras.utils.set_random_seed(seed)
     x = images.astype(np.float32)[..., np.newaxis] / 256.0
-    train = keras.Sequential.from_config(float_cnn(keras).get_config())  # same layers, any batch size for fit
-    train.build((None, 28, 28, 1))
+    train = float_cnn(keras)
     train.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train.fit(x, labels.astype(np.int64), batch_size=64, epochs=epochs, verbose=0, shuffle=True)
-    model = float_cnn(keras)
+    model = float_cnn(keras, batch_size=1)
     model.set_weights(train.get_weights())
 
     def representative():

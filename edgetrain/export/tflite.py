@@ -203,7 +203,7 @@ def tflite_ops(data: bytes) -> tuple[list[Op], tuple[int, ...], list[str]]:
             logits = name == "FULLY_CONNECTED" and all(f in ("SOFTMAX", "DEQUANTIZE") for f in following)
             limit, what = (8.0, "logits (bias format) saturate at 8") if logits else (2.0, "activations saturate at 2")
             if hi > limit:
-                notes.append(f"{label}: TFLite range reaches {hi:.3g}; device {what} (QAT in phase 2 addresses this)")
+                notes.append(f"{label}: TFLite range reaches {hi:.3g}; device {what}; quantization-aware training (edgetrain.export.qat) keeps them in range")
         current = outputs[0]
     if current != int(g.Outputs(0)):
         raise UnsupportedError("the operator chain does not end at the model output")
