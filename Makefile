@@ -75,7 +75,9 @@ check-dist: venv
 	cd build && dist-venv/bin/python -c "import edgetrain, edgetrain._core, os; \
 		d = edgetrain.include_dir(); assert 'site-packages' in d, d; \
 		assert os.path.isfile(os.path.join(d, 'edgetrain', 'edgetrain.h')); \
-		print('check-dist: wheel from sdist imports edgetrain._core; headers in', d)"
+		from edgetrain.model.loader import load_model, pretrained_path; \
+		assert 'site-packages' in str(pretrained_path('mcu-cnn-pretrained')); m = load_model('mcu-cnn-pretrained'); \
+		print('check-dist: wheel from sdist imports edgetrain._core; headers in', d, '; pretrained', m.name, m.n_weights(), 'weights')"
 
 # Fuzz the .etm parser (et_etm_parse) with libFuzzer + ASan + UBSan for
 # FUZZ_SECONDS. Seeds: tests/fuzz/seeds; crash reproducers live in

@@ -362,3 +362,23 @@ def test_cli_export_says_when_accuracy_is_not_measured(tmp_path, capsys, monkeyp
     monkeypatch.setenv("EDGETRAIN_DATA_DIR", str(tmp_path))
     assert cli_main(["export", str(GOLDEN / "small_int8.tflite"), "-o", str(tmp_path / "b.etm")]) == 0
     assert "accuracy: not measured (accuracy is measured on MNIST: the model takes 12x12x1" in capsys.readouterr().out
+
+
+def test_batch_norm_sigma_error_is_reported():
+    """A Keras batch norm maps to msq = var + eps + mean^2; with a small variance next to a large mean the
+    bn_sq LSB (2^-9) moves the device's sigma, and the report says by how much."""
+    from edgetrain.export.lower import bn_sigma_error
+
+    c = 3
+    mean = np.array([0.1, 1.5, 1.5])
+    var = np.array([0.04, 0.04, 0.0004])
+    ops = [Op("flatten", "f"), dense("fc", c, 4, act="relu"),
+           Op("bn", "bn", bn={"gamma": np.ones(c), "beta": np.zeros(c), "mean": mean, "var": var, "eps": 0.0}),
+           dense("out", 2, c)]
+    conv = lower(ops, (2, 2, 1), "bn_err")
+    report = next(r for r in conv.layers if r.kind == "batchnorm")
+    block = conv.model.layers[2].bn
+    assert report.bn_sigma_err_rel == bn_sigma_error(block, var)
+    device_sigma = np.sqrt(np.maximum(block[3].astype(np.int64) * 32768 - block[2].astype(np.int64) ** 2, 1)) * 2.0**-12
+    assert np.allclose(device_sigma[:2], np.sqrt(var[:2]), rtol=0.02)  # ordinary channels: close
+    assert report.bn_sigma_err_rel > 0.05 and any("standard deviation up to" in n for n in report.notes)
