@@ -48,7 +48,8 @@ def load_model(spec: str, seed: int = 0) -> Model:
         if not path.is_file():
             raise ArgumentError(f"model file {spec!r} does not exist: give a .etm path or a model name ({', '.join(MODEL_NAMES)})")
         return etm.load(path).model
-    raise ArgumentError(f"unknown model {spec!r}: use a model name ({', '.join(MODEL_NAMES)}) or a .etm file")
+    raise ArgumentError(f"unknown model {spec!r}: use a preset ({', '.join(PRESETS)}), a pretrained model "
+                        f"({', '.join(PRETRAINED)}) or a .etm file")
 
 
 def has_bn_statistics(model: Model) -> bool:
