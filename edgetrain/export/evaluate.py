@@ -106,7 +106,8 @@ def tflite_labels(data: bytes, images: np.ndarray, divisor: int = 256) -> np.nda
 
 def keras_labels(model, images: np.ndarray, divisor: int = 256) -> np.ndarray:
     x = images.astype(np.float32)[..., np.newaxis] / np.float32(divisor)
-    return np.argmax(np.asarray(model.predict(x, batch_size=250, verbose=0)), axis=1).astype(np.int64)
+    fixed = model.inputs[0].shape[0] if getattr(model, "inputs", None) else None  # a fixed batch (e.g. 1 for TFLite)
+    return np.argmax(np.asarray(model.predict(x, batch_size=fixed or 250, verbose=0)), axis=1).astype(np.int64)
 
 
 def mnist_test(model: Model, data_dir, samples: int) -> tuple[np.ndarray, np.ndarray]:
