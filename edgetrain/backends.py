@@ -97,11 +97,19 @@ class NumpyBackend(Backend):
         return self.state.image.copy()
 
 
+LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm",
+              "kappa_th")
+
+
 def c_config(ffi, config: TrainConfig):
+    """An et_train_config_t for ``config`` (no checks here: the C checks, and tests pass bad values on purpose)."""
+    ranks = [int(r) for r in config.lrt_rank]
     return ffi.new("et_train_config_t *", {
         "optimizer": config.optimizer, "conv_per_pixel": int(config.conv_per_pixel), "bn_warm": int(config.bn_warm),
         "lr_weight": config.lr_weight, "lr_weight_exp": config.lr_weight_exp,
         "lr_bias": config.lr_bias, "lr_bias_exp": config.lr_bias_exp, "seed": config.seed,
+        "lrt": {f: int(getattr(config.lrt, f)) for f in LRT_FIELDS},
+        "lrt_rank": ranks + [0] * (ref_train.MAX_LAYERS - len(ranks)),
     })
 
 

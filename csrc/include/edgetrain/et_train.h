@@ -21,13 +21,17 @@
 #include "et_status.h"
 #include "et_fixed.h"
 #include "et_maxnorm.h"
+#include "et_lrt.h"
 #include "et_model.h"
 #include "et_nvm.h"
 
 typedef enum {
     ET_OPT_NONE = 0, /* inference only: a step predicts and changes nothing */
     ET_OPT_BIAS = 1, /* biases and BN gamma/beta trained every sample (max-norm); weights fixed */
-    ET_OPT_SGD = 2   /* as BIAS, plus a per-sample quantized weight update (max-norm) */
+    ET_OPT_SGD = 2,  /* as BIAS, plus a per-sample quantized weight update (max-norm) */
+    ET_OPT_LRT = 3   /* as BIAS, plus low-rank training: each weight layer's (delta, x) terms are
+                        accumulated every sample (et_lrt.h) and its weights written every B samples
+                        of the layer, only where the density gate passes (docs/training.md) */
 } et_optimizer_t;
 
 /* Largest NVM program unit the write path supports (bytes, a power of two). */
@@ -49,6 +53,11 @@ typedef struct {
     uint32_t lr_bias;        /* bias and BN gamma/beta learning rate, same form */
     int32_t lr_bias_exp;     /* -64..0 */
     uint32_t seed;           /* seeds the context's PRNG (et_prng_t); any value */
+    et_lrt_config_t lrt;     /* ET_OPT_LRT: the accumulator's hyper-parameters (et_lrt.h, checked by
+                                et_lrt_config_check; rank, B per kind, eta0, rho_min, kappa, biased or
+                                unbiased); not read by the other optimizers */
+    uint8_t lrt_rank[ET_MAX_LAYERS]; /* ET_OPT_LRT: rank of weight layer i (by layer index), 1..8;
+                                        0 = lrt.rank. Entries of layers without weights are ignored */
 } et_train_config_t;
 
 /* The training context: opaque, placed at the start of the arena by et_train_init. */
@@ -80,7 +89,11 @@ typedef struct {
 /* Called once per term; a non-OK return stops the step with that status. */
 typedef et_status_t (*et_pair_fn)(void *user, uint16_t layer, const et_grad_pair_t *pair);
 
-/* Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr 0.01 for both, seed 0. */
+/*
+ * Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr
+ * 0.01 for both, seed 0; lrt = et_lrt_config_default (the paper's), no
+ * per-layer ranks.
+ */
 et_status_t et_train_config_default(et_train_config_t *config);
 
 /* Bytes of arena et_train_init needs: et_plan(model, config).total. */
