@@ -34,6 +34,11 @@ static int et_in_lsb(const et_layer_t *l)
     return et_format_get(l->in.fmt, &f) == ET_OK ? f.lsb_exp : 0;
 }
 
+static uint32_t et_add_sat32(uint32_t a, uint32_t b)
+{
+    return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
 static uint64_t et_abs64(int64_t v)
 {
     return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -623,8 +628,12 @@ static et_status_t et_lrt_flush_layer(et_train_t *ctx, uint16_t i)
     uint32_t j;
     et_status_t st;
     et_train_lrt_layer_config(&ctx->config, i, &lc);
-    if ((st = et_lrt_flush_begin(rec->lrt, &lc, rec->lrt_norms, fl)) != ET_OK || !fl->apply) {
+    if ((st = et_lrt_flush_begin(rec->lrt, &lc, rec->lrt_norms, fl)) != ET_OK) {
         return st;
+    }
+    rec->lrt_done.flushes = et_add_sat32(rec->lrt_done.flushes, 1);
+    if (!fl->apply) {
+        return ET_OK;
     }
     for (o = 0; o < n; o++) {
         const int8_t *w = rec->weights + o * m;
@@ -641,6 +650,9 @@ static et_status_t et_lrt_flush_layer(et_train_t *ctx, uint16_t i)
             return st;
         }
     }
+    rec->lrt_done.applied = et_add_sat32(rec->lrt_done.applied, 1);
+    rec->lrt_done.terms = et_add_sat32(rec->lrt_done.terms, rec->lrt->terms);
+    rec->lrt_done.skipped = et_add_sat32(rec->lrt_done.skipped, rec->lrt->skipped);
     return et_lrt_reset(rec->lrt);
 }
 
@@ -913,6 +925,25 @@ et_status_t et_train_weights(const et_train_t *ctx, uint16_t layer, const int8_t
         return ET_ERR_ARG;
     }
     *weights = ctx->layers[layer].weights;
+    return ET_OK;
+}
+
+et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_state_t **state,
+                         et_train_lrt_stats_t *stats)
+{
+    const et_train_layer_t *rec;
+    if (!et_ctx_ok(ctx) || layer >= ctx->model->n_layers || ctx->layers[layer].lrt == NULL) {
+        return ET_ERR_ARG;
+    }
+    rec = &ctx->layers[layer];
+    if (state != NULL) {
+        *state = rec->lrt;
+    }
+    if (stats != NULL) {
+        *stats = rec->lrt_done;
+        stats->terms = et_add_sat32(stats->terms, rec->lrt->terms);
+        stats->skipped = et_add_sat32(stats->skipped, rec->lrt->skipped);
+    }
     return ET_OK;
 }
 

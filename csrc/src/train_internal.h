@@ -29,6 +29,7 @@ typedef struct {
     et_lrt_state_t *lrt;    /* ET_OPT_LRT: the layer's accumulator (conv/dense), in the lrt_state part */
     et_lrt_norms_t *lrt_norms; /* ET_OPT_LRT: its max-norm trackers (optimizer part) */
     uint32_t lrt_samples;   /* ET_OPT_LRT: samples since the last flush attempt (0..B-1) */
+    et_train_lrt_stats_t lrt_done; /* ET_OPT_LRT: counters up to the last reset (et_train_lrt adds the state's) */
 } et_train_layer_t;
 
 struct et_train {

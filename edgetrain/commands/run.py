@@ -198,7 +198,7 @@ def run(args) -> dict:
         "lr_bias": args.lr_bias,
         "task": args.task,
         "seed": int(args.seed),
-        **({"lrt": lrt_report(model, config)} if args.optimizer == "lrt" else {}),
+        **({"lrt": {**lrt_report(model, config), "layers": backend.lrt_stats()}} if args.optimizer == "lrt" else {}),
         "edgetrain_version": __version__,
     }
 

@@ -27,6 +27,8 @@ OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT = 0, 1, 2, 3
 OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD, "lrt": OPT_LRT}
 LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
 MAX_LAYERS = 32  # ET_MAX_LAYERS: the length of et_train_config_t.lrt_rank
+LRT_STATS = ("terms", "skipped", "flushes", "applied")  # et_train_lrt_stats_t
+U32_MAX = 0xFFFFFFFF
 
 
 @dataclass
@@ -95,6 +97,7 @@ class LayerState:
     lrt: lrt.State | None = None  # OPT_LRT: the layer's accumulator
     lrt_norms: lrt.Norms | None = None  # its max-norm trackers
     lrt_samples: int = 0  # samples since the last flush attempt
+    lrt_done: dict = field(default_factory=lambda: dict.fromkeys(LRT_STATS, 0))  # counters up to the last reset
 
 
 @dataclass
@@ -313,12 +316,28 @@ def _lrt_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> Non
         return
     ls.lrt_samples = 0
     fl = lrt.flush_begin(ls.lrt, cfg, ls.lrt_norms)
+    done = ls.lrt_done
+    done["flushes"] = min(done["flushes"] + 1, U32_MAX)
     if not fl.apply:
         return
     w = ls.weights
     new = np.clip(w.astype(np.int64) - lrt.delta_matrix(ls.lrt, fl), -128, 127).astype(np.int8)
     write_rows(state, i, 0, new)
+    done["applied"] = min(done["applied"] + 1, U32_MAX)
+    done["terms"] = min(done["terms"] + ls.lrt.terms, U32_MAX)
+    done["skipped"] = min(done["skipped"] + ls.lrt.skipped, U32_MAX)
     lrt.reset(ls.lrt)
+
+
+def lrt_stats(state: TrainState, layer: int) -> dict:
+    """et_train_lrt's counters of weight layer ``layer`` since init."""
+    ls = state.layers[layer]
+    if ls.lrt is None:
+        raise ArgumentError(f"layer {layer} has no low-rank accumulator (optimizer lrt, conv or dense layers only)")
+    out = dict(ls.lrt_done)
+    out["terms"] = min(out["terms"] + ls.lrt.terms, U32_MAX)
+    out["skipped"] = min(out["skipped"] + ls.lrt.skipped, U32_MAX)
+    return out
 
 
 def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> None:

@@ -180,6 +180,23 @@ et_status_t et_train_params(const et_train_t *ctx, uint16_t layer, const int16_t
 /* The read pointer of a layer's weights (in NVM); ET_ERR_ARG for a layer without. */
 et_status_t et_train_weights(const et_train_t *ctx, uint16_t layer, const int8_t **weights);
 
+/* ET_OPT_LRT: what a weight layer's accumulator has done since init (saturating counters). */
+typedef struct {
+    uint32_t terms;   /* rank-1 terms accumulated (the state's `terms`; terms whose delta is all zero
+                         are not fed at all) */
+    uint32_t skipped; /* terms the kappa rule discarded (not in `terms`: fed = terms + skipped) */
+    uint32_t flushes; /* flush attempts (one every B samples of the layer) */
+    uint32_t applied; /* attempts that passed the density gate: the weights were written, the state reset */
+} et_train_lrt_stats_t;
+
+/*
+ * ET_OPT_LRT: read view of weight layer `layer`'s accumulator (state may be
+ * NULL) and its counters (stats may be NULL). ET_ERR_ARG for a context
+ * without LRT or a layer without weights.
+ */
+et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_state_t **state,
+                         et_train_lrt_stats_t *stats);
+
 /* Training steps taken so far (ET_OPT_NONE steps do not count). */
 et_status_t et_train_samples(const et_train_t *ctx, uint32_t *samples);
 
