@@ -8,6 +8,10 @@ wall-clock milliseconds per sample (median of --repeat runs), the arena plan and
 the machine. Example:
 
     python bench/bench_train.py --models mcu-cnn --json bench/out/train.json
+    python bench/bench_train.py --models mcu-cnn --optimizers lrt   # low-rank training, paper defaults (r = 4)
+
+The NumPy twin of lrt runs its integer SVD in Python (about 5 ms per rank-1 term, a conv layer
+feeds one per output pixel): it is timed over --numpy-lrt-samples samples only.
 """
 from __future__ import annotations
 
@@ -48,10 +52,15 @@ def data(data_dir, n):
         return x, rng.integers(0, 10, n).astype(np.uint8), "synthetic"
 
 
+def config(optimizer, per_pixel):
+    """The run's config: the C defaults (for lrt the paper's: r = 4, B = 10 conv / 100 dense, unbiased, kappa 100)."""
+    return TrainConfig(optimizer=OPTIMIZERS[optimizer], conv_per_pixel=per_pixel)
+
+
 def time_backend(name, model_name, optimizer, per_pixel, x, y, warmup, samples, repeat):
     runs = []
     for _ in range(repeat):
-        backend = make_backend(name, preset(model_name, 0), TrainConfig(optimizer=OPTIMIZERS[optimizer], conv_per_pixel=per_pixel))
+        backend = make_backend(name, preset(model_name, 0), config(optimizer, per_pixel))
         for i in range(warmup):
             backend.step(x[i], int(y[i]))
         start = time.perf_counter()
@@ -66,10 +75,11 @@ def time_backend(name, model_name, optimizer, per_pixel, x, y, warmup, samples, 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="mcu-cnn,mlp", help="comma-separated presets (default: mcu-cnn,mlp)")
-    ap.add_argument("--optimizers", default="sgd,bias,none")
+    ap.add_argument("--optimizers", default="sgd,bias,none,lrt")
     ap.add_argument("--backends", default="c,numpy")
     ap.add_argument("--samples", type=int, default=300, help="timed samples per run on the C backend")
     ap.add_argument("--numpy-samples", type=int, default=100, help="timed samples per run on the NumPy backend")
+    ap.add_argument("--numpy-lrt-samples", type=int, default=10, help="timed samples per run of lrt on the NumPy backend")
     ap.add_argument("--warmup", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--per-pixel", action="store_true", help="also time sgd with per-pixel conv updates")
@@ -84,8 +94,11 @@ def main(argv=None) -> int:
             for per_pixel in ([False, True] if args.per_pixel and optimizer == "sgd" else [False]):
                 for backend in args.backends.split(","):
                     samples = args.samples if backend == "c" else args.numpy_samples
-                    r = time_backend(backend, model_name, optimizer, per_pixel, x, y, args.warmup, samples, args.repeat)
-                    r["arena_bytes"] = c_plan(preset(model_name), TrainConfig(optimizer=OPTIMIZERS[optimizer], conv_per_pixel=per_pixel))
+                    warmup = args.warmup
+                    if backend == "numpy" and optimizer == "lrt":
+                        samples, warmup = args.numpy_lrt_samples, min(args.warmup, 5)
+                    r = time_backend(backend, model_name, optimizer, per_pixel, x, y, warmup, samples, args.repeat)
+                    r["arena_bytes"] = c_plan(preset(model_name), config(optimizer, per_pixel))
                     results.append(r)
                     print(f"{model_name:10s} {optimizer:5s}{' per-pixel' if per_pixel else '':10s} {backend:6s} "
                           f"{r['ms_per_sample']:8.3f} ms/sample", file=sys.stderr)

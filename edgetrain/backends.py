@@ -66,6 +66,10 @@ class Backend:
         """sha256 of the model image region in NVM."""
         return hashlib.sha256(self.image().tobytes()).hexdigest()
 
+    def lrt_stats(self) -> dict[str, dict[str, int]]:
+        """Optimizer lrt: per trainable layer (by name) terms fed, skipped by kappa, flush attempts, applied."""
+        return {layer.name: self._lrt_stats(i) for i, layer in enumerate(self.model.layers) if layer.weights is not None}
+
     def weight_cells(self) -> np.ndarray:
         """Boolean mask over image bytes: True for weight cells (conv/dense kernels)."""
         mask = np.zeros(self.image_size, dtype=bool)
@@ -96,12 +100,23 @@ class NumpyBackend(Backend):
     def image(self) -> np.ndarray:
         return self.state.image.copy()
 
+    def _lrt_stats(self, layer: int) -> dict[str, int]:
+        return ref_train.lrt_stats(self.state, layer)
+
+
+LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm",
+              "kappa_th")
+
 
 def c_config(ffi, config: TrainConfig):
+    """An et_train_config_t for ``config`` (no checks here: the C checks, and tests pass bad values on purpose)."""
+    ranks = [int(r) for r in config.lrt_rank]
     return ffi.new("et_train_config_t *", {
         "optimizer": config.optimizer, "conv_per_pixel": int(config.conv_per_pixel), "bn_warm": int(config.bn_warm),
         "lr_weight": config.lr_weight, "lr_weight_exp": config.lr_weight_exp,
         "lr_bias": config.lr_bias, "lr_bias_exp": config.lr_bias_exp, "seed": config.seed,
+        "lrt": {f: int(getattr(config.lrt, f)) for f in LRT_FIELDS},
+        "lrt_rank": ranks + [0] * (ref_train.MAX_LAYERS - len(ranks)),
     })
 
 
@@ -121,16 +136,43 @@ class CModel:
         fill_c_table(ffi, self.c, model, self.offsets, self.mem, self.size)
 
 
+class CPlanner:
+    """The C planner over one model table (laid out once): et_plan and et_plan_lrt_layer for any config."""
+
+    def __init__(self, model: Model):
+        from .core import call, ffi, lib
+
+        self.model = model
+        self._ffi, self._lib, self._call = ffi, lib, call
+        self.cm = CModel(model)
+
+    def plan(self, config: TrainConfig) -> dict[str, int]:
+        """Arena bytes per part and "total" (et_plan)."""
+        ffi, lib = self._ffi, self._lib
+        plan = ffi.new("et_plan_t *")
+        self._call("et_plan", self.cm.c, c_config(ffi, config), plan)
+        parts = {ffi.string(lib.et_plan_part_name(p)).decode(): plan.part[p] for p in range(lib.ET_PLAN_PART_COUNT)}
+        parts["total"] = plan.total
+        return parts
+
+    def lrt_layers(self, config: TrainConfig) -> list[dict]:
+        """Per trainable layer (model order) its LRT figures (et_plan_lrt_layer): name, kind, n, m, rank, bytes."""
+        ffi = self._ffi
+        out = []
+        f = ffi.new("et_plan_lrt_layer_t *")
+        for i, layer in enumerate(self.model.layers):
+            if layer.weights is None:
+                continue
+            self._call("et_plan_lrt_layer", self.cm.c, c_config(ffi, config), i, f)
+            out.append({"name": layer.name, "index": i, "kind": "conv" if f.kind == 1 else "dense", "n": f.n, "m": f.m,
+                        "rank": f.rank, "lrt_bytes": f.state_bytes, "norms_bytes": f.norms_bytes,
+                        "scratch_bytes": f.scratch_bytes})
+        return out
+
+
 def c_plan(model: Model, config: TrainConfig) -> dict[str, int]:
     """et_plan: arena bytes per part and the total (the C core is the one source of truth)."""
-    from .core import call, ffi, lib
-
-    cm = CModel(model)
-    plan = ffi.new("et_plan_t *")
-    call("et_plan", cm.c, c_config(ffi, config), plan)
-    parts = {ffi.string(lib.et_plan_part_name(p)).decode(): plan.part[p] for p in range(lib.ET_PLAN_PART_COUNT)}
-    parts["total"] = plan.total
-    return parts
+    return CPlanner(model).plan(config)
 
 
 class CBackend(Backend):
@@ -170,6 +212,11 @@ class CBackend(Backend):
     def image(self) -> np.ndarray:
         return np.frombuffer(self._ffi.buffer(self.cm.mem, self.image_size), dtype=np.uint8).copy()
 
+    def _lrt_stats(self, layer: int) -> dict[str, int]:
+        stats = self._ffi.new("et_train_lrt_stats_t *")
+        self._call("et_train_lrt", self.ctx, layer, self._ffi.NULL, stats)
+        return {k: int(getattr(stats, k)) for k in ref_train.LRT_STATS}
+
     def nvm_stats(self) -> dict[str, int]:
         s = self.cm.stats
         return {"program_calls": s.program_calls, "bytes_programmed": s.bytes_programmed, "bytes_changed": s.bytes_changed}
@@ -186,4 +233,4 @@ def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | No
     raise ArgumentError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["Backend", "CBackend", "NumpyBackend", "TrainConfig", "BACKENDS", "c_plan", "make_backend", "LayerKind"]
+__all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "c_plan", "make_backend", "LayerKind"]

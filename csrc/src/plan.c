@@ -61,13 +61,50 @@ static uint32_t et_param_channels(const et_layer_t *l)
 
 et_status_t et_train_config_check(const et_train_config_t *config)
 {
-    if (config == NULL || config->optimizer > ET_OPT_SGD || config->conv_per_pixel > 1 || config->bn_warm > 1 ||
+    int i;
+    if (config == NULL || config->optimizer > ET_OPT_LRT || config->conv_per_pixel > 1 || config->bn_warm > 1 ||
         config->lr_weight >= (UINT32_C(1) << 31) || config->lr_bias >= (UINT32_C(1) << 31) ||
         config->lr_weight_exp < -64 || config->lr_weight_exp > 0 || config->lr_bias_exp < -64 ||
         config->lr_bias_exp > 0) {
         return ET_ERR_ARG;
     }
+    if (config->optimizer == ET_OPT_LRT) {
+        if (et_lrt_config_check(&config->lrt) != ET_OK) {
+            return ET_ERR_ARG;
+        }
+        for (i = 0; i < ET_MAX_LAYERS; i++) {
+            if (config->lrt_rank[i] > ET_LRT_MAX_RANK) {
+                return ET_ERR_ARG;
+            }
+        }
+    }
     return ET_OK;
+}
+
+void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, et_lrt_config_t *out)
+{
+    *out = config->lrt;
+    if (layer < ET_MAX_LAYERS && config->lrt_rank[layer] != 0) {
+        out->rank = config->lrt_rank[layer];
+    }
+}
+
+/* One weight layer's LRT figures (the config and layer checked by the caller). */
+static void et_lrt_figures(const et_layer_t *l, const et_train_config_t *cfg, uint16_t i, et_plan_lrt_layer_t *f)
+{
+    et_lrt_config_t lc;
+    size_t state = 0;
+    size_t scratch = 0;
+    et_train_lrt_layer_config(cfg, i, &lc);
+    f->n = l->out.c;
+    f->m = (uint16_t)et_cols(l);
+    f->rank = lc.rank;
+    f->kind = (uint8_t)(l->kind == ET_LAYER_CONV2D ? ET_LRT_CONV : ET_LRT_DENSE);
+    (void)et_lrt_state_get_size(f->n, f->m, lc.rank, &state);
+    (void)et_lrt_accumulate_get_buffer_size(f->n, f->m, lc.rank, &scratch);
+    f->state_bytes = (uint32_t)state;
+    f->norms_bytes = (uint32_t)sizeof(et_lrt_norms_t);
+    f->scratch_bytes = (uint32_t)scratch;
 }
 
 /* Sizes of the shared scratch buffers: maxima over the layers. */
@@ -106,7 +143,9 @@ static void et_take_scratch(et_carver_t *c, const et_scratch_t *s, const et_trai
     int16_t *g16 = (int16_t *)et_take(c, ET_PLAN_GRADIENTS, 2 * s->grad16);
     int32_t *dw = (int32_t *)et_take(c, ET_PLAN_GRADIENTS, 4 * s->dw);
     int16_t *xrow = (int16_t *)et_take(c, ET_PLAN_GRADIENTS, 2 * s->m_max);
-    int8_t *row = (int8_t *)et_take(c, ET_PLAN_GRADIENTS, cfg->optimizer == ET_OPT_SGD ? s->m_max : 0);
+    /* the new weight row (SGD, LRT flush); LRT also narrows each x row into it before accumulating */
+    int8_t *row = (int8_t *)et_take(c, ET_PLAN_GRADIENTS,
+                                    cfg->optimizer == ET_OPT_SGD || cfg->optimizer == ET_OPT_LRT ? s->m_max : 0);
     int64_t *pgrad = (int64_t *)et_take(c, ET_PLAN_GRADIENTS, 16 * s->c_max);
     if (ctx != NULL) {
         ctx->grad[0] = g0;
@@ -148,11 +187,15 @@ static void et_take_optimizer(et_carver_t *c, const et_layer_t *l, const et_trai
     int16_t *bn = NULL;
     et_maxnorm_t *mw = NULL;
     et_maxnorm_t *mb = NULL;
+    et_lrt_norms_t *ln = NULL;
     int trains = cfg->optimizer != ET_OPT_NONE;
     if (et_has_weights(l)) {
         bias = (int16_t *)et_take(c, ET_PLAN_OPTIMIZER, 2u * l->out.c);
         if (cfg->optimizer == ET_OPT_SGD) {
             mw = (et_maxnorm_t *)et_take(c, ET_PLAN_OPTIMIZER, sizeof(et_maxnorm_t));
+        }
+        if (cfg->optimizer == ET_OPT_LRT) {
+            ln = (et_lrt_norms_t *)et_take(c, ET_PLAN_OPTIMIZER, sizeof(et_lrt_norms_t));
         }
         if (trains) {
             mb = (et_maxnorm_t *)et_take(c, ET_PLAN_OPTIMIZER, sizeof(et_maxnorm_t));
@@ -169,6 +212,44 @@ static void et_take_optimizer(et_carver_t *c, const et_layer_t *l, const et_trai
         rec->bn = bn;
         rec->mn_weight = mw;
         rec->mn_bias = mb;
+        rec->lrt_norms = ln;
+    }
+}
+
+/*
+ * ET_OPT_LRT: every weight layer's accumulator (lrt_state), then the flush
+ * context and the accumulate scratch sized for the layer that needs most
+ * (lrt_scratch). Placed after everything else, so the other parts keep their
+ * offsets whatever the optimizer.
+ */
+static void et_take_lrt(et_carver_t *c, const et_model_t *model, const et_train_config_t *cfg, et_train_t *ctx)
+{
+    uint16_t i;
+    uint32_t need = 0;
+    et_lrt_flush_t *fl;
+    void *scratch;
+    if (cfg->optimizer != ET_OPT_LRT) {
+        return;
+    }
+    for (i = 0; i < model->n_layers; i++) {
+        et_plan_lrt_layer_t f;
+        void *mem;
+        if (!et_has_weights(&model->layers[i])) {
+            continue;
+        }
+        et_lrt_figures(&model->layers[i], cfg, i, &f);
+        mem = et_take(c, ET_PLAN_LRT_STATE, f.state_bytes);
+        need = f.scratch_bytes > need ? f.scratch_bytes : need;
+        if (ctx != NULL) {
+            ctx->layers[i].lrt = (et_lrt_state_t *)mem; /* laid out by et_train_init */
+        }
+    }
+    fl = (et_lrt_flush_t *)et_take(c, ET_PLAN_LRT_SCRATCH, sizeof(et_lrt_flush_t));
+    scratch = et_take(c, ET_PLAN_LRT_SCRATCH, need);
+    if (ctx != NULL) {
+        ctx->lrt_flush = fl;
+        ctx->lrt_scratch = scratch;
+        ctx->lrt_scratch_size = need;
     }
 }
 
@@ -213,6 +294,7 @@ et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *conf
             ctx->prng = prng;
         }
     }
+    et_take_lrt(&c, model, config, ctx);
     if (c.used > UINT32_MAX) {
         return ET_ERR_RANGE;
     }
@@ -248,6 +330,31 @@ et_status_t et_plan(const et_model_t *model, const et_train_config_t *config, et
     return ET_OK;
 }
 
+et_status_t et_plan_lrt_layer(const et_model_t *model, const et_train_config_t *config, uint16_t layer,
+                              et_plan_lrt_layer_t *out)
+{
+    et_status_t st;
+    et_plan_lrt_layer_t f;
+    if (model == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    if ((st = et_train_config_check(config)) != ET_OK) {
+        return st;
+    }
+    if (config->optimizer != ET_OPT_LRT) {
+        return ET_ERR_ARG;
+    }
+    if ((st = et_model_check(model, NULL)) != ET_OK) {
+        return st;
+    }
+    if (layer >= model->n_layers || !et_has_weights(&model->layers[layer])) {
+        return ET_ERR_ARG;
+    }
+    et_lrt_figures(&model->layers[layer], config, layer, &f);
+    *out = f;
+    return ET_OK;
+}
+
 const char *et_plan_part_name(int part)
 {
     switch (part) {
@@ -256,6 +363,8 @@ const char *et_plan_part_name(int part)
     case ET_PLAN_GRADIENTS: return "gradients";
     case ET_PLAN_OPTIMIZER: return "optimizer";
     case ET_PLAN_PRNG: return "prng";
+    case ET_PLAN_LRT_STATE: return "lrt_state";
+    case ET_PLAN_LRT_SCRATCH: return "lrt_scratch";
     default: return "unknown";
     }
 }

@@ -34,6 +34,11 @@ static int et_in_lsb(const et_layer_t *l)
     return et_format_get(l->in.fmt, &f) == ET_OK ? f.lsb_exp : 0;
 }
 
+static uint32_t et_add_sat32(uint32_t a, uint32_t b)
+{
+    return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
 static uint64_t et_abs64(int64_t v)
 {
     return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
@@ -76,6 +81,7 @@ et_status_t et_train_config_default(et_train_config_t *config)
     config->lr_weight_exp = ET_TRAIN_LR_EXP_DEFAULT;
     config->lr_bias = ET_TRAIN_LR_DEFAULT;
     config->lr_bias_exp = ET_TRAIN_LR_EXP_DEFAULT;
+    (void)et_lrt_config_default(&config->lrt);
     return ET_OK;
 }
 
@@ -158,6 +164,17 @@ et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_byte
                 rec->bn[k] = k < keep ? et_get_le16(model->image + l->bn_offset + 2 * k) : 0;
             }
             rec->bn_decay_q30 = config->bn_warm ? 0u : (uint32_t)ET_BN_ONE_Q30;
+        }
+        if (rec->lrt != NULL) {
+            /* the plan sized this buffer with the same figures: it cannot fail */
+            et_lrt_config_t lc;
+            size_t bytes = 0;
+            et_train_lrt_layer_config(config, i, &lc);
+            (void)et_lrt_state_get_size(l->out.c, et_cols(l), lc.rank, &bytes);
+            (void)et_lrt_state_init(rec->lrt, bytes, l->out.c, et_cols(l),
+                                    l->kind == ET_LAYER_CONV2D ? ET_LRT_CONV : ET_LRT_DENSE, &lc, &rec->lrt);
+            (void)et_lrt_norms_init(rec->lrt_norms);
+            rec->lrt_samples = 0;
         }
         if (rec->mn_weight != NULL) {
             (void)et_maxnorm_init(rec->mn_weight);
@@ -569,6 +586,94 @@ static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *i
     return ET_OK;
 }
 
+/*
+ * LRT on one rank-1 term: the x row (int16 holding the input format's stored
+ * integers) is narrowed into the row buffer as bytes, then accumulated into
+ * the layer's state with the context's PRNG (unbiased truncation draws from it).
+ */
+static et_status_t et_lrt_pair(void *user, uint16_t layer, const et_grad_pair_t *pair)
+{
+    et_train_t *ctx = (et_train_t *)user;
+    et_train_layer_t *rec = &ctx->layers[layer];
+    uint8_t *x = (uint8_t *)ctx->row;
+    et_lrt_config_t lc;
+    uint32_t j;
+    et_train_lrt_layer_config(&ctx->config, layer, &lc);
+    for (j = 0; j < pair->m; j++) {
+        x[j] = (uint8_t)pair->x[j]; /* modulo 256: an int8 value reads back through int8_t */
+    }
+    if (ctx->model->layers[layer].in.fmt == ET_FMT_BN_OUT) {
+        return et_lrt_accumulate_s8(rec->lrt, &lc, pair->delta, pair->delta_exp, (const int8_t *)ctx->row,
+                                    pair->x_exp, ctx->lrt_scratch, ctx->lrt_scratch_size, ctx->prng);
+    }
+    return et_lrt_accumulate_u8(rec->lrt, &lc, pair->delta, pair->delta_exp, x, pair->x_exp, ctx->lrt_scratch,
+                                ctx->lrt_scratch_size, ctx->prng);
+}
+
+/*
+ * One flush attempt of weight layer i (every B samples of the layer): when
+ * the update passes the density gate, stream its rows, W = sat8(W - dW), each
+ * changed row through the one write path, then reset the accumulator;
+ * otherwise keep accumulating (B_eff has grown, so has eta).
+ */
+static et_status_t et_lrt_flush_layer(et_train_t *ctx, uint16_t i)
+{
+    const et_layer_t *l = &ctx->model->layers[i];
+    et_train_layer_t *rec = &ctx->layers[i];
+    et_lrt_flush_t *fl = ctx->lrt_flush;
+    uint32_t n = l->out.c;
+    uint32_t m = et_cols(l);
+    et_lrt_config_t lc;
+    uint32_t o;
+    uint32_t j;
+    et_status_t st;
+    et_train_lrt_layer_config(&ctx->config, i, &lc);
+    if ((st = et_lrt_flush_begin(rec->lrt, &lc, rec->lrt_norms, fl)) != ET_OK) {
+        return st;
+    }
+    rec->lrt_done.flushes = et_add_sat32(rec->lrt_done.flushes, 1);
+    if (!fl->apply) {
+        return ET_OK;
+    }
+    for (o = 0; o < n; o++) {
+        const int8_t *w = rec->weights + o * m;
+        int changed = 0;
+        if ((st = et_lrt_delta_row(rec->lrt, fl, o, ctx->row, NULL)) != ET_OK) {
+            return st;
+        }
+        for (j = 0; j < m; j++) {
+            int8_t v = (int8_t)et_saturate_s64((int64_t)w[j] - ctx->row[j], INT8_MIN, INT8_MAX);
+            changed |= v != w[j];
+            ctx->row[j] = v;
+        }
+        if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {
+            return st;
+        }
+    }
+    rec->lrt_done.applied = et_add_sat32(rec->lrt_done.applied, 1);
+    rec->lrt_done.terms = et_add_sat32(rec->lrt_done.terms, rec->lrt->terms);
+    rec->lrt_done.skipped = et_add_sat32(rec->lrt_done.skipped, rec->lrt->skipped);
+    return et_lrt_reset(rec->lrt);
+}
+
+/* LRT on weight layer i: accumulate this sample's terms; every B samples a flush attempt. */
+static et_status_t et_lrt_update(et_train_t *ctx, uint16_t i, const void *in, const int8_t *dz)
+{
+    const et_lrt_config_t *lc = &ctx->config.lrt;
+    et_train_layer_t *rec = &ctx->layers[i];
+    uint32_t batch = ctx->model->layers[i].kind == ET_LAYER_CONV2D ? lc->batch_conv : lc->batch_dense;
+    et_status_t st;
+    if ((st = et_for_each_pair(ctx, i, in, dz, et_lrt_pair, ctx, 1)) != ET_OK) {
+        return st;
+    }
+    rec->lrt_samples += 1;
+    if (rec->lrt_samples < batch) {
+        return ET_OK;
+    }
+    rec->lrt_samples = 0;
+    return et_lrt_flush_layer(ctx, i);
+}
+
 /* The optimizer's work on weight layer i once dz (gradient at z) is final. */
 static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const void *in, const int8_t *dz)
 {
@@ -596,6 +701,9 @@ static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const voi
     }
     if ((st = et_update_params(ctx, rec->mn_bias, ctx->pgrad, n, -7, rec->bias)) != ET_OK) {
         return st;
+    }
+    if (ctx->config.optimizer == ET_OPT_LRT) {
+        return et_lrt_update(ctx, i, in, dz);
     }
     if (ctx->config.optimizer != ET_OPT_SGD) {
         return ET_OK;
@@ -817,6 +925,25 @@ et_status_t et_train_weights(const et_train_t *ctx, uint16_t layer, const int8_t
         return ET_ERR_ARG;
     }
     *weights = ctx->layers[layer].weights;
+    return ET_OK;
+}
+
+et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_state_t **state,
+                         et_train_lrt_stats_t *stats)
+{
+    const et_train_layer_t *rec;
+    if (!et_ctx_ok(ctx) || layer >= ctx->model->n_layers || ctx->layers[layer].lrt == NULL) {
+        return ET_ERR_ARG;
+    }
+    rec = &ctx->layers[layer];
+    if (state != NULL) {
+        *state = rec->lrt;
+    }
+    if (stats != NULL) {
+        *stats = rec->lrt_done;
+        stats->terms = et_add_sat32(stats->terms, rec->lrt->terms);
+        stats->skipped = et_add_sat32(stats->skipped, rec->lrt->skipped);
+    }
     return ET_OK;
 }
 

@@ -6,6 +6,7 @@
 #define EDGETRAIN_TRAIN_INTERNAL_H
 
 #include "edgetrain/et_fixed.h"
+#include "edgetrain/et_lrt.h"
 #include "edgetrain/et_maxnorm.h"
 #include "edgetrain/et_model.h"
 #include "edgetrain/et_nvm.h"
@@ -25,6 +26,10 @@ typedef struct {
     et_maxnorm_t *mn_weight; /* tracker of the weight gradient (conv/dense, SGD), of gamma (BN) */
     et_maxnorm_t *mn_bias;   /* tracker of the bias gradient (conv/dense), of beta (BN) */
     uint32_t bn_decay_q30;  /* eta^t of this BN layer's statistics */
+    et_lrt_state_t *lrt;    /* ET_OPT_LRT: the layer's accumulator (conv/dense), in the lrt_state part */
+    et_lrt_norms_t *lrt_norms; /* ET_OPT_LRT: its max-norm trackers (optimizer part) */
+    uint32_t lrt_samples;   /* ET_OPT_LRT: samples since the last flush attempt (0..B-1) */
+    et_train_lrt_stats_t lrt_done; /* ET_OPT_LRT: counters up to the last reset (et_train_lrt adds the state's) */
 } et_train_layer_t;
 
 struct et_train {
@@ -42,6 +47,9 @@ struct et_train {
     int8_t *row;                /* one new weight row, m_max values (SGD) */
     int64_t *pgrad;             /* parameter gradients, 2 * c_max values */
     et_prng_t *prng;
+    et_lrt_flush_t *lrt_flush;  /* ET_OPT_LRT: the flush context (lrt_scratch part) */
+    void *lrt_scratch;          /* ET_OPT_LRT: accumulate scratch shared by the layers */
+    uint32_t lrt_scratch_size;  /* its bytes: the largest et_lrt_accumulate_get_buffer_size of the layers */
     uint32_t samples;           /* training steps taken */
     uint16_t last_pred;
     et_pair_fn hook;
@@ -61,5 +69,11 @@ et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *conf
 
 /* Checks of a config's ranges (shared by et_plan and et_train_init). */
 et_status_t et_train_config_check(const et_train_config_t *config);
+
+/*
+ * The accumulator config of weight layer `layer` under an ET_OPT_LRT config:
+ * config->lrt with the layer's rank (lrt_rank[layer], else lrt.rank).
+ */
+void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, et_lrt_config_t *out);
 
 #endif /* EDGETRAIN_TRAIN_INTERNAL_H */

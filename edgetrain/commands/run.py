@@ -19,13 +19,16 @@ import numpy as np
 from .. import __version__
 from ..backends import BACKENDS, c_plan, make_backend
 from ..data import mnist
-from ..errors import ArgumentError, UnsupportedError
+from ..errors import ArgumentError
 from ..model.loader import MODEL_NAMES, has_bn_statistics, load_model
 from ..model.presets import hash_u64
-from ..reference.train import OPTIMIZERS, TrainConfig
+from ..reference.lrt import Config as LrtConfig
+from ..reference.lrt import config_check as lrt_config_check
+from ..reference.train import LR_DEFAULT, LR_EXP_DEFAULT, OPTIMIZERS, TrainConfig
 
 TASKS = ("control",)
-# Contract choices (DESIGN.md); 'lrt' and 'arm' arrive with their own issues.
+LRT_LIMITS = {"rank": (1, 8), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
+# Contract choices (DESIGN.md); 'arm' arrives with its own issue.
 OPTIMIZER_CHOICES = ("lrt", "sgd", "bias", "none")
 BACKEND_CHOICES = (*BACKENDS, "arm")
 ORDER_STREAM = 0xDA7A  # hash stream of the data order (the weights use streams 1, 2, ...)
@@ -47,10 +50,70 @@ def register(sub) -> None:
     p.add_argument("--conv-per-pixel", action="store_true", help="sgd: apply conv updates at every output pixel (the paper's baseline)")
     p.add_argument("--lr", type=float, default=0.01, help="weight learning rate (default: 0.01)")
     p.add_argument("--lr-bias", type=float, default=0.01, help="bias and BN learning rate (default: 0.01)")
+    add_lrt_arguments(p)
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_const", const=True, help="always show a progress bar")
     bar.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="never show a progress bar")
     p.set_defaults(func=main, progress=None)
+
+
+# ---- low-rank training flags (--optimizer lrt) -----------------------------------------------
+
+
+def add_lrt_arguments(p) -> None:
+    """The flags of --optimizer lrt (defaults: the paper's, lrt-paper-spec §6.5). --lr is its eta0."""
+    d = LrtConfig()
+    g = p.add_argument_group("low-rank training (--optimizer lrt; --lr is the base rate eta0, scaled by sqrt(B_eff))")
+    g.add_argument("--rank", type=int, default=d.rank, help=f"rank r of every layer's accumulator, 1..8 (default: {d.rank})")
+    g.add_argument("--layer-ranks", metavar="R1,R2,...", help="one rank per trainable layer, in model order (overrides --rank; "
+                   "e.g. from `edgetrain plan --budget ... --per-layer`)")
+    g.add_argument("--batch-conv", type=int, default=d.batch_conv, help=f"B of conv layers: samples per flush attempt, 1..65535 (default: {d.batch_conv})")
+    g.add_argument("--batch-dense", type=int, default=d.batch_dense, help=f"B of dense layers: samples per flush attempt, 1..65535 (default: {d.batch_dense})")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--unbiased", dest="unbiased", action="store_true", help="unbiased OK truncation (default)")
+    mode.add_argument("--biased", dest="unbiased", action="store_false", help="biased truncation: keep the top r")
+    g.add_argument("--kappa", type=int, default=d.kappa_th, help=f"skip a term when c_1 > kappa rho_L rho_R; 0 = never (default: {d.kappa_th})")
+    g.add_argument("--rho-min", type=float, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
+                   f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
+    p.set_defaults(unbiased=bool(d.unbiased))
+
+
+def lrt_config(args, model) -> tuple[LrtConfig, tuple]:
+    """The accumulator config and per-layer ranks the flags ask for; ArgumentError naming the flag otherwise."""
+    if not 0 < args.lr <= 1 or round(args.lr * 2**24) < 1:
+        raise ArgumentError(f"--lr {args.lr}: with --optimizer lrt the base rate eta0 must lie in [2^-24, 1]")
+    if not 0 <= args.rho_min <= 1:
+        raise ArgumentError(f"--rho-min {args.rho_min} must lie in [0, 1]")
+    cfg = LrtConfig(rank=args.rank, unbiased=int(args.unbiased), batch_conv=args.batch_conv, batch_dense=args.batch_dense,
+                    eta0_q24=round(args.lr * 2**24), rho_min_ppm=round(args.rho_min * 1e6), kappa_th=args.kappa)
+    flags = {"rank": "--rank", "batch_conv": "--batch-conv", "batch_dense": "--batch-dense", "kappa_th": "--kappa"}
+    for name, flag in flags.items():
+        lo, hi = LRT_LIMITS[name]
+        if not lo <= getattr(cfg, name) <= hi:
+            raise ArgumentError(f"{flag} {getattr(cfg, name)} is outside {lo}..{hi}")
+    lrt_config_check(cfg)
+    ranks: tuple = ()
+    if args.layer_ranks:
+        ranks = layer_ranks(model, args.layer_ranks)
+    return cfg, ranks
+
+
+def layer_ranks(model, text: str) -> tuple:
+    """'4,4,2,8' (one rank per trainable layer, in order) as et_train_config_t.lrt_rank (by layer index)."""
+    weight_layers = [i for i, layer in enumerate(model.layers) if layer.weights is not None]
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ArgumentError(f"--layer-ranks {text!r}: give comma-separated integers, one per trainable layer") from None
+    if len(values) != len(weight_layers):
+        names = ", ".join(model.layers[i].name for i in weight_layers)
+        raise ArgumentError(f"--layer-ranks {text!r}: model {model.name} has {len(weight_layers)} trainable layers ({names}); give one rank each")
+    ranks = [0] * len(model.layers)
+    for i, r in zip(weight_layers, values):
+        if not 1 <= r <= 8:
+            raise ArgumentError(f"--layer-ranks: rank {r} of layer {model.layers[i].name} is outside 1..8")
+        ranks[i] = r
+    return tuple(ranks)
 
 
 def lr_pair(value: float, flag: str) -> tuple[int, int]:
@@ -75,8 +138,6 @@ def _progress(total: int, enabled: bool | None):
 
 
 def run(args) -> dict:
-    if args.optimizer == "lrt":
-        raise UnsupportedError("optimizer 'lrt' arrives with the low-rank accumulator: use sgd, bias or none")
     if not 0 <= args.seed < 1 << 32:
         raise ArgumentError(f"--seed {args.seed} is outside 0..2^32-1")
     model = load_model(args.model, args.seed)
@@ -85,10 +146,12 @@ def run(args) -> dict:
     images, labels = mnist.load("train", args.data_dir)
     if args.samples > len(images):
         raise ArgumentError(f"--samples {args.samples} exceeds the {len(images)} images of task {args.task!r} (one pass)")
-    lr_w, lr_w_exp = lr_pair(args.lr, "--lr")
+    lrt_cfg, ranks = lrt_config(args, model) if args.optimizer == "lrt" else (LrtConfig(), ())
+    lr_w, lr_w_exp = lr_pair(args.lr, "--lr") if args.optimizer != "lrt" else (LR_DEFAULT, LR_EXP_DEFAULT)
     lr_b, lr_b_exp = lr_pair(args.lr_bias, "--lr-bias")
     config = TrainConfig(optimizer=OPTIMIZERS[args.optimizer], conv_per_pixel=args.conv_per_pixel, lr_weight=lr_w,
-                         lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=args.seed,
+                         lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=args.seed, lrt=lrt_cfg,
+                         lrt_rank=ranks,
                          bn_warm=has_bn_statistics(model))  # trained statistics: used at once, then continued
     backend = make_backend(args.backend, model, config)
     order = stream_order(len(images), args.seed)[: args.samples]
@@ -137,8 +200,18 @@ def run(args) -> dict:
         "task": args.task,
         "seed": int(args.seed),
         "bn_statistics": "stored" if config.bn_warm else "fresh",
+        **({"lrt": {**lrt_report(model, config), "layers": backend.lrt_stats()}} if args.optimizer == "lrt" else {}),
         "edgetrain_version": __version__,
     }
+
+
+def lrt_report(model, config: TrainConfig) -> dict:
+    """The accumulator settings of a run and each trainable layer's rank, in the report."""
+    c = config.lrt
+    return {"rank": c.rank, "layer_ranks": {model.layers[i].name: config.lrt_layer_config(i).rank
+                                            for i, layer in enumerate(model.layers) if layer.weights is not None},
+            "unbiased": bool(c.unbiased), "batch_conv": c.batch_conv, "batch_dense": c.batch_dense,
+            "eta0": c.eta0_q24 / 2**24, "rho_min": c.rho_min_ppm / 1e6, "kappa": c.kappa_th, "maxnorm": bool(c.maxnorm)}
 
 
 def main(args) -> int:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from ..model.description import LayerKind, Model
 from ..model.validate import check_model
-from . import fixed
-from .train import OPT_NONE, OPT_SGD, TrainConfig
+from . import fixed, lrt
+from .train import OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
 
-PARTS = ("context", "activations", "gradients", "optimizer", "prng")
+PARTS = ("context", "activations", "gradients", "optimizer", "prng", "lrt_state", "lrt_scratch")
 MAXNORM_BYTES = 16  # et_maxnorm_t: count, beta_pow, et_ufloat_t (mant, exp)
 PRNG_BYTES = 4  # et_prng_t
+LRT_NORMS_BYTES = 2 * MAXNORM_BYTES  # et_lrt_norms_t
+LRT_FLUSH_BYTES = 92  # et_lrt_flush_t: g[8], shift, nonzero, apply (+3), eta, div_l, div_r, stamp[6]
 
 
 def _a8(n: int) -> int:
@@ -62,13 +64,23 @@ def _scratch_sizes(layer, config: TrainConfig) -> tuple[int, int, int, int, int]
 
 
 def _scratch_bytes(grad: int, g16: int, dw: int, m: int, c: int, config: TrainConfig) -> int:
-    row = m if config.optimizer == OPT_SGD else 0
+    row = m if config.optimizer in (OPT_SGD, OPT_LRT) else 0
     return 2 * _a8(grad) + _a8(2 * g16) + _a8(4 * dw) + _a8(2 * m) + _a8(row) + _a8(16 * c)
 
 
 def layer_get_buffer_size(layer, config: TrainConfig) -> tuple[int, int]:
     """(saved, scratch) bytes of one layer (et_layer_get_buffer_size)."""
     return _saved(layer), _scratch_bytes(*_scratch_sizes(layer, config), config)
+
+
+def lrt_layer(model: Model, config: TrainConfig, i: int) -> dict[str, int]:
+    """One weight layer's LRT figures (et_plan_lrt_layer): n, m, rank, kind, state/norms/scratch bytes."""
+    layer = model.layers[i]
+    cfg = config.lrt_layer_config(i)
+    n, m = layer.out_shape.c, _cols(layer)
+    return {"n": n, "m": m, "rank": cfg.rank, "kind": lrt.KIND_CONV if layer.kind == LayerKind.CONV2D else lrt.KIND_DENSE,
+            "state_bytes": lrt.state_get_size(n, m, cfg.rank), "norms_bytes": LRT_NORMS_BYTES,
+            "scratch_bytes": lrt.accumulate_get_buffer_size(n, m, cfg.rank)}
 
 
 def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int]:
@@ -86,9 +98,14 @@ def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int
         if _has_weights(layer):
             opt += _a8(2 * layer.out_shape.c)
             opt += _a8(MAXNORM_BYTES) * ((config.optimizer == OPT_SGD) + trains)
+            opt += _a8(LRT_NORMS_BYTES) if config.optimizer == OPT_LRT else 0
         elif layer.kind == LayerKind.BATCHNORM:
             opt += _a8(8 * layer.in_shape.c) + 2 * trains * _a8(MAXNORM_BYTES)
     parts["optimizer"] = opt
     parts["prng"] = _a8(PRNG_BYTES)
+    if config.optimizer == OPT_LRT:
+        figures = [lrt_layer(model, config, i) for i, layer in enumerate(model.layers) if _has_weights(layer)]
+        parts["lrt_state"] = sum(_a8(f["state_bytes"]) for f in figures)
+        parts["lrt_scratch"] = _a8(LRT_FLUSH_BYTES) + _a8(max(f["scratch_bytes"] for f in figures))
     parts["total"] = sum(parts[p] for p in PARTS)
     return parts

@@ -12,7 +12,7 @@ is skipped) follows the C exactly; the arithmetic is whole-tensor NumPy.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -21,11 +21,14 @@ from ..errors import ArgumentError
 from ..model.description import Activation, LayerKind, Model
 from ..model.image import TensorOffsets
 from ..model.validate import check_model
-from . import fixed, layers, maxnorm
+from . import fixed, layers, lrt, maxnorm
 
-OPT_NONE, OPT_BIAS, OPT_SGD = 0, 1, 2
-OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD}
+OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT = 0, 1, 2, 3
+OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD, "lrt": OPT_LRT}
 LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
+MAX_LAYERS = 32  # ET_MAX_LAYERS: the length of et_train_config_t.lrt_rank
+LRT_STATS = ("terms", "skipped", "flushes", "applied")  # et_train_lrt_stats_t
+U32_MAX = 0xFFFFFFFF
 
 
 @dataclass
@@ -40,10 +43,12 @@ class TrainConfig:
     lr_bias: int = LR_DEFAULT
     lr_bias_exp: int = LR_EXP_DEFAULT
     seed: int = 0
+    lrt: lrt.Config = field(default_factory=lrt.Config)  # OPT_LRT: the accumulator's hyper-parameters
+    lrt_rank: tuple = ()  # OPT_LRT: rank per layer index (0 = lrt.rank); up to MAX_LAYERS entries
 
     def check(self) -> None:
-        if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD):
-            raise ArgumentError(f"optimizer {self.optimizer} is unknown: use 0 (none), 1 (bias) or 2 (sgd)")
+        if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT):
+            raise ArgumentError(f"optimizer {self.optimizer} is unknown: use 0 (none), 1 (bias), 2 (sgd) or 3 (lrt)")
         for name in ("lr_weight", "lr_bias"):
             if not 0 <= getattr(self, name) < 1 << 31:
                 raise ArgumentError(f"{name} = {getattr(self, name)} is outside 0..2^31-1")
@@ -52,6 +57,18 @@ class TrainConfig:
                 raise ArgumentError(f"{name} = {getattr(self, name)} is outside -64..0")
         if not 0 <= self.seed < 1 << 32:
             raise ArgumentError(f"seed {self.seed} is outside 0..2^32-1")
+        if self.optimizer == OPT_LRT:
+            lrt.config_check(self.lrt)
+            if len(self.lrt_rank) > MAX_LAYERS:
+                raise ArgumentError(f"lrt_rank has {len(self.lrt_rank)} entries; a model has at most {MAX_LAYERS} layers")
+            for i, r in enumerate(self.lrt_rank):
+                if not 0 <= int(r) <= lrt.MAX_RANK:
+                    raise ArgumentError(f"lrt_rank[{i}] = {r} is outside 1..{lrt.MAX_RANK} (0 = the global rank {self.lrt.rank})")
+
+    def lrt_layer_config(self, layer: int) -> lrt.Config:
+        """The accumulator config of weight layer ``layer``: lrt with the layer's rank (et_train_lrt_layer_config)."""
+        r = int(self.lrt_rank[layer]) if layer < len(self.lrt_rank) else 0
+        return replace(self.lrt, rank=r) if r else self.lrt
 
 
 @dataclass
@@ -77,6 +94,10 @@ class LayerState:
     inp: np.ndarray | None = None  # input of the last forward pass
     mn_weight: maxnorm.MaxNorm | None = None
     mn_bias: maxnorm.MaxNorm | None = None
+    lrt: lrt.State | None = None  # OPT_LRT: the layer's accumulator
+    lrt_norms: lrt.Norms | None = None  # its max-norm trackers
+    lrt_samples: int = 0  # samples since the last flush attempt
+    lrt_done: dict = field(default_factory=lambda: dict.fromkeys(LRT_STATS, 0))  # counters up to the last reset
 
 
 @dataclass
@@ -129,6 +150,10 @@ def init(model: Model, nvm: np.ndarray, image_at: int, offsets: list[TensorOffse
             ls.bias = _s16(image, off.bias, n)
             ls.mn_weight = maxnorm.maxnorm_init() if config.optimizer == OPT_SGD else None
             ls.mn_bias = maxnorm.maxnorm_init() if trains else None
+            if config.optimizer == OPT_LRT:
+                kind = lrt.KIND_CONV if layer.kind == LayerKind.CONV2D else lrt.KIND_DENSE
+                ls.lrt = lrt.state_init(n, m, config.lrt_layer_config(len(state.layers)), kind)
+                ls.lrt_norms = lrt.norms_init()
         elif layer.kind == LayerKind.BATCHNORM:
             c = layer.in_shape.c
             ls.bn = _s16(image, off.bn, 4 * c).reshape(4, c)
@@ -277,6 +302,44 @@ def _sgd_pair(state: TrainState, i: int, pair: GradPair) -> None:
     write_rows(state, i, 0, _new_weights(state, ls.weights, g, exp, div))
 
 
+def _lrt_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> None:
+    """LRT on weight layer i: accumulate the sample's non-zero terms; every B samples a flush attempt."""
+    layer, ls = state.model.layers[i], state.layers[i]
+    cfg = state.config.lrt_layer_config(i)
+    signed = layer.in_shape.fmt == fixed.FMT_BN_OUT
+    accumulate = lrt.accumulate_s8 if signed else lrt.accumulate_u8
+    for pair in pairs(state, i, x, dz, skip_zero=True):
+        xv = pair.x.astype(np.int8 if signed else np.uint8)
+        accumulate(ls.lrt, cfg, pair.delta, pair.delta_exp, xv, pair.x_exp, state.prng)
+    ls.lrt_samples += 1
+    if ls.lrt_samples < (cfg.batch_conv if layer.kind == LayerKind.CONV2D else cfg.batch_dense):
+        return
+    ls.lrt_samples = 0
+    fl = lrt.flush_begin(ls.lrt, cfg, ls.lrt_norms)
+    done = ls.lrt_done
+    done["flushes"] = min(done["flushes"] + 1, U32_MAX)
+    if not fl.apply:
+        return
+    w = ls.weights
+    new = np.clip(w.astype(np.int64) - lrt.delta_matrix(ls.lrt, fl), -128, 127).astype(np.int8)
+    write_rows(state, i, 0, new)
+    done["applied"] = min(done["applied"] + 1, U32_MAX)
+    done["terms"] = min(done["terms"] + ls.lrt.terms, U32_MAX)
+    done["skipped"] = min(done["skipped"] + ls.lrt.skipped, U32_MAX)
+    lrt.reset(ls.lrt)
+
+
+def lrt_stats(state: TrainState, layer: int) -> dict:
+    """et_train_lrt's counters of weight layer ``layer`` since init."""
+    ls = state.layers[layer]
+    if ls.lrt is None:
+        raise ArgumentError(f"layer {layer} has no low-rank accumulator (optimizer lrt, conv or dense layers only)")
+    out = dict(ls.lrt_done)
+    out["terms"] = min(out["terms"] + ls.lrt.terms, U32_MAX)
+    out["skipped"] = min(out["skipped"] + ls.lrt.skipped, U32_MAX)
+    return out
+
+
 def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> None:
     layer = state.model.layers[i]
     ls = state.layers[i]
@@ -285,6 +348,9 @@ def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarra
             state.hook(i, pair)
     db = layers.conv2d_bias_grad(layer, dz) if layer.kind == LayerKind.CONV2D else dz.reshape(-1)
     _update_params(state, ls.mn_bias, db, -7, ls.bias)
+    if state.config.optimizer == OPT_LRT:
+        _lrt_update(state, i, x, dz)
+        return
     if state.config.optimizer != OPT_SGD:
         return
     if layer.kind == LayerKind.CONV2D and not state.config.conv_per_pixel:

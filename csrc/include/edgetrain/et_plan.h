@@ -26,7 +26,11 @@ typedef enum {
                                 buffer, parameter gradients */
     ET_PLAN_OPTIMIZER = 3,   /* SRAM copies of biases and BN tensors, max-norm trackers */
     ET_PLAN_PRNG = 4,        /* the PRNG state */
-    ET_PLAN_PART_COUNT = 5
+    ET_PLAN_LRT_STATE = 5,   /* ET_OPT_LRT: per weight layer its persistent accumulator, header and
+                                int16 bases (et_lrt_state_get_size: 56 + 2 r (n + m)) */
+    ET_PLAN_LRT_SCRATCH = 6, /* ET_OPT_LRT: the flush context and the accumulate scratch shared by all
+                                layers, sized for the layer that needs most */
+    ET_PLAN_PART_COUNT = 7
 } et_plan_part_t;
 
 typedef struct {
@@ -36,10 +40,32 @@ typedef struct {
 
 /*
  * Plan the arena for `model` (checked by et_model_check first) trained with
- * `config`. ET_ERR_ARG for NULL or a config out of range, the model check's
+ * `config`. ET_ERR_ARG for NULL or a config out of range (an ET_OPT_LRT
+ * config: et_lrt_config_check and lrt_rank 0..8), the model check's
  * status, ET_ERR_RANGE when the total exceeds 2^32-1 bytes.
  */
 et_status_t et_plan(const et_model_t *model, const et_train_config_t *config, et_plan_t *plan);
+
+/* One weight layer's low-rank figures under an ET_OPT_LRT config. */
+typedef struct {
+    uint16_t n;             /* outputs: rows of W */
+    uint16_t m;             /* inputs: columns of W (k*k*in_c for conv) */
+    uint8_t rank;           /* the layer's rank r (lrt_rank[layer], else lrt.rank) */
+    uint8_t kind;           /* et_lrt_kind_t: which B applies */
+    uint32_t state_bytes;   /* persistent accumulator: et_lrt_state_get_size(n, m, r) = 56 + 2 r (n + m) */
+    uint32_t norms_bytes;   /* its two max-norm trackers (counted in the optimizer part) */
+    uint32_t scratch_bytes; /* its need of the shared accumulate scratch: et_lrt_accumulate_get_buffer_size */
+} et_plan_lrt_layer_t;
+
+/*
+ * The figures of weight layer `layer` of `model` under `config` (the planner's
+ * own numbers: et_plan's lrt parts are their 8-byte-aligned sums and maxima).
+ * ET_ERR_ARG for NULL, a config that is not ET_OPT_LRT or out of range, a
+ * layer index out of range or a layer without weights; the model check's
+ * status for a bad model.
+ */
+et_status_t et_plan_lrt_layer(const et_model_t *model, const et_train_config_t *config, uint16_t layer,
+                              et_plan_lrt_layer_t *out);
 
 /* Short lower-case name of a part ("activations"); "unknown" for other values. */
 const char *et_plan_part_name(int part);

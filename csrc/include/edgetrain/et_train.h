@@ -21,13 +21,17 @@
 #include "et_status.h"
 #include "et_fixed.h"
 #include "et_maxnorm.h"
+#include "et_lrt.h"
 #include "et_model.h"
 #include "et_nvm.h"
 
 typedef enum {
     ET_OPT_NONE = 0, /* inference only: a step predicts and changes nothing */
     ET_OPT_BIAS = 1, /* biases and BN gamma/beta trained every sample (max-norm); weights fixed */
-    ET_OPT_SGD = 2   /* as BIAS, plus a per-sample quantized weight update (max-norm) */
+    ET_OPT_SGD = 2,  /* as BIAS, plus a per-sample quantized weight update (max-norm) */
+    ET_OPT_LRT = 3   /* as BIAS, plus low-rank training: each weight layer's (delta, x) terms are
+                        accumulated every sample (et_lrt.h) and its weights written every B samples
+                        of the layer, only where the density gate passes (docs/training.md) */
 } et_optimizer_t;
 
 /* Largest NVM program unit the write path supports (bytes, a power of two). */
@@ -49,6 +53,11 @@ typedef struct {
     uint32_t lr_bias;        /* bias and BN gamma/beta learning rate, same form */
     int32_t lr_bias_exp;     /* -64..0 */
     uint32_t seed;           /* seeds the context's PRNG (et_prng_t); any value */
+    et_lrt_config_t lrt;     /* ET_OPT_LRT: the accumulator's hyper-parameters (et_lrt.h, checked by
+                                et_lrt_config_check; rank, B per kind, eta0, rho_min, kappa, biased or
+                                unbiased); not read by the other optimizers */
+    uint8_t lrt_rank[ET_MAX_LAYERS]; /* ET_OPT_LRT: rank of weight layer i (by layer index), 1..8;
+                                        0 = lrt.rank. Entries of layers without weights are ignored */
 } et_train_config_t;
 
 /* The training context: opaque, placed at the start of the arena by et_train_init. */
@@ -80,7 +89,11 @@ typedef struct {
 /* Called once per term; a non-OK return stops the step with that status. */
 typedef et_status_t (*et_pair_fn)(void *user, uint16_t layer, const et_grad_pair_t *pair);
 
-/* Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr 0.01 for both, seed 0. */
+/*
+ * Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr
+ * 0.01 for both, seed 0; lrt = et_lrt_config_default (the paper's), no
+ * per-layer ranks.
+ */
 et_status_t et_train_config_default(et_train_config_t *config);
 
 /* Bytes of arena et_train_init needs: et_plan(model, config).total. */
@@ -166,6 +179,23 @@ et_status_t et_train_params(const et_train_t *ctx, uint16_t layer, const int16_t
 
 /* The read pointer of a layer's weights (in NVM); ET_ERR_ARG for a layer without. */
 et_status_t et_train_weights(const et_train_t *ctx, uint16_t layer, const int8_t **weights);
+
+/* ET_OPT_LRT: what a weight layer's accumulator has done since init (saturating counters). */
+typedef struct {
+    uint32_t terms;   /* rank-1 terms accumulated (the state's `terms`; terms whose delta is all zero
+                         are not fed at all) */
+    uint32_t skipped; /* terms the kappa rule discarded (not in `terms`: fed = terms + skipped) */
+    uint32_t flushes; /* flush attempts (one every B samples of the layer) */
+    uint32_t applied; /* attempts that passed the density gate: the weights were written, the state reset */
+} et_train_lrt_stats_t;
+
+/*
+ * ET_OPT_LRT: read view of weight layer `layer`'s accumulator (state may be
+ * NULL) and its counters (stats may be NULL). ET_ERR_ARG for a context
+ * without LRT or a layer without weights.
+ */
+et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_state_t **state,
+                         et_train_lrt_stats_t *stats);
 
 /* Training steps taken so far (ET_OPT_NONE steps do not count). */
 et_status_t et_train_samples(const et_train_t *ctx, uint32_t *samples);

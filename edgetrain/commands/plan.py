@@ -1,0 +1,168 @@
+"""``edgetrain plan MODEL --rank R [--json]``: the exact SRAM arena of training MODEL, by part and
+by trainable layer, from the C planner (et_plan, et_plan_lrt_layer: one source of truth).
+
+Budget mode answers "what fits?": ``--budget 24KiB`` picks the highest rank, the same for every
+layer, whose arena fits; with ``--per-layer`` it then raises single layers' ranks while the arena
+still fits (cheapest raise first). When nothing fits it says which part does not fit and by how
+much. The context part is the size of C structs on this host (x86-64 here; 32-bit MCUs need less).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from ..backends import CPlanner
+from ..errors import ArgumentError
+from ..model.description import LayerKind
+from ..model.loader import MODEL_NAMES, load_model
+from ..reference.lrt import MAX_RANK
+from ..reference.lrt import Config as LrtConfig
+from ..reference.train import OPTIMIZERS, OPT_LRT, TrainConfig
+
+LRT_PARTS = ("lrt_state", "lrt_scratch")
+UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plan", help="the exact SRAM arena of training a model, by part and layer (C planner)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help=f"a model name ({', '.join(MODEL_NAMES)}) or a model file (.etm)")
+    p.add_argument("--rank", type=int, default=LrtConfig().rank, help="rank r of every layer's accumulator, 1..8 (default: 4)")
+    p.add_argument("--optimizer", default="lrt", choices=tuple(OPTIMIZERS), help="default: lrt")
+    p.add_argument("--budget", metavar="SIZE", help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
+    p.add_argument("--per-layer", action="store_true", help="with --budget: then raise single layers' ranks while it fits")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write JSON to FILE (no FILE: stdout)")
+    p.set_defaults(func=main)
+
+
+def parse_size(text: str) -> int:
+    """'24KiB' -> 24576; bytes, KiB, MiB (powers of 2) or kB, MB (powers of 10)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).lower() not in UNITS:
+        raise ArgumentError(f"--budget {text!r}: give a size such as 24576, 24KiB, 1.5MiB or 64kB")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+def lrt_train_config(rank: int, ranks: tuple = ()) -> TrainConfig:
+    return TrainConfig(optimizer=OPT_LRT, lrt=replace(LrtConfig(), rank=rank), lrt_rank=ranks)
+
+
+def describe(planner: CPlanner, config: TrainConfig) -> dict:
+    """The plan of ``config``: aux_bytes (the arena), parts, and per trainable layer its LRT figures."""
+    parts = planner.plan(config)
+    out = {"model": planner.model.name, "optimizer": next(k for k, v in OPTIMIZERS.items() if v == config.optimizer),
+           "aux_bytes": parts["total"], "parts": {k: v for k, v in parts.items() if k != "total"}}
+    if config.optimizer == OPT_LRT:
+        out["rank"] = config.lrt.rank
+        out["layers"] = planner.lrt_layers(config)
+    else:
+        out["layers"] = [{"name": l.name, "index": i, "kind": "conv" if l.kind == LayerKind.CONV2D else "dense", "n": l.n, "m": l.m}
+                         for i, l in enumerate(planner.model.layers) if l.weights is not None]
+    return out
+
+
+def fit_budget(planner: CPlanner, budget: int, per_layer: bool = False) -> dict:
+    """The highest global rank whose arena fits ``budget`` (then, per layer, single raises); or why nothing fits."""
+    model = planner.model
+    for rank in range(MAX_RANK, 0, -1):
+        best = describe(planner, lrt_train_config(rank))
+        if best["aux_bytes"] <= budget:
+            break
+    else:
+        return {"model": model.name, "budget_bytes": budget, "fits": False, **shortfall(best, budget)}
+    result = {"fits": True, "budget_bytes": budget, "global_rank": rank}
+    if per_layer:
+        weight_layers = [i for i, l in enumerate(model.layers) if l.weights is not None]
+        ranks = [0] * len(model.layers)
+        for i in weight_layers:
+            ranks[i] = rank
+        total = best["aux_bytes"]
+        while True:
+            options = []
+            for i in weight_layers:
+                if ranks[i] < MAX_RANK:
+                    trial = list(ranks)
+                    trial[i] += 1
+                    need = planner.plan(lrt_train_config(rank, tuple(trial)))["total"]
+                    if need <= budget:
+                        options.append((need - total, i, need))
+            if not options:
+                break
+            _, i, total = min(options)
+            ranks[i] += 1
+        best = describe(planner, lrt_train_config(rank, tuple(ranks)))
+        result["layer_ranks"] = ",".join(str(ranks[i]) for i in weight_layers)
+    best.update(result)
+    best["headroom_bytes"] = budget - best["aux_bytes"]
+    return best
+
+
+def shortfall(at_rank1: dict, budget: int) -> dict:
+    """Which part does not fit, and by how much, when even rank 1 is over budget."""
+    parts = at_rank1["parts"]
+    base = sum(v for k, v in parts.items() if k not in LRT_PARTS)
+    over = at_rank1["aux_bytes"] - budget
+    largest = max((k for k in parts if k not in LRT_PARTS), key=parts.get)
+    if base > budget:
+        why = (f"the parts other than the low-rank state need {base} B on their own, {base - budget} B over the "
+               f"{budget} B budget; the largest is {largest} ({parts[largest]} B)")
+        part = largest
+    else:
+        lrt = parts["lrt_state"] + parts["lrt_scratch"]
+        why = (f"at rank 1 the low-rank parts (lrt_state {parts['lrt_state']} B + lrt_scratch {parts['lrt_scratch']} B "
+               f"= {lrt} B) do not fit the {budget - base} B the other parts leave: {over} B over")
+        part = "lrt_state" if parts["lrt_state"] >= parts["lrt_scratch"] else "lrt_scratch"
+    return {"rank": None, "aux_bytes_at_rank_1": at_rank1["aux_bytes"], "over_bytes": over, "part": part,
+            "parts_at_rank_1": parts, "message": f"no rank fits: {why}"}
+
+
+def text_report(r: dict) -> str:
+    lines = []
+    if "budget_bytes" in r and not r["fits"]:
+        return f"{r['model']}: budget {r['budget_bytes']:,} B: {r['message']}"
+    head = f"{r['model']}, optimizer {r['optimizer']}"
+    if r["optimizer"] == "lrt":
+        head += f", rank {r['rank']}" if "layer_ranks" not in r else f", per-layer ranks {r['layer_ranks']}"
+    head += f": arena {r['aux_bytes']:,} B ({r['aux_bytes'] / 1024:.1f} KiB)"
+    if "budget_bytes" in r:
+        head += f" within the {r['budget_bytes']:,} B budget ({r['headroom_bytes']:,} B spare)"
+    lines.append(head)
+    for k, v in r["parts"].items():
+        lines.append(f"  {k:12s} {v:>10,}")
+    if r["optimizer"] == "lrt":
+        lines.append("trainable layers (persistent LRT state = 56 + 2 r (n + m) bytes; max-norm trackers in 'optimizer'):")
+        lines.append(f"  {'name':8s} {'kind':5s} {'n':>6s} {'m':>6s} {'rank':>4s} {'lrt_bytes':>10s} {'scratch':>8s}")
+        for l in r["layers"]:
+            lines.append(f"  {l['name']:8s} {l['kind']:5s} {l['n']:>6} {l['m']:>6} {l['rank']:>4} {l['lrt_bytes']:>10,} "
+                         f"{l['scratch_bytes']:>8,}")
+    if "layer_ranks" in r:
+        lines.append(f"use: edgetrain run --model ... --optimizer lrt --layer-ranks {r['layer_ranks']}")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    if not 1 <= args.rank <= MAX_RANK:
+        raise ArgumentError(f"--rank {args.rank} is outside 1..{MAX_RANK}")
+    if args.per_layer and not args.budget:
+        raise ArgumentError("--per-layer picks ranks under a budget: give --budget SIZE too")
+    if args.budget and args.optimizer != "lrt":
+        raise ArgumentError("--budget picks a low-rank rank: use it with --optimizer lrt (the default)")
+    planner = CPlanner(load_model(args.model, 0))
+    if args.budget:
+        report = fit_budget(planner, parse_size(args.budget), args.per_layer)
+    else:
+        config = lrt_train_config(args.rank) if args.optimizer == "lrt" else TrainConfig(optimizer=OPTIMIZERS[args.optimizer])
+        report = describe(planner, config)
+    if args.json:
+        text = json.dumps(report, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+            print(text_report(report))
+    else:
+        print(text_report(report))
+    return 0 if report.get("fits", True) else 1
