@@ -1,7 +1,8 @@
 """Twin of csrc/src/plan.c: the arena plan, part by part.
 
 Every buffer takes a multiple of 8 bytes. The context part is the size of C
-structs, which depends on the ABI (pointer width): it is a parameter here
+structs (the context, its layer records and the commit handle), which
+depends on the ABI (pointer width): it is a parameter here
 (``context_bytes``), taken from the C plan when one is at hand. The C
 ``et_plan`` stays the one source of truth the rest of the package asks.
 """
@@ -12,7 +13,7 @@ from ..model.validate import check_model
 from . import fixed
 from .train import OPT_NONE, OPT_SGD, TrainConfig
 
-PARTS = ("context", "activations", "gradients", "optimizer", "prng")
+PARTS = ("context", "activations", "gradients", "optimizer", "prng", "commit")
 MAXNORM_BYTES = 16  # et_maxnorm_t: count, beta_pow, et_ufloat_t (mant, exp)
 PRNG_BYTES = 4  # et_prng_t
 
@@ -90,5 +91,6 @@ def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int
             opt += _a8(8 * layer.in_shape.c) + 2 * trains * _a8(MAXNORM_BYTES)
     parts["optimizer"] = opt
     parts["prng"] = _a8(PRNG_BYTES)
+    parts["commit"] = _a8(config.commit_stage_bytes)
     parts["total"] = sum(parts[p] for p in PARTS)
     return parts

@@ -26,6 +26,8 @@ from . import fixed, layers, maxnorm
 OPT_NONE, OPT_BIAS, OPT_SGD = 0, 1, 2
 OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD}
 LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
+STAGE_DEFAULT, STAGE_MAX = 16, 65536  # ET_TRAIN_STAGE_DEFAULT, ET_TRAIN_STAGE_MAX
+RING_DEFAULT, RING_MIN, RING_MAX = 8, 2, 1024  # ET_TRAIN_RING_DEFAULT, ET_COMMIT_MIN_RING, ET_COMMIT_MAX_RING
 
 
 @dataclass
@@ -40,6 +42,8 @@ class TrainConfig:
     lr_bias: int = LR_DEFAULT
     lr_bias_exp: int = LR_EXP_DEFAULT
     seed: int = 0
+    commit_stage_bytes: int = STAGE_DEFAULT  # the C commit's staging buffer (plan part "commit"); no effect here
+    ring_slots: int = RING_DEFAULT  # commit records per tensor ring (C); no effect here
 
     def check(self) -> None:
         if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD):
@@ -52,6 +56,10 @@ class TrainConfig:
                 raise ArgumentError(f"{name} = {getattr(self, name)} is outside -64..0")
         if not 0 <= self.seed < 1 << 32:
             raise ArgumentError(f"seed {self.seed} is outside 0..2^32-1")
+        if not 16 <= self.commit_stage_bytes <= STAGE_MAX:
+            raise ArgumentError(f"commit_stage_bytes = {self.commit_stage_bytes} is outside 16..{STAGE_MAX}")
+        if not RING_MIN <= self.ring_slots <= RING_MAX:
+            raise ArgumentError(f"ring_slots = {self.ring_slots} is outside {RING_MIN}..{RING_MAX}")
 
 
 @dataclass

@@ -18,7 +18,8 @@
 #include "et_train.h"
 
 typedef enum {
-    ET_PLAN_CONTEXT = 0,     /* the context record and one record per layer (depends on the ABI) */
+    ET_PLAN_CONTEXT = 0,     /* the context record, one record per layer and the commit handle
+                                (et_commit_t) (depends on the ABI) */
     ET_PLAN_ACTIVATIONS = 1, /* every layer's output (flatten: none, it aliases) and BN per-channel
                                 mean_hat/inv_sigma, kept from the forward pass for the backward pass */
     ET_PLAN_GRADIENTS = 2,   /* gradient scratch: two delta buffers, the wide gradient at a BN output,
@@ -26,7 +27,8 @@ typedef enum {
                                 buffer, parameter gradients */
     ET_PLAN_OPTIMIZER = 3,   /* SRAM copies of biases and BN tensors, max-norm trackers */
     ET_PLAN_PRNG = 4,        /* the PRNG state */
-    ET_PLAN_PART_COUNT = 5
+    ET_PLAN_COMMIT = 5,      /* the commit's staging buffer (config commit_stage_bytes) */
+    ET_PLAN_PART_COUNT = 6
 } et_plan_part_t;
 
 typedef struct {
