@@ -141,9 +141,9 @@ def _nvm_align(nvm) -> int:
 class CModel:
     """A model table and its image inside an NVM region, as the C core sees them.
 
-    Without ``region``: a plain-memory HAL (et_nvm_ram, program unit 1) over one
-    buffer holding the image (``layout(model)``) and, after it, the training
-    area the commit needs (``ring_slots`` records per tensor). With ``region``
+    Without ``region``: a plain-memory HAL (et_nvm_ram; ``program_unit`` 1 unless
+    given) over one buffer holding the image (``layout(model)``) and, after it,
+    the training area the commit needs (``ring_slots`` records per tensor). With ``region``
     (a firmware_sim ``NvmRegion``): the image, laid out to the region's program
     unit, at offset 0 and the training area after it; ``place_image=False``
     keeps what the region holds (the factory image is already there: a reboot).
@@ -151,7 +151,7 @@ class CModel:
     """
 
     def __init__(self, model: Model, image: bytes | None = None, region=None, ring_slots: int = 8,
-                 place_image: bool = True):
+                 place_image: bool = True, program_unit: int = 1):
         from .core import call, ffi, lib
 
         self.region = region
@@ -163,16 +163,18 @@ class CModel:
             keep = ffi.new("uint8_t[]", data)
             probe, probe_stats = ffi.new("et_nvm_t *"), ffi.new("et_nvm_ram_stats_t *")
             call("et_nvm_ram_init", probe, keep, self.size, probe_stats)
+            probe.program_unit = program_unit
             table = ffi.new("et_model_t *")
             fill_c_table(ffi, table, model, self.offsets, keep, self.size)
             need = ffi.new("uint32_t *")
             call("et_commit_area_size", table, probe, ring_slots, need)
-            self.nvm_size = self.size + need[0]
+            self.nvm_size = -(-self.size // program_unit) * program_unit + need[0]
             self.mem = ffi.new("uint8_t[]", self.nvm_size)
             ffi.memmove(self.mem, data, self.size)
             self.stats = ffi.new("et_nvm_ram_stats_t *")
             self.nvm = ffi.new("et_nvm_t *")
             call("et_nvm_ram_init", self.nvm, self.mem, self.nvm_size, self.stats)
+            self.nvm.program_unit = program_unit  # a word-programmed NVM (the RAM HAL programs any length)
         else:
             if image is not None:
                 raise ArgumentError("an image cannot be given with an NVM region: place the model (place_image) or "

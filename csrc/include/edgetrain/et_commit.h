@@ -64,11 +64,11 @@
 #define ET_COMMIT_MIN_RING 2      /* fewest ring slots asked for */
 #define ET_COMMIT_MAX_RING 1024   /* most ring slots asked for */
 #define ET_COMMIT_PARAMS 0x8000   /* tensor id flag: the layer's parameter tensor (bias or BN block) */
-/* Tensors a handle holds (about 52 bytes each): 2 * ET_MAX_LAYERS by default, a weight and a parameter
- * tensor per layer. A firmware for small models may build with a lower value; a model with more
- * tensors is then refused (ET_ERR_UNSUPPORTED). */
+/* Tensors a handle holds (52 bytes each): 32 by default, i.e. 16 layers with weights and biases, or
+ * e.g. 10 conv + 10 batch-norm layers. A model with more tensors is refused (ET_ERR_UNSUPPORTED);
+ * a firmware may build with another value (at most 254). */
 #ifndef ET_COMMIT_MAX_TENSORS
-#define ET_COMMIT_MAX_TENSORS 64
+#define ET_COMMIT_MAX_TENSORS 32
 #endif
 
 typedef enum {
@@ -88,6 +88,7 @@ typedef struct {
 /* Where one tensor lives and which bank is active (read with et_commit_tensor_info). */
 typedef struct {
     uint16_t id;             /* tensor id: layer index (weights), ET_COMMIT_PARAMS | layer index (parameters) */
+    uint8_t active;          /* et_commit_bank_t */
     uint32_t rows;           /* weights: n (output channels); parameters: int16 values */
     uint32_t row_bytes;      /* weights: m (bytes per row); parameters: 2 */
     uint32_t bytes;          /* rows * row_bytes */
@@ -99,7 +100,6 @@ typedef struct {
     uint32_t next_seq;       /* sequence number the next commit writes */
     int32_t head;            /* ring slot of the newest valid record, -1 if none */
     int32_t active_slot;     /* ring slot of the active record, -1 if none */
-    uint8_t active;          /* et_commit_bank_t */
 } et_commit_tensor_t;
 
 typedef struct {
