@@ -242,8 +242,11 @@ class CBackend(Backend):
         required = ffi.new("uint32_t *")
         call("et_train_init", ctx, self._arena, total, self.cm.c, self.cm.nvm, cfg, required)
         self.ctx = ctx[0]
-        self._counts = ffi.from_buffer("uint32_t[]", self.cell_writes)
-        call("et_train_set_cell_counter", self.ctx, self._counts, self.image_size)
+        # The C counter is indexed by the NVM image's layout; cell_writes by the factory layout.
+        self._same_layout = self.cm.offsets == self.offsets
+        self._nvm_counts = self.cell_writes if self._same_layout else np.zeros(self.cm.size, np.uint32)
+        self._counts = ffi.from_buffer("uint32_t[]", self._nvm_counts)
+        call("et_train_set_cell_counter", self.ctx, self._counts, self.cm.size)
         self._result = ffi.new("et_train_result_t *")
         commit = ffi.new("const et_commit_t **")
         call("et_train_commit", self.ctx, commit)
@@ -251,8 +254,17 @@ class CBackend(Backend):
 
     def _step(self, x, label):
         buf = self._ffi.from_buffer("uint8_t[]", x)
-        self._call("et_train_step", self.ctx, buf, len(x), label, self._result)
+        try:
+            self._call("et_train_step", self.ctx, buf, len(x), label, self._result)
+        finally:
+            self._sync_counts()
         return int(self._result.predicted)
+
+    def _sync_counts(self) -> None:
+        if not self._same_layout:
+            for (_, src, size), (_, dst, _) in zip(tensor_spans(self.model, self.cm.offsets),
+                                                   tensor_spans(self.model, self.offsets)):
+                self.cell_writes[dst:dst + size] = self._nvm_counts[src:src + size]
 
     def _predict(self, x):
         buf = self._ffi.from_buffer("uint8_t[]", x)
@@ -260,7 +272,10 @@ class CBackend(Backend):
         return int(self._result.predicted)
 
     def _checkpoint(self):
-        self._call("et_train_checkpoint", self.ctx)
+        try:
+            self._call("et_train_checkpoint", self.ctx)
+        finally:
+            self._sync_counts()
 
     def active(self, tensor: int) -> bytes:
         """The active bytes of a tensor (id: layer index, or PARAMS | layer index) where they lie in NVM."""

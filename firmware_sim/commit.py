@@ -75,6 +75,13 @@ def model_id(image: bytes) -> int:
     return zlib.crc32(image) & 0xFFFFFFFF
 
 
+def commit_stage_bytes(region: NvmRegion) -> int:
+    """The staging buffer a commit needs on ``region`` (et_commit_get_buffer_size)."""
+    size = ffi.new("uint32_t *")
+    raise_for_status(lib.et_commit_get_buffer_size(region.nvm, size), f"et_commit_get_buffer_size({region.tech.name})")
+    return int(size[0])
+
+
 def area_size(model: Model, region: NvmRegion, ring_slots: int = 8) -> int:
     """Bytes of training area ``model`` needs on ``region`` (et_commit_area_size)."""
     image, offsets = layout(model, align=max(4, region.tech.program_unit))
@@ -132,15 +139,16 @@ class CommitView:
         return {t: self.active(t).copy() for t in self.tensors}
 
     def cells(self) -> dict[str, np.ndarray]:
-        """Boolean masks over the region's bytes: 'banks' (both banks of every tensor) and 'records' (the rings)."""
-        banks = np.zeros(self.region.size, bool)
-        records = np.zeros(self.region.size, bool)
+        """Boolean masks over the region's bytes: 'weight_banks' and 'param_banks' (the tensor bytes of both
+        banks of every weight / parameter tensor) and 'records' (the rings)."""
+        masks = {k: np.zeros(self.region.size, bool) for k in ("weight_banks", "param_banks", "records")}
         for t in self.tensors:
             info = self.info(t)
+            banks = masks["param_banks" if t & PARAMS else "weight_banks"]
             for off in info["bank_offset"]:
                 banks[off:off + info["bytes"]] = True
-            records[info["ring_offset"]:info["ring_offset"] + info["ring_slots"] * info["record_bytes"]] = True
-        return {"banks": banks, "records": records}
+            masks["records"][info["ring_offset"]:info["ring_offset"] + info["ring_slots"] * info["record_bytes"]] = True
+        return masks
 
 
 class TrainingArea(CommitView):
@@ -173,9 +181,7 @@ class TrainingArea(CommitView):
                 required_bytes=self.area_offset + need,
             )
         self.area_bytes = need
-        size = ffi.new("uint32_t *")
-        raise_for_status(lib.et_commit_get_buffer_size(region.nvm, size), "et_commit_get_buffer_size")
-        self.stage_bytes = int(size[0]) if stage_bytes is None else stage_bytes
+        self.stage_bytes = commit_stage_bytes(region) if stage_bytes is None else stage_bytes
         self._stage = ffi.new("uint8_t[]", self.stage_bytes)
         self.cfg = ffi.new("et_commit_config_t *", {
             "area_offset": self.area_offset, "area_size": region.size - self.area_offset,
