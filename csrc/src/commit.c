@@ -432,6 +432,9 @@ static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_
 {
     uint32_t pu = c->nvm->program_unit;
     uint32_t u = 0;
+    if (memcmp(c->nvm->base + offset, src, len) == 0) {
+        return ET_OK; /* the common case when a few rows change: nothing to program here */
+    }
     while (u < len) {
         uint32_t run;
         et_status_t st;
