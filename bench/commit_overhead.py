@@ -33,29 +33,33 @@ from firmware_sim.nvm import NvmRegion, technology  # noqa: E402
 from firmware_sim.verify import synthetic_update  # noqa: E402
 
 
+def _program_runs(region: NvmRegion, offset: int, want: np.ndarray) -> None:
+    """Program the runs of program units of want (a multiple of the unit long) that differ from the region."""
+    pu = region.tech.program_unit
+    cur = region.mem[offset:offset + len(want)]
+    differs = np.r_[False, (cur != want).reshape(-1, pu).any(axis=1), False]
+    edges = np.flatnonzero(differs[1:] != differs[:-1])
+    for first, end in zip(edges[::2], edges[1::2]):
+        region.program(offset + first * pu, want[first * pu:end * pu].tobytes())
+
+
 def inplace_write(region: NvmRegion, offset: int, new: bytes) -> None:
+    """The cheapest unprotected write of ``new`` over the only copy at ``offset``: program units that differ
+    (flash: a page that cannot be reached by clearing bits is erased first, then its non-blank units)."""
     tech = region.tech
-    pu = tech.program_unit
     data = np.frombuffer(new, np.uint8)
-    unit = tech.erase_unit if tech.is_flash else pu
+    if not tech.is_flash:
+        _program_runs(region, offset, data)
+        return
+    unit = tech.erase_unit
     for start in range(0, len(data), unit):
         want = data[start:start + unit]
         cur = region.mem[offset + start:offset + start + len(want)]
         if np.array_equal(cur, want):
             continue
-        if tech.is_flash and not ((cur & want) == want).all():
+        if not ((cur & want) == want).all():
             region.erase(offset + start, unit)
-        cur = region.mem[offset + start:offset + start + len(want)]
-        u = 0
-        while u < len(want):
-            if np.array_equal(cur[u:u + pu], want[u:u + pu]):
-                u += pu
-                continue
-            run = u + pu
-            while run < len(want) and not np.array_equal(cur[run:run + pu], want[run:run + pu]):
-                run += pu
-            region.program(offset + start + u, want[u:run].tobytes())
-            u = run
+        _program_runs(region, offset + start, want)
 
 
 def measure(tech_name: str, model_name: str, commits: int, density: float, seed: int) -> dict:
@@ -130,15 +134,84 @@ def measure(tech_name: str, model_name: str, commits: int, density: float, seed:
     }
 
 
+def measure_training(memory_map: str, model_name: str, samples: int, seed: int, data_dir: str | None) -> dict:
+    """The commits of `edgetrain run --optimizer sgd` (MNIST control stream, summed conv updates) on the
+    emulated NVM of ``memory_map``, against in-place writes of the same changes on a second region:
+    after every step (and the final checkpoint) each tensor whose active contents changed is written
+    over a single copy at its image offset (``inplace_write``)."""
+    from edgetrain.backends import CBackend, tensor_spans
+    from edgetrain.commands.run import stream_order
+    from edgetrain.data import mnist
+    from edgetrain.model.loader import load_model as load_preset
+    from edgetrain.reference.train import OPT_SGD, TrainConfig
+    from firmware_sim.commit import CommitView, commit_stage_bytes
+    from firmware_sim.memory_map import MemoryMap
+    from firmware_sim.report import cell_breakdown
+
+    model = load_preset(model_name, seed)
+    mmap = MemoryMap.load(memory_map)
+    region = mmap.make_nvm(seed=seed)
+    config = TrainConfig(optimizer=OPT_SGD, seed=seed, commit_stage_bytes=commit_stage_bytes(region))
+    backend = CBackend(model, config, region=region)
+    base = NvmRegion(region.tech, region.size, seed=seed)
+    base.mem[:backend.cm.size] = region.mem[:backend.cm.size]  # factory image, not counted
+    spans = tensor_spans(model, backend.cm.offsets)
+    pu = region.tech.program_unit
+    current = {t: backend.active(t) for t, _, _ in spans}
+
+    def write_changes():
+        for t, off, size in spans:
+            now = backend.active(t)
+            if now != current[t]:
+                pad = -(-size // pu) * pu - size
+                inplace_write(base, off, now + base.mem[off + size:off + size + pad].tobytes())
+                current[t] = now
+
+    images, labels = mnist.load("train", data_dir)
+    t0 = time.perf_counter()
+    for index in stream_order(len(images), seed)[:samples]:
+        backend.step(images[index], int(labels[index]))
+        write_changes()
+    backend.checkpoint()
+    write_changes()
+    elapsed = time.perf_counter() - t0
+    a, b = region.totals(), base.totals()
+    stats = backend.nvm_stats()
+    fill = sum(2 * size for _, _, size in spans)  # each bank's first copy of every tensor (an upper bound)
+    return {
+        "memory_map": mmap.name, "technology": region.tech.name, "model": model_name, "samples": samples,
+        "optimizer": "sgd", "seed": seed,
+        "atomic": {"bytes_programmed": a["bytes_programmed"], "energy_j": a["energy_fj"] * 1e-15,
+                   "commits": stats["commits"], "record_bytes": stats["record_bytes"],
+                   "max_writes_per_cell": int(region.writes.max()), **cell_breakdown(CommitView(model, region, backend.commit))},
+        "in_place": {"bytes_programmed": b["bytes_programmed"], "energy_j": b["energy_fj"] * 1e-15,
+                     "max_writes_per_cell": int(base.writes.max())},
+        "ratio_bytes": a["bytes_programmed"] / max(1, b["bytes_programmed"]),
+        "ratio_energy": a["energy_fj"] / max(1, b["energy_fj"]),
+        "ratio_bytes_without_first_fill": (a["bytes_programmed"] - fill) / max(1, b["bytes_programmed"]),
+        "first_fill_bytes_bound": fill,
+        "record_share_of_bytes": stats["record_bytes"] / max(1, a["bytes_programmed"]),
+        "elapsed_s": elapsed,
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="sim-small")
     p.add_argument("--commits", type=int, default=200)
     p.add_argument("--density", type=float, nargs="+", default=[0.01, 0.05])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-samples", type=int, default=0, metavar="N",
+                   help="instead: N samples of `edgetrain run --optimizer sgd` (MNIST; --model a preset, e.g. mcu-cnn) "
+                        "on each --memory-map against in-place writes of the same changes")
+    p.add_argument("--memory-map", nargs="+", default=["rram-mcu"], help="with --train-samples (default rram-mcu)")
+    p.add_argument("--data-dir", default=None, help="with --train-samples: MNIST folder (default $EDGETRAIN_DATA_DIR)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
-    rows = [measure(t, args.model, args.commits, d, args.seed) for d in args.density for t in ("rram", "mram", "pcm", "flash")]
+    if args.train_samples:
+        rows = [measure_training(m, args.model, args.train_samples, args.seed, args.data_dir) for m in args.memory_map]
+    else:
+        rows = [measure(t, args.model, args.commits, d, args.seed) for d in args.density for t in ("rram", "mram", "pcm", "flash")]
     text = json.dumps({"bench": "commit_overhead", "results": rows}, indent=2)
     print(text)
     if args.json:

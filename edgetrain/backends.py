@@ -1,10 +1,20 @@
 """One interface over the two training engines: the C core (through cffi) and
 its NumPy twin. ``edgetrain run`` drives either the same way, and the same
-model, config, seed and data give the same NVM bytes on both.
+model, config, seed and data give the same logical model on both.
 
-A backend owns an NVM region holding the model image (``model.image.layout``)
-and a per-cell write counter: a cell (an image byte) counts one write each time
-the write path changes its stored value.
+The C core never writes the factory image: every change goes through the
+atomic commit (A/B banks and records in a training area after the image), so
+its NVM holds the factory image plus versions of each tensor. The twin keeps
+one copy and changes it in place. ``image()`` is the *logical* image on both:
+the factory layout (``model.image.layout``) with every tensor replaced by its
+active contents. ``weights_sha256`` hashes the tensors of that image in model
+order (per layer: weights, bias, batch-norm block; no padding), so it does not
+depend on how an NVM lays the model out.
+
+``cell_writes`` counts logical writes: an image byte counts one each time its
+value changes (weights through the write path, biases and batch norm at a
+checkpoint). Physical writes (both banks, records, whole program units) are
+counted by the emulated NVM (firmware_sim) when the C backend runs over one.
 """
 from __future__ import annotations
 
@@ -20,6 +30,20 @@ from .reference import train as ref_train
 from .reference.train import TrainConfig
 
 BACKENDS = ("c", "numpy")
+PARAMS = 0x8000  # ET_COMMIT_PARAMS: the tensor id of a layer's bias or batch-norm block
+
+
+def tensor_spans(model: Model, offsets) -> list[tuple[int, int, int]]:
+    """(tensor id, image offset, bytes) of every stored tensor, in model order."""
+    spans = []
+    for index, (layer, off) in enumerate(zip(model.layers, offsets)):
+        if layer.weights is not None:
+            spans.append((index, off.weight, layer.weights.size))
+        if layer.bias is not None:
+            spans.append((PARAMS | index, off.bias, 2 * layer.bias.size))
+        if layer.bn is not None:
+            spans.append((PARAMS | index, off.bn, 2 * layer.bn.size))
+    return spans
 
 
 class Backend:
@@ -63,8 +87,12 @@ class Backend:
         self._checkpoint()
 
     def weights_sha256(self) -> str:
-        """sha256 of the model image region in NVM."""
-        return hashlib.sha256(self.image().tobytes()).hexdigest()
+        """sha256 of the logical model: every tensor's active bytes, in model order, without padding."""
+        image = self.image()
+        digest = hashlib.sha256()
+        for _, off, size in tensor_spans(self.model, self.offsets):
+            digest.update(image[off:off + size].tobytes())
+        return digest.hexdigest()
 
     def lrt_stats(self) -> dict[str, dict[str, int]]:
         """Optimizer lrt: per trainable layer (by name) terms fed, skipped by kappa, flush attempts, applied."""
@@ -117,23 +145,77 @@ def c_config(ffi, config: TrainConfig):
         "lr_bias": config.lr_bias, "lr_bias_exp": config.lr_bias_exp, "seed": config.seed,
         "lrt": {f: int(getattr(config.lrt, f)) for f in LRT_FIELDS},
         "lrt_rank": ranks + [0] * (ref_train.MAX_LAYERS - len(ranks)),
+        "commit_stage_bytes": config.commit_stage_bytes, "ring_slots": config.ring_slots,
     })
 
 
+def _nvm_align(nvm) -> int:
+    return nvm.erase_unit if nvm.erase_unit else nvm.program_unit
+
+
 class CModel:
-    """A model table and its image inside a plain-memory NVM region, as the C core sees them."""
+    """A model table and its image inside an NVM region, as the C core sees them.
 
-    def __init__(self, model: Model, image: bytes | None = None):
-        from .core import call, ffi
+    Without ``region``: a plain-memory HAL (et_nvm_ram; ``program_unit`` 1 unless
+    given) over one buffer holding the image (``layout(model)``) and, after it,
+    the training area the commit needs (``ring_slots`` records per tensor). With ``region``
+    (a firmware_sim ``NvmRegion``): the image, laid out to the region's program
+    unit, at offset 0 and the training area after it; ``place_image=False``
+    keeps what the region holds (the factory image is already there: a reboot).
+    ``size`` is the image's size, ``nvm_size`` the region's.
+    """
 
-        data, self.offsets = layout(model)
-        self.mem = ffi.new("uint8_t[]", image if image is not None else data)
-        self.size = len(data)
-        self.stats = ffi.new("et_nvm_ram_stats_t *")
-        self.nvm = ffi.new("et_nvm_t *")
-        call("et_nvm_ram_init", self.nvm, self.mem, self.size, self.stats)
+    def __init__(self, model: Model, image: bytes | None = None, region=None, ring_slots: int = 8,
+                 place_image: bool = True, program_unit: int = 1):
+        from .core import call, ffi, lib
+
+        self.region = region
+        if region is None:
+            data, self.offsets = layout(model)
+            if image is not None:
+                data = bytes(image)
+            self.size = len(data)
+            keep = ffi.new("uint8_t[]", data)
+            probe, probe_stats = ffi.new("et_nvm_t *"), ffi.new("et_nvm_ram_stats_t *")
+            call("et_nvm_ram_init", probe, keep, self.size, probe_stats)
+            probe.program_unit = program_unit
+            table = ffi.new("et_model_t *")
+            fill_c_table(ffi, table, model, self.offsets, keep, self.size)
+            need = ffi.new("uint32_t *")
+            call("et_commit_area_size", table, probe, ring_slots, need)
+            self.nvm_size = -(-self.size // program_unit) * program_unit + need[0]
+            self.mem = ffi.new("uint8_t[]", self.nvm_size)
+            ffi.memmove(self.mem, data, self.size)
+            self.stats = ffi.new("et_nvm_ram_stats_t *")
+            self.nvm = ffi.new("et_nvm_t *")
+            call("et_nvm_ram_init", self.nvm, self.mem, self.nvm_size, self.stats)
+            self.nvm.program_unit = program_unit  # a word-programmed NVM (the RAM HAL programs any length)
+        else:
+            if image is not None:
+                raise ArgumentError("an image cannot be given with an NVM region: place the model (place_image) or "
+                                    "keep what the region holds (place_image=False)")
+            data, self.offsets = layout(model, align=max(4, region.tech.program_unit))
+            if len(data) > region.size:
+                raise ArgumentError(f"model image of {len(data)} bytes does not fit NVM region {region.name!r} of "
+                                    f"{region.size} bytes: use a larger region")
+            self.size = len(data)
+            self.nvm_size = region.size
+            if place_image:  # factory programming: before deployment, not counted as device writes
+                region.mem[:self.size] = np.frombuffer(data, np.uint8)
+            self.mem = region._mem
+            self.stats = None
+            self.nvm = region.nvm
         self.c = ffi.new("et_model_t *")
         fill_c_table(ffi, self.c, model, self.offsets, self.mem, self.size)
+        self._lib = lib
+
+    def stage_bytes(self) -> int:
+        """The commit's staging buffer this NVM needs (et_commit_get_buffer_size)."""
+        from .core import call, ffi
+
+        out = ffi.new("uint32_t *")
+        call("et_commit_get_buffer_size", self.nvm, out)
+        return int(out[0])
 
 
 class CPlanner:
@@ -176,14 +258,24 @@ def c_plan(model: Model, config: TrainConfig) -> dict[str, int]:
 
 
 class CBackend(Backend):
+    """The C core over a plain-memory NVM, or over an emulated NVM region (``region``, firmware_sim)."""
+
     name = "c"
 
-    def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None):
+    def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None, region=None,
+                 place_image: bool = True):
         super().__init__(model, config, image)
-        from .core import call, ffi
+        from .core import call, ffi, lib
 
-        self._ffi, self._call = ffi, call
-        self.cm = CModel(model, self.image_bytes)
+        self._ffi, self._call, self._lib = ffi, call, lib
+        self.cm = CModel(model, image if region is None else None, region=region, ring_slots=config.ring_slots,
+                         place_image=place_image)
+        need, align = self.cm.stage_bytes(), _nvm_align(self.cm.nvm)
+        if config.commit_stage_bytes < need or config.commit_stage_bytes % align:
+            raise ArgumentError(
+                f"commit_stage_bytes {config.commit_stage_bytes} does not suit this NVM: the commit's staging buffer "
+                f"must be a multiple of {align} bytes and at least {need} (et_commit_get_buffer_size); set "
+                f"TrainConfig(commit_stage_bytes={need})")
         cfg = c_config(ffi, config)
         self.plan = c_plan(model, config)
         total = self.plan["total"]
@@ -192,14 +284,29 @@ class CBackend(Backend):
         required = ffi.new("uint32_t *")
         call("et_train_init", ctx, self._arena, total, self.cm.c, self.cm.nvm, cfg, required)
         self.ctx = ctx[0]
-        self._counts = ffi.from_buffer("uint32_t[]", self.cell_writes)
-        call("et_train_set_cell_counter", self.ctx, self._counts, self.image_size)
+        # The C counter is indexed by the NVM image's layout; cell_writes by the factory layout.
+        self._same_layout = self.cm.offsets == self.offsets
+        self._nvm_counts = self.cell_writes if self._same_layout else np.zeros(self.cm.size, np.uint32)
+        self._counts = ffi.from_buffer("uint32_t[]", self._nvm_counts)
+        call("et_train_set_cell_counter", self.ctx, self._counts, self.cm.size)
         self._result = ffi.new("et_train_result_t *")
+        commit = ffi.new("const et_commit_t **")
+        call("et_train_commit", self.ctx, commit)
+        self.commit = commit[0]
 
     def _step(self, x, label):
         buf = self._ffi.from_buffer("uint8_t[]", x)
-        self._call("et_train_step", self.ctx, buf, len(x), label, self._result)
+        try:
+            self._call("et_train_step", self.ctx, buf, len(x), label, self._result)
+        finally:
+            self._sync_counts()
         return int(self._result.predicted)
+
+    def _sync_counts(self) -> None:
+        if not self._same_layout:
+            for (_, src, size), (_, dst, _) in zip(tensor_spans(self.model, self.cm.offsets),
+                                                   tensor_spans(self.model, self.offsets)):
+                self.cell_writes[dst:dst + size] = self._nvm_counts[src:src + size]
 
     def _predict(self, x):
         buf = self._ffi.from_buffer("uint8_t[]", x)
@@ -207,10 +314,25 @@ class CBackend(Backend):
         return int(self._result.predicted)
 
     def _checkpoint(self):
-        self._call("et_train_checkpoint", self.ctx)
+        try:
+            self._call("et_train_checkpoint", self.ctx)
+        finally:
+            self._sync_counts()
+
+    def active(self, tensor: int) -> bytes:
+        """The active bytes of a tensor (id: layer index, or PARAMS | layer index) where they lie in NVM."""
+        ptr = self._ffi.new("const int8_t **")
+        self._call("et_commit_active_tensor", self.commit, tensor, ptr)
+        info = self._ffi.new("et_commit_tensor_t *")
+        self._call("et_commit_tensor_info", self.commit, tensor, info)
+        return bytes(self._ffi.buffer(ptr[0], info.bytes))
 
     def image(self) -> np.ndarray:
-        return np.frombuffer(self._ffi.buffer(self.cm.mem, self.image_size), dtype=np.uint8).copy()
+        """The logical image: the factory layout with every tensor's active bytes."""
+        out = np.frombuffer(bytearray(self.image_bytes), dtype=np.uint8)
+        for tensor, off, size in tensor_spans(self.model, self.offsets):
+            out[off:off + size] = np.frombuffer(self.active(tensor), np.uint8)
+        return out
 
     def _lrt_stats(self, layer: int) -> dict[str, int]:
         stats = self._ffi.new("et_train_lrt_stats_t *")
@@ -218,14 +340,22 @@ class CBackend(Backend):
         return {k: int(getattr(stats, k)) for k in ref_train.LRT_STATS}
 
     def nvm_stats(self) -> dict[str, int]:
-        s = self.cm.stats
-        return {"program_calls": s.program_calls, "bytes_programmed": s.bytes_programmed, "bytes_changed": s.bytes_changed}
+        """The context's commit counters (et_train_nvm_stats), plus the plain-memory HAL's when there is one."""
+        s = self._ffi.new("et_train_nvm_stats_t *")
+        self._call("et_train_nvm_stats", self.ctx, s)
+        out = {k: int(getattr(s, k)) for k in ("commits", "commits_lost", "worn_reports", "bytes_programmed", "record_bytes")}
+        if self.cm.stats is not None:
+            out["ram_bytes_changed"] = int(self.cm.stats.bytes_changed)
+        return out
 
 
-def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | None = None) -> Backend:
-    """The backend ``name`` over ``model`` (its own tensors, or ``image`` laid out as the model's)."""
+def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | None = None, region=None) -> Backend:
+    """The backend ``name`` over ``model`` (its own tensors, or ``image`` laid out as the model's);
+    ``region``: an emulated NVM region (firmware_sim) for the C backend."""
+    if region is not None and name != "c":
+        raise UnsupportedError(f"backend {name!r} has no NVM emulator: run with --backend c to train over a memory map")
     if name == "c":
-        return CBackend(model, config, image)
+        return CBackend(model, config, image, region=region)
     if name == "numpy":
         return NumpyBackend(model, config, image)
     if name == "arm":
@@ -233,4 +363,5 @@ def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | No
     raise ArgumentError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "c_plan", "make_backend", "LayerKind"]
+__all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "PARAMS", "c_plan", "make_backend",
+           "tensor_spans", "LayerKind"]

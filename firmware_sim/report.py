@@ -61,6 +61,23 @@ def nvm_report(region: NvmRegion, samples: int, weight_cells: int, samples_per_d
     }
 
 
+def cell_breakdown(view) -> dict:
+    """Physical writes by kind of cell of a commit view (``firmware_sim.commit.CommitView``): the most
+    program operations any byte of the kind received and their sum, for the weight banks (both banks'
+    tensor bytes), the parameter banks (biases, batch norm) and the record rings; ``total_writes_other``
+    are the rest (bank padding covered by whole program units; the factory image is never written)."""
+    masks = view.cells()
+    writes = view.region.writes
+    out = {}
+    rest = np.ones(writes.size, bool)
+    for kind, mask in masks.items():
+        out[f"max_writes_{kind}"] = int(writes[mask].max(initial=0))
+        out[f"total_writes_{kind}"] = int(writes[mask].sum(dtype=np.uint64))
+        rest &= ~mask
+    out["total_writes_other"] = int(writes[rest].sum(dtype=np.uint64))
+    return out
+
+
 def _pyplot():
     try:
         import matplotlib
@@ -73,7 +90,8 @@ def _pyplot():
 
 
 def tensor_writes(area, layer: int) -> np.ndarray:
-    """Writes per weight cell of ``layer``: array [2, rows, row_bytes] for banks A and B."""
+    """Writes per weight cell of ``layer`` (a ``CommitView``'s weight tensor): array [2, rows, row_bytes]
+    for banks A and B."""
     info = area.info(layer)
     banks = [area.region.writes[off:off + info["bytes"]].reshape(info["rows"], info["row_bytes"])
              for off in info["bank_offset"]]
@@ -81,7 +99,8 @@ def tensor_writes(area, layer: int) -> np.ndarray:
 
 
 def write_plots(area, out_dir: str | Path) -> list[Path]:
-    """A wear heat map PNG per trainable layer and a histogram of writes per weight cell."""
+    """A wear heat map PNG per layer with weights and a histogram of writes per weight cell (both banks),
+    for a ``CommitView`` (a ``TrainingArea``, or the training context's handle)."""
     plt = _pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

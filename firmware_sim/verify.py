@@ -1,6 +1,7 @@
 """Power-loss verification of a weight-commit protocol (``edgetrain verify-commit``).
 
-For each of several commits (synthetic weight updates, layer after layer) the
+For each of several commits (synthetic weight updates, layer after layer; or
+the commits real SGD training steps make, ``sgd_updates``) the
 harness counts the device operations the commit makes, then for each
 injection point j restores the NVM to its state before the commit, makes
 power fail at the j-th operation, reboots, recovers from NVM alone and
@@ -11,8 +12,9 @@ new weights land (``retry_failed`` counts when they do not). Linear schedule:
 injection points 1, 1+s, 1+2s, ... and the last (s spreads at most
 ``max_points`` points over the commit); exhaustive: every operation.
 
-The protocol is any object with ``layers``, ``recover()``, ``active(layer)``
-and ``commit(layer, new)``; ``AtomicCommit`` is the C core's et_commit.
+The protocol is any object with ``layers``, ``recover()``, ``active(tensor)``
+and ``commit(tensor, new)`` (and ``tensors`` when it keeps parameter tensors
+too); ``AtomicCommit`` is the C core's et_commit.
 """
 from __future__ import annotations
 
@@ -31,15 +33,16 @@ class AtomicCommit:
     def __init__(self, model: Model, region: NvmRegion, **kw):
         self.area = TrainingArea(model, region, **kw)
         self.layers = self.area.layers
+        self.tensors = self.area.tensors
 
     def recover(self) -> None:
         self.area.open()
 
-    def active(self, layer: int) -> np.ndarray:
-        return self.area.active(layer)
+    def active(self, tensor: int) -> np.ndarray:
+        return self.area.active(tensor)
 
-    def commit(self, layer: int, new: np.ndarray) -> None:
-        self.area.commit(layer, new)
+    def commit(self, tensor: int, new: np.ndarray, rows: list[tuple[int, int]] | None = None) -> None:
+        self.area.commit(tensor, new, rows)
 
     @property
     def used_bytes(self) -> int:
@@ -55,6 +58,59 @@ def synthetic_update(rng: np.random.Generator, weights: np.ndarray, density: flo
     step = np.where(flat[idx] + step > 127, -1, np.where(flat[idx] + step < -128, 1, step))
     flat[idx] += step
     return flat.astype(np.int8).reshape(weights.shape)
+
+
+def _row_runs(old: np.ndarray, new: np.ndarray) -> list[tuple[int, int]]:
+    """(first_row, n_rows) runs of the rows that differ (a parameter tensor: one row per value)."""
+    rows = (old.reshape(old.shape[0], -1) != new.reshape(new.shape[0], -1)).any(axis=1) if old.ndim > 1 else old.reshape(-1) != new.reshape(-1)
+    runs, start = [], None
+    for i, changed in enumerate(list(rows) + [False]):
+        if changed and start is None:
+            start = i
+        elif not changed and start is not None:
+            runs.append((start, i - start))
+            start = None
+    return runs
+
+
+def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int = 4, max_steps: int = 10_000) -> list:
+    """The commits real training makes: the C core trains ``model`` with SGD (plain-memory NVM) on seeded
+    random digit-like samples (a bright blob on dark, random labels), checkpointing every
+    ``checkpoint_every`` steps; each step's changed weight tensors (top layer first, as the backward pass
+    commits them) and each checkpoint's changed parameter tensors become one update each:
+    (tensor id, new contents, changed row runs), until ``commits`` are collected."""
+    from edgetrain.backends import CBackend
+    from edgetrain.reference.train import OPT_SGD, TrainConfig
+
+    from .commit import PARAMS, tensor_ids, tensor_spec
+
+    backend = CBackend(model, TrainConfig(optimizer=OPT_SGD, seed=seed))
+    ids = tensor_ids(model)
+
+    def current(t):
+        shape, dtype = tensor_spec(model, t)
+        return np.frombuffer(backend.active(t), dtype).reshape(shape).copy()
+
+    state = {t: current(t) for t in ids}
+    rng = np.random.default_rng(seed)
+    size = model.input_shape.size
+    updates = []
+    for step in range(max_steps):
+        x = np.zeros(size, np.uint8)
+        x[rng.choice(size, max(1, size // 5), replace=False)] = rng.integers(80, 256, max(1, size // 5))
+        backend.step(x, int(rng.integers(0, model.n_classes)))
+        changed = sorted((t for t in ids if not t & PARAMS), reverse=True)
+        if (step + 1) % checkpoint_every == 0:
+            backend.checkpoint()
+            changed += [t for t in ids if t & PARAMS]
+        for t in changed:
+            new = current(t)
+            if not np.array_equal(new, state[t]):
+                updates.append((t, new, _row_runs(state[t], new)))
+                state[t] = new
+        if len(updates) >= commits:
+            return updates[:commits]
+    raise EdgetrainError(f"model {model.name!r}: {max_steps} SGD steps made only {len(updates)} commits")
 
 
 def injection_points(n_ops: int, exhaustive: bool, max_points: int) -> list[int]:
@@ -74,10 +130,14 @@ def _device_ops(region: NvmRegion) -> int:
 
 
 def run_schedule(region: NvmRegion, protocol, commits: int = 12, exhaustive: bool = False, max_points: int = 16,
-                 seed: int = 0, density: float = 0.05, used_bytes: int | None = None) -> dict:
-    """Run the schedule; returns the counts (see the module docstring)."""
+                 seed: int = 0, density: float = 0.05, used_bytes: int | None = None, updates: list | None = None) -> dict:
+    """Run the schedule; returns the counts (see the module docstring). ``updates``: a list of
+    (tensor, new contents, row runs) to commit in turn (``sgd_updates``); default: ``commits`` synthetic
+    weight updates, layers in turn."""
     rng = np.random.default_rng(seed)
-    layers = list(protocol.layers)
+    layers = list(getattr(protocol, "tensors", protocol.layers) if updates is not None else protocol.layers)
+    if updates is not None:
+        commits = len(updates)
     committed = {layer: np.array(protocol.active(layer)) for layer in layers}
     out = {"commits": 0, "injection_points": 0, "recovered_old": 0, "recovered_new": 0, "corrupt": 0,
            "retry_failed": 0, "device_ops": 0, "failures": []}
@@ -98,19 +158,23 @@ def run_schedule(region: NvmRegion, protocol, commits: int = 12, exhaustive: boo
         protocol.recover()
 
     for k in range(commits):
-        layer = layers[k % len(layers)]
+        if updates is None:
+            layer = layers[k % len(layers)]
+            new, rows = synthetic_update(rng, committed[layer], density), None
+        else:
+            layer, new, rows = updates[k]
         old = committed[layer]
-        new = synthetic_update(rng, old, density)
+        commit = (lambda t, w: protocol.commit(t, w)) if rows is None else (lambda t, w: protocol.commit(t, w, rows))
         snap = snapshot()
         before = _device_ops(region)
-        protocol.commit(layer, new)
+        commit(layer, new)
         n_ops = _device_ops(region) - before
         out["device_ops"] += n_ops
         for point in injection_points(n_ops, exhaustive, max_points):
             restore(snap)
             region.arm_power_loss(point)
             try:
-                protocol.commit(layer, new)
+                commit(layer, new)
             except NvmIOError:
                 pass
             region.arm_power_loss(0)
@@ -133,13 +197,13 @@ def run_schedule(region: NvmRegion, protocol, commits: int = 12, exhaustive: boo
             if verdict == "corrupt" and len(out["failures"]) < 10:
                 out["failures"].append({"commit": k, "layer": layer, "injection_point": point, "device_ops": n_ops})
             try:
-                protocol.commit(layer, new)
+                commit(layer, new)
                 if not np.array_equal(protocol.active(layer), new):
                     out["retry_failed"] += 1
             except EdgetrainError:
                 out["retry_failed"] += 1
         restore(snap)
-        protocol.commit(layer, new)
+        commit(layer, new)
         committed[layer] = new.copy()
         out["commits"] += 1
     return out

@@ -145,6 +145,37 @@ def test_record_format_matches_an_independent_decoder():
         assert area.info(fc)["seq"] == expect_seq
 
 
+def test_parameter_tensors_commit_like_weights():
+    """Biases and batch-norm blocks are tensors of their own (id PARAMS | layer), stored as little-endian int16."""
+    from edgetrain.model.presets import preset
+    from firmware_sim.commit import PARAMS
+
+    model = preset("mcu-cnn", 3)
+    region = NvmRegion(technology("rram"), 256 * 1024)
+    area = TrainingArea(model, region)
+    bn = next(i for i, layer in enumerate(model.layers) if layer.bn is not None)
+    fc = max(area.layers)
+    assert PARAMS | bn in area.tensors and PARAMS | fc in area.tensors and bn not in area.tensors
+    rng = np.random.default_rng(9)
+    for tensor, factory in ((PARAMS | fc, model.layers[fc].bias), (PARAMS | bn, model.layers[bn].bn)):
+        assert area.info(tensor)["active"] == "factory" and np.array_equal(area.active(tensor), factory)
+        new = rng.integers(-2**15, 2**15, factory.shape, dtype=np.int16)
+        area.commit(tensor, new)
+        info = area.info(tensor)
+        off = info["ring_offset"] + info["head"] * info["record_bytes"]
+        rec = bytes(region.mem[off:off + 16])
+        bank_off = info["bank_offset"][rec[6]]
+        stored = bytes(region.mem[bank_off:bank_off + info["bytes"]])
+        assert int.from_bytes(rec[4:6], "little") == tensor and rec[7] == 0xE7
+        assert stored == new.astype("<i2").tobytes() and int.from_bytes(rec[8:12], "little") == zlib.crc32(stored)
+        area.open()
+        assert np.array_equal(area.active(tensor), new)
+    with pytest.raises(ArgumentError, match="int16 of shape"):
+        area.commit(PARAMS | fc, np.zeros(10, np.int8))
+    with pytest.raises(ArgumentError, match="no parameter tensor"):
+        area.active(PARAMS | 1)  # a pooling layer
+
+
 def test_a_commit_of_unchanged_weights_programs_only_the_record():
     model, region, area = make("rram")
     fc = area.layers[-1]
@@ -269,11 +300,19 @@ def test_worn_cells_are_reported_and_training_continues(tech):
 
 def test_area_size_matches_the_layout():
     model, region, area = make("rram", model=sim_small())
-    infos = [area.info(layer) for layer in area.layers]
+    infos = [area.info(t) for t in area.tensors]
     last = infos[-1]
     assert area.area_bytes == last["ring_offset"] + last["ring_slots"] * last["record_bytes"] - area.area_offset
     assert sum(2 * i["bank_bytes"] for i in infos) + sum(i["ring_slots"] * 16 for i in infos) == area.area_bytes
     assert area_size(model, region, 8) == area.area_bytes
+    # Written out from the model: per layer its weights, then its int16 bias; banks rounded to the 4-byte unit.
+    sizes = []
+    for layer in model.layers:
+        if layer.weights is not None:
+            sizes += [layer.weights.size, 2 * layer.bias.size]
+    assert [i["bytes"] for i in infos] == sizes == [72, 16, 576, 16, 4096, 64, 320, 20]
+    assert area.area_bytes == sum(2 * (-(-n // 4) * 4) + 8 * 16 for n in sizes)
+    assert [i["id"] for i in infos] == [0, 0x8000, 1, 0x8001, 4, 0x8004, 5, 0x8005] == area.tensors
 
 
 class NaiveInPlace:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edgetrain import ArgumentError, CorruptError, NoMemoryError, NvmIOError
-from edgetrain.backends import CBackend, CModel, NumpyBackend, c_config, c_plan, make_backend
+from edgetrain import ArgumentError, CorruptError, NoMemoryError, NvmIOError, UnsupportedError
+from edgetrain.backends import CBackend, CModel, NumpyBackend, c_config, c_plan, make_backend, tensor_spans
 from edgetrain.model.description import LayerKind, Padding, Shape
 from edgetrain.model.presets import _Builder, preset
 from edgetrain.reference import plan as ref_plan
@@ -308,17 +308,50 @@ def test_init_rejects_models_config_and_nvm_it_cannot_use(core):
     plan = ffi.new("et_plan_t *")
     assert lib.et_plan(cm.c, cfg, plan) == ET_ERR_CORRUPT
     cm.c.layers[1].out.h = 3
-    # An NVM that needs erasing, an odd program unit, an image outside the region.
-    cm.nvm.erase_unit = 4096
-    assert lib.et_train_init(ctx, arena, total, cm.c, cm.nvm, cfg, required) == ET_ERR_UNSUPPORTED
-    cm.nvm.erase_unit = 0
+    # NVM geometries the commit cannot use: an odd program unit, an erase unit without an erase function.
     cm.nvm.program_unit = 3
     assert lib.et_train_init(ctx, arena, total, cm.c, cm.nvm, cfg, required) == ET_ERR_UNSUPPORTED
+    cm.nvm.program_unit = 1
+    erase = cm.nvm.erase
+    cm.nvm.erase_unit, cm.nvm.erase = 4096, ffi.NULL
+    assert lib.et_train_init(ctx, arena, total, cm.c, cm.nvm, cfg, required) == ET_ERR_UNSUPPORTED
+    # An erasable NVM is usable, but needs a staging buffer of its erase unit (the default 16 bytes
+    # is refused) and room for page-aligned banks (this region was sized for byte-programmed cells).
+    cm.nvm.erase = erase
+    assert lib.et_train_init(ctx, arena, total, cm.c, cm.nvm, cfg, required) == ET_ERR_ARG
+    paged = TrainConfig(commit_stage_bytes=4096)
+    paged_total = c_plan(model, paged)["total"]
+    assert paged_total == total - 16 + 4096  # plan part "commit"
+    paged_arena = ffi.new("uint64_t[]", paged_total // 8)
+    assert lib.et_train_init(ctx, paged_arena, paged_total, cm.c, cm.nvm, c_config(ffi, paged), required) == ET_ERR_NOMEM
+    assert required[0] == paged_total
+    cm.nvm.erase_unit = 0
+    # A staging buffer below the record slot or not a multiple of the program unit.
+    cm.nvm.program_unit = 32
+    assert lib.et_train_init(ctx, arena, total, cm.c, cm.nvm, cfg, required) == ET_ERR_ARG
+    odd = TrainConfig(commit_stage_bytes=48)
+    assert lib.et_train_init(ctx, arena, c_plan(model, odd)["total"], cm.c, cm.nvm, c_config(ffi, odd), required) == ET_ERR_ARG
     cm.nvm.program_unit = 1
     other = ffi.new("uint8_t[]", cm.size)
     cm.c.image = other
     assert lib.et_train_init(ctx, arena, total, cm.c, cm.nvm, cfg, required) == ET_ERR_ARG
     assert ctx[0] == ffi.NULL
+    # Config ranges of the commit fields: refused by the plan and by the twin's config check.
+    plan = ffi.new("et_plan_t *")
+    for bad in (TrainConfig(commit_stage_bytes=8), TrainConfig(commit_stage_bytes=65537), TrainConfig(ring_slots=1),
+                TrainConfig(ring_slots=1025)):
+        assert lib.et_plan(CModel(model).c, c_config(ffi, bad), plan) == ET_ERR_ARG
+        with pytest.raises(ArgumentError, match="commit_stage_bytes|ring_slots"):
+            bad.check()
+
+
+def test_a_model_with_more_tensors_than_a_commit_handle_holds_is_refused(core):
+    b = _Builder("deep", Shape(1, 1, 4, FMT_INPUT), 0)
+    for k in range(17):  # 17 weight tensors + 17 biases = 34 > ET_COMMIT_MAX_TENSORS (32)
+        b.dense(f"fc{k}", 4, relu=k < 16)
+    model = b.head()
+    with pytest.raises(UnsupportedError, match="ET_ERR_UNSUPPORTED"):
+        CBackend(model, TrainConfig())
 
 
 def test_python_rejects_shapes_that_do_not_chain():
@@ -385,32 +418,92 @@ def test_c_backend_reports_c_status_as_typed_error(core):
 # ---- the write path -------------------------------------------------------------------------
 
 
-def test_write_rows_programs_only_changed_bytes(core, twin):
+def test_write_rows_commits_only_changed_bytes(core, twin):
+    """et_train_write_rows streams into one commit per layer update; et_train_write_end makes it active.
+    Physical writes are checked against an independent count: snapshot diffs of the plain-memory NVM."""
     from edgetrain.core import ffi, lib
 
     model = tiny_bn(2)
     cb, nb = CBackend(model, TrainConfig()), NumpyBackend(model, TrainConfig())
     off = cb.offsets[0].weight
-    w = cb.image()[off : off + 27].view(np.int8).reshape(3, 9).copy()
-    new = w.copy()
-    new[1, 2] ^= 1
-    new[1, 3] ^= 1
-    new[1, 7] ^= 5
     stats = cb.cm.stats
-    calls, programmed = stats.program_calls, stats.bytes_programmed
-    assert lib.et_train_write_rows(cb.ctx, 0, 1, 2, buf(ffi, np.ascontiguousarray(new[1:]))) == ET_OK
-    ref_train.write_rows(nb.state, 0, 1, new[1:])
-    assert stats.program_calls - calls == 2  # runs [2, 3] and [7]
-    assert stats.bytes_programmed - programmed == 3
-    twin.equal(cb.image().tobytes(), nb.image().tobytes())
-    assert cb.cell_writes[off + 9 + 2] == 1 and cb.cell_writes[off + 9 + 7] == 1 and cb.cell_writes.sum() == 3
-    twin.equal(cb.cell_writes.tolist(), nb.cell_writes.tolist())
+    mem = lambda: np.frombuffer(ffi.buffer(cb.cm.mem, cb.cm.nvm_size), np.uint8).copy()  # noqa: E731
+    current = cb.image()[off:off + 27].view(np.int8).reshape(3, 9).copy()
+    changes = [[(1, 2), (1, 3), (1, 7)], [(0, 0), (2, 8)], [(1, 2)], [(2, 0), (2, 1)]]
+    for k, cells in enumerate(changes):
+        new = current.copy()
+        for r, col in cells:
+            new[r, col] ^= 5
+        rows = sorted({r for r, _ in cells})
+        before, calls, programmed = mem(), stats.program_calls, stats.bytes_programmed
+        for r in rows:
+            assert lib.et_train_write_rows(cb.ctx, 0, r, 1, buf(ffi, np.ascontiguousarray(new[r:r + 1]))) == ET_OK
+            ref_train.write_rows(nb.state, 0, r, new[r:r + 1])
+        # Streamed, not yet active: the read pointer still shows the old weights.
+        assert np.array_equal(cb.image()[off:off + 27].view(np.int8).reshape(3, 9), current)
+        assert lib.et_train_write_end(cb.ctx) == ET_OK
+        after = mem()
+        assert np.array_equal(cb.image()[off:off + 27].view(np.int8).reshape(3, 9), new)
+        twin.equal(cb.image().tobytes(), nb.image().tobytes(), f"logical image after commit {k}")
+        twin.equal(cb.cell_writes.tolist(), nb.cell_writes.tolist(), f"logical cell writes after commit {k}")
+        # Independent count: only tensor 0's target bank and ring changed, the factory image never; the
+        # bank received exactly the bytes in which it differed from the new tensor (commits 0 and 1: the
+        # first fill of banks A and B), the ring one 16-byte record.
+        info = ffi.new("et_commit_tensor_t *")
+        assert lib.et_commit_tensor_info(cb.commit, 0, info) == ET_OK
+        target = slice(info.bank_offset[k % 2], info.bank_offset[k % 2] + 27)
+        ring = slice(info.ring_offset, info.ring_offset + 16 * info.ring_slots)
+        assert "AB"[info.active] == "AB"[k % 2]
+        outside = np.ones(len(before), bool)
+        outside[target] = outside[ring] = False
+        assert np.array_equal(before[outside], after[outside])
+        assert np.array_equal(after[target].view(np.int8), new.reshape(-1))
+        bank_bytes = int(np.count_nonzero(before[target].view(np.int8) != new.reshape(-1)))
+        assert stats.bytes_programmed - programmed == bank_bytes + 16
+        assert int(np.count_nonzero(before[ring] != after[ring])) <= 16
+        # One program call per run of changed bytes within each 16-byte staging window, plus the record.
+        differs = before[target] != after[target]
+        runs = sum(int((np.diff(np.r_[0, differs[w:w + 16].astype(int)]) == 1).sum()) for w in range(0, 27, 16))
+        assert stats.program_calls - calls == runs + 1
+        current = new
+    # Steady state: after both banks were filled, a one-byte change programs that byte, the byte the
+    # previous commit changed (two commits ago in this bank's history), and a record: nothing else.
+    new = current.copy()
+    new[0, 4] ^= 3
+    programmed = stats.bytes_programmed
+    assert lib.et_train_write_rows(cb.ctx, 0, 0, 1, buf(ffi, np.ascontiguousarray(new[0:1]))) == ET_OK
+    assert lib.et_train_write_end(cb.ctx) == ET_OK
+    assert stats.bytes_programmed - programmed == 1 + 2 + 16  # (0, 4); (2, 0) and (2, 1) of the last commit; record
+    # Logical counts: one per changed weight byte, whatever the physical writes were.
+    assert cb.cell_writes[off + 9 + 2] == 2 and cb.cell_writes[off + 9 + 7] == 1 and cb.cell_writes.sum() == 9
     # Rows beyond the matrix, a layer without weights: rejected, nothing written.
+    before = mem()
     assert lib.et_train_write_rows(cb.ctx, 0, 2, 2, buf(ffi, np.ascontiguousarray(new[1:]))) == ET_ERR_ARG
     assert lib.et_train_write_rows(cb.ctx, 1, 0, 1, buf(ffi, np.ascontiguousarray(new[1:]))) == ET_ERR_ARG
+    assert lib.et_train_write_end(ffi.NULL) == ET_ERR_ARG
     with pytest.raises(ArgumentError):
         ref_train.write_rows(nb.state, 1, 0, new[1:])
-    assert cb.cell_writes.sum() == 3
+    assert cb.cell_writes.sum() == 9 and np.array_equal(mem(), before)
+
+
+def test_writes_to_another_layer_or_an_earlier_row_end_the_open_commit(core):
+    from edgetrain.core import ffi, lib
+
+    model = tiny_bn(4)
+    cb = CBackend(model, TrainConfig())
+    w0 = cb.image()[cb.offsets[0].weight:cb.offsets[0].weight + 27].view(np.int8).reshape(3, 9).copy()
+    commits = lambda: cb.nvm_stats()["commits"]  # noqa: E731
+    row = np.ascontiguousarray(w0[1:2] ^ 1)
+    assert lib.et_train_write_rows(cb.ctx, 0, 1, 1, buf(ffi, row)) == ET_OK and commits() == 0
+    assert lib.et_train_write_rows(cb.ctx, 0, 1, 1, buf(ffi, row ^ 2)) == ET_OK  # row 1 again: a new commit
+    assert commits() == 1
+    fc = len(model.layers) - 2
+    m = model.layers[fc].weights.shape[1]
+    assert lib.et_train_write_rows(cb.ctx, fc, 0, 1, buf(ffi, np.zeros((1, m), np.int8))) == ET_OK  # another layer
+    assert commits() == 2
+    cb.checkpoint()  # ends the open commit first
+    assert commits() == 3
+    assert np.array_equal(cb.image()[cb.offsets[0].weight:cb.offsets[0].weight + 27].view(np.int8).reshape(3, 9)[1], (row ^ 2)[0])
 
 
 def test_write_path_respects_the_program_unit(core, twin):
@@ -419,8 +512,7 @@ def test_write_path_respects_the_program_unit(core, twin):
 
     model = preset("mlp", 4)
     cfg = TrainConfig()
-    cm = CModel(model)
-    cm.nvm.program_unit = 4
+    cm = CModel(model, program_unit=4)
     inner = cm.nvm.program
     seen = []
 
@@ -443,8 +535,14 @@ def test_write_path_respects_the_program_unit(core, twin):
         nb.step(x, k % 10)
     lib.et_train_checkpoint(ctx[0])
     nb.checkpoint()
-    assert seen and all(o % 4 == 0 and n == 4 for o, n in seen)
-    twin.equal(bytes(ffi.buffer(cm.mem, cm.size)), nb.image().tobytes())
+    assert seen and all(o % 4 == 0 and n % 4 == 0 for o, n in seen)
+    commit = ffi.new("const et_commit_t **")
+    assert lib.et_train_commit(ctx[0], commit) == ET_OK
+    twin_image = nb.image()
+    ptr = ffi.new("const int8_t **")
+    for tensor, off, size in tensor_spans(model, cm.offsets):  # the same layout as the twin's (align 4)
+        assert lib.et_commit_active_tensor(commit[0], tensor, ptr) == ET_OK
+        twin.equal(bytes(ffi.buffer(ptr[0], size)), twin_image[off:off + size].tobytes(), f"tensor {tensor:#x}")
     twin.equal(counts.tolist(), nb.cell_writes.tolist())
 
 

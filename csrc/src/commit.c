@@ -7,8 +7,11 @@
 #include "edgetrain/et_commit.h"
 #include "edgetrain/et_crc.h"
 
-#define ET_COMMIT_VERSION 0x31435445u /* "ETC1" */
+#define ET_COMMIT_VERSION 0x32435445u /* "ETC2": parameter tensors beside the weights */
 #define ET_NO_SLOT 0xFF
+
+/* Slots are stored in uint8_t lookup tables (0xFF = none). */
+typedef char et_commit_capacity_check[(ET_COMMIT_MAX_TENSORS >= 1 && ET_COMMIT_MAX_TENSORS < ET_NO_SLOT) ? 1 : -1];
 
 /* ---- CRC-32 (et_crc.h): continue a CRC, starting from 0 ------------------- */
 
@@ -65,61 +68,87 @@ static uint32_t et_align_unit(const et_nvm_t *nvm)
     return nvm->erase_unit != 0 ? nvm->erase_unit : nvm->program_unit;
 }
 
+/* The factory-image offset of a tensor: the layer's weights, or its parameter block. */
+static uint32_t et_factory_offset(const et_layer_t *l, int params)
+{
+    if (!params) {
+        return l->weight_offset;
+    }
+    return l->bias_offset != ET_NO_TENSOR ? l->bias_offset : l->bn_offset;
+}
+
 /*
- * Fill c->tensors (offsets relative to area start + area_offset) and return
- * the bytes used in *bytes (as uint64 so that nothing wraps).
+ * Lay the tensors out from area_offset and return the bytes used in *bytes
+ * (as uint64 so that nothing wraps). With c == NULL only the size is
+ * computed; otherwise c->tensors and the lookup tables are filled.
+ * Order: per layer, its weights, then its parameter block (bias, or BN).
  */
 static et_status_t et_layout(et_commit_t *c, const et_model_t *model, const et_nvm_t *nvm, uint16_t ring_slots,
                              uint32_t area_offset, uint64_t *bytes)
 {
     uint32_t align = et_align_unit(nvm);
     uint32_t rec = et_round_up(ET_COMMIT_RECORD_BYTES, nvm->program_unit);
+    uint64_t ring_bytes = (uint64_t)et_round_up((uint32_t)ring_slots * rec, align);
     uint64_t at = area_offset;
+    uint16_t n = 0;
     uint16_t i;
-    c->n_tensors = 0;
-    c->record_bytes = rec;
-    c->align = align;
-    for (i = 0; i < ET_MAX_LAYERS; i++) {
-        c->slot_of_layer[i] = ET_NO_SLOT;
+    int kind;
+    if (nvm->erase_unit != 0 && ring_bytes < 2u * (uint64_t)nvm->erase_unit) {
+        ring_bytes = 2u * (uint64_t)nvm->erase_unit;
+    }
+    if (c != NULL) {
+        c->record_bytes = rec;
+        c->align = align;
+        memset(c->slot_of_weights, ET_NO_SLOT, sizeof(c->slot_of_weights));
+        memset(c->slot_of_params, ET_NO_SLOT, sizeof(c->slot_of_params));
     }
     for (i = 0; i < model->n_layers; i++) {
         const et_layer_t *l = &model->layers[i];
-        et_commit_tensor_t *t;
         uint32_t wb;
         uint32_t bb;
         uint32_t nb;
-        uint64_t ring_bytes;
         (void)et_layer_tensor_bytes(l, &wb, &bb, &nb);
-        if (wb == 0) {
-            continue;
+        for (kind = 0; kind < 2; kind++) {
+            uint32_t size = kind == 0 ? wb : bb + nb;
+            uint32_t bank_bytes;
+            if (size == 0) {
+                continue;
+            }
+            if (n >= ET_COMMIT_MAX_TENSORS) {
+                return ET_ERR_UNSUPPORTED;
+            }
+            bank_bytes = et_round_up(size, align);
+            if (c != NULL) {
+                et_commit_tensor_t *t = &c->tensors[n];
+                memset(t, 0, sizeof(*t));
+                t->id = (uint16_t)(kind == 0 ? i : (ET_COMMIT_PARAMS | i));
+                t->rows = kind == 0 ? l->out.c : size / 2u;
+                t->row_bytes = size / t->rows;
+                t->bytes = size;
+                t->bank_bytes = bank_bytes;
+                t->bank_offset[0] = (uint32_t)at;
+                t->bank_offset[1] = (uint32_t)(at + bank_bytes);
+                t->ring_offset = (uint32_t)(at + 2u * (uint64_t)bank_bytes);
+                t->ring_slots = (uint32_t)(ring_bytes / rec);
+                t->head = -1;
+                t->active_slot = -1;
+                t->active = ET_COMMIT_FACTORY;
+                t->next_seq = 1;
+                if (kind == 0) {
+                    c->slot_of_weights[i] = (uint8_t)n;
+                } else {
+                    c->slot_of_params[i] = (uint8_t)n;
+                }
+            }
+            n++;
+            at += 2u * (uint64_t)bank_bytes + ring_bytes;
+            if (at > 0xFFFFFFFFu) {
+                return ET_ERR_NOMEM;
+            }
         }
-        t = &c->tensors[c->n_tensors];
-        memset(t, 0, sizeof(*t));
-        t->layer = i;
-        t->rows = l->out.c;
-        t->row_bytes = wb / l->out.c;
-        t->bytes = wb;
-        t->bank_bytes = et_round_up(wb, align);
-        ring_bytes = (uint64_t)et_round_up((uint32_t)ring_slots * rec, align);
-        if (nvm->erase_unit != 0 && ring_bytes < 2u * (uint64_t)nvm->erase_unit) {
-            ring_bytes = 2u * (uint64_t)nvm->erase_unit;
-        }
-        t->ring_slots = (uint32_t)(ring_bytes / rec);
-        t->bank_offset[0] = (uint32_t)at;
-        at += t->bank_bytes;
-        t->bank_offset[1] = (uint32_t)at;
-        at += t->bank_bytes;
-        t->ring_offset = (uint32_t)at;
-        at += ring_bytes;
-        if (at > 0xFFFFFFFFu) {
-            return ET_ERR_NOMEM;
-        }
-        t->head = -1;
-        t->active_slot = -1;
-        t->active = ET_COMMIT_FACTORY;
-        t->next_seq = 1;
-        c->slot_of_layer[i] = (uint8_t)c->n_tensors;
-        c->n_tensors += 1;
+    }
+    if (c != NULL) {
+        c->n_tensors = n;
     }
     *bytes = at - area_offset;
     return ET_OK;
@@ -140,7 +169,6 @@ static et_status_t et_check_common(const et_model_t *model, const et_nvm_t *nvm,
 
 et_status_t et_commit_area_size(const et_model_t *model, const et_nvm_t *nvm, uint16_t ring_slots, uint32_t *bytes)
 {
-    et_commit_t scratch;
     uint64_t need;
     et_status_t st;
     if (bytes == NULL) {
@@ -150,7 +178,7 @@ et_status_t et_commit_area_size(const et_model_t *model, const et_nvm_t *nvm, ui
     if (st != ET_OK) {
         return st;
     }
-    st = et_layout(&scratch, model, nvm, ring_slots, 0, &need);
+    st = et_layout(NULL, model, nvm, ring_slots, 0, &need);
     if (st != ET_OK) {
         return st;
     }
@@ -188,7 +216,7 @@ static uint32_t et_layout_tag(const et_commit_t *c)
     crc = et_crc32_u32(crc, c->n_tensors);
     for (i = 0; i < c->n_tensors; i++) {
         const et_commit_tensor_t *t = &c->tensors[i];
-        crc = et_crc32_u32(crc, t->layer);
+        crc = et_crc32_u32(crc, t->id);
         crc = et_crc32_u32(crc, t->bytes);
         crc = et_crc32_u32(crc, t->bank_offset[0]);
         crc = et_crc32_u32(crc, t->bank_offset[1]);
@@ -209,8 +237,8 @@ static int et_record_read(const et_commit_t *c, const et_commit_tensor_t *t, uin
 {
     const uint8_t *rec = c->nvm->base + t->ring_offset + slot * c->record_bytes;
     uint32_t s = et_get_u32(rec);
-    uint32_t layer = (uint32_t)rec[4] | ((uint32_t)rec[5] << 8);
-    if (rec[7] != ET_COMMIT_MAGIC || rec[6] > ET_COMMIT_BANK_B || layer != t->layer || s == 0 ||
+    uint32_t id = (uint32_t)rec[4] | ((uint32_t)rec[5] << 8);
+    if (rec[7] != ET_COMMIT_MAGIC || rec[6] > ET_COMMIT_BANK_B || id != t->id || s == 0 ||
         et_get_u32(rec + 12) != et_record_crc(c->tag, rec)) {
         return 0;
     }
@@ -274,7 +302,6 @@ static void et_recover_tensor(et_commit_t *c, et_commit_tensor_t *t)
 et_status_t et_commit_open(et_commit_t *c, const et_model_t *model, et_nvm_t *nvm, const et_commit_config_t *cfg,
                            uint8_t *buffer, uint32_t buffer_size)
 {
-    et_commit_t fresh;
     uint64_t need;
     uint32_t align;
     uint16_t i;
@@ -304,47 +331,57 @@ et_status_t et_commit_open(et_commit_t *c, const et_model_t *model, et_nvm_t *nv
     if (img_lo < area_hi && area_lo < img_hi) {
         return ET_ERR_ARG;
     }
-    memset(&fresh, 0, sizeof(fresh));
-    fresh.model = model;
-    fresh.nvm = nvm;
-    fresh.cfg = *cfg;
-    st = et_layout(&fresh, model, nvm, cfg->ring_slots, cfg->area_offset, &need);
+    /* Size first (nothing written), then lay out into *c: no copy of the handle on the stack. */
+    st = et_layout(NULL, model, nvm, cfg->ring_slots, cfg->area_offset, &need);
     if (st != ET_OK) {
         return st;
     }
     if (need > cfg->area_size) {
         return ET_ERR_NOMEM;
     }
-    fresh.area_bytes = (uint32_t)need;
-    fresh.tag = et_layout_tag(&fresh);
-    fresh.stage = buffer;
-    fresh.stage_size = buffer_size;
-    for (i = 0; i < fresh.n_tensors; i++) {
-        et_recover_tensor(&fresh, &fresh.tensors[i]);
+    memset(c, 0, sizeof(*c));
+    c->model = model;
+    c->nvm = nvm;
+    c->cfg = *cfg;
+    (void)et_layout(c, model, nvm, cfg->ring_slots, cfg->area_offset, &need);
+    c->area_bytes = (uint32_t)need;
+    c->tag = et_layout_tag(c);
+    c->stage = buffer;
+    c->stage_size = buffer_size;
+    for (i = 0; i < c->n_tensors; i++) {
+        et_recover_tensor(c, &c->tensors[i]);
     }
-    *c = fresh;
     return ET_OK;
 }
 
-static et_commit_tensor_t *et_tensor_of(const et_commit_t *c, uint16_t layer)
+/* The slot of tensor `id` in c->tensors, or ET_NO_SLOT. */
+static uint8_t et_slot_of(const et_commit_t *c, uint16_t id)
 {
-    if (c == NULL || c->model == NULL || layer >= ET_MAX_LAYERS || c->slot_of_layer[layer] == ET_NO_SLOT) {
-        return NULL;
+    uint16_t layer = (uint16_t)(id & ~ET_COMMIT_PARAMS);
+    if (c == NULL || c->model == NULL || layer >= ET_MAX_LAYERS) {
+        return ET_NO_SLOT;
     }
-    return (et_commit_tensor_t *)&c->tensors[c->slot_of_layer[layer]];
+    return (id & ET_COMMIT_PARAMS) != 0 ? c->slot_of_params[layer] : c->slot_of_weights[layer];
+}
+
+static et_commit_tensor_t *et_tensor_of(const et_commit_t *c, uint16_t id)
+{
+    uint8_t slot = et_slot_of(c, id);
+    return slot == ET_NO_SLOT ? NULL : (et_commit_tensor_t *)&c->tensors[slot];
 }
 
 static const uint8_t *et_active_bytes(const et_commit_t *c, const et_commit_tensor_t *t)
 {
     if (t->active == ET_COMMIT_FACTORY) {
-        return c->model->image + c->model->layers[t->layer].weight_offset;
+        return c->model->image +
+               et_factory_offset(&c->model->layers[t->id & ~ET_COMMIT_PARAMS], (t->id & ET_COMMIT_PARAMS) != 0);
     }
     return c->nvm->base + t->bank_offset[t->active];
 }
 
-et_status_t et_commit_active_tensor(const et_commit_t *c, uint16_t layer, const int8_t **weights)
+et_status_t et_commit_active_tensor(const et_commit_t *c, uint16_t tensor, const int8_t **weights)
 {
-    const et_commit_tensor_t *t = et_tensor_of(c, layer);
+    const et_commit_tensor_t *t = et_tensor_of(c, tensor);
     if (t == NULL || weights == NULL) {
         return ET_ERR_ARG;
     }
@@ -352,9 +389,9 @@ et_status_t et_commit_active_tensor(const et_commit_t *c, uint16_t layer, const 
     return ET_OK;
 }
 
-et_status_t et_commit_tensor_info(const et_commit_t *c, uint16_t layer, et_commit_tensor_t *info)
+et_status_t et_commit_tensor_info(const et_commit_t *c, uint16_t tensor, et_commit_tensor_t *info)
 {
-    const et_commit_tensor_t *t = et_tensor_of(c, layer);
+    const et_commit_tensor_t *t = et_tensor_of(c, tensor);
     if (t == NULL || info == NULL) {
         return ET_ERR_ARG;
     }
@@ -395,6 +432,9 @@ static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_
 {
     uint32_t pu = c->nvm->program_unit;
     uint32_t u = 0;
+    if (memcmp(c->nvm->base + offset, src, len) == 0) {
+        return ET_OK; /* the common case when a few rows change: nothing to program here */
+    }
     while (u < len) {
         uint32_t run;
         et_status_t st;
@@ -563,9 +603,9 @@ static et_status_t et_write_record(et_commit_t *c, et_commit_tensor_t *t, const 
     return ET_ERR_WORN;
 }
 
-et_status_t et_commit_begin(et_commit_t *c, uint16_t layer)
+et_status_t et_commit_begin(et_commit_t *c, uint16_t tensor)
 {
-    et_commit_tensor_t *t = et_tensor_of(c, layer);
+    et_commit_tensor_t *t = et_tensor_of(c, tensor);
     if (t == NULL) {
         return ET_ERR_ARG;
     }
@@ -573,7 +613,7 @@ et_status_t et_commit_begin(et_commit_t *c, uint16_t layer)
         return ET_ERR_STATE;
     }
     c->busy = 1;
-    c->busy_slot = c->slot_of_layer[layer];
+    c->busy_slot = et_slot_of(c, tensor);
     c->target = t->active == ET_COMMIT_BANK_A ? ET_COMMIT_BANK_B : ET_COMMIT_BANK_A;
     c->next_byte = 0;
     c->stage_fill = 0;
@@ -581,16 +621,16 @@ et_status_t et_commit_begin(et_commit_t *c, uint16_t layer)
     return ET_OK;
 }
 
-static et_commit_tensor_t *et_busy_tensor(et_commit_t *c, uint16_t layer)
+static et_commit_tensor_t *et_busy_tensor(et_commit_t *c, uint16_t tensor)
 {
-    et_commit_tensor_t *t = et_tensor_of(c, layer);
-    if (t == NULL || !c->busy || c->slot_of_layer[layer] != c->busy_slot) {
+    et_commit_tensor_t *t = et_tensor_of(c, tensor);
+    if (t == NULL || !c->busy || et_slot_of(c, tensor) != c->busy_slot) {
         return NULL;
     }
     return t;
 }
 
-et_status_t et_commit_rows(et_commit_t *c, uint16_t layer, uint32_t first_row, uint32_t n_rows, const int8_t *rows)
+et_status_t et_commit_rows(et_commit_t *c, uint16_t tensor, uint32_t first_row, uint32_t n_rows, const int8_t *rows)
 {
     et_commit_tensor_t *t;
     uint64_t start;
@@ -598,10 +638,10 @@ et_status_t et_commit_rows(et_commit_t *c, uint16_t layer, uint32_t first_row, u
     if (c == NULL) {
         return ET_ERR_ARG;
     }
-    if (et_tensor_of(c, layer) == NULL) {
+    if (et_tensor_of(c, tensor) == NULL) {
         return ET_ERR_ARG;
     }
-    t = et_busy_tensor(c, layer);
+    t = et_busy_tensor(c, tensor);
     if (t == NULL) {
         return ET_ERR_STATE;
     }
@@ -616,7 +656,7 @@ et_status_t et_commit_rows(et_commit_t *c, uint16_t layer, uint32_t first_row, u
     return st == ET_OK ? ET_OK : et_fail(c, st);
 }
 
-et_status_t et_commit_end(et_commit_t *c, uint16_t layer)
+et_status_t et_commit_end(et_commit_t *c, uint16_t tensor)
 {
     et_commit_tensor_t *t;
     uint8_t *rec;
@@ -627,10 +667,10 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t layer)
     if (c == NULL) {
         return ET_ERR_ARG;
     }
-    if (et_tensor_of(c, layer) == NULL) {
+    if (et_tensor_of(c, tensor) == NULL) {
         return ET_ERR_ARG;
     }
-    t = et_busy_tensor(c, layer);
+    t = et_busy_tensor(c, tensor);
     if (t == NULL) {
         return ET_ERR_STATE;
     }
@@ -656,8 +696,8 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t layer)
     rec = c->stage; /* free after the last flush; at least record_bytes long */
     memset(rec, c->nvm->erase_unit != 0 ? c->nvm->erased_value : 0xFF, c->record_bytes);
     et_put_u32(rec, t->next_seq);
-    rec[4] = (uint8_t)t->layer;
-    rec[5] = (uint8_t)(t->layer >> 8);
+    rec[4] = (uint8_t)t->id;
+    rec[5] = (uint8_t)(t->id >> 8);
     rec[6] = c->target;
     rec[7] = ET_COMMIT_MAGIC;
     et_put_u32(rec + 8, crc);
@@ -676,12 +716,12 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t layer)
     return ET_OK;
 }
 
-et_status_t et_commit_abort(et_commit_t *c, uint16_t layer)
+et_status_t et_commit_abort(et_commit_t *c, uint16_t tensor)
 {
-    if (c == NULL || et_tensor_of(c, layer) == NULL) {
+    if (c == NULL || et_tensor_of(c, tensor) == NULL) {
         return ET_ERR_ARG;
     }
-    if (et_busy_tensor(c, layer) == NULL) {
+    if (et_busy_tensor(c, tensor) == NULL) {
         return ET_ERR_STATE;
     }
     c->busy = 0;

@@ -65,7 +65,9 @@ et_status_t et_train_config_check(const et_train_config_t *config)
     if (config == NULL || config->optimizer > ET_OPT_LRT || config->conv_per_pixel > 1 || config->bn_warm > 1 ||
         config->lr_weight >= (UINT32_C(1) << 31) || config->lr_bias >= (UINT32_C(1) << 31) ||
         config->lr_weight_exp < -64 || config->lr_weight_exp > 0 || config->lr_bias_exp < -64 ||
-        config->lr_bias_exp > 0) {
+        config->lr_bias_exp > 0 || config->commit_stage_bytes < ET_COMMIT_RECORD_BYTES ||
+        config->commit_stage_bytes > ET_TRAIN_STAGE_MAX || config->ring_slots < ET_COMMIT_MIN_RING ||
+        config->ring_slots > ET_COMMIT_MAX_RING) {
         return ET_ERR_ARG;
     }
     if (config->optimizer == ET_OPT_LRT) {
@@ -259,6 +261,7 @@ et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *conf
     et_carver_t c;
     et_train_t *ctx;
     et_train_layer_t *layers;
+    et_commit_t *commit;
     et_scratch_t all;
     uint16_t i;
     int p;
@@ -267,10 +270,12 @@ et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *conf
     c.base = base;
     ctx = (et_train_t *)et_take(&c, ET_PLAN_CONTEXT, sizeof(et_train_t));
     layers = (et_train_layer_t *)et_take(&c, ET_PLAN_CONTEXT, (uint64_t)model->n_layers * sizeof(et_train_layer_t));
+    commit = (et_commit_t *)et_take(&c, ET_PLAN_CONTEXT, sizeof(et_commit_t));
     if (ctx != NULL) {
         memset(ctx, 0, sizeof(*ctx));
         memset(layers, 0, (size_t)model->n_layers * sizeof(et_train_layer_t));
         ctx->layers = layers;
+        ctx->commit = commit;
     }
     for (i = 0; i < model->n_layers; i++) {
         et_take_saved(&c, &model->layers[i], ctx != NULL ? &layers[i] : NULL);
@@ -290,8 +295,10 @@ et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *conf
     }
     {
         et_prng_t *prng = (et_prng_t *)et_take(&c, ET_PLAN_PRNG, sizeof(et_prng_t));
+        uint8_t *stage = (uint8_t *)et_take(&c, ET_PLAN_COMMIT, config->commit_stage_bytes);
         if (ctx != NULL) {
             ctx->prng = prng;
+            ctx->stage = stage;
         }
     }
     et_take_lrt(&c, model, config, ctx);
@@ -365,6 +372,7 @@ const char *et_plan_part_name(int part)
     case ET_PLAN_PRNG: return "prng";
     case ET_PLAN_LRT_STATE: return "lrt_state";
     case ET_PLAN_LRT_SCRATCH: return "lrt_scratch";
+    case ET_PLAN_COMMIT: return "commit";
     default: return "unknown";
     }
 }

@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "edgetrain/et_crc.h"
 #include "edgetrain/et_layers.h"
 #include "train_internal.h"
 
@@ -82,6 +83,8 @@ et_status_t et_train_config_default(et_train_config_t *config)
     config->lr_bias = ET_TRAIN_LR_DEFAULT;
     config->lr_bias_exp = ET_TRAIN_LR_EXP_DEFAULT;
     (void)et_lrt_config_default(&config->lrt);
+    config->commit_stage_bytes = ET_TRAIN_STAGE_DEFAULT;
+    config->ring_slots = ET_TRAIN_RING_DEFAULT;
     return ET_OK;
 }
 
@@ -99,21 +102,62 @@ et_status_t et_train_get_buffer_size(const et_model_t *model, const et_train_con
     return st;
 }
 
-static et_status_t et_check_nvm(const et_model_t *model, const et_nvm_t *nvm, uint32_t *image_at)
+/* The alignment unit of the NVM: its erase unit, else its program unit. */
+static uint32_t et_nvm_align(const et_nvm_t *nvm)
+{
+    return nvm->erase_unit != 0 ? nvm->erase_unit : nvm->program_unit;
+}
+
+/*
+ * Check the NVM against the model and config and find where the training
+ * area goes: right after the image, rounded up to the alignment unit, to the
+ * end of the region. Writes nothing.
+ */
+static et_status_t et_check_nvm(const et_model_t *model, const et_nvm_t *nvm, const et_train_config_t *config,
+                                uint32_t *image_at, et_commit_config_t *area)
 {
     uintptr_t img = (uintptr_t)model->image;
     uintptr_t base = (uintptr_t)nvm->base;
-    uint32_t unit = nvm->program_unit;
+    uint32_t at;
+    uint32_t align;
+    uint32_t need;
+    uint64_t area_at;
+    et_status_t st;
     if (nvm->base == NULL || nvm->program == NULL || img < base || img - base > nvm->size ||
         model->image_size > nvm->size - (uint32_t)(img - base)) {
         return ET_ERR_ARG;
     }
-    if (nvm->erase_unit != 0 || unit == 0 || unit > ET_TRAIN_MAX_PROGRAM_UNIT || (unit & (unit - 1)) != 0 ||
-        nvm->size % unit != 0) {
-        return ET_ERR_UNSUPPORTED;
+    if (et_commit_get_buffer_size(nvm, &need) != ET_OK) {
+        return ET_ERR_UNSUPPORTED; /* a geometry the commit cannot use */
     }
-    *image_at = (uint32_t)(img - base);
+    align = et_nvm_align(nvm);
+    if (config->commit_stage_bytes < need || config->commit_stage_bytes % align != 0) {
+        return ET_ERR_ARG;
+    }
+    if ((st = et_commit_area_size(model, nvm, config->ring_slots, &need)) != ET_OK) {
+        return st; /* ET_ERR_UNSUPPORTED: more tensors than ET_COMMIT_MAX_TENSORS */
+    }
+    at = (uint32_t)(img - base);
+    area_at = ((uint64_t)at + model->image_size + align - 1) / align * align;
+    if (area_at > nvm->size || need > nvm->size - area_at) {
+        return ET_ERR_NOMEM;
+    }
+    *image_at = at;
+    memset(area, 0, sizeof(*area));
+    area->area_offset = (uint32_t)area_at;
+    area->area_size = nvm->size - (uint32_t)area_at;
+    area->ring_slots = config->ring_slots;
+    (void)et_crc32(&area->model_id, model->image, model->image_size); /* starts from 0 */
     return ET_OK;
+}
+
+/* Copy n little-endian int16 values from NVM bytes p. */
+static void et_load_s16(int16_t *dst, const uint8_t *p, uint32_t n)
+{
+    uint32_t k;
+    for (k = 0; k < n; k++) {
+        dst[k] = et_get_le16(p + 2 * k);
+    }
 }
 
 et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_bytes, const et_model_t *model,
@@ -121,6 +165,7 @@ et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_byte
 {
     et_plan_t plan;
     et_train_t *ctx;
+    et_commit_config_t area;
     uint32_t image_at;
     uint16_t i;
     et_status_t st;
@@ -134,7 +179,7 @@ et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_byte
     if (required != NULL) {
         *required = plan.total;
     }
-    if ((st = et_check_nvm(model, nvm, &image_at)) != ET_OK) {
+    if ((st = et_check_nvm(model, nvm, config, &image_at, &area)) != ET_OK) {
         return st;
     }
     if (arena == NULL || arena_bytes < plan.total) {
@@ -144,25 +189,28 @@ et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_byte
         return ET_ERR_ARG;
     }
     (void)et_plan_carve(model, config, (uint8_t *)arena, &plan, &ctx);
+    /* Checked above: the geometry, the stage and the area are what et_commit_open accepts. */
+    (void)et_commit_open(ctx->commit, model, nvm, &area, ctx->stage, config->commit_stage_bytes);
     ctx->model = model;
     ctx->nvm = nvm;
     ctx->image_at = image_at;
     ctx->config = *config;
+    ctx->open_tensor = -1;
     for (i = 0; i < model->n_layers; i++) {
         const et_layer_t *l = &model->layers[i];
         et_train_layer_t *rec = &ctx->layers[i];
-        uint32_t k;
+        const int8_t *params = NULL;
+        if (et_has_weights(l) || l->kind == ET_LAYER_BATCHNORM) {
+            (void)et_commit_active_tensor(ctx->commit, (uint16_t)(ET_COMMIT_PARAMS | i), &params);
+        }
         if (et_has_weights(l)) {
-            rec->weights = (const int8_t *)(model->image + l->weight_offset);
-            for (k = 0; k < l->out.c; k++) {
-                rec->bias[k] = et_get_le16(model->image + l->bias_offset + 2 * k);
-            }
+            (void)et_commit_active_tensor(ctx->commit, i, &rec->weights);
+            et_load_s16(rec->bias, (const uint8_t *)params, l->out.c);
         } else if (l->kind == ET_LAYER_BATCHNORM) {
             uint32_t c4 = 4u * l->in.c;
             uint32_t keep = config->bn_warm ? c4 : 2u * l->in.c; /* gamma, beta (and stats when warm) */
-            for (k = 0; k < c4; k++) {
-                rec->bn[k] = k < keep ? et_get_le16(model->image + l->bn_offset + 2 * k) : 0;
-            }
+            et_load_s16(rec->bn, (const uint8_t *)params, keep);
+            memset(rec->bn + keep, 0, 2u * (c4 - keep));
             rec->bn_decay_q30 = config->bn_warm ? 0u : (uint32_t)ET_BN_ONE_Q30;
         }
         if (rec->lrt != NULL) {
@@ -189,61 +237,73 @@ et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_byte
     return ET_OK;
 }
 
-/* ---- the write path ------------------------------------------------------------ */
+/* ---- the write path: everything goes through the atomic commit ------------------ */
 
-/*
- * Make image bytes [image_off, image_off + len) equal `data`, where `cur` is
- * the read view of those bytes: program only the bytes that differ (runs of
- * them; with a program unit > 1, every unit holding one, completed with the
- * bytes it already holds), counting changed cells.
- */
-static et_status_t et_program_changed(et_train_t *ctx, uint32_t image_off, const uint8_t *cur, const uint8_t *data,
-                                      uint32_t len)
+/* Host accounting: count the bytes of data that differ from cur (image offset image_off). */
+static void et_count_changes(et_train_t *ctx, uint32_t image_off, const uint8_t *cur, const uint8_t *data,
+                             uint32_t len)
 {
-    et_nvm_t *nvm = ctx->nvm;
-    uint32_t unit = nvm->program_unit;
-    uint32_t at = ctx->image_at + image_off; /* NVM offset of data[0] */
-    uint32_t i = 0;
-    et_status_t st;
-    while (i < len) {
-        if (cur[i] == data[i]) {
-            i++;
-            continue;
-        }
-        if (unit == 1) {
-            uint32_t j = i;
-            while (j < len && cur[j] != data[j]) {
-                if (ctx->cell_counts != NULL) {
-                    ctx->cell_counts[image_off + j] += 1;
-                }
-                j++;
-            }
-            if ((st = nvm->program(nvm, at + i, data + i, j - i)) != ET_OK) {
-                return st;
-            }
-            i = j;
-        } else {
-            uint8_t stage[ET_TRAIN_MAX_PROGRAM_UNIT];
-            uint32_t a0 = (at + i) & ~(unit - 1u);
-            uint32_t k;
-            for (k = 0; k < unit; k++) {
-                uint32_t a = a0 + k;
-                if (a >= at && a - at < len) {
-                    uint32_t idx = a - at;
-                    stage[k] = data[idx];
-                    if (ctx->cell_counts != NULL && cur[idx] != data[idx]) {
-                        ctx->cell_counts[image_off + idx] += 1;
-                    }
-                } else {
-                    stage[k] = nvm->base[a];
-                }
-            }
-            if ((st = nvm->program(nvm, a0, stage, unit)) != ET_OK) {
-                return st;
-            }
-            i = a0 + unit - at;
+    uint32_t i;
+    if (ctx->cell_counts == NULL) {
+        return;
+    }
+    for (i = 0; i < len; i++) {
+        if (cur[i] != data[i]) {
+            ctx->cell_counts[image_off + i] += 1;
         }
     }
+}
+
+/* The active bytes of tensor id (a bank, or the factory image). */
+static const uint8_t *et_active(const et_train_t *ctx, uint16_t id)
+{
+    const int8_t *p = NULL;
+    (void)et_commit_active_tensor(ctx->commit, id, &p);
+    return (const uint8_t *)p;
+}
+
+et_status_t et_train_write_end(et_train_t *ctx)
+{
+    uint16_t id;
+    et_status_t st;
+    if (!et_ctx_ok(ctx)) {
+        return ET_ERR_ARG;
+    }
+    if (ctx->open_tensor < 0) {
+        return ET_OK;
+    }
+    id = (uint16_t)ctx->open_tensor;
+    ctx->open_tensor = -1;
+    st = et_commit_end(ctx->commit, id);
+    if (st == ET_ERR_WORN) {
+        ctx->commits_lost += 1; /* no ring slot took the record: the old version stays active */
+        st = ET_OK;
+    }
+    if (st == ET_OK && (id & ET_COMMIT_PARAMS) == 0) {
+        ctx->layers[id].weights = (const int8_t *)et_active(ctx, id);
+    }
+    return st;
+}
+
+/* Stream rows of tensor id into its commit, beginning one (and ending another) as needed. */
+static et_status_t et_commit_stream(et_train_t *ctx, uint16_t id, uint32_t row0, uint32_t n_rows, const uint8_t *data)
+{
+    et_status_t st;
+    if (ctx->open_tensor != (int32_t)id || row0 < ctx->next_row) {
+        if ((st = et_train_write_end(ctx)) != ET_OK) {
+            return st;
+        }
+        if ((st = et_commit_begin(ctx->commit, id)) != ET_OK) {
+            return st;
+        }
+        ctx->open_tensor = id;
+    }
+    st = et_commit_rows(ctx->commit, id, row0, n_rows, (const int8_t *)data);
+    if (st != ET_OK) {
+        ctx->open_tensor = -1; /* the commit abandoned itself; the old version stays active */
+        return st;
+    }
+    ctx->next_row = row0 + n_rows;
     return ET_OK;
 }
 
@@ -264,29 +324,49 @@ et_status_t et_train_write_rows(et_train_t *ctx, uint16_t layer, uint32_t row0, 
     if (row0 > n || n_rows > n - row0) {
         return ET_ERR_ARG;
     }
-    return et_program_changed(ctx, l->weight_offset + row0 * m, (const uint8_t *)(ctx->layers[layer].weights + row0 * m),
-                              (const uint8_t *)rows, n_rows * m);
+    et_count_changes(ctx, l->weight_offset + row0 * m, (const uint8_t *)(ctx->layers[layer].weights + row0 * m),
+                     (const uint8_t *)rows, n_rows * m);
+    return et_commit_stream(ctx, layer, row0, n_rows, (const uint8_t *)rows);
 }
 
-/* Write an int16 SRAM tensor to the image (little-endian), changed bytes only. */
-static et_status_t et_write_s16(et_train_t *ctx, uint32_t image_off, const int16_t *v, uint32_t count)
+/*
+ * Commit a parameter tensor from SRAM int16 values: part a (na values) then
+ * part b (nb values, may be 0), little-endian, when its bytes differ from
+ * the active version. image_off: the tensor's factory offset (accounting).
+ */
+static et_status_t et_commit_params(et_train_t *ctx, uint16_t layer, uint32_t image_off, const int16_t *a, uint32_t na,
+                                    const int16_t *b, uint32_t nb)
 {
+    uint16_t id = (uint16_t)(ET_COMMIT_PARAMS | layer);
+    const uint8_t *cur = et_active(ctx, id);
     uint8_t buf[64];
-    uint32_t k = 0;
+    uint32_t total = na + nb;
+    uint32_t k;
+    int pass;
+    int differs = 0;
     et_status_t st;
-    while (k < count) {
-        uint32_t chunk = count - k < 32 ? count - k : 32;
-        uint32_t j;
-        for (j = 0; j < chunk; j++) {
-            et_put_le16(buf + 2 * j, v[k + j]);
+    for (pass = 0; pass < 2; pass++) { /* pass 0 compares, pass 1 streams */
+        for (k = 0; k < total; k += 32) {
+            uint32_t chunk = total - k < 32 ? total - k : 32;
+            uint32_t j;
+            for (j = 0; j < chunk; j++) {
+                uint32_t v = k + j;
+                et_put_le16(buf + 2 * j, v < na ? a[v] : b[v - na]);
+            }
+            if (pass == 0) {
+                differs |= memcmp(buf, cur + 2 * k, 2 * chunk) != 0;
+                continue;
+            }
+            et_count_changes(ctx, image_off + 2 * k, cur + 2 * k, buf, 2 * chunk);
+            if ((st = et_commit_stream(ctx, id, k, chunk, buf)) != ET_OK) {
+                return st;
+            }
         }
-        st = et_program_changed(ctx, image_off + 2 * k, ctx->model->image + image_off + 2 * k, buf, 2 * chunk);
-        if (st != ET_OK) {
-            return st;
+        if (!differs) {
+            return ET_OK;
         }
-        k += chunk;
     }
-    return ET_OK;
+    return et_train_write_end(ctx);
 }
 
 et_status_t et_train_checkpoint(et_train_t *ctx)
@@ -296,6 +376,9 @@ et_status_t et_train_checkpoint(et_train_t *ctx)
     if (!et_ctx_ok(ctx)) {
         return ET_ERR_ARG;
     }
+    if ((st = et_train_write_end(ctx)) != ET_OK) {
+        return st;
+    }
     if (ctx->config.optimizer == ET_OPT_NONE) {
         return ET_OK; /* nothing was trained */
     }
@@ -303,18 +386,20 @@ et_status_t et_train_checkpoint(et_train_t *ctx)
         const et_layer_t *l = &ctx->model->layers[i];
         et_train_layer_t *rec = &ctx->layers[i];
         if (et_has_weights(l)) {
-            if ((st = et_write_s16(ctx, l->bias_offset, rec->bias, l->out.c)) != ET_OK) {
-                return st;
-            }
+            st = et_commit_params(ctx, i, l->bias_offset, rec->bias, l->out.c, NULL, 0);
         } else if (l->kind == ET_LAYER_BATCHNORM) {
             uint32_t c = l->in.c;
             /* The parameter-gradient scratch (16 c_max bytes) holds the 2c corrected statistics. */
             int16_t *stats = (int16_t *)(void *)ctx->pgrad;
-            if ((st = et_write_s16(ctx, l->bn_offset, rec->bn, 2 * c)) != ET_OK ||
-                (st = et_batchnorm_corrected_stats(l, rec->bn, rec->bn_decay_q30, stats)) != ET_OK ||
-                (st = et_write_s16(ctx, l->bn_offset + 4 * c, stats, 2 * c)) != ET_OK) {
-                return st;
+            st = et_batchnorm_corrected_stats(l, rec->bn, rec->bn_decay_q30, stats);
+            if (st == ET_OK) {
+                st = et_commit_params(ctx, i, l->bn_offset, rec->bn, 2 * c, stats, 2 * c);
             }
+        } else {
+            continue;
+        }
+        if (st != ET_OK) {
+            return st;
         }
     }
     return ET_OK;
@@ -540,7 +625,7 @@ static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t 
             return st;
         }
     }
-    return ET_OK;
+    return et_train_write_end(ctx); /* each term is its own update: the next one reads its result */
 }
 
 /* SGD on a conv layer's weight gradient summed over its output pixels. */
@@ -703,15 +788,16 @@ static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const voi
         return st;
     }
     if (ctx->config.optimizer == ET_OPT_LRT) {
-        return et_lrt_update(ctx, i, in, dz);
-    }
-    if (ctx->config.optimizer != ET_OPT_SGD) {
+        st = et_lrt_update(ctx, i, in, dz);
+    } else if (ctx->config.optimizer != ET_OPT_SGD) {
         return ET_OK;
+    } else if (l->kind == ET_LAYER_CONV2D && !ctx->config.conv_per_pixel) {
+        st = et_sgd_conv_summed(ctx, i, in, dz);
+    } else {
+        st = et_for_each_pair(ctx, i, in, dz, et_sgd_pair, ctx, 1);
     }
-    if (l->kind == ET_LAYER_CONV2D && !ctx->config.conv_per_pixel) {
-        return et_sgd_conv_summed(ctx, i, in, dz);
-    }
-    return et_for_each_pair(ctx, i, in, dz, et_sgd_pair, ctx, 1);
+    /* The layer's update is complete: its commit ends here (one commit per layer update). */
+    return st == ET_OK ? et_train_write_end(ctx) : st;
 }
 
 /* ---- backward ------------------------------------------------------------------- */
@@ -865,6 +951,9 @@ et_status_t et_train_step(et_train_t *ctx, const uint8_t *input, uint32_t input_
         result->predicted = pred;
         result->correct = pred == label;
         st = et_backward(ctx, label);
+        if (st == ET_OK) {
+            st = et_train_write_end(ctx); /* nothing stays open between steps */
+        }
         ctx->samples += 1;
     }
     ctx->input = NULL;
@@ -944,6 +1033,30 @@ et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_sta
         stats->terms = et_add_sat32(stats->terms, rec->lrt->terms);
         stats->skipped = et_add_sat32(stats->skipped, rec->lrt->skipped);
     }
+    return ET_OK;
+}
+
+et_status_t et_train_nvm_stats(const et_train_t *ctx, et_train_nvm_stats_t *stats)
+{
+    et_commit_stats_t cs;
+    if (!et_ctx_ok(ctx) || stats == NULL) {
+        return ET_ERR_ARG;
+    }
+    (void)et_commit_get_stats(ctx->commit, &cs);
+    stats->commits = cs.commits;
+    stats->commits_lost = ctx->commits_lost;
+    stats->worn_reports = cs.worn_reports;
+    stats->bytes_programmed = cs.bytes_programmed;
+    stats->record_bytes = cs.record_bytes;
+    return ET_OK;
+}
+
+et_status_t et_train_commit(const et_train_t *ctx, const et_commit_t **commit)
+{
+    if (!et_ctx_ok(ctx) || commit == NULL) {
+        return ET_ERR_ARG;
+    }
+    *commit = ctx->commit;
     return ET_OK;
 }
 

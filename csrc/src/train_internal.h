@@ -5,6 +5,7 @@
 #ifndef EDGETRAIN_TRAIN_INTERNAL_H
 #define EDGETRAIN_TRAIN_INTERNAL_H
 
+#include "edgetrain/et_commit.h"
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_lrt.h"
 #include "edgetrain/et_maxnorm.h"
@@ -17,7 +18,8 @@
 
 /* Per-layer state. Pointers are NULL where the layer kind or optimizer has no such buffer. */
 typedef struct {
-    const int8_t *weights;  /* read view of the weights in NVM (image + weight_offset); repointable */
+    const int8_t *weights;  /* read view of the active weights in NVM (a commit bank, or the factory
+                               image before the first commit); repointed after each commit */
     int16_t *bias;          /* SRAM copy of the bias (out_c) */
     int16_t *bn;            /* SRAM copy of the BN tensor [4][c] (gamma, beta, mean EMA, msq EMA) */
     int32_t *bn_mean_hat;   /* per channel, from the last forward pass */
@@ -56,6 +58,11 @@ struct et_train {
     void *hook_user;
     uint32_t *cell_counts;      /* host accounting (NULL on a device) */
     const uint8_t *input;       /* the sample of the current forward pass */
+    et_commit_t *commit;        /* the atomic commit over the training area (context part) */
+    uint8_t *stage;             /* its staging buffer (commit part), config.commit_stage_bytes */
+    int32_t open_tensor;        /* tensor id with an open commit (et_train_write_rows), -1 for none */
+    uint32_t next_row;          /* the open commit accepts rows from here on */
+    uint64_t commits_lost;      /* et_commit_end answered ET_ERR_WORN: the record found no slot */
 };
 
 /*

@@ -19,7 +19,7 @@ import numpy as np
 from .. import __version__
 from ..backends import BACKENDS, c_plan, make_backend
 from ..data import mnist
-from ..errors import ArgumentError
+from ..errors import ArgumentError, UnsupportedError
 from ..model.loader import MODEL_NAMES, has_bn_statistics, load_model
 from ..model.presets import hash_u64
 from ..reference.lrt import Config as LrtConfig
@@ -51,6 +51,16 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=0.01, help="weight learning rate (default: 0.01)")
     p.add_argument("--lr-bias", type=float, default=0.01, help="bias and BN learning rate (default: 0.01)")
     add_lrt_arguments(p)
+    # NVM emulation (firmware_sim): the C core over an emulated memory map, figures from its counters.
+    emu = p.add_argument_group("NVM emulation (C backend)")
+    emu.add_argument("--memory-map", metavar="PRESET_OR_TOML",
+                     help="train over the NVM region of a memory map (rram-mcu, mram-mcu, pcm-mcu, flash-mcu, or a TOML "
+                          "file); the report's write, energy and wear figures then come from the emulator")
+    emu.add_argument("--samples-per-day", type=float, default=None, metavar="N",
+                     help="with --memory-map: samples a day for projected_lifetime_days (default: 1440, one a minute)")
+    emu.add_argument("--plots", metavar="DIR",
+                     help="with --memory-map: write a wear heat map PNG per layer and a histogram of writes per cell "
+                          "(needs matplotlib: pip install 'edgetrain[plots]')")
     bar = p.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_const", const=True, help="always show a progress bar")
     bar.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="never show a progress bar")
@@ -153,7 +163,10 @@ def run(args) -> dict:
                          lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=args.seed, lrt=lrt_cfg,
                          lrt_rank=ranks,
                          bn_warm=has_bn_statistics(model))  # trained statistics: used at once, then continued
-    backend = make_backend(args.backend, model, config)
+    emulated = _emulated_nvm(args, model, config)
+    if emulated is not None:
+        config = emulated["config"]
+    backend = make_backend(args.backend, model, config, region=emulated and emulated["region"])
     order = stream_order(len(images), args.seed)[: args.samples]
     hits = np.zeros(args.samples, dtype=bool)
     bar = _progress(args.samples, args.progress)
@@ -175,7 +188,7 @@ def run(args) -> dict:
     total_writes = int(writes[weights].sum())
     all_writes = int(writes.sum())
     plan = c_plan(model, config)
-    return {
+    report = {
         "accuracy": float(hits.mean()),
         "accuracy_last_500": float(hits[-LAST:].mean()),
         "samples": int(args.samples),
@@ -203,6 +216,72 @@ def run(args) -> dict:
         **({"lrt": {**lrt_report(model, config), "layers": backend.lrt_stats()}} if args.optimizer == "lrt" else {}),
         "edgetrain_version": __version__,
     }
+    if emulated is not None:
+        del report["other_cell_writes"]  # logical; in logical_writes beside the physical figures
+        report.update(_emulated_report(args, backend, emulated, n_weights, total_writes, all_writes))
+    return report
+
+
+def _emulated_nvm(args, model, config) -> dict | None:
+    """--memory-map: the map, an emulated NVM region, the config's commit staging buffer for it, fit checks."""
+    if args.memory_map is None:
+        for flag, value in (("--samples-per-day", args.samples_per_day), ("--plots", args.plots)):
+            if value is not None:
+                raise ArgumentError(f"{flag} needs --memory-map (the figures come from the NVM emulator)")
+        return None
+    if args.backend != "c":
+        raise UnsupportedError(f"--memory-map runs the C core over the NVM emulator; backend {args.backend!r} has none: "
+                               "use --backend c (the numpy twin keeps the logical counts only)")
+    if args.samples_per_day is not None and not args.samples_per_day > 0:
+        raise ArgumentError(f"--samples-per-day {args.samples_per_day} must be > 0")
+    from dataclasses import replace
+
+    from firmware_sim.commit import area_size, commit_stage_bytes
+    from firmware_sim.memory_map import MemoryMap
+    from ..model.image import layout
+
+    mmap = MemoryMap.load(args.memory_map)
+    region = mmap.make_nvm(seed=args.seed)
+    config = replace(config, commit_stage_bytes=commit_stage_bytes(region))
+    mmap.check_arena(c_plan(model, config)["total"])
+    image, _ = layout(model, align=max(4, region.tech.program_unit))
+    mmap.check_image(len(image), area_size(model, region, config.ring_slots))
+    return {"map": mmap, "region": region, "config": config}
+
+
+def _emulated_report(args, backend, emulated, n_weights: int, logical_weight_writes: int, logical_all: int) -> dict:
+    """The emulator's figures (firmware_sim.report.nvm_report) and the split of writes by kind of cell."""
+    from firmware_sim.commit import CommitView
+    from firmware_sim.report import DEFAULT_SAMPLES_PER_DAY, cell_breakdown, nvm_report, write_plots
+
+    region, mmap = emulated["region"], emulated["map"]
+    per_day = args.samples_per_day if args.samples_per_day is not None else DEFAULT_SAMPLES_PER_DAY
+    view = CommitView(backend.model, region, backend.commit)
+    figures = nvm_report(region, args.samples, n_weights, samples_per_day=per_day)
+    stats = backend.nvm_stats()
+    weights = backend.weight_cells()
+    out = {
+        **figures,
+        "nvm_energy_model": (f"emulated {region.tech.name}: program + erase energy of every device operation "
+                             f"({region.tech.program_energy} pJ/bit, basis '{region.tech.energy_basis}'); reads not counted"),
+        "memory_map": mmap.name,
+        "technology": region.tech.name,
+        "physical_writes": cell_breakdown(view),
+        "logical_writes": {
+            "max_writes_per_weight": int(backend.cell_writes[weights].max(initial=0)),
+            "total_weight_writes": logical_weight_writes,
+            "write_density": logical_weight_writes / (n_weights * args.samples),
+            "other_writes": logical_all - logical_weight_writes,
+        },
+        "commits": stats["commits"],
+        "commits_lost": stats["commits_lost"],
+        "worn_reports": stats["worn_reports"],
+        "commit_bytes_programmed": stats["bytes_programmed"],
+        "commit_record_bytes": stats["record_bytes"],
+    }
+    if args.plots:
+        out["plots"] = [str(p) for p in write_plots(view, args.plots)]
+    return out
 
 
 def lrt_report(model, config: TrainConfig) -> dict:

@@ -17,7 +17,11 @@ SUM_KEYS = ("commits", "injection_points", "recovered_old", "recovered_new", "co
 def register(sub) -> None:
     p = sub.add_parser("verify-commit", help="inject power loss at every write of weight commits and check recovery",
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
-    p.add_argument("--model", default="sim-tiny", help="model name (default sim-tiny; see firmware_sim.models)")
+    p.add_argument("--model", default="sim-tiny",
+                   help="sim-tiny, sim-small (firmware_sim.models), a preset (mlp, mcu-cnn, ...) or a .etm file (default sim-tiny)")
+    p.add_argument("--updates", choices=("synthetic", "sgd"), default="synthetic",
+                   help="what each commit writes: synthetic updates of 5%% of a weight tensor, or the commits real SGD "
+                        "training steps make (weights every step, biases/BN at a checkpoint every 4 steps) (default synthetic)")
     p.add_argument("--memory-map", default=None, help="preset name or TOML file (default: every preset)")
     p.add_argument("--exhaustive", action="store_true", help="inject at every device operation of every commit")
     p.add_argument("--commits", type=int, default=None, help="commits to run per memory map (default 48 exhaustive, 12 linear)")
@@ -29,19 +33,20 @@ def register(sub) -> None:
 
 
 def verify(model_name: str, map_specs: list[str], exhaustive: bool, commits: int, max_points: int, ring_slots: int,
-           seed: int) -> dict:
+           seed: int, updates: str = "synthetic") -> dict:
     from firmware_sim.commit import area_size
     from firmware_sim.memory_map import MemoryMap
     from firmware_sim.models import load_model
-    from firmware_sim.verify import AtomicCommit, run_schedule
+    from firmware_sim.verify import AtomicCommit, run_schedule, sgd_updates
     from edgetrain.errors import ArgumentError
     from edgetrain.model.image import layout
 
     if commits < 1 or max_points < 1:
         raise ArgumentError(f"--commits and --max-points must be >= 1 (got {commits}, {max_points})")
     model = load_model(model_name)
-    result = {"model": model.name, "schedule": "exhaustive" if exhaustive else "linear", "seed": seed,
-              **{k: 0 for k in SUM_KEYS}, "memory_maps": {}}
+    result = {"model": model.name, "schedule": "exhaustive" if exhaustive else "linear", "updates": updates,
+              "seed": seed, **{k: 0 for k in SUM_KEYS}, "memory_maps": {}}
+    recorded = sgd_updates(model, commits, seed) if updates == "sgd" else None
     for spec in map_specs:
         mmap = MemoryMap.load(spec)
         region = mmap.make_nvm(seed=seed)
@@ -49,7 +54,7 @@ def verify(model_name: str, map_specs: list[str], exhaustive: bool, commits: int
         mmap.check_image(len(image), area_size(model, region, ring_slots))
         protocol = AtomicCommit(model, region, ring_slots=ring_slots)
         counts = run_schedule(region, protocol, commits=commits, exhaustive=exhaustive, max_points=max_points,
-                              seed=seed, used_bytes=protocol.used_bytes)
+                              seed=seed, used_bytes=protocol.used_bytes, updates=recorded)
         counts["technology"] = region.tech.name
         result["memory_maps"][mmap.name] = counts
         for key in SUM_KEYS:
@@ -62,7 +67,7 @@ def run(args) -> int:
 
     commits = args.commits if args.commits is not None else (48 if args.exhaustive else 12)
     maps = [args.memory_map] if args.memory_map else presets()
-    result = verify(args.model, maps, args.exhaustive, commits, args.max_points, args.ring_slots, args.seed)
+    result = verify(args.model, maps, args.exhaustive, commits, args.max_points, args.ring_slots, args.seed, args.updates)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json_file:

@@ -1,7 +1,8 @@
 """Twin of csrc/src/plan.c: the arena plan, part by part.
 
 Every buffer takes a multiple of 8 bytes. The context part is the size of C
-structs, which depends on the ABI (pointer width): it is a parameter here
+structs (the context, its layer records and the commit handle), which
+depends on the ABI (pointer width): it is a parameter here
 (``context_bytes``), taken from the C plan when one is at hand. The C
 ``et_plan`` stays the one source of truth the rest of the package asks.
 """
@@ -12,7 +13,7 @@ from ..model.validate import check_model
 from . import fixed, lrt
 from .train import OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
 
-PARTS = ("context", "activations", "gradients", "optimizer", "prng", "lrt_state", "lrt_scratch")
+PARTS = ("context", "activations", "gradients", "optimizer", "prng", "lrt_state", "lrt_scratch", "commit")
 MAXNORM_BYTES = 16  # et_maxnorm_t: count, beta_pow, et_ufloat_t (mant, exp)
 PRNG_BYTES = 4  # et_prng_t
 LRT_NORMS_BYTES = 2 * MAXNORM_BYTES  # et_lrt_norms_t
@@ -107,5 +108,6 @@ def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int
         figures = [lrt_layer(model, config, i) for i, layer in enumerate(model.layers) if _has_weights(layer)]
         parts["lrt_state"] = sum(_a8(f["state_bytes"]) for f in figures)
         parts["lrt_scratch"] = _a8(LRT_FLUSH_BYTES) + _a8(max(f["scratch_bytes"] for f in figures))
+    parts["commit"] = _a8(config.commit_stage_bytes)
     parts["total"] = sum(parts[p] for p in PARTS)
     return parts

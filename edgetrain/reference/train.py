@@ -29,6 +29,8 @@ LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
 MAX_LAYERS = 32  # ET_MAX_LAYERS: the length of et_train_config_t.lrt_rank
 LRT_STATS = ("terms", "skipped", "flushes", "applied")  # et_train_lrt_stats_t
 U32_MAX = 0xFFFFFFFF
+STAGE_DEFAULT, STAGE_MAX = 16, 65536  # ET_TRAIN_STAGE_DEFAULT, ET_TRAIN_STAGE_MAX
+RING_DEFAULT, RING_MIN, RING_MAX = 8, 2, 1024  # ET_TRAIN_RING_DEFAULT, ET_COMMIT_MIN_RING, ET_COMMIT_MAX_RING
 
 
 @dataclass
@@ -45,6 +47,8 @@ class TrainConfig:
     seed: int = 0
     lrt: lrt.Config = field(default_factory=lrt.Config)  # OPT_LRT: the accumulator's hyper-parameters
     lrt_rank: tuple = ()  # OPT_LRT: rank per layer index (0 = lrt.rank); up to MAX_LAYERS entries
+    commit_stage_bytes: int = STAGE_DEFAULT  # the C commit's staging buffer (plan part "commit"); no effect here
+    ring_slots: int = RING_DEFAULT  # commit records per tensor ring (C); no effect here
 
     def check(self) -> None:
         if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT):
@@ -64,6 +68,10 @@ class TrainConfig:
             for i, r in enumerate(self.lrt_rank):
                 if not 0 <= int(r) <= lrt.MAX_RANK:
                     raise ArgumentError(f"lrt_rank[{i}] = {r} is outside 1..{lrt.MAX_RANK} (0 = the global rank {self.lrt.rank})")
+        if not 16 <= self.commit_stage_bytes <= STAGE_MAX:
+            raise ArgumentError(f"commit_stage_bytes = {self.commit_stage_bytes} is outside 16..{STAGE_MAX}")
+        if not RING_MIN <= self.ring_slots <= RING_MAX:
+            raise ArgumentError(f"ring_slots = {self.ring_slots} is outside {RING_MIN}..{RING_MAX}")
 
     def lrt_layer_config(self, layer: int) -> lrt.Config:
         """The accumulator config of weight layer ``layer``: lrt with the layer's rank (et_train_lrt_layer_config)."""

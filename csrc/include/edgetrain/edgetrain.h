@@ -12,10 +12,10 @@
 #include "et_model.h"
 #include "et_nvm.h"
 #include "et_layers.h"
-#include "et_train.h"
-#include "et_plan.h"
 #include "et_crc.h"
 #include "et_commit.h"
+#include "et_train.h"
+#include "et_plan.h"
 #include "et_etm.h"
 
 #endif /* EDGETRAIN_EDGETRAIN_H */

@@ -1,16 +1,24 @@
 /*
- * edgetrain — atomic weight commit: trained weights live in an NVM "training
- * area" beside the read-only factory model image, and a power loss at any
- * program or erase leaves every tensor with either its old or its new
- * weights, never a mix.
+ * edgetrain — atomic commit: trained tensors live in an NVM "training area"
+ * beside the read-only factory model image, and a power loss at any program
+ * or erase leaves every tensor with either its old or its new contents,
+ * never a mix.
  *
- * Layout (per trainable tensor, in layer order, each part aligned to the
- * alignment unit: erase_unit when the HAL has one, else program_unit):
+ * Tensors: every layer with weights has a weight tensor (id = the layer
+ * index) and a parameter tensor (id = ET_COMMIT_PARAMS | layer index: its
+ * int16 biases); a batch-norm layer has a parameter tensor (its int16
+ * gamma, beta, mean and mean-square block). The factory image is never
+ * written: the training step commits weights, et_train_checkpoint commits
+ * parameter tensors.
+ *
+ * Layout (per tensor, per layer its weights then its parameters, in layer
+ * order, each part aligned to the alignment unit: erase_unit when the HAL
+ * has one, else program_unit):
  *
  *   [ bank A ][ bank B ][ ring of commit records ]
  *
  * A record (16 bytes, padded to the program unit) holds: sequence number
- * (uint32, first commit = 1), layer index (uint16), bank (uint8, 0 = A,
+ * (uint32, first commit = 1), tensor id (uint16), bank (uint8, 0 = A,
  * 1 = B), magic 0xE7, CRC-32 of the bank's tensor bytes, and a CRC-32 over a
  * layout tag followed by the record's first 12 bytes (all little-endian;
  * CRC-32 is the IEEE/zlib one). The tag is a CRC of the protocol version,
@@ -34,10 +42,13 @@
  * holds. A record that does not read back intact is written again to the next
  * ring slot.
  *
- * Usage: et_commit_open once after power-up; per update of layer L:
- * et_commit_begin(L), et_commit_rows(L, ...) with full new rows in increasing
- * row order (rows not given keep their current values), et_commit_end(L);
- * then re-read et_commit_active_tensor(L), which now points at the new bank.
+ * Usage: et_commit_open once after power-up; per update of tensor T:
+ * et_commit_begin(T), et_commit_rows(T, ...) with full new rows in increasing
+ * row order (rows not given keep their current values), et_commit_end(T);
+ * then re-read et_commit_active_tensor(T), which now points at the new bank.
+ * Rows: a weight tensor has out_c rows of k*k*in_c (conv) or in_c (dense)
+ * bytes; a parameter tensor has one row per int16 value (2 bytes,
+ * little-endian).
  */
 #ifndef EDGETRAIN_ET_COMMIT_H
 #define EDGETRAIN_ET_COMMIT_H
@@ -52,6 +63,13 @@
 #define ET_COMMIT_MAGIC 0xE7
 #define ET_COMMIT_MIN_RING 2      /* fewest ring slots asked for */
 #define ET_COMMIT_MAX_RING 1024   /* most ring slots asked for */
+#define ET_COMMIT_PARAMS 0x8000   /* tensor id flag: the layer's parameter tensor (bias or BN block) */
+/* Tensors a handle holds (52 bytes each): 32 by default, i.e. 16 layers with weights and biases, or
+ * e.g. 10 conv + 10 batch-norm layers. A model with more tensors is refused (ET_ERR_UNSUPPORTED);
+ * a firmware may build with another value (at most 254). */
+#ifndef ET_COMMIT_MAX_TENSORS
+#define ET_COMMIT_MAX_TENSORS 32
+#endif
 
 typedef enum {
     ET_COMMIT_BANK_A = 0,
@@ -69,9 +87,10 @@ typedef struct {
 
 /* Where one tensor lives and which bank is active (read with et_commit_tensor_info). */
 typedef struct {
-    uint16_t layer;          /* layer index in the model table */
-    uint32_t rows;           /* n (output channels) */
-    uint32_t row_bytes;      /* m (bytes per row) */
+    uint16_t id;             /* tensor id: layer index (weights), ET_COMMIT_PARAMS | layer index (parameters) */
+    uint8_t active;          /* et_commit_bank_t */
+    uint32_t rows;           /* weights: n (output channels); parameters: int16 values */
+    uint32_t row_bytes;      /* weights: m (bytes per row); parameters: 2 */
     uint32_t bytes;          /* rows * row_bytes */
     uint32_t bank_bytes;     /* bytes of one bank (bytes rounded up to the alignment unit) */
     uint32_t bank_offset[2]; /* HAL offsets of banks A and B */
@@ -81,7 +100,6 @@ typedef struct {
     uint32_t next_seq;       /* sequence number the next commit writes */
     int32_t head;            /* ring slot of the newest valid record, -1 if none */
     int32_t active_slot;     /* ring slot of the active record, -1 if none */
-    uint8_t active;          /* et_commit_bank_t */
 } et_commit_tensor_t;
 
 typedef struct {
@@ -104,8 +122,9 @@ typedef struct {
     uint32_t align;        /* alignment unit */
     uint32_t area_bytes;   /* bytes the layout uses */
     uint16_t n_tensors;
-    et_commit_tensor_t tensors[ET_MAX_LAYERS];
-    uint8_t slot_of_layer[ET_MAX_LAYERS]; /* index into tensors, 0xFF for layers without weights */
+    et_commit_tensor_t tensors[ET_COMMIT_MAX_TENSORS];
+    uint8_t slot_of_weights[ET_MAX_LAYERS]; /* per layer: index into tensors of its weights, 0xFF for none */
+    uint8_t slot_of_params[ET_MAX_LAYERS];  /* per layer: index into tensors of its parameters, 0xFF for none */
     uint8_t *stage;        /* caller's staging buffer */
     uint32_t stage_size;
     uint32_t stage_fill;   /* bytes staged */
@@ -122,7 +141,8 @@ typedef struct {
  * records per tensor. ET_ERR_ARG for NULL, a ring size out of range or a HAL
  * geometry that is not usable (program_unit not a power of two in 1..4096,
  * erase_unit not a multiple of it, or an erase unit without an erase
- * function); et_model_check's status for a bad model.
+ * function); et_model_check's status for a bad model; ET_ERR_UNSUPPORTED for
+ * a model with more than ET_COMMIT_MAX_TENSORS tensors.
  */
 et_status_t et_commit_area_size(const et_model_t *model, const et_nvm_t *nvm, uint16_t ring_slots, uint32_t *bytes);
 
@@ -143,36 +163,38 @@ et_status_t et_commit_get_buffer_size(const et_nvm_t *nvm, uint32_t *bytes);
 et_status_t et_commit_open(et_commit_t *c, const et_model_t *model, et_nvm_t *nvm, const et_commit_config_t *cfg,
                            uint8_t *buffer, uint32_t buffer_size);
 
-/* The active weights of `layer` (memory-mapped NVM: a bank or the factory image).
- * ET_ERR_ARG for NULL or a layer without weights. */
-et_status_t et_commit_active_tensor(const et_commit_t *c, uint16_t layer, const int8_t **weights);
+/* The active contents of tensor `tensor` (memory-mapped NVM: a bank or the factory image; a
+ * parameter tensor's bytes are little-endian int16). ET_ERR_ARG for NULL or an id that names
+ * no tensor. */
+et_status_t et_commit_active_tensor(const et_commit_t *c, uint16_t tensor, const int8_t **weights);
 
-/* A copy of the tensor's placement and state. ET_ERR_ARG for NULL or a layer without weights. */
-et_status_t et_commit_tensor_info(const et_commit_t *c, uint16_t layer, et_commit_tensor_t *info);
+/* A copy of the tensor's placement and state. ET_ERR_ARG for NULL or an id that names no tensor. */
+et_status_t et_commit_tensor_info(const et_commit_t *c, uint16_t tensor, et_commit_tensor_t *info);
 
-/* Start a commit of `layer`. ET_ERR_ARG for a layer without weights; ET_ERR_STATE while another commit is open. */
-et_status_t et_commit_begin(et_commit_t *c, uint16_t layer);
+/* Start a commit of `tensor`. ET_ERR_ARG for an id that names no tensor; ET_ERR_STATE while another
+ * commit is open. */
+et_status_t et_commit_begin(et_commit_t *c, uint16_t tensor);
 
 /*
  * Stream rows first_row .. first_row + n_rows - 1 (n_rows * row_bytes bytes
- * of new weights). Calls must come in increasing row order without overlap;
+ * of new contents). Calls must come in increasing row order without overlap;
  * skipped rows keep their current values. ET_ERR_STATE outside a commit of
- * `layer`; ET_ERR_ARG for NULL rows, rows out of range or out of order
+ * `tensor`; ET_ERR_ARG for NULL rows, rows out of range or out of order
  * (nothing written). A HAL failure (ET_ERR_IO: power lost) abandons the
  * commit and is returned; the active tensor is unchanged.
  */
-et_status_t et_commit_rows(et_commit_t *c, uint16_t layer, uint32_t first_row, uint32_t n_rows, const int8_t *rows);
+et_status_t et_commit_rows(et_commit_t *c, uint16_t tensor, uint32_t first_row, uint32_t n_rows, const int8_t *rows);
 
 /*
  * Finish: copy rows not streamed, then append the commit record. On ET_OK
- * the new weights are active. ET_ERR_STATE outside a commit of `layer`; a HAL
+ * the new contents are active. ET_ERR_STATE outside a commit of `tensor`; a HAL
  * failure is returned and leaves the old weights active; ET_ERR_WORN when no
  * ring slot would hold the record (old weights stay active).
  */
-et_status_t et_commit_end(et_commit_t *c, uint16_t layer);
+et_status_t et_commit_end(et_commit_t *c, uint16_t tensor);
 
-/* Drop an open commit of `layer`; the old weights stay active. ET_ERR_STATE if none is open. */
-et_status_t et_commit_abort(et_commit_t *c, uint16_t layer);
+/* Drop an open commit of `tensor`; the old contents stay active. ET_ERR_STATE if none is open. */
+et_status_t et_commit_abort(et_commit_t *c, uint16_t tensor);
 
 /* Copy the protocol's counters. ET_ERR_ARG for NULL. */
 et_status_t et_commit_get_stats(const et_commit_t *c, et_commit_stats_t *stats);

@@ -18,7 +18,8 @@
 #include "et_train.h"
 
 typedef enum {
-    ET_PLAN_CONTEXT = 0,     /* the context record and one record per layer (depends on the ABI) */
+    ET_PLAN_CONTEXT = 0,     /* the context record, one record per layer and the commit handle
+                                (et_commit_t) (depends on the ABI) */
     ET_PLAN_ACTIVATIONS = 1, /* every layer's output (flatten: none, it aliases) and BN per-channel
                                 mean_hat/inv_sigma, kept from the forward pass for the backward pass */
     ET_PLAN_GRADIENTS = 2,   /* gradient scratch: two delta buffers, the wide gradient at a BN output,
@@ -30,7 +31,8 @@ typedef enum {
                                 int16 bases (et_lrt_state_get_size: 56 + 2 r (n + m)) */
     ET_PLAN_LRT_SCRATCH = 6, /* ET_OPT_LRT: the flush context and the accumulate scratch shared by all
                                 layers, sized for the layer that needs most */
-    ET_PLAN_PART_COUNT = 7
+    ET_PLAN_COMMIT = 7,      /* the commit's staging buffer (config commit_stage_bytes) */
+    ET_PLAN_PART_COUNT = 8
 } et_plan_part_t;
 
 typedef struct {

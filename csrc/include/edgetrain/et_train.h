@@ -4,11 +4,15 @@
  *
  * Memory: the context and every buffer live in one caller-owned arena whose
  * exact size et_plan() (et_plan.h) computes; nothing is allocated.
- * NVM: weights are read where they lie, through a per-layer read pointer,
- * and changed only through et_train_write_rows(), which programs only the
- * bytes that differ through the HAL (et_nvm.h). Biases and batch-norm
- * parameters/statistics are trained in SRAM copies and written back to the
- * image, through the same write path, by et_train_checkpoint().
+ * NVM: the factory model image is never written. Every change goes through
+ * the atomic commit (et_commit.h) into a training area after the image:
+ * weights through et_train_write_rows(), which streams the changed rows of a
+ * layer update into one commit (A/B banks + CRC'd record; only program units
+ * that differ are programmed), after which the layer's read pointer moves to
+ * the new bank. Biases and batch-norm parameters/statistics are trained in
+ * SRAM copies and committed by et_train_checkpoint(). A context set up over
+ * the same NVM after a power loss (et_train_init) recovers the last complete
+ * commit of every tensor from NVM alone.
  * docs/training.md describes the step; docs/layers.md the arithmetic.
  *
  * Twin: edgetrain/reference/train.py (et_train_<op> is train.<op>).
@@ -24,6 +28,7 @@
 #include "et_lrt.h"
 #include "et_model.h"
 #include "et_nvm.h"
+#include "et_commit.h"
 
 typedef enum {
     ET_OPT_NONE = 0, /* inference only: a step predicts and changes nothing */
@@ -34,8 +39,12 @@ typedef enum {
                         of the layer, only where the density gate passes (docs/training.md) */
 } et_optimizer_t;
 
-/* Largest NVM program unit the write path supports (bytes, a power of two). */
-#define ET_TRAIN_MAX_PROGRAM_UNIT 64
+/* Default staging buffer of the commit: enough for any in-place NVM with a program unit up to 16 bytes. */
+#define ET_TRAIN_STAGE_DEFAULT 16
+/* Largest staging buffer (bytes): a 64 KiB erase unit. */
+#define ET_TRAIN_STAGE_MAX 65536
+/* Default commit records per tensor ring. */
+#define ET_TRAIN_RING_DEFAULT 8
 
 /* Learning rate 0.01 as a fixed-point pair: 167772 * 2^-24. */
 #define ET_TRAIN_LR_DEFAULT 167772
@@ -58,6 +67,11 @@ typedef struct {
                                 unbiased); not read by the other optimizers */
     uint8_t lrt_rank[ET_MAX_LAYERS]; /* ET_OPT_LRT: rank of weight layer i (by layer index), 1..8;
                                         0 = lrt.rank. Entries of layers without weights are ignored */
+    uint32_t commit_stage_bytes; /* the commit's staging buffer in the arena (plan part "commit"), bytes:
+                                    16..65536, a multiple of the NVM's alignment unit and at least
+                                    et_commit_get_buffer_size(nvm) (checked at init); default 16; flash
+                                    needs its erase unit */
+    uint16_t ring_slots;     /* commit records per tensor ring, ET_COMMIT_MIN_RING..ET_COMMIT_MAX_RING; default 8 */
 } et_train_config_t;
 
 /* The training context: opaque, placed at the start of the arena by et_train_init. */
@@ -94,6 +108,8 @@ typedef et_status_t (*et_pair_fn)(void *user, uint16_t layer, const et_grad_pair
  * 0.01 for both, seed 0; lrt = et_lrt_config_default (the paper's), no
  * per-layer ranks.
  */
+/* Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr 0.01 for both, seed 0,
+ * a 16-byte commit staging buffer, 8 records per ring. */
 et_status_t et_train_config_default(et_train_config_t *config);
 
 /* Bytes of arena et_train_init needs: et_plan(model, config).total. */
@@ -101,16 +117,25 @@ et_status_t et_train_get_buffer_size(const et_model_t *model, const et_train_con
 
 /*
  * Set up a context in `arena` (arena_bytes, 8-byte aligned) over `model`,
- * whose image must lie inside the NVM region of `nvm`. model and nvm must
- * outlive the context. The weights stay where they are; biases and BN
- * tensors are copied to SRAM (BN statistics start at zero unless bn_warm).
- * *required (if not NULL) receives the planned size whenever the model and
- * config are valid. Errors, with nothing written but *required:
+ * whose image must lie inside the NVM region of `nvm`, and recover the
+ * trained state from NVM alone: the training area starts after the image
+ * (rounded up to the NVM's alignment unit) and runs to the end of the region
+ * (et_commit_area_size bytes are needed); et_commit_open finds each tensor's
+ * last complete commit (the factory image where there is none). Commit
+ * records carry the CRC-32 of the factory image as model id, so a new image
+ * starts from its own tensors. model and nvm must outlive the context.
+ * The weights are read where they lie; biases and BN tensors are copied to
+ * SRAM from their active versions (BN statistics start at zero unless
+ * bn_warm). *required (if not NULL) receives the planned size whenever the
+ * model and config are valid. Errors, with nothing written but *required:
  * ET_ERR_ARG (NULL, misaligned arena, config out of range, image outside
- * the NVM region, a HAL without program), the et_model_check status for a
- * bad model, ET_ERR_UNSUPPORTED (an NVM that needs erase, or a program unit
- * that is not a power of two up to ET_TRAIN_MAX_PROGRAM_UNIT), ET_ERR_NOMEM
- * (arena smaller than the plan).
+ * the NVM region, a HAL without program, commit_stage_bytes not a multiple
+ * of the NVM's alignment unit or below et_commit_get_buffer_size), the
+ * et_model_check status for a bad model, ET_ERR_UNSUPPORTED (an NVM geometry
+ * the commit cannot use: program unit not a power of two up to 4096, erase
+ * unit not a multiple of it or without an erase function), ET_ERR_NOMEM
+ * (arena smaller than the plan, or no room for the training area after the
+ * image).
  */
 et_status_t et_train_init(et_train_t **ctx, void *arena, uint32_t arena_bytes, const et_model_t *model,
                           et_nvm_t *nvm, const et_train_config_t *config, uint32_t *required);
@@ -125,31 +150,54 @@ et_status_t et_train_predict(et_train_t *ctx, const uint8_t *input, uint32_t inp
 /*
  * One training step on (input, label), label 0..n_classes-1: forward (BN
  * statistics updated with this sample), softmax cross-entropy, backward,
- * and the optimizer's updates (weights written through et_train_write_rows).
+ * and the optimizer's updates (weights written through et_train_write_rows,
+ * one commit per layer update; per-pixel SGD: one per output pixel).
  * result->predicted is the prediction of the forward pass, before the
  * updates (prequential). With ET_OPT_NONE it is et_train_predict. Bad
  * arguments (NULL, wrong input length, label out of range) → ET_ERR_ARG with
- * nothing changed; an NVM failure → its status (ET_ERR_IO, ET_ERR_WORN),
- * the step stopped where it failed.
+ * nothing changed; an NVM failure (ET_ERR_IO: power lost) → its status, the
+ * step stopped where it failed and the interrupted commit leaves the old
+ * weights (re-initialise the context over the NVM). Worn cells are not an
+ * error: they are counted (et_train_nvm_stats) and training continues with
+ * the values the cells hold.
  */
 et_status_t et_train_step(et_train_t *ctx, const uint8_t *input, uint32_t input_len, uint16_t label,
                           et_train_result_t *result);
 
 /*
- * Write the SRAM copies of every bias and BN tensor back into the image
- * (bias-corrected statistics, so that the image can be reloaded with
- * bn_warm = 1), through the same write path as the weights.
+ * Commit the SRAM copies of every bias and BN tensor (bias-corrected
+ * statistics, so that a context set up with bn_warm = 1 predicts as this one
+ * does): one commit per parameter tensor whose stored bytes differ, through
+ * the same commit as the weights. Ends an open weight commit first.
+ * ET_ERR_IO when power is lost (the tensors not yet committed keep their
+ * previous versions).
  */
 et_status_t et_train_checkpoint(et_train_t *ctx);
 
 /*
- * The one path for weight changes: make rows row0..row0+n_rows-1 of layer
- * `layer`'s weight matrix ([n][m], OHWI rows for conv) equal `rows`
- * (n_rows*m int8), programming through the HAL only the bytes that differ
- * (whole program units around them). ET_ERR_ARG for a layer without weights
- * or rows out of range; HAL errors are returned as they come.
+ * The one path for weight changes: rows row0..row0+n_rows-1 of layer
+ * `layer`'s weight matrix ([n][m], OHWI rows for conv) become `rows`
+ * (n_rows*m int8). The rows stream into the layer's open commit (one is
+ * begun if none is open); rows not given keep their values. The commit ends
+ * (and the new weights become active and the layer's read pointer moves to
+ * them) at et_train_write_end, which the training step calls after each
+ * layer update; a write to another layer, or to a row before the last one
+ * written, ends the open commit first. Until then the rows are not visible
+ * through the read pointer. Only program units that differ from the target
+ * bank are programmed. ET_ERR_ARG for a layer without weights or rows out of
+ * range (nothing written); ET_ERR_IO as the HAL reports it (the commit is
+ * abandoned, the old weights stay active).
  */
 et_status_t et_train_write_rows(et_train_t *ctx, uint16_t layer, uint32_t row0, uint32_t n_rows, const int8_t *rows);
+
+/*
+ * End the open weight commit, if any: its rows become the layer's active
+ * weights (atomically) and the read pointer follows. When no ring slot takes
+ * the record (worn cells, ET_ERR_WORN from et_commit_end) the old weights
+ * stay, the loss is counted (et_train_nvm_stats) and ET_OK is returned.
+ * ET_ERR_ARG for a bad context; ET_ERR_IO when power is lost.
+ */
+et_status_t et_train_write_end(et_train_t *ctx);
 
 /*
  * Call fn(user, layer, &pair) for every rank-1 term of every weight layer
@@ -159,8 +207,11 @@ et_status_t et_train_write_rows(et_train_t *ctx, uint16_t layer, uint32_t row0, 
 et_status_t et_train_set_pair_hook(et_train_t *ctx, et_pair_fn fn, void *user);
 
 /*
- * Host accounting: counts[i] += 1 whenever the write path changes image
- * byte i. n must equal the image size; NULL counts turns counting off.
+ * Host accounting of logical writes: counts[i] += 1 whenever the write path
+ * (weights) or the checkpoint (biases, BN) changes the value of the tensor
+ * byte that lies at image byte i in the factory layout. Physical writes
+ * (both banks, records) are the HAL's business. n must equal the image size;
+ * NULL counts turns counting off.
  */
 et_status_t et_train_set_cell_counter(et_train_t *ctx, uint32_t *counts, uint32_t n);
 
@@ -177,7 +228,8 @@ et_status_t et_train_output(const et_train_t *ctx, uint16_t layer, const void **
  */
 et_status_t et_train_params(const et_train_t *ctx, uint16_t layer, const int16_t **bias, const int16_t **bn);
 
-/* The read pointer of a layer's weights (in NVM); ET_ERR_ARG for a layer without. */
+/* The read pointer of a layer's weights (in NVM: the active bank, or the factory image before its
+ * first commit); ET_ERR_ARG for a layer without. */
 et_status_t et_train_weights(const et_train_t *ctx, uint16_t layer, const int8_t **weights);
 
 /* ET_OPT_LRT: what a weight layer's accumulator has done since init (saturating counters). */
@@ -199,5 +251,21 @@ et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_sta
 
 /* Training steps taken so far (ET_OPT_NONE steps do not count). */
 et_status_t et_train_samples(const et_train_t *ctx, uint32_t *samples);
+
+/* What the context's NVM writes met so far (since et_train_init). */
+typedef struct {
+    uint64_t commits;      /* commits completed (weights and parameter tensors) */
+    uint64_t commits_lost; /* commits whose record no ring slot would take (ET_ERR_WORN): old values kept */
+    uint64_t worn_reports; /* HAL answers ET_ERR_WORN: cells that did not take their value (training goes on) */
+    uint64_t bytes_programmed; /* bytes the commits passed to the HAL's program */
+    uint64_t record_bytes; /* of which: commit records */
+} et_train_nvm_stats_t;
+
+/* Copy the context's NVM counters. ET_ERR_ARG for NULL. */
+et_status_t et_train_nvm_stats(const et_train_t *ctx, et_train_nvm_stats_t *stats);
+
+/* Read view of the context's commit handle (tensor placement and state: et_commit_tensor_info,
+ * et_commit_active_tensor, et_commit_get_stats). ET_ERR_ARG for NULL. */
+et_status_t et_train_commit(const et_train_t *ctx, const et_commit_t **commit);
 
 #endif /* EDGETRAIN_ET_TRAIN_H */
