@@ -45,21 +45,25 @@ def _program_runs(region: NvmRegion, offset: int, want: np.ndarray) -> None:
 
 def inplace_write(region: NvmRegion, offset: int, new: bytes) -> None:
     """The cheapest unprotected write of ``new`` over the only copy at ``offset``: program units that differ
-    (flash: a page that cannot be reached by clearing bits is erased first, then its non-blank units)."""
+    (flash: every erase page the bytes touch is rewritten as a whole, neighbours included: a page that cannot
+    be reached by clearing bits is erased first, then its non-blank units are programmed)."""
     tech = region.tech
     data = np.frombuffer(new, np.uint8)
     if not tech.is_flash:
         _program_runs(region, offset, data)
         return
     unit = tech.erase_unit
-    for start in range(0, len(data), unit):
-        want = data[start:start + unit]
-        cur = region.mem[offset + start:offset + start + len(want)]
+    end = offset + len(data)
+    for page in range(offset - offset % unit, end, unit):
+        want = region.mem[page:page + unit].copy()
+        lo, hi = max(page, offset), min(page + unit, end)
+        want[lo - page:hi - page] = data[lo - offset:hi - offset]
+        cur = region.mem[page:page + unit]
         if np.array_equal(cur, want):
             continue
         if not ((cur & want) == want).all():
-            region.erase(offset + start, unit)
-        _program_runs(region, offset + start, want)
+            region.erase(page, unit)
+        _program_runs(region, page, want)
 
 
 def measure(tech_name: str, model_name: str, commits: int, density: float, seed: int) -> dict:

@@ -138,3 +138,16 @@ def test_plans_do_not_grow_beyond_the_pinned_figures():
         assert lrt_now <= lrt_then * (1 + golden["max_growth"]), f"{name}: LRT parts grew {lrt_then} -> {lrt_now} B"
         assert [(l["name"], l["lrt_bytes"]) for l in planner.lrt_layers(lrt_train_config(golden["rank"]))] == [
             (l["name"], l["lrt_bytes"]) for l in pinned["layers"]]
+
+
+def test_a_closed_pipe_stops_the_command_quietly():
+    """`edgetrain plan paper-cnn | head -1` (the reader closes first): no traceback on stderr."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "edgetrain.cli", "plan", "paper-cnn", "--rank", "4"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the child has written anything: its first write gets EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
