@@ -47,6 +47,20 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"C-vs-twin exact comparisons: {TWIN.cases}")
 
 
+def import_tensorflow():
+    """(tensorflow, keras) for a test module that needs them; skips the module where TensorFlow is not
+    installed, unless EDGETRAIN_REQUIRE_TF=1 (CI), which turns a missing TensorFlow into a failure."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import keras
+        import tensorflow
+    except ImportError:  # pragma: no cover - depends on the install
+        if os.environ.get("EDGETRAIN_REQUIRE_TF") == "1":
+            raise
+        pytest.skip("TensorFlow is not installed (pip install 'edgetrain[tf]'); CI installs it", allow_module_level=True)
+    return tensorflow, keras
+
+
 def find_mnist_dir() -> Path | None:
     """$EDGETRAIN_DATA_DIR, else ../shared/data/mnist beside the checkout; None when absent."""
     for candidate in (os.environ.get("EDGETRAIN_DATA_DIR"), ROOT.parent / "shared" / "data" / "mnist"):

@@ -5,7 +5,6 @@ EDGETRAIN_REQUIRE_TF=1, which turns a missing TensorFlow into a failure.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import numpy as np
@@ -15,17 +14,10 @@ from edgetrain import RangeError, UnsupportedError
 from edgetrain.cli import main as cli_main
 from edgetrain.model import Activation, LayerKind, Padding
 from edgetrain.model.etm import read_etm
-from conftest import ROOT
+from conftest import ROOT, import_tensorflow
 from etm_helpers import ET_OK, CParse, py_table
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-try:
-    import keras  # noqa: E402
-    import tensorflow as tf  # noqa: E402
-except ImportError:  # pragma: no cover - depends on the install
-    if os.environ.get("EDGETRAIN_REQUIRE_TF") == "1":
-        raise
-    pytest.skip("TensorFlow is not installed (pip install 'edgetrain[tf]'); CI installs it", allow_module_level=True)
+tf, keras = import_tensorflow()
 
 sys.path.insert(0, str(ROOT / "tools"))
 import gen_export_fixtures as fixtures  # noqa: E402

@@ -8,7 +8,6 @@ pretrained models come from tools/pretrain.py (docs/export.md).
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -21,15 +20,9 @@ from edgetrain.model import etm
 from edgetrain.model.presets import preset
 from edgetrain.reference import fixed
 from edgetrain.reference.train import OPT_NONE, TrainConfig
+from conftest import import_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-try:
-    import keras
-    import tensorflow as tf
-except ImportError:  # pragma: no cover - depends on the install
-    if os.environ.get("EDGETRAIN_REQUIRE_TF") == "1":
-        raise
-    pytest.skip("TensorFlow is not installed (pip install 'edgetrain[tf]'); CI installs it", allow_module_level=True)
+tf, keras = import_tensorflow()
 
 from edgetrain.export import qat  # noqa: E402 - needs TensorFlow
 

@@ -90,6 +90,22 @@ static int sim_tick(et_nvm_sim_t *sim)
     return sim->powerloss_countdown == 0;
 }
 
+/* How a device operation ended: power lost mid-way (the device stays off until a reboot), a cell
+ * that did not take its value (verify-after-write), or done. */
+static et_status_t sim_outcome(et_nvm_sim_t *sim, int torn, int worn)
+{
+    if (torn) {
+        sim->powered = 0;
+        sim->totals->power_losses += 1;
+        return ET_ERR_IO;
+    }
+    if (worn) {
+        sim->totals->worn_reports += 1;
+        return ET_ERR_WORN;
+    }
+    return ET_OK;
+}
+
 static et_status_t sim_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *data, uint32_t len)
 {
     et_nvm_sim_t *sim;
@@ -194,16 +210,7 @@ static et_status_t sim_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *da
         cfg->program_fj_per_bit * (cfg->energy_basis == ET_SIM_ENERGY_PER_FLIP ? flips : 8u * (uint64_t)touched);
     sim->totals->busy_ns +=
         cfg->program_ns_per_unit * (((uint64_t)touched + cfg->program_unit - 1) / cfg->program_unit);
-    if (torn) {
-        sim->powered = 0;
-        sim->totals->power_losses += 1;
-        return ET_ERR_IO;
-    }
-    if (worn) {
-        sim->totals->worn_reports += 1;
-        return ET_ERR_WORN;
-    }
-    return ET_OK;
+    return sim_outcome(sim, torn, worn);
 }
 
 static et_status_t sim_erase(et_nvm_t *nvm, uint32_t offset, uint32_t len)
@@ -275,16 +282,7 @@ static et_status_t sim_erase(et_nvm_t *nvm, uint32_t offset, uint32_t len)
         sim->totals->busy_ns += cfg->erase_ns_per_unit;
     }
     sim->totals->erase_calls += 1;
-    if (torn) {
-        sim->powered = 0;
-        sim->totals->power_losses += 1;
-        return ET_ERR_IO;
-    }
-    if (worn) {
-        sim->totals->worn_reports += 1;
-        return ET_ERR_WORN;
-    }
-    return ET_OK;
+    return sim_outcome(sim, torn, worn);
 }
 
 et_status_t et_nvm_sim_init(et_nvm_sim_t *sim, et_nvm_t *nvm, const et_nvm_sim_config_t *cfg,

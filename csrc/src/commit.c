@@ -621,13 +621,17 @@ et_status_t et_commit_begin(et_commit_t *c, uint16_t tensor)
     return ET_OK;
 }
 
-static et_commit_tensor_t *et_busy_tensor(et_commit_t *c, uint16_t tensor)
+/* The tensor whose commit is open: ET_ERR_ARG for no handle or an unknown tensor, ET_ERR_STATE when
+ * no commit of this tensor is open. */
+static et_status_t et_busy_tensor(et_commit_t *c, uint16_t tensor, et_commit_tensor_t **t)
 {
-    et_commit_tensor_t *t = et_tensor_of(c, tensor);
-    if (t == NULL || !c->busy || et_slot_of(c, tensor) != c->busy_slot) {
-        return NULL;
+    if (c == NULL || (*t = et_tensor_of(c, tensor)) == NULL) {
+        return ET_ERR_ARG;
     }
-    return t;
+    if (!c->busy || et_slot_of(c, tensor) != c->busy_slot) {
+        return ET_ERR_STATE;
+    }
+    return ET_OK;
 }
 
 et_status_t et_commit_rows(et_commit_t *c, uint16_t tensor, uint32_t first_row, uint32_t n_rows, const int8_t *rows)
@@ -635,15 +639,8 @@ et_status_t et_commit_rows(et_commit_t *c, uint16_t tensor, uint32_t first_row, 
     et_commit_tensor_t *t;
     uint64_t start;
     et_status_t st;
-    if (c == NULL) {
-        return ET_ERR_ARG;
-    }
-    if (et_tensor_of(c, tensor) == NULL) {
-        return ET_ERR_ARG;
-    }
-    t = et_busy_tensor(c, tensor);
-    if (t == NULL) {
-        return ET_ERR_STATE;
+    if ((st = et_busy_tensor(c, tensor, &t)) != ET_OK) {
+        return st;
     }
     start = (uint64_t)first_row * t->row_bytes;
     if ((rows == NULL && n_rows > 0) || first_row > t->rows || n_rows > t->rows - first_row || start < c->next_byte) {
@@ -664,15 +661,8 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t tensor)
     uint32_t slot = 0;
     uint32_t crc;
     et_status_t st;
-    if (c == NULL) {
-        return ET_ERR_ARG;
-    }
-    if (et_tensor_of(c, tensor) == NULL) {
-        return ET_ERR_ARG;
-    }
-    t = et_busy_tensor(c, tensor);
-    if (t == NULL) {
-        return ET_ERR_STATE;
+    if ((st = et_busy_tensor(c, tensor, &t)) != ET_OK) {
+        return st;
     }
     st = et_feed_active(c, t, t->bytes);
     if (st != ET_OK) {
@@ -718,11 +708,10 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t tensor)
 
 et_status_t et_commit_abort(et_commit_t *c, uint16_t tensor)
 {
-    if (c == NULL || et_tensor_of(c, tensor) == NULL) {
-        return ET_ERR_ARG;
-    }
-    if (et_busy_tensor(c, tensor) == NULL) {
-        return ET_ERR_STATE;
+    et_commit_tensor_t *t;
+    et_status_t st = et_busy_tensor(c, tensor, &t);
+    if (st != ET_OK) {
+        return st;
     }
     c->busy = 0;
     return ET_OK;

@@ -103,9 +103,25 @@ static int et_forward_shift(const et_layer_t *l)
 
 /* ---- Conv2D --------------------------------------------------------------- */
 
-static int et_pad(const et_layer_t *l)
+/* A conv layer's geometry, read once per call (signed where the padded index arithmetic needs it). */
+typedef struct {
+    int32_t k, pad, ih, iw, oh, ow; /* kernel side, SAME padding, input and output height and width */
+    uint32_t ic, oc, m;             /* input and output channels; m = k * k * ic, one weight row */
+} et_conv_geom_t;
+
+static et_conv_geom_t et_conv_geom(const et_layer_t *l)
 {
-    return l->padding == ET_PAD_SAME ? (l->kernel - 1) / 2 : 0;
+    et_conv_geom_t g;
+    g.k = l->kernel;
+    g.pad = l->padding == ET_PAD_SAME ? (l->kernel - 1) / 2 : 0;
+    g.ih = l->in.h;
+    g.iw = l->in.w;
+    g.oh = l->out.h;
+    g.ow = l->out.w;
+    g.ic = l->in.c;
+    g.oc = l->out.c;
+    g.m = (uint32_t)g.k * (uint32_t)g.k * g.ic;
+    return g;
 }
 
 et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
@@ -113,8 +129,9 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
-    int32_t oy, ox, ky, kx, pad, k, ih, iw, oh, ow;
-    uint32_t ic, oc, o, c, m;
+    et_conv_geom_t g;
+    int32_t oy, ox, ky, kx;
+    uint32_t o, c;
     int shift;
     et_load_t ld;
     if (st != ET_OK) {
@@ -123,42 +140,34 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     if (weights == NULL || bias == NULL || in == NULL || out == NULL) {
         return ET_ERR_ARG;
     }
-    k = layer->kernel;
-    pad = et_pad(layer);
-    ih = layer->in.h;
-    iw = layer->in.w;
-    oh = layer->out.h;
-    ow = layer->out.w;
-    ic = layer->in.c;
-    oc = layer->out.c;
-    m = (uint32_t)k * (uint32_t)k * ic;
+    g = et_conv_geom(layer);
     shift = et_forward_shift(layer);
     ld = et_loader(layer->in.fmt);
-    for (oy = 0; oy < oh; oy++) {
-        for (ox = 0; ox < ow; ox++) {
-            uint32_t pix = (uint32_t)(oy * ow + ox);
-            for (o = 0; o < oc; o++) {
+    for (oy = 0; oy < g.oh; oy++) {
+        for (ox = 0; ox < g.ow; ox++) {
+            uint32_t pix = (uint32_t)(oy * g.ow + ox);
+            for (o = 0; o < g.oc; o++) {
                 int32_t acc = 0;
-                for (ky = 0; ky < k; ky++) {
-                    int32_t iy = oy + ky - pad;
-                    if (iy < 0 || iy >= ih) {
+                for (ky = 0; ky < g.k; ky++) {
+                    int32_t iy = oy + ky - g.pad;
+                    if (iy < 0 || iy >= g.ih) {
                         continue;
                     }
-                    for (kx = 0; kx < k; kx++) {
-                        int32_t ix = ox + kx - pad;
+                    for (kx = 0; kx < g.k; kx++) {
+                        int32_t ix = ox + kx - g.pad;
                         const uint8_t *xr;
                         const int8_t *wr;
-                        if (ix < 0 || ix >= iw) {
+                        if (ix < 0 || ix >= g.iw) {
                             continue;
                         }
-                        xr = x + ((uint32_t)(iy * iw + ix)) * ic;
-                        wr = weights + o * m + ((uint32_t)(ky * k + kx)) * ic;
-                        for (c = 0; c < ic; c++) {
+                        xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
+                        wr = weights + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
+                        for (c = 0; c < g.ic; c++) {
                             acc += (int32_t)wr[c] * ET_LOAD(ld, xr[c]);
                         }
                     }
                 }
-                et_mac_store(layer, acc, shift, bias[o], out, pix * oc + o);
+                et_mac_store(layer, acc, shift, bias[o], out, pix * g.oc + o);
             }
         }
     }
@@ -179,47 +188,40 @@ static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t 
                                           int wide)
 {
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
-    int32_t iy, ix, ky, kx, pad, k, ih, iw, oh, ow;
-    uint32_t ic, oc, o, c, m;
+    et_conv_geom_t g;
+    int32_t iy, ix, ky, kx;
+    uint32_t o, c;
     if (st != ET_OK) {
         return st;
     }
     if (weights == NULL || dz == NULL || dx == NULL) {
         return ET_ERR_ARG;
     }
-    k = layer->kernel;
-    pad = et_pad(layer);
-    ih = layer->in.h;
-    iw = layer->in.w;
-    oh = layer->out.h;
-    ow = layer->out.w;
-    ic = layer->in.c;
-    oc = layer->out.c;
-    m = (uint32_t)k * (uint32_t)k * ic;
-    for (iy = 0; iy < ih; iy++) {
-        for (ix = 0; ix < iw; ix++) {
-            for (c = 0; c < ic; c++) {
+    g = et_conv_geom(layer);
+    for (iy = 0; iy < g.ih; iy++) {
+        for (ix = 0; ix < g.iw; ix++) {
+            for (c = 0; c < g.ic; c++) {
                 int32_t acc = 0;
-                for (ky = 0; ky < k; ky++) {
-                    int32_t oy = iy - ky + pad;
-                    if (oy < 0 || oy >= oh) {
+                for (ky = 0; ky < g.k; ky++) {
+                    int32_t oy = iy - ky + g.pad;
+                    if (oy < 0 || oy >= g.oh) {
                         continue;
                     }
-                    for (kx = 0; kx < k; kx++) {
-                        int32_t ox = ix - kx + pad;
+                    for (kx = 0; kx < g.k; kx++) {
+                        int32_t ox = ix - kx + g.pad;
                         const int8_t *dr;
                         const int8_t *wc;
-                        if (ox < 0 || ox >= ow) {
+                        if (ox < 0 || ox >= g.ow) {
                             continue;
                         }
-                        dr = dz + ((uint32_t)(oy * ow + ox)) * oc;
-                        wc = weights + ((uint32_t)(ky * k + kx)) * ic + c;
-                        for (o = 0; o < oc; o++) {
-                            acc += (int32_t)wc[o * m] * dr[o];
+                        dr = dz + ((uint32_t)(oy * g.ow + ox)) * g.oc;
+                        wc = weights + ((uint32_t)(ky * g.k + kx)) * g.ic + c;
+                        for (o = 0; o < g.oc; o++) {
+                            acc += (int32_t)wc[o * g.m] * dr[o];
                         }
                     }
                 }
-                et_grad_store(dx, ((uint32_t)(iy * iw + ix)) * ic + c, acc, layer, wide);
+                et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c, acc, layer, wide);
             }
         }
     }
@@ -241,8 +243,9 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
-    int32_t oy, ox, ky, kx, pad, k, ih, iw, oh, ow;
-    uint32_t ic, oc, o, c, m;
+    et_conv_geom_t g;
+    int32_t oy, ox, ky, kx;
+    uint32_t o, c;
     et_load_t ld;
     if (st != ET_OK) {
         return st;
@@ -250,40 +253,32 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
     if (in == NULL || dz == NULL || dw == NULL) {
         return ET_ERR_ARG;
     }
-    k = layer->kernel;
-    pad = et_pad(layer);
-    ih = layer->in.h;
-    iw = layer->in.w;
-    oh = layer->out.h;
-    ow = layer->out.w;
-    ic = layer->in.c;
-    oc = layer->out.c;
-    m = (uint32_t)k * (uint32_t)k * ic;
+    g = et_conv_geom(layer);
     ld = et_loader(layer->in.fmt);
-    memset(dw, 0, sizeof(int32_t) * oc * m);
-    for (oy = 0; oy < oh; oy++) {
-        for (ox = 0; ox < ow; ox++) {
-            const int8_t *dr = dz + ((uint32_t)(oy * ow + ox)) * oc;
-            for (o = 0; o < oc; o++) {
+    memset(dw, 0, sizeof(int32_t) * g.oc * g.m);
+    for (oy = 0; oy < g.oh; oy++) {
+        for (ox = 0; ox < g.ow; ox++) {
+            const int8_t *dr = dz + ((uint32_t)(oy * g.ow + ox)) * g.oc;
+            for (o = 0; o < g.oc; o++) {
                 int32_t d = dr[o];
                 if (d == 0) {
                     continue;
                 }
-                for (ky = 0; ky < k; ky++) {
-                    int32_t iy = oy + ky - pad;
-                    if (iy < 0 || iy >= ih) {
+                for (ky = 0; ky < g.k; ky++) {
+                    int32_t iy = oy + ky - g.pad;
+                    if (iy < 0 || iy >= g.ih) {
                         continue;
                     }
-                    for (kx = 0; kx < k; kx++) {
-                        int32_t ix = ox + kx - pad;
+                    for (kx = 0; kx < g.k; kx++) {
+                        int32_t ix = ox + kx - g.pad;
                         const uint8_t *xr;
                         int32_t *wr;
-                        if (ix < 0 || ix >= iw) {
+                        if (ix < 0 || ix >= g.iw) {
                             continue;
                         }
-                        xr = x + ((uint32_t)(iy * iw + ix)) * ic;
-                        wr = dw + o * m + ((uint32_t)(ky * k + kx)) * ic;
-                        for (c = 0; c < ic; c++) {
+                        xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
+                        wr = dw + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
+                        for (c = 0; c < g.ic; c++) {
                             wr[c] += d * ET_LOAD(ld, xr[c]);
                         }
                     }
@@ -321,8 +316,9 @@ et_status_t et_conv2d_im2col_row(const et_layer_t *layer, const void *in, uint32
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
-    int32_t oy, ox, ky, kx, pad, k, ih, iw;
-    uint32_t ic, c;
+    et_conv_geom_t g;
+    int32_t oy, ox, ky, kx;
+    uint32_t c;
     et_load_t ld;
     if (st != ET_OK) {
         return st;
@@ -330,26 +326,22 @@ et_status_t et_conv2d_im2col_row(const et_layer_t *layer, const void *in, uint32
     if (in == NULL || row == NULL || t >= (uint32_t)layer->out.h * layer->out.w) {
         return ET_ERR_ARG;
     }
-    k = layer->kernel;
-    pad = et_pad(layer);
-    ih = layer->in.h;
-    iw = layer->in.w;
-    ic = layer->in.c;
+    g = et_conv_geom(layer);
     oy = (int32_t)(t / layer->out.w);
     ox = (int32_t)(t % layer->out.w);
     ld = et_loader(layer->in.fmt);
-    for (ky = 0; ky < k; ky++) {
-        int32_t iy = oy + ky - pad;
-        for (kx = 0; kx < k; kx++) {
-            int32_t ix = ox + kx - pad;
-            int16_t *r = row + ((uint32_t)(ky * k + kx)) * ic;
-            if (iy < 0 || iy >= ih || ix < 0 || ix >= iw) {
-                for (c = 0; c < ic; c++) {
+    for (ky = 0; ky < g.k; ky++) {
+        int32_t iy = oy + ky - g.pad;
+        for (kx = 0; kx < g.k; kx++) {
+            int32_t ix = ox + kx - g.pad;
+            int16_t *r = row + ((uint32_t)(ky * g.k + kx)) * g.ic;
+            if (iy < 0 || iy >= g.ih || ix < 0 || ix >= g.iw) {
+                for (c = 0; c < g.ic; c++) {
                     r[c] = 0;
                 }
             } else {
-                const uint8_t *xr = x + ((uint32_t)(iy * iw + ix)) * ic;
-                for (c = 0; c < ic; c++) {
+                const uint8_t *xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
+                for (c = 0; c < g.ic; c++) {
                     r[c] = (int16_t)ET_LOAD(ld, xr[c]);
                 }
             }
