@@ -60,9 +60,14 @@ def synthetic_update(rng: np.random.Generator, weights: np.ndarray, density: flo
     return flat.astype(np.int8).reshape(weights.shape)
 
 
-def _row_runs(old: np.ndarray, new: np.ndarray) -> list[tuple[int, int]]:
-    """(first_row, n_rows) runs of the rows that differ (a parameter tensor: one row per value)."""
-    rows = (old.reshape(old.shape[0], -1) != new.reshape(new.shape[0], -1)).any(axis=1) if old.ndim > 1 else old.reshape(-1) != new.reshape(-1)
+def _row_runs(old: np.ndarray, new: np.ndarray, params: bool) -> list[tuple[int, int]]:
+    """(first_row, n_rows) runs of the rows that differ, as the commit counts rows: a weight tensor has one
+    row per output (its first axis), a parameter tensor (biases, or a 4 x c batch-norm block) one row per
+    value."""
+    if params:
+        rows = old.reshape(-1) != new.reshape(-1)
+    else:
+        rows = (old.reshape(old.shape[0], -1) != new.reshape(new.shape[0], -1)).any(axis=1)
     runs, start = [], None
     for i, changed in enumerate(list(rows) + [False]):
         if changed and start is None:
@@ -106,7 +111,7 @@ def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int
         for t in changed:
             new = current(t)
             if not np.array_equal(new, state[t]):
-                updates.append((t, new, _row_runs(state[t], new)))
+                updates.append((t, new, _row_runs(state[t], new, bool(t & PARAMS))))
                 state[t] = new
         if len(updates) >= commits:
             return updates[:commits]
