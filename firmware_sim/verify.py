@@ -14,12 +14,16 @@ injection points 1, 1+s, 1+2s, ... and the last (s spreads at most
 
 The protocol is any object with ``layers``, ``recover()``, ``active(tensor)``
 and ``commit(tensor, new)`` (and ``tensors`` when it keeps parameter tensors
-too); ``AtomicCommit`` is the C core's et_commit.
+too); ``AtomicCommit`` is the C core's et_commit. A protocol may also offer
+``save_state()``/``load_state(state)``: the harness then puts its state back
+with the NVM before each injection instead of recovering it from NVM (the
+recovery after the power cut always reads NVM alone).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from edgetrain.core import ffi
 from edgetrain.errors import EdgetrainError, NvmIOError
 from edgetrain.model import Model
 
@@ -43,6 +47,15 @@ class AtomicCommit:
 
     def commit(self, tensor: int, new: np.ndarray, rows: list[tuple[int, int]] | None = None) -> None:
         self.area.commit(tensor, new, rows)
+
+    def save_state(self) -> bytes:
+        """The commit handle's bytes (placement, active banks, sequence numbers; no pointers change)."""
+        return bytes(ffi.buffer(self.area.c))
+
+    def load_state(self, state: bytes) -> None:
+        """Put back a handle saved over the same NVM contents: what ``recover`` would rebuild, without
+        reading the whole area again."""
+        ffi.buffer(self.area.c)[:] = state
 
     @property
     def used_bytes(self) -> int:
@@ -148,9 +161,14 @@ def run_schedule(region: NvmRegion, protocol, commits: int = 12, exhaustive: boo
            "retry_failed": 0, "device_ops": 0, "failures": []}
     span = slice(0, used_bytes if used_bytes is not None else region.size)
 
+    saves_state = hasattr(protocol, "save_state")
+
     def snapshot():
-        return {k: (v[span].copy() if k != "wear" or not region.tech.is_flash else v.copy()) for k, v in
+        snap = {k: (v[span].copy() if k != "wear" or not region.tech.is_flash else v.copy()) for k, v in
                 {"mem": region.mem, "wear": region.wear, "stuck": region.stuck}.items()}
+        if saves_state:
+            snap["protocol"] = protocol.save_state()
+        return snap
 
     def restore(snap):
         region.mem[span] = snap["mem"]
@@ -160,7 +178,10 @@ def run_schedule(region: NvmRegion, protocol, commits: int = 12, exhaustive: boo
         else:
             region.wear[span] = snap["wear"]
         region.reboot()
-        protocol.recover()
+        if saves_state:
+            protocol.load_state(snap["protocol"])
+        else:
+            protocol.recover()
 
     for k in range(commits):
         if updates is None:
