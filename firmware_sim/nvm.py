@@ -30,6 +30,18 @@ CELLS = {"inplace": 0, "flash": 1}
 WEAROUT = {"stuck_last": 0, "stuck_pattern": 1}
 ENERGY_BASIS = {"bit": 0, "flip": 1}
 
+# Upper bounds of the figures, so that the emulator's 64-bit femtojoule and nanosecond counters hold any
+# run (1e6 pJ/bit: 100x any NVM we know), with their units.
+FIGURE_LIMITS = {
+    "program_energy": (1e6, "pJ per bit"),
+    "read_energy": (1e6, "pJ per bit"),
+    "program_latency": (1e9, "ns per program unit"),
+    "erase_energy": (1e6, "uJ per erase unit"),
+    "erase_latency": (1e7, "us per erase unit"),
+    "endurance_sigma": (10, "decades"),
+}
+MAX_ENDURANCE = 1e30  # wear events; anything above 2^32-1 already means "never wears out"
+
 # Fields a memory map may override, with their types.
 OVERRIDABLE = {
     "program_unit": int,
@@ -99,23 +111,27 @@ class Technology:
             raise ArgumentError(f"{where}: program_unit must be a power of two in 1..4096 bytes, got {pu!r}")
         if self.is_flash:
             eu = self.erase_unit
-            if not (isinstance(eu, int) and eu >= pu and eu % pu == 0):
-                raise ArgumentError(f"{where}: flash needs erase_unit, a multiple of program_unit ({pu}), got {eu!r}")
-            if not 0 <= self.erased_value <= 255:
+            if not (isinstance(eu, int) and pu <= eu <= 2**24 and eu % pu == 0):
+                raise ArgumentError(f"{where}: flash needs erase_unit, a multiple of program_unit ({pu}) up to 16 MiB, "
+                                    f"got {eu!r}")
+            if not (isinstance(self.erased_value, int) and 0 <= self.erased_value <= 255):
                 raise ArgumentError(f"{where}: erased_value must be a byte, got {self.erased_value!r}")
         elif self.erase_unit not in (0, None):
             raise ArgumentError(f"{where}: an in-place technology has no erase_unit; remove it (got {self.erase_unit})")
-        for name in ("program_energy", "read_energy", "program_latency", "erase_energy", "erase_latency", "endurance_sigma"):
+        for name, (limit, unit) in FIGURE_LIMITS.items():
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ArgumentError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
-        if not (isinstance(self.endurance, (int, float)) and self.endurance >= 1):
-            raise ArgumentError(f"{where}: endurance must be >= 1 wear event, got {self.endurance!r}")
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and 0 <= value <= limit):
+                raise ArgumentError(f"{where}: {name} must be a number in 0..{limit:g} {unit}, got {value!r}; "
+                                    "fix the figure in the technology table or the memory map's overrides")
+        if not (isinstance(self.endurance, (int, float)) and not isinstance(self.endurance, bool)
+                and 1 <= self.endurance <= MAX_ENDURANCE):
+            raise ArgumentError(f"{where}: endurance must be 1..{MAX_ENDURANCE:g} wear events, got {self.endurance!r}")
         if self.energy_basis not in ENERGY_BASIS:
             raise ArgumentError(f"{where}: energy_basis must be one of {sorted(ENERGY_BASIS)}, got {self.energy_basis!r}")
         if self.wearout not in WEAROUT:
             raise ArgumentError(f"{where}: wearout must be one of {sorted(WEAROUT)}, got {self.wearout!r}")
-        if not 0 <= self.stuck_pattern <= 255:
+        if not (isinstance(self.stuck_pattern, int) and 0 <= self.stuck_pattern <= 255):
             raise ArgumentError(f"{where}: stuck_pattern must be a byte, got {self.stuck_pattern!r}")
         return self
 
@@ -278,14 +294,28 @@ class NvmRegion:
         raise_for_status(lib.et_nvm_sim_init(self.sim, self.nvm, cfg, self._buffers, self._totals), f"et_nvm_sim_init({name})")
 
     # -- device operations ---------------------------------------------------
+    def _check_span(self, what: str, offset, length: int) -> None:
+        """ArgumentError unless offset and length are HAL values (uint32); the HAL itself answers a span
+        outside the region or misaligned with ET_ERR_ARG, as on a device."""
+        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+            raise ArgumentError(f"{what} on {self.name!r}: offset must be an int, got {offset!r}")
+        if not 0 <= offset < 2**32 or length >= 2**32:
+            raise ArgumentError(f"{what} of {length} bytes at offset {offset} is outside NVM region {self.name!r} "
+                                f"(0..{self.size}); give an offset and length inside it")
+
     def program_status(self, offset: int, data: bytes) -> int:
-        """Program through the HAL and return the raw et_status_t."""
-        return self.nvm.program(self.nvm, offset, bytes(data), len(data))
+        """Program through the HAL and return the raw et_status_t (ArgumentError outside the region)."""
+        data = bytes(data)
+        self._check_span("program", offset, len(data))
+        return self.nvm.program(self.nvm, int(offset), data, len(data))
 
     def erase_status(self, offset: int, length: int) -> int:
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+            raise ArgumentError(f"erase on {self.name!r}: length must be an int >= 0, got {length!r}")
+        self._check_span("erase", offset, int(length))
         if self.nvm.erase == ffi.NULL:
             return lib.ET_ERR_ARG
-        return self.nvm.erase(self.nvm, offset, length)
+        return self.nvm.erase(self.nvm, int(offset), int(length))
 
     def program(self, offset: int, data: bytes) -> None:
         raise_for_status(self.program_status(offset, data), f"program of {len(data)} bytes at {self.name}+{offset:#x}")
@@ -296,8 +326,8 @@ class NvmRegion:
     # -- power ---------------------------------------------------------------
     def arm_power_loss(self, ops: int) -> None:
         """Make the ops-th device operation (program unit or erase unit) from now fail midway (0 disarms)."""
-        if not isinstance(ops, int) or ops < 0:
-            raise ArgumentError(f"power-loss countdown must be an int >= 0, got {ops!r}")
+        if not isinstance(ops, int) or isinstance(ops, bool) or not 0 <= ops < 2**64:
+            raise ArgumentError(f"power-loss countdown must be an int in 0..2^64-1, got {ops!r}")
         raise_for_status(lib.et_nvm_sim_set_powerloss(self.sim, ops), "et_nvm_sim_set_powerloss")
 
     def reboot(self) -> None:
