@@ -213,16 +213,21 @@ def technology(name: str) -> Technology:
     return known[name]
 
 
-def draw_endurance(tech: Technology, units: int, seed: int) -> np.ndarray:
+ENDURANCE_CHUNK = 1 << 16  # units drawn at a time: float temporaries stay small for any region size
+
+
+def draw_endurance(tech: Technology, units: int, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     """Per-wear-unit endurance: log10(e) ~ Normal(log10(median), sigma), rounded,
-    clipped to 1..2^32-1 (2^32-1 means "does not wear out in any run")."""
+    clipped to 1..2^32-1 (2^32-1 means "does not wear out in any run"). Drawn in chunks
+    from one stream (the same values as one draw of ``units``), into ``out`` if given."""
+    out = np.empty(units, np.uint32) if out is None else out
     rng = np.random.default_rng(seed)
-    log_e = rng.normal(math.log10(tech.endurance), tech.endurance_sigma, units) if tech.endurance_sigma > 0 else np.full(units, math.log10(tech.endurance))
-    return np.clip(np.rint(10.0 ** np.minimum(log_e, 10.0)), 1, 2**32 - 1).astype(np.uint32)
-
-
-def _view(cdata, dtype) -> np.ndarray:
-    return np.frombuffer(ffi.buffer(cdata), dtype=dtype)
+    mu = math.log10(tech.endurance)
+    for start in range(0, units, ENDURANCE_CHUNK):
+        n = min(ENDURANCE_CHUNK, units - start)
+        log_e = rng.normal(mu, tech.endurance_sigma, n) if tech.endurance_sigma > 0 else np.full(n, mu)
+        out[start:start + n] = np.clip(np.rint(10.0 ** np.minimum(log_e, 10.0)), 1, 2**32 - 1)
+    return out
 
 
 TOTAL_FIELDS = (
@@ -269,12 +274,20 @@ class NvmRegion:
         units = ffi.new("uint32_t *")
         raise_for_status(lib.et_nvm_sim_wear_units(cfg, units), f"et_nvm_sim_wear_units({tech.name}, size {size})")
         self.wear_units = units[0]
-        self._mem = ffi.new("uint8_t[]", size)
-        self._writes = ffi.new("uint32_t[]", size)
-        self._flips = ffi.new("uint32_t[]", size)
-        self._wear = ffi.new("uint32_t[]", self.wear_units)
-        self._endurance = ffi.new("uint32_t[]", self.wear_units)
-        self._stuck = ffi.new("uint8_t[]", size)
+        # Zeroed NumPy buffers (calloc: the OS maps their pages on first write, so cells never
+        # programmed cost no host memory; et_nvm_sim_init only reads them), handed to C by pointer.
+        self.mem = np.zeros(size, np.uint8)
+        self.writes = np.zeros(size, np.uint32)
+        self.flips = np.zeros(size, np.uint32)
+        self.wear = np.zeros(self.wear_units, np.uint32)
+        self.endurance = np.empty(self.wear_units, np.uint32)
+        self.stuck = np.zeros(size, np.uint8)
+        self._mem = ffi.from_buffer("uint8_t[]", self.mem)
+        self._writes = ffi.from_buffer("uint32_t[]", self.writes)
+        self._flips = ffi.from_buffer("uint32_t[]", self.flips)
+        self._wear = ffi.from_buffer("uint32_t[]", self.wear)
+        self._endurance = ffi.from_buffer("uint32_t[]", self.endurance)
+        self._stuck = ffi.from_buffer("uint8_t[]", self.stuck)
         self._buffers = ffi.new(
             "et_nvm_sim_buffers_t *",
             {"mem": self._mem, "writes": self._writes, "flips": self._flips, "wear": self._wear, "endurance": self._endurance, "stuck": self._stuck},
@@ -283,14 +296,10 @@ class NvmRegion:
         self.sim = ffi.new("et_nvm_sim_t *")
         self.nvm = ffi.new("et_nvm_t *")
         self._cfg = cfg
-        self.mem = _view(self._mem, np.uint8)
-        self.writes = _view(self._writes, np.uint32)
-        self.flips = _view(self._flips, np.uint32)
-        self.wear = _view(self._wear, np.uint32)
-        self.endurance = _view(self._endurance, np.uint32)
-        self.stuck = _view(self._stuck, np.uint8)
-        self.mem[:] = (tech.erased_value if tech.is_flash else 0) if fill is None else fill
-        self.endurance[:] = draw_endurance(tech, self.wear_units, seed)
+        initial = (tech.erased_value if tech.is_flash else 0) if fill is None else fill
+        if initial:
+            self.mem[:] = initial
+        draw_endurance(tech, self.wear_units, seed, out=self.endurance)
         raise_for_status(lib.et_nvm_sim_init(self.sim, self.nvm, cfg, self._buffers, self._totals), f"et_nvm_sim_init({name})")
 
     # -- device operations ---------------------------------------------------
