@@ -12,6 +12,7 @@ import json
 import sys
 import time
 
+from .._io import write_atomic
 from . import _args
 
 SUM_KEYS = ("commits", "injection_points", "recovered_old", "recovered_new", "corrupt", "retry_failed", "device_ops")
@@ -75,8 +76,6 @@ def run(args) -> int:
     from firmware_sim.memory_map import presets
 
     commits = args.commits if args.commits is not None else (48 if args.exhaustive else 12)
-    from .._io import write_report
-
     maps = [args.memory_map] if args.memory_map is not None else presets()
     start = time.perf_counter()
     result = verify(args.model, maps, args.exhaustive, commits, args.max_points, args.ring_slots, args.seed, args.updates)
@@ -84,7 +83,7 @@ def run(args) -> int:
     text = json.dumps(result, indent=2)
     print(text, flush=True)
     if args.json_file:
-        write_report(args.json_file, text + "\n")
+        write_atomic(args.json_file, text + "\n")  # the report is on stdout already
     print(verdict(result), file=sys.stderr)
     return 1 if result["corrupt"] or result["retry_failed"] else 0
 
