@@ -18,7 +18,7 @@ from edgetrain.model.image import layout
 from firmware_sim.commit import PARAMS, tensor_spec
 from firmware_sim.memory_map import MemoryMap, presets
 from firmware_sim.models import load_model
-from firmware_sim.verify import AtomicCommit, run_schedule, sgd_updates
+from firmware_sim.verify import AtomicCommit, _row_runs, run_schedule, sgd_updates
 
 GOLDEN = Path(__file__).parent / "golden"
 MAGIC = 0xE7
@@ -107,6 +107,17 @@ def exported_model():
 
 
 MODELS = {"mcu-cnn": lambda: load_model("mcu-cnn"), "mlp": lambda: load_model("mlp"), "exported": exported_model}
+
+
+def test_row_runs_count_a_parameter_tensor_by_value_and_weights_by_row():
+    old = np.zeros((4, 8), np.int16)  # a batch-norm block: gamma, beta, mean, mean square of 8 channels
+    new = old.copy()
+    new[1, 2], new[1, 3], new[3, 7] = 5, -1, 1
+    assert _row_runs(old, new, params=True) == [(10, 2), (31, 1)]
+    weights_old = np.zeros((4, 8), np.int8)
+    weights_new = weights_old.copy()
+    weights_new[1, 2], weights_new[3, 7] = 5, 1
+    assert _row_runs(weights_old, weights_new, params=False) == [(1, 1), (3, 1)]
 
 
 def test_the_decoder_reads_the_factory_image_then_the_committed_bank():
