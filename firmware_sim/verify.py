@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgetrain.core import ffi
-from edgetrain.errors import EdgetrainError, NvmIOError
+from edgetrain.errors import ArgumentError, EdgetrainError, NvmIOError
 from edgetrain.model import Model
 
 from .commit import TrainingArea
@@ -128,7 +128,8 @@ def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int
                 state[t] = new
         if len(updates) >= commits:
             return updates[:commits]
-    raise EdgetrainError(f"model {model.name!r}: {max_steps} SGD steps made only {len(updates)} commits")
+    raise ArgumentError(f"model {model.name!r}: {max_steps} SGD steps made {len(updates)} of the {commits} commits asked "
+                        f"for; ask for at most {len(updates)} (--commits)")
 
 
 def injection_points(n_ops: int, exhaustive: bool, max_points: int) -> list[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import Callable
 
 from .._io import check_output_dir, check_output_file
@@ -91,6 +92,13 @@ def int_list(text: str) -> str:
         [int(p.strip(), 10) for p in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated integers, e.g. 4,4,2,8") from None
+    return text
+
+
+def c_identifier(text: str) -> str:
+    """A C identifier: a letter or underscore, then letters, digits and underscores."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a C identifier; use a letter or _, then letters, digits and _")
     return text
 
 

@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("model", help="a .keras/.h5 Keras model (needs edgetrain[tf]) or a .tflite flatbuffer")
     p.add_argument("-o", "--output", required=True, type=_args.output_file, help="the .etm file to write")
     p.add_argument("--c-header", metavar="FILE", type=_args.output_file, help="also write the blob as a C header (const uint8_t array)")
-    p.add_argument("--symbol", help="C array name (default: from the output file name)")
+    p.add_argument("--symbol", type=_args.c_identifier, help="C array name (default: from the output file name)")
     p.add_argument("--align", type=int, default=4, help="NVM program unit in bytes: tensors start at multiples of it (power of two, 2..65536; default 4)")
     p.add_argument("--name", help="model name stored in the blob (default: the input file's stem)")
     p.add_argument("--saturate", action="store_true", help="clamp values outside the device formats instead of failing")
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     from ..export.c_header import c_header, c_symbol
     from ..model.etm import write_etm
 
+    if args.symbol is not None and args.c_header is None:
+        raise ArgumentError("--symbol names the array of the C header: give --c-header FILE too")
     source = Path(args.model)
     if not source.is_file():
         raise ArgumentError(f"{source}: no such file")
