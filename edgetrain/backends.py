@@ -72,6 +72,9 @@ class Backend:
             raise ArgumentError(
                 f"input has {arr.size} values of {arr.dtype}; model {self.model.name} takes {shape.size} uint8 values "
                 f"({shape.h}x{shape.w}x{shape.c})")
+        if label is not None and (isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer))):
+            raise ArgumentError(f"label {label!r} must be an integer class index 0..{self.model.n_classes - 1}; "
+                                "round or look it up before training (a float label is never truncated)")
         if label is not None and not 0 <= int(label) < self.model.n_classes:
             raise ArgumentError(f"label {label} is outside 0..{self.model.n_classes - 1} for model {self.model.name}")
         return arr.reshape(-1)
@@ -137,8 +140,19 @@ LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_d
 
 
 def c_config(ffi, config: TrainConfig):
-    """An et_train_config_t for ``config`` (no checks here: the C checks, and tests pass bad values on purpose)."""
+    """An et_train_config_t for ``config`` (no range checks here: the C checks, and tests pass bad values on
+    purpose); a value that does not even fit its C field is an ArgumentError naming TrainConfig.check."""
     ranks = [int(r) for r in config.lrt_rank]
+    if len(ranks) > ref_train.MAX_LAYERS:
+        raise ArgumentError(f"lrt_rank has {len(ranks)} entries; a model has at most {ref_train.MAX_LAYERS} layers")
+    try:
+        return _new_c_config(ffi, config, ranks)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise ArgumentError(f"TrainConfig does not fit et_train_config_t ({exc}); TrainConfig.check() names the "
+                            "field and its range") from None
+
+
+def _new_c_config(ffi, config: TrainConfig, ranks: list[int]):
     return ffi.new("et_train_config_t *", {
         "optimizer": config.optimizer, "conv_per_pixel": int(config.conv_per_pixel), "bn_warm": int(config.bn_warm),
         "lr_weight": config.lr_weight, "lr_weight_exp": config.lr_weight_exp,
@@ -254,6 +268,7 @@ class CPlanner:
 
 def c_plan(model: Model, config: TrainConfig) -> dict[str, int]:
     """et_plan: arena bytes per part and the total (the C core is the one source of truth)."""
+    config.check()
     return CPlanner(model).plan(config)
 
 

@@ -2,8 +2,8 @@
 
 Each subcommand lives in its own module under ``edgetrain.commands`` and
 exposes ``register(subparsers)``, which adds its parser and sets
-``func(args) -> int`` as the handler. Typed edgetrain errors become one clear
-line on stderr and exit status 2; nothing else is caught.
+``func(args) -> int`` as the handler. Usage errors and typed edgetrain errors
+become one clear line on stderr and exit status 2; nothing else is caught.
 """
 from __future__ import annotations
 
@@ -19,8 +19,15 @@ from .errors import EdgetrainError
 COMMAND_MODULES: list[str] = ["run", "plan", "export", "inspect", "verify_commit"]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``edgetrain COMMAND: error: ...`` and where to look, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="edgetrain",
         description="On-device training for microcontrollers whose weights live in NVM.",
     )
@@ -33,7 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2

@@ -215,17 +215,33 @@ class TrainingArea(CommitView):
         typed = new.astype(dtype, copy=False)
         flat = np.ascontiguousarray(typed.reshape(-1) if tensor & PARAMS else typed.reshape(shape[0], -1))
         n_rows = flat.shape[0]
-        runs = [(0, n_rows)] if rows is None else rows
         what = f"commit of tensor {tensor:#x}"
+        runs = [(0, n_rows)] if rows is None else _check_runs(rows, n_rows, what)
         raise_for_status(lib.et_commit_begin(self.c, tensor), f"{what}: et_commit_begin")
         for first, count in runs:
             chunk = np.ascontiguousarray(flat[first:first + count])
-            if chunk.shape[0] != count:
-                lib.et_commit_abort(self.c, tensor)
-                raise ArgumentError(f"{what}: rows {first}..{first + count - 1} are outside the {n_rows} rows")
             status = lib.et_commit_rows(self.c, tensor, first, count, ffi.from_buffer("int8_t[]", chunk.view(np.int8)))
             if status != 0:
                 if status == lib.ET_ERR_ARG:
                     lib.et_commit_abort(self.c, tensor)
                 raise_for_status(status, f"{what}: et_commit_rows({first}, {count})")
         raise_for_status(lib.et_commit_end(self.c, tensor), f"{what}: et_commit_end")
+
+
+def _check_runs(rows, n_rows: int, what: str) -> list[tuple[int, int]]:
+    """``rows`` as (first_row, n_rows) int pairs inside 0..n_rows, increasing and not overlapping; else
+    ArgumentError (checked before the commit begins: nothing is written)."""
+    out, end = [], 0
+    try:
+        pairs = [(first, count) for first, count in rows]
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{what}: rows must be (first_row, n_rows) pairs, got {rows!r}") from None
+    for first, count in pairs:
+        if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in (first, count)):
+            raise ArgumentError(f"{what}: rows ({first!r}, {count!r}) must be two ints")
+        if first < end or count < 1 or first + count > n_rows:
+            raise ArgumentError(f"{what}: rows ({first}, {count}) must lie inside 0..{n_rows}, each run after the last "
+                                "one and at least one row long; list the changed rows in increasing order")
+        out.append((int(first), int(count)))
+        end = first + count
+    return out

@@ -53,12 +53,20 @@ def _store(weights: np.ndarray, new_bytes: np.ndarray, stuck: np.ndarray | None)
     return changed
 
 
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _count(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
 def analog_drift(weights: np.ndarray, rng: np.random.Generator, sigma0: float = SIGMA0, every: int = EVERY,
                  stuck: np.ndarray | None = None) -> int:
     """Apply one analog drift step in place; returns the number of weights that changed."""
     _check(weights, stuck)
-    if sigma0 < 0 or every < 1:
-        raise ArgumentError(f"sigma0 must be >= 0 and every >= 1 (got {sigma0}, {every})")
+    if not (_finite_number(sigma0) and sigma0 >= 0) or not _count(every):
+        raise ArgumentError(f"sigma0 must be a finite number >= 0 and every an integer >= 1 (got {sigma0!r}, {every!r})")
     sigma_lsb = sigma0 / math.sqrt(1e6 / every) * WEIGHT_SCALE
     noisy = weights.astype(np.float64) + rng.normal(0.0, sigma_lsb, weights.shape)
     new = np.clip(np.rint(noisy), -128, 127).astype(np.int8).view(np.uint8)
@@ -69,8 +77,10 @@ def digital_drift(weights: np.ndarray, rng: np.random.Generator, p0: float = P0,
                   mode: str = "bernoulli", stuck: np.ndarray | None = None) -> int:
     """Apply one bit-flip drift step in place; returns the number of weights that changed."""
     _check(weights, stuck)
+    if not _finite_number(p0) or not _count(every):
+        raise ArgumentError(f"p0 must be a finite number and every an integer >= 1 (got {p0!r}, {every!r})")
     p = p0 / (1e6 / every)
-    if not 0 <= p <= 1 or every < 1:
+    if not 0 <= p <= 1:
         raise ArgumentError(f"flip probability p0 / (1e6 / every) must lie in [0, 1] (got {p})")
     u = weights.view(np.uint8).astype(np.int32) ^ 0x80  # offset binary
     weights_of_bits = 1 << np.arange(8)

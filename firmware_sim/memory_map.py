@@ -151,8 +151,17 @@ class MemoryMap:
                 data = tomllib.load(fh)
         except FileNotFoundError:
             raise ArgumentError(f"memory map file {str(path)!r} does not exist; give a preset ({', '.join(presets())}) or a TOML path") from None
+        except IsADirectoryError:
+            raise ArgumentError(f"memory map {str(path)!r} is a folder; give a preset ({', '.join(presets())}) or a "
+                                "TOML file") from None
+        except UnicodeDecodeError:
+            raise ArgumentError(f"memory map file {str(path)!r} is not UTF-8 text (a binary file?); give a TOML "
+                                "file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ArgumentError(f"memory map file {str(path)!r} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ArgumentError(f"memory map file {str(path)!r} cannot be read ({exc.strerror}); give a readable "
+                                "TOML file or a preset") from None
         return cls.from_dict(data, source=f"memory map {path.name!r}")
 
     @classmethod

@@ -30,6 +30,18 @@ CELLS = {"inplace": 0, "flash": 1}
 WEAROUT = {"stuck_last": 0, "stuck_pattern": 1}
 ENERGY_BASIS = {"bit": 0, "flip": 1}
 
+# Upper bounds of the figures, so that the emulator's 64-bit femtojoule and nanosecond counters hold any
+# run (1e6 pJ/bit: 100x any NVM we know), with their units.
+FIGURE_LIMITS = {
+    "program_energy": (1e6, "pJ per bit"),
+    "read_energy": (1e6, "pJ per bit"),
+    "program_latency": (1e9, "ns per program unit"),
+    "erase_energy": (1e6, "uJ per erase unit"),
+    "erase_latency": (1e7, "us per erase unit"),
+    "endurance_sigma": (10, "decades"),
+}
+MAX_ENDURANCE = 1e30  # wear events; anything above 2^32-1 already means "never wears out"
+
 # Fields a memory map may override, with their types.
 OVERRIDABLE = {
     "program_unit": int,
@@ -99,23 +111,27 @@ class Technology:
             raise ArgumentError(f"{where}: program_unit must be a power of two in 1..4096 bytes, got {pu!r}")
         if self.is_flash:
             eu = self.erase_unit
-            if not (isinstance(eu, int) and eu >= pu and eu % pu == 0):
-                raise ArgumentError(f"{where}: flash needs erase_unit, a multiple of program_unit ({pu}), got {eu!r}")
-            if not 0 <= self.erased_value <= 255:
+            if not (isinstance(eu, int) and pu <= eu <= 2**24 and eu % pu == 0):
+                raise ArgumentError(f"{where}: flash needs erase_unit, a multiple of program_unit ({pu}) up to 16 MiB, "
+                                    f"got {eu!r}")
+            if not (isinstance(self.erased_value, int) and 0 <= self.erased_value <= 255):
                 raise ArgumentError(f"{where}: erased_value must be a byte, got {self.erased_value!r}")
         elif self.erase_unit not in (0, None):
             raise ArgumentError(f"{where}: an in-place technology has no erase_unit; remove it (got {self.erase_unit})")
-        for name in ("program_energy", "read_energy", "program_latency", "erase_energy", "erase_latency", "endurance_sigma"):
+        for name, (limit, unit) in FIGURE_LIMITS.items():
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ArgumentError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
-        if not (isinstance(self.endurance, (int, float)) and self.endurance >= 1):
-            raise ArgumentError(f"{where}: endurance must be >= 1 wear event, got {self.endurance!r}")
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                    and 0 <= value <= limit):
+                raise ArgumentError(f"{where}: {name} must be a number in 0..{limit:g} {unit}, got {value!r}; "
+                                    "fix the figure in the technology table or the memory map's overrides")
+        if not (isinstance(self.endurance, (int, float)) and not isinstance(self.endurance, bool)
+                and 1 <= self.endurance <= MAX_ENDURANCE):
+            raise ArgumentError(f"{where}: endurance must be 1..{MAX_ENDURANCE:g} wear events, got {self.endurance!r}")
         if self.energy_basis not in ENERGY_BASIS:
             raise ArgumentError(f"{where}: energy_basis must be one of {sorted(ENERGY_BASIS)}, got {self.energy_basis!r}")
         if self.wearout not in WEAROUT:
             raise ArgumentError(f"{where}: wearout must be one of {sorted(WEAROUT)}, got {self.wearout!r}")
-        if not 0 <= self.stuck_pattern <= 255:
+        if not (isinstance(self.stuck_pattern, int) and 0 <= self.stuck_pattern <= 255):
             raise ArgumentError(f"{where}: stuck_pattern must be a byte, got {self.stuck_pattern!r}")
         return self
 
@@ -197,16 +213,21 @@ def technology(name: str) -> Technology:
     return known[name]
 
 
-def draw_endurance(tech: Technology, units: int, seed: int) -> np.ndarray:
+ENDURANCE_CHUNK = 1 << 16  # units drawn at a time: float temporaries stay small for any region size
+
+
+def draw_endurance(tech: Technology, units: int, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     """Per-wear-unit endurance: log10(e) ~ Normal(log10(median), sigma), rounded,
-    clipped to 1..2^32-1 (2^32-1 means "does not wear out in any run")."""
+    clipped to 1..2^32-1 (2^32-1 means "does not wear out in any run"). Drawn in chunks
+    from one stream (the same values as one draw of ``units``), into ``out`` if given."""
+    out = np.empty(units, np.uint32) if out is None else out
     rng = np.random.default_rng(seed)
-    log_e = rng.normal(math.log10(tech.endurance), tech.endurance_sigma, units) if tech.endurance_sigma > 0 else np.full(units, math.log10(tech.endurance))
-    return np.clip(np.rint(10.0 ** np.minimum(log_e, 10.0)), 1, 2**32 - 1).astype(np.uint32)
-
-
-def _view(cdata, dtype) -> np.ndarray:
-    return np.frombuffer(ffi.buffer(cdata), dtype=dtype)
+    mu = math.log10(tech.endurance)
+    for start in range(0, units, ENDURANCE_CHUNK):
+        n = min(ENDURANCE_CHUNK, units - start)
+        log_e = rng.normal(mu, tech.endurance_sigma, n) if tech.endurance_sigma > 0 else np.full(n, mu)
+        out[start:start + n] = np.clip(np.rint(10.0 ** np.minimum(log_e, 10.0)), 1, 2**32 - 1)
+    return out
 
 
 TOTAL_FIELDS = (
@@ -253,12 +274,20 @@ class NvmRegion:
         units = ffi.new("uint32_t *")
         raise_for_status(lib.et_nvm_sim_wear_units(cfg, units), f"et_nvm_sim_wear_units({tech.name}, size {size})")
         self.wear_units = units[0]
-        self._mem = ffi.new("uint8_t[]", size)
-        self._writes = ffi.new("uint32_t[]", size)
-        self._flips = ffi.new("uint32_t[]", size)
-        self._wear = ffi.new("uint32_t[]", self.wear_units)
-        self._endurance = ffi.new("uint32_t[]", self.wear_units)
-        self._stuck = ffi.new("uint8_t[]", size)
+        # Zeroed NumPy buffers (calloc: the OS maps their pages on first write, so cells never
+        # programmed cost no host memory; et_nvm_sim_init only reads them), handed to C by pointer.
+        self.mem = np.zeros(size, np.uint8)
+        self.writes = np.zeros(size, np.uint32)
+        self.flips = np.zeros(size, np.uint32)
+        self.wear = np.zeros(self.wear_units, np.uint32)
+        self.endurance = np.empty(self.wear_units, np.uint32)
+        self.stuck = np.zeros(size, np.uint8)
+        self._mem = ffi.from_buffer("uint8_t[]", self.mem)
+        self._writes = ffi.from_buffer("uint32_t[]", self.writes)
+        self._flips = ffi.from_buffer("uint32_t[]", self.flips)
+        self._wear = ffi.from_buffer("uint32_t[]", self.wear)
+        self._endurance = ffi.from_buffer("uint32_t[]", self.endurance)
+        self._stuck = ffi.from_buffer("uint8_t[]", self.stuck)
         self._buffers = ffi.new(
             "et_nvm_sim_buffers_t *",
             {"mem": self._mem, "writes": self._writes, "flips": self._flips, "wear": self._wear, "endurance": self._endurance, "stuck": self._stuck},
@@ -267,25 +296,35 @@ class NvmRegion:
         self.sim = ffi.new("et_nvm_sim_t *")
         self.nvm = ffi.new("et_nvm_t *")
         self._cfg = cfg
-        self.mem = _view(self._mem, np.uint8)
-        self.writes = _view(self._writes, np.uint32)
-        self.flips = _view(self._flips, np.uint32)
-        self.wear = _view(self._wear, np.uint32)
-        self.endurance = _view(self._endurance, np.uint32)
-        self.stuck = _view(self._stuck, np.uint8)
-        self.mem[:] = (tech.erased_value if tech.is_flash else 0) if fill is None else fill
-        self.endurance[:] = draw_endurance(tech, self.wear_units, seed)
+        initial = (tech.erased_value if tech.is_flash else 0) if fill is None else fill
+        if initial:
+            self.mem[:] = initial
+        draw_endurance(tech, self.wear_units, seed, out=self.endurance)
         raise_for_status(lib.et_nvm_sim_init(self.sim, self.nvm, cfg, self._buffers, self._totals), f"et_nvm_sim_init({name})")
 
     # -- device operations ---------------------------------------------------
+    def _check_span(self, what: str, offset, length: int) -> None:
+        """ArgumentError unless offset and length are HAL values (uint32); the HAL itself answers a span
+        outside the region or misaligned with ET_ERR_ARG, as on a device."""
+        if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+            raise ArgumentError(f"{what} on {self.name!r}: offset must be an int, got {offset!r}")
+        if not 0 <= offset < 2**32 or length >= 2**32:
+            raise ArgumentError(f"{what} of {length} bytes at offset {offset} is outside NVM region {self.name!r} "
+                                f"(0..{self.size}); give an offset and length inside it")
+
     def program_status(self, offset: int, data: bytes) -> int:
-        """Program through the HAL and return the raw et_status_t."""
-        return self.nvm.program(self.nvm, offset, bytes(data), len(data))
+        """Program through the HAL and return the raw et_status_t (ArgumentError outside the region)."""
+        data = bytes(data)
+        self._check_span("program", offset, len(data))
+        return self.nvm.program(self.nvm, int(offset), data, len(data))
 
     def erase_status(self, offset: int, length: int) -> int:
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+            raise ArgumentError(f"erase on {self.name!r}: length must be an int >= 0, got {length!r}")
+        self._check_span("erase", offset, int(length))
         if self.nvm.erase == ffi.NULL:
             return lib.ET_ERR_ARG
-        return self.nvm.erase(self.nvm, offset, length)
+        return self.nvm.erase(self.nvm, int(offset), int(length))
 
     def program(self, offset: int, data: bytes) -> None:
         raise_for_status(self.program_status(offset, data), f"program of {len(data)} bytes at {self.name}+{offset:#x}")
@@ -296,8 +335,8 @@ class NvmRegion:
     # -- power ---------------------------------------------------------------
     def arm_power_loss(self, ops: int) -> None:
         """Make the ops-th device operation (program unit or erase unit) from now fail midway (0 disarms)."""
-        if not isinstance(ops, int) or ops < 0:
-            raise ArgumentError(f"power-loss countdown must be an int >= 0, got {ops!r}")
+        if not isinstance(ops, int) or isinstance(ops, bool) or not 0 <= ops < 2**64:
+            raise ArgumentError(f"power-loss countdown must be an int in 0..2^64-1, got {ops!r}")
         raise_for_status(lib.et_nvm_sim_set_powerloss(self.sim, ops), "et_nvm_sim_set_powerloss")
 
     def reboot(self) -> None:

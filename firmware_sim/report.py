@@ -20,10 +20,12 @@ Plots need matplotlib (``pip install edgetrain[plots]``).
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
+from edgetrain._io import check_output_dir, write_atomic
 from edgetrain.errors import ArgumentError, UnsupportedError
 
 from .nvm import NvmRegion
@@ -102,7 +104,7 @@ def write_plots(area, out_dir: str | Path) -> list[Path]:
     """A wear heat map PNG per layer with weights and a histogram of writes per weight cell (both banks),
     for a ``CommitView`` (a ``TrainingArea``, or the training context's handle)."""
     plt = _pyplot()
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, "plots folder")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     cells = []
@@ -119,8 +121,7 @@ def write_plots(area, out_dir: str | Path) -> list[Path]:
             ax.set_ylabel("row (output)")
         fig.colorbar(im, ax=axes[0].tolist(), label="writes per cell")
         path = out / f"wear_{layer:02d}_{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        _save(plt, fig, path)
         paths.append(path)
     allw = np.concatenate(cells) if cells else np.zeros(1)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -129,7 +130,14 @@ def write_plots(area, out_dir: str | Path) -> list[Path]:
     ax.set_ylabel("cells")
     ax.set_title(f"{area.model.name} on {area.region.tech.name}")
     path = out / "writes_histogram.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
     paths.append(path)
     return paths
+
+
+def _save(plt, fig, path: Path) -> None:
+    """Render the figure to memory, then write it atomically (a reader never sees half a PNG)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())

@@ -14,13 +14,17 @@ injection points 1, 1+s, 1+2s, ... and the last (s spreads at most
 
 The protocol is any object with ``layers``, ``recover()``, ``active(tensor)``
 and ``commit(tensor, new)`` (and ``tensors`` when it keeps parameter tensors
-too); ``AtomicCommit`` is the C core's et_commit.
+too); ``AtomicCommit`` is the C core's et_commit. A protocol may also offer
+``save_state()``/``load_state(state)``: the harness then puts its state back
+with the NVM before each injection instead of recovering it from NVM (the
+recovery after the power cut always reads NVM alone).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from edgetrain.errors import EdgetrainError, NvmIOError
+from edgetrain.core import ffi
+from edgetrain.errors import ArgumentError, EdgetrainError, NvmIOError
 from edgetrain.model import Model
 
 from .commit import TrainingArea
@@ -44,6 +48,15 @@ class AtomicCommit:
     def commit(self, tensor: int, new: np.ndarray, rows: list[tuple[int, int]] | None = None) -> None:
         self.area.commit(tensor, new, rows)
 
+    def save_state(self) -> bytes:
+        """The commit handle's bytes (placement, active banks, sequence numbers; no pointers change)."""
+        return bytes(ffi.buffer(self.area.c))
+
+    def load_state(self, state: bytes) -> None:
+        """Put back a handle saved over the same NVM contents: what ``recover`` would rebuild, without
+        reading the whole area again."""
+        ffi.buffer(self.area.c)[:] = state
+
     @property
     def used_bytes(self) -> int:
         return self.area.area_offset + self.area.area_bytes
@@ -60,9 +73,14 @@ def synthetic_update(rng: np.random.Generator, weights: np.ndarray, density: flo
     return flat.astype(np.int8).reshape(weights.shape)
 
 
-def _row_runs(old: np.ndarray, new: np.ndarray) -> list[tuple[int, int]]:
-    """(first_row, n_rows) runs of the rows that differ (a parameter tensor: one row per value)."""
-    rows = (old.reshape(old.shape[0], -1) != new.reshape(new.shape[0], -1)).any(axis=1) if old.ndim > 1 else old.reshape(-1) != new.reshape(-1)
+def _row_runs(old: np.ndarray, new: np.ndarray, params: bool) -> list[tuple[int, int]]:
+    """(first_row, n_rows) runs of the rows that differ, as the commit counts rows: a weight tensor has one
+    row per output (its first axis), a parameter tensor (biases, or a 4 x c batch-norm block) one row per
+    value."""
+    if params:
+        rows = old.reshape(-1) != new.reshape(-1)
+    else:
+        rows = (old.reshape(old.shape[0], -1) != new.reshape(new.shape[0], -1)).any(axis=1)
     runs, start = [], None
     for i, changed in enumerate(list(rows) + [False]):
         if changed and start is None:
@@ -106,11 +124,12 @@ def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int
         for t in changed:
             new = current(t)
             if not np.array_equal(new, state[t]):
-                updates.append((t, new, _row_runs(state[t], new)))
+                updates.append((t, new, _row_runs(state[t], new, bool(t & PARAMS))))
                 state[t] = new
         if len(updates) >= commits:
             return updates[:commits]
-    raise EdgetrainError(f"model {model.name!r}: {max_steps} SGD steps made only {len(updates)} commits")
+    raise ArgumentError(f"model {model.name!r}: {max_steps} SGD steps made {len(updates)} of the {commits} commits asked "
+                        f"for; ask for at most {len(updates)} (--commits)")
 
 
 def injection_points(n_ops: int, exhaustive: bool, max_points: int) -> list[int]:
@@ -143,9 +162,14 @@ def run_schedule(region: NvmRegion, protocol, commits: int = 12, exhaustive: boo
            "retry_failed": 0, "device_ops": 0, "failures": []}
     span = slice(0, used_bytes if used_bytes is not None else region.size)
 
+    saves_state = hasattr(protocol, "save_state")
+
     def snapshot():
-        return {k: (v[span].copy() if k != "wear" or not region.tech.is_flash else v.copy()) for k, v in
+        snap = {k: (v[span].copy() if k != "wear" or not region.tech.is_flash else v.copy()) for k, v in
                 {"mem": region.mem, "wear": region.wear, "stuck": region.stuck}.items()}
+        if saves_state:
+            snap["protocol"] = protocol.save_state()
+        return snap
 
     def restore(snap):
         region.mem[span] = snap["mem"]
@@ -155,7 +179,10 @@ def run_schedule(region: NvmRegion, protocol, commits: int = 12, exhaustive: boo
         else:
             region.wear[span] = snap["wear"]
         region.reboot()
-        protocol.recover()
+        if saves_state:
+            protocol.load_state(snap["protocol"])
+        else:
+            protocol.recover()
 
     for k in range(commits):
         if updates is None:

@@ -104,8 +104,8 @@ def test_per_layer_budget_uses_the_room_between_two_global_ranks(capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["mcu-cnn", "--rank", "0"], "--rank 0 is outside 1..8"),
-    (["mcu-cnn", "--rank", "9"], "--rank 9 is outside 1..8"),
+    (["mcu-cnn", "--rank", "0"], "argument --rank: 0 is outside 1..8"),
+    (["mcu-cnn", "--rank", "9"], "argument --rank: 9 is outside 1..8"),
     (["mcu-cnn", "--per-layer"], "give --budget SIZE too"),
     (["mcu-cnn", "--budget", "lots"], "give a size such as"),
     (["mcu-cnn", "--budget", "1KiB", "--optimizer", "sgd"], "use it with --optimizer lrt"),

@@ -88,7 +88,7 @@ def test_worn_cells_are_counted_in_the_run_json(tmp_path, capsys, mnist_dir):
     (["--model", "mlp", "--memory-map", "rram-mcu", "--backend", "numpy"], "use --backend c"),
     (["--model", "mlp", "--plots", "out"], "--plots needs --memory-map"),
     (["--model", "mlp", "--samples-per-day", "10"], "--samples-per-day needs --memory-map"),
-    (["--model", "mlp", "--memory-map", "rram-mcu", "--samples-per-day", "0"], "--samples-per-day 0.0 must be > 0"),
+    (["--model", "mlp", "--memory-map", "rram-mcu", "--samples-per-day", "0"], "argument --samples-per-day: 0.0 must be > 0"),
     (["--model", "mlp", "--memory-map", "no-such.toml"], "memory map file 'no-such.toml' does not exist"),
 ])
 def test_memory_map_errors_are_one_clear_line(capsys, mnist_dir, args, message):

@@ -79,3 +79,23 @@ def test_verify_commit_takes_presets_and_model_files(tmp_path, capsys):
     assert cli.main(["verify-commit", "--model", str(path), "--memory-map", "pcm-mcu", "--commits", "4"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == "mlp" and result["corrupt"] == 0 and result["injection_points"] > 0
+
+
+def test_verify_commit_prints_a_one_line_verdict_on_stderr(capsys):
+    assert cli.main(["verify-commit", "--memory-map", "rram-mcu", "--commits", "2"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("edgetrain verify-commit: ok, 0 corrupt: sim-tiny, synthetic updates, linear schedule: "
+                                   f"2 commits on 1 memory map, {result['injection_points']} power cuts")
+
+
+def test_the_verdict_names_a_failure():
+    from edgetrain.commands.verify_commit import verdict
+
+    result = {"model": "m", "updates": "sgd", "schedule": "exhaustive", "commits": 48, "memory_maps": {"a": {}, "b": {}},
+              "injection_points": 1200, "recovered_old": 1100, "recovered_new": 97, "corrupt": 3, "retry_failed": 0,
+              "elapsed_s": 2.5}
+    assert verdict(result) == ("edgetrain verify-commit: FAIL: 3 corrupt recoveries, 0 failed retries; m, sgd updates, "
+                               "exhaustive schedule: 48 commits on 2 memory maps, 1,200 power cuts (1,100 recovered old, "
+                               "97 new) in 2.5 s")

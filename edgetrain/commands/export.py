@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ArgumentError
+from . import _args
 
 
 def register(sub) -> None:
@@ -18,16 +19,16 @@ def register(sub) -> None:
         "and print how well the device formats represent its weights.",
     )
     p.add_argument("model", help="a .keras/.h5 Keras model (needs edgetrain[tf]) or a .tflite flatbuffer")
-    p.add_argument("-o", "--output", required=True, help="the .etm file to write")
-    p.add_argument("--c-header", metavar="FILE", help="also write the blob as a C header (const uint8_t array)")
-    p.add_argument("--symbol", help="C array name (default: from the output file name)")
+    p.add_argument("-o", "--output", required=True, type=_args.output_file, help="the .etm file to write")
+    p.add_argument("--c-header", metavar="FILE", type=_args.output_file, help="also write the blob as a C header (const uint8_t array)")
+    p.add_argument("--symbol", type=_args.c_identifier, help="C array name (default: from the output file name)")
     p.add_argument("--align", type=int, default=4, help="NVM program unit in bytes: tensors start at multiples of it (power of two, 2..65536; default 4)")
     p.add_argument("--name", help="model name stored in the blob (default: the input file's stem)")
     p.add_argument("--saturate", action="store_true", help="clamp values outside the device formats instead of failing")
-    p.add_argument("--json", metavar="FILE", help="write the per-layer mapping report as JSON")
+    p.add_argument("--json", metavar="FILE", type=_args.output_file, help="write the per-layer mapping report as JSON")
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: $EDGETRAIN_DATA_DIR): measure the accuracy "
                    "of the source model and of the device model on MNIST test images (28x28x1 models with 10 classes)")
-    p.add_argument("--eval-samples", type=int, default=1000, help="test images for that measurement (default 1000; 0: skip it)")
+    p.add_argument("--eval-samples", type=_args.int_range(0), default=1000, help="test images for that measurement (default 1000; 0: skip it)")
     p.add_argument("--input-divisor", type=int, choices=(255, 256), default=256,
                    help="the source model is fed pixel/DIVISOR (default 256: what the device reads)")
     p.set_defaults(func=run)
@@ -44,10 +45,13 @@ def _kind(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._io import write_atomic, write_report
     from ..export import convert_keras, convert_tflite
     from ..export.c_header import c_header, c_symbol
     from ..model.etm import write_etm
 
+    if args.symbol is not None and args.c_header is None:
+        raise ArgumentError("--symbol names the array of the C header: give --c-header FILE too")
     source = Path(args.model)
     if not source.is_file():
         raise ArgumentError(f"{source}: no such file")
@@ -65,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
     provenance = f"edgetrain {__version__} export from {kind} {source_name} sha256 {digest}"
     blob = write_etm(conversion.model, align=args.align, provenance=provenance)
     out = Path(args.output)
-    out.write_bytes(blob)
+    write_atomic(out, blob)
     print(conversion.summary())
     print(f"wrote {out} ({len(blob)} bytes, {len(conversion.model.layers)} layers, {conversion.model.n_weights()} weights, align {args.align})")
     if args.c_header:
         header = Path(args.c_header)
         symbol = args.symbol or c_symbol(out.stem + "_etm")
-        header.write_text(c_header(blob, symbol, align=max(args.align, 4), source=source.name, source_sha256=digest))
+        write_atomic(header, c_header(blob, symbol, align=max(args.align, 4), source=source.name, source_sha256=digest))
         print(f"wrote {header} (const uint8_t {symbol}[{len(blob)}])")
     accuracy = _accuracy(args, conversion.model, source if kind == "tflite" else None, keras_model)
     if args.json:
@@ -80,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             "align": args.align, "layers": [r.as_dict() for r in conversion.layers], "notes": conversion.notes,
             "accuracy": accuracy.as_dict() if accuracy is not None else None,
         }
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_report(args.json, json.dumps(report, indent=2) + "\n")
     return 0
 
 

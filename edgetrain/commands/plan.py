@@ -12,8 +12,9 @@ import argparse
 import json
 import re
 from dataclasses import replace
-from pathlib import Path
+from fractions import Fraction
 
+from .._io import write_report
 from ..backends import CPlanner
 from ..errors import ArgumentError
 from ..model.description import LayerKind
@@ -21,8 +22,10 @@ from ..model.loader import MODEL_NAMES, load_model
 from ..reference.lrt import MAX_RANK
 from ..reference.lrt import Config as LrtConfig
 from ..reference.train import OPTIMIZERS, OPT_LRT, TrainConfig
+from . import _args
 
 LRT_PARTS = ("lrt_state", "lrt_scratch")
+MAX_BUDGET = 2**32
 UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
 
 
@@ -30,20 +33,24 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="the exact SRAM arena of training a model, by part and layer (C planner)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help=f"a model name ({', '.join(MODEL_NAMES)}) or a model file (.etm)")
-    p.add_argument("--rank", type=int, default=LrtConfig().rank, help="rank r of every layer's accumulator, 1..8 (default: 4)")
+    p.add_argument("--rank", type=_args.int_range(1, MAX_RANK), default=LrtConfig().rank, help="rank r of every layer's accumulator, 1..8 (default: 4)")
     p.add_argument("--optimizer", default="lrt", choices=tuple(OPTIMIZERS), help="default: lrt")
-    p.add_argument("--budget", metavar="SIZE", help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
+    p.add_argument("--budget", metavar="SIZE", type=_args.checked(lambda text: parse_size(text), "size"), help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
     p.add_argument("--per-layer", action="store_true", help="with --budget: then raise single layers' ranks while it fits")
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write JSON to FILE (no FILE: stdout)")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE", type=_args.output_file_or_stdout, help="write JSON to FILE (no FILE: stdout)")
     p.set_defaults(func=main)
 
 
 def parse_size(text: str) -> int:
-    """'24KiB' -> 24576; bytes, KiB, MiB (powers of 2) or kB, MB (powers of 10)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    """'24KiB' -> 24576; bytes, KiB, MiB (powers of 2) or kB, MB (powers of 10); at most 4 GiB (a 32-bit
+    address space). Read exactly (no float rounding), truncated to whole bytes."""
+    m = re.fullmatch(r"\s*(\d{1,12}(?:\.\d{1,12})?)\s*([A-Za-z]*)\s*", text)
     if not m or m.group(2).lower() not in UNITS:
         raise ArgumentError(f"--budget {text!r}: give a size such as 24576, 24KiB, 1.5MiB or 64kB")
-    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+    size = int(Fraction(m.group(1)) * UNITS[m.group(2).lower()])
+    if not 1 <= size <= MAX_BUDGET:
+        raise ArgumentError(f"--budget {text!r} is {size} bytes; give 1 byte .. 4 GiB (an MCU's 32-bit address space)")
+    return size
 
 
 def lrt_train_config(rank: int, ranks: tuple = ()) -> TrainConfig:
@@ -144,15 +151,13 @@ def text_report(r: dict) -> str:
 
 
 def main(args) -> int:
-    if not 1 <= args.rank <= MAX_RANK:
-        raise ArgumentError(f"--rank {args.rank} is outside 1..{MAX_RANK}")
-    if args.per_layer and not args.budget:
+    if args.per_layer and args.budget is None:
         raise ArgumentError("--per-layer picks ranks under a budget: give --budget SIZE too")
-    if args.budget and args.optimizer != "lrt":
+    if args.budget is not None and args.optimizer != "lrt":
         raise ArgumentError("--budget picks a low-rank rank: use it with --optimizer lrt (the default)")
     planner = CPlanner(load_model(args.model, 0))
-    if args.budget:
-        report = fit_budget(planner, parse_size(args.budget), args.per_layer)
+    if args.budget is not None:
+        report = fit_budget(planner, args.budget, args.per_layer)
     else:
         config = lrt_train_config(args.rank) if args.optimizer == "lrt" else TrainConfig(optimizer=OPTIMIZERS[args.optimizer])
         report = describe(planner, config)
@@ -161,7 +166,7 @@ def main(args) -> int:
         if args.json == "-":
             print(text)
         else:
-            Path(args.json).write_text(text + "\n")
+            write_report(args.json, text + "\n")
             print(text_report(report))
     else:
         print(text_report(report))

@@ -12,11 +12,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
+from .._io import write_report
 from ..backends import BACKENDS, c_plan, make_backend
 from ..data import mnist
 from ..errors import ArgumentError, UnsupportedError
@@ -25,6 +25,7 @@ from ..model.presets import hash_u64
 from ..reference.lrt import Config as LrtConfig
 from ..reference.lrt import config_check as lrt_config_check
 from ..reference.train import LR_DEFAULT, LR_EXP_DEFAULT, OPTIMIZERS, TrainConfig
+from . import _args
 
 TASKS = ("control",)
 LRT_LIMITS = {"rank": (1, 8), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
@@ -42,23 +43,23 @@ def register(sub) -> None:
     p.add_argument("--model", required=True, help=f"a model name ({', '.join(MODEL_NAMES)}) or a model file (.etm)")
     p.add_argument("--task", default="control", choices=TASKS, help="data stream (default: control = MNIST training images)")
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZER_CHOICES, help="default: sgd")
-    p.add_argument("--samples", type=int, default=1000, help="samples to stream (default: 1000)")
+    p.add_argument("--samples", type=_args.int_range(1), default=1000, help="samples to stream (default: 1000)")
     p.add_argument("--backend", default="c", choices=BACKEND_CHOICES, help="training engine (default: c)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the model init, the data order and the PRNG (default: 0)")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
+    p.add_argument("--seed", type=_args.int_range(0, 2**32 - 1), default=0, help="seeds the model init, the data order and the PRNG (default: 0)")
+    p.add_argument("--json", metavar="FILE", type=_args.output_file_or_stdout, help="write the report as JSON to FILE ('-' for stdout)")
     p.add_argument("--data-dir", metavar="DIR", help=f"folder of the MNIST idx .gz files (default: ${mnist.ENV})")
     p.add_argument("--conv-per-pixel", action="store_true", help="sgd: apply conv updates at every output pixel (the paper's baseline)")
-    p.add_argument("--lr", type=float, default=0.01, help="weight learning rate (default: 0.01)")
-    p.add_argument("--lr-bias", type=float, default=0.01, help="bias and BN learning rate (default: 0.01)")
+    p.add_argument("--lr", type=_args.learning_rate, default=0.01, help="weight learning rate (default: 0.01)")
+    p.add_argument("--lr-bias", type=_args.learning_rate, default=0.01, help="bias and BN learning rate (default: 0.01)")
     add_lrt_arguments(p)
     # NVM emulation (firmware_sim): the C core over an emulated memory map, figures from its counters.
     emu = p.add_argument_group("NVM emulation (C backend)")
     emu.add_argument("--memory-map", metavar="PRESET_OR_TOML",
                      help="train over the NVM region of a memory map (rram-mcu, mram-mcu, pcm-mcu, flash-mcu, or a TOML "
                           "file); the report's write, energy and wear figures then come from the emulator")
-    emu.add_argument("--samples-per-day", type=float, default=None, metavar="N",
+    emu.add_argument("--samples-per-day", type=_args.positive_number, default=None, metavar="N",
                      help="with --memory-map: samples a day for projected_lifetime_days (default: 1440, one a minute)")
-    emu.add_argument("--plots", metavar="DIR",
+    emu.add_argument("--plots", metavar="DIR", type=_args.output_dir,
                      help="with --memory-map: write a wear heat map PNG per layer and a histogram of writes per cell "
                           "(needs matplotlib: pip install 'edgetrain[plots]')")
     bar = p.add_mutually_exclusive_group()
@@ -74,16 +75,16 @@ def add_lrt_arguments(p) -> None:
     """The flags of --optimizer lrt (defaults: the paper's, lrt-paper-spec §6.5). --lr is its eta0."""
     d = LrtConfig()
     g = p.add_argument_group("low-rank training (--optimizer lrt; --lr is the base rate eta0, scaled by sqrt(B_eff))")
-    g.add_argument("--rank", type=int, default=d.rank, help=f"rank r of every layer's accumulator, 1..8 (default: {d.rank})")
-    g.add_argument("--layer-ranks", metavar="R1,R2,...", help="one rank per trainable layer, in model order (overrides --rank; "
+    g.add_argument("--rank", type=_args.int_range(1, 8), default=d.rank, help=f"rank r of every layer's accumulator, 1..8 (default: {d.rank})")
+    g.add_argument("--layer-ranks", metavar="R1,R2,...", type=_args.int_list, help="one rank per trainable layer, in model order (overrides --rank; "
                    "e.g. from `edgetrain plan --budget ... --per-layer`)")
-    g.add_argument("--batch-conv", type=int, default=d.batch_conv, help=f"B of conv layers: samples per flush attempt, 1..65535 (default: {d.batch_conv})")
-    g.add_argument("--batch-dense", type=int, default=d.batch_dense, help=f"B of dense layers: samples per flush attempt, 1..65535 (default: {d.batch_dense})")
+    g.add_argument("--batch-conv", type=_args.int_range(1, 65535), default=d.batch_conv, help=f"B of conv layers: samples per flush attempt, 1..65535 (default: {d.batch_conv})")
+    g.add_argument("--batch-dense", type=_args.int_range(1, 65535), default=d.batch_dense, help=f"B of dense layers: samples per flush attempt, 1..65535 (default: {d.batch_dense})")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--unbiased", dest="unbiased", action="store_true", help="unbiased OK truncation (default)")
     mode.add_argument("--biased", dest="unbiased", action="store_false", help="biased truncation: keep the top r")
-    g.add_argument("--kappa", type=int, default=d.kappa_th, help=f"skip a term when c_1 > kappa rho_L rho_R; 0 = never (default: {d.kappa_th})")
-    g.add_argument("--rho-min", type=float, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
+    g.add_argument("--kappa", type=_args.int_range(0, 2**31 - 1), default=d.kappa_th, help=f"skip a term when c_1 > kappa rho_L rho_R; 0 = never (default: {d.kappa_th})")
+    g.add_argument("--rho-min", type=_args.fraction, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
                    f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
     p.set_defaults(unbiased=bool(d.unbiased))
 
@@ -300,7 +301,7 @@ def main(args) -> int:
         print(text)
     else:
         if args.json:
-            Path(args.json).write_text(text + "\n")
+            write_report(args.json, text + "\n")
         print(f"{report['model']} {report['optimizer']} on {report['task']}, {report['samples']} samples, backend "
               f"{report['backend']}: accuracy {report['accuracy']:.4f} (last 500: {report['accuracy_last_500']:.4f}), "
               f"max writes per cell {report['max_writes_per_cell']}, {report['per_sample_ms']:.2f} ms/sample, "

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+
+from .._io import write_atomic
+from . import _args
 
 SUM_KEYS = ("commits", "injection_points", "recovered_old", "recovered_new", "corrupt", "retry_failed", "device_ops")
 
@@ -24,11 +28,13 @@ def register(sub) -> None:
                         "training steps make (weights every step, biases/BN at a checkpoint every 4 steps) (default synthetic)")
     p.add_argument("--memory-map", default=None, help="preset name or TOML file (default: every preset)")
     p.add_argument("--exhaustive", action="store_true", help="inject at every device operation of every commit")
-    p.add_argument("--commits", type=int, default=None, help="commits to run per memory map (default 48 exhaustive, 12 linear)")
-    p.add_argument("--max-points", type=int, default=16, help="linear schedule: injection points per commit (default 16)")
-    p.add_argument("--ring-slots", type=int, default=8, help="commit records per tensor ring (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weight updates, endurance and tearing (default 0)")
-    p.add_argument("--json", dest="json_file", default=None, help="also write the JSON to this file")
+    p.add_argument("--commits", type=_args.int_range(1), default=None, help="commits to run per memory map (default 48 exhaustive, 12 linear)")
+    p.add_argument("--max-points", type=_args.int_range(1), default=16, help="linear schedule: injection points per commit (default 16)")
+    p.add_argument("--ring-slots", type=_args.int_range(2, 1024), default=8,
+                   help="commit records per tensor ring, 2..1024 (default 8)")
+    p.add_argument("--seed", type=_args.int_range(0, 2**32 - 1), default=0,
+                   help="seed of the weight updates, endurance and tearing, 0..2^32-1 (default 0)")
+    p.add_argument("--json", dest="json_file", default=None, type=_args.output_file, help="also write the JSON to this file")
     p.set_defaults(func=run)
 
 
@@ -43,6 +49,10 @@ def verify(model_name: str, map_specs: list[str], exhaustive: bool, commits: int
 
     if commits < 1 or max_points < 1:
         raise ArgumentError(f"--commits and --max-points must be >= 1 (got {commits}, {max_points})")
+    if not 2 <= ring_slots <= 1024:
+        raise ArgumentError(f"--ring-slots {ring_slots} is outside 2..1024")
+    if not 0 <= seed < 2**32:
+        raise ArgumentError(f"--seed {seed} is outside 0..2^32-1")
     model = load_model(model_name)
     result = {"model": model.name, "schedule": "exhaustive" if exhaustive else "linear", "updates": updates,
               "seed": seed, **{k: 0 for k in SUM_KEYS}, "memory_maps": {}}
@@ -66,15 +76,25 @@ def run(args) -> int:
     from firmware_sim.memory_map import presets
 
     commits = args.commits if args.commits is not None else (48 if args.exhaustive else 12)
-    maps = [args.memory_map] if args.memory_map else presets()
+    maps = [args.memory_map] if args.memory_map is not None else presets()
+    start = time.perf_counter()
     result = verify(args.model, maps, args.exhaustive, commits, args.max_points, args.ring_slots, args.seed, args.updates)
+    result["elapsed_s"] = round(time.perf_counter() - start, 3)
     text = json.dumps(result, indent=2)
-    print(text)
+    print(text, flush=True)
     if args.json_file:
-        with open(args.json_file, "w") as fh:
-            fh.write(text + "\n")
+        write_atomic(args.json_file, text + "\n")  # the report is on stdout already
+    print(verdict(result), file=sys.stderr)
+    return 1 if result["corrupt"] or result["retry_failed"] else 0
+
+
+def verdict(result: dict) -> str:
+    """One line for a human: pass or fail, with the counts behind it."""
+    maps = len(result["memory_maps"])
+    what = (f"{result['model']}, {result['updates']} updates, {result['schedule']} schedule: {result['commits']:,} commits "
+            f"on {maps} memory map{'s' if maps != 1 else ''}, {result['injection_points']:,} power cuts "
+            f"({result['recovered_old']:,} recovered old, {result['recovered_new']:,} new) in {result['elapsed_s']:.1f} s")
     if result["corrupt"] or result["retry_failed"]:
-        print(f"edgetrain verify-commit: {result['corrupt']} corrupt recoveries, {result['retry_failed']} failed retries",
-              file=sys.stderr)
-        return 1
-    return 0
+        return (f"edgetrain verify-commit: FAIL: {result['corrupt']:,} corrupt recoveries, {result['retry_failed']:,} "
+                f"failed retries; {what}")
+    return f"edgetrain verify-commit: ok, 0 corrupt: {what}"

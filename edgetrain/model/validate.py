@@ -8,7 +8,9 @@ images that pass them by construction.
 """
 from __future__ import annotations
 
-from ..errors import CorruptError, UnsupportedError
+import numpy as np
+
+from ..errors import CorruptError, RangeError, UnsupportedError
 from ..reference import fixed
 from .description import MAX_LAYERS, Activation, Layer, LayerKind, Model, Padding, Shape
 
@@ -95,9 +97,26 @@ def _check_layer(index: int, layer: Layer, is_last: bool, tensors: bool = True) 
         if shape is None:
             if tensor is not None:
                 _fail(index, layer, f"a {kind.name.lower()} layer has no {name} tensor")
-        elif tensor is None or tuple(tensor.shape) != shape:
-            got = None if tensor is None else tuple(tensor.shape)
+        elif tensor is None or tuple(np.shape(tensor)) != shape:
+            got = None if tensor is None else tuple(np.shape(tensor))
             _fail(index, layer, f"{name} must have shape {shape}, got {got}")
+        else:
+            _check_values(index, layer, name, np.asarray(tensor))
+
+
+# Stored integer range of each tensor: int8 weights, int16 biases and batch-norm blocks.
+TENSOR_RANGE = {"weights": (-128, 127, "int8"), "bias": (-32768, 32767, "int16"), "bn": (-32768, 32767, "int16")}
+
+
+def _check_values(index: int, layer: Layer, name: str, tensor: np.ndarray) -> None:
+    """A tensor must hold integers of its stored format: a float array (NaN, 0.5, ...) is never rounded here."""
+    lo, hi, fmt = TENSOR_RANGE[name]
+    if tensor.dtype.kind not in "iu":
+        _fail(index, layer, f"{name} must be an integer array ({fmt} device values), got {tensor.dtype}; "
+                            "quantize the model first (edgetrain export, or edgetrain.export.lower)", RangeError)
+    if tensor.size and (int(tensor.min()) < lo or int(tensor.max()) > hi):
+        _fail(index, layer, f"{name} values {int(tensor.min())}..{int(tensor.max())} do not fit {fmt} ({lo}..{hi}); "
+                            "rescale or re-export the model", RangeError)
 
 
 def check_layer(layer: Layer, tensors: bool = True) -> None:

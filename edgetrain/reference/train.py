@@ -417,6 +417,9 @@ def step(state: TrainState, x, label: int) -> int:
     """One prequential training step; returns the prediction made before any update."""
     xv = _check_input(state, x)
     n_classes = state.model.n_classes
+    if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        raise ArgumentError(f"label {label!r} must be an integer class index 0..{n_classes - 1}; round or look it up "
+                            "before training (a float label is never truncated)")
     if not 0 <= int(label) < n_classes:
         raise ArgumentError(f"label {label} is outside 0..{n_classes - 1}")
     if state.config.optimizer == OPT_NONE:
