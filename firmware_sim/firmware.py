@@ -143,6 +143,9 @@ def build(cpu: str, out_dir: str | Path, memory_map: str | MemoryMap = DEFAULT_M
     if board not in BOARDS:
         raise ArgumentError(f"unknown board {board!r}; choose one of {', '.join(BOARDS)}")
     mmap = memory_map if isinstance(memory_map, MemoryMap) else MemoryMap.load(memory_map)
+    if not PORT.is_dir():
+        raise UnsupportedError(f"the firmware sources ({PORT}) are not here: build the firmware from a source "
+                               "checkout (pip install -e .)")
     gcc = tool("gcc")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
