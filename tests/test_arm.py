@@ -241,3 +241,21 @@ def test_qemu_mps2_an386_is_a_second_oracle(tmp_path, optimizer):
         host.step(x, y)
     assert hashlib.sha256(dump).hexdigest() == host.weights_sha256()
     assert host.weights_sha256() != make_backend("c", model, cfg).weights_sha256()
+
+
+@needs_unicorn
+def test_run_command_backend_arm(mnist_dir, tmp_path):
+    """edgetrain run --backend arm --cpu ... reports what --backend c and numpy report."""
+    from edgetrain.cli import main
+
+    reports = {}
+    for backend in ("arm", "c", "numpy"):
+        out = tmp_path / f"{backend}.json"
+        extra = ["--cpu", "cortex-m33"] if backend == "arm" else []
+        assert main(["run", "--model", "mlp", "--optimizer", "lrt", "--batch-dense", "5", "--samples", "40",
+                     "--backend", backend, "--data-dir", str(mnist_dir), "--no-progress", "--json", str(out),
+                     *extra]) == 0
+        reports[backend] = json.loads(out.read_text())
+    assert reports["arm"]["backend"] == "arm"
+    for key in ("weights_sha256", "accuracy", "total_cell_writes", "max_writes_per_cell", "write_density"):
+        assert reports["arm"][key] == reports["c"][key] == reports["numpy"][key], key
