@@ -227,6 +227,12 @@ class ArmBackend(Backend):
                                    "pass the model (not an image)")
         self.mmap = memory_map if isinstance(memory_map, MemoryMap) else MemoryMap.load(memory_map)
         self.region = region if region is not None else self.mmap.make_nvm(seed=config.seed)
+        from .commit import commit_stage_bytes
+
+        need, unit = commit_stage_bytes(self.region), self.region.tech.align
+        if config.commit_stage_bytes < need or config.commit_stage_bytes % unit:
+            raise ArgumentError(f"commit_stage_bytes {config.commit_stage_bytes} does not suit {self.region.tech.name}: "
+                                f"set TrainConfig(commit_stage_bytes={need}) (a multiple of {unit}, at least {need})")
         self.fw = fwb.build(cpu, build_dir or default_build_dir(), self.mmap, board="emu")
         self.count = count
         self.align = max(4, self.region.tech.program_unit)

@@ -259,3 +259,22 @@ def test_run_command_backend_arm(mnist_dir, tmp_path):
     assert reports["arm"]["backend"] == "arm"
     for key in ("weights_sha256", "accuracy", "total_cell_writes", "max_writes_per_cell", "write_density"):
         assert reports["arm"][key] == reports["c"][key] == reports["numpy"][key], key
+
+
+@needs_unicorn
+def test_flash_map_needs_its_staging_buffer_and_then_matches(fw_dir):
+    """On flash (erase unit 2 KiB) the commit stages whole pages; the same firmware reads the geometry from
+    the NVM controller and stays bit-exact."""
+    from firmware_sim.arm import ArmBackend
+    from firmware_sim.commit import commit_stage_bytes
+
+    model = preset("mlp", 6)
+    with pytest.raises(ArgumentError, match="commit_stage_bytes=2048"):
+        ArmBackend(model, config(OPT_SGD), memory_map="flash-mcu", build_dir=fw_dir)
+    arm = ArmBackend(model, replace(config(OPT_SGD), commit_stage_bytes=2048), memory_map="flash-mcu", build_dir=fw_dir)
+    assert commit_stage_bytes(arm.region) == 2048
+    xs, ys = samples(model, 4)
+    host = make_backend("c", model, config(OPT_SGD))
+    assert train(arm, xs, ys) == train(host, xs, ys)
+    assert arm.weights_sha256() == host.weights_sha256()
+    assert arm.region.totals()["erase_calls"] > 0
