@@ -257,6 +257,7 @@ def test_run_command_backend_arm(mnist_dir, tmp_path):
                      *extra]) == 0
         reports[backend] = json.loads(out.read_text())
     assert reports["arm"]["backend"] == "arm"
+    assert main(["run", "--model", "mlp", "--samples", "3", "--cpu", "cortex-m4", "--data-dir", str(mnist_dir)]) == 2
     for key in ("weights_sha256", "accuracy", "total_cell_writes", "max_writes_per_cell", "write_density"):
         assert reports["arm"][key] == reports["c"][key] == reports["numpy"][key], key
 

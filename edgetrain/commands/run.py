@@ -45,7 +45,7 @@ def register(sub) -> None:
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZER_CHOICES, help="default: sgd")
     p.add_argument("--samples", type=int, default=1000, help="samples to stream (default: 1000)")
     p.add_argument("--backend", default="c", choices=BACKEND_CHOICES, help="training engine (default: c)")
-    p.add_argument("--cpu", default="cortex-m4", choices=("cortex-m0plus", "cortex-m4", "cortex-m33"),
+    p.add_argument("--cpu", choices=("cortex-m0plus", "cortex-m4", "cortex-m33"),
                    help="--backend arm: the Cortex-M the firmware is built for and emulated on (default: cortex-m4)")
     p.add_argument("--seed", type=int, default=0, help="seeds the model init, the data order and the PRNG (default: 0)")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON to FILE ('-' for stdout)")
@@ -169,9 +169,11 @@ def run(args) -> dict:
     emulated = _emulated_nvm(args, model, config)
     if emulated is not None:
         config = emulated["config"]
+    if args.cpu is not None and args.backend != "arm":
+        raise ArgumentError(f"--cpu {args.cpu} chooses the firmware's CPU: it needs --backend arm")
     if args.backend == "arm":  # the plug-in engine: the firmware in the ARM emulator (firmware_sim.arm)
         importlib.import_module(PLUGIN_MODULES["arm"])
-    options = {"cpu": args.cpu} if args.backend == "arm" else {}
+    options = {"cpu": args.cpu or "cortex-m4"} if args.backend == "arm" else {}
     backend = make_backend(args.backend, model, config, region=emulated and emulated["region"], **options)
     order = stream_order(len(images), args.seed)[: args.samples]
     hits = np.zeros(args.samples, dtype=bool)
