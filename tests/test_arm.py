@@ -126,16 +126,16 @@ def test_nvm_programs_go_through_the_region_accounting(fw_dir):
 
 @needs_unicorn
 @pytest.mark.parametrize("where", [0.0, 0.5, 1.0], ids=["first", "middle", "last"])
-def test_power_loss_inside_a_step_recovers_from_nvm(fw_dir, where):
-    """Cut power at a device operation of step k+1 (the first, one in the middle, the last); after a
-    reboot of the firmware (new core, SRAM lost) every tensor is the one of k or of k+1 steps, and
-    training goes on."""
+@pytest.mark.parametrize("optimizer, k", [(OPT_SGD, 3), (OPT_LRT, 2)], ids=["sgd", "lrt-flush"])
+def test_power_loss_inside_a_step_recovers_from_nvm(fw_dir, where, optimizer, k):
+    """Cut power at a device operation of step k+1 (the first, one in the middle, the last; SGD's update,
+    or an LRT flush); after a reboot of the firmware (new core, SRAM lost) every tensor is the one of k
+    or of k+1 steps, and training goes on."""
     from firmware_sim.arm import ArmBackend
 
     model = preset("mlp", 4)
-    cfg = config(OPT_SGD)
+    cfg = config(optimizer)  # lrt: B = 3, so step k + 1 = 3 is a flush
     xs, ys = samples(model, 4)
-    k = 3
     dry = ArmBackend(model, cfg, build_dir=fw_dir)
     for x, y in zip(xs[:k], ys[:k]):
         dry.step(x, y)
