@@ -104,3 +104,42 @@ fuzz: fuzz-build
 
 clean:
 	rm -rf build dist *.egg-info edgetrain/_core.*.so edgetrain/_core.c .pytest_cache
+
+# ---- ARM firmware and the firmware author's example (docs/firmware.md) -------------------
+# `example`: examples/train_one_sample.c built with the host compiler and run on the shipped
+# model (part of check-c); `example-arm`: the same file cross-compiled and linked for each CPU
+# (part of arm-check); `firmware`: the training firmware ELFs (csrc/port/cortex-m) in build/firmware;
+# `cmake-check`: the CMake build (csrc/CMakeLists.txt) on the host and with cmake/arm-none-eabi.cmake.
+ARM_CPUS := cortex-m0plus cortex-m4 cortex-m33
+EXAMPLE_MODEL := edgetrain/model/pretrained/mcu-cnn.etm
+
+.PHONY: example example-arm firmware cmake-check
+
+example: build/examples/train_one_sample
+	build/examples/train_one_sample $(EXAMPLE_MODEL)
+
+build/examples/train_one_sample: examples/train_one_sample.c $(CORE_SRC) $(wildcard csrc/include/edgetrain/*.h)
+	mkdir -p build/examples
+	$(CC) $(HOST_CFLAGS) examples/train_one_sample.c $(CORE_SRC) -o $@
+
+example-arm:
+	mkdir -p build/examples
+	@for cpu in $(ARM_CPUS); do \
+		arm-none-eabi-gcc -mcpu=$$cpu -mthumb -mfloat-abi=soft -Os -std=c99 -Wall -Wextra -Werror -Icsrc/include \
+			-ffunction-sections -fdata-sections examples/train_one_sample.c $(CORE_SRC) \
+			-specs=nano.specs -specs=nosys.specs -Wl,--gc-sections -Wl,--no-warn-mismatch \
+			-o build/examples/train_one_sample-$$cpu.elf 2>build/examples/link-$$cpu.log || { cat build/examples/link-$$cpu.log; exit 1; }; \
+		echo "example-arm: build/examples/train_one_sample-$$cpu.elf"; done
+
+firmware:
+	@for cpu in $(ARM_CPUS); do $(VPY) -m edgetrain firmware --cpu $$cpu -o build/firmware || exit 1; done
+
+cmake-check:
+	cmake -S csrc -B build/cmake-host -DCMAKE_BUILD_TYPE=Release
+	cmake --build build/cmake-host
+	build/cmake-host/train_one_sample $(EXAMPLE_MODEL)
+	cmake -S csrc -B build/cmake-arm -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/cmake/arm-none-eabi.cmake -DEDGETRAIN_CPU=cortex-m4
+	cmake --build build/cmake-arm
+
+check-c: example
+arm-check: example-arm

@@ -364,19 +364,40 @@ class CBackend(Backend):
         return out
 
 
-def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | None = None, region=None) -> Backend:
+# The plug-in point for engines built on top of this package: name -> a Backend subclass (or factory)
+# called as factory(model, config, image, **options). firmware_sim.arm registers "arm" (the firmware
+# in the ARM emulator); the command line imports it when --backend arm is asked for.
+PLUGINS: dict[str, type] = {}
+PLUGIN_MODULES = {"arm": "firmware_sim.arm"}
+
+
+def register_backend(name: str, factory) -> None:
+    """Add an engine to make_backend's table (``name`` must not be a built-in backend)."""
+    if name in BACKENDS:
+        raise ArgumentError(f"backend {name!r} is built in and cannot be replaced")
+    PLUGINS[name] = factory
+
+
+def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | None = None, region=None,
+                 **options) -> Backend:
     """The backend ``name`` over ``model`` (its own tensors, or ``image`` laid out as the model's);
-    ``region``: an emulated NVM region (firmware_sim) for the C backend."""
+    ``region``: an emulated NVM region (firmware_sim) for the C backend; ``options``: a plug-in's own
+    (e.g. ``cpu`` for arm)."""
+    if name in PLUGINS:
+        return PLUGINS[name](model, config, image, region=region, **options)
+    if options:
+        raise ArgumentError(f"backend {name!r} takes no options; got {sorted(options)}")
     if region is not None and name != "c":
         raise UnsupportedError(f"backend {name!r} has no NVM emulator: run with --backend c to train over a memory map")
     if name == "c":
         return CBackend(model, config, image, region=region)
     if name == "numpy":
         return NumpyBackend(model, config, image)
-    if name == "arm":
-        raise UnsupportedError("backend 'arm' (the ELF in the emulator) is not available yet: use --backend c or numpy")
-    raise ArgumentError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    if name in PLUGIN_MODULES:
+        raise UnsupportedError(f"backend {name!r} is registered by {PLUGIN_MODULES[name]}: import it first "
+                               "(the command line does)")
+    raise ArgumentError(f"unknown backend {name!r}: choose one of {', '.join((*BACKENDS, *PLUGINS))}")
 
 
-__all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "PARAMS", "c_plan", "make_backend",
-           "tensor_spans", "LayerKind"]
+__all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "PARAMS", "PLUGINS", "c_plan",
+           "make_backend", "register_backend", "tensor_spans", "LayerKind"]

@@ -302,6 +302,11 @@ class NvmRegion:
         draw_endurance(tech, self.wear_units, seed, out=self.endurance)
         raise_for_status(lib.et_nvm_sim_init(self.sim, self.nvm, cfg, self._buffers, self._totals), f"et_nvm_sim_init({name})")
 
+    def host_address(self) -> int:
+        """Host address of the region's contents (size bytes), for an emulator that maps them into a
+        target's address space (firmware_sim.arm); they stay valid as long as this object lives."""
+        return int(ffi.cast("uintptr_t", self._mem))
+
     # -- device operations ---------------------------------------------------
     def _check_span(self, what: str, offset, length: int) -> None:
         """ArgumentError unless offset and length are HAL values (uint32); the HAL itself answers a span

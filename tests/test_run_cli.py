@@ -89,7 +89,7 @@ def test_progress_bar_goes_to_stderr(capsys, mnist_dir):
     (["--model", "mlp", "--optimizer", "lrt", "--kappa", "-1"], "argument --kappa: -1 is outside 0..2147483647"),
     (["--model", "mlp", "--optimizer", "lrt", "--layer-ranks", "4,4,4"], "has 2 trainable layers (fc1, fc2)"),
     (["--model", "mlp", "--optimizer", "lrt", "--layer-ranks", "4,0"], "rank 0 of layer fc2 is outside 1..8"),
-    (["--model", "mlp", "--backend", "arm"], "backend 'arm'"),
+    (["--model", "mlp", "--backend", "arm", "--memory-map", "rram-mcu"], "backend 'arm' has none"),
     (["--model", "mlp", "--samples", "0"], "argument --samples: 0 is below 1; give an integer >= 1"),
     (["--model", "mlp", "--samples", "60001"], "exceeds the 60000 images"),
     (["--model", "mlp", "--lr", "2"], "argument --lr: 2.0 must lie in [0, 1]"),

@@ -748,9 +748,11 @@ static et_status_t et_lrt_update(et_train_t *ctx, uint16_t i, const void *in, co
     et_train_layer_t *rec = &ctx->layers[i];
     uint32_t batch = ctx->model->layers[i].kind == ET_LAYER_CONV2D ? lc->batch_conv : lc->batch_dense;
     et_status_t st;
+    ET_PORT_PHASE(ET_PHASE_ACCUMULATE);
     if ((st = et_for_each_pair(ctx, i, in, dz, et_lrt_pair, ctx, 1)) != ET_OK) {
         return st;
     }
+    ET_PORT_PHASE(ET_PHASE_UPDATE);
     rec->lrt_samples += 1;
     if (rec->lrt_samples < batch) {
         return ET_OK;
@@ -791,13 +793,15 @@ static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const voi
         st = et_lrt_update(ctx, i, in, dz);
     } else if (ctx->config.optimizer != ET_OPT_SGD) {
         return ET_OK;
-    } else if (l->kind == ET_LAYER_CONV2D && !ctx->config.conv_per_pixel) {
-        st = et_sgd_conv_summed(ctx, i, in, dz);
     } else {
-        st = et_for_each_pair(ctx, i, in, dz, et_sgd_pair, ctx, 1);
+        ET_PORT_PHASE(ET_PHASE_UPDATE);
+        st = l->kind == ET_LAYER_CONV2D && !ctx->config.conv_per_pixel ? et_sgd_conv_summed(ctx, i, in, dz)
+                                                                        : et_for_each_pair(ctx, i, in, dz, et_sgd_pair, ctx, 1);
     }
     /* The layer's update is complete: its commit ends here (one commit per layer update). */
-    return st == ET_OK ? et_train_write_end(ctx) : st;
+    st = st == ET_OK ? et_train_write_end(ctx) : st;
+    ET_PORT_PHASE(ET_PHASE_BACKWARD);
+    return st;
 }
 
 /* ---- backward ------------------------------------------------------------------- */
@@ -945,17 +949,21 @@ et_status_t et_train_step(et_train_t *ctx, const uint8_t *input, uint32_t input_
         return st;
     }
     ctx->input = input;
+    ET_PORT_PHASE(ET_PHASE_FORWARD);
     st = et_forward(ctx, 1, &pred);
     if (st == ET_OK) {
         ctx->last_pred = pred;
         result->predicted = pred;
         result->correct = pred == label;
+        ET_PORT_PHASE(ET_PHASE_BACKWARD);
         st = et_backward(ctx, label);
         if (st == ET_OK) {
+            ET_PORT_PHASE(ET_PHASE_UPDATE);
             st = et_train_write_end(ctx); /* nothing stays open between steps */
         }
         ctx->samples += 1;
     }
+    ET_PORT_PHASE(ET_PHASE_OTHER);
     ctx->input = NULL;
     return st;
 }

@@ -16,6 +16,20 @@
 
 #define ET_TRAIN_MAGIC 0x45545452u /* "ETTR" */
 
+/*
+ * Port hook: where a training step's phases begin. A firmware build may
+ * define ET_PORT_PHASE(p) (e.g. a store to a marker register) to count
+ * instructions per phase; by default it is nothing. docs/firmware.md.
+ */
+#define ET_PHASE_OTHER 0      /* argument checks, bookkeeping between phases */
+#define ET_PHASE_FORWARD 1    /* the forward pass */
+#define ET_PHASE_BACKWARD 2   /* head gradient, input gradients, bias/BN updates */
+#define ET_PHASE_ACCUMULATE 3 /* ET_OPT_LRT: the rank-1 terms fed to the accumulators */
+#define ET_PHASE_UPDATE 4     /* weight updates and their NVM commits (SGD update, LRT flush) */
+#ifndef ET_PORT_PHASE
+#define ET_PORT_PHASE(p) ((void)0)
+#endif
+
 /* Per-layer state. Pointers are NULL where the layer kind or optimizer has no such buffer. */
 typedef struct {
     const int8_t *weights;  /* read view of the active weights in NVM (a commit bank, or the factory

@@ -8,6 +8,7 @@ bytes on every backend (``weights_sha256``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ import numpy as np
 
 from .. import __version__
 from .._io import write_report
-from ..backends import BACKENDS, c_plan, make_backend
+from ..backends import BACKENDS, PLUGIN_MODULES, c_plan, make_backend
 from ..data import mnist
 from ..errors import ArgumentError, UnsupportedError
 from ..model.loader import MODEL_NAMES, has_bn_statistics, load_model
@@ -45,6 +46,8 @@ def register(sub) -> None:
     p.add_argument("--optimizer", default="sgd", choices=OPTIMIZER_CHOICES, help="default: sgd")
     p.add_argument("--samples", type=_args.int_range(1), default=1000, help="samples to stream (default: 1000)")
     p.add_argument("--backend", default="c", choices=BACKEND_CHOICES, help="training engine (default: c)")
+    p.add_argument("--cpu", choices=("cortex-m0plus", "cortex-m4", "cortex-m33"),
+                   help="--backend arm: the Cortex-M the firmware is built for and emulated on (default: cortex-m4)")
     p.add_argument("--seed", type=_args.int_range(0, 2**32 - 1), default=0, help="seeds the model init, the data order and the PRNG (default: 0)")
     p.add_argument("--json", metavar="FILE", type=_args.output_file_or_stdout, help="write the report as JSON to FILE ('-' for stdout)")
     p.add_argument("--data-dir", metavar="DIR", help=f"folder of the MNIST idx .gz files (default: ${mnist.ENV})")
@@ -167,7 +170,12 @@ def run(args) -> dict:
     emulated = _emulated_nvm(args, model, config)
     if emulated is not None:
         config = emulated["config"]
-    backend = make_backend(args.backend, model, config, region=emulated and emulated["region"])
+    if args.cpu is not None and args.backend != "arm":
+        raise ArgumentError(f"--cpu {args.cpu} chooses the firmware's CPU: it needs --backend arm")
+    if args.backend == "arm":  # the plug-in engine: the firmware in the ARM emulator (firmware_sim.arm)
+        importlib.import_module(PLUGIN_MODULES["arm"])
+    options = {"cpu": args.cpu or "cortex-m4"} if args.backend == "arm" else {}
+    backend = make_backend(args.backend, model, config, region=emulated and emulated["region"], **options)
     order = stream_order(len(images), args.seed)[: args.samples]
     hits = np.zeros(args.samples, dtype=bool)
     bar = _progress(args.samples, args.progress)
