@@ -184,13 +184,23 @@ static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t 
     }
 }
 
+/*
+ * Input gradients are summed a block of ET_GRAD_BLOCK input channels at a time
+ * in a local int32 array: for each kernel tap and output channel o with
+ * dz != 0, a contiguous run of one weight row times dz[o] is added (a loop gcc
+ * vectorises), so zero gradients (ReLU) cost nothing and no weight is read with
+ * a stride. Integer sums: the order does not change them.
+ */
+#define ET_GRAD_BLOCK 64
+
 static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
                                           int wide)
 {
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
     int32_t iy, ix, ky, kx;
-    uint32_t o, c;
+    uint32_t o, c, c0, nb;
+    int32_t acc[ET_GRAD_BLOCK];
     if (st != ET_OK) {
         return st;
     }
@@ -200,8 +210,11 @@ static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t 
     g = et_conv_geom(layer);
     for (iy = 0; iy < g.ih; iy++) {
         for (ix = 0; ix < g.iw; ix++) {
-            for (c = 0; c < g.ic; c++) {
-                int32_t acc = 0;
+            for (c0 = 0; c0 < g.ic; c0 += nb) {
+                nb = g.ic - c0 < ET_GRAD_BLOCK ? g.ic - c0 : ET_GRAD_BLOCK;
+                for (c = 0; c < nb; c++) {
+                    acc[c] = 0;
+                }
                 for (ky = 0; ky < g.k; ky++) {
                     int32_t oy = iy - ky + g.pad;
                     if (oy < 0 || oy >= g.oh) {
@@ -210,18 +223,27 @@ static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t 
                     for (kx = 0; kx < g.k; kx++) {
                         int32_t ox = ix - kx + g.pad;
                         const int8_t *dr;
-                        const int8_t *wc;
+                        const int8_t *wt;
                         if (ox < 0 || ox >= g.ow) {
                             continue;
                         }
                         dr = dz + ((uint32_t)(oy * g.ow + ox)) * g.oc;
-                        wc = weights + ((uint32_t)(ky * g.k + kx)) * g.ic + c;
+                        wt = weights + ((uint32_t)(ky * g.k + kx)) * g.ic + c0;
                         for (o = 0; o < g.oc; o++) {
-                            acc += (int32_t)wc[o * g.m] * dr[o];
+                            const int8_t *wr = wt + o * g.m;
+                            int32_t d = dr[o];
+                            if (d == 0) {
+                                continue;
+                            }
+                            for (c = 0; c < nb; c++) {
+                                acc[c] += (int32_t)wr[c] * d;
+                            }
                         }
                     }
                 }
-                et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c, acc, layer, wide);
+                for (c = 0; c < nb; c++) {
+                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], layer, wide);
+                }
             }
         }
     }
@@ -385,7 +407,8 @@ static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *
                                          int wide)
 {
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
-    uint32_t n, m, o, j;
+    uint32_t n, m, o, j, j0, nb;
+    int32_t acc[ET_GRAD_BLOCK];
     if (st != ET_OK) {
         return st;
     }
@@ -394,12 +417,24 @@ static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *
     }
     n = layer->out.c;
     m = layer->in.c;
-    for (j = 0; j < m; j++) {
-        int32_t acc = 0;
-        for (o = 0; o < n; o++) {
-            acc += (int32_t)weights[o * m + j] * dz[o];
+    for (j0 = 0; j0 < m; j0 += nb) {
+        nb = m - j0 < ET_GRAD_BLOCK ? m - j0 : ET_GRAD_BLOCK;
+        for (j = 0; j < nb; j++) {
+            acc[j] = 0;
         }
-        et_grad_store(dx, j, acc, layer, wide);
+        for (o = 0; o < n; o++) {
+            const int8_t *wr = weights + o * m + j0;
+            int32_t d = dz[o];
+            if (d == 0) {
+                continue;
+            }
+            for (j = 0; j < nb; j++) {
+                acc[j] += (int32_t)wr[j] * d;
+            }
+        }
+        for (j = 0; j < nb; j++) {
+            et_grad_store(dx, j0 + j, acc[j], layer, wide);
+        }
     }
     return ET_OK;
 }
