@@ -33,6 +33,34 @@ static et_load_t et_loader(uint8_t fmt)
 
 #define ET_LOAD(ld, b) ((int32_t)(uint8_t)((b) ^ (ld).flip) - (ld).offset)
 
+/*
+ * The MAC loops read the signed format through an int8_t pointer instead: the
+ * same value (int8_t is two's complement), one plain loop per format that gcc
+ * vectorises without the flip and the offset.
+ */
+static int et_signed_in(uint8_t fmt)
+{
+    return fmt == ET_FMT_BN_OUT;
+}
+
+/* sum of w[j] x[j], the activations x of the signed (sgn) or an unsigned format */
+static int32_t et_dot(const int8_t *w, const uint8_t *x, uint32_t n, int sgn)
+{
+    int32_t acc = 0;
+    uint32_t j;
+    if (sgn) {
+        const int8_t *xs = (const int8_t *)(const void *)x;
+        for (j = 0; j < n; j++) {
+            acc += (int32_t)w[j] * xs[j];
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            acc += (int32_t)w[j] * x[j];
+        }
+    }
+    return acc;
+}
+
 /* LSB exponent of an activation format (input of a MAC layer). */
 static int et_lsb(uint8_t fmt)
 {
@@ -131,9 +159,9 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
     int32_t oy, ox, ky, kx;
-    uint32_t o, c;
+    uint32_t o;
     int shift;
-    et_load_t ld;
+    int sgn;
     if (st != ET_OK) {
         return st;
     }
@@ -142,7 +170,7 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     }
     g = et_conv_geom(layer);
     shift = et_forward_shift(layer);
-    ld = et_loader(layer->in.fmt);
+    sgn = et_signed_in(layer->in.fmt);
     for (oy = 0; oy < g.oh; oy++) {
         for (ox = 0; ox < g.ow; ox++) {
             uint32_t pix = (uint32_t)(oy * g.ow + ox);
@@ -162,9 +190,7 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
                         }
                         xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
                         wr = weights + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
-                        for (c = 0; c < g.ic; c++) {
-                            acc += (int32_t)wr[c] * ET_LOAD(ld, xr[c]);
-                        }
+                        acc += et_dot(wr, xr, g.ic, sgn);
                     }
                 }
                 et_mac_store(layer, acc, shift, bias[o], out, pix * g.oc + o);
@@ -268,7 +294,7 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
     et_conv_geom_t g;
     int32_t oy, ox, ky, kx;
     uint32_t o, c;
-    et_load_t ld;
+    int sgn;
     if (st != ET_OK) {
         return st;
     }
@@ -276,7 +302,7 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
         return ET_ERR_ARG;
     }
     g = et_conv_geom(layer);
-    ld = et_loader(layer->in.fmt);
+    sgn = et_signed_in(layer->in.fmt);
     memset(dw, 0, sizeof(int32_t) * g.oc * g.m);
     for (oy = 0; oy < g.oh; oy++) {
         for (ox = 0; ox < g.ow; ox++) {
@@ -300,8 +326,15 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
                         }
                         xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
                         wr = dw + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
-                        for (c = 0; c < g.ic; c++) {
-                            wr[c] += d * ET_LOAD(ld, xr[c]);
+                        if (sgn) {
+                            const int8_t *xs = (const int8_t *)(const void *)xr;
+                            for (c = 0; c < g.ic; c++) {
+                                wr[c] += d * xs[c];
+                            }
+                        } else {
+                            for (c = 0; c < g.ic; c++) {
+                                wr[c] += d * xr[c];
+                            }
                         }
                     }
                 }
@@ -379,9 +412,9 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
-    uint32_t n, m, o, j;
+    uint32_t n, m, o;
     int shift;
-    et_load_t ld;
+    int sgn;
     if (st != ET_OK) {
         return st;
     }
@@ -391,14 +424,10 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
     n = layer->out.c;
     m = layer->in.c;
     shift = et_forward_shift(layer);
-    ld = et_loader(layer->in.fmt);
+    sgn = et_signed_in(layer->in.fmt);
     for (o = 0; o < n; o++) {
         const int8_t *wr = weights + o * m;
-        int32_t acc = 0;
-        for (j = 0; j < m; j++) {
-            acc += (int32_t)wr[j] * ET_LOAD(ld, x[j]);
-        }
-        et_mac_store(layer, acc, shift, bias[o], out, o);
+        et_mac_store(layer, et_dot(wr, x, m, sgn), shift, bias[o], out, o);
     }
     return ET_OK;
 }
