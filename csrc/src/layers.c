@@ -6,11 +6,12 @@
 
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_layers.h"
+#include "fixed_inline.h"
 
-/* saturate(round_shift(x, shift)) into [lo, hi]: the one rescale. */
+/* saturate(round_shift(x, shift)) into [lo, hi]: the one rescale (inlined: it runs per output). */
 static int64_t et_rq(int64_t x, int shift, int64_t lo, int64_t hi)
 {
-    return et_saturate_s64(et_round_shift_s64(x, shift), lo, hi);
+    return et_saturate_s64_inline(et_round_shift_s64_inline(x, shift), lo, hi);
 }
 
 /*
@@ -115,7 +116,7 @@ et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uin
 static void et_mac_store(const et_layer_t *l, int32_t acc, int shift, int16_t bias, void *out, uint32_t idx)
 {
     int64_t t = et_rq(acc, shift, INT16_MIN, INT16_MAX);
-    int32_t z = (int32_t)et_saturate_s64(t + bias, INT16_MIN, INT16_MAX);
+    int32_t z = (int32_t)et_saturate_s64_inline(t + bias, INT16_MIN, INT16_MAX);
     if (l->activation == ET_ACT_RELU) {
         ((uint8_t *)out)[idx] = et_relu_q(z);
     } else {
@@ -158,7 +159,7 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
-    int32_t oy, ox, ky, kx;
+    int32_t oy, ox, ky;
     uint32_t o;
     int shift;
     int sgn;
@@ -171,27 +172,23 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     g = et_conv_geom(layer);
     shift = et_forward_shift(layer);
     sgn = et_signed_in(layer->in.fmt);
+    /* For one kernel row, the in-bounds taps kx0..kx1-1 are (kx1 - kx0) ic contiguous bytes of the
+     * input and of the weight row: one dot product each. */
     for (oy = 0; oy < g.oh; oy++) {
         for (ox = 0; ox < g.ow; ox++) {
             uint32_t pix = (uint32_t)(oy * g.ow + ox);
+            int32_t kx0 = g.pad - ox > 0 ? g.pad - ox : 0;
+            int32_t kx1 = g.iw + g.pad - ox < g.k ? g.iw + g.pad - ox : g.k;
+            uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g.ic : 0u;
             for (o = 0; o < g.oc; o++) {
                 int32_t acc = 0;
-                for (ky = 0; ky < g.k; ky++) {
+                for (ky = 0; ky < g.k && span != 0; ky++) {
                     int32_t iy = oy + ky - g.pad;
                     if (iy < 0 || iy >= g.ih) {
                         continue;
                     }
-                    for (kx = 0; kx < g.k; kx++) {
-                        int32_t ix = ox + kx - g.pad;
-                        const uint8_t *xr;
-                        const int8_t *wr;
-                        if (ix < 0 || ix >= g.iw) {
-                            continue;
-                        }
-                        xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
-                        wr = weights + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
-                        acc += et_dot(wr, xr, g.ic, sgn);
-                    }
+                    acc += et_dot(weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic,
+                                  x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic, span, sgn);
                 }
                 et_mac_store(layer, acc, shift, bias[o], out, pix * g.oc + o);
             }
