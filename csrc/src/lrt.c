@@ -629,29 +629,22 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
  * res_i g_k with g_k = M_rk 2^30 / rho computed once per term. |entry| < 2^63
  * for any int16 mantissas: |sum| <= 2^46.5, |res_i g_k| <= 2^61 (docs/lrt.md).
  *
- * lrt_rot_t holds what is the same for every row. With a left shift (up >= 0)
- * the weights are M_jk 2^up (|.| <= 2^47, products <= 2^62) and the row sums
- * them modulo 2^64: the exact sum lies below 2^63, so the wrapped partial sums
- * give it exactly (two's complement, as fixed.c requires of its targets).
+ * lrt_rot_t holds what is the same for every row (no copy of M: the stack
+ * stays small on a Cortex-M).
  */
 typedef struct {
-    int64_t w[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK]; /* M_jk 2^up, or M_jk when up < 0 */
+    const int32_t *m; /* M, q x r, Q30 (its first r rows: the old basis' weights) */
     const int64_t *g;
-    int rank;
-    int mode; /* 0: empty old basis; 1: up >= 0; 2: up < 0 (a rounding right shift by -up) */
+    int mode; /* 0: empty old basis; 1: up >= 0 (an exact left shift); 2: up < 0 (a rounding right shift) */
     int up;
 } lrt_rot_t;
 
-static void lrt_rot_init(lrt_rot_t *rt, const int32_t *mrot, int rank, int q_exp, const int64_t *g)
+static void lrt_rot_init(lrt_rot_t *rt, const int32_t *mrot, int q_exp, const int64_t *g)
 {
-    int i;
+    rt->m = mrot;
     rt->g = g;
-    rt->rank = rank;
     rt->up = q_exp - LRT_WORK_EXP - 30; /* q_exp + 30: 0..16 for a unit-column basis */
     rt->mode = q_exp == 0 ? 0 : (rt->up >= 0 ? 1 : 2);
-    for (i = 0; i < rank * rank; i++) {
-        rt->w[i] = rt->mode == 1 ? (int64_t)mrot[i] * ((int64_t)1 << rt->up) : (int64_t)mrot[i];
-    }
 }
 
 /* Row i of the new basis into out; rank is a constant where the callers below inline it. */
@@ -660,24 +653,15 @@ static inline void lrt_rot_row(const lrt_rot_t *rt, const int16_t *qrow, int32_t
     int j;
     int k;
     for (k = 0; k < rank; k++) {
-        out[k] = (int64_t)res * rt->g[k];
-    }
-    if (rt->mode == 1) {
-        for (k = 0; k < rank; k++) {
-            uint64_t acc = (uint64_t)out[k];
+        int64_t acc = 0;
+        if (rt->mode != 0) {
             for (j = 0; j < rank; j++) {
-                acc += (uint64_t)((int64_t)qrow[j] * rt->w[j * rank + k]);
+                acc += (int64_t)qrow[j] * rt->m[j * rank + k];
             }
-            out[k] = (int64_t)acc;
+            /* exact: |acc| <= 2^46.5, so acc 2^up < 2^63 */
+            acc = rt->mode == 1 ? acc * ((int64_t)1 << rt->up) : et_round_shift_pos_inline(acc, -rt->up);
         }
-    } else if (rt->mode == 2) {
-        for (k = 0; k < rank; k++) {
-            int64_t acc = 0;
-            for (j = 0; j < rank; j++) {
-                acc += (int64_t)qrow[j] * rt->w[j * rank + k];
-            }
-            out[k] += et_round_shift_pos_inline(acc, -rt->up);
-        }
+        out[k] = acc + (int64_t)res * rt->g[k];
     }
 }
 
@@ -719,9 +703,9 @@ static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, 
 
 /* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
  * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
-static int lrt_rot_peak(const int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int *shift)
+static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int *shift)
 {
-    uint64_t peak = rt->rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rt->rank);
+    uint64_t peak = rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
     if (peak == 0) {
         *shift = 0;
         return 0;
@@ -731,12 +715,12 @@ static int lrt_rot_peak(const int16_t *q, uint32_t len, const lrt_rot_t *rt, con
 }
 
 /* Pass 2: overwrite q row by row with the rounded int16 mantissas. */
-static void lrt_rot_store(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift)
+static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int shift)
 {
-    if (rt->rank == 4) {
+    if (rank == 4) {
         lrt_rot_write(q, len, rt, res, shift, 4);
     } else {
-        lrt_rot_write(q, len, rt, res, shift, rt->rank);
+        lrt_rot_write(q, len, rt, res, shift, rank);
     }
 }
 
@@ -880,10 +864,10 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     /* 6. rotate both bases: pass 1 finds the new exponents, checked before anything is written */
     lrt_rot_coef(ml, r, left.rho, gl);
     lrt_rot_coef(mr, r, right.rho, gr);
-    lrt_rot_init(&rot_l, ml, r, st->exp_l, gl);
-    lrt_rot_init(&rot_r, mr, r, st->exp_r, gr);
-    new_el = lrt_rot_peak(lrt_ql(st), st->n, &rot_l, res_l, &sh_l);
-    new_er = lrt_rot_peak(lrt_qr(st), st->m, &rot_r, res_r, &sh_r);
+    lrt_rot_init(&rot_l, ml, st->exp_l, gl);
+    lrt_rot_init(&rot_r, mr, st->exp_r, gr);
+    new_el = lrt_rot_peak(lrt_ql(st), st->n, r, &rot_l, res_l, &sh_l);
+    new_er = lrt_rot_peak(lrt_qr(st), st->m, r, &rot_r, res_r, &sh_r);
     if (c_new[0] != 0) {
         c_sh = et_norm_shift_u64(c_new[0], 31);
         new_ce = (int64_t)e_c + c_sh;
@@ -891,8 +875,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
         return ET_ERR_RANGE;
     }
-    lrt_rot_store(lrt_ql(st), st->n, &rot_l, res_l, sh_l);
-    lrt_rot_store(lrt_qr(st), st->m, &rot_r, res_r, sh_r);
+    lrt_rot_store(lrt_ql(st), st->n, r, &rot_l, res_l, sh_l);
+    lrt_rot_store(lrt_qr(st), st->m, r, &rot_r, res_r, sh_r);
     st->exp_l = (int16_t)new_el;
     st->exp_r = (int16_t)new_er;
     for (k = 0; k < r; k++) {
