@@ -18,6 +18,10 @@ Ratios are the authors' time over edgetrain's (above 1: edgetrain is faster). Ex
 
     python bench/vs_gural.py --gural /path/to/low-rank-training --json bench/out/vs_gural.json
 
+Both sides run on one thread: the BLAS and numba thread counts default to 1 (set
+OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS or NUMBA_NUM_THREADS to override); a
+multi-threaded BLAS on a shared machine measures the other jobs more than the code.
+
 Their code uses ``np.float``, which NumPy 1.24 removed: this script defines it as ``float`` (the
 alias it was) before importing their modules.
 """
@@ -32,7 +36,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before NumPy and numba start their thread pools
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

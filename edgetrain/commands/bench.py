@@ -8,8 +8,8 @@ Three parts (``--parts``, default all):
   valgrind present, x86 instructions per term (callgrind);
 * ``train``: milliseconds per training sample of the C backend per model and optimizer (MNIST from
   --data-dir or $EDGETRAIN_DATA_DIR, seeded random digits otherwise; the source is recorded);
-* ``phases``: callgrind instructions per training sample by phase (forward, backward, low-rank
-  accumulator, commit) and per multiply-accumulate of the forward pass.
+* ``phases``: callgrind instructions per training sample by phase (forward, the backward kernels,
+  low-rank accumulator and flush, commit, the rest) and per multiply-accumulate of the forward pass.
 
 Instruction counts are differences of two callgrind runs (N and 2N samples or terms), so the
 start-up and the first, cheaper terms drop out. Times are wall clock on a machine that may be
@@ -40,7 +40,10 @@ DEFAULT_SHAPES = "128x1152,512x2048"
 QUICK_SHAPES = "16x72,64x288"
 PHASES = {  # phase -> functions whose inclusive callgrind cost it sums (gcc clones: name.constprop.0 ...)
     "forward": ("et_forward",),
-    "backward": ("et_backward",),
+    "backward_kernels": ("et_softmax_ce_backward", "et_relu_backward", "et_maxpool2_backward", "et_batchnorm_backward",
+                         "et_dense_backward_input", "et_dense_backward_input_s16", "et_conv2d_backward_input",
+                         "et_conv2d_backward_input_s16", "et_conv2d_weight_grad", "et_conv2d_bias_grad",
+                         "et_conv2d_im2col_row", "et_flatten_backward"),
     "lrt_accumulate": ("et_lrt_accumulate_u8", "et_lrt_accumulate_s8"),
     "lrt_flush": ("et_lrt_flush_begin", "et_lrt_delta_row"),
     "commit": ("et_commit_begin", "et_commit_rows", "et_commit_end"),
@@ -255,6 +258,7 @@ def bench_phases(args, models, optimizers, source) -> list[dict]:
             costs = per_unit(spec, "et_train_step", count)
             total = costs.get("et_train_step", 0.0)
             phases = {p: sum(costs.get(f, 0.0) for f in fns) for p, fns in PHASES.items()}
+            phases["other"] = total - sum(phases.values())  # optimizer glue, SGD cell updates, the step itself
             row = {"model": model, "optimizer": optimizer, "samples_counted": count, "forward_macs": macs,
                    "instructions_per_sample": total, "phases": phases,
                    "forward_instructions_per_mac": phases["forward"] / macs,
