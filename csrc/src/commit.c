@@ -427,25 +427,58 @@ static et_status_t et_program(et_commit_t *c, uint32_t offset, const uint8_t *da
     return c->nvm->program(c->nvm, offset, data, len);
 }
 
-/* Program the program units of [offset, offset + len) whose content differs from src, run by run. */
+/* The length of the common prefix of a and b (at most len), compared eight bytes at a time. */
+static uint32_t et_same_prefix(const uint8_t *a, const uint8_t *b, uint32_t len)
+{
+    uint32_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        uint64_t wa;
+        uint64_t wb;
+        memcpy(&wa, a + i, 8); /* memcpy: any alignment; compilers emit plain loads */
+        memcpy(&wb, b + i, 8);
+        if (wa != wb) {
+            break;
+        }
+    }
+    while (i < len && a[i] == b[i]) {
+        i++;
+    }
+    return i;
+}
+
+/* The length of the prefix of a and b (at most len, a multiple of pu) in which every unit differs. */
+static uint32_t et_differ_prefix(const uint8_t *a, const uint8_t *b, uint32_t len, uint32_t pu)
+{
+    uint32_t i = 0;
+    if (pu == 1) {
+        while (i < len && a[i] != b[i]) {
+            i++;
+        }
+        return i;
+    }
+    while (i < len && et_same_prefix(a + i, b + i, pu) != pu) {
+        i += pu;
+    }
+    return i;
+}
+
+/* Program the program units of [offset, offset + len) whose content differs from src, run by run:
+ * equal stretches are skipped a word at a time, a run ends at the first unit that is equal. */
 static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_t *src, uint32_t len)
 {
+    const uint8_t *cur = c->nvm->base + offset;
     uint32_t pu = c->nvm->program_unit;
     uint32_t u = 0;
-    if (memcmp(c->nvm->base + offset, src, len) == 0) {
-        return ET_OK; /* the common case when a few rows change: nothing to program here */
-    }
     while (u < len) {
         uint32_t run;
         et_status_t st;
-        if (memcmp(c->nvm->base + offset + u, src + u, pu) == 0) {
-            u += pu;
-            continue;
+        u += et_same_prefix(cur + u, src + u, len - u);
+        if (u >= len) {
+            break;
         }
+        u -= u % pu; /* the unit holding the first difference */
         run = u + pu;
-        while (run < len && memcmp(c->nvm->base + offset + run, src + run, pu) != 0) {
-            run += pu;
-        }
+        run += et_differ_prefix(cur + run, src + run, len - run, pu);
         st = et_hal_result(c, et_program(c, offset + u, src + u, run - u));
         if (st != ET_OK) {
             return st;
@@ -455,9 +488,9 @@ static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_
     return ET_OK;
 }
 
-/* Write the staged bytes (len: a multiple of the alignment unit, or of the
- * program unit without erase) to the target bank at stage_pos. */
-static et_status_t et_flush(et_commit_t *c, uint32_t len)
+/* Write len bytes from src (the stage, or whole stages' worth of the new tensor; len: a multiple of
+ * the alignment unit, or of the program unit without erase) to the target bank at stage_pos. */
+static et_status_t et_flush(et_commit_t *c, const uint8_t *src, uint32_t len)
 {
     const et_commit_tensor_t *t = &c->tensors[c->busy_slot];
     uint32_t base = t->bank_offset[c->target] + c->stage_pos;
@@ -465,11 +498,11 @@ static et_status_t et_flush(et_commit_t *c, uint32_t len)
     uint32_t p;
     et_status_t st;
     if (eu == 0) {
-        return et_program_diff(c, base, c->stage, len);
+        return et_program_diff(c, base, src, len);
     }
     for (p = 0; p < len; p += eu) {
         const uint8_t *cur = c->nvm->base + base + p;
-        const uint8_t *want = c->stage + p;
+        const uint8_t *want = src + p;
         uint32_t i;
         int reachable = 1;
         if (memcmp(cur, want, eu) == 0) {
@@ -496,12 +529,26 @@ static et_status_t et_flush(et_commit_t *c, uint32_t len)
     return ET_OK;
 }
 
-/* Append n bytes of the new tensor to the stage, flushing whole stages. */
+/* Append n bytes of the new tensor to the stage, flushing whole stages. While the stage is empty,
+ * whole stages' worth of src go to the bank straight from src: the same bytes at the same places,
+ * without a copy and in one pass (src is the caller's rows or the active bank, never the target). */
 static et_status_t et_feed(et_commit_t *c, const uint8_t *src, uint32_t n)
 {
     while (n > 0) {
         uint32_t take = c->stage_size - c->stage_fill;
         et_status_t st;
+        if (c->stage_fill == 0 && n >= c->stage_size) {
+            uint32_t direct = n - n % c->stage_size;
+            st = et_flush(c, src, direct);
+            if (st != ET_OK) {
+                return st;
+            }
+            c->stage_pos += direct;
+            c->next_byte += direct;
+            src += direct;
+            n -= direct;
+            continue;
+        }
         if (take > n) {
             take = n;
         }
@@ -511,7 +558,7 @@ static et_status_t et_feed(et_commit_t *c, const uint8_t *src, uint32_t n)
         src += take;
         n -= take;
         if (c->stage_fill == c->stage_size) {
-            st = et_flush(c, c->stage_size);
+            st = et_flush(c, c->stage, c->stage_size);
             if (st != ET_OK) {
                 return st;
             }
@@ -677,7 +724,7 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t tensor)
         } else {
             memcpy(c->stage + c->stage_fill, cur + c->stage_fill, pad_to - c->stage_fill);
         }
-        st = et_flush(c, pad_to);
+        st = et_flush(c, c->stage, pad_to);
         if (st != ET_OK) {
             return et_fail(c, st);
         }

@@ -9,6 +9,19 @@
 
 #include <stdint.h>
 
+/*
+ * The rounding rule for 1 <= shift <= 63, without a branch: the floor quotient
+ * plus one when the remainder r (in [0, 2^shift)) exceeds half, or equals it
+ * for x >= 0. r + half - (x < 0) lies in [0, 2^shift + half) and reaches
+ * 2^shift exactly in those cases; no overflow anywhere.
+ */
+static inline int64_t et_round_shift_pos_inline(int64_t x, int shift)
+{
+    uint64_t r = (uint64_t)x & ((UINT64_C(1) << shift) - 1u);
+    uint64_t half = UINT64_C(1) << (shift - 1);
+    return (x >> shift) + (int64_t)((r + half - (uint64_t)(x < 0)) >> shift);
+}
+
 static inline int64_t et_round_shift_s64_inline(int64_t x, int shift)
 {
     if (shift <= 0) {
@@ -33,16 +46,7 @@ static inline int64_t et_round_shift_s64_inline(int64_t x, int shift)
         /* |x| * 2^-64 <= 1/2: only INT64_MIN reaches the tie at -1/2 (and only at 64). */
         return (shift == 64 && x == INT64_MIN) ? -1 : 0;
     }
-    {
-        /* floor quotient and its remainder in [0, 2^shift); no overflow anywhere. */
-        int64_t q = x >> shift;
-        uint64_t r = (uint64_t)x & ((UINT64_C(1) << shift) - 1u);
-        uint64_t half = UINT64_C(1) << (shift - 1);
-        if (r > half || (r == half && x >= 0)) {
-            q += 1;
-        }
-        return q;
-    }
+    return et_round_shift_pos_inline(x, shift);
 }
 
 static inline int64_t et_saturate_s64_inline(int64_t x, int64_t lo, int64_t hi)

@@ -6,11 +6,12 @@
 
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_layers.h"
+#include "fixed_inline.h"
 
-/* saturate(round_shift(x, shift)) into [lo, hi]: the one rescale. */
+/* saturate(round_shift(x, shift)) into [lo, hi]: the one rescale (inlined: it runs per output). */
 static int64_t et_rq(int64_t x, int shift, int64_t lo, int64_t hi)
 {
-    return et_saturate_s64(et_round_shift_s64(x, shift), lo, hi);
+    return et_saturate_s64_inline(et_round_shift_s64_inline(x, shift), lo, hi);
 }
 
 /*
@@ -32,6 +33,34 @@ static et_load_t et_loader(uint8_t fmt)
 }
 
 #define ET_LOAD(ld, b) ((int32_t)(uint8_t)((b) ^ (ld).flip) - (ld).offset)
+
+/*
+ * The MAC loops read the signed format through an int8_t pointer instead: the
+ * same value (int8_t is two's complement), one plain loop per format that gcc
+ * vectorises without the flip and the offset.
+ */
+static int et_signed_in(uint8_t fmt)
+{
+    return fmt == ET_FMT_BN_OUT;
+}
+
+/* sum of w[j] x[j], the activations x of the signed (sgn) or an unsigned format */
+static int32_t et_dot(const int8_t *w, const uint8_t *x, uint32_t n, int sgn)
+{
+    int32_t acc = 0;
+    uint32_t j;
+    if (sgn) {
+        const int8_t *xs = (const int8_t *)(const void *)x;
+        for (j = 0; j < n; j++) {
+            acc += (int32_t)w[j] * xs[j];
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            acc += (int32_t)w[j] * x[j];
+        }
+    }
+    return acc;
+}
 
 /* LSB exponent of an activation format (input of a MAC layer). */
 static int et_lsb(uint8_t fmt)
@@ -87,7 +116,7 @@ et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uin
 static void et_mac_store(const et_layer_t *l, int32_t acc, int shift, int16_t bias, void *out, uint32_t idx)
 {
     int64_t t = et_rq(acc, shift, INT16_MIN, INT16_MAX);
-    int32_t z = (int32_t)et_saturate_s64(t + bias, INT16_MIN, INT16_MAX);
+    int32_t z = (int32_t)et_saturate_s64_inline(t + bias, INT16_MIN, INT16_MAX);
     if (l->activation == ET_ACT_RELU) {
         ((uint8_t *)out)[idx] = et_relu_q(z);
     } else {
@@ -130,10 +159,10 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
-    int32_t oy, ox, ky, kx;
-    uint32_t o, c;
+    int32_t oy, ox, ky;
+    uint32_t o;
     int shift;
-    et_load_t ld;
+    int sgn;
     if (st != ET_OK) {
         return st;
     }
@@ -142,30 +171,24 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     }
     g = et_conv_geom(layer);
     shift = et_forward_shift(layer);
-    ld = et_loader(layer->in.fmt);
+    sgn = et_signed_in(layer->in.fmt);
+    /* For one kernel row, the in-bounds taps kx0..kx1-1 are (kx1 - kx0) ic contiguous bytes of the
+     * input and of the weight row: one dot product each. */
     for (oy = 0; oy < g.oh; oy++) {
         for (ox = 0; ox < g.ow; ox++) {
             uint32_t pix = (uint32_t)(oy * g.ow + ox);
+            int32_t kx0 = g.pad - ox > 0 ? g.pad - ox : 0;
+            int32_t kx1 = g.iw + g.pad - ox < g.k ? g.iw + g.pad - ox : g.k;
+            uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g.ic : 0u;
             for (o = 0; o < g.oc; o++) {
                 int32_t acc = 0;
-                for (ky = 0; ky < g.k; ky++) {
+                for (ky = 0; ky < g.k && span != 0; ky++) {
                     int32_t iy = oy + ky - g.pad;
                     if (iy < 0 || iy >= g.ih) {
                         continue;
                     }
-                    for (kx = 0; kx < g.k; kx++) {
-                        int32_t ix = ox + kx - g.pad;
-                        const uint8_t *xr;
-                        const int8_t *wr;
-                        if (ix < 0 || ix >= g.iw) {
-                            continue;
-                        }
-                        xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
-                        wr = weights + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
-                        for (c = 0; c < g.ic; c++) {
-                            acc += (int32_t)wr[c] * ET_LOAD(ld, xr[c]);
-                        }
-                    }
+                    acc += et_dot(weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic,
+                                  x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic, span, sgn);
                 }
                 et_mac_store(layer, acc, shift, bias[o], out, pix * g.oc + o);
             }
@@ -184,13 +207,23 @@ static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t 
     }
 }
 
+/*
+ * Input gradients are summed a block of ET_GRAD_BLOCK input channels at a time
+ * in a local int32 array: for each kernel tap and output channel o with
+ * dz != 0, a contiguous run of one weight row times dz[o] is added (a loop gcc
+ * vectorises), so zero gradients (ReLU) cost nothing and no weight is read with
+ * a stride. Integer sums: the order does not change them.
+ */
+#define ET_GRAD_BLOCK 64
+
 static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
                                           int wide)
 {
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
     int32_t iy, ix, ky, kx;
-    uint32_t o, c;
+    uint32_t o, c, c0, nb;
+    int32_t acc[ET_GRAD_BLOCK];
     if (st != ET_OK) {
         return st;
     }
@@ -200,8 +233,11 @@ static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t 
     g = et_conv_geom(layer);
     for (iy = 0; iy < g.ih; iy++) {
         for (ix = 0; ix < g.iw; ix++) {
-            for (c = 0; c < g.ic; c++) {
-                int32_t acc = 0;
+            for (c0 = 0; c0 < g.ic; c0 += nb) {
+                nb = g.ic - c0 < ET_GRAD_BLOCK ? g.ic - c0 : ET_GRAD_BLOCK;
+                for (c = 0; c < nb; c++) {
+                    acc[c] = 0;
+                }
                 for (ky = 0; ky < g.k; ky++) {
                     int32_t oy = iy - ky + g.pad;
                     if (oy < 0 || oy >= g.oh) {
@@ -210,18 +246,27 @@ static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t 
                     for (kx = 0; kx < g.k; kx++) {
                         int32_t ox = ix - kx + g.pad;
                         const int8_t *dr;
-                        const int8_t *wc;
+                        const int8_t *wt;
                         if (ox < 0 || ox >= g.ow) {
                             continue;
                         }
                         dr = dz + ((uint32_t)(oy * g.ow + ox)) * g.oc;
-                        wc = weights + ((uint32_t)(ky * g.k + kx)) * g.ic + c;
+                        wt = weights + ((uint32_t)(ky * g.k + kx)) * g.ic + c0;
                         for (o = 0; o < g.oc; o++) {
-                            acc += (int32_t)wc[o * g.m] * dr[o];
+                            const int8_t *wr = wt + o * g.m;
+                            int32_t d = dr[o];
+                            if (d == 0) {
+                                continue;
+                            }
+                            for (c = 0; c < nb; c++) {
+                                acc[c] += (int32_t)wr[c] * d;
+                            }
                         }
                     }
                 }
-                et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c, acc, layer, wide);
+                for (c = 0; c < nb; c++) {
+                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], layer, wide);
+                }
             }
         }
     }
@@ -246,7 +291,7 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
     et_conv_geom_t g;
     int32_t oy, ox, ky, kx;
     uint32_t o, c;
-    et_load_t ld;
+    int sgn;
     if (st != ET_OK) {
         return st;
     }
@@ -254,7 +299,7 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
         return ET_ERR_ARG;
     }
     g = et_conv_geom(layer);
-    ld = et_loader(layer->in.fmt);
+    sgn = et_signed_in(layer->in.fmt);
     memset(dw, 0, sizeof(int32_t) * g.oc * g.m);
     for (oy = 0; oy < g.oh; oy++) {
         for (ox = 0; ox < g.ow; ox++) {
@@ -278,8 +323,15 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
                         }
                         xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
                         wr = dw + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
-                        for (c = 0; c < g.ic; c++) {
-                            wr[c] += d * ET_LOAD(ld, xr[c]);
+                        if (sgn) {
+                            const int8_t *xs = (const int8_t *)(const void *)xr;
+                            for (c = 0; c < g.ic; c++) {
+                                wr[c] += d * xs[c];
+                            }
+                        } else {
+                            for (c = 0; c < g.ic; c++) {
+                                wr[c] += d * xr[c];
+                            }
                         }
                     }
                 }
@@ -357,9 +409,9 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
-    uint32_t n, m, o, j;
+    uint32_t n, m, o;
     int shift;
-    et_load_t ld;
+    int sgn;
     if (st != ET_OK) {
         return st;
     }
@@ -369,14 +421,10 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
     n = layer->out.c;
     m = layer->in.c;
     shift = et_forward_shift(layer);
-    ld = et_loader(layer->in.fmt);
+    sgn = et_signed_in(layer->in.fmt);
     for (o = 0; o < n; o++) {
         const int8_t *wr = weights + o * m;
-        int32_t acc = 0;
-        for (j = 0; j < m; j++) {
-            acc += (int32_t)wr[j] * ET_LOAD(ld, x[j]);
-        }
-        et_mac_store(layer, acc, shift, bias[o], out, o);
+        et_mac_store(layer, et_dot(wr, x, m, sgn), shift, bias[o], out, o);
     }
     return ET_OK;
 }
@@ -385,7 +433,8 @@ static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *
                                          int wide)
 {
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
-    uint32_t n, m, o, j;
+    uint32_t n, m, o, j, j0, nb;
+    int32_t acc[ET_GRAD_BLOCK];
     if (st != ET_OK) {
         return st;
     }
@@ -394,12 +443,24 @@ static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *
     }
     n = layer->out.c;
     m = layer->in.c;
-    for (j = 0; j < m; j++) {
-        int32_t acc = 0;
-        for (o = 0; o < n; o++) {
-            acc += (int32_t)weights[o * m + j] * dz[o];
+    for (j0 = 0; j0 < m; j0 += nb) {
+        nb = m - j0 < ET_GRAD_BLOCK ? m - j0 : ET_GRAD_BLOCK;
+        for (j = 0; j < nb; j++) {
+            acc[j] = 0;
         }
-        et_grad_store(dx, j, acc, layer, wide);
+        for (o = 0; o < n; o++) {
+            const int8_t *wr = weights + o * m + j0;
+            int32_t d = dz[o];
+            if (d == 0) {
+                continue;
+            }
+            for (j = 0; j < nb; j++) {
+                acc[j] += (int32_t)wr[j] * d;
+            }
+        }
+        for (j = 0; j < nb; j++) {
+            et_grad_store(dx, j0 + j, acc[j], layer, wide);
+        }
     }
     return ET_OK;
 }

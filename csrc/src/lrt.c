@@ -57,9 +57,11 @@ static int64_t lrt_div(int64_t num, int64_t den)
     return q;
 }
 
-static int32_t lrt_sat32(int64_t v)
+/* v clamped to int32 (a compare and a select each side, no call). */
+static int32_t lrt_clamp32(int64_t v)
 {
-    return (int32_t)et_saturate_s64_inline(v, INT32_MIN, INT32_MAX);
+    v = v < INT32_MIN ? INT32_MIN : v;
+    return (int32_t)(v > INT32_MAX ? INT32_MAX : v);
 }
 
 /* 0 (empty basis) or a block exponent of unit columns. */
@@ -227,36 +229,63 @@ static int lrt_rescale(int32_t *res, uint32_t len)
     uint32_t i;
     if (k != 0) {
         for (i = 0; i < len; i++) {
-            res[i] = lrt_sat32(et_round_shift_s64_inline(res[i], -k));
+            res[i] = lrt_clamp32(et_round_shift_s64_inline(res[i], -k));
         }
     }
     return k;
 }
 
-/* One MGS pass of res against the columns of q (len x rank); coef in residual units. */
+/* dot(column j of q, res): |dot| < 2^62 for any len <= 65535 */
+static int64_t lrt_col_res_dot(const int16_t *q, int rank, int j, const int32_t *res, uint32_t len)
+{
+    int64_t dot = 0;
+    uint32_t i;
+    for (i = 0; i < len; i++) {
+        dot += (int64_t)q[(size_t)i * rank + j] * res[i];
+    }
+    return dot;
+}
+
+/*
+ * One MGS pass of res against the columns of q (len x rank); coef in residual
+ * units. Column j's update and column j + 1's dot product share one sweep over
+ * res (the dot reads each element after its update, as MGS needs). q_exp is
+ * -44..-14, so every rescale is a rounding right shift by 14..44.
+ */
 static void lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int64_t *coef)
 {
     int j;
     uint32_t i;
+    int sh = -q_exp;
+    int64_t dot;
     for (j = 0; j < rank; j++) {
         coef[j] = 0;
     }
     if (q_exp == 0) {
         return; /* empty basis */
     }
+    dot = lrt_col_res_dot(q, rank, 0, res, len);
     for (j = 0; j < rank; j++) {
-        int64_t dot = 0;
-        int64_t a;
-        for (i = 0; i < len; i++) {
-            dot += (int64_t)q[(size_t)i * rank + j] * res[i]; /* |dot| < 2^62 for any len <= 65535 */
+        int64_t a = et_saturate_s64(et_round_shift_s64(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+        int next = j + 1 < rank;
+        coef[j] = a;
+        if (a == 0) {
+            dot = next ? lrt_col_res_dot(q, rank, j + 1, res, len) : 0;
+            continue;
         }
-        a = et_saturate_s64(et_round_shift_s64(dot, -q_exp), -LRT_COEF_GUARD, LRT_COEF_GUARD);
-        if (a != 0) {
+        dot = 0;
+        if (next) {
             for (i = 0; i < len; i++) {
-                res[i] = lrt_sat32((int64_t)res[i] - et_round_shift_s64_inline(a * q[(size_t)i * rank + j], -q_exp));
+                const int16_t *qi = q + (size_t)i * rank + j;
+                int32_t v = lrt_clamp32((int64_t)res[i] - et_round_shift_pos_inline(a * qi[0], sh));
+                res[i] = v;
+                dot += (int64_t)qi[1] * v;
+            }
+        } else {
+            for (i = 0; i < len; i++) {
+                res[i] = lrt_clamp32((int64_t)res[i] - et_round_shift_pos_inline(a * q[(size_t)i * rank + j], sh));
             }
         }
-        coef[j] = a;
     }
 }
 
@@ -599,41 +628,84 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
  * shift by at most 16, or a rounding right shift), the residual column as
  * res_i g_k with g_k = M_rk 2^30 / rho computed once per term. |entry| < 2^63
  * for any int16 mantissas: |sum| <= 2^46.5, |res_i g_k| <= 2^61 (docs/lrt.md).
+ *
+ * lrt_rot_t holds what is the same for every row (no copy of M: the stack
+ * stays small on a Cortex-M).
  */
-static void lrt_rot_row(const int16_t *qrow, int rank, int q_exp, const int32_t *mrot, int32_t res, const int64_t *g,
-                        int64_t *out)
+typedef struct {
+    const int32_t *m; /* M, q x r, Q30 (its first r rows: the old basis' weights) */
+    const int64_t *g;
+    int mode; /* 0: empty old basis; 1: up >= 0 (an exact left shift); 2: up < 0 (a rounding right shift) */
+    int up;
+} lrt_rot_t;
+
+static void lrt_rot_init(lrt_rot_t *rt, const int32_t *mrot, int q_exp, const int64_t *g)
+{
+    rt->m = mrot;
+    rt->g = g;
+    rt->up = q_exp - LRT_WORK_EXP - 30; /* q_exp + 30: 0..16 for a unit-column basis */
+    rt->mode = q_exp == 0 ? 0 : (rt->up >= 0 ? 1 : 2);
+}
+
+/* Row i of the new basis into out; rank is a constant where the callers below inline it. */
+static inline void lrt_rot_row(const lrt_rot_t *rt, const int16_t *qrow, int32_t res, int64_t *out, const int rank)
 {
     int j;
     int k;
-    int up = q_exp - LRT_WORK_EXP - 30; /* q_exp + 30: 0..16 for a unit-column basis */
     for (k = 0; k < rank; k++) {
         int64_t acc = 0;
-        if (q_exp != 0) {
+        if (rt->mode != 0) {
             for (j = 0; j < rank; j++) {
-                acc += (int64_t)qrow[j] * mrot[j * rank + k];
+                acc += (int64_t)qrow[j] * rt->m[j * rank + k];
             }
             /* exact: |acc| <= 2^46.5, so acc 2^up < 2^63 */
-            acc = up >= 0 ? acc * ((int64_t)1 << up) : et_round_shift_s64_inline(acc, -up);
+            acc = rt->mode == 1 ? acc * ((int64_t)1 << rt->up) : et_round_shift_pos_inline(acc, -rt->up);
         }
-        out[k] = acc + (int64_t)res * g[k];
+        out[k] = acc + (int64_t)res * rt->g[k];
     }
 }
 
-/* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift. */
-static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, int q_exp, const int32_t *mrot,
-                        const int32_t *res, const int64_t *g, int *shift)
+/* The largest |entry| of the new basis. */
+static inline uint64_t lrt_rot_max(const int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res,
+                                   const int rank)
 {
     uint64_t peak = 0;
     int64_t row[ET_LRT_MAX_RANK];
     uint32_t i;
     int k;
     for (i = 0; i < len; i++) {
-        lrt_rot_row(q + (size_t)i * rank, rank, q_exp, mrot, res[i], g, row);
+        lrt_rot_row(rt, q + (size_t)i * rank, res[i], row, rank);
         for (k = 0; k < rank; k++) {
             uint64_t a = lrt_abs(row[k]);
             peak = a > peak ? a : peak;
         }
     }
+    return peak;
+}
+
+/* Overwrite q row by row with the new basis' int16 mantissas (the one rounding, shift 1..63 or <= 0). */
+static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
+                                 const int rank)
+{
+    int64_t row[ET_LRT_MAX_RANK];
+    uint32_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        int16_t *qrow = q + (size_t)i * rank;
+        lrt_rot_row(rt, qrow, res[i], row, rank);
+        for (k = 0; k < rank; k++) {
+            int64_t v = et_round_shift_s64_inline(row[k], shift);
+            v = v < INT16_MIN ? INT16_MIN : v;
+            qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
+        }
+    }
+}
+
+/* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
+ * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
+static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int *shift)
+{
+    uint64_t peak = rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
     if (peak == 0) {
         *shift = 0;
         return 0;
@@ -642,19 +714,13 @@ static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, int q_exp, con
     return LRT_WORK_EXP + *shift;
 }
 
-/* Pass 2: overwrite q row by row with the rounded int16 mantissas (the one rounding). */
-static void lrt_rot_store(int16_t *q, uint32_t len, int rank, int q_exp, const int32_t *mrot, const int32_t *res,
-                          const int64_t *g, int shift)
+/* Pass 2: overwrite q row by row with the rounded int16 mantissas. */
+static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int shift)
 {
-    int64_t row[ET_LRT_MAX_RANK];
-    uint32_t i;
-    int k;
-    for (i = 0; i < len; i++) {
-        int16_t *qrow = q + (size_t)i * rank;
-        lrt_rot_row(qrow, rank, q_exp, mrot, res[i], g, row);
-        for (k = 0; k < rank; k++) {
-            qrow[k] = (int16_t)et_saturate_s64_inline(et_round_shift_s64_inline(row[k], shift), INT16_MIN, INT16_MAX);
-        }
+    if (rank == 4) {
+        lrt_rot_write(q, len, rt, res, shift, 4);
+    } else {
+        lrt_rot_write(q, len, rt, res, shift, rank);
     }
 }
 
@@ -704,6 +770,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     et_prng_t rng;
     int64_t gl[ET_LRT_MAX_RANK];
     int64_t gr[ET_LRT_MAX_RANK];
+    lrt_rot_t rot_l;
+    lrt_rot_t rot_r;
     int sh_l;
     int sh_r;
     int new_el;
@@ -796,8 +864,10 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     /* 6. rotate both bases: pass 1 finds the new exponents, checked before anything is written */
     lrt_rot_coef(ml, r, left.rho, gl);
     lrt_rot_coef(mr, r, right.rho, gr);
-    new_el = lrt_rot_peak(lrt_ql(st), st->n, r, st->exp_l, ml, res_l, gl, &sh_l);
-    new_er = lrt_rot_peak(lrt_qr(st), st->m, r, st->exp_r, mr, res_r, gr, &sh_r);
+    lrt_rot_init(&rot_l, ml, st->exp_l, gl);
+    lrt_rot_init(&rot_r, mr, st->exp_r, gr);
+    new_el = lrt_rot_peak(lrt_ql(st), st->n, r, &rot_l, res_l, &sh_l);
+    new_er = lrt_rot_peak(lrt_qr(st), st->m, r, &rot_r, res_r, &sh_r);
     if (c_new[0] != 0) {
         c_sh = et_norm_shift_u64(c_new[0], 31);
         new_ce = (int64_t)e_c + c_sh;
@@ -805,8 +875,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
         return ET_ERR_RANGE;
     }
-    lrt_rot_store(lrt_ql(st), st->n, r, st->exp_l, ml, res_l, gl, sh_l);
-    lrt_rot_store(lrt_qr(st), st->m, r, st->exp_r, mr, res_r, gr, sh_r);
+    lrt_rot_store(lrt_ql(st), st->n, r, &rot_l, res_l, sh_l);
+    lrt_rot_store(lrt_qr(st), st->m, r, &rot_r, res_r, sh_r);
     st->exp_l = (int16_t)new_el;
     st->exp_r = (int16_t)new_er;
     for (k = 0; k < r; k++) {

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""edgetrain's C core side by side with the low-rank training authors' reference code.
+
+The user supplies a checkout of the authors' repository (agural/low-rank-training; it needs numba,
+scipy and profilehooks installed beside NumPy); nothing of it is part of edgetrain. Two comparisons,
+each interleaved block by block in this one process so that both see the same machine load:
+
+* ``acc``: the accumulator per rank-1 term on identical streams (uniform random int8 deltas and
+  uint8 inputs, given to the authors' float32 kernel as the same values): their batched numba
+  kernel ``lr.sks.apply_updates`` over a block of terms, then ``et_lrt_accumulate_u8`` over the same
+  block, alternating. Modes: biased with the kappa rule off (their ``zerovar=1``), and unbiased with
+  kappa 100.
+* ``net``: one online training sample of the paper's CNN: their ``lr.net.Net`` (configuration
+  ``lrt-base``: forward, backward, low-rank update) against edgetrain's ``paper-cnn`` preset with
+  ``--optimizer lrt`` on the C backend, alternating sample by sample on the same images.
+
+Ratios are the authors' time over edgetrain's (above 1: edgetrain is faster). Example:
+
+    python bench/vs_gural.py --gural /path/to/low-rank-training --json bench/out/vs_gural.json
+
+Both sides run on one thread: the BLAS and numba thread counts default to 1 (set
+OPENBLAS_NUM_THREADS, OMP_NUM_THREADS, MKL_NUM_THREADS or NUMBA_NUM_THREADS to override); a
+multi-threaded BLAS on a shared machine measures the other jobs more than the code.
+
+Their code uses ``np.float``, which NumPy 1.24 removed: this script defines it as ``float`` (the
+alias it was) before importing their modules.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")  # before NumPy and numba start their thread pools
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edgetrain.commands.bench import LrtRun, images, parse_shapes  # noqa: E402
+
+MODES = {"biased": (1, np.float32(1e30)), "unbiased-k100": (0, np.float32(100))}  # mode -> (zerovar, kappa_th)
+
+
+def import_gural(path: Path):
+    if not (path / "lr" / "sks.py").is_file():
+        sys.exit(f"--gural {path}: no lr/sks.py there; give the root of a low-rank-training checkout")
+    if not hasattr(np, "float"):
+        np.float = float  # the alias their code uses (removed in NumPy 1.24)
+    sys.path.insert(0, str(path))
+    try:
+        from lr import sks  # noqa: PLC0415
+    except ImportError as exc:
+        sys.exit(f"importing their code failed ({exc}): install numba, scipy and profilehooks")
+    return sks
+
+
+def compare_acc(sks, n: int, m: int, rank: int, mode: str, block: int, repeat: int) -> dict:
+    ours = LrtRun(n, m, rank, mode)
+    pool = ours.pool
+    zerovar, kappa = MODES[mode]
+    rng = np.random.default_rng(2)
+    state = {"U": np.zeros((rank + 1, n), np.float32), "V": np.zeros((rank + 1, m), np.float32),
+             "Mult": np.ones(2, np.float32), "Cx": np.zeros(rank, np.float32)}
+
+    def theirs(start: int) -> float:
+        idx = [(start + i) % len(pool) for i in range(block)]
+        us = np.stack([pool[k][0].astype(np.float32) for k in idx])
+        vs = np.stack([pool[k][1].astype(np.float32) for k in idx])
+        rbits = np.sign(rng.random((rank + 1, block)).astype(np.float32) - np.float32(0.5))
+        t0 = time.perf_counter()
+        state["U"], state["V"], state["Mult"], state["Cx"] = sks.apply_updates(
+            state["U"], state["V"], state["Mult"], state["Cx"], us, vs, zerovar=zerovar, kappa_th=kappa,
+            qb=np.float32(16), rbits=rbits)
+        return (time.perf_counter() - t0) / block
+
+    def mine() -> float:
+        t0 = time.perf_counter()
+        ours.run(block)
+        return (time.perf_counter() - t0) / block
+
+    theirs(0)  # numba compiles on the first call; both fill their bases
+    ours.run(block)
+    t_theirs, t_ours = [], []
+    for r in range(repeat):
+        t_theirs.append(theirs((r + 1) * block))
+        t_ours.append(mine())
+    st = ours.layer.state
+    row = {"n": n, "m": m, "rank": rank, "mode": mode, "block": block, "repeat": repeat,
+           "gural_us_per_term": 1e6 * statistics.median(t_theirs), "edgetrain_us_per_term": 1e6 * statistics.median(t_ours),
+           "edgetrain_skipped_fraction": int(st.skipped) / max(1, int(st.terms) + int(st.skipped))}
+    row["ratio"] = row["gural_us_per_term"] / row["edgetrain_us_per_term"]
+    return row
+
+
+def compare_net(samples: int, warmup: int, data_dir) -> dict:
+    from lr.experiments import configs  # noqa: PLC0415
+    from lr.net import Net  # noqa: PLC0415
+
+    from edgetrain.commands.bench import StepRun
+
+    x, y, source = images(data_dir, warmup + samples)
+    conf = configs["lrt-base"]
+    net = Net(conf, {"input_shape": (28, 28, 1), "output_shape": (10,), "input_range": [0.0, 1.0]})
+    net.set_mode(train=True)
+    ours = StepRun("paper-cnn", "lrt", x, y)
+
+    def theirs(i: int) -> float:
+        X = (x[i].astype(np.float32) / np.float32(255)).reshape(1, 28, 28, 1)
+        Yt = np.zeros((1, 10))
+        Yt[0, int(y[i])] = 1
+        t0 = time.perf_counter()
+        net.loss_fn(net(X), Yt)
+        net.backward()
+        net.update(conf.lr)
+        return time.perf_counter() - t0
+
+    def mine() -> float:
+        t0 = time.perf_counter()
+        ours.run(1)
+        return time.perf_counter() - t0
+
+    for i in range(warmup):  # their first flushes compile the numba kernel
+        theirs(i)
+        mine()
+    t_theirs, t_ours = [], []
+    for i in range(warmup, warmup + samples):
+        t_theirs.append(theirs(i))
+        t_ours.append(mine())
+    row = {"model": "paper-cnn", "optimizer": "lrt", "data": source, "samples": samples, "warmup": warmup,
+           "gural_ms_per_sample": 1e3 * statistics.median(t_theirs), "edgetrain_ms_per_sample": 1e3 * statistics.median(t_ours)}
+    row["ratio"] = row["gural_ms_per_sample"] / row["edgetrain_ms_per_sample"]
+    return row
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gural", type=Path, required=True, help="root of a checkout of agural/low-rank-training")
+    ap.add_argument("--parts", default="acc,net", help="acc, net or both (default acc,net)")
+    ap.add_argument("--shapes", default="128x1152,512x2048", help="accumulator shapes NxM (default 128x1152,512x2048)")
+    ap.add_argument("--rank", type=int, default=4)
+    ap.add_argument("--block", type=int, default=100, help="terms per timed block (default 100)")
+    ap.add_argument("--repeat", type=int, default=5, help="blocks per side, median reported (default 5)")
+    ap.add_argument("--samples", type=int, default=20, help="timed network samples per side (default 20)")
+    ap.add_argument("--warmup", type=int, default=12, help="untimed network samples (default 12: past their first flush)")
+    ap.add_argument("--data-dir", default=os.environ.get("EDGETRAIN_DATA_DIR"), help="MNIST folder (default $EDGETRAIN_DATA_DIR)")
+    ap.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    args = ap.parse_args(argv)
+    sks = import_gural(args.gural.resolve())
+    parts = set(args.parts.split(","))
+    report = {"benchmark": "vs_gural", "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+              "loadavg": list(os.getloadavg())}, "acc": [], "net": None}
+    if "acc" in parts:
+        for n, m in parse_shapes(args.shapes):
+            for mode in MODES:
+                row = compare_acc(sks, n, m, args.rank, mode, args.block, args.repeat)
+                report["acc"].append(row)
+                print(f"acc {n}x{m} {mode:14s} authors {row['gural_us_per_term']:8.1f} us/term  edgetrain "
+                      f"{row['edgetrain_us_per_term']:8.1f} us/term  ratio {row['ratio']:.2f}")
+    if "net" in parts:
+        row = compare_net(args.samples, args.warmup, args.data_dir)
+        report["net"] = row
+        print(f"net paper-cnn lrt  authors {row['gural_ms_per_sample']:8.1f} ms/sample  edgetrain "
+              f"{row['edgetrain_ms_per_sample']:8.1f} ms/sample  ratio {row['ratio']:.2f}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

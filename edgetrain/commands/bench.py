@@ -1,0 +1,321 @@
+"""``edgetrain bench``: how fast the C core is on this machine, as JSON.
+
+Three parts (``--parts``, default all):
+
+* ``lrt``: the low-rank accumulator per rank-1 term, per shape and mode (biased with the kappa rule
+  off: every term projected, decomposed and rotated; unbiased with kappa 100, the paper's setting):
+  microseconds per term (median of timed blocks, after a warm-up that fills the bases) and, with
+  valgrind present, x86 instructions per term (callgrind);
+* ``train``: milliseconds per training sample of the C backend per model and optimizer (MNIST from
+  --data-dir or $EDGETRAIN_DATA_DIR, seeded random digits otherwise; the source is recorded);
+* ``phases``: callgrind instructions per training sample by phase (forward, the backward kernels,
+  low-rank accumulator and flush, commit, the rest) and per multiply-accumulate of the forward pass.
+
+Instruction counts are differences of two callgrind runs (N and 2N samples or terms), so the
+start-up and the first, cheaper terms drop out. Times are wall clock on a machine that may be
+shared: compare times only within one run; instruction counts are what is stable.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ArgumentError
+
+MODES = {"biased": (0, 0), "unbiased-k100": (1, 100)}  # name -> (unbiased, kappa_th)
+DEFAULT_SHAPES = "128x1152,512x2048"
+QUICK_SHAPES = "16x72,64x288"
+PHASES = {  # phase -> functions whose inclusive callgrind cost it sums (gcc clones: name.constprop.0 ...)
+    "forward": ("et_forward",),
+    "backward_kernels": ("et_softmax_ce_backward", "et_relu_backward", "et_maxpool2_backward", "et_batchnorm_backward",
+                         "et_dense_backward_input", "et_dense_backward_input_s16", "et_conv2d_backward_input",
+                         "et_conv2d_backward_input_s16", "et_conv2d_weight_grad", "et_conv2d_bias_grad",
+                         "et_conv2d_im2col_row", "et_flatten_backward"),
+    "lrt_accumulate": ("et_lrt_accumulate_u8", "et_lrt_accumulate_s8"),
+    "lrt_flush": ("et_lrt_flush_begin", "et_lrt_delta_row"),
+    "commit": ("et_commit_begin", "et_commit_rows", "et_commit_end"),
+}
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="time and count instructions of the C core: accumulator, training step, phases",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", default="lrt,train,phases", help="comma-separated: lrt, train, phases (default: all)")
+    p.add_argument("--shapes", default=None, help=f"accumulator shapes NxM, comma-separated (default {DEFAULT_SHAPES})")
+    p.add_argument("--rank", type=int, default=4, help="accumulator rank (default 4)")
+    p.add_argument("--terms", type=int, default=200, help="accumulator terms per timed block (default 200)")
+    p.add_argument("--models", default="mlp,mcu-cnn,paper-cnn", help="presets for train and phases (default: all three)")
+    p.add_argument("--optimizers", default="sgd,lrt", help="comma-separated optimizers (default sgd,lrt)")
+    p.add_argument("--samples", type=int, default=20, help="timed training samples per run (default 20)")
+    p.add_argument("--repeat", type=int, default=3, help="timed blocks or runs, median reported (default 3)")
+    p.add_argument("--data-dir", default=os.environ.get("EDGETRAIN_DATA_DIR"), help="MNIST folder (default $EDGETRAIN_DATA_DIR)")
+    p.add_argument("--no-instructions", action="store_true", help="skip the callgrind counts (they take a minute or more)")
+    p.add_argument("--quick", action="store_true", help="small shapes, mlp only, few samples: a smoke run")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write JSON to FILE (no FILE: stdout)")
+    p.set_defaults(func=main)
+
+
+# ---- inputs ----------------------------------------------------------------------------------
+
+
+def parse_shapes(text: str) -> list[tuple[int, int]]:
+    shapes = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", part)
+        if not m or not (1 <= int(m.group(1)) <= 65535 and 1 <= int(m.group(2)) <= 65535):
+            raise ArgumentError(f"--shapes {part!r}: give N x M with 1 <= N, M <= 65535, e.g. 128x1152")
+        shapes.append((int(m.group(1)), int(m.group(2))))
+    return shapes
+
+
+def images(data_dir, n: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """n MNIST training images and labels, or seeded random digits when no MNIST folder is given."""
+    from ..data import mnist
+
+    if data_dir:
+        x, y = mnist.load("train", data_dir)
+        return x[:n], y[:n], "mnist"
+    rng = np.random.default_rng(0)
+    x = (rng.random((n, 28, 28)) < 0.2).astype(np.uint8) * rng.integers(64, 256, (n, 28, 28), dtype=np.uint8)
+    return x, rng.integers(0, 10, n).astype(np.uint8), "random"
+
+
+def term_pool(n: int, m: int, seed: int = 1, size: int = 64):
+    rng = np.random.default_rng(seed)
+    return [(rng.integers(-128, 128, n).astype(np.int8), rng.integers(0, 256, m).astype(np.uint8)) for _ in range(size)]
+
+
+# ---- the workloads (also run under callgrind through _worker) ---------------------------------
+
+
+class LrtRun:
+    """One accumulator fed the same pool of uniform random terms, cycling."""
+
+    def __init__(self, n: int, m: int, rank: int, mode: str):
+        from ..core import ffi, lib
+        from ..lrt import LrtLayer
+        from ..reference import lrt as ref
+
+        unbiased, kappa = MODES[mode]
+        self.layer = LrtLayer(n, m, ref.Config(rank=rank, unbiased=unbiased, kappa_th=kappa), seed=1)
+        self.pool = term_pool(n, m)
+        self.d = [ffi.cast("int8_t *", ffi.from_buffer(d)) for d, _ in self.pool]
+        self.x = [ffi.cast("uint8_t *", ffi.from_buffer(x)) for _, x in self.pool]
+        self.fn = lib.et_lrt_accumulate_u8
+        self.done = 0
+
+    def run(self, count: int) -> None:
+        L = self.layer
+        for _ in range(count):
+            k = self.done % len(self.pool)
+            if self.fn(L.state, L.cfg, self.d[k], -9, self.x[k], -7, L.scratch, L.scratch_size, L.prng) != 0:
+                raise RuntimeError("et_lrt_accumulate_u8 failed")
+            self.done += 1
+
+
+class StepRun:
+    """The C backend of one model and optimizer stepping through a fixed list of images."""
+
+    def __init__(self, model: str, optimizer: str, x: np.ndarray, y: np.ndarray):
+        from ..backends import make_backend
+        from ..model.presets import preset
+        from ..reference.train import OPTIMIZERS, TrainConfig
+
+        self.backend = make_backend("c", preset(model, 0), TrainConfig(optimizer=OPTIMIZERS[optimizer]))
+        self.x, self.y, self.done = x, y, 0
+
+    def run(self, count: int) -> None:
+        for _ in range(count):
+            i = self.done % len(self.x)
+            self.backend.step(self.x[i], int(self.y[i]))
+            self.done += 1
+
+
+def _worker(spec: str) -> None:
+    """Run one workload (JSON spec) to completion; callgrind counts what the toggled functions do."""
+    s = json.loads(spec)
+    if s["kind"] == "lrt":
+        LrtRun(s["n"], s["m"], s["rank"], s["mode"]).run(s["count"])
+    else:
+        x, y, _ = images(s["data_dir"], s["count"])
+        StepRun(s["model"], s["optimizer"], x, y).run(s["count"])
+
+
+# ---- callgrind ---------------------------------------------------------------------------------
+
+
+def callgrind_costs(spec: dict, toggle: str) -> dict[str, int]:
+    """Inclusive instruction counts per function (clone suffixes stripped) of one worker run."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--toggle-collect={toggle}",
+               sys.executable, "-c", f"from edgetrain.commands.bench import _worker; _worker({json.dumps(json.dumps(spec))})"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)], check=True,
+                              capture_output=True, text=True).stdout
+    costs: dict[str, int] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?\S*?:(\w+)(?:\.\w+)*\s", line + " ")
+        if m:
+            name = m.group(2)
+            costs[name] = max(costs.get(name, 0), int(m.group(1).replace(",", "")))
+    return costs
+
+
+def per_unit(spec: dict, toggle: str, count: int) -> dict[str, float]:
+    """Instructions per unit (term or sample): the difference of runs with count and 2 count units."""
+    a = callgrind_costs(dict(spec, count=count), toggle)
+    b = callgrind_costs(dict(spec, count=2 * count), toggle)
+    return {k: (b[k] - a.get(k, 0)) / count for k in b}
+
+
+# ---- the parts ---------------------------------------------------------------------------------
+
+
+def bench_lrt(args, shapes, counting: bool) -> list[dict]:
+    results = []
+    for n, m in shapes:
+        for mode in MODES:
+            bench = LrtRun(n, m, args.rank, mode)
+            bench.run(4 * args.rank)
+            blocks = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                bench.run(args.terms)
+                blocks.append((time.perf_counter() - t0) / args.terms)
+            st = bench.layer.state
+            row = {"n": n, "m": m, "rank": args.rank, "mode": mode, "terms_timed": args.terms * args.repeat,
+                   "us_per_term": 1e6 * statistics.median(blocks), "us_per_term_min": 1e6 * min(blocks),
+                   "skipped_fraction": int(st.skipped) / max(1, int(st.terms) + int(st.skipped))}
+            if counting:
+                spec = {"kind": "lrt", "n": n, "m": m, "rank": args.rank, "mode": mode}
+                costs = per_unit(spec, "et_lrt_accumulate_u8", max(20, 8 * args.rank))
+                row["instructions_per_term"] = costs.get("et_lrt_accumulate_u8")
+            results.append(row)
+            print(f"lrt {n}x{m} r={args.rank} {mode:14s} {row['us_per_term']:9.1f} us/term"
+                  + (f"  {row['instructions_per_term']:12.0f} instr/term" if counting else ""), file=sys.stderr)
+    return results
+
+
+def forward_macs(model_name: str) -> int:
+    """Multiply-accumulates of one forward pass (conv: every in-bounds kernel tap; dense: n m)."""
+    from ..model.description import LayerKind, Padding
+    from ..model.presets import preset
+
+    total = 0
+    for layer in preset(model_name, 0).layers:
+        i, o = layer.in_shape, layer.out_shape
+        if layer.kind == LayerKind.DENSE:
+            total += i.c * o.c
+        elif layer.kind == LayerKind.CONV2D:
+            k = layer.kernel
+            pad = (k - 1) // 2 if layer.padding == Padding.SAME else 0
+            rows = sum(1 for oy in range(o.h) for ky in range(k) if 0 <= oy + ky - pad < i.h)
+            cols = sum(1 for ox in range(o.w) for kx in range(k) if 0 <= ox + kx - pad < i.w)
+            total += rows * cols * i.c * o.c
+    return total
+
+
+def bench_train(args, models, optimizers, x, y) -> list[dict]:
+    results = []
+    for model in models:
+        for optimizer in optimizers:
+            runs = []
+            for _ in range(args.repeat):
+                bench = StepRun(model, optimizer, x, y)
+                bench.run(5)
+                t0 = time.perf_counter()
+                bench.run(args.samples)
+                runs.append(1e3 * (time.perf_counter() - t0) / args.samples)
+            row = {"model": model, "optimizer": optimizer, "samples": args.samples,
+                   "ms_per_sample": statistics.median(runs), "ms_per_sample_runs": runs}
+            results.append(row)
+            print(f"train {model:10s} {optimizer:5s} {row['ms_per_sample']:9.3f} ms/sample", file=sys.stderr)
+    return results
+
+
+def bench_phases(args, models, optimizers, source) -> list[dict]:
+    results = []
+    count = max(2, min(args.samples, 10))
+    for model in models:
+        macs = forward_macs(model)
+        for optimizer in optimizers:
+            spec = {"kind": "step", "model": model, "optimizer": optimizer,
+                    "data_dir": args.data_dir if source == "mnist" else None}
+            costs = per_unit(spec, "et_train_step", count)
+            total = costs.get("et_train_step", 0.0)
+            phases = {p: sum(costs.get(f, 0.0) for f in fns) for p, fns in PHASES.items()}
+            phases["other"] = total - sum(phases.values())  # optimizer glue, SGD cell updates, the step itself
+            row = {"model": model, "optimizer": optimizer, "samples_counted": count, "forward_macs": macs,
+                   "instructions_per_sample": total, "phases": phases,
+                   "forward_instructions_per_mac": phases["forward"] / macs,
+                   "step_instructions_per_forward_mac": total / macs,
+                   "commit_fraction": phases["commit"] / total if total else None}
+            results.append(row)
+            print(f"phases {model:10s} {optimizer:5s} {total / 1e6:8.3f} M instr/sample  forward "
+                  f"{row['forward_instructions_per_mac']:.2f}/MAC  commit {100 * (row['commit_fraction'] or 0):.0f} %",
+                  file=sys.stderr)
+    return results
+
+
+def main(args) -> int:
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - {"lrt", "train", "phases"})
+    if unknown:
+        raise ArgumentError(f"--parts: unknown part(s) {', '.join(unknown)}; choose from lrt, train, phases")
+    for name in ("terms", "samples", "repeat", "rank"):
+        if getattr(args, name) < 1:
+            raise ArgumentError(f"--{name} must be at least 1")
+    shapes = parse_shapes(args.shapes or (QUICK_SHAPES if args.quick else DEFAULT_SHAPES))
+    models = ["mlp"] if args.quick else [m.strip() for m in args.models.split(",")]
+    optimizers = [o.strip() for o in args.optimizers.split(",")]
+    if args.quick:
+        args.terms, args.samples, args.repeat = min(args.terms, 20), min(args.samples, 5), 1
+    counting = not args.no_instructions
+    if counting and not (shutil.which("valgrind") and shutil.which("callgrind_annotate")):
+        raise ArgumentError("instruction counts need valgrind (callgrind): install it, or pass --no-instructions")
+    from ..model.presets import PRESETS
+    from ..reference.train import OPTIMIZERS
+
+    for model in models:
+        if model not in PRESETS:
+            raise ArgumentError(f"--models: unknown preset {model!r}; choose from {', '.join(PRESETS)}")
+    for opt in optimizers:
+        if opt not in OPTIMIZERS:
+            raise ArgumentError(f"--optimizers: unknown optimizer {opt!r}; choose from {', '.join(OPTIMIZERS)}")
+
+    report: dict = {"benchmark": "edgetrain bench", "edgetrain_version": __version__,
+                    "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                                "python": platform.python_version(), "cpus": os.cpu_count(),
+                                "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}}
+    if "lrt" in parts:
+        report["lrt"] = bench_lrt(args, shapes, counting)
+    if "train" in parts or "phases" in parts:
+        n_images = max(args.samples + 5, 20)
+        x, y, source = images(args.data_dir, n_images)
+        report["data"] = source
+        if "train" in parts:
+            report["train"] = bench_train(args, models, optimizers, x, y)
+        if "phases" in parts and counting:
+            report["phases"] = bench_phases(args, models, optimizers, source)
+    text = json.dumps(report, indent=2)
+    if args.json == "-":
+        print(text)
+    elif args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0

@@ -1,0 +1,51 @@
+"""`edgetrain bench`: the JSON it writes and the errors it raises (figures are measured, never asserted)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgetrain import cli
+from edgetrain.commands.bench import forward_macs, parse_shapes
+from edgetrain.errors import ArgumentError
+
+
+def test_bench_writes_the_documented_keys(tmp_path):
+    out = tmp_path / "bench.json"
+    status = cli.main(["bench", "--parts", "lrt,train", "--shapes", "8x12", "--models", "mlp", "--optimizers", "sgd",
+                       "--terms", "3", "--samples", "2", "--repeat", "1", "--no-instructions", "--json", str(out)])
+    assert status == 0
+    report = json.loads(out.read_text())
+    assert [(r["n"], r["m"], r["mode"]) for r in report["lrt"]] == [(8, 12, "biased"), (8, 12, "unbiased-k100")]
+    assert all(r["us_per_term"] > 0 and r["terms_timed"] == 3 for r in report["lrt"])
+    assert "instructions_per_term" not in report["lrt"][0]
+    assert [(r["model"], r["optimizer"]) for r in report["train"]] == [("mlp", "sgd")]
+    assert report["train"][0]["ms_per_sample"] > 0
+    assert "phases" not in report
+
+
+def test_forward_macs_of_the_mlp_is_the_sum_of_its_dense_layers():
+    assert forward_macs("mlp") == 784 * 64 + 64 * 10
+
+
+def test_forward_macs_of_the_mcu_cnn_counts_every_valid_window():
+    # two VALID 3x3 convs (26x26x8 from 1 channel, 11x11x16 from 8), dense 400-64 and 64-10
+    assert forward_macs("mcu-cnn") == 26 * 26 * 9 * 1 * 8 + 11 * 11 * 9 * 8 * 16 + 400 * 64 + 64 * 10
+
+
+def test_parse_shapes():
+    assert parse_shapes("128x1152, 512 x 2048") == [(128, 1152), (512, 2048)]
+    for bad in ("128", "0x5", "5x70000", "axb"):
+        with pytest.raises(ArgumentError, match="--shapes"):
+            parse_shapes(bad)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--parts", "lrt,speed"], "unknown part"),
+    (["--models", "resnet"], "unknown preset"),
+    (["--optimizers", "adam"], "unknown optimizer"),
+    (["--terms", "0"], "--terms must be at least 1"),
+])
+def test_bench_rejects_bad_options(capsys, argv, message):
+    assert cli.main(["bench", "--no-instructions", *argv]) == 2
+    assert message in capsys.readouterr().err
