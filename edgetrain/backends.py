@@ -98,6 +98,12 @@ class Backend:
         """Optimizer lrt: per trainable layer (by name) terms fed, skipped by kappa, flush attempts, applied."""
         return {layer.name: self._lrt_stats(i) for i, layer in enumerate(self.model.layers) if layer.weights is not None}
 
+    def stored_weights(self) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
+        """(layer index, flat writable int8 view, stuck-bit mask or None) of every weight tensor's active bytes
+        where the engine reads them (the NVM): what device physics such as drift acts on. Changing them
+        is not a write (no count, no energy); a stuck mask (uint8 per byte) marks bits that cannot change."""
+        return [(i, *self._stored(i)) for i, layer in enumerate(self.model.layers) if layer.weights is not None]
+
     def weight_cells(self) -> np.ndarray:
         """Boolean mask over image bytes: True for weight cells (conv/dense kernels)."""
         mask = np.zeros(self.image_size, dtype=bool)
@@ -130,6 +136,9 @@ class NumpyBackend(Backend):
 
     def _lrt_stats(self, layer: int) -> dict[str, int]:
         return ref_train.lrt_stats(self.state, layer)
+
+    def _stored(self, layer: int):
+        return self.state.layers[layer].weights.reshape(-1), None
 
 
 LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm",
@@ -202,7 +211,7 @@ class CModel:
             self.nvm_size = region.size
             if place_image:  # factory programming: before deployment, not counted as device writes
                 region.mem[:self.size] = np.frombuffer(data, np.uint8)
-            self.mem = region._mem
+            self.mem = region.c_mem
             self.stats = None
             self.nvm = region.nvm
         self.c = ffi.new("et_model_t *")
@@ -333,6 +342,17 @@ class CBackend(Backend):
         for tensor, off, size in tensor_spans(self.model, self.offsets):
             out[off:off + size] = np.frombuffer(self.active(tensor), np.uint8)
         return out
+
+    def _stored(self, layer: int):
+        ptr = self._ffi.new("const int8_t **")
+        self._call("et_commit_active_tensor", self.commit, layer, ptr)
+        n = self.model.layers[layer].weights.size
+        offset = int(self._ffi.cast("uintptr_t", ptr[0])) - int(self._ffi.cast("uintptr_t", self.cm.mem))
+        if self.cm.region is not None:
+            mem, stuck = self.cm.region.mem, self.cm.region.stuck[offset:offset + n]
+        else:
+            mem, stuck = np.frombuffer(self._ffi.buffer(self.cm.mem, self.cm.nvm_size), np.uint8), None
+        return mem[offset:offset + n].view(np.int8), stuck
 
     def _lrt_stats(self, layer: int) -> dict[str, int]:
         stats = self._ffi.new("et_train_lrt_stats_t *")

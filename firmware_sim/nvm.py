@@ -232,7 +232,8 @@ class NvmRegion:
     (per byte: bits changed by program and erase),
     ``wear`` and ``endurance`` (per wear unit: a byte in place, an erase unit on
     flash) and ``stuck`` (per byte: bits that no longer change) are NumPy views
-    of the C buffers. ``nvm`` is the ``et_nvm_t *`` to hand to the core.
+    of the C buffers. ``nvm`` is the ``et_nvm_t *`` to hand to the core and
+    ``c_mem`` the cffi buffer behind ``mem`` (for the core's model table).
     The initial content is ``fill`` (default: erased_value on flash, 0x00 in place).
     """
 
@@ -267,6 +268,7 @@ class NvmRegion:
         self.sim = ffi.new("et_nvm_sim_t *")
         self.nvm = ffi.new("et_nvm_t *")
         self._cfg = cfg
+        self.c_mem = self._mem
         self.mem = _view(self._mem, np.uint8)
         self.writes = _view(self._writes, np.uint32)
         self.flips = _view(self._flips, np.uint32)
