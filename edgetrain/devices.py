@@ -49,7 +49,7 @@ def provider(name: str = "memory-map") -> Callable:
     if found is None:
         raise UnsupportedError(f"no device provider {name!r} is installed (entry-point group {GROUP!r}): "
                                "reinstall edgetrain (pip install edgetrain), which registers firmware_sim's memory maps")
-    if isinstance(found, metadata.EntryPoint):
+    if not callable(found):  # an entry point (importlib.metadata or its backport): load it
         found = found.load()
     return found
 
