@@ -29,7 +29,6 @@ from .model.validate import check_model
 from .reference import train as ref_train
 from .reference.train import TrainConfig
 
-BACKENDS = ("c", "numpy")
 PARAMS = 0x8000  # ET_COMMIT_PARAMS: the tensor id of a layer's bias or batch-norm block
 
 
@@ -50,6 +49,7 @@ class Backend:
     """Common surface; subclasses implement ``_step``, ``_predict``, ``_checkpoint``, ``image``."""
 
     name = "?"
+    takes_region = False  # whether the engine can run over an emulated NVM region
 
     def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None):
         config.check()
@@ -270,6 +270,7 @@ class CBackend(Backend):
     """The C core over a plain-memory NVM, or over an emulated NVM region (``region``, firmware_sim)."""
 
     name = "c"
+    takes_region = True
 
     def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None, region=None,
                  place_image: bool = True):
@@ -370,17 +371,21 @@ class CBackend(Backend):
 
 
 def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | None = None, region=None) -> Backend:
-    """The backend ``name`` over ``model`` (its own tensors, or ``image`` laid out as the model's);
-    ``region``: an emulated NVM region (firmware_sim) for the C backend."""
-    if region is not None and name != "c":
-        raise UnsupportedError(f"backend {name!r} has no NVM emulator: run with --backend c to train over a memory map")
-    if name == "c":
-        return CBackend(model, config, image, region=region)
-    if name == "numpy":
-        return NumpyBackend(model, config, image)
-    if name == "arm":
-        raise UnsupportedError("backend 'arm' (the ELF in the emulator) is not available yet: use --backend c or numpy")
-    raise ArgumentError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    """The backend ``name`` (a key of ``BACKEND_CLASSES``) over ``model`` (its own tensors, or ``image`` laid out
+    as the model's); ``region``: an emulated NVM region (edgetrain.devices) for the C backend."""
+    cls = BACKEND_CLASSES.get(name)
+    if cls is None:
+        raise UnsupportedError(f"backend {name!r} is not available: choose one of {', '.join(BACKENDS)}")
+    if region is not None:
+        if not cls.takes_region:
+            raise UnsupportedError(f"backend {name!r} has no NVM emulator: run with --backend c to train over a memory map")
+        return cls(model, config, image, region=region)
+    return cls(model, config, image)
+
+
+# The training engines by name; a new engine adds a row (and ``takes_region`` if it runs over an emulated NVM).
+BACKEND_CLASSES: dict[str, type[Backend]] = {"c": CBackend, "numpy": NumpyBackend}
+BACKENDS = tuple(BACKEND_CLASSES)
 
 
 __all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "PARAMS", "c_plan", "make_backend",

@@ -1,9 +1,9 @@
-"""``edgetrain verify-commit``: power-loss verification of the atomic weight commit.
+"""edgetrain verify-commit: power-loss verification of the atomic weight commit.
 
 Runs firmware_sim.verify's schedule on the emulated NVM of one memory map
-(``--memory-map``) or of every preset, and prints JSON with at least
-``commits``, ``injection_points``, ``recovered_old``, ``recovered_new`` and
-``corrupt`` (totals, plus the same per memory map). Exit status 1 when any
+(--memory-map) or of every preset, and prints JSON with at least
+commits, injection_points, recovered_old, recovered_new and
+corrupt (totals, plus the same per memory map). Exit status 1 when any
 injection point left a corrupt tensor or a retried commit failed.
 """
 from __future__ import annotations
