@@ -30,7 +30,7 @@ import numpy as np
 from . import __version__, devices
 from .backends import BACKENDS, c_plan, make_backend
 from .data import mnist
-from .errors import ArgumentError, UnsupportedError
+from .errors import ArgumentError, EdgetrainError, UnsupportedError
 from .model.description import Model
 from .model.loader import MODEL_NAMES, PRETRAINED, has_bn_statistics, load_model
 from .reference.lrt import Config as LrtConfig
@@ -193,7 +193,10 @@ class Session:
         if device is not None:
             report.update(device.report(backend, samples, report["n_weights"], self.samples_per_day))
             if plots is not None:
-                report["plots"] = device.write_plots(backend, plots)
+                try:
+                    report["plots"] = device.write_plots(backend, plots)
+                except (OSError, EdgetrainError) as exc:  # the computed report is never lost to a plot
+                    report["plots_error"] = f"{type(exc).__name__}: {exc}"
             report["device_summary"] = device.summary(report)
         return RunResult(report, curves, hits)
 

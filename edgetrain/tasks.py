@@ -9,7 +9,10 @@ the device between samples:
   so the control stream keeps its offline statistics);
 * ``shifts``: the stream cut into 10 equal blocks, each with one setting of the
   schedule ``SHIFT_SCHEDULE`` (CD, ST, BG, WN and their combinations; CD
-  clusters the block's classes, the others transform the images);
+  clusters the block's classes: each sample's rank is its class's place in a
+  random order of the 10 classes plus N(0, cd_spread / 10), or with probability
+  cd_epsilon uniform, and the block streams in rank order; the others
+  transform the images);
 * ``drift-analog`` / ``drift-digital``: the control stream while the stored
   weights drift every ``every`` samples (edgetrain.physics): device physics,
   not writes (no count, energy or wear; stuck bits stay put).
@@ -106,11 +109,11 @@ class Stream:
             if "CD" not in setting or lo >= hi:
                 continue
             rng = np.random.default_rng([self.seed, CLUSTER_STREAM, b])
-            centres = (rng.permutation(10) + 0.5) / 10
+            centres = rng.permutation(10).astype(np.float64)  # the classes' places in the block, one apart
             part = self.indices[lo:hi]
             keys = centres[self.labels[part]] + rng.normal(0.0, o.cd_spread / 10, len(part))
             uniform = rng.random(len(part)) < o.cd_epsilon
-            keys[uniform] = rng.random(int(uniform.sum()))
+            keys[uniform] = rng.uniform(-0.5, 9.5, int(uniform.sum()))
             self.indices[lo:hi] = part[np.argsort(keys, kind="stable")]
 
     def sample(self, k: int) -> tuple[np.ndarray, int]:

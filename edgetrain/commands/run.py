@@ -180,4 +180,6 @@ def main(args) -> int:
         if args.json:
             Path(args.json).write_text(text + "\n")
         print(summary(report))
+    if "plots_error" in report:
+        print(f"edgetrain run: warning: no plots written ({report['plots_error']}); the report is complete", file=sys.stderr)
     return 0
