@@ -141,7 +141,7 @@ def _client(workers: int | None, scheduler: str | None):
         raise UnsupportedError("the experiment runner needs dask.distributed: pip install 'dask[distributed]'") from None
     if scheduler:
         return Client(scheduler, timeout="20s"), None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster), cluster
 
 
