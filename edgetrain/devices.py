@@ -34,6 +34,11 @@ def register(name: str, provider: Callable) -> None:
     _PROVIDERS[name] = provider
 
 
+def unregister(name: str) -> None:
+    """Remove a provider registered with ``register`` (entry points stay)."""
+    _PROVIDERS.pop(name, None)
+
+
 def providers() -> dict[str, Callable]:
     """Registered providers: those registered at run time, then the installed entry points."""
     out = {}

@@ -151,7 +151,7 @@ def run_grid(grid: Grid, out: str | Path, workers: int | None = None, scheduler:
     Returns {"ran": [...], "skipped": [...], "failed": [(spec, message), ...], "summary": path}."""
     grid.check()
     if plots:
-        _pyplot()  # before any work: plots need matplotlib
+        pyplot()  # before any work: plots need matplotlib
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     specs = grid.runs()
@@ -222,7 +222,7 @@ def _cell(value) -> str:
     return str(value)
 
 
-def _pyplot():
+def pyplot():
     try:
         import matplotlib
 
@@ -235,7 +235,7 @@ def _pyplot():
 
 def write_plots(reports: list[dict], out: Path) -> list[Path]:
     """Per task: accuracy (EMA) and max writes per cell (log) vs samples, one line per scheme (first seed)."""
-    plt = _pyplot()
+    plt = pyplot()
     paths = []
     for task in dict.fromkeys(r["task"] for r in reports):
         first = {}

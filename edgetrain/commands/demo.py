@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ArgumentError
-from ..experiment import _pyplot, scheme_options
+from ..experiment import pyplot, scheme_options
 from ..reference.lrt import Config as LrtConfig
 from ..session import Session
 
@@ -69,7 +69,7 @@ def table(reports: dict) -> str:
 
 
 def plot(reports: dict, path: str | Path, task: str) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, (acc, wr) = plt.subplots(1, 2, figsize=(10, 3.6))
     for scheme, r in reports.items():
         c = r["curves"]
@@ -93,7 +93,7 @@ def plot(reports: dict, path: str | Path, task: str) -> Path:
 def main(args) -> int:
     if args.samples < 1:
         raise ArgumentError(f"--samples {args.samples}: give at least 1")
-    _pyplot()  # before any work
+    pyplot()  # before any work
     reports = run_demo(args.samples, args.task, args.seed, args.data_dir,
                        log=lambda line: print(f"edgetrain demo: {line}", file=sys.stderr))
     if args.json:
