@@ -150,3 +150,24 @@ def test_the_api_doc_example_runs(tmp_path, monkeypatch):
     for code in blocks:
         exec(compile(code, "docs/api.md", "exec"), {"__name__": "docs_api"})
     assert edgetrain.Session is Session
+
+
+def test_demo_prints_the_table_and_writes_the_plot_and_json(tmp_path, capsys, monkeypatch):
+    from edgetrain import cli
+
+    monkeypatch.delenv("EDGETRAIN_DATA_DIR", raising=False)
+    png, out = tmp_path / "demo.png", tmp_path / "demo.json"
+    assert cli.main(["demo", "--samples", "40", "--plot", str(png), "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith("mcu-cnn-pretrained on rram-mcu under drift-analog, 40 samples per scheme")
+    assert lines[1].split()[:3] == ["scheme", "accuracy", "last"] and "lifetime" in lines[1]
+    assert [l.split()[0] for l in lines[3:7]] == ["inference", "SGD", "SGD", "LRT"]
+    assert lines[-1] == f"plot: {png.resolve()}" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "data: MNIST subset shipped in the package" in captured.err
+    reports = __import__("json").loads(out.read_text())
+    assert sorted(reports) == ["lrt", "none", "sgd", "sgd-pixel"]
+    for scheme, r in reports.items():
+        assert CONTRACT_KEYS <= set(r) and r["memory_map"] == "rram-mcu" and r["task"] == "drift-analog", scheme
+        assert r["model"] == "mcu-cnn-pretrained" and "curves" in r
+    assert reports["none"]["max_writes_per_cell"] == 0 < reports["lrt"]["max_writes_per_cell"]
