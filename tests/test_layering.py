@@ -59,3 +59,15 @@ def test_the_memory_map_provider_comes_through_the_plug_in_point():
     finally:
         devices.unregister("probe")
     assert "probe" not in devices.providers()
+
+
+def test_mirrored_constants_match_their_source():
+    """Constants the Python side mirrors: the rank limit from the compiled core, the estimate's 10.9 pJ/bit
+    from the RRAM figure of the technology table."""
+    from edgetrain.core import lib
+    from edgetrain.reference import lrt
+    from edgetrain.session import RRAM_WRITE_J_PER_BIT
+    from firmware_sim.nvm import technology
+
+    assert lrt.MAX_RANK == lib.ET_LRT_MAX_RANK
+    assert round(RRAM_WRITE_J_PER_BIT * 1e15) == round(technology("rram").program_energy * 1e3) == 10900  # fJ per bit
