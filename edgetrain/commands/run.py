@@ -134,8 +134,9 @@ def task_options(args):
 
 def session(args) -> Session:
     """The Session the flags describe."""
-    model = load_model(args.model, args.seed) if 0 <= args.seed < 1 << 32 else args.model
-    lrt, ranks = lrt_config(args, model) if args.optimizer == "lrt" else (None, ())
+    if not 0 <= args.seed < 1 << 32:
+        raise ArgumentError(f"--seed {args.seed} is outside 0..2^32-1")
+    lrt, ranks = lrt_config(args, load_model(args.model, args.seed)) if args.optimizer == "lrt" else (None, ())
     if args.optimizer != "lrt" and not 0 <= args.lr < 1:
         raise ArgumentError(f"--lr {args.lr} must lie in [0, 1)")
     return Session(args.model, optimizer=args.optimizer, task=args.task, backend=args.backend, seed=args.seed,
