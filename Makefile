@@ -7,7 +7,7 @@ CC ?= cc
 CORE_SRC := $(wildcard csrc/src/*.c)
 HOST_CFLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Icsrc/include
 
-.PHONY: all venv install test test-python test-asan check-c arm-check check-dist fuzz fuzz-build clean
+.PHONY: all venv install demo test test-python test-asan check-c arm-check check-dist fuzz fuzz-build clean
 
 all: install
 
@@ -28,6 +28,12 @@ WITH_TF := $(if $(filter tf,$(subst $(comma), ,$(EXTRAS))),1,0)
 # Editable install: rebuilds edgetrain._core from csrc/ every time it runs.
 install: venv
 	$(VPY) -m pip install -q -e '.[$(EXTRAS)]'
+
+# The README's first command: install with the minimal extras (matplotlib for the plot; no TensorFlow)
+# and run `edgetrain demo` (pretrained mcu-cnn on an emulated RRAM MCU under weight drift).
+demo: venv
+	$(VPY) -m pip install -e '.[plots]'
+	$(VPY) -m edgetrain demo
 
 # The whole suite: host twin tests (incl. the ARM gate test), the suite again
 # with the core under AddressSanitizer + UBSan, and an sdist/wheel round trip.

@@ -144,7 +144,7 @@ def measure_training(memory_map: str, model_name: str, samples: int, seed: int, 
     after every step (and the final checkpoint) each tensor whose active contents changed is written
     over a single copy at its image offset (``inplace_write``)."""
     from edgetrain.backends import CBackend, tensor_spans
-    from edgetrain.commands.run import stream_order
+    from edgetrain.tasks import stream_order
     from edgetrain.data import mnist
     from edgetrain.model.loader import load_model as load_preset
     from edgetrain.reference.train import OPT_SGD, TrainConfig

@@ -24,6 +24,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "Session",
+    "RunResult",
+    "TaskOptions",
     "include_dir",
     "ArgumentError",
     "CorruptError",
@@ -53,3 +56,16 @@ def include_dir() -> str:
     raise FileNotFoundError(
         "edgetrain's C headers are missing from this installation; reinstall with `pip install edgetrain`"
     )
+
+
+def __getattr__(name: str):
+    """The session API, imported on first use (it loads the compiled core)."""
+    if name in ("Session", "RunResult"):
+        from . import session
+
+        return getattr(session, name)
+    if name == "TaskOptions":
+        from .tasks import TaskOptions
+
+        return TaskOptions
+    raise AttributeError(f"module 'edgetrain' has no attribute {name!r}")

@@ -19,6 +19,7 @@ counted by the emulated NVM (firmware_sim) when the C backend runs over one.
 from __future__ import annotations
 
 import hashlib
+from importlib import metadata
 
 import numpy as np
 
@@ -29,7 +30,6 @@ from .model.validate import check_model
 from .reference import train as ref_train
 from .reference.train import TrainConfig
 
-BACKENDS = ("c", "numpy")
 PARAMS = 0x8000  # ET_COMMIT_PARAMS: the tensor id of a layer's bias or batch-norm block
 
 
@@ -50,6 +50,7 @@ class Backend:
     """Common surface; subclasses implement ``_step``, ``_predict``, ``_checkpoint``, ``image``."""
 
     name = "?"
+    takes_region = False  # whether the engine can run over an emulated NVM region
 
     def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None):
         config.check()
@@ -101,6 +102,12 @@ class Backend:
         """Optimizer lrt: per trainable layer (by name) terms fed, skipped by kappa, flush attempts, applied."""
         return {layer.name: self._lrt_stats(i) for i, layer in enumerate(self.model.layers) if layer.weights is not None}
 
+    def stored_weights(self) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
+        """(layer index, flat writable int8 view, stuck-bit mask or None) of every weight tensor's active bytes
+        where the engine reads them (the NVM): what device physics such as drift acts on. Changing them
+        is not a write (no count, no energy); a stuck mask (uint8 per byte) marks bits that cannot change."""
+        return [(i, *self._stored(i)) for i, layer in enumerate(self.model.layers) if layer.weights is not None]
+
     def weight_cells(self) -> np.ndarray:
         """Boolean mask over image bytes: True for weight cells (conv/dense kernels)."""
         mask = np.zeros(self.image_size, dtype=bool)
@@ -133,6 +140,9 @@ class NumpyBackend(Backend):
 
     def _lrt_stats(self, layer: int) -> dict[str, int]:
         return ref_train.lrt_stats(self.state, layer)
+
+    def _stored(self, layer: int):
+        return self.state.layers[layer].weights.reshape(-1), None
 
 
 LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm",
@@ -216,7 +226,7 @@ class CModel:
             self.nvm_size = region.size
             if place_image:  # factory programming: before deployment, not counted as device writes
                 region.mem[:self.size] = np.frombuffer(data, np.uint8)
-            self.mem = region._mem
+            self.mem = region.c_mem
             self.stats = None
             self.nvm = region.nvm
         self.c = ffi.new("et_model_t *")
@@ -276,6 +286,7 @@ class CBackend(Backend):
     """The C core over a plain-memory NVM, or over an emulated NVM region (``region``, firmware_sim)."""
 
     name = "c"
+    takes_region = True
 
     def __init__(self, model: Model, config: TrainConfig, image: bytes | None = None, region=None,
                  place_image: bool = True):
@@ -349,6 +360,17 @@ class CBackend(Backend):
             out[off:off + size] = np.frombuffer(self.active(tensor), np.uint8)
         return out
 
+    def _stored(self, layer: int):
+        ptr = self._ffi.new("const int8_t **")
+        self._call("et_commit_active_tensor", self.commit, layer, ptr)
+        n = self.model.layers[layer].weights.size
+        offset = int(self._ffi.cast("uintptr_t", ptr[0])) - int(self._ffi.cast("uintptr_t", self.cm.mem))
+        if self.cm.region is not None:
+            mem, stuck = self.cm.region.mem, self.cm.region.stuck[offset:offset + n]
+        else:
+            mem, stuck = np.frombuffer(self._ffi.buffer(self.cm.mem, self.cm.nvm_size), np.uint8), None
+        return mem[offset:offset + n].view(np.int8), stuck
+
     def _lrt_stats(self, layer: int) -> dict[str, int]:
         stats = self._ffi.new("et_train_lrt_stats_t *")
         self._call("et_train_lrt", self.ctx, layer, self._ffi.NULL, stats)
@@ -364,40 +386,52 @@ class CBackend(Backend):
         return out
 
 
-# The plug-in point for engines built on top of this package: name -> a Backend subclass (or factory)
-# called as factory(model, config, image, **options). firmware_sim.arm registers "arm" (the firmware
-# in the ARM emulator); the command line imports it when --backend arm is asked for.
-PLUGINS: dict[str, type] = {}
-PLUGIN_MODULES = {"arm": "firmware_sim.arm"}
-
-
-def register_backend(name: str, factory) -> None:
-    """Add an engine to make_backend's table (``name`` must not be a built-in backend)."""
+def register_backend(name: str, cls: type[Backend]) -> None:
+    """Add an engine to the table at run time (``name`` must not be a built-in backend)."""
     if name in BACKENDS:
         raise ArgumentError(f"backend {name!r} is built in and cannot be replaced")
-    PLUGINS[name] = factory
+    BACKEND_CLASSES[name] = cls
+
+
+def backend_names() -> tuple[str, ...]:
+    """Every engine by name: the built-in ones, then those registered or installed as plug-ins."""
+    installed = [ep.name for ep in metadata.entry_points(group=PLUGIN_GROUP)]
+    return tuple(dict.fromkeys([*BACKEND_CLASSES, *sorted(installed)]))
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The engine ``name``: from the table, else from a plug-in's entry point (loaded on first use)."""
+    cls = BACKEND_CLASSES.get(name)
+    if cls is None:
+        found = [ep for ep in metadata.entry_points(group=PLUGIN_GROUP) if ep.name == name]
+        if not found:
+            raise UnsupportedError(f"backend {name!r} is not available: choose one of {', '.join(backend_names())}")
+        cls = BACKEND_CLASSES.setdefault(name, found[0].load())
+    return cls
 
 
 def make_backend(name: str, model: Model, config: TrainConfig, image: bytes | None = None, region=None,
                  **options) -> Backend:
-    """The backend ``name`` over ``model`` (its own tensors, or ``image`` laid out as the model's);
-    ``region``: an emulated NVM region (firmware_sim) for the C backend; ``options``: a plug-in's own
-    (e.g. ``cpu`` for arm)."""
-    if name in PLUGINS:
-        return PLUGINS[name](model, config, image, region=region, **options)
-    if options:
-        raise ArgumentError(f"backend {name!r} takes no options; got {sorted(options)}")
-    if region is not None and name != "c":
-        raise UnsupportedError(f"backend {name!r} has no NVM emulator: run with --backend c to train over a memory map")
-    if name == "c":
-        return CBackend(model, config, image, region=region)
-    if name == "numpy":
-        return NumpyBackend(model, config, image)
-    if name in PLUGIN_MODULES:
-        raise UnsupportedError(f"backend {name!r} is registered by {PLUGIN_MODULES[name]}: import it first "
-                               "(the command line does)")
-    raise ArgumentError(f"unknown backend {name!r}: choose one of {', '.join((*BACKENDS, *PLUGINS))}")
+    """The backend ``name`` (see ``backend_names``) over ``model`` (its own tensors, or ``image`` laid out as
+    the model's); ``region``: an emulated NVM region (edgetrain.devices) for an engine that ``takes_region``;
+    ``options``: a plug-in engine's own keyword arguments (e.g. ``cpu`` for arm)."""
+    cls = backend_class(name)
+    if options and name in BACKENDS:
+        raise ArgumentError(f"backend {name!r} takes no options; got {', '.join(sorted(options))}")
+    if region is not None:
+        if not cls.takes_region:
+            raise UnsupportedError(f"backend {name!r} has no NVM emulator: run with --backend c to train over a memory map")
+        return cls(model, config, image, region=region, **options)
+    return cls(model, config, image, **options)
 
 
-__all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "PARAMS", "PLUGINS", "c_plan",
-           "make_backend", "register_backend", "tensor_spans", "LayerKind"]
+# The training engines by name; a new engine adds a row (and ``takes_region`` if it runs over an emulated NVM).
+BACKEND_CLASSES: dict[str, type[Backend]] = {"c": CBackend, "numpy": NumpyBackend}
+BACKENDS = tuple(BACKEND_CLASSES)  # the built-in engines
+# Engines built on top of this package register under this entry-point group (firmware_sim: ``arm``, the
+# firmware in the ARM emulator), so edgetrain never imports them by name.
+PLUGIN_GROUP = "edgetrain.backends"
+
+
+__all__ = ["Backend", "CBackend", "CPlanner", "NumpyBackend", "TrainConfig", "BACKENDS", "BACKEND_CLASSES", "PARAMS", "PLUGIN_GROUP",
+           "backend_class", "backend_names", "c_plan", "make_backend", "register_backend", "tensor_spans", "LayerKind"]

@@ -16,7 +16,7 @@ from . import __version__
 from .errors import EdgetrainError
 
 # Subcommand modules, in the order `edgetrain --help` lists them.
-COMMAND_MODULES: list[str] = ["run", "plan", "export", "inspect", "verify_commit", "firmware", "bench"]
+COMMAND_MODULES: list[str] = ["demo", "run", "experiment", "plan", "export", "inspect", "verify_commit", "firmware", "bench"]
 
 
 class Parser(argparse.ArgumentParser):

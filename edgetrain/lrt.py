@@ -36,14 +36,14 @@ def config_default() -> Config:
 
 def state_get_size(n: int, m: int, rank: int) -> int:
     out = ffi.new("size_t *")
-    ref._check_dims(n, m, rank)
+    ref.check_dims(n, m, rank)
     call("et_lrt_state_get_size", n, m, rank, out)
     return int(out[0])
 
 
 def accumulate_get_buffer_size(n_max: int, m_max: int, rank: int) -> int:
     out = ffi.new("size_t *")
-    ref._check_dims(n_max, m_max, rank)
+    ref.check_dims(n_max, m_max, rank)
     call("et_lrt_accumulate_get_buffer_size", n_max, m_max, rank, out)
     return int(out[0])
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetrain.backends import Backend, register_backend, tensor_spans
+from edgetrain.backends import Backend, tensor_spans
 from edgetrain.errors import ArgumentError, EdgetrainError, UnsupportedError, raise_for_status
 from edgetrain.model.etm import write_etm
 from edgetrain.model.image import layout
@@ -326,5 +326,3 @@ class ArmBackend(Backend):
 def default_build_dir() -> Path:
     return Path.home() / ".cache" / "edgetrain" / "firmware"
 
-
-register_backend("arm", ArmBackend)

@@ -169,7 +169,7 @@ class TrainingArea(CommitView):
         if place_image:
             region.mem[image_offset:image_offset + len(image)] = np.frombuffer(image, np.uint8)
         self.c_model = ffi.new("et_model_t *")
-        fill_c_table(ffi, self.c_model, model, offsets, region._mem + image_offset, len(image))
+        fill_c_table(ffi, self.c_model, model, offsets, region.c_mem + image_offset, len(image))
         align = region.tech.align
         self.area_offset = _round_up(image_offset + len(image), align) if area_offset is None else area_offset
         need = area_size(model, region, ring_slots)

@@ -253,7 +253,8 @@ class NvmRegion:
     (per byte: bits changed by program and erase),
     ``wear`` and ``endurance`` (per wear unit: a byte in place, an erase unit on
     flash) and ``stuck`` (per byte: bits that no longer change) are NumPy views
-    of the C buffers. ``nvm`` is the ``et_nvm_t *`` to hand to the core.
+    of the C buffers. ``nvm`` is the ``et_nvm_t *`` to hand to the core and
+    ``c_mem`` the cffi buffer behind ``mem`` (for the core's model table).
     The initial content is ``fill`` (default: erased_value on flash, 0x00 in place).
     """
 
@@ -296,6 +297,7 @@ class NvmRegion:
         self.sim = ffi.new("et_nvm_sim_t *")
         self.nvm = ffi.new("et_nvm_t *")
         self._cfg = cfg
+        self.c_mem = self._mem  # the cffi buffer behind mem (the core's model table points into it)
         initial = (tech.erased_value if tech.is_flash else 0) if fill is None else fill
         if initial:
             self.mem[:] = initial

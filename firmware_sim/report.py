@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetrain._io import check_output_dir, write_atomic
+from edgetrain.outputs import check_output_dir, write_atomic
 from edgetrain.errors import ArgumentError, UnsupportedError
 
 from .nvm import NvmRegion

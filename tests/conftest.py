@@ -71,8 +71,24 @@ def find_mnist_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The MNIST directory; tests that need it skip, saying why, where it is absent."""
+    """The full MNIST directory where there is one, else the subset shipped in the package
+    (3,000 test images, no training split: use ``stream_split``)."""
+    from edgetrain.data import mnist
+
+    return find_mnist_dir() or mnist.SUBSET_DIR
+
+
+@pytest.fixture(scope="session")
+def full_mnist_dir() -> Path:
+    """The full MNIST directory, for tests marked ``full_mnist``; they skip, saying why, where it is absent."""
     found = find_mnist_dir()
     if found is None:
-        pytest.skip("MNIST idx files not found: set EDGETRAIN_DATA_DIR or place them in ../shared/data/mnist")
+        pytest.skip("needs the full MNIST set: set EDGETRAIN_DATA_DIR to it (CI does; ../shared/data/mnist also works)")
     return found
+
+
+def stream_split(folder: Path) -> str:
+    """'train' where the folder holds the training split, else 'test' (the packaged subset)."""
+    from edgetrain.data import mnist
+
+    return "train" if "train" in mnist.splits(folder) else "test"

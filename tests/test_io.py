@@ -1,4 +1,4 @@
-"""Report writing (edgetrain/_io.py): atomic replacement, failures that keep the old file and the
+"""Report writing (edgetrain/outputs.py): atomic replacement, failures that keep the old file and the
 report, and output paths checked before a command does any work."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from edgetrain import cli
-from edgetrain._io import check_output_dir, check_output_file, write_atomic, write_report
+from edgetrain.outputs import check_output_dir, check_output_file, write_atomic, write_report
 from edgetrain.errors import ArgumentError
 
 

@@ -46,7 +46,9 @@ def test_malformed_files_are_named(tmp_path, break_it, error, message):
 
 def test_directory_resolution(tmp_path, monkeypatch):
     monkeypatch.delenv(mnist.ENV, raising=False)
-    with pytest.raises(ArgumentError, match="no MNIST directory given"):
+    # No folder given: the subset shipped in the package, which holds the test split only.
+    assert mnist.resolve_dir() == mnist.SUBSET_DIR and mnist.splits(mnist.SUBSET_DIR) == ("test",)
+    with pytest.raises(ArgumentError, match="train-images-idx3-ubyte.gz is missing"):
         mnist.load("train")
     with pytest.raises(ArgumentError, match="does not exist"):
         mnist.load("train", tmp_path / "nope")
@@ -57,7 +59,9 @@ def test_directory_resolution(tmp_path, monkeypatch):
         mnist.load("validation")
 
 
-def test_the_real_files(mnist_dir):
+@pytest.mark.full_mnist
+def test_the_real_files(full_mnist_dir):
+    mnist_dir = full_mnist_dir
     x, y = mnist.load("train", mnist_dir)
     assert x.shape == (60000, 28, 28) and y.shape == (60000,)
     # sha256 of the uncompressed label file, from the data set's README
@@ -66,3 +70,22 @@ def test_the_real_files(mnist_dir):
     assert np.bincount(y).min() > 5000
     xt, yt = mnist.load("test", mnist_dir)
     assert xt.shape == (10000, 28, 28) and yt.max() == 9
+
+
+def test_the_packaged_subset_is_the_start_of_the_test_split(monkeypatch):
+    """3,000 images and labels, every digit present, the sha256 its README states; the default folder."""
+    monkeypatch.delenv(mnist.ENV, raising=False)
+    x, y = mnist.load("test")
+    assert x.shape == (3000, 28, 28) and y.shape == (3000,) and np.bincount(y, minlength=10).min() > 200
+    readme = (mnist.SUBSET_DIR / "README.md").read_text()
+    assert "CC BY-SA 3.0" in readme and "LeCun" in readme and "Provenance: tools/make_mnist_subset.py" in readme
+    raw = gzip.open(mnist.SUBSET_DIR / "t10k-labels-idx1-ubyte.gz").read()
+    assert hashlib.sha256(raw).hexdigest() in readme
+    assert mnist.is_subset(mnist.resolve_dir()) and "subset shipped in the package" in mnist.describe(mnist.SUBSET_DIR, "test", 3000)
+
+
+@pytest.mark.full_mnist
+def test_the_subset_matches_the_full_test_split(full_mnist_dir):
+    full_x, full_y = mnist.load("test", full_mnist_dir)
+    x, y = mnist.load("test", mnist.SUBSET_DIR)
+    assert np.array_equal(x, full_x[:3000]) and np.array_equal(y, full_y[:3000])

@@ -74,7 +74,12 @@ def test_budget_says_which_part_does_not_fit(capsys):
     r = plan_json(capsys, "mcu-cnn", "--budget", "24KiB", status=1)
     assert not r["fits"] and r["rank"] is None and base > 24576
     assert r["over_bytes"] == parts["total"] - 24576 and r["part"] == "gradients"
-    assert f"need {base} B on their own, {base - 24576} B over" in r["message"]
+    assert f"need {base:,} B on their own, {base - 24576:,} B over" in r["message"]
+    assert "shrink the largest, gradients" in r["message"] and f"rank 1 needs a budget of {parts['total']:,} B" in r["message"]
+    # What would fit instead: the other optimizers' arenas (et_plan), listed where they fit.
+    others = r["other_optimizers_bytes"]
+    assert others["none"] <= 24576 < others["bias"] < others["sgd"]
+    assert f"within 24,576 B fit: --optimizer none ({others['none']:,} B)" in r["message"]
     # Room for everything but the low-rank parts at rank 1.
     r = plan_json(capsys, "mcu-cnn", "--budget", str(base + 100), status=1)
     assert parts["lrt_scratch"] > parts["lrt_state"]  # at rank 1 the shared scratch outweighs the states

@@ -20,7 +20,7 @@ from edgetrain.model import etm
 from edgetrain.model.presets import preset
 from edgetrain.reference import fixed
 from edgetrain.reference.train import OPT_NONE, TrainConfig
-from conftest import import_tensorflow
+from conftest import import_tensorflow, stream_split
 
 tf, keras = import_tensorflow()
 
@@ -34,8 +34,8 @@ def test_images(mnist_dir):
 
 
 @pytest.fixture(scope="module")
-def train_images(mnist_dir):
-    images, labels = mnist.load("train", mnist_dir)
+def train_images(full_mnist_dir):
+    images, labels = mnist.load("train", full_mnist_dir)
     return images[:256], labels[:256].astype(np.int64)
 
 
@@ -211,9 +211,9 @@ def test_run_trains_an_exported_file_from_its_stored_statistics(tmp_path, capsys
     assert c["weights_sha256"] == twin["weights_sha256"] and c["total_cell_writes"] > 0
     # Inference only: the run's accuracy is the Keras model's on the same stream (stored statistics at once).
     none = run("--optimizer", "none")
-    from edgetrain.commands.run import stream_order
+    from edgetrain.tasks import stream_order
 
-    images, labels = mnist.load("train", mnist_dir)
+    images, labels = mnist.load(stream_split(mnist_dir), mnist_dir)
     order = stream_order(len(images), 0)[:40]
     keras_pred = qat.predict_labels(model, qat.device_input(images[order]))
     assert none["accuracy"] == pytest.approx(float(np.mean(keras_pred == labels[order])))

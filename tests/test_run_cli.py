@@ -91,7 +91,6 @@ def test_progress_bar_goes_to_stderr(capsys, mnist_dir):
     (["--model", "mlp", "--optimizer", "lrt", "--layer-ranks", "4,0"], "rank 0 of layer fc2 is outside 1..8"),
     (["--model", "mlp", "--backend", "arm", "--memory-map", "rram-mcu"], "backend 'arm' has none"),
     (["--model", "mlp", "--samples", "0"], "argument --samples: 0 is below 1; give an integer >= 1"),
-    (["--model", "mlp", "--samples", "60001"], "exceeds the 60000 images"),
     (["--model", "mlp", "--lr", "2"], "argument --lr: 2.0 must lie in [0, 1]"),
 ])
 def test_errors_are_one_clear_line(capsys, mnist_dir, args, message):
@@ -100,13 +99,13 @@ def test_errors_are_one_clear_line(capsys, mnist_dir, args, message):
     assert err.startswith("edgetrain run: error:") and message in err
 
 
-def test_missing_data_dir_names_the_fix(tmp_path, capsys, monkeypatch):
+def test_without_a_data_dir_the_packaged_subset_streams_and_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("EDGETRAIN_DATA_DIR", raising=False)
-    assert cli.main(["run", "--model", "mlp", "--samples", "5", "--no-progress"]) == 2
-    assert "pass --data-dir DIR or set EDGETRAIN_DATA_DIR" in capsys.readouterr().err
+    assert cli.main(["run", "--model", "mlp", "--samples", "5", "--no-progress"]) == 0
+    assert "data: MNIST subset shipped in the package (3000 test images" in capsys.readouterr().err
     assert cli.main(["run", "--model", "mlp", "--samples", "5", "--data-dir", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert f"MNIST file {tmp_path / 'train-images-idx3-ubyte.gz'} is missing" in err
+    assert f"MNIST file {tmp_path / 't10k-images-idx3-ubyte.gz'} is missing" in err
 
 
 def test_data_dir_from_the_environment(capsys, monkeypatch, mnist_dir):
@@ -115,7 +114,9 @@ def test_data_dir_from_the_environment(capsys, monkeypatch, mnist_dir):
 
 
 @pytest.mark.slow
-def test_mcu_cnn_learns_mnist_from_scratch(tmp_path, capsys, mnist_dir):
+@pytest.mark.full_mnist
+def test_mcu_cnn_learns_mnist_from_scratch(tmp_path, capsys, full_mnist_dir):
+    mnist_dir = full_mnist_dir
     """`edgetrain run --model mcu-cnn --optimizer sgd --samples 3000 --seed 0`: chance is 0.1."""
     r = run_json(tmp_path, capsys, "--model", "mcu-cnn", "--optimizer", "sgd", "--samples", "3000", "--data-dir", str(mnist_dir))
     print(f"mcu-cnn sgd 3000 samples: accuracy {r['accuracy']:.4f}, last 500 {r['accuracy_last_500']:.4f}")

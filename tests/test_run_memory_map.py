@@ -13,9 +13,9 @@ from edgetrain.reference.train import TrainConfig
 
 RRAM_FJ_PER_BIT = 10900  # firmware_sim/data/technologies.toml: rram program_energy 10.9 pJ/bit
 
-EMULATOR_KEYS = {"nvm_energy_j", "write_density", "max_writes_per_cell", "bits_flipped", "projected_lifetime_days",
-                 "worn_cells", "worn_reports", "commits", "commits_lost", "logical_writes", "physical_writes",
-                 "memory_map", "technology", "samples_per_day"}
+EMULATOR_KEYS = {"nvm_energy_j", "physical_write_density", "physical_max_writes_per_cell", "physical_total_cell_writes",
+                 "bits_flipped", "projected_lifetime_days", "worn_cells", "worn_reports", "commits", "commits_lost",
+                 "physical_writes", "memory_map", "technology", "samples_per_day"}
 
 
 def run_json(tmp_path, capsys, *args) -> dict:
@@ -31,25 +31,25 @@ def test_memory_map_report(tmp_path, capsys, mnist_dir):
     twin = run_json(tmp_path, capsys, *common, "--backend", "numpy")
     plots = tmp_path / "plots"
     emu = run_json(tmp_path, capsys, *common, "--memory-map", "rram-mcu", "--plots", str(plots))
-    assert EMULATOR_KEYS <= set(emu) and "other_cell_writes" not in emu
-    # The same logical model whatever the NVM: the hash, the accuracy, the logical write counts.
+    assert EMULATOR_KEYS <= set(emu)
+    # The same logical model whatever the NVM: the hash, the accuracy, the logical write counts, which keep
+    # their keys (max_writes_per_cell means logical writes with or without a map).
     assert emu["weights_sha256"] == plain["weights_sha256"] == twin["weights_sha256"]
     assert emu["accuracy"] == plain["accuracy"]
-    logical = emu["logical_writes"]
-    assert logical["total_weight_writes"] == plain["total_cell_writes"] and logical["max_writes_per_weight"] == plain["max_writes_per_cell"]
-    assert logical["other_writes"] == plain["other_cell_writes"]
+    for key in ("total_cell_writes", "max_writes_per_cell", "write_density", "other_cell_writes"):
+        assert emu[key] == plain[key], key
     # Physical figures: the HAL's per-byte counts against the commit's own byte count, energy from the
     # technology's figure, the breakdown adding up; every changed weight lands in two banks.
     phys = emu["physical_writes"]
-    total = emu["total_cell_writes"]
+    total = emu["physical_total_cell_writes"]
     assert total == emu["commit_bytes_programmed"]
     assert total == phys["total_writes_weight_banks"] + phys["total_writes_param_banks"] + phys["total_writes_records"] + phys["total_writes_other"]
     assert phys["total_writes_records"] == emu["commit_record_bytes"] == 16 * emu["commits"]
-    assert emu["max_writes_per_cell"] == max(v for k, v in phys.items() if k.startswith("max_writes"))
+    assert emu["physical_max_writes_per_cell"] == max(v for k, v in phys.items() if k.startswith("max_writes"))
     assert emu["nvm_energy_j"] == pytest.approx(total * 8 * RRAM_FJ_PER_BIT * 1e-15)
     n_weights = preset("mcu-cnn").n_weights()
-    assert emu["write_density"] == pytest.approx(total / (n_weights * 60))
-    assert phys["total_writes_weight_banks"] >= logical["total_weight_writes"]
+    assert emu["physical_write_density"] == pytest.approx(total / (n_weights * 60))
+    assert phys["total_writes_weight_banks"] >= emu["total_cell_writes"]
     assert emu["worn_cells"] == emu["worn_reports"] == emu["commits_lost"] == 0
     assert emu["aux_bytes"] == emu["plan"]["total"] and emu["plan"]["commit"] == 16
     assert emu["samples_per_day"] == 1440 and emu["projected_lifetime_days"] > 0
@@ -60,6 +60,14 @@ def test_memory_map_report(tmp_path, capsys, mnist_dir):
     files = sorted(p.name for p in plots.iterdir())
     assert files == ["wear_00_conv1.png", "wear_02_conv2.png", "wear_06_fc1.png", "wear_07_fc2.png", "writes_histogram.png"]
     assert all((plots / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
+
+
+def test_console_summary_shows_the_emulator_figures(capsys, mnist_dir):
+    assert cli.main(["run", "--model", "mlp", "--samples", "30", "--data-dir", str(mnist_dir), "--memory-map", "rram-mcu",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and "max writes per cell" in out[0] and "(last 500" not in out[0]  # 30 < 500 samples
+    assert out[1].startswith("rram-mcu (rram): NVM energy ") and "projected lifetime" in out[1] and "worn cells 0" in out[1]
 
 
 def test_flash_map_trains_the_same_model(tmp_path, capsys, mnist_dir):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ArgumentError
-from . import _args
+from . import argtypes
 
 
 def register(sub) -> None:
@@ -19,16 +19,16 @@ def register(sub) -> None:
         "and print how well the device formats represent its weights.",
     )
     p.add_argument("model", help="a .keras/.h5 Keras model (needs edgetrain[tf]) or a .tflite flatbuffer")
-    p.add_argument("-o", "--output", required=True, type=_args.output_file, help="the .etm file to write")
-    p.add_argument("--c-header", metavar="FILE", type=_args.output_file, help="also write the blob as a C header (const uint8_t array)")
-    p.add_argument("--symbol", type=_args.c_identifier, help="C array name (default: from the output file name)")
+    p.add_argument("-o", "--output", required=True, type=argtypes.output_file, help="the .etm file to write")
+    p.add_argument("--c-header", metavar="FILE", type=argtypes.output_file, help="also write the blob as a C header (const uint8_t array)")
+    p.add_argument("--symbol", type=argtypes.c_identifier, help="C array name (default: from the output file name)")
     p.add_argument("--align", type=int, default=4, help="NVM program unit in bytes: tensors start at multiples of it (power of two, 2..65536; default 4)")
     p.add_argument("--name", help="model name stored in the blob (default: the input file's stem)")
     p.add_argument("--saturate", action="store_true", help="clamp values outside the device formats instead of failing")
-    p.add_argument("--json", metavar="FILE", type=_args.output_file, help="write the per-layer mapping report as JSON")
+    p.add_argument("--json", metavar="FILE", type=argtypes.output_file, help="write the per-layer mapping report as JSON")
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: $EDGETRAIN_DATA_DIR): measure the accuracy "
                    "of the source model and of the device model on MNIST test images (28x28x1 models with 10 classes)")
-    p.add_argument("--eval-samples", type=_args.int_range(0), default=1000, help="test images for that measurement (default 1000; 0: skip it)")
+    p.add_argument("--eval-samples", type=argtypes.int_range(0), default=1000, help="test images for that measurement (default 1000; 0: skip it)")
     p.add_argument("--input-divisor", type=int, choices=(255, 256), default=256,
                    help="the source model is fed pixel/DIVISOR (default 256: what the device reads)")
     p.set_defaults(func=run)
@@ -45,7 +45,7 @@ def _kind(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._io import write_atomic, write_report
+    from ..outputs import write_atomic, write_report
     from ..export import convert_keras, convert_tflite
     from ..export.c_header import c_header, c_symbol
     from ..model.etm import write_etm

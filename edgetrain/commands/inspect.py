@@ -15,7 +15,7 @@ def register(sub) -> None:
         description="Validate a .etm file with the C core's et_etm_parse and the Python reader; "
         "both must accept it. Prints the header and the layer table.",
     )
-    p.add_argument("blob", help="the .etm file")
+    p.add_argument("blob", help="the .etm file, or a pretrained model's name (mcu-cnn-pretrained)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=run)
 
@@ -25,9 +25,15 @@ def run(args: argparse.Namespace) -> int:
     from ..model.etm import read_etm
     from ..reference.fixed import FORMAT_NAMES
 
-    path = Path(args.blob)
+    from ..model.loader import PRETRAINED, pretrained_path
+    from ..model.presets import PRESETS
+
+    path = pretrained_path(args.blob) if args.blob in PRETRAINED else Path(args.blob)
+    if args.blob in PRESETS and not path.is_file():
+        raise ArgumentError(f"{args.blob} is a preset built in code, with no .etm file: inspect a .etm file or a "
+                            f"pretrained model ({', '.join(PRETRAINED)})")
     if not path.is_file():
-        raise ArgumentError(f"{path}: no such file")
+        raise ArgumentError(f"{path}: no such file (give a .etm file or a pretrained model: {', '.join(PRETRAINED)})")
     data = path.read_bytes()
     buf = ffi.new("uint8_t[]", max(len(data), 1))
     ffi.memmove(buf, data, len(data))

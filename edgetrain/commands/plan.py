@@ -1,8 +1,8 @@
-"""``edgetrain plan MODEL --rank R [--json]``: the exact SRAM arena of training MODEL, by part and
+"""edgetrain plan MODEL --rank R [--json]: the exact SRAM arena of training MODEL, by part and
 by trainable layer, from the C planner (et_plan, et_plan_lrt_layer: one source of truth).
 
-Budget mode answers "what fits?": ``--budget 24KiB`` picks the highest rank, the same for every
-layer, whose arena fits; with ``--per-layer`` it then raises single layers' ranks while the arena
+Budget mode answers "what fits?": --budget 24KiB picks the highest rank, the same for every
+layer, whose arena fits; with --per-layer it then raises single layers' ranks while the arena
 still fits (cheapest raise first). When nothing fits it says which part does not fit and by how
 much. The context part is the size of C structs on this host (x86-64 here; 32-bit MCUs need less).
 """
@@ -14,7 +14,7 @@ import re
 from dataclasses import replace
 from fractions import Fraction
 
-from .._io import write_report
+from ..outputs import write_report
 from ..backends import CPlanner
 from ..errors import ArgumentError
 from ..model.description import LayerKind
@@ -22,7 +22,7 @@ from ..model.loader import MODEL_NAMES, load_model
 from ..reference.lrt import MAX_RANK
 from ..reference.lrt import Config as LrtConfig
 from ..reference.train import OPTIMIZERS, OPT_LRT, TrainConfig
-from . import _args
+from . import argtypes
 
 LRT_PARTS = ("lrt_state", "lrt_scratch")
 MAX_BUDGET = 2**32
@@ -33,11 +33,11 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="the exact SRAM arena of training a model, by part and layer (C planner)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help=f"a model name ({', '.join(MODEL_NAMES)}) or a model file (.etm)")
-    p.add_argument("--rank", type=_args.int_range(1, MAX_RANK), default=LrtConfig().rank, help="rank r of every layer's accumulator, 1..8 (default: 4)")
+    p.add_argument("--rank", type=argtypes.int_range(1, MAX_RANK), default=LrtConfig().rank, help="rank r of every layer's accumulator, 1..8 (default: 4)")
     p.add_argument("--optimizer", default="lrt", choices=tuple(OPTIMIZERS), help="default: lrt")
-    p.add_argument("--budget", metavar="SIZE", type=_args.checked(lambda text: parse_size(text), "size"), help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
+    p.add_argument("--budget", metavar="SIZE", type=argtypes.checked(lambda text: parse_size(text), "size"), help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
     p.add_argument("--per-layer", action="store_true", help="with --budget: then raise single layers' ranks while it fits")
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE", type=_args.output_file_or_stdout, help="write JSON to FILE (no FILE: stdout)")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE", type=argtypes.output_file_or_stdout, help="write JSON to FILE (no FILE: stdout)")
     p.set_defaults(func=main)
 
 
@@ -79,7 +79,7 @@ def fit_budget(planner: CPlanner, budget: int, per_layer: bool = False) -> dict:
         if best["aux_bytes"] <= budget:
             break
     else:
-        return {"model": model.name, "budget_bytes": budget, "fits": False, **shortfall(best, budget)}
+        return {"model": model.name, "budget_bytes": budget, "fits": False, **shortfall(best, budget, planner)}
     result = {"fits": True, "budget_bytes": budget, "global_rank": rank}
     if per_layer:
         weight_layers = [i for i, l in enumerate(model.layers) if l.weights is not None]
@@ -107,23 +107,28 @@ def fit_budget(planner: CPlanner, budget: int, per_layer: bool = False) -> dict:
     return best
 
 
-def shortfall(at_rank1: dict, budget: int) -> dict:
-    """Which part does not fit, and by how much, when even rank 1 is over budget."""
+def shortfall(at_rank1: dict, budget: int, planner: CPlanner) -> dict:
+    """Which part does not fit, and by how much, when even rank 1 is over budget; and what would fit."""
     parts = at_rank1["parts"]
     base = sum(v for k, v in parts.items() if k not in LRT_PARTS)
     over = at_rank1["aux_bytes"] - budget
     largest = max((k for k in parts if k not in LRT_PARTS), key=parts.get)
     if base > budget:
-        why = (f"the parts other than the low-rank state need {base} B on their own, {base - budget} B over the "
-               f"{budget} B budget; the largest is {largest} ({parts[largest]} B)")
+        why = (f"the parts other than the low-rank state need {base:,} B on their own, {base - budget:,} B over the "
+               f"{budget:,} B budget; shrink the largest, {largest} ({parts[largest]:,} B)")
         part = largest
     else:
         lrt = parts["lrt_state"] + parts["lrt_scratch"]
-        why = (f"at rank 1 the low-rank parts (lrt_state {parts['lrt_state']} B + lrt_scratch {parts['lrt_scratch']} B "
-               f"= {lrt} B) do not fit the {budget - base} B the other parts leave: {over} B over")
+        why = (f"at rank 1 the low-rank parts (lrt_state {parts['lrt_state']:,} B + lrt_scratch {parts['lrt_scratch']:,} B "
+               f"= {lrt:,} B) do not fit the {budget - base:,} B the other parts leave: {over:,} B over")
         part = "lrt_state" if parts["lrt_state"] >= parts["lrt_scratch"] else "lrt_scratch"
+    others = {name: planner.plan(TrainConfig(optimizer=OPTIMIZERS[name]))["total"] for name in ("sgd", "bias", "none")}
+    fitting = [f"--optimizer {name} ({need:,} B)" for name, need in others.items() if need <= budget]
+    would = (f"; within {budget:,} B fit: {', '.join(fitting)}" if fitting else
+             f"; nothing fits {budget:,} B (inference only needs {others['none']:,} B)")
     return {"rank": None, "aux_bytes_at_rank_1": at_rank1["aux_bytes"], "over_bytes": over, "part": part,
-            "parts_at_rank_1": parts, "message": f"no rank fits: {why}"}
+            "parts_at_rank_1": parts, "other_optimizers_bytes": others, "message":
+            f"no rank fits: {why}; rank 1 needs a budget of {at_rank1['aux_bytes']:,} B{would}"}
 
 
 def text_report(r: dict) -> str:

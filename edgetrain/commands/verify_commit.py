@@ -1,9 +1,9 @@
-"""``edgetrain verify-commit``: power-loss verification of the atomic weight commit.
+"""edgetrain verify-commit: power-loss verification of the atomic weight commit.
 
 Runs firmware_sim.verify's schedule on the emulated NVM of one memory map
-(``--memory-map``) or of every preset, and prints JSON with at least
-``commits``, ``injection_points``, ``recovered_old``, ``recovered_new`` and
-``corrupt`` (totals, plus the same per memory map). Exit status 1 when any
+(--memory-map) or of every preset, and prints JSON with at least
+commits, injection_points, recovered_old, recovered_new and
+corrupt (totals, plus the same per memory map). Exit status 1 when any
 injection point left a corrupt tensor or a retried commit failed.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import json
 import sys
 import time
 
-from .._io import write_atomic
-from . import _args
+from ..outputs import write_atomic
+from . import argtypes
 
 SUM_KEYS = ("commits", "injection_points", "recovered_old", "recovered_new", "corrupt", "retry_failed", "device_ops")
 
@@ -28,13 +28,13 @@ def register(sub) -> None:
                         "training steps make (weights every step, biases/BN at a checkpoint every 4 steps) (default synthetic)")
     p.add_argument("--memory-map", default=None, help="preset name or TOML file (default: every preset)")
     p.add_argument("--exhaustive", action="store_true", help="inject at every device operation of every commit")
-    p.add_argument("--commits", type=_args.int_range(1), default=None, help="commits to run per memory map (default 48 exhaustive, 12 linear)")
-    p.add_argument("--max-points", type=_args.int_range(1), default=16, help="linear schedule: injection points per commit (default 16)")
-    p.add_argument("--ring-slots", type=_args.int_range(2, 1024), default=8,
+    p.add_argument("--commits", type=argtypes.int_range(1), default=None, help="commits to run per memory map (default 48 exhaustive, 12 linear)")
+    p.add_argument("--max-points", type=argtypes.int_range(1), default=16, help="linear schedule: injection points per commit (default 16)")
+    p.add_argument("--ring-slots", type=argtypes.int_range(2, 1024), default=8,
                    help="commit records per tensor ring, 2..1024 (default 8)")
-    p.add_argument("--seed", type=_args.int_range(0, 2**32 - 1), default=0,
+    p.add_argument("--seed", type=argtypes.int_range(0, 2**32 - 1), default=0,
                    help="seed of the weight updates, endurance and tearing, 0..2^32-1 (default 0)")
-    p.add_argument("--json", dest="json_file", default=None, type=_args.output_file, help="also write the JSON to this file")
+    p.add_argument("--json", dest="json_file", default=None, type=argtypes.output_file, help="also write the JSON to this file")
     p.set_defaults(func=run)
 
 

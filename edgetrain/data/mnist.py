@@ -1,9 +1,12 @@
 """MNIST from the four original idx .gz files.
 
 The directory comes from ``data_dir`` (``--data-dir``) or the
-``EDGETRAIN_DATA_DIR`` environment variable. A missing file is an
-ArgumentError and a malformed one a CorruptError, each naming the path and
-what to do.
+``EDGETRAIN_DATA_DIR`` environment variable; without either, the compact
+subset shipped in the package (``SUBSET_DIR``: the first 3,000 test images,
+CC BY-SA 3.0, see its README.md) is used, so nothing needs a download. The
+subset holds the test split only (``splits`` says which a folder holds).
+A missing file is an ArgumentError and a malformed one a CorruptError, each
+naming the path and what to do.
 
 idx format: big-endian header (magic, counts), then uint8 data. Images:
 magic 0x00000803, n, 28, 28; labels: magic 0x00000801, n.
@@ -25,14 +28,15 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 IMAGE_MAGIC, LABEL_MAGIC = 0x803, 0x801
+SUBSET_DIR = Path(__file__).resolve().parent / "mnist_subset"
 
 
 def resolve_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The MNIST directory: the argument, else $EDGETRAIN_DATA_DIR."""
+    """The MNIST directory: the argument, else $EDGETRAIN_DATA_DIR, else the packaged subset."""
     if data_dir is None:
-        data_dir = os.environ.get(ENV)
-    if not data_dir:
-        raise ArgumentError(f"no MNIST directory given: pass --data-dir DIR or set {ENV} to the folder holding the four idx .gz files")
+        data_dir = os.environ.get(ENV) or SUBSET_DIR
+    if not str(data_dir):
+        raise ArgumentError(f"empty MNIST directory given: pass --data-dir DIR or set {ENV} to the folder holding the four idx .gz files")
     path = Path(data_dir)
     if not path.is_dir():
         raise ArgumentError(f"MNIST directory {path} does not exist: pass --data-dir DIR or set {ENV} to the folder holding the four idx .gz files")
@@ -91,3 +95,20 @@ def load(split: str = "train", data_dir: str | os.PathLike | None = None) -> tup
     if len(images) != len(labels):
         raise CorruptError(f"MNIST {split} split in {folder}: {len(images)} images but {len(labels)} labels")
     return images, labels
+
+
+def is_subset(folder: Path) -> bool:
+    """Whether ``folder`` is the subset shipped in the package."""
+    return Path(folder).resolve() == SUBSET_DIR.resolve()
+
+
+def splits(folder: Path) -> tuple[str, ...]:
+    """The splits whose two files ``folder`` holds ('train', 'test')."""
+    return tuple(s for s, names in FILES.items() if all((Path(folder) / n).is_file() for n in names))
+
+
+def describe(folder: Path, split: str, n: int) -> str:
+    """One line naming the data a run uses."""
+    if is_subset(folder):
+        return f"MNIST subset shipped in the package ({n} test images; pass --data-dir or set {ENV} for the full set)"
+    return f"MNIST {split} split from {folder} ({n} images)"

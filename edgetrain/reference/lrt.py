@@ -110,7 +110,7 @@ class State:
         return (ql * self.c_values()) @ qr.T
 
 
-def _check_dims(n: int, m: int, rank: int) -> None:
+def check_dims(n: int, m: int, rank: int) -> None:
     if not 1 <= int(rank) <= MAX_RANK:
         raise ArgumentError(f"LRT rank {rank} is outside 1..{MAX_RANK}")
     for name, v in (("n (outputs)", n), ("m (inputs)", m)):
@@ -120,14 +120,14 @@ def _check_dims(n: int, m: int, rank: int) -> None:
 
 def state_get_size(n: int, m: int, rank: int) -> int:
     """Bytes of one layer's persistent state: the header plus 2 r (n + m) bytes of bases."""
-    _check_dims(n, m, rank)
+    check_dims(n, m, rank)
     return STATE_HEADER_BYTES + 2 * int(rank) * (int(n) + int(m))
 
 
 def state_init(n: int, m: int, cfg: Config, kind: int = KIND_DENSE, size: int | None = None) -> State:
     """A zero state (empty bases, c = 0). ``size`` mimics the C's buffer check."""
     config_check(cfg)
-    _check_dims(n, m, cfg.rank)
+    check_dims(n, m, cfg.rank)
     if kind not in (KIND_DENSE, KIND_CONV):
         raise ArgumentError(f"LRT layer kind {kind} is neither KIND_DENSE (0) nor KIND_CONV (1)")
     need = state_get_size(n, m, cfg.rank)
@@ -148,7 +148,7 @@ def reset(st: State) -> None:
 
 def accumulate_get_buffer_size(n_max: int, m_max: int, rank: int) -> int:
     """Bytes of the scratch shared by all layers: int32 residuals plus the small matrices."""
-    _check_dims(n_max, m_max, rank)
+    check_dims(n_max, m_max, rank)
     q = int(rank) + 1
     return 4 * (int(n_max) + int(m_max) + 2 * q * q + 3 * q * int(rank))
 

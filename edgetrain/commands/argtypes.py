@@ -11,7 +11,7 @@ import math
 import re
 from typing import Callable
 
-from .._io import check_output_dir, check_output_file
+from ..outputs import check_output_dir, check_output_file
 from ..errors import EdgetrainError
 
 LR_ONE = 2**24  # learning rates are stored with 24 fractional bits (reference.train)
@@ -64,6 +64,14 @@ def positive_number(text: str) -> float:
     value = _finite(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{value} must be > 0")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    """A finite number >= 0."""
+    value = _finite(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
     return value
 
 
