@@ -1,7 +1,8 @@
 """The ``edgetrain`` command line (contract: ../docs/cli.md).
 
-Each subcommand lives in its own module under ``edgetrain.commands`` and
-exposes ``register(subparsers)``, which adds its parser and sets
+Each subcommand lives in its own module under ``edgetrain.commands`` (or, for
+those a package built on edgetrain adds, in a module registered under the
+entry-point group ``edgetrain.commands``) and exposes ``register(subparsers)``, which adds its parser and sets
 ``func(args) -> int`` as the handler. Usage errors and typed edgetrain errors
 become one clear line on stderr and exit status 2; nothing else is caught.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from importlib import metadata
 import os
 import sys
 
@@ -16,7 +18,10 @@ from . import __version__
 from .errors import EdgetrainError
 
 # Subcommand modules, in the order `edgetrain --help` lists them.
-COMMAND_MODULES: list[str] = ["demo", "run", "experiment", "plan", "export", "inspect", "verify_commit", "firmware", "bench"]
+COMMAND_MODULES: list[str] = ["demo", "run", "experiment", "plan", "export", "inspect", "bench"]
+# Packages built on edgetrain add subcommands under this entry-point group: a module with register(sub)
+# (firmware_sim: verify-commit and firmware). They follow the built-in ones, by name.
+COMMAND_GROUP = "edgetrain.commands"
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"edgetrain.commands.{name}").register(sub)
+    for entry in sorted(metadata.entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load().register(sub)
     return parser
 
 

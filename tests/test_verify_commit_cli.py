@@ -91,7 +91,7 @@ def test_verify_commit_prints_a_one_line_verdict_on_stderr(capsys):
 
 
 def test_the_verdict_names_a_failure():
-    from edgetrain.commands.verify_commit import verdict
+    from firmware_sim.commands.verify_commit import verdict
 
     result = {"model": "m", "updates": "sgd", "schedule": "exhaustive", "commits": 48, "memory_maps": {"a": {}, "b": {}},
               "injection_points": 1200, "recovered_old": 1100, "recovered_new": 97, "corrupt": 3, "retry_failed": 0,

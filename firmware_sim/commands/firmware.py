@@ -20,7 +20,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from firmware_sim import firmware
+    from .. import firmware
 
     fw = firmware.build(args.cpu, args.output, args.memory_map, board=args.board)
     sizes = fw.sizes()

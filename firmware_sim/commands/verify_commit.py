@@ -12,8 +12,8 @@ import json
 import sys
 import time
 
-from ..outputs import write_atomic
-from . import argtypes
+from edgetrain.commands import argtypes
+from edgetrain.outputs import write_atomic
 
 SUM_KEYS = ("commits", "injection_points", "recovered_old", "recovered_new", "corrupt", "retry_failed", "device_ops")
 
@@ -40,12 +40,13 @@ def register(sub) -> None:
 
 def verify(model_name: str, map_specs: list[str], exhaustive: bool, commits: int, max_points: int, ring_slots: int,
            seed: int, updates: str = "synthetic") -> dict:
-    from firmware_sim.commit import area_size
-    from firmware_sim.memory_map import MemoryMap
-    from firmware_sim.models import load_model
-    from firmware_sim.verify import AtomicCommit, run_schedule, sgd_updates
     from edgetrain.errors import ArgumentError
     from edgetrain.model.image import layout
+
+    from ..commit import area_size
+    from ..memory_map import MemoryMap
+    from ..models import load_model
+    from ..verify import AtomicCommit, run_schedule, sgd_updates
 
     if commits < 1 or max_points < 1:
         raise ArgumentError(f"--commits and --max-points must be >= 1 (got {commits}, {max_points})")
@@ -73,7 +74,7 @@ def verify(model_name: str, map_specs: list[str], exhaustive: bool, commits: int
 
 
 def run(args) -> int:
-    from firmware_sim.memory_map import presets
+    from ..memory_map import presets
 
     commits = args.commits if args.commits is not None else (48 if args.exhaustive else 12)
     maps = [args.memory_map] if args.memory_map is not None else presets()
