@@ -1,6 +1,7 @@
 """Figures of the training firmware: flash and RAM per CPU, instructions per sample and per MAC per
 phase on a Cortex-M, emulator throughput. ``firmware_figures()`` returns one JSON-ready dict;
-bench/bench_firmware.py is its command line (and ``edgetrain bench`` can call it).
+bench/bench_firmware.py is its command line, and ``bench_part`` is the ``firmware`` part of
+``edgetrain bench`` (entry-point group ``edgetrain.bench``).
 
 Definitions:
   flash          text + data of the ELF (vectors, code, read-only data, .data's load image)
@@ -28,6 +29,7 @@ from edgetrain.model.presets import preset
 from edgetrain.reference import lrt as ref_lrt
 from edgetrain.reference.train import OPT_LRT, OPT_SGD, TrainConfig
 
+from . import arm as arm_emulator
 from . import firmware as fwb
 
 OPTIMIZERS = {"sgd": OPT_SGD, "lrt": OPT_LRT}
@@ -116,3 +118,18 @@ def firmware_figures(build_dir, cpus=fwb.CPUS, models=("mcu-cnn", "mlp"), optimi
     return {"memory_map": fwb.DEFAULT_MAP, "cflags": fwb.CFLAGS, "sizes": sizes, "instructions": counts,
             "throughput": speed, "machine": {"python": platform.python_version(), "processor": platform.machine(),
                                                "load_average": list(os.getloadavg())}}
+
+
+def bench_part(args) -> dict:
+    """The ``firmware`` part of ``edgetrain bench``: firmware_figures for the bench's models (those of
+    mcu-cnn and mlp it asks for) and optimizers, built in a temporary folder; --quick: mlp on the M4 only.
+    UnsupportedError when the ARM compiler or the emulator is missing."""
+    import tempfile
+
+    arm_emulator.require_unicorn()
+    fwb.tool("gcc")  # ToolchainMissing (an UnsupportedError) without arm-none-eabi-gcc
+    models = tuple(m for m in ("mcu-cnn", "mlp") if m in args.models.split(",")) or ("mlp",)
+    optimizers = tuple(o for o in ("sgd", "lrt") if o in args.optimizers.split(",")) or ("sgd",)
+    quick = {"cpus": ("cortex-m4",), "models": ("mlp",), "samples": 2, "throughput_samples": 4} if args.quick else {}
+    with tempfile.TemporaryDirectory(prefix="edgetrain-bench-fw-") as build_dir:
+        return firmware_figures(build_dir, **{"models": models, "optimizers": optimizers, **quick})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -49,3 +50,24 @@ def test_parse_shapes():
 def test_bench_rejects_bad_options(capsys, argv, message):
     assert cli.main(["bench", "--no-instructions", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_unknown_part_names_the_choices(capsys):
+    assert cli.main(["bench", "--parts", "lrt,gpu", "--no-instructions"]) == 2
+    assert "unknown part(s) gpu; choose from lrt, train, phases, firmware" in capsys.readouterr().err
+
+
+@pytest.mark.arm
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,
+                    reason="needs arm-none-eabi-gcc (apt-get install -y --no-install-recommends gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+def test_the_firmware_part_comes_from_the_firmware_sim_plug_in(tmp_path):
+    pytest.importorskip("unicorn", reason="the ARM emulator needs unicorn: pip install 'edgetrain[arm]'")
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--quick", "--parts", "firmware", "--no-instructions", "--json", str(out)]) == 0
+    fw = json.loads(out.read_text())["firmware"]
+    m4 = fw["sizes"]["cortex-m4"]
+    assert m4["flash"] == m4["text"] + m4["data"] > 0
+    assert m4["ram"]["mlp/sgd"] == m4["data"] + m4["bss"] + m4["stack"] + m4["arena"]["mlp/sgd"]
+    counts = {r["optimizer"]: r["instructions_per_sample"] for r in fw["instructions"]}
+    assert counts["sgd"]["accumulate"] == 0 < counts["lrt"]["accumulate"]  # only LRT feeds the accumulators
+    assert all(c["total"] > c["forward"] > 0 for c in counts.values())

@@ -1,6 +1,8 @@
 """``edgetrain bench``: how fast the C core is on this machine, as JSON.
 
-Three parts (``--parts``, default all):
+Three built-in parts (``--parts``, default all, with the parts packages built on edgetrain add under the
+entry-point group ``edgetrain.bench``: firmware_sim's ``firmware``, the Cortex-M firmware's flash, RAM
+and instructions per phase, see docs/firmware.md):
 
 * ``lrt``: the low-rank accumulator per rank-1 term, per shape and mode (biased with the kappa rule
   off: every term projected, decomposed and rotated; unbiased with kappa 100, the paper's setting):
@@ -28,12 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..errors import ArgumentError
+from ..errors import ArgumentError, UnsupportedError
+from ..outputs import write_report
+from . import argtypes
 
 MODES = {"biased": (0, 0), "unbiased-k100": (1, 100)}  # name -> (unbiased, kappa_th)
 DEFAULT_SHAPES = "128x1152,512x2048"
@@ -53,7 +58,8 @@ PHASES = {  # phase -> functions whose inclusive callgrind cost it sums (gcc clo
 def register(sub) -> None:
     p = sub.add_parser("bench", help="time and count instructions of the C core: accumulator, training step, phases",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--parts", default="lrt,train,phases", help="comma-separated: lrt, train, phases (default: all)")
+    p.add_argument("--parts", default=None, help="comma-separated: lrt, train, phases and the installed plug-in parts "
+                   "(firmware) (default: all)")
     p.add_argument("--shapes", default=None, help=f"accumulator shapes NxM, comma-separated (default {DEFAULT_SHAPES})")
     p.add_argument("--rank", type=int, default=4, help="accumulator rank (default 4)")
     p.add_argument("--terms", type=int, default=200, help="accumulator terms per timed block (default 200)")
@@ -64,7 +70,8 @@ def register(sub) -> None:
     p.add_argument("--data-dir", default=os.environ.get("EDGETRAIN_DATA_DIR"), help="MNIST folder (default $EDGETRAIN_DATA_DIR)")
     p.add_argument("--no-instructions", action="store_true", help="skip the callgrind counts (they take a minute or more)")
     p.add_argument("--quick", action="store_true", help="small shapes, mlp only, few samples: a smoke run")
-    p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write JSON to FILE (no FILE: stdout)")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE", type=argtypes.output_file_or_stdout,
+                   help="write JSON to FILE (no FILE: stdout)")
     p.set_defaults(func=main)
 
 
@@ -271,11 +278,18 @@ def bench_phases(args, models, optimizers, source) -> list[dict]:
     return results
 
 
+BUILTIN_PARTS = ("lrt", "train", "phases")
+# Parts that packages built on edgetrain add: name -> callable(args) -> a JSON-ready dict.
+PART_GROUP = "edgetrain.bench"
+
+
 def main(args) -> int:
-    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = sorted(set(parts) - {"lrt", "train", "phases"})
-    if unknown:
-        raise ArgumentError(f"--parts: unknown part(s) {', '.join(unknown)}; choose from lrt, train, phases")
+    plugins = {entry.name: entry for entry in metadata.entry_points(group=PART_GROUP)}
+    choices = [*BUILTIN_PARTS, *sorted(plugins)]
+    parts = choices if args.parts is None else [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(choices))
+    if unknown or not parts:
+        raise ArgumentError(f"--parts: unknown part(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(choices)}")
     for name in ("terms", "samples", "repeat", "rank"):
         if getattr(args, name) < 1:
             raise ArgumentError(f"--{name} must be at least 1")
@@ -311,11 +325,18 @@ def main(args) -> int:
             report["train"] = bench_train(args, models, optimizers, x, y)
         if "phases" in parts and counting:
             report["phases"] = bench_phases(args, models, optimizers, source)
+    for name in (p for p in parts if p in plugins):
+        try:
+            report[name] = plugins[name].load()(args)
+        except UnsupportedError as exc:
+            if args.parts is not None:  # asked for by name: the reason is the error
+                raise
+            report[name] = {"skipped": str(exc)}
+            print(f"edgetrain bench: part {name} skipped: {exc}", file=sys.stderr)
     text = json.dumps(report, indent=2)
     if args.json == "-":
         print(text)
     elif args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(text + "\n")
+        write_report(args.json, text + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
