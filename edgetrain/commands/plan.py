@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from ..reference.lrt import Config as LrtConfig
 from ..reference.train import OPTIMIZERS, OPT_LRT, TrainConfig
 
 LRT_PARTS = ("lrt_state", "lrt_scratch")
+MAX_ARENA_DEFAULT = 64 * 2**20  # `edgetrain run` refuses a larger arena unless given --max-arena
 UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
 
 
@@ -38,11 +40,11 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, flag: str = "--budget") -> int:
     """'24KiB' -> 24576; bytes, KiB, MiB (powers of 2) or kB, MB (powers of 10)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
     if not m or m.group(2).lower() not in UNITS:
-        raise ArgumentError(f"--budget {text!r}: give a size such as 24576, 24KiB, 1.5MiB or 64kB")
+        raise ArgumentError(f"{flag} {text!r}: give a size such as 24576, 24KiB, 1.5MiB or 64kB")
     return int(float(m.group(1)) * UNITS[m.group(2).lower()])
 
 
@@ -156,6 +158,9 @@ def main(args) -> int:
     else:
         config = lrt_train_config(args.rank) if args.optimizer == "lrt" else TrainConfig(optimizer=OPTIMIZERS[args.optimizer])
         report = describe(planner, config)
+        if report["aux_bytes"] > MAX_ARENA_DEFAULT:
+            print(f"edgetrain plan: note: this arena ({report['aux_bytes']:,} bytes) exceeds "
+                  f"{MAX_ARENA_DEFAULT // 2**20} MiB; edgetrain run refuses it unless given --max-arena", file=sys.stderr)
     if args.json:
         text = json.dumps(report, indent=2)
         if args.json == "-":

@@ -25,6 +25,7 @@ from ..model.presets import hash_u64
 from ..reference.lrt import Config as LrtConfig
 from ..reference.lrt import config_check as lrt_config_check
 from ..reference.train import LR_DEFAULT, LR_EXP_DEFAULT, OPTIMIZERS, TrainConfig
+from .plan import MAX_ARENA_DEFAULT, parse_size
 
 TASKS = ("control",)
 LRT_LIMITS = {"rank": (1, 8), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
@@ -34,6 +35,13 @@ BACKEND_CHOICES = (*BACKENDS, "arm")
 ORDER_STREAM = 0xDA7A  # hash stream of the data order (the weights use streams 1, 2, ...)
 RRAM_WRITE_J_PER_BIT = 10.9e-12  # the paper's 18 KB RRAM macro (lrt-paper-spec §1)
 LAST = 500  # the paper's accuracy window: the last 500 predictions
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text, "--max-arena")
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def register(sub) -> None:
@@ -50,6 +58,8 @@ def register(sub) -> None:
     p.add_argument("--conv-per-pixel", action="store_true", help="sgd: apply conv updates at every output pixel (the paper's baseline)")
     p.add_argument("--lr", type=float, default=0.01, help="weight learning rate (default: 0.01)")
     p.add_argument("--lr-bias", type=float, default=0.01, help="bias and BN learning rate (default: 0.01)")
+    p.add_argument("--max-arena", metavar="SIZE", type=_size, default=MAX_ARENA_DEFAULT,
+                   help="refuse a model whose training arena (edgetrain plan) exceeds SIZE (default: 64MiB)")
     add_lrt_arguments(p)
     # NVM emulation (firmware_sim): the C core over an emulated memory map, figures from its counters.
     emu = p.add_argument_group("NVM emulation (C backend)")
@@ -147,15 +157,21 @@ def _progress(total: int, enabled: bool | None):
     return tqdm(total=total, file=sys.stderr, unit="sample", dynamic_ncols=True)
 
 
+def check_arena(model, config, limit: int) -> None:
+    """Refuse, before any work, a model whose training arena exceeds ``limit`` bytes."""
+    need = c_plan(model, config)["total"]
+    if need > limit:
+        allow = -(-need // 2**20)
+        raise ArgumentError(f"model {model.name!r} needs a training arena of {need:,} bytes ({need / 2**20:,.1f} MiB), more "
+                            f"than the {limit:,} bytes --max-arena allows; give --max-arena {allow}MiB to run it anyway")
+
+
 def run(args) -> dict:
     if not 0 <= args.seed < 1 << 32:
         raise ArgumentError(f"--seed {args.seed} is outside 0..2^32-1")
     model = load_model(args.model, args.seed)
     if args.samples < 1:
         raise ArgumentError(f"--samples {args.samples}: give at least 1")
-    images, labels = mnist.load("train", args.data_dir)
-    if args.samples > len(images):
-        raise ArgumentError(f"--samples {args.samples} exceeds the {len(images)} images of task {args.task!r} (one pass)")
     lrt_cfg, ranks = lrt_config(args, model) if args.optimizer == "lrt" else (LrtConfig(), ())
     lr_w, lr_w_exp = lr_pair(args.lr, "--lr") if args.optimizer != "lrt" else (LR_DEFAULT, LR_EXP_DEFAULT)
     lr_b, lr_b_exp = lr_pair(args.lr_bias, "--lr-bias")
@@ -166,6 +182,10 @@ def run(args) -> dict:
     emulated = _emulated_nvm(args, model, config)
     if emulated is not None:
         config = emulated["config"]
+    check_arena(model, config, args.max_arena)
+    images, labels = mnist.load("train", args.data_dir)
+    if args.samples > len(images):
+        raise ArgumentError(f"--samples {args.samples} exceeds the {len(images)} images of task {args.task!r} (one pass)")
     backend = make_backend(args.backend, model, config, region=emulated and emulated["region"])
     order = stream_order(len(images), args.seed)[: args.samples]
     hits = np.zeros(args.samples, dtype=bool)
