@@ -169,7 +169,9 @@ void drive_blob(const uint8_t *data, size_t size, const drive_opts_t *opts, driv
         return;
     }
     for (i = 0; i < sizeof optimizers; i++) {
-        drive_config(copy, &info, optimizers[i], opts, counts);
+        if (opts->every_optimizer || i == info.blob_crc % sizeof optimizers) {
+            drive_config(copy, &info, optimizers[i], opts, counts);
+        }
     }
     free(copy);
 }

@@ -12,6 +12,7 @@
 typedef struct {
     uint32_t arena_cap; /* plans above this many bytes are not run (counted in `capped`) */
     uint32_t steps;     /* training steps per optimizer */
+    uint8_t every_optimizer; /* 1: SGD, LRT and bias training in turn; 0: one of them, picked by the blob's CRC */
 } drive_opts_t;
 
 typedef struct {

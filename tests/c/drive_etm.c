@@ -98,7 +98,7 @@ static int drive_dir(const char *dir, const drive_opts_t *opts, drive_counts_t *
 
 int main(int argc, char **argv)
 {
-    drive_opts_t opts = {16u << 20, 4};
+    drive_opts_t opts = {16u << 20, 4, 1};
     drive_counts_t total = {0, 0, 0, 0};
     unsigned files = 0;
     int bad = 0;

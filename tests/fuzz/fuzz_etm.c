@@ -9,7 +9,8 @@
  * tensors lie inside the blob (the harness reads every tensor byte, so
  * AddressSanitizer sees any escape). A resealed blob the parser accepts then
  * goes through plan -> init -> one training step -> checkpoint -> recovery
- * under SGD, LRT and bias training (tests/c/drive.c), with arenas capped at
+ * under one of SGD, LRT and bias training, picked by the blob's CRC
+ * (tests/c/drive.c), with arenas capped at
  * FUZZ_ARENA_CAP bytes so that the fuzzer does not allocate huge ones. Any
  * violation aborts: a crash.
  */
@@ -144,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     reseal(copy, n);
     parse_one(copy, n, 0);
     {
-        const drive_opts_t opts = {FUZZ_ARENA_CAP, 1};
+        const drive_opts_t opts = {FUZZ_ARENA_CAP, 1, 0};
         drive_counts_t counts = {0, 0, 0, 0};
         drive_blob(copy, n, &opts, &counts);
     }
