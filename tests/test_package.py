@@ -147,10 +147,13 @@ int main(int argc, char **argv)
 def _sanitizer_compile_line(monkeypatch, *, fno_wrapv: bool) -> list[str]:
     """The compile line setuptools uses for the sanitized core: CPython's CFLAGS first (with its
     -fwrapv), then edgetrain._build's flags; fno_wrapv=False drops our -fno-wrapv (the control)."""
+    import importlib.util
     import sysconfig
 
-    from edgetrain import _build
-
+    # The checkout's build script (an installed, non-editable edgetrain has no csrc/ beside it).
+    spec = importlib.util.spec_from_file_location("edgetrain_build_script", ROOT / "edgetrain" / "_build.py")
+    _build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(_build)
     monkeypatch.setenv("EDGETRAIN_SANITIZE", "1")
     monkeypatch.delenv("EDGETRAIN_DEBUG", raising=False)
     cflags, ldflags = _build.compile_args()
