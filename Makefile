@@ -7,13 +7,19 @@ CC ?= cc
 CORE_SRC := $(wildcard csrc/src/*.c)
 HOST_CFLAGS := -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Icsrc/include
 
-.PHONY: all venv install demo test test-python test-asan check-c arm-check check-dist fuzz fuzz-build clean
+.PHONY: all venv install demo test test-python test-asan test-c-driver check-c arm-check check-dist fuzz fuzz-build \
+	fuzz-if-available test-summary clean
+
+# The skip ledger of `make test`: one line per thing not run for want of an optional tool or data
+# set (pytest's skips via tests/conftest.py, and the optional steps here), printed at the end.
+# EDGETRAIN_REQUIRE_ALL=1 (set by .ci/run) turns each such skip into a failure.
+SKIP_LOG := build/test-skips.txt
 
 all: install
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install -q -U pip "setuptools>=77" wheel
+	$(VPY) -m pip install -U pip "setuptools>=77" wheel
 	touch $@
 
 venv: $(VENV)/.created
@@ -27,7 +33,7 @@ WITH_TF := $(if $(filter tf,$(subst $(comma), ,$(EXTRAS))),1,0)
 
 # Editable install: rebuilds edgetrain._core from csrc/ every time it runs.
 install: venv
-	$(VPY) -m pip install -q -e '.[$(EXTRAS)]'
+	$(VPY) -m pip install -e '.[$(EXTRAS)]'
 
 # The README's first command: install with the minimal extras (matplotlib for the plot; no TensorFlow)
 # and run `edgetrain demo` (pretrained mcu-cnn on an emulated RRAM MCU under weight drift).
@@ -35,21 +41,51 @@ demo: venv
 	$(VPY) -m pip install -e '.[plots]'
 	$(VPY) -m edgetrain demo
 
-# The whole suite: host twin tests (incl. the ARM gate test), the suite again
-# with the core under AddressSanitizer + UBSan, and an sdist/wheel round trip.
+# The whole suite: the strict host compile, host twin tests (incl. the ARM gate test), the suite
+# again with the core under AddressSanitizer + UBSan, the C driver under the same sanitizers over
+# the fuzz corpus, an sdist/wheel round trip, and (with clang + libFuzzer) the fuzzer. Ends with
+# what was skipped and how to enable it.
 test: install check-c
-	EDGETRAIN_REQUIRE_TF=$(WITH_TF) $(VPY) -m pytest
+	@mkdir -p build && rm -f $(SKIP_LOG) && touch $(SKIP_LOG)
+	EDGETRAIN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) EDGETRAIN_REQUIRE_TF=$(WITH_TF) $(VPY) -m pytest
 	$(MAKE) test-asan
+	$(MAKE) test-c-driver
 	$(MAKE) check-dist
-	$(MAKE) fuzz
+	$(MAKE) fuzz-if-available
+	@$(MAKE) --no-print-directory test-summary
+
+test-summary:
+	@if [ -s $(SKIP_LOG) ]; then \
+		echo "make test: passed; skipped for want of an optional tool or data set (install it to run these):"; \
+		sed 's/^/  /' $(SKIP_LOG); \
+	else echo "make test: passed; nothing skipped"; fi
 
 test-python: install
 	$(VPY) -m pytest
 
-# Strict host compile of every core file on its own.
+# Strict host compile of every core file on its own, at -O0 and -O2, as position-independent
+# code and not (warnings such as -Wmaybe-uninitialized depend on both).
+CHECK_C_VARIANTS := -O0 -O2 "-O0 -fPIC" "-O2 -fPIC"
 check-c:
-	@for f in $(CORE_SRC); do $(CC) $(HOST_CFLAGS) -c $$f -o /dev/null || exit 1; done
-	@echo "check-c: $(words $(CORE_SRC)) core files compile with $(HOST_CFLAGS)"
+	@for v in $(CHECK_C_VARIANTS); do \
+		for f in $(CORE_SRC); do $(CC) $(HOST_CFLAGS) $$v -c $$f -o /dev/null || { echo "check-c: $$f fails with $$v"; exit 1; }; done; \
+	done
+	@echo "check-c: $(words $(CORE_SRC)) core files compile with $(HOST_CFLAGS) at each of $(CHECK_C_VARIANTS)"
+
+# The whole C call sequence (tests/c/drive.c: parse, plan, init, steps, checkpoint, recovery,
+# under SGD, LRT and bias training) over the fuzz corpus and the shipped model, with the core
+# built under AddressSanitizer + UBSan, halting at the first finding.
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+DRIVER_INPUTS := tests/fuzz/seeds tests/fuzz/regressions edgetrain/model/pretrained/mcu-cnn.etm
+
+build/c/drive_etm: tests/c/drive_etm.c tests/c/drive.c tests/c/drive.h $(CORE_SRC) $(wildcard csrc/include/edgetrain/*.h)
+	@mkdir -p build/c
+	$(CC) -std=c99 -g -O1 -Wall -Wextra -Werror -D_DEFAULT_SOURCE $(SAN_FLAGS) -Icsrc/include \
+		tests/c/drive_etm.c tests/c/drive.c $(CORE_SRC) -o $@
+
+test-c-driver: build/c/drive_etm
+	ASAN_OPTIONS=detect_leaks=1:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		build/c/drive_etm $(DRIVER_INPUTS)
 
 # Cross-compile the core for cortex-m0plus/m4/m33; no float, malloc or stdio; sizes.
 arm-check:
@@ -61,9 +97,9 @@ arm-check:
 # (matplotlib's ft2font) find the real __cxa_throw behind ASan's interceptor.
 test-asan:
 	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
-	$(ASAN_VENV)/bin/python -m pip install -q -U pip "setuptools>=77" wheel
-	$(ASAN_VENV)/bin/python -m pip install -q '.[dev]'
-	EDGETRAIN_SANITIZE=1 $(ASAN_VENV)/bin/python -m pip install -q --force-reinstall --no-deps --no-cache-dir .
+	$(ASAN_VENV)/bin/python -m pip install -U pip "setuptools>=77" wheel
+	$(ASAN_VENV)/bin/python -m pip install '.[dev]'
+	EDGETRAIN_SANITIZE=1 $(ASAN_VENV)/bin/python -m pip install --force-reinstall --no-deps --no-cache-dir .
 	cd tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libstdc++.so.6)" \
 		ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		EDGETRAIN_HYPOTHESIS=quick EDGETRAIN_EXPECT_SANITIZED=1 \
@@ -85,28 +121,46 @@ check-dist: venv
 		assert 'site-packages' in str(pretrained_path('mcu-cnn-pretrained')); m = load_model('mcu-cnn-pretrained'); \
 		print('check-dist: wheel from sdist imports edgetrain._core; headers in', d, '; pretrained', m.name, m.n_weights(), 'weights')"
 
-# Fuzz the .etm parser (et_etm_parse) with libFuzzer + ASan + UBSan for
-# FUZZ_SECONDS. Seeds: tests/fuzz/seeds; crash reproducers live in
-# tests/fuzz/regressions and are replayed first (and by pytest). New corpus
-# entries go to build/fuzz/corpus (not checked in); a crash is written to
-# build/fuzz/crash-* and fails the target.
+# Fuzz the .etm parser and what follows it (tests/fuzz/fuzz_etm.c: et_etm_parse, then for an
+# accepted blob plan -> init -> one training step -> checkpoint -> recovery under three optimizers,
+# arenas capped at FUZZ_ARENA_CAP bytes) with libFuzzer + ASan + UBSan for FUZZ_SECONDS (or
+# FUZZ_RUNS executions when given). Seeds: tests/fuzz/seeds; crash reproducers live in
+# tests/fuzz/regressions and are replayed first (and by pytest and the C driver). New corpus
+# entries go to build/fuzz/corpus (not checked in); a crash is written to build/fuzz/crash-* and
+# fails the target.
 CLANG ?= clang
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icsrc/include
+FUZZ_RUNS ?=
+FUZZ_ARENA_CAP ?= 1048576
+FUZZ_FLAGS := -std=c99 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Icsrc/include \
+	-Itests/c -DFUZZ_ARENA_CAP=$(FUZZ_ARENA_CAP)
+FUZZ_INSTALL := apt-get install -y --no-install-recommends clang libclang-rt-14-dev
+FUZZ_PROBE := printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' \
+	| $(CLANG) -fsanitize=fuzzer -x c - -o build/fuzz-probe >/dev/null 2>&1
 
 fuzz-build: build/fuzz/fuzz_etm
 
-build/fuzz/fuzz_etm: tests/fuzz/fuzz_etm.c $(CORE_SRC) $(wildcard csrc/include/edgetrain/*.h)
-	@command -v $(CLANG) >/dev/null || { echo "fuzz: needs clang with libFuzzer (Debian: apt-get install -y --no-install-recommends clang libclang-rt-14-dev)"; exit 1; }
+build/fuzz/fuzz_etm: tests/fuzz/fuzz_etm.c tests/c/drive.c tests/c/drive.h $(CORE_SRC) $(wildcard csrc/include/edgetrain/*.h)
+	@command -v $(CLANG) >/dev/null || { echo "fuzz: needs clang with libFuzzer (Debian: $(FUZZ_INSTALL))"; exit 1; }
 	mkdir -p build/fuzz/corpus
-	$(CLANG) $(FUZZ_FLAGS) tests/fuzz/fuzz_etm.c $(CORE_SRC) -o $@
+	$(CLANG) $(FUZZ_FLAGS) tests/fuzz/fuzz_etm.c tests/c/drive.c $(CORE_SRC) -o $@
 
 fuzz: fuzz-build
 	build/fuzz/fuzz_etm -runs=0 tests/fuzz/regressions tests/fuzz/seeds
-	status=0; build/fuzz/fuzz_etm -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build/fuzz/ \
-		-max_len=4096 build/fuzz/corpus tests/fuzz/seeds tests/fuzz/regressions > build/fuzz/last-run.log 2>&1 || status=$$?; \
+	status=0; build/fuzz/fuzz_etm $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) \
+		-print_final_stats=1 -artifact_prefix=build/fuzz/ -max_len=4096 \
+		build/fuzz/corpus tests/fuzz/seeds tests/fuzz/regressions > build/fuzz/last-run.log 2>&1 || status=$$?; \
 	grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units|stat::average_exec_per_sec|==[0-9]+==ERROR|SUMMARY|Test unit written)" build/fuzz/last-run.log; \
-	echo "fuzz: $(FUZZ_SECONDS) s, exit status $$status (full log: build/fuzz/last-run.log)"; exit $$status
+	echo "fuzz: $(if $(FUZZ_RUNS),$(FUZZ_RUNS) runs,$(FUZZ_SECONDS) s), exit status $$status (full log: build/fuzz/last-run.log)"; exit $$status
+
+# `make test`'s fuzz step: the fuzzer where clang with libFuzzer is present, else one skip line.
+fuzz-if-available:
+	@mkdir -p build
+	@if $(FUZZ_PROBE); then $(MAKE) --no-print-directory fuzz; else \
+		line="make fuzz: skipped: needs clang with libFuzzer (Debian: $(FUZZ_INSTALL))"; \
+		echo "$$line"; echo "$$line" >> $(SKIP_LOG); \
+		if [ "$$EDGETRAIN_REQUIRE_ALL" = 1 ]; then echo "fuzz: EDGETRAIN_REQUIRE_ALL=1: the fuzzer must run"; exit 1; fi; \
+	fi
 
 clean:
 	rm -rf build dist *.egg-info edgetrain/_core.*.so edgetrain/_core.c .pytest_cache

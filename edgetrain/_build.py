@@ -6,7 +6,9 @@ the subset cffi parses: preprocessor lines other than integer ``#define``
 constants are dropped here, and so are comments.
 
 Environment switches (read at build time):
-  EDGETRAIN_SANITIZE=1  build the core with -fsanitize=address,undefined
+  EDGETRAIN_SANITIZE=1  build the core with -fsanitize=address,undefined, halting at the first
+                        finding (-fno-sanitize-recover=all) and without CPython's -fwrapv
+                        (-fno-wrapv comes after it), so that UBSan sees signed overflow
   EDGETRAIN_DEBUG=1     build with -O0 -g (default: -O3)
 """
 from __future__ import annotations
@@ -41,6 +43,11 @@ SOURCE_DIRS = [CSRC / "src", HOST]
 
 WARNINGS = ["-Wall", "-Wextra", "-Werror", "-Wshadow"]
 
+# The sanitizer build. CPython's own CFLAGS (which setuptools puts first) carry -fwrapv, which
+# defines signed overflow and hides it from UBSan; -fno-wrapv, given after them, restores C's rules.
+SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+SANITIZE_CFLAGS = [*SANITIZE_FLAGS, "-fno-wrapv", "-g"]
+
 
 def cdef_text(header: Path) -> str:
     text = header.read_text()
@@ -72,9 +79,8 @@ def compile_args() -> tuple[list[str], list[str]]:
         # the vector width, none of the core's MAC loops (docs/performance.md).
         cflags += ["-O3"]
     if os.environ.get("EDGETRAIN_SANITIZE") == "1":
-        san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
-        cflags += san + ["-g"]
-        ldflags += san
+        cflags += SANITIZE_CFLAGS
+        ldflags += SANITIZE_FLAGS
     return cflags, ldflags
 
 

@@ -23,10 +23,11 @@ from importlib import metadata
 
 import numpy as np
 
-from .errors import ArgumentError, UnsupportedError
+from .errors import ArgumentError, RangeError, UnsupportedError
 from .model.description import LayerKind, Model
 from .model.image import fill_c_table, layout
 from .model.validate import check_model
+from .reference import plan as ref_plan
 from .reference import train as ref_train
 from .reference.train import TrainConfig
 
@@ -242,6 +243,9 @@ class CModel:
         return int(out[0])
 
 
+ARENA_MAX = 2**32 - 1  # et_plan_t sizes are uint32: the largest arena the core can plan
+
+
 class CPlanner:
     """The C planner over one model table (laid out once): et_plan and et_plan_lrt_layer for any config."""
 
@@ -256,7 +260,14 @@ class CPlanner:
         """Arena bytes per part and "total" (et_plan)."""
         ffi, lib = self._ffi, self._lib
         plan = ffi.new("et_plan_t *")
-        self._call("et_plan", self.cm.c, c_config(ffi, config), plan)
+        try:
+            self._call("et_plan", self.cm.c, c_config(ffi, config), plan)
+        except RangeError:
+            need = ref_plan.plan(self.model, config, 0)["total"]
+            raise RangeError(
+                f"model {self.model.name!r} needs a training arena of at least {need:,} bytes ({need / 2**30:.1f} GiB): "
+                f"more than the {ARENA_MAX:,} bytes (4 GiB - 1) the core can address; shrink its largest "
+                "activations or layers") from None
         parts = {ffi.string(lib.et_plan_part_name(p)).decode(): plan.part[p] for p in range(lib.ET_PLAN_PART_COUNT)}
         parts["total"] = plan.total
         return parts

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .core import call, ffi, lib
-from .errors import ArgumentError
+from .errors import ArgumentError, NoMemoryError
 from .reference import lrt as ref
 from .reference.maxnorm import UFloat
 
@@ -52,12 +52,25 @@ def _ufloat(u) -> UFloat:
     return UFloat(int(u.mant), int(u.exp))
 
 
+def _scratch_bytes(scratch, need: int) -> int:
+    """The size of a caller's scratch buffer, checked against ``need`` bytes."""
+    if not isinstance(scratch, ffi.CData) or ffi.typeof(scratch).kind != "array":
+        raise ArgumentError(f"scratch must be a cffi array (ffi.new('uint32_t[]', {(need + 3) // 4})) so that its size "
+                            f"is known, got {type(scratch).__name__} {scratch!r}")
+    size = ffi.sizeof(scratch)
+    if size < need:
+        raise NoMemoryError(f"scratch holds {size} bytes but this layer's accumulate needs {need} "
+                            f"(accumulate_get_buffer_size); give ffi.new('uint32_t[]', {(need + 3) // 4})", need)
+    return size
+
+
 class LrtLayer:
     """One n x m layer's accumulator in the C core.
 
     ``seed`` seeds the layer's own et_prng_t (the training step shares one generator; tests
-    give each layer its own). ``scratch`` may be shared between layers: a cffi buffer of at
-    least accumulate_get_buffer_size(n, m, rank) bytes.
+    give each layer its own). ``scratch`` may be shared between layers: a cffi array (``ffi.new``)
+    of at least accumulate_get_buffer_size(n, m, rank) bytes; a smaller one raises NoMemoryError,
+    and the C is always told the size of the buffer it was given.
     """
 
     def __init__(self, n: int, m: int, config: Config | None = None, kind: int = KIND_DENSE, seed: int = 0,
@@ -80,8 +93,10 @@ class LrtLayer:
         call("et_lrt_norms_init", self.norms)
         self.prng = ffi.new("et_prng_t *")
         call("et_prng_seed", self.prng, int(seed) & 0xFFFFFFFF)
-        self.scratch_size = accumulate_get_buffer_size(self.n, self.m, self.rank)
-        self.scratch = scratch if scratch is not None else ffi.new("uint32_t[]", (self.scratch_size + 3) // 4)
+        need = accumulate_get_buffer_size(self.n, self.m, self.rank)
+        if scratch is None:
+            scratch = ffi.new("uint32_t[]", (need + 3) // 4)
+        self.scratch, self.scratch_size = scratch, _scratch_bytes(scratch, need)
         self.flush = ffi.new("et_lrt_flush_t *")
 
     # -- per term ---------------------------------------------------------------

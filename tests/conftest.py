@@ -1,4 +1,11 @@
-"""Shared test plumbing: the C core handle and a count of C-vs-twin comparisons."""
+"""Shared test plumbing: the C core handle, a count of C-vs-twin comparisons, and the skip ledger.
+
+Skip ledger: every skipped test (a missing optional tool, package or data set) is listed at the end
+of the run with its reason, and appended to the file $EDGETRAIN_SKIP_LOG when set (`make test`
+prints that file as its closing summary). With EDGETRAIN_REQUIRE_ALL=1 (CI) a skip is a failure,
+except a skip whose reason starts with "only in " (a test that belongs to another pass of `make
+test`, e.g. "only in the sanitizer pass").
+"""
 from __future__ import annotations
 
 import os
@@ -42,9 +49,52 @@ def core():
     return ffi, lib
 
 
+REQUIRE_ALL = os.environ.get("EDGETRAIN_REQUIRE_ALL") == "1"
+OTHER_PASS = "only in "
+SKIPPED: dict[str, int] = {}
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _ledger(report) -> None:
+    """Count a skip; under EDGETRAIN_REQUIRE_ALL=1 turn it into a failure."""
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = _skip_reason(report)
+    if reason.startswith(OTHER_PASS):
+        return
+    SKIPPED[reason] = SKIPPED.get(reason, 0) + 1
+    if REQUIRE_ALL:
+        report.outcome = "failed"
+        report.longrepr = f"skipped under EDGETRAIN_REQUIRE_ALL=1, where every test must run: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _ledger(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _ledger(outcome.get_result())
+
+
 def pytest_terminal_summary(terminalreporter):
     if TWIN.cases:
         terminalreporter.write_line(f"C-vs-twin exact comparisons: {TWIN.cases}")
+    lines = [f"pytest: {n} skipped: {reason}" for reason, n in sorted(SKIPPED.items())]
+    for line in lines:
+        terminalreporter.write_line(line)
+    log = os.environ.get("EDGETRAIN_SKIP_LOG")
+    if log and lines:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write("".join(line + "\n" for line in lines))
 
 
 def import_tensorflow():
@@ -57,6 +107,8 @@ def import_tensorflow():
     except ImportError:  # pragma: no cover - depends on the install
         if os.environ.get("EDGETRAIN_REQUIRE_TF") == "1":
             raise
+        if os.environ.get("EDGETRAIN_EXPECT_SANITIZED") == "1":
+            pytest.skip("only in the main pass: the sanitizer pass installs no TensorFlow", allow_module_level=True)
         pytest.skip("TensorFlow is not installed (pip install 'edgetrain[tf]'); CI installs it", allow_module_level=True)
     return tensorflow, keras
 

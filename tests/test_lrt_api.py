@@ -238,3 +238,19 @@ def test_python_errors_carry_the_c_status_and_a_hint():
     with pytest.raises(StateError, match="ET_ERR_STATE.*documented order"):
         layer.delta_row(0)
     assert issubclass(RangeError, ValueError)  # the class extreme exponents would raise
+
+
+def test_a_callers_scratch_is_checked_against_its_own_size(core):
+    ffi, _ = core
+    need = accumulate_get_buffer_size(64, 64, 4)
+    # Before the check the C was told the computed size and wrote past a 4-byte buffer (heap overflow).
+    with pytest.raises(NoMemoryError, match=rf"scratch holds 4 bytes but .* needs {need}") as info:
+        LrtLayer(64, 64, scratch=ffi.new("uint8_t[]", 4))
+    assert info.value.required_bytes == need
+    with pytest.raises(ArgumentError, match="must be a cffi array"):
+        LrtLayer(64, 64, scratch=ffi.cast("uint8_t *", ffi.new("uint32_t[]", need)))
+    shared = ffi.new("uint32_t[]", need // 4 + 16)
+    layer = LrtLayer(64, 64, scratch=shared)
+    assert layer.scratch_size == ffi.sizeof(shared)
+    layer.accumulate(np.ones(64, np.int8), -7, np.ones(64, np.int8), -7)
+    assert layer.snapshot()["terms"] == 1

@@ -125,3 +125,72 @@ def test_sanitizer_pass_catches_an_out_of_bounds_read():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0
     assert "AddressSanitizer" in proc.stderr
+
+
+UB_PROBE = r"""
+#include <limits.h>
+#include <stdlib.h>
+int main(int argc, char **argv)
+{
+    volatile int x = argc > 2 ? atoi(argv[2]) : -3;
+    volatile int r;
+    if (argc > 1 && argv[1][0] == 's') {
+        r = x << 12;      /* x < 0: left shift of a negative value */
+    } else {
+        r = INT_MAX - 2 - x; /* x < 0: signed overflow */
+    }
+    return r == 0;
+}
+"""
+
+
+def _sanitizer_compile_line(monkeypatch, *, fno_wrapv: bool) -> list[str]:
+    """The compile line setuptools uses for the sanitized core: CPython's CFLAGS first (with its
+    -fwrapv), then edgetrain._build's flags; fno_wrapv=False drops our -fno-wrapv (the control)."""
+    import importlib.util
+    import sysconfig
+
+    # The checkout's build script (an installed, non-editable edgetrain has no csrc/ beside it).
+    spec = importlib.util.spec_from_file_location("edgetrain_build_script", ROOT / "edgetrain" / "_build.py")
+    _build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(_build)
+    monkeypatch.setenv("EDGETRAIN_SANITIZE", "1")
+    monkeypatch.delenv("EDGETRAIN_DEBUG", raising=False)
+    cflags, ldflags = _build.compile_args()
+    assert "-fno-sanitize-recover=all" in cflags
+    if not fno_wrapv:
+        cflags = [f for f in cflags if f != "-fno-wrapv"]
+    python_cflags = (sysconfig.get_config_var("CFLAGS") or "").split()
+    return [CC, *python_cflags, *cflags, *ldflags]
+
+
+@pytest.mark.skipif(CC is None, reason="no host C compiler")
+def test_sanitizer_build_flags_trap_signed_overflow_and_negative_shifts(tmp_path, monkeypatch):
+    src = tmp_path / "ub.c"
+    src.write_text(UB_PROBE)
+    built = {}
+    for fno_wrapv in (True, False):
+        exe = tmp_path / f"ub-{fno_wrapv}"
+        cmd = _sanitizer_compile_line(monkeypatch, fno_wrapv=fno_wrapv) + [str(src), "-o", str(exe)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        assert proc.returncode == 0, f"the sanitizer build cannot link ({' '.join(cmd)}):\n{proc.stderr}"
+        built[fno_wrapv] = exe
+    env = {"PATH": "/usr/bin:/bin", "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=0"}
+    for what, args, message in (("shift", ["s", "-3"], "left shift of negative value"),
+                                ("overflow", ["o", "-3"], "signed integer overflow")):
+        proc = subprocess.run([str(built[True]), *args], capture_output=True, text=True, env=env)
+        assert proc.returncode != 0 and message in proc.stderr, f"{what} not trapped: {proc.returncode} {proc.stderr}"
+        clean = subprocess.run([str(built[True]), args[0], "3"], capture_output=True, text=True, env=env)
+        assert clean.returncode == 0 and "runtime error" not in clean.stderr, clean.stderr
+    # The control: with CPython's -fwrapv left in force, the overflow goes unseen.
+    proc = subprocess.run([str(built[False]), "o", "-3"], capture_output=True, text=True, env=env)
+    assert "signed integer overflow" not in proc.stderr
+
+
+@pytest.mark.skipif(not __import__("os").environ.get("EDGETRAIN_EXPECT_SANITIZED"), reason="only in the sanitizer pass (make test-asan)")
+def test_sanitized_core_was_built_without_wrapv():
+    import edgetrain._core as core
+
+    # gcc records the compile options of each unit in its debug info (DW_AT_producer).
+    binary = Path(core.__file__).read_bytes()
+    assert b"-fno-wrapv" in binary and b"-fno-sanitize-recover=all" in binary

@@ -716,7 +716,7 @@ et_status_t et_batchnorm_forward(const et_layer_t *layer, const uint8_t *in, con
         for (c = 0; c < ch; c++) {
             uint32_t i = p * ch + c;
             int64_t xhat = et_bn_xhat(in[i], mean_hat[c], inv_sigma[c]);
-            out[i] = (int8_t)et_rq(params[c] * xhat + ((int64_t)params[ch + c] << 12), 18, INT8_MIN, INT8_MAX);
+            out[i] = (int8_t)et_rq(params[c] * xhat + (int64_t)params[ch + c] * 4096, 18, INT8_MIN, INT8_MAX);
         }
     }
     return ET_OK;

@@ -787,8 +787,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     }
     r = st->rank;
     q = r + 1;
-    (void)et_lrt_accumulate_get_buffer_size(st->n, st->m, (uint32_t)r, &need);
-    if (scratch_size < need) {
+    if (et_lrt_accumulate_get_buffer_size(st->n, st->m, (uint32_t)r, &need) != ET_OK || scratch_size < need) {
         return ET_ERR_NOMEM;
     }
     res_l = (int32_t *)scratch;

@@ -24,22 +24,25 @@ static int et_shape_valid(const et_shape_t *s)
 et_status_t et_layer_tensor_bytes(const et_layer_t *layer, uint32_t *weight_bytes, uint32_t *bias_bytes,
                                   uint32_t *bn_bytes)
 {
-    uint32_t w = 0;
+    uint64_t w = 0; /* at most (2^16 - 1)^2 * 255^2 < 2^64: exact, then checked against uint32 */
     uint32_t b = 0;
     uint32_t bn = 0;
     if (layer == NULL || weight_bytes == NULL || bias_bytes == NULL || bn_bytes == NULL) {
         return ET_ERR_ARG;
     }
     if (layer->kind == ET_LAYER_CONV2D) {
-        w = (uint32_t)layer->out.c * layer->kernel * layer->kernel * layer->in.c;
+        w = (uint64_t)layer->out.c * layer->kernel * layer->kernel * layer->in.c;
         b = 2u * layer->out.c;
     } else if (layer->kind == ET_LAYER_DENSE) {
-        w = (uint32_t)layer->out.c * layer->in.c;
+        w = (uint64_t)layer->out.c * layer->in.c;
         b = 2u * layer->out.c;
     } else if (layer->kind == ET_LAYER_BATCHNORM) {
         bn = 8u * layer->in.c; /* gamma, beta, mean, meansq: int16 x c each */
     }
-    *weight_bytes = w;
+    if (w > UINT32_MAX) {
+        return ET_ERR_RANGE;
+    }
+    *weight_bytes = (uint32_t)w;
     *bias_bytes = b;
     *bn_bytes = bn;
     return ET_OK;
@@ -136,7 +139,8 @@ static et_status_t et_check_layer(const et_layer_t *l, int is_last)
                    ? ET_OK
                    : ET_ERR_CORRUPT;
     case ET_LAYER_FLATTEN:
-        return (out->h == 1 && out->w == 1 && (uint32_t)out->c == (uint32_t)in->h * in->w * in->c &&
+        /* h*w*c in 64 bits: three uint16 factors can reach 2^48 (32 bits would wrap). */
+        return (out->h == 1 && out->w == 1 && (uint64_t)out->c == (uint64_t)in->h * in->w * in->c &&
                 out->fmt == in->fmt)
                    ? ET_OK
                    : ET_ERR_CORRUPT;
@@ -191,7 +195,7 @@ et_status_t et_model_check(const et_model_t *model, uint16_t *bad_layer)
         if (st != ET_OK) {
             goto fail;
         }
-        (void)et_layer_tensor_bytes(l, &wb, &bb, &nb);
+        (void)et_layer_tensor_bytes(l, &wb, &bb, &nb); /* within uint32 after the fan-in limits above */
         if ((st = et_check_tensor(l->weight_offset, wb, 1, model->image_size, ranges, &n_ranges)) != ET_OK ||
             (st = et_check_tensor(l->bias_offset, bb, 2, model->image_size, ranges, &n_ranges)) != ET_OK ||
             (st = et_check_tensor(l->bn_offset, nb, 2, model->image_size, ranges, &n_ranges)) != ET_OK) {

@@ -29,12 +29,15 @@ static void *et_take(et_carver_t *c, int part, uint64_t bytes)
     return p;
 }
 
-static uint32_t et_elems(const et_shape_t *s)
+/* Element and byte counts in 64 bits: h*w*c of three uint16 can reach 2^48. The carver sums in
+ * 64 bits too, and a plan whose total exceeds 2^32-1 is refused (ET_ERR_RANGE), so every count
+ * the training context keeps fits its uint32. */
+static uint64_t et_elems(const et_shape_t *s)
 {
-    return (uint32_t)s->h * s->w * s->c;
+    return (uint64_t)s->h * s->w * s->c;
 }
 
-static uint32_t et_act_bytes(const et_shape_t *s)
+static uint64_t et_act_bytes(const et_shape_t *s)
 {
     return et_elems(s) * (s->fmt == ET_FMT_BIAS ? 2u : 1u);
 }
@@ -396,6 +399,9 @@ et_status_t et_layer_get_buffer_size(const et_layer_t *layer, const et_train_con
     et_take_saved(&c, layer, NULL);
     et_scratch_of(layer, config, &s);
     et_take_scratch(&c, &s, config, NULL);
+    if (c.part[ET_PLAN_ACTIVATIONS] > UINT32_MAX || c.part[ET_PLAN_GRADIENTS] > UINT32_MAX) {
+        return ET_ERR_RANGE;
+    }
     *saved = (uint32_t)c.part[ET_PLAN_ACTIVATIONS];
     *scratch = (uint32_t)c.part[ET_PLAN_GRADIENTS];
     return ET_OK;

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from dataclasses import replace
 from fractions import Fraction
 
@@ -26,6 +27,7 @@ from . import argtypes
 
 LRT_PARTS = ("lrt_state", "lrt_scratch")
 MAX_BUDGET = 2**32
+MAX_ARENA_DEFAULT = 64 * 2**20  # `edgetrain run` refuses a larger arena unless given --max-arena
 UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
 
 
@@ -41,15 +43,15 @@ def register(sub) -> None:
     p.set_defaults(func=main)
 
 
-def parse_size(text: str) -> int:
+def parse_size(text: str, flag: str = "--budget") -> int:
     """'24KiB' -> 24576; bytes, KiB, MiB (powers of 2) or kB, MB (powers of 10); at most 4 GiB (a 32-bit
     address space). Read exactly (no float rounding), truncated to whole bytes."""
     m = re.fullmatch(r"\s*(\d{1,12}(?:\.\d{1,12})?)\s*([A-Za-z]*)\s*", text)
     if not m or m.group(2).lower() not in UNITS:
-        raise ArgumentError(f"--budget {text!r}: give a size such as 24576, 24KiB, 1.5MiB or 64kB")
+        raise ArgumentError(f"{flag} {text!r}: give a size such as 24576, 24KiB, 1.5MiB or 64kB")
     size = int(Fraction(m.group(1)) * UNITS[m.group(2).lower()])
     if not 1 <= size <= MAX_BUDGET:
-        raise ArgumentError(f"--budget {text!r} is {size} bytes; give 1 byte .. 4 GiB (an MCU's 32-bit address space)")
+        raise ArgumentError(f"{flag} {text!r} is {size} bytes; give 1 byte .. 4 GiB (an MCU's 32-bit address space)")
     return size
 
 
@@ -166,6 +168,9 @@ def main(args) -> int:
     else:
         config = lrt_train_config(args.rank) if args.optimizer == "lrt" else TrainConfig(optimizer=OPTIMIZERS[args.optimizer])
         report = describe(planner, config)
+        if report["aux_bytes"] > MAX_ARENA_DEFAULT:
+            print(f"edgetrain plan: note: this arena ({report['aux_bytes']:,} bytes) exceeds "
+                  f"{MAX_ARENA_DEFAULT // 2**20} MiB; edgetrain run refuses it unless given --max-arena", file=sys.stderr)
     if args.json:
         text = json.dumps(report, indent=2)
         if args.json == "-":

@@ -14,7 +14,7 @@ import json
 import sys
 
 from ..outputs import write_report
-from ..backends import backend_names
+from ..backends import backend_names, c_plan
 from ..data import mnist
 from ..errors import ArgumentError
 from ..model.loader import MODEL_NAMES, load_model
@@ -24,6 +24,7 @@ from ..reference.lrt import config_check as lrt_config_check
 from ..session import LAST, Session
 from ..tasks import TASKS, TaskOptions
 from . import argtypes
+from .plan import MAX_ARENA_DEFAULT, parse_size
 
 LRT_LIMITS = {"rank": (1, MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
 OPTIMIZER_CHOICES = ("lrt", "sgd", "bias", "none")
@@ -46,6 +47,8 @@ def register(sub) -> None:
     p.add_argument("--conv-per-pixel", action="store_true", help="sgd: apply conv updates at every output pixel (the paper's baseline)")
     p.add_argument("--lr", type=argtypes.learning_rate, default=0.01, help="weight learning rate (default: 0.01)")
     p.add_argument("--lr-bias", type=argtypes.learning_rate, default=0.01, help="bias and BN learning rate (default: 0.01)")
+    p.add_argument("--max-arena", metavar="SIZE", type=argtypes.checked(lambda text: parse_size(text, "--max-arena"), "size"),
+                   default=MAX_ARENA_DEFAULT, help="refuse a model whose training arena (edgetrain plan) exceeds SIZE (default: 64MiB)")
     add_lrt_arguments(p)
     d = TaskOptions()
     t = p.add_argument_group("task magnitudes (defaults: the paper's)")
@@ -149,6 +152,15 @@ def session(args) -> Session:
                    samples_per_day=args.samples_per_day, backend_options={"cpu": args.cpu} if args.cpu else None)
 
 
+def check_arena(model, config, limit: int) -> None:
+    """Refuse, before any work, a model whose training arena exceeds ``limit`` bytes."""
+    need = c_plan(model, config)["total"]
+    if need > limit:
+        allow = -(-need // 2**20)
+        raise ArgumentError(f"model {model.name!r} needs a training arena of {need:,} bytes ({need / 2**20:,.1f} MiB), more "
+                            f"than the {limit:,} bytes --max-arena allows; give --max-arena {allow}MiB to run it anyway")
+
+
 def run(args) -> dict:
     """Run the session the flags describe; the report with its curves."""
     if args.memory_map is None and args.plots is not None:
@@ -160,6 +172,7 @@ def run(args) -> dict:
     if args.samples < 1:
         raise ArgumentError(f"--samples {args.samples}: give at least 1")
     s = session(args)
+    check_arena(s.model, s.config, args.max_arena)
     result = s.run(args.samples, progress=args.progress, plots=args.plots,
                    announce=lambda line: print(f"edgetrain run: data: {line}", file=sys.stderr))
     return result.to_dict()

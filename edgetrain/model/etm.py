@@ -301,7 +301,8 @@ def read_etm(data, *, flags: int = 0) -> EtmFile:
         raise _corrupt(26, f"header lists {n_tensors} tensors but the layers use {next_tensor}")
 
     model = Model(name, layers)
-    check_model(model)
+    check_model(model, offsets, image_size)  # et_model_check's order: layers, their tensors' extents
+    check_model(model)  # then each descriptor's shape against its layer
     ranges = sorted(
         (at, at + arr.nbytes, i)
         for i, (layer, off) in enumerate(zip(layers, offsets))

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import CorruptError, RangeError, UnsupportedError
 from ..reference import fixed
-from .description import MAX_LAYERS, Activation, Layer, LayerKind, Model, Padding, Shape
+from .description import MAX_LAYERS, NO_TENSOR, Activation, Layer, LayerKind, Model, Padding, Shape
 
 MAX_FAN = 65535  # ET_MAX_FAN
 MAX_CONV_PIXELS = 65536  # ET_MAX_CONV_PIXELS
@@ -125,8 +125,39 @@ def check_layer(layer: Layer, tensors: bool = True) -> None:
     _check_layer(0, layer, layer.kind == LayerKind.SOFTMAX_CE, tensors)
 
 
-def check_model(model: Model) -> None:
-    """Raise CorruptError/UnsupportedError if ``model`` would fail et_model_check."""
+def _geometry_bytes(layer: Layer) -> dict[str, tuple[int, int]]:
+    """(bytes, alignment) of each tensor as et_layer_tensor_bytes sizes it from the layer's shapes."""
+    i, o = layer.in_shape, layer.out_shape
+    weights = bias = bn = 0
+    if layer.kind == LayerKind.CONV2D:
+        weights, bias = o.c * layer.kernel * layer.kernel * i.c, 2 * o.c
+    elif layer.kind == LayerKind.DENSE:
+        weights, bias = o.c * i.c, 2 * o.c
+    elif layer.kind == LayerKind.BATCHNORM:
+        bn = 8 * i.c
+    return {"weights": (weights, 1), "bias": (bias, 2), "bn": (bn, 2)}
+
+
+def _check_extents(index: int, layer: Layer, offsets, image_size: int) -> None:
+    """et_check_tensor: each tensor present exactly where the kind needs one, aligned, inside the image."""
+    for (name, (nbytes, align)), offset in zip(_geometry_bytes(layer).items(), (offsets.weight, offsets.bias, offsets.bn)):
+        if nbytes == 0:
+            if offset != NO_TENSOR:
+                _fail(index, layer, f"a {LayerKind(layer.kind).name.lower()} layer has no {name} tensor")
+        elif offset == NO_TENSOR:
+            _fail(index, layer, f"the layer needs its {name} tensor ({nbytes} bytes)")
+        elif offset % align or offset > image_size or nbytes > image_size - offset:
+            _fail(index, layer, f"its {name} ({nbytes} bytes at image offset {offset}) are misaligned or "
+                                f"outside the {image_size}-byte image")
+
+
+def check_model(model: Model, offsets=None, image_size: int = 0) -> None:
+    """Raise CorruptError/UnsupportedError if ``model`` would fail et_model_check.
+
+    Without ``offsets`` the tensors are the arrays attached to the layers, checked by shape. With
+    ``offsets`` (the .etm reader: one TensorOffsets per layer into an ``image_size``-byte image) each
+    layer's tensors are checked as et_model_check checks them, by the bytes the layer's shapes need
+    at those offsets, in C's order, so that the first fault found, and its class, are C's."""
     n = len(model.layers)
     if not 1 <= n <= MAX_LAYERS:
         raise CorruptError(f"model {model.name!r} has {n} layers; 1..{MAX_LAYERS} are allowed")
@@ -134,7 +165,9 @@ def check_model(model: Model) -> None:
     for index, layer in enumerate(model.layers):
         if prev is not None and layer.in_shape != prev:
             _fail(index, layer, f"input {layer.in_shape} does not match the previous output {prev}")
-        _check_layer(index, layer, index == n - 1)
+        _check_layer(index, layer, index == n - 1, tensors=offsets is None)
         if index == 0 and layer.in_shape.fmt != fixed.FMT_INPUT:
             _fail(0, layer, "the first layer must take the input format (uint8, LSB 2^-8)")
+        if offsets is not None:
+            _check_extents(index, layer, offsets[index], image_size)
         prev = layer.out_shape

@@ -1,19 +1,29 @@
 /*
- * libFuzzer harness for et_etm_parse (csrc/src/etm.c). Built by `make fuzz`
- * with clang -fsanitize=fuzzer,address,undefined.
+ * libFuzzer harness for et_etm_parse (csrc/src/etm.c) and the calls that
+ * follow it. Built by `make fuzz` with clang -fsanitize=fuzzer,address,undefined.
  *
  * Each input is parsed twice: as given (most inputs stop at a CRC), and as a
  * copy whose three CRCs the harness recomputes, so that mutations reach the
  * checks behind them. Every parse must either fail without touching its
  * outputs or succeed with a table that et_model_check accepts and whose
  * tensors lie inside the blob (the harness reads every tensor byte, so
- * AddressSanitizer sees any escape). Any violation aborts: a crash.
+ * AddressSanitizer sees any escape). A resealed blob the parser accepts then
+ * goes through plan -> init -> one training step -> checkpoint -> recovery
+ * under one of SGD, LRT and bias training, picked by the blob's CRC
+ * (tests/c/drive.c), with arenas capped at
+ * FUZZ_ARENA_CAP bytes so that the fuzzer does not allocate huge ones. Any
+ * violation aborts: a crash.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "drive.h"
 #include "edgetrain/edgetrain.h"
+
+#ifndef FUZZ_ARENA_CAP
+#define FUZZ_ARENA_CAP (1u << 20)
+#endif
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -134,6 +144,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     parse_one(copy, n, ET_ETM_SKIP_BLOB_CRC);
     reseal(copy, n);
     parse_one(copy, n, 0);
+    {
+        const drive_opts_t opts = {FUZZ_ARENA_CAP, 1, 0};
+        drive_counts_t counts = {0, 0, 0, 0};
+        drive_blob(copy, n, &opts, &counts);
+    }
     free(copy);
     return 0;
 }

@@ -105,7 +105,8 @@ et_status_t et_model_check(const et_model_t *model, uint16_t *bad_layer);
  */
 et_status_t et_layer_check(const et_layer_t *layer);
 
-/* Bytes of each tensor of a layer (0 when the kind has none). ET_ERR_ARG for NULL. */
+/* Bytes of each tensor of a layer (0 when the kind has none). ET_ERR_ARG for NULL; ET_ERR_RANGE (nothing
+ * written) when the weight bytes exceed 2^32-1, which only a layer that fails et_layer_check can ask for. */
 et_status_t et_layer_tensor_bytes(const et_layer_t *layer, uint32_t *weight_bytes, uint32_t *bias_bytes,
                                   uint32_t *bn_bytes);
 

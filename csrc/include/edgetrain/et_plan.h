@@ -78,7 +78,7 @@ const char *et_plan_part_name(int part);
  * head), *scratch = gradient scratch this layer needs on its own under
  * `config` (the plan shares scratch between layers: its gradient part is the
  * per-buffer maxima over the layers). ET_ERR_ARG for NULL, et_layer_check's
- * status for a bad layer.
+ * status for a bad layer, ET_ERR_RANGE when a figure exceeds 2^32-1 bytes.
  */
 et_status_t et_layer_get_buffer_size(const et_layer_t *layer, const et_train_config_t *config, uint32_t *saved,
                                      uint32_t *scratch);
