@@ -22,14 +22,16 @@ from ..data import mnist
 from ..errors import ArgumentError, UnsupportedError
 from ..model.loader import MODEL_NAMES, has_bn_statistics, load_model
 from ..model.presets import hash_u64
+from ..reference.lga import Config as LgaConfig
 from ..reference.lrt import Config as LrtConfig
+from .lga_flags import add_lga_arguments, lga_config, lga_report
 from ..reference.lrt import config_check as lrt_config_check
 from ..reference.train import LR_DEFAULT, LR_EXP_DEFAULT, OPTIMIZERS, TrainConfig
 
 TASKS = ("control",)
 LRT_LIMITS = {"rank": (1, 8), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
 # Contract choices (DESIGN.md); 'arm' arrives with its own issue.
-OPTIMIZER_CHOICES = ("lrt", "sgd", "bias", "none")
+OPTIMIZER_CHOICES = ("lrt", "lga", "sgd", "bias", "none")
 BACKEND_CHOICES = (*BACKENDS, "arm")
 ORDER_STREAM = 0xDA7A  # hash stream of the data order (the weights use streams 1, 2, ...)
 RRAM_WRITE_J_PER_BIT = 10.9e-12  # the paper's 18 KB RRAM macro (lrt-paper-spec §1)
@@ -51,6 +53,7 @@ def register(sub) -> None:
     p.add_argument("--lr", type=float, default=0.01, help="weight learning rate (default: 0.01)")
     p.add_argument("--lr-bias", type=float, default=0.01, help="bias and BN learning rate (default: 0.01)")
     add_lrt_arguments(p)
+    add_lga_arguments(p)
     # NVM emulation (firmware_sim): the C core over an emulated memory map, figures from its counters.
     emu = p.add_argument_group("NVM emulation (C backend)")
     emu.add_argument("--memory-map", metavar="PRESET_OR_TOML",
@@ -157,11 +160,13 @@ def run(args) -> dict:
     if args.samples > len(images):
         raise ArgumentError(f"--samples {args.samples} exceeds the {len(images)} images of task {args.task!r} (one pass)")
     lrt_cfg, ranks = lrt_config(args, model) if args.optimizer == "lrt" else (LrtConfig(), ())
+    lga_cfg, lga_ranks = (lga_config(args, layer_ranks(model, args.layer_ranks) if args.layer_ranks else ())
+                          if args.optimizer == "lga" else (LgaConfig(), ()))
     lr_w, lr_w_exp = lr_pair(args.lr, "--lr") if args.optimizer != "lrt" else (LR_DEFAULT, LR_EXP_DEFAULT)
     lr_b, lr_b_exp = lr_pair(args.lr_bias, "--lr-bias")
     config = TrainConfig(optimizer=OPTIMIZERS[args.optimizer], conv_per_pixel=args.conv_per_pixel, lr_weight=lr_w,
                          lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=args.seed, lrt=lrt_cfg,
-                         lrt_rank=ranks,
+                         lrt_rank=ranks, lga=lga_cfg, lga_rank=lga_ranks,
                          bn_warm=has_bn_statistics(model))  # trained statistics: used at once, then continued
     emulated = _emulated_nvm(args, model, config)
     if emulated is not None:
@@ -214,6 +219,7 @@ def run(args) -> dict:
         "seed": int(args.seed),
         "bn_statistics": "stored" if config.bn_warm else "fresh",
         **({"lrt": {**lrt_report(model, config), "layers": backend.lrt_stats()}} if args.optimizer == "lrt" else {}),
+        **({"lga": lga_report(model, config)} if args.optimizer == "lga" else {}),
         "edgetrain_version": __version__,
     }
     if emulated is not None:
