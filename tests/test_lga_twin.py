@@ -82,7 +82,7 @@ def test_stream_matches_twin(cfg, n, m, x_exp, terms, samples, alpha, seed, scal
 
 def test_adam_moves_factors_against_gradient():
     """After a step from A = 0, the sign of each A update is minus the sign of its gradient."""
-    cfg = ref.Config()
+    cfg = ref.Config(lr=1073742, lr_exp=-30)  # 0.001
     r = ref.state_init(6, 10, cfg, Prng(3))
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (1, 10))

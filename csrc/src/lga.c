@@ -120,8 +120,8 @@ et_status_t et_lga_config_default(et_lga_config_t *config)
     config->rank = 4;
     config->restart = ET_LGA_RESTART_ZERO_A;
     config->merge_every = 100;
-    config->lr = 1073742; /* 0.001 * 2^30 */
-    config->lr_exp = -30;
+    config->lr = 1610613; /* 0.003 * 2^29 */
+    config->lr_exp = -29;
     config->beta1_q30 = 966367642;  /* 0.9 */
     config->beta2_q30 = 1072668082; /* 0.999 */
     config->eps = 16;               /* 2^-20 */

@@ -20,7 +20,8 @@ from ..model.description import LayerKind
 from ..model.loader import MODEL_NAMES, load_model
 from ..reference.lrt import MAX_RANK
 from ..reference.lrt import Config as LrtConfig
-from ..reference.train import OPTIMIZERS, OPT_LRT, TrainConfig
+from ..reference.train import OPTIMIZERS, OPT_LGA, OPT_LRT, TrainConfig
+from .lga_flags import add_lga_arguments, full_baselines, lga_train_config
 
 LRT_PARTS = ("lrt_state", "lrt_scratch")
 UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "kb": 1000, "mb": 1000**2}
@@ -35,6 +36,7 @@ def register(sub) -> None:
     p.add_argument("--budget", metavar="SIZE", help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
     p.add_argument("--per-layer", action="store_true", help="with --budget: then raise single layers' ranks while it fits")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", help="write JSON to FILE (no FILE: stdout)")
+    add_lga_arguments(p, with_training=False)
     p.set_defaults(func=main)
 
 
@@ -58,6 +60,9 @@ def describe(planner: CPlanner, config: TrainConfig) -> dict:
     if config.optimizer == OPT_LRT:
         out["rank"] = config.lrt.rank
         out["layers"] = planner.lrt_layers(config)
+    elif config.optimizer == OPT_LGA:
+        out.update(rank=config.lga.rank, lga_optimizer=config.lga.optimizer, layers=planner.lga_layers(config),
+                   **full_baselines(planner))
     else:
         out["layers"] = [{"name": l.name, "index": i, "kind": "conv" if l.kind == LayerKind.CONV2D else "dense", "n": l.n, "m": l.m}
                          for i, l in enumerate(planner.model.layers) if l.weights is not None]
@@ -124,6 +129,8 @@ def text_report(r: dict) -> str:
     if "budget_bytes" in r and not r["fits"]:
         return f"{r['model']}: budget {r['budget_bytes']:,} B: {r['message']}"
     head = f"{r['model']}, optimizer {r['optimizer']}"
+    if r["optimizer"] == "lga":
+        head += f", rank {r['rank']} (full-matrix momentum {r['full_momentum_bytes']:,} B, Adam {r['full_adam_bytes']:,} B)"
     if r["optimizer"] == "lrt":
         head += f", rank {r['rank']}" if "layer_ranks" not in r else f", per-layer ranks {r['layer_ranks']}"
     head += f": arena {r['aux_bytes']:,} B ({r['aux_bytes'] / 1024:.1f} KiB)"
@@ -155,6 +162,7 @@ def main(args) -> int:
         report = fit_budget(planner, parse_size(args.budget), args.per_layer)
     else:
         config = lrt_train_config(args.rank) if args.optimizer == "lrt" else TrainConfig(optimizer=OPTIMIZERS[args.optimizer])
+        config = lga_train_config(args.rank, args.lga_optimizer) if args.optimizer == "lga" else config
         report = describe(planner, config)
     if args.json:
         text = json.dumps(report, indent=2)

@@ -39,8 +39,8 @@ class Config:
     restart: int = RESTART_ZERO_A
     reserved: int = 0
     merge_every: int = 100
-    lr: int = 1073742  # 0.001 * 2^30
-    lr_exp: int = -30
+    lr: int = 1610613  # 0.003 * 2^29
+    lr_exp: int = -29
     beta1_q30: int = 966367642  # 0.9
     beta2_q30: int = 1072668082  # 0.999
     eps: int = 16  # 2^-20 in the gradient LSB 2^-24
