@@ -127,7 +127,10 @@ et_status_t et_lga_grad_zero(const et_lga_state_t *state, void *scratch, uint32_
  * 2^-7, the gradient at the pre-activation; x: m stored integers at 2^x_exp,
  * the same x_exp for every term until et_lga_step): u = B x (as
  * et_lga_project), gA += delta u^T (LSB 2^-17), v = A^T delta (LSB 2^-22),
- * gB += v x^T (LSB 2^(-22 + x_exp)). Exact in int64. Never forms n x m.
+ * gB += v x^T (LSB 2^(-22 + x_exp)). Never forms n x m. The sums are exact
+ * in int64: |gB| < 2^30 n T |x|max over T terms, below 2^63 for 8-bit inputs
+ * whenever n T < 2^33 (every model within et_model.h's limits) and for int16
+ * inputs whenever n T < 2^26.
  */
 et_status_t et_lga_grad_add(const et_lga_state_t *state, void *scratch, uint32_t scratch_bytes, const int8_t *delta,
                             const int16_t *x, int32_t x_exp);
