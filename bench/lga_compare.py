@@ -9,7 +9,8 @@ the shipped mcu-cnn-pretrained on a shifted stream (start "pretrained": every im
 and the last 500), max and total writes per weight cell, the SRAM arena (C planner) and host wall
 time per sample.
 
-Methods: none (predict only), sgd, lrt (the CLI defaults), lga-<sgd|momentum|adam>-r<R> (C core), and the reference-only
+Methods: none (predict only), sgd, lrt (the CLI defaults), lga-<sgd|momentum|adam>-r<R> (C core; suffixes
+-redraw, -k<K>, -lr<rate> change the restart rule, K and the factor rate), and the reference-only
 full-matrix baselines full-momentum and full-adam: the NumPy twin trains biases and BN (optimizer
 "bias") while a float64 optimizer with a float64 master copy of every weight steps on the full
 gradient summed from the step's rank-1 terms (the pair hook), and the rounded master is written to
@@ -60,8 +61,9 @@ def _config(method: str, model, seed: int):
         return TrainConfig(optimizer=OPT_LRT, seed=seed, bn_warm=warm)
     if method.startswith("full-"):
         return TrainConfig(optimizer=OPT_BIAS, seed=seed, bn_warm=warm)
-    _, opt, rank, *rest = method.split("-")  # lga-adam-r4[-redraw]
-    lr, lr_exp = ref_lga.lr_pair(LGA_LR_DEFAULT[opt])
+    _, opt, rank, *rest = method.split("-")  # lga-adam-r4[-redraw][-k50][-lr0.001]
+    rate = next((float(r[2:]) for r in rest if r.startswith("lr")), LGA_LR_DEFAULT[opt])
+    lr, lr_exp = ref_lga.lr_pair(rate)
     restart = ref_lga.RESTART_REDRAW_B if "redraw" in rest else ref_lga.RESTART_ZERO_A
     k = next((int(r[1:]) for r in rest if r.startswith("k")), 100)
     lga = ref_lga.Config(optimizer=ref_lga.OPTIMIZERS[opt], rank=int(rank[1:]), lr=lr, lr_exp=lr_exp, restart=restart,
