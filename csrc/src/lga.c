@@ -118,7 +118,7 @@ et_status_t et_lga_config_default(et_lga_config_t *config)
     memset(config, 0, sizeof(*config));
     config->optimizer = ET_LGA_ADAM;
     config->rank = 4;
-    config->restart = ET_LGA_RESTART_ZERO_A;
+    config->restart = ET_LGA_RESTART_REDRAW_B;
     config->merge_every = 100;
     config->lr = 1610613; /* 0.003 * 2^29 */
     config->lr_exp = -29;

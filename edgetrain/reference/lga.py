@@ -36,7 +36,7 @@ class Config:
 
     optimizer: int = ADAM
     rank: int = 4
-    restart: int = RESTART_ZERO_A
+    restart: int = RESTART_REDRAW_B
     reserved: int = 0
     merge_every: int = 100
     lr: int = 1610613  # 0.003 * 2^29

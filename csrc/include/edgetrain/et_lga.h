@@ -81,7 +81,7 @@ typedef struct {
     et_maxnorm_t norm_b; /* and of B's */
 } et_lga_state_t;
 
-/* Defaults: Adam, rank 4, restart ZERO_A, K = 100, lr 0.003 (1610613 * 2^-29), beta1 0.9, beta2 0.999,
+/* Defaults: Adam, rank 4, restart REDRAW_B, K = 100, lr 0.003 (1610613 * 2^-29), beta1 0.9, beta2 0.999,
  * eps 2^-20 (16). ET_ERR_ARG for NULL. */
 et_status_t et_lga_config_default(et_lga_config_t *config);
 
