@@ -49,7 +49,8 @@ typedef struct {
 /*
  * Plan the arena for `model` (checked by et_model_check first) trained with
  * `config`. ET_ERR_ARG for NULL or a config out of range (an ET_OPT_LRT
- * config: et_lrt_config_check and lrt_rank 0..8), the model check's
+ * config: et_lrt_config_check and lrt_rank 0..8; an ET_OPT_LGA config:
+ * et_lga_config_check and lga_rank 0..8), the model check's
  * status, ET_ERR_RANGE when the total exceeds 2^32-1 bytes.
  */
 et_status_t et_plan(const et_model_t *model, const et_train_config_t *config, et_plan_t *plan);
