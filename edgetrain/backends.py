@@ -28,6 +28,7 @@ from .model.description import LayerKind, Model
 from .model.image import fill_c_table, layout
 from .model.validate import check_model
 from .reference import plan as ref_plan
+from .reference import lga as ref_lga
 from .reference import train as ref_train
 from .reference.train import TrainConfig
 
@@ -171,6 +172,8 @@ def _new_c_config(ffi, config: TrainConfig, ranks: list[int]):
         "lrt": {f: int(getattr(config.lrt, f)) for f in LRT_FIELDS},
         "lrt_rank": ranks + [0] * (ref_train.MAX_LAYERS - len(ranks)),
         "commit_stage_bytes": config.commit_stage_bytes, "ring_slots": config.ring_slots,
+        "lga": {f: int(getattr(config.lga, f)) for f in ref_lga.FIELDS},
+        "lga_rank": [int(r) for r in config.lga_rank] + [0] * (ref_train.MAX_LAYERS - len(config.lga_rank)),
     })
 
 
@@ -284,6 +287,20 @@ class CPlanner:
             out.append({"name": layer.name, "index": i, "kind": "conv" if f.kind == 1 else "dense", "n": f.n, "m": f.m,
                         "rank": f.rank, "lrt_bytes": f.state_bytes, "norms_bytes": f.norms_bytes,
                         "scratch_bytes": f.scratch_bytes})
+        return out
+
+
+    def lga_layers(self, config: TrainConfig) -> list[dict]:
+        """Per trainable layer (model order) its LGA figures (et_plan_lga_layer): name, index, n, m, rank, bytes."""
+        ffi = self._ffi
+        out = []
+        f = ffi.new("et_plan_lga_layer_t *")
+        for i, layer in enumerate(self.model.layers):
+            if layer.weights is None:
+                continue
+            self._call("et_plan_lga_layer", self.cm.c, c_config(ffi, config), i, f)
+            out.append({"name": layer.name, "index": i, "n": f.n, "m": f.m, "rank": f.rank, "optimizer": f.optimizer,
+                        "state_bytes": f.state_bytes, "scratch_bytes": f.scratch_bytes, "z_bytes": f.z_bytes})
         return out
 
 

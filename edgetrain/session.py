@@ -33,6 +33,9 @@ from .data import mnist
 from .errors import ArgumentError, EdgetrainError, UnsupportedError
 from .model.description import Model
 from .model.loader import MODEL_NAMES, PRETRAINED, has_bn_statistics, load_model
+from .reference import lga as ref_lga
+from .reference.lga import Config as LgaConfig
+from .reference.lga import config_check as lga_config_check
 from .reference.lrt import Config as LrtConfig
 from .reference.lrt import config_check as lrt_config_check
 from .reference.train import LR_DEFAULT, LR_EXP_DEFAULT, OPTIMIZERS, TrainConfig
@@ -71,9 +74,10 @@ class Session:
     """A model, an optimizer, a task, a backend and (optionally) a memory map, ready to run.
 
     ``model``: a name (preset, pretrained) or .etm path, or a ``Model``.
-    ``optimizer``: lrt, sgd, bias or none. ``lrt``: an ``edgetrain.reference.lrt.Config`` (the
-    paper's defaults when None; ``lr`` is then its eta0 unless the config gives one) and
-    ``layer_ranks``: one rank per layer index (0 for layers without weights), overriding its rank.
+    ``optimizer``: lrt, lga, sgd, bias or none. ``lrt``: an ``edgetrain.reference.lrt.Config`` (the
+    paper's defaults when None; ``lr`` is then its eta0 unless the config gives one); ``lga``: an
+    ``edgetrain.reference.lga.Config`` (its defaults when None; docs/lga.md); ``layer_ranks``: one rank
+    per layer index (0 for layers without weights), overriding the rank of either.
     ``task_options``: a ``TaskOptions`` or a dict of its fields (magnitudes, cadence, augmentation).
     ``backend_options``: a plug-in engine's own keyword arguments (e.g. ``{"cpu": "cortex-m0plus"}`` for arm).
     """
@@ -81,7 +85,7 @@ class Session:
     def __init__(self, model: str | Model, optimizer: str = "sgd", task: str = "control", backend: str = "c",
                  seed: int = 0, memory_map: str | None = None, data_dir: str | None = None, *,
                  conv_per_pixel: bool = False, lr: float = 0.01, lr_bias: float = 0.01, lrt: LrtConfig | None = None,
-                 layer_ranks: tuple = (), task_options: TaskOptions | dict | None = None,
+                 lga: LgaConfig | None = None, layer_ranks: tuple = (), task_options: TaskOptions | dict | None = None,
                  samples_per_day: float | None = None, curve_points: int = CURVE_POINTS,
                  backend_options: dict | None = None):
         if not isinstance(seed, int) or not 0 <= seed < 1 << 32:
@@ -114,23 +118,26 @@ class Session:
                 raise ArgumentError(f"unknown task options {sorted(unknown)}: choose from {sorted(TaskOptions.__dataclass_fields__)}")
             task_options = TaskOptions(**task_options)
         self.task_options = (task_options or TaskOptions()).check()
-        self.config = self._train_config(lrt, tuple(layer_ranks))
+        self.config = self._train_config(lrt, lga, tuple(layer_ranks))
         self.data_dir = mnist.resolve_dir(data_dir)
         held = mnist.splits(self.data_dir)
         self.split = "train" if "train" in held and not self.pretrained else "test"
 
-    def _train_config(self, lrt: LrtConfig | None, ranks: tuple) -> TrainConfig:
+    def _train_config(self, lrt: LrtConfig | None, lga: LgaConfig | None, ranks: tuple) -> TrainConfig:
+        lrt_ranks, lga_ranks = (ranks, ()) if self.optimizer == "lrt" else ((), ranks) if self.optimizer == "lga" else ((), ())
         if self.optimizer == "lrt":
             lrt = lrt or LrtConfig(eta0_q24=round(self.lr * 2**24))
             lrt_config_check(lrt)
             lr_w, lr_w_exp = LR_DEFAULT, LR_EXP_DEFAULT
         else:
-            lrt, ranks = LrtConfig(), ()
+            lrt = LrtConfig()
             lr_w, lr_w_exp = lr_pair(self.lr, "lr")
+        lga = lga or LgaConfig() if self.optimizer == "lga" else LgaConfig()
+        lga_config_check(lga)
         lr_b, lr_b_exp = lr_pair(self.lr_bias, "lr_bias")
         config = TrainConfig(optimizer=OPTIMIZERS[self.optimizer], conv_per_pixel=self.conv_per_pixel, lr_weight=lr_w,
                              lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=self.seed, lrt=lrt,
-                             lrt_rank=ranks, bn_warm=has_bn_statistics(self.model))
+                             lrt_rank=lrt_ranks, lga=lga, lga_rank=lga_ranks, bn_warm=has_bn_statistics(self.model))
         config.check()
         return config
 
@@ -241,9 +248,20 @@ class Session:
             **({"drift_weight_changes": stream.drift_changes} if stream.drift else {}),
             **({"lrt": {**lrt_report(self.model, backend.config), "layers": backend.lrt_stats()}}
                if self.optimizer == "lrt" else {}),
+            **({"lga": lga_report(self.model, backend.config)} if self.optimizer == "lga" else {}),
             "edgetrain_version": __version__,
         }
         return report
+
+
+def lga_report(model, config: TrainConfig) -> dict:
+    """The factor settings of a run and each trainable layer's rank, in the report."""
+    c = config.lga
+    return {"optimizer": next(k for k, v in ref_lga.OPTIMIZERS.items() if v == c.optimizer), "rank": c.rank,
+            "merge_every": c.merge_every, "lr": c.lr * 2.0 ** c.lr_exp,
+            "restart": next(k for k, v in ref_lga.RESTARTS.items() if v == c.restart),
+            "layer_ranks": {model.layers[i].name: config.lga_layer_config(i).rank
+                            for i, layer in enumerate(model.layers) if layer.weights is not None}}
 
 
 def lrt_report(model, config: TrainConfig) -> dict:

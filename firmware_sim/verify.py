@@ -91,18 +91,20 @@ def _row_runs(old: np.ndarray, new: np.ndarray, params: bool) -> list[tuple[int,
     return runs
 
 
-def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int = 4, max_steps: int = 10_000) -> list:
+def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int = 4, max_steps: int = 10_000,
+                config=None) -> list:
     """The commits real training makes: the C core trains ``model`` with SGD (plain-memory NVM) on seeded
     random digit-like samples (a bright blob on dark, random labels), checkpointing every
     ``checkpoint_every`` steps; each step's changed weight tensors (top layer first, as the backward pass
     commits them) and each checkpoint's changed parameter tensors become one update each:
-    (tensor id, new contents, changed row runs), until ``commits`` are collected."""
+    (tensor id, new contents, changed row runs), until ``commits`` are collected. ``config`` (a
+    TrainConfig) trains with another optimizer instead (e.g. lga: the commits of its merges)."""
     from edgetrain.backends import CBackend
     from edgetrain.reference.train import OPT_SGD, TrainConfig
 
     from .commit import PARAMS, tensor_ids, tensor_spec
 
-    backend = CBackend(model, TrainConfig(optimizer=OPT_SGD, seed=seed))
+    backend = CBackend(model, config if config is not None else TrainConfig(optimizer=OPT_SGD, seed=seed))
     ids = tensor_ids(model)
 
     def current(t):
@@ -128,7 +130,7 @@ def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int
                 state[t] = new
         if len(updates) >= commits:
             return updates[:commits]
-    raise ArgumentError(f"model {model.name!r}: {max_steps} SGD steps made {len(updates)} of the {commits} commits asked "
+    raise ArgumentError(f"model {model.name!r}: {max_steps} training steps made {len(updates)} of the {commits} commits asked "
                         f"for; ask for at most {len(updates)} (--commits)")
 
 

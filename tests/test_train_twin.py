@@ -299,7 +299,7 @@ def test_init_rejects_models_config_and_nvm_it_cannot_use(core):
     arena = ffi.new("uint64_t[]", total)
     ctx, required = ffi.new("et_train_t **"), ffi.new("uint32_t *")
     bad_cfg = c_config(ffi, TrainConfig())
-    bad_cfg.optimizer = 4  # 0..3 are none, bias, sgd, lrt
+    bad_cfg.optimizer = 5  # 0..4 are none, bias, sgd, lrt, lga
     assert lib.et_train_init(ctx, arena, total, cm.c, cm.nvm, bad_cfg, required) == ET_ERR_ARG
     cfg = c_config(ffi, TrainConfig())
     # Shapes that do not chain.

@@ -65,7 +65,7 @@ static uint32_t et_param_channels(const et_layer_t *l)
 et_status_t et_train_config_check(const et_train_config_t *config)
 {
     int i;
-    if (config == NULL || config->optimizer > ET_OPT_LRT || config->conv_per_pixel > 1 || config->bn_warm > 1 ||
+    if (config == NULL || config->optimizer > ET_OPT_LGA || config->conv_per_pixel > 1 || config->bn_warm > 1 ||
         config->lr_weight >= (UINT32_C(1) << 31) || config->lr_bias >= (UINT32_C(1) << 31) ||
         config->lr_weight_exp < -64 || config->lr_weight_exp > 0 || config->lr_bias_exp < -64 ||
         config->lr_bias_exp > 0 || config->commit_stage_bytes < ET_COMMIT_RECORD_BYTES ||
@@ -83,7 +83,42 @@ et_status_t et_train_config_check(const et_train_config_t *config)
             }
         }
     }
+    if (config->optimizer == ET_OPT_LGA) {
+        if (et_lga_config_check(&config->lga) != ET_OK) {
+            return ET_ERR_ARG;
+        }
+        for (i = 0; i < ET_MAX_LAYERS; i++) {
+            if (config->lga_rank[i] > ET_LGA_MAX_RANK) {
+                return ET_ERR_ARG;
+            }
+        }
+    }
     return ET_OK;
+}
+
+void et_train_lga_layer_config(const et_train_config_t *config, uint16_t layer, et_lga_config_t *out)
+{
+    *out = config->lga;
+    if (layer < ET_MAX_LAYERS && config->lga_rank[layer] != 0) {
+        out->rank = config->lga_rank[layer];
+    }
+}
+
+static void et_lga_figures(const et_layer_t *l, const et_train_config_t *cfg, uint16_t i, et_plan_lga_layer_t *f)
+{
+    et_lga_config_t lc;
+    uint32_t state = 0;
+    uint32_t scratch = 0;
+    et_train_lga_layer_config(cfg, i, &lc);
+    f->n = l->out.c;
+    f->m = (uint16_t)et_cols(l);
+    f->rank = lc.rank;
+    f->optimizer = lc.optimizer;
+    (void)et_lga_state_get_size(f->n, f->m, lc.rank, lc.optimizer, &state);
+    (void)et_lga_grad_get_buffer_size(f->n, f->m, lc.rank, &scratch);
+    f->state_bytes = state;
+    f->scratch_bytes = scratch;
+    f->z_bytes = 2u * et_elems(&l->out);
 }
 
 void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, et_lrt_config_t *out)
@@ -150,7 +185,10 @@ static void et_take_scratch(et_carver_t *c, const et_scratch_t *s, const et_trai
     int16_t *xrow = (int16_t *)et_take(c, ET_PLAN_GRADIENTS, 2 * s->m_max);
     /* the new weight row (SGD, LRT flush); LRT also narrows each x row into it before accumulating */
     int8_t *row = (int8_t *)et_take(c, ET_PLAN_GRADIENTS,
-                                    cfg->optimizer == ET_OPT_SGD || cfg->optimizer == ET_OPT_LRT ? s->m_max : 0);
+                                    cfg->optimizer == ET_OPT_SGD || cfg->optimizer == ET_OPT_LRT ||
+                                            cfg->optimizer == ET_OPT_LGA
+                                        ? s->m_max
+                                        : 0);
     int64_t *pgrad = (int64_t *)et_take(c, ET_PLAN_GRADIENTS, 16 * s->c_max);
     if (ctx != NULL) {
         ctx->grad[0] = g0;
@@ -258,6 +296,39 @@ static void et_take_lrt(et_carver_t *c, const et_model_t *model, const et_train_
     }
 }
 
+static void et_take_lga(et_carver_t *c, const et_model_t *model, const et_train_config_t *cfg, et_train_t *ctx)
+{
+    uint16_t i;
+    uint32_t need = 0;
+    uint32_t z = 0;
+    void *scratch;
+    int16_t *zbuf;
+    if (cfg->optimizer != ET_OPT_LGA) {
+        return;
+    }
+    for (i = 0; i < model->n_layers; i++) {
+        et_plan_lga_layer_t f;
+        void *mem;
+        if (!et_has_weights(&model->layers[i])) {
+            continue;
+        }
+        et_lga_figures(&model->layers[i], cfg, i, &f);
+        mem = et_take(c, ET_PLAN_LGA_STATE, f.state_bytes);
+        need = f.scratch_bytes > need ? f.scratch_bytes : need;
+        z = f.z_bytes > z ? f.z_bytes : z;
+        if (ctx != NULL) {
+            ctx->layers[i].lga = (et_lga_state_t *)mem; /* laid out by et_train_init */
+        }
+    }
+    scratch = et_take(c, ET_PLAN_LGA_SCRATCH, need);
+    zbuf = (int16_t *)et_take(c, ET_PLAN_LGA_SCRATCH, z);
+    if (ctx != NULL) {
+        ctx->lga_scratch = scratch;
+        ctx->lga_scratch_size = need;
+        ctx->lga_z = zbuf;
+    }
+}
+
 et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *config, uint8_t *base, et_plan_t *plan,
                           et_train_t **ctx_out)
 {
@@ -305,6 +376,7 @@ et_status_t et_plan_carve(const et_model_t *model, const et_train_config_t *conf
         }
     }
     et_take_lrt(&c, model, config, ctx);
+    et_take_lga(&c, model, config, ctx);
     if (c.used > UINT32_MAX) {
         return ET_ERR_RANGE;
     }
@@ -376,6 +448,8 @@ const char *et_plan_part_name(int part)
     case ET_PLAN_LRT_STATE: return "lrt_state";
     case ET_PLAN_LRT_SCRATCH: return "lrt_scratch";
     case ET_PLAN_COMMIT: return "commit";
+    case ET_PLAN_LGA_STATE: return "lga_state";
+    case ET_PLAN_LGA_SCRATCH: return "lga_scratch";
     default: return "unknown";
     }
 }
@@ -404,5 +478,30 @@ et_status_t et_layer_get_buffer_size(const et_layer_t *layer, const et_train_con
     }
     *saved = (uint32_t)c.part[ET_PLAN_ACTIVATIONS];
     *scratch = (uint32_t)c.part[ET_PLAN_GRADIENTS];
+    return ET_OK;
+}
+
+et_status_t et_plan_lga_layer(const et_model_t *model, const et_train_config_t *config, uint16_t layer,
+                              et_plan_lga_layer_t *out)
+{
+    et_status_t st;
+    et_plan_lga_layer_t f;
+    if (model == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    if ((st = et_train_config_check(config)) != ET_OK) {
+        return st;
+    }
+    if (config->optimizer != ET_OPT_LGA) {
+        return ET_ERR_ARG;
+    }
+    if ((st = et_model_check(model, NULL)) != ET_OK) {
+        return st;
+    }
+    if (layer >= model->n_layers || !et_has_weights(&model->layers[layer])) {
+        return ET_ERR_ARG;
+    }
+    et_lga_figures(&model->layers[layer], config, layer, &f);
+    *out = f;
     return ET_OK;
 }

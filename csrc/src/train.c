@@ -83,6 +83,7 @@ et_status_t et_train_config_default(et_train_config_t *config)
     config->lr_bias = ET_TRAIN_LR_DEFAULT;
     config->lr_bias_exp = ET_TRAIN_LR_EXP_DEFAULT;
     (void)et_lrt_config_default(&config->lrt);
+    (void)et_lga_config_default(&config->lga);
     config->commit_stage_bytes = ET_TRAIN_STAGE_DEFAULT;
     config->ring_slots = ET_TRAIN_RING_DEFAULT;
     return ET_OK;
@@ -232,6 +233,18 @@ et_status_t et_train_init(et_train_t **ctx_out, void *arena, uint32_t arena_byte
         }
     }
     (void)et_prng_seed(ctx->prng, config->seed);
+    for (i = 0; i < model->n_layers; i++) {
+        const et_layer_t *l = &model->layers[i];
+        et_train_layer_t *rec = &ctx->layers[i];
+        if (rec->lga != NULL) {
+            /* the plan sized this buffer with the same figures; B is drawn from the seeded PRNG */
+            et_lga_config_t lc;
+            uint32_t bytes = 0;
+            et_train_lga_layer_config(config, i, &lc);
+            (void)et_lga_state_get_size(l->out.c, (uint16_t)et_cols(l), lc.rank, lc.optimizer, &bytes);
+            (void)et_lga_state_init(rec->lga, bytes, l->out.c, (uint16_t)et_cols(l), &lc, ctx->prng, &rec->lga);
+        }
+    }
     ctx->magic = ET_TRAIN_MAGIC;
     *ctx_out = ctx;
     return ET_OK;
@@ -407,6 +420,61 @@ et_status_t et_train_checkpoint(et_train_t *ctx)
 
 /* ---- forward ---------------------------------------------------------------------- */
 
+/* The stored integers of a dense layer's input as an int16 row (the format's bytes widened). */
+static void et_dense_row(const et_layer_t *l, const void *in, int16_t *row)
+{
+    const uint8_t *x = (const uint8_t *)in;
+    uint32_t j;
+    for (j = 0; j < l->in.c; j++) {
+        row[j] = l->in.fmt == ET_FMT_BN_OUT ? (int16_t)(int8_t)x[j] : (int16_t)x[j];
+    }
+}
+
+/*
+ * ET_OPT_LGA forward of weight layer i: z = W x + bias (the kernel without its
+ * activation, into the int16 pre-activation buffer), z += A (B x) per output
+ * pixel (et_lga_correct), then the layer's activation (ReLU) or a copy.
+ */
+static et_status_t et_lga_forward(et_train_t *ctx, uint16_t i, const void *in)
+{
+    const et_layer_t *l = &ctx->model->layers[i];
+    et_train_layer_t *rec = &ctx->layers[i];
+    et_layer_t zl = *l;
+    uint32_t pixels = (uint32_t)l->out.h * l->out.w;
+    uint32_t n = l->out.c;
+    int16_t u[ET_LGA_MAX_RANK];
+    uint32_t t;
+    et_status_t st;
+    zl.activation = ET_ACT_NONE;
+    zl.out.fmt = ET_FMT_BIAS;
+    if (l->kind == ET_LAYER_CONV2D) {
+        st = et_conv2d_forward(&zl, rec->weights, rec->bias, in, ctx->lga_z);
+    } else {
+        st = et_dense_forward(&zl, rec->weights, rec->bias, in, ctx->lga_z);
+    }
+    for (t = 0; t < pixels && st == ET_OK; t++) {
+        if (l->kind == ET_LAYER_CONV2D) {
+            st = et_conv2d_im2col_row(l, in, t, ctx->xrow);
+        } else {
+            et_dense_row(l, in, ctx->xrow);
+        }
+        if (st == ET_OK) {
+            st = et_lga_project(rec->lga, ctx->xrow, et_in_lsb(l), u);
+        }
+        if (st == ET_OK) {
+            st = et_lga_correct(rec->lga, u, ctx->lga_z + t * n);
+        }
+    }
+    if (st != ET_OK) {
+        return st;
+    }
+    if (l->activation == ET_ACT_RELU) {
+        return et_relu_forward(ctx->lga_z, (uint8_t *)rec->out, pixels * n);
+    }
+    memcpy(rec->out, ctx->lga_z, 2u * pixels * n);
+    return ET_OK;
+}
+
 static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
 {
     const et_model_t *model = ctx->model;
@@ -418,10 +486,14 @@ static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
         const void *in = et_in_of(ctx, i);
         switch (l->kind) {
         case ET_LAYER_CONV2D:
-            st = et_conv2d_forward(l, rec->weights, rec->bias, in, rec->out);
-            break;
         case ET_LAYER_DENSE:
-            st = et_dense_forward(l, rec->weights, rec->bias, in, rec->out);
+            if (rec->lga != NULL) {
+                st = et_lga_forward(ctx, i, in);
+            } else if (l->kind == ET_LAYER_CONV2D) {
+                st = et_conv2d_forward(l, rec->weights, rec->bias, in, rec->out);
+            } else {
+                st = et_dense_forward(l, rec->weights, rec->bias, in, rec->out);
+            }
             break;
         case ET_LAYER_MAXPOOL2:
             st = et_maxpool2_forward(l, (const uint8_t *)in, (uint8_t *)rec->out);
@@ -761,6 +833,51 @@ static et_status_t et_lrt_update(et_train_t *ctx, uint16_t i, const void *in, co
     return et_lrt_flush_layer(ctx, i);
 }
 
+/* ET_OPT_LGA: add one rank-1 term (gradient at z, LSB 2^-7, without the layer scale) to the sums. */
+static et_status_t et_lga_pair(void *user, uint16_t layer, const et_grad_pair_t *pair)
+{
+    et_train_t *ctx = (et_train_t *)user;
+    return et_lga_grad_add(ctx->layers[layer].lga, ctx->lga_scratch, ctx->lga_scratch_size, pair->delta, pair->x,
+                           pair->x_exp);
+}
+
+/*
+ * ET_OPT_LGA on weight layer i: the factor gradients summed over the
+ * sample's terms, one optimizer step; every K samples of the layer A B is
+ * merged into W (each changed row through the one write path) and the
+ * factors restart.
+ */
+static et_status_t et_lga_update(et_train_t *ctx, uint16_t i, const void *in, const int8_t *dz)
+{
+    const et_layer_t *l = &ctx->model->layers[i];
+    et_lga_state_t *s = ctx->layers[i].lga;
+    et_lga_config_t lc;
+    uint32_t m = et_cols(l);
+    uint16_t o;
+    et_status_t st;
+    et_train_lga_layer_config(&ctx->config, i, &lc);
+    if ((st = et_lga_grad_zero(s, ctx->lga_scratch, ctx->lga_scratch_size)) != ET_OK ||
+        (st = et_for_each_pair(ctx, i, in, dz, et_lga_pair, ctx, 1)) != ET_OK ||
+        (st = et_lga_step(s, &lc, ctx->lga_scratch, ctx->lga_scratch_size, et_in_lsb(l))) != ET_OK) {
+        return st;
+    }
+    s->samples += 1;
+    if (s->samples < lc.merge_every) {
+        return ET_OK;
+    }
+    for (o = 0; o < l->out.c; o++) {
+        uint8_t changed = 0;
+        if ((st = et_lga_merge_row(s, o, l->alpha_shift, ctx->layers[i].weights + (uint32_t)o * m, ctx->row,
+                                   &changed)) != ET_OK) {
+            return st;
+        }
+        if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {
+            return st;
+        }
+    }
+    return et_lga_restart(s, &lc, ctx->prng);
+}
+
 /* The optimizer's work on weight layer i once dz (gradient at z) is final. */
 static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const void *in, const int8_t *dz)
 {
@@ -791,6 +908,8 @@ static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const voi
     }
     if (ctx->config.optimizer == ET_OPT_LRT) {
         st = et_lrt_update(ctx, i, in, dz);
+    } else if (ctx->config.optimizer == ET_OPT_LGA) {
+        st = et_lga_update(ctx, i, in, dz);
     } else if (ctx->config.optimizer != ET_OPT_SGD) {
         return ET_OK;
     } else {
@@ -1041,6 +1160,15 @@ et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_sta
         stats->terms = et_add_sat32(stats->terms, rec->lrt->terms);
         stats->skipped = et_add_sat32(stats->skipped, rec->lrt->skipped);
     }
+    return ET_OK;
+}
+
+et_status_t et_train_lga(const et_train_t *ctx, uint16_t layer, const et_lga_state_t **state)
+{
+    if (!et_ctx_ok(ctx) || state == NULL || layer >= ctx->model->n_layers || ctx->layers[layer].lga == NULL) {
+        return ET_ERR_ARG;
+    }
+    *state = ctx->layers[layer].lga;
     return ET_OK;
 }
 

@@ -7,6 +7,7 @@
 
 #include "edgetrain/et_commit.h"
 #include "edgetrain/et_fixed.h"
+#include "edgetrain/et_lga.h"
 #include "edgetrain/et_lrt.h"
 #include "edgetrain/et_maxnorm.h"
 #include "edgetrain/et_model.h"
@@ -46,6 +47,7 @@ typedef struct {
     et_lrt_norms_t *lrt_norms; /* ET_OPT_LRT: its max-norm trackers (optimizer part) */
     uint32_t lrt_samples;   /* ET_OPT_LRT: samples since the last flush attempt (0..B-1) */
     et_train_lrt_stats_t lrt_done; /* ET_OPT_LRT: counters up to the last reset (et_train_lrt adds the state's) */
+    et_lga_state_t *lga;    /* ET_OPT_LGA: the layer's factors and optimizer states (lga_state part) */
 } et_train_layer_t;
 
 struct et_train {
@@ -77,6 +79,9 @@ struct et_train {
     int32_t open_tensor;        /* tensor id with an open commit (et_train_write_rows), -1 for none */
     uint32_t next_row;          /* the open commit accepts rows from here on */
     uint64_t commits_lost;      /* et_commit_end answered ET_ERR_WORN: the record found no slot */
+    void *lga_scratch;          /* ET_OPT_LGA: the gradient sums shared by the layers (lga_scratch part) */
+    uint32_t lga_scratch_size;  /* its bytes: the largest et_lga_grad_get_buffer_size of the layers */
+    int16_t *lga_z;             /* ET_OPT_LGA: a weight layer's pre-activations (lga_scratch part) */
 };
 
 /*
@@ -96,5 +101,8 @@ et_status_t et_train_config_check(const et_train_config_t *config);
  * config->lrt with the layer's rank (lrt_rank[layer], else lrt.rank).
  */
 void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, et_lrt_config_t *out);
+
+/* The factor config of weight layer `layer` under an ET_OPT_LGA config: config->lga with the layer's rank. */
+void et_train_lga_layer_config(const et_train_config_t *config, uint16_t layer, et_lga_config_t *out);
 
 #endif /* EDGETRAIN_TRAIN_INTERNAL_H */

@@ -22,8 +22,9 @@ from ..model.description import LayerKind
 from ..model.loader import MODEL_NAMES, load_model
 from ..reference.lrt import MAX_RANK
 from ..reference.lrt import Config as LrtConfig
-from ..reference.train import OPTIMIZERS, OPT_LRT, TrainConfig
+from ..reference.train import OPTIMIZERS, OPT_LGA, OPT_LRT, TrainConfig
 from . import argtypes
+from .lga_flags import add_lga_arguments, full_baselines, lga_train_config
 
 LRT_PARTS = ("lrt_state", "lrt_scratch")
 MAX_BUDGET = 2**32
@@ -40,6 +41,7 @@ def register(sub) -> None:
     p.add_argument("--budget", metavar="SIZE", type=argtypes.checked(lambda text: parse_size(text), "size"), help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
     p.add_argument("--per-layer", action="store_true", help="with --budget: then raise single layers' ranks while it fits")
     p.add_argument("--json", nargs="?", const="-", metavar="FILE", type=argtypes.output_file_or_stdout, help="write JSON to FILE (no FILE: stdout)")
+    add_lga_arguments(p, with_training=False)
     p.set_defaults(func=main)
 
 
@@ -67,6 +69,9 @@ def describe(planner: CPlanner, config: TrainConfig) -> dict:
     if config.optimizer == OPT_LRT:
         out["rank"] = config.lrt.rank
         out["layers"] = planner.lrt_layers(config)
+    elif config.optimizer == OPT_LGA:
+        out.update(rank=config.lga.rank, lga_optimizer=config.lga.optimizer, layers=planner.lga_layers(config),
+                   **full_baselines(planner))
     else:
         out["layers"] = [{"name": l.name, "index": i, "kind": "conv" if l.kind == LayerKind.CONV2D else "dense", "n": l.n, "m": l.m}
                          for i, l in enumerate(planner.model.layers) if l.weights is not None]
@@ -138,6 +143,8 @@ def text_report(r: dict) -> str:
     if "budget_bytes" in r and not r["fits"]:
         return f"{r['model']}: budget {r['budget_bytes']:,} B: {r['message']}"
     head = f"{r['model']}, optimizer {r['optimizer']}"
+    if r["optimizer"] == "lga":
+        head += f", rank {r['rank']} (full-matrix momentum {r['full_momentum_bytes']:,} B, Adam {r['full_adam_bytes']:,} B)"
     if r["optimizer"] == "lrt":
         head += f", rank {r['rank']}" if "layer_ranks" not in r else f", per-layer ranks {r['layer_ranks']}"
     head += f": arena {r['aux_bytes']:,} B ({r['aux_bytes'] / 1024:.1f} KiB)"
@@ -167,6 +174,7 @@ def main(args) -> int:
         report = fit_budget(planner, args.budget, args.per_layer)
     else:
         config = lrt_train_config(args.rank) if args.optimizer == "lrt" else TrainConfig(optimizer=OPTIMIZERS[args.optimizer])
+        config = lga_train_config(args.rank, args.lga_optimizer) if args.optimizer == "lga" else config
         report = describe(planner, config)
         if report["aux_bytes"] > MAX_ARENA_DEFAULT:
             print(f"edgetrain plan: note: this arena ({report['aux_bytes']:,} bytes) exceeds "

@@ -24,10 +24,11 @@ from ..reference.lrt import config_check as lrt_config_check
 from ..session import LAST, Session
 from ..tasks import TASKS, TaskOptions
 from . import argtypes
+from .lga_flags import add_lga_arguments, lga_config
 from .plan import MAX_ARENA_DEFAULT, parse_size
 
 LRT_LIMITS = {"rank": (1, MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
-OPTIMIZER_CHOICES = ("lrt", "sgd", "bias", "none")
+OPTIMIZER_CHOICES = ("lrt", "lga", "sgd", "bias", "none")
 
 
 def register(sub) -> None:
@@ -50,6 +51,7 @@ def register(sub) -> None:
     p.add_argument("--max-arena", metavar="SIZE", type=argtypes.checked(lambda text: parse_size(text, "--max-arena"), "size"),
                    default=MAX_ARENA_DEFAULT, help="refuse a model whose training arena (edgetrain plan) exceeds SIZE (default: 64MiB)")
     add_lrt_arguments(p)
+    add_lga_arguments(p)
     d = TaskOptions()
     t = p.add_argument_group("task magnitudes (defaults: the paper's)")
     t.add_argument("--augment", action="store_true", help="elastically augment every streamed image (the paper's online pool)")
@@ -142,13 +144,16 @@ def session(args) -> Session:
     if not 0 <= args.seed < 1 << 32:
         raise ArgumentError(f"--seed {args.seed} is outside 0..2^32-1")
     lrt, ranks = lrt_config(args, load_model(args.model, args.seed)) if args.optimizer == "lrt" else (None, ())
+    lga = None
+    if args.optimizer == "lga":
+        lga, ranks = lga_config(args, layer_ranks(load_model(args.model, args.seed), args.layer_ranks) if args.layer_ranks else ())
     if args.optimizer != "lrt" and not 0 <= args.lr < 1:
         raise ArgumentError(f"--lr {args.lr} must lie in [0, 1)")
     if args.cpu is not None and args.backend != "arm":
         raise ArgumentError(f"--cpu {args.cpu} chooses the firmware's CPU: it needs --backend arm")
     return Session(args.model, optimizer=args.optimizer, task=args.task, backend=args.backend, seed=args.seed,
                    memory_map=args.memory_map, data_dir=args.data_dir, conv_per_pixel=args.conv_per_pixel, lr=args.lr,
-                   lr_bias=args.lr_bias, lrt=lrt, layer_ranks=ranks, task_options=task_options(args),
+                   lr_bias=args.lr_bias, lrt=lrt, lga=lga, layer_ranks=ranks, task_options=task_options(args),
                    samples_per_day=args.samples_per_day, backend_options={"cpu": args.cpu} if args.cpu else None)
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from ..model.description import LayerKind, Model
 from ..model.validate import check_model
-from . import fixed, lrt
-from .train import OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
+from . import fixed, lga, lrt
+from .train import OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
 
-PARTS = ("context", "activations", "gradients", "optimizer", "prng", "lrt_state", "lrt_scratch", "commit")
+PARTS = ("context", "activations", "gradients", "optimizer", "prng", "lrt_state", "lrt_scratch", "commit", "lga_state",
+         "lga_scratch")
 MAXNORM_BYTES = 16  # et_maxnorm_t: count, beta_pow, et_ufloat_t (mant, exp)
 PRNG_BYTES = 4  # et_prng_t
 LRT_NORMS_BYTES = 2 * MAXNORM_BYTES  # et_lrt_norms_t
@@ -65,7 +66,7 @@ def _scratch_sizes(layer, config: TrainConfig) -> tuple[int, int, int, int, int]
 
 
 def _scratch_bytes(grad: int, g16: int, dw: int, m: int, c: int, config: TrainConfig) -> int:
-    row = m if config.optimizer in (OPT_SGD, OPT_LRT) else 0
+    row = m if config.optimizer in (OPT_SGD, OPT_LRT, OPT_LGA) else 0
     return 2 * _a8(grad) + _a8(2 * g16) + _a8(4 * dw) + _a8(2 * m) + _a8(row) + _a8(16 * c)
 
 
@@ -82,6 +83,16 @@ def lrt_layer(model: Model, config: TrainConfig, i: int) -> dict[str, int]:
     return {"n": n, "m": m, "rank": cfg.rank, "kind": lrt.KIND_CONV if layer.kind == LayerKind.CONV2D else lrt.KIND_DENSE,
             "state_bytes": lrt.state_get_size(n, m, cfg.rank), "norms_bytes": LRT_NORMS_BYTES,
             "scratch_bytes": lrt.accumulate_get_buffer_size(n, m, cfg.rank)}
+
+
+def lga_layer(model: Model, config: TrainConfig, i: int) -> dict[str, int]:
+    """One weight layer's LGA figures (et_plan_lga_layer): n, m, rank, optimizer, state/scratch/z bytes."""
+    layer = model.layers[i]
+    cfg = config.lga_layer_config(i)
+    n, m = layer.out_shape.c, _cols(layer)
+    return {"n": n, "m": m, "rank": cfg.rank, "optimizer": cfg.optimizer,
+            "state_bytes": lga.state_get_size(n, m, cfg.rank, cfg.optimizer),
+            "scratch_bytes": lga.grad_get_buffer_size(n, m, cfg.rank), "z_bytes": 2 * _elems(layer.out_shape)}
 
 
 def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int]:
@@ -108,6 +119,11 @@ def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int
         figures = [lrt_layer(model, config, i) for i, layer in enumerate(model.layers) if _has_weights(layer)]
         parts["lrt_state"] = sum(_a8(f["state_bytes"]) for f in figures)
         parts["lrt_scratch"] = _a8(LRT_FLUSH_BYTES) + _a8(max(f["scratch_bytes"] for f in figures))
+    if config.optimizer == OPT_LGA:
+        figures = [lga_layer(model, config, i) for i, layer in enumerate(model.layers) if _has_weights(layer)]
+        parts["lga_state"] = sum(_a8(f["state_bytes"]) for f in figures)
+        parts["lga_scratch"] = (_a8(max(f["scratch_bytes"] for f in figures))
+                                + _a8(max(f["z_bytes"] for f in figures)))
     parts["commit"] = _a8(config.commit_stage_bytes)
     parts["total"] = sum(parts[p] for p in PARTS)
     return parts

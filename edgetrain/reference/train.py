@@ -21,10 +21,10 @@ from ..errors import ArgumentError
 from ..model.description import Activation, LayerKind, Model
 from ..model.image import TensorOffsets
 from ..model.validate import check_model
-from . import fixed, layers, lrt, maxnorm
+from . import fixed, layers, lga, lrt, maxnorm
 
-OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT = 0, 1, 2, 3
-OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD, "lrt": OPT_LRT}
+OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT, OPT_LGA = 0, 1, 2, 3, 4
+OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD, "lrt": OPT_LRT, "lga": OPT_LGA}
 LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
 MAX_LAYERS = 32  # ET_MAX_LAYERS: the length of et_train_config_t.lrt_rank
 LRT_STATS = ("terms", "skipped", "flushes", "applied")  # et_train_lrt_stats_t
@@ -49,10 +49,13 @@ class TrainConfig:
     lrt_rank: tuple = ()  # OPT_LRT: rank per layer index (0 = lrt.rank); up to MAX_LAYERS entries
     commit_stage_bytes: int = STAGE_DEFAULT  # the C commit's staging buffer (plan part "commit"); no effect here
     ring_slots: int = RING_DEFAULT  # commit records per tensor ring (C); no effect here
+    lga: lga.Config = field(default_factory=lga.Config)  # OPT_LGA: the factors' optimizer and merge (et_lga.h)
+    lga_rank: tuple = ()  # OPT_LGA: rank per layer index (0 = lga.rank); up to MAX_LAYERS entries
 
     def check(self) -> None:
-        if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT):
-            raise ArgumentError(f"optimizer {self.optimizer} is unknown: use 0 (none), 1 (bias), 2 (sgd) or 3 (lrt)")
+        if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT, OPT_LGA):
+            raise ArgumentError(f"optimizer {self.optimizer} is unknown: use 0 (none), 1 (bias), 2 (sgd), 3 (lrt) "
+                                "or 4 (lga)")
         for name in ("lr_weight", "lr_bias"):
             if not 0 <= getattr(self, name) < 1 << 31:
                 raise ArgumentError(f"{name} = {getattr(self, name)} is outside 0..2^31-1")
@@ -68,6 +71,13 @@ class TrainConfig:
             for i, r in enumerate(self.lrt_rank):
                 if not 0 <= int(r) <= lrt.MAX_RANK:
                     raise ArgumentError(f"lrt_rank[{i}] = {r} is outside 1..{lrt.MAX_RANK} (0 = the global rank {self.lrt.rank})")
+        if self.optimizer == OPT_LGA:
+            lga.config_check(self.lga)
+            if len(self.lga_rank) > MAX_LAYERS:
+                raise ArgumentError(f"lga_rank has {len(self.lga_rank)} entries; a model has at most {MAX_LAYERS} layers")
+            for i, r in enumerate(self.lga_rank):
+                if not 0 <= int(r) <= lga.MAX_RANK:
+                    raise ArgumentError(f"lga_rank[{i}] = {r} is outside 1..{lga.MAX_RANK} (0 = the global rank {self.lga.rank})")
         if not 16 <= self.commit_stage_bytes <= STAGE_MAX:
             raise ArgumentError(f"commit_stage_bytes = {self.commit_stage_bytes} is outside 16..{STAGE_MAX}")
         if not RING_MIN <= self.ring_slots <= RING_MAX:
@@ -77,6 +87,11 @@ class TrainConfig:
         """The accumulator config of weight layer ``layer``: lrt with the layer's rank (et_train_lrt_layer_config)."""
         r = int(self.lrt_rank[layer]) if layer < len(self.lrt_rank) else 0
         return replace(self.lrt, rank=r) if r else self.lrt
+
+    def lga_layer_config(self, layer: int) -> lga.Config:
+        """The factor config of weight layer ``layer``: lga with the layer's rank (et_train_lga_layer_config)."""
+        r = int(self.lga_rank[layer]) if layer < len(self.lga_rank) else 0
+        return replace(self.lga, rank=r) if r else self.lga
 
 
 @dataclass
@@ -106,6 +121,7 @@ class LayerState:
     lrt_norms: lrt.Norms | None = None  # its max-norm trackers
     lrt_samples: int = 0  # samples since the last flush attempt
     lrt_done: dict = field(default_factory=lambda: dict.fromkeys(LRT_STATS, 0))  # counters up to the last reset
+    lga: lga.State | None = None  # OPT_LGA: the layer's factors and optimizer states
 
 
 @dataclass
@@ -171,6 +187,10 @@ def init(model: Model, nvm: np.ndarray, image_at: int, offsets: list[TensorOffse
             ls.mn_weight = maxnorm.maxnorm_init() if trains else None
             ls.mn_bias = maxnorm.maxnorm_init() if trains else None
         state.layers.append(ls)
+    if config.optimizer == OPT_LGA:  # B is drawn from the seeded PRNG, layer by layer
+        for i, (layer, ls) in enumerate(zip(model.layers, state.layers)):
+            if _has_weights(layer):
+                ls.lga = lga.state_init(layer.out_shape.c, _cols(layer), config.lga_layer_config(i), state.prng)
     return state
 
 
@@ -225,13 +245,30 @@ def _check_input(state: TrainState, x) -> np.ndarray:
     return arr.reshape(shape.h, shape.w, shape.c)
 
 
+def _rows(layer, x: np.ndarray) -> np.ndarray:
+    """The layer's input rows as stored integers: im2col rows (conv) or the one input row (dense)."""
+    return layers.im2col(layer, x) if layer.kind == LayerKind.CONV2D else x.reshape(1, -1).astype(np.int64)
+
+
+def _lga_forward(layer, ls: LayerState, x: np.ndarray) -> np.ndarray:
+    """OPT_LGA: z = W x + bias without the activation, z += A (B x) per output pixel, then the activation."""
+    zl = replace(layer, activation=Activation.NONE, out_shape=replace(layer.out_shape, fmt=fixed.FMT_BIAS))
+    fwd = layers.conv2d_forward if layer.kind == LayerKind.CONV2D else layers.dense_forward
+    z = fwd(zl, ls.weights, ls.bias, x)
+    u = lga.project(ls.lga, _rows(layer, x), fixed.FORMATS[layer.in_shape.fmt].lsb_exp)
+    z = lga.correct(ls.lga, u, z.reshape(u.shape[0], -1)).reshape(z.shape)
+    return layers.relu_forward(z) if layer.activation == Activation.RELU else z
+
+
 def _forward(state: TrainState, x: np.ndarray, train: bool) -> int:
     cur = x
     pred = 0
     for layer, ls in zip(state.model.layers, state.layers):
         ls.inp = cur
         kind = layer.kind
-        if kind == LayerKind.CONV2D:
+        if ls.lga is not None:
+            out = _lga_forward(layer, ls, cur)
+        elif kind == LayerKind.CONV2D:
             out = layers.conv2d_forward(layer, ls.weights, ls.bias, cur)
         elif kind == LayerKind.DENSE:
             out = layers.dense_forward(layer, ls.weights, ls.bias, cur)
@@ -337,6 +374,30 @@ def _lrt_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> Non
     lrt.reset(ls.lrt)
 
 
+def _lga_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> None:
+    """OPT_LGA on weight layer i: one factor step from the sample's terms; every K samples merge and restart."""
+    layer, ls = state.model.layers[i], state.layers[i]
+    cfg = state.config.lga_layer_config(i)
+    x_exp = fixed.FORMATS[layer.in_shape.fmt].lsb_exp
+    d = dz.reshape(-1, layer.out_shape.c)
+    keep = d.any(axis=1)  # terms whose delta is all zero add nothing (the C skips them)
+    lga.grad_zero(ls.lga)
+    lga.grad_add(ls.lga, d[keep], _rows(layer, x)[keep], x_exp)
+    lga.step(ls.lga, cfg, x_exp)
+    ls.lga.samples += 1
+    if ls.lga.samples < cfg.merge_every:
+        return
+    write_rows(state, i, 0, lga.merge(ls.lga, layer.alpha_shift, ls.weights))
+    lga.restart(ls.lga, cfg, state.prng)
+
+
+def lga_state(state: TrainState, layer: int) -> lga.State:
+    """et_train_lga: weight layer ``layer``'s factor state."""
+    if not 0 <= layer < len(state.layers) or state.layers[layer].lga is None:
+        raise ArgumentError(f"layer {layer} has no low-rank factors (optimizer lga, conv or dense layers only)")
+    return state.layers[layer].lga
+
+
 def lrt_stats(state: TrainState, layer: int) -> dict:
     """et_train_lrt's counters of weight layer ``layer`` since init."""
     ls = state.layers[layer]
@@ -358,6 +419,9 @@ def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarra
     _update_params(state, ls.mn_bias, db, -7, ls.bias)
     if state.config.optimizer == OPT_LRT:
         _lrt_update(state, i, x, dz)
+        return
+    if state.config.optimizer == OPT_LGA:
+        _lga_update(state, i, x, dz)
         return
     if state.config.optimizer != OPT_SGD:
         return

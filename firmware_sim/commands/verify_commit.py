@@ -23,9 +23,10 @@ def register(sub) -> None:
                        description=__doc__.split("\n\n")[1] if __doc__ else None)
     p.add_argument("--model", default="sim-tiny",
                    help="sim-tiny, sim-small (firmware_sim.models), a preset (mlp, mcu-cnn, ...) or a .etm file (default sim-tiny)")
-    p.add_argument("--updates", choices=("synthetic", "sgd"), default="synthetic",
+    p.add_argument("--updates", choices=("synthetic", "sgd", "lga"), default="synthetic",
                    help="what each commit writes: synthetic updates of 5%% of a weight tensor, or the commits real SGD "
-                        "training steps make (weights every step, biases/BN at a checkpoint every 4 steps) (default synthetic)")
+                        "training steps make (weights every step, biases/BN at a checkpoint every 4 steps), or those of "
+                        "--optimizer lga (Adam, rank 4, a merge every 2 samples) (default synthetic)")
     p.add_argument("--memory-map", default=None, help="preset name or TOML file (default: every preset)")
     p.add_argument("--exhaustive", action="store_true", help="inject at every device operation of every commit")
     p.add_argument("--commits", type=argtypes.int_range(1), default=None, help="commits to run per memory map (default 48 exhaustive, 12 linear)")
@@ -40,6 +41,7 @@ def register(sub) -> None:
 
 def verify(model_name: str, map_specs: list[str], exhaustive: bool, commits: int, max_points: int, ring_slots: int,
            seed: int, updates: str = "synthetic") -> dict:
+    from edgetrain.commands.lga_flags import lga_verify_config
     from edgetrain.errors import ArgumentError
     from edgetrain.model.image import layout
 
@@ -58,6 +60,7 @@ def verify(model_name: str, map_specs: list[str], exhaustive: bool, commits: int
     result = {"model": model.name, "schedule": "exhaustive" if exhaustive else "linear", "updates": updates,
               "seed": seed, **{k: 0 for k in SUM_KEYS}, "memory_maps": {}}
     recorded = sgd_updates(model, commits, seed) if updates == "sgd" else None
+    recorded = sgd_updates(model, commits, seed, config=lga_verify_config(seed)) if updates == "lga" else recorded
     for spec in map_specs:
         mmap = MemoryMap.load(spec)
         region = mmap.make_nvm(seed=seed)

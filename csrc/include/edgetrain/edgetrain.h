@@ -9,6 +9,7 @@
 #include "et_fixed.h"
 #include "et_maxnorm.h"
 #include "et_lrt.h"
+#include "et_lga.h"
 #include "et_model.h"
 #include "et_nvm.h"
 #include "et_layers.h"

@@ -32,7 +32,13 @@ typedef enum {
     ET_PLAN_LRT_SCRATCH = 6, /* ET_OPT_LRT: the flush context and the accumulate scratch shared by all
                                 layers, sized for the layer that needs most */
     ET_PLAN_COMMIT = 7,      /* the commit's staging buffer (config commit_stage_bytes) */
-    ET_PLAN_PART_COUNT = 8
+    ET_PLAN_LGA_STATE = 8,   /* ET_OPT_LGA: per weight layer its factors and optimizer states
+                                (et_lga_state_get_size: 64 + 2 r (n + m), + 4 r (n + m) momentum/Adam,
+                                + 8 r (n + m) Adam, each array 8-padded) */
+    ET_PLAN_LGA_SCRATCH = 9, /* ET_OPT_LGA: the gradient sums shared by all layers (the largest
+                                et_lga_grad_get_buffer_size) and the int16 pre-activations of the
+                                largest weight layer output */
+    ET_PLAN_PART_COUNT = 10
 } et_plan_part_t;
 
 typedef struct {
@@ -43,7 +49,8 @@ typedef struct {
 /*
  * Plan the arena for `model` (checked by et_model_check first) trained with
  * `config`. ET_ERR_ARG for NULL or a config out of range (an ET_OPT_LRT
- * config: et_lrt_config_check and lrt_rank 0..8), the model check's
+ * config: et_lrt_config_check and lrt_rank 0..8; an ET_OPT_LGA config:
+ * et_lga_config_check and lga_rank 0..8), the model check's
  * status, ET_ERR_RANGE when the total exceeds 2^32-1 bytes.
  */
 et_status_t et_plan(const et_model_t *model, const et_train_config_t *config, et_plan_t *plan);
@@ -68,6 +75,26 @@ typedef struct {
  */
 et_status_t et_plan_lrt_layer(const et_model_t *model, const et_train_config_t *config, uint16_t layer,
                               et_plan_lrt_layer_t *out);
+
+/* One weight layer's figures under an ET_OPT_LGA config. */
+typedef struct {
+    uint16_t n;             /* outputs: rows of W */
+    uint16_t m;             /* inputs: columns of W (k*k*in_c for conv) */
+    uint8_t rank;           /* the layer's rank r (lga_rank[layer], else lga.rank) */
+    uint8_t optimizer;      /* et_lga_optimizer_t */
+    uint32_t state_bytes;   /* factors and optimizer states: et_lga_state_get_size */
+    uint32_t scratch_bytes; /* its need of the shared gradient sums: et_lga_grad_get_buffer_size */
+    uint32_t z_bytes;       /* its pre-activation buffer: 2 * output elements */
+} et_plan_lga_layer_t;
+
+/*
+ * The figures of weight layer `layer` under an ET_OPT_LGA config (et_plan's
+ * lga parts are their 8-byte-aligned sums and maxima). ET_ERR_ARG for NULL,
+ * a config that is not ET_OPT_LGA or out of range, a layer index out of
+ * range or a layer without weights; the model check's status for a bad model.
+ */
+et_status_t et_plan_lga_layer(const et_model_t *model, const et_train_config_t *config, uint16_t layer,
+                              et_plan_lga_layer_t *out);
 
 /* Short lower-case name of a part ("activations"); "unknown" for other values. */
 const char *et_plan_part_name(int part);

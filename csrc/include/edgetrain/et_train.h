@@ -26,6 +26,7 @@
 #include "et_fixed.h"
 #include "et_maxnorm.h"
 #include "et_lrt.h"
+#include "et_lga.h"
 #include "et_model.h"
 #include "et_nvm.h"
 #include "et_commit.h"
@@ -34,9 +35,12 @@ typedef enum {
     ET_OPT_NONE = 0, /* inference only: a step predicts and changes nothing */
     ET_OPT_BIAS = 1, /* biases and BN gamma/beta trained every sample (max-norm); weights fixed */
     ET_OPT_SGD = 2,  /* as BIAS, plus a per-sample quantized weight update (max-norm) */
-    ET_OPT_LRT = 3   /* as BIAS, plus low-rank training: each weight layer's (delta, x) terms are
+    ET_OPT_LRT = 3,  /* as BIAS, plus low-rank training: each weight layer's (delta, x) terms are
                         accumulated every sample (et_lrt.h) and its weights written every B samples
                         of the layer, only where the density gate passes (docs/training.md) */
+    ET_OPT_LGA = 4   /* as BIAS, plus low-rank gradient approximation (et_lga.h, docs/lga.md): each weight
+                        layer computes W x + A (B x); the optimizer steps on the factors every sample and
+                        A B is merged into W every K samples of the layer */
 } et_optimizer_t;
 
 /* Default staging buffer of the commit: enough for any in-place NVM with a program unit up to 16 bytes. */
@@ -72,6 +76,9 @@ typedef struct {
                                     et_commit_get_buffer_size(nvm) (checked at init); default 16; flash
                                     needs its erase unit */
     uint16_t ring_slots;     /* commit records per tensor ring, ET_COMMIT_MIN_RING..ET_COMMIT_MAX_RING; default 8 */
+    et_lga_config_t lga;     /* ET_OPT_LGA: optimizer, rank, restart rule, K, lr, betas, eps (et_lga.h, checked
+                                by et_lga_config_check); not read by the other optimizers */
+    uint8_t lga_rank[ET_MAX_LAYERS]; /* ET_OPT_LGA: rank of weight layer i (by layer index), 1..8; 0 = lga.rank */
 } et_train_config_t;
 
 /* The training context: opaque, placed at the start of the arena by et_train_init. */
@@ -105,8 +112,8 @@ typedef et_status_t (*et_pair_fn)(void *user, uint16_t layer, const et_grad_pair
 
 /*
  * Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr
- * 0.01 for both, seed 0; lrt = et_lrt_config_default (the paper's), no
- * per-layer ranks.
+ * 0.01 for both, seed 0; lrt = et_lrt_config_default (the paper's), lga =
+ * et_lga_config_default, no per-layer ranks.
  */
 /* Fill *config with the defaults: SGD, summed conv gradients, fresh BN, lr 0.01 for both, seed 0,
  * a 16-byte commit staging buffer, 8 records per ring. */
@@ -248,6 +255,13 @@ typedef struct {
  */
 et_status_t et_train_lrt(const et_train_t *ctx, uint16_t layer, const et_lrt_state_t **state,
                          et_train_lrt_stats_t *stats);
+
+/*
+ * ET_OPT_LGA: read view of weight layer `layer`'s factor state (et_lga.h:
+ * factors through et_lga_factors, steps, samples since the last merge,
+ * merges). ET_ERR_ARG for a context without LGA or a layer without weights.
+ */
+et_status_t et_train_lga(const et_train_t *ctx, uint16_t layer, const et_lga_state_t **state);
 
 /* Training steps taken so far (ET_OPT_NONE steps do not count). */
 et_status_t et_train_samples(const et_train_t *ctx, uint32_t *samples);
