@@ -174,10 +174,20 @@ def test_lrt_report(tmp_path, capsys, mnist_dir):
     assert r["aux_bytes"] == c_plan(preset("mcu-cnn"), lrt_train_config(4))["total"] == r["plan"]["total"]
     lrt = r["lrt"]
     assert (lrt["rank"], lrt["batch_conv"], lrt["batch_dense"], lrt["unbiased"], lrt["kappa"]) == (4, 10, 100, True, 100)
+    assert lrt["maxnorm"] is True
     assert lrt["layer_ranks"] == {"conv1": 4, "conv2": 4, "fc1": 4, "fc2": 4}
     # 25 samples: conv layers attempted two flushes (samples 10 and 20), dense layers none yet.
     assert {k: v["flushes"] for k, v in lrt["layers"].items()} == {"conv1": 2, "conv2": 2, "fc1": 0, "fc2": 0}
     assert r["max_writes_per_cell"] <= 2
+
+
+def test_lrt_no_max_norm_flag(tmp_path, capsys, mnist_dir):
+    """--no-max-norm (Table 1's no-norm column) reaches the core: the flush of L and R is not normalised."""
+    common = ["--model", "mlp", "--optimizer", "lrt", "--samples", "120", "--batch-dense", "40", "--data-dir", str(mnist_dir)]
+    off = run_json(tmp_path, capsys, *common, "--no-max-norm")
+    on = run_json(tmp_path, capsys, *common)
+    assert off["lrt"]["maxnorm"] is False and on["lrt"]["maxnorm"] is True
+    assert off["weights_sha256"] != on["weights_sha256"]
 
 
 @pytest.mark.slow
