@@ -498,7 +498,7 @@ static int64_t et_threshold(const et_train_t *ctx, int64_t xmax, int32_t exp, et
  * w - dw saturated to int8, dw the stochastically rounded update of gradient
  * g (above); g = 0 leaves w and draws nothing.
  */
-static int8_t et_sgd_cell(const et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div)
+static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div)
 {
     int64_t v = 0;
     uint32_t u;
