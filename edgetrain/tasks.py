@@ -121,12 +121,12 @@ class Stream:
         index = int(self.indices[k])
         image, label = self.images[index], int(self.labels[index])
         transforms = [t for t in self.setting(k) if t != "CD"]
-        if not self.options.augment and not transforms:
+        if self.options.augment:  # the draws of stream (seed, k): the same image on every backend and run
+            image = augment.elastic(image[None], self.seed, k)[0]
+        if not transforms:
             return image, label
         rng = np.random.default_rng([self.seed, AUGMENT_STREAM, k])
         x = image.astype(np.float64) / 255.0
-        if self.options.augment:
-            x = augment.elastic(x, rng)
         for name in transforms:
             x = augment.TRANSFORMS[name](x, rng)
         return augment.to_uint8(x), label

@@ -444,7 +444,28 @@ def test_softmax_ce(core, twin, n, seed, mode, data):
     p = np.exp(zr - zr.max())
     p /= p.sum()
     p[label] -= 1
-    assert np.abs(g - np.clip(p * 128, -128, 127)).max() <= 0.5 + 0.02
+    others = np.arange(n) != label
+    # Every entry but the label's: one rounding of p[i].
+    assert np.abs(g[others] - np.clip(p[others] * 128, -128, 127)).max(initial=0) <= 0.5 + 0.02
+    # The label's entry makes the sum zero (unless -sum(others) is below -128), so it carries
+    # the others' rounding errors: at most (n - 1) * 0.52 from the float value.
+    total = int(g[others].astype(int).sum())
+    assert int(g[label]) == max(-total, -128)
+    want = max(-np.clip(p[others] * 128, -128, 127).sum(), -128)  # p[label] - 1 with the others as stored
+    assert abs(int(g[label]) - want) <= (n - 1) * (0.5 + 0.02)
+
+
+def test_softmax_gradient_sums_to_zero_when_the_others_round_to_zero(core):
+    # A confident correct prediction: every p[i], i != label, below half an LSB. Rounding
+    # the label's entry alone would give -1 LSB and push every logit up; the sum rule gives 0.
+    ffi, lib = core
+    z = np.array([-30000, 20000, -30000, -30000], np.int16)
+    g = np.full(4, 7, np.int8)
+    assert lib.et_softmax_ce_backward(c_layer(ffi, head_layer(4)), buf(ffi, z), 1, buf(ffi, g)) == ET_OK
+    assert g.tolist() == [0, 0, 0, 0]
+    z = np.array([0, 4096, 0, 0], np.int16)  # p = (0.175, 0.475, 0.175, 0.175): 22.4 -> 22 each
+    assert lib.et_softmax_ce_backward(c_layer(ffi, head_layer(4)), buf(ffi, z), 1, buf(ffi, g)) == ET_OK
+    assert g.tolist() == [22, -66, 22, 22]
 
 
 def test_softmax_equal_logits_give_uniform_gradient(core):

@@ -585,3 +585,34 @@ def test_checkpoint_then_reload_warm_predicts_the_same(core, twin):
     cold.predict(xs[15])
     cb.predict(xs[15])
     assert c_outputs(cold)[1] != c_outputs(cb)[1]
+
+
+# ---- the stochastic rounding of SGD weight updates ---------------------------------------
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.3, 0.5, 0.9])
+def test_sgd_update_rounds_stochastically_and_without_bias(fraction):
+    """A gradient that scales to `fraction` of a weight LSB moves each cell by one LSB with
+    that probability: the mean update is the unrounded one (round-to-nearest gives 0 or 1
+    for every cell). A zero gradient moves nothing and draws nothing."""
+    from types import SimpleNamespace
+
+    from edgetrain.reference import fixed, maxnorm
+
+    cells = 4000
+    state = SimpleNamespace(config=TrainConfig(lr_weight=1 << 20, lr_weight_exp=-20), prng=fixed.Prng(11))  # lr = 1
+    div = maxnorm.ufloat_make(1, 0)
+    # g * 2^exp = fraction * 2^-7: the update in weight LSBs is `fraction` (to 2^-20)
+    g = np.full((2, cells), round(fraction * 2**20), np.int64)
+    g[1] = 0
+    w = np.zeros((2, cells), np.int8)
+    before = state.prng.state
+    new = ref_train._new_weights(state, w, g, -27, div)
+    assert set(np.unique(new[0])) <= {-1, 0}
+    assert (new[1] == 0).all()
+    moved = float(np.mean(new[0] == -1))
+    assert abs(moved - fraction) < 4 * np.sqrt(fraction * (1 - fraction) / cells)  # 4 sigma
+    draws = fixed.Prng(11)
+    for _ in range(cells):
+        draws.next_u32()
+    assert state.prng.state == draws.state != before  # one draw per non-zero gradient cell

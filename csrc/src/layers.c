@@ -816,6 +816,7 @@ et_status_t et_softmax_ce_backward(const et_layer_t *layer, const int16_t *logit
     uint32_t n, i;
     int32_t zmax;
     int64_t sum = 0;
+    int64_t others = 0;
     if (st != ET_OK) {
         return st;
     }
@@ -827,10 +828,14 @@ et_status_t et_softmax_ce_backward(const et_layer_t *layer, const int16_t *logit
     for (i = 0; i < n; i++) {
         sum += et_softmax_exp2_q16((int32_t)et_round_shift_s64(((int64_t)logits[i] - zmax) * ET_LOG2E_Q15, 15));
     }
+    /* p[i] rounded for i != label; the label's entry makes the gradient sum to zero, as p - onehot does. */
     for (i = 0; i < n; i++) {
         int64_t e = et_softmax_exp2_q16((int32_t)et_round_shift_s64(((int64_t)logits[i] - zmax) * ET_LOG2E_Q15, 15));
-        int64_t num = 128 * e - (i == label ? 128 * sum : 0);
-        grad[i] = (int8_t)et_saturate_s64(et_div_round(num, sum), INT8_MIN, INT8_MAX);
+        if (i != label) {
+            grad[i] = (int8_t)et_saturate_s64(et_div_round(128 * e, sum), INT8_MIN, INT8_MAX);
+            others += grad[i];
+        }
     }
+    grad[label] = (int8_t)et_saturate_s64(-others, INT8_MIN, INT8_MAX);
     return ET_OK;
 }

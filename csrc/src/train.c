@@ -523,22 +523,40 @@ static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
 /* ---- optimizer ------------------------------------------------------------------ */
 
 /*
- * Smallest |x| in 1..xmax whose et_maxnorm_scale into the weight format is
- * non-zero, or xmax + 1 when there is none. The scale is odd and monotone in
- * x, so every |x| below the threshold gives 0: skipping them is exact.
+ * SGD weight updates are rounded to the weight grid stochastically: the update
+ * of a cell, in weight LSBs, is first scaled with ET_SGD_DITHER_BITS more
+ * fractional bits (et_maxnorm_scale into an int32 whose LSB is
+ * 2^(-7 - ET_SGD_DITHER_BITS)), then floor((v + u) / 2^ET_SGD_DITHER_BITS)
+ * with u the top ET_SGD_DITHER_BITS bits of one draw of the context's PRNG:
+ * E[dw] = v / 2^ET_SGD_DITHER_BITS (to 2^-17 LSB). One draw per cell whose
+ * gradient is not zero, in row-major order (docs/training.md).
+ */
+#define ET_SGD_DITHER_BITS 16
+
+/* The exponent that scales a gradient worth 2^exp into the fine update format. */
+static int32_t et_fine_exp(int32_t exp)
+{
+    return exp + 7 + ET_SGD_DITHER_BITS; /* the weight LSB is 2^-7; ET_FMT_ACC32's LSB is 2^0 */
+}
+
+/*
+ * Smallest |x| in 1..xmax whose fine scale (above) is non-zero, or xmax + 1
+ * when there is none. The scale is odd and monotone in x, so every |x| below
+ * the threshold scales to 0: skipping the division for them is exact.
  */
 static int64_t et_threshold(const et_train_t *ctx, int64_t xmax, int32_t exp, et_ufloat_t div)
 {
     int64_t lo = 1;
     int64_t hi = xmax;
     int64_t q = 0;
-    (void)et_maxnorm_scale(xmax, exp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_WEIGHT, &q);
+    int32_t fexp = et_fine_exp(exp);
+    (void)et_maxnorm_scale(xmax, fexp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_ACC32, &q);
     if (q == 0) {
         return xmax + 1;
     }
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        (void)et_maxnorm_scale(mid, exp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_WEIGHT, &q);
+        (void)et_maxnorm_scale(mid, fexp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_ACC32, &q);
         if (q != 0) {
             hi = mid;
         } else {
@@ -548,15 +566,24 @@ static int64_t et_threshold(const et_train_t *ctx, int64_t xmax, int32_t exp, et
     return lo;
 }
 
-/* w - scale(g) saturated to int8, or w when |g| is below the threshold. */
-static int8_t et_sgd_cell(const et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div)
+/*
+ * w - dw saturated to int8, dw the stochastically rounded update of gradient
+ * g (above); g = 0 leaves w and draws nothing.
+ */
+static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div)
 {
-    int64_t dw = 0;
-    if (et_abs64(g) < (uint64_t)tmin) {
+    int64_t v = 0;
+    uint32_t u;
+    if (g == 0) {
         return w;
     }
-    (void)et_maxnorm_scale(g, exp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_WEIGHT, &dw);
-    return (int8_t)et_saturate_s64((int64_t)w - dw, INT8_MIN, INT8_MAX);
+    (void)et_prng_next_u32(ctx->prng, &u);
+    if (et_abs64(g) < (uint64_t)tmin) {
+        return w; /* v = 0: floor(u / 2^16) = 0 */
+    }
+    (void)et_maxnorm_scale(g, et_fine_exp(exp), ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_ACC32, &v);
+    v = (v + (int64_t)(u >> (32 - ET_SGD_DITHER_BITS))) >> ET_SGD_DITHER_BITS; /* floor: arithmetic shift */
+    return (int8_t)et_saturate_s64((int64_t)w - v, INT8_MIN, INT8_MAX);
 }
 
 /*
@@ -686,7 +713,7 @@ static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t 
         int32_t d = pair->delta[o];
         const int8_t *w = rec->weights + o * pair->m;
         int changed = 0;
-        if (d == 0 || (int64_t)(d < 0 ? -d : d) * xmax < tmin) {
+        if (d == 0) {
             continue;
         }
         for (j = 0; j < pair->m; j++) {

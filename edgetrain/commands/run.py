@@ -93,7 +93,9 @@ def add_lrt_arguments(p) -> None:
     g.add_argument("--kappa", type=argtypes.int_range(0, 2**31 - 1), default=d.kappa_th, help=f"skip a term when c_1 > kappa rho_L rho_R; 0 = never (default: {d.kappa_th})")
     g.add_argument("--rho-min", type=argtypes.fraction, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
                    f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
-    p.set_defaults(unbiased=bool(d.unbiased))
+    g.add_argument("--no-max-norm", dest="max_norm", action="store_false",
+                   help="no max-norm of L and R at a flush (the paper's no-norm column); biases keep theirs")
+    p.set_defaults(unbiased=bool(d.unbiased), max_norm=bool(d.maxnorm))
 
 
 def lrt_config(args, model) -> tuple[LrtConfig, tuple]:
@@ -102,7 +104,8 @@ def lrt_config(args, model) -> tuple[LrtConfig, tuple]:
         raise ArgumentError(f"--lr {args.lr}: with --optimizer lrt the base rate eta0 must lie in [2^-24, 1]")
     if not 0 <= args.rho_min <= 1:
         raise ArgumentError(f"--rho-min {args.rho_min} must lie in [0, 1]")
-    cfg = LrtConfig(rank=args.rank, unbiased=int(args.unbiased), batch_conv=args.batch_conv, batch_dense=args.batch_dense,
+    cfg = LrtConfig(rank=args.rank, unbiased=int(args.unbiased), maxnorm=int(args.max_norm),
+                    batch_conv=args.batch_conv, batch_dense=args.batch_dense,
                     eta0_q24=round(args.lr * 2**24), rho_min_ppm=round(args.rho_min * 1e6), kappa_th=args.kappa)
     flags = {"rank": "--rank", "batch_conv": "--batch-conv", "batch_dense": "--batch-dense", "kappa_th": "--kappa"}
     for name, flag in flags.items():

@@ -1,68 +1,117 @@
-"""Image transforms of the paper's online streams (lrt-paper-spec §6.2), on 28x28 images in [0, 1].
+"""Image transforms of the paper's online streams (lrt-paper-spec §6.2).
 
-* ``elastic``: Simard et al.'s elastic distortion, (sigma, alpha) drawn from the
-  paper's list ``ELASTIC``: a uniform random displacement field per axis,
-  smoothed by a Gaussian of width sigma (zero outside the image), scaled by alpha.
-* ``spatial`` (ST): scale log-normal with std 0.1 per axis, rotation with std
-  10 degrees, shift with std 2 px.
-* ``background`` (BG): contrast U[0.3, 1], offset U[0, 0.7] and a plane
-  gradient whose deviation across the image is at most 0.5.
-* ``white_noise`` (WN): Gaussian noise of std log-uniform in [0.03, 0.3].
+* ``elastic`` (the online pool's augmentation): Simard et al.'s elastic distortion of uint8
+  images, deterministic and seeded per (seed, index). Each image gets a displacement field
+  of independent uniform values in [-1, 1] per pixel and axis, smoothed by a Gaussian of
+  standard deviation sigma (zero beyond the edges), scaled by alpha pixels, then the image is
+  resampled at the displaced positions with bilinear interpolation (zero outside the image).
+  The paper's generator smooths a (28, 28, 1) field, so its Gaussian also runs along the
+  channel axis of length 1 with zero padding, which multiplies the field by the kernel's
+  centre weight 1/(sqrt(2 pi) sigma); the same factor is applied here, so that alpha means
+  what it means there (sigma 4, alpha 300 moves pixels by about one pixel, rms). The pair
+  (sigma, alpha) is drawn uniformly from the paper's list; (1, 0) leaves the image as it is.
+  The draws come from ``numpy.random.default_rng((seed, index))``: the augmented image of a
+  given (seed, index) is the same in every run and on every platform, whatever the batch it
+  is computed in.
+* The shift scenario's transforms on 28x28 float images in [0, 1], each taking a
+  ``numpy.random.Generator`` and clipping to [0, 1] (bilinear sampling, zeros outside):
+  ``spatial`` (ST): scale log-normal with std 0.1 per axis, rotation with std 10 degrees,
+  shift with std 2 px; ``background`` (BG): contrast U[0.3, 1], offset U[0, 0.7] and a plane
+  gradient whose deviation across the image is at most 0.5; ``white_noise`` (WN): Gaussian
+  noise of std log-uniform in [0.03, 0.3].
 
-Each takes a ``numpy.random.Generator``; results are clipped to [0, 1].
-Sampling is bilinear with zeros outside the image.
+    >>> from edgetrain.data import augment, mnist
+    >>> images, labels = mnist.load("test")
+    >>> batch = augment.elastic(images[:500], seed=0, first_index=0)   # uint8, same shape
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
-ELASTIC = ((1, 0), (2, 25), (2, 50), (3, 100), (3, 150), (4, 200), (4, 300), (5, 300), (5, 500), (6, 600), (7, 1200))
+from ..errors import ArgumentError
+
+#: (sigma, alpha) pairs the generator draws from, uniformly (lrt-paper-spec §6.2).
+SIGMA_ALPHA = ((1, 0), (2, 25), (2, 50), (3, 100), (3, 150), (4, 200), (4, 300), (5, 300), (5, 500), (6, 600),
+               (7, 1200))
+TRUNCATE = 4.0  # the Gaussian kernel reaches 4 sigma on each side
 ST_LOG_SCALE, ST_ROTATION_DEG, ST_SHIFT_PX = 0.1, 10.0, 2.0
 BG_CONTRAST, BG_OFFSET, BG_GRADIENT = (0.3, 1.0), (0.0, 0.7), 0.5
 WN_SIGMA = (0.03, 0.3)
 
 
-@lru_cache(maxsize=None)
-def _gauss_matrix(size: int, sigma: float) -> np.ndarray:
-    """The [size, size] matrix of a 1-D Gaussian filter (truncated at 4 sigma, zero outside)."""
-    radius = int(4 * sigma + 0.5)
-    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps /= taps.sum()
-    g = np.zeros((size, size))
-    for i in range(size):
-        for k, t in enumerate(taps):
-            j = i + k - radius
-            if 0 <= j < size:
-                g[i, j] = t
-    return g
+def _kernel(sigma: float) -> np.ndarray:
+    radius = int(TRUNCATE * sigma + 0.5)
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
 
 
-def sample(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Bilinear samples of ``image`` at (rows, cols), zero outside."""
-    h, w = image.shape
-    padded = np.zeros((h + 2, w + 2))
-    padded[1:-1, 1:-1] = image
-    r = np.clip(rows + 1, 0, h + 1 - 1e-9)
-    c = np.clip(cols + 1, 0, w + 1 - 1e-9)
-    r0, c0 = np.floor(r).astype(int), np.floor(c).astype(int)
-    fr, fc = r - r0, c - c0
-    r1, c1 = np.minimum(r0 + 1, h + 1), np.minimum(c0 + 1, w + 1)
-    return ((1 - fr) * (1 - fc) * padded[r0, c0] + (1 - fr) * fc * padded[r0, c1]
-            + fr * (1 - fc) * padded[r1, c0] + fr * fc * padded[r1, c1])
+def _smooth(field: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a (N, H, W) array over H, W and a unit channel axis, zero beyond the edges."""
+    k = _kernel(sigma)
+    r = len(k) // 2
+    out = field
+    for axis in (1, 2):
+        pad = [(0, 0)] * 3
+        pad[axis] = (r, r)
+        padded = np.pad(out, pad)
+        n = out.shape[axis]
+        acc = np.zeros_like(out)
+        for i, w in enumerate(k):
+            acc += w * np.take(padded, np.arange(i, i + n), axis=axis)
+        out = acc
+    return out * k[r]  # the channel axis of length 1
 
 
-def elastic(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    sigma, alpha = ELASTIC[rng.integers(len(ELASTIC))]
-    h, w = image.shape
-    fields = rng.uniform(-1.0, 1.0, (2, h, w))
-    if alpha == 0:
-        return image
-    gh, gw = _gauss_matrix(h, float(sigma)), _gauss_matrix(w, float(sigma))
-    dy, dx = (alpha * (gh @ f @ gw.T) for f in fields)
-    rows, cols = np.mgrid[0:h, 0:w]
-    return np.clip(sample(image, rows + dy, cols + dx), 0.0, 1.0)
+def _resample(images: np.ndarray, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+    """Bilinear sample of each (H, W) image at (y + dy, x + dx); zero outside."""
+    n, h, w = images.shape
+    yy, xx = np.meshgrid(np.arange(h, dtype=np.float64), np.arange(w, dtype=np.float64), indexing="ij")
+    y = yy[None] + dy
+    x = xx[None] + dx
+    y0 = np.floor(y).astype(np.int64)
+    x0 = np.floor(x).astype(np.int64)
+    fy = y - y0
+    fx = x - x0
+    src = np.pad(images.astype(np.float64), ((0, 0), (1, 1), (1, 1)))  # a zero border
+    idx = np.arange(n)[:, None, None]
+
+    def at(yi, xi):
+        inside = (yi >= -1) & (yi <= h) & (xi >= -1) & (xi <= w)
+        return np.where(inside, src[idx, np.clip(yi + 1, 0, h + 1), np.clip(xi + 1, 0, w + 1)], 0.0)
+
+    return ((1 - fy) * (1 - fx) * at(y0, x0) + (1 - fy) * fx * at(y0, x0 + 1)
+            + fy * (1 - fx) * at(y0 + 1, x0) + fy * fx * at(y0 + 1, x0 + 1))
+
+
+def elastic(images: np.ndarray, seed: int, first_index: int = 0) -> np.ndarray:
+    """The elastically augmented copies of ``images`` ((N, 28, 28) or (N, 28, 28, 1) uint8).
+
+    Image ``i`` of the batch is distorted with the draws of stream ``(seed, first_index + i)``.
+    """
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4) or (arr.ndim == 4 and arr.shape[3] != 1):
+        raise ArgumentError(f"elastic takes (N, H, W) or (N, H, W, 1) uint8 images, not {arr.dtype} {arr.shape}: "
+                            "pass the arrays edgetrain.data.mnist.load returns")
+    if seed < 0 or first_index < 0:
+        raise ArgumentError(f"seed {seed} and first_index {first_index} must be non-negative")
+    flat = arr.reshape(arr.shape[:3])
+    n, h, w = flat.shape
+    fields = np.empty((n, 2, h, w))
+    choice = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        rng = np.random.default_rng((seed, first_index + i))
+        choice[i] = rng.integers(len(SIGMA_ALPHA))
+        fields[i] = rng.uniform(-1.0, 1.0, size=(2, h, w))
+    out = flat.astype(np.float64)
+    for c, (sigma, alpha) in enumerate(SIGMA_ALPHA):
+        sel = np.nonzero(choice == c)[0]
+        if alpha == 0 or sel.size == 0:
+            continue
+        dy = alpha * _smooth(fields[sel, 0], sigma)
+        dx = alpha * _smooth(fields[sel, 1], sigma)
+        out[sel] = _resample(flat[sel], dy, dx)
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8).reshape(arr.shape)
 
 
 def spatial(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -76,7 +125,7 @@ def spatial(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     cos, sin = np.cos(angle), np.sin(angle)
     src_y = (cos * y - sin * x) / sy + cy
     src_x = (sin * y + cos * x) / sx + cx
-    return np.clip(sample(image, src_y, src_x), 0.0, 1.0)
+    return np.clip(_resample(image[None], (src_y - rows)[None], (src_x - cols)[None])[0], 0.0, 1.0)
 
 
 def background(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -392,7 +392,10 @@ def softmax_ce_forward(layer: Layer, logits) -> int:
 
 
 def softmax_ce_backward(layer: Layer, logits, label: int) -> np.ndarray:
-    """p - onehot(label) in the gradient format (int8, LSB 2^-7)."""
+    """p - onehot(label) in the gradient format (int8, LSB 2^-7), summing to zero.
+
+    Every p[i] but the label's is rounded; the label's entry is minus their sum.
+    """
     _expect(layer, LayerKind.SOFTMAX_CE)
     z = _tensor(logits, layer.in_shape, "logits").reshape(-1).astype(np.int64)
     n = z.size
@@ -401,6 +404,7 @@ def softmax_ce_backward(layer: Layer, logits, label: int) -> np.ndarray:
     u = fixed.round_shift_s64((z - z.max()) * LOG2E_Q15, 15)
     e = softmax_exp2_q16(u)
     s = int(e.sum())
-    num = 128 * e
-    num[int(label)] -= 128 * s
-    return np.clip(fixed.div_round_s64(num, s), INT8_MIN, INT8_MAX).astype(np.int8).reshape(1, 1, -1)
+    g = np.clip(fixed.div_round_s64(128 * e, s), INT8_MIN, INT8_MAX)
+    g[int(label)] = 0
+    g[int(label)] = min(max(-int(g.sum()), INT8_MIN), INT8_MAX)
+    return g.astype(np.int8).reshape(1, 1, -1)

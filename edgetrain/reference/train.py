@@ -314,10 +314,26 @@ def _update_params(state: TrainState, mn: maxnorm.MaxNorm, g: np.ndarray, g_exp:
     params[...] = np.clip(params.astype(np.int64) - d, -(1 << 15), (1 << 15) - 1).astype(np.int16)
 
 
+SGD_DITHER_BITS = 16  # ET_SGD_DITHER_BITS: fractional bits of the update before its stochastic rounding
+
+
 def _new_weights(state: TrainState, w: np.ndarray, g: np.ndarray, exp: int, div: maxnorm.UFloat) -> np.ndarray:
+    """SGD: W - dW, dW rounded to the weight grid stochastically (train.c, et_sgd_cell).
+
+    The update is scaled with SGD_DITHER_BITS more fractional bits than the weight
+    LSB, then floored after adding the top SGD_DITHER_BITS bits of one PRNG draw
+    per cell whose gradient is not zero, drawn in row-major order.
+    """
     cfg = state.config
-    d = maxnorm.maxnorm_scale(g, exp, cfg.lr_weight, cfg.lr_weight_exp, div, fixed.FMT_WEIGHT)
-    return np.clip(w.astype(np.int64) - d, -128, 127).astype(np.int8)
+    fine_exp = exp - fixed.FORMATS[fixed.FMT_WEIGHT].lsb_exp + SGD_DITHER_BITS  # into FMT_ACC32 (LSB 2^0)
+    flat = g.reshape(-1)
+    nz = np.flatnonzero(flat)
+    d = np.zeros(flat.size, np.int64)
+    if nz.size:
+        v = maxnorm.maxnorm_scale(flat[nz], fine_exp, cfg.lr_weight, cfg.lr_weight_exp, div, fixed.FMT_ACC32)
+        u = np.array([state.prng.next_u32() >> (32 - SGD_DITHER_BITS) for _ in range(nz.size)], np.int64)
+        d[nz] = (np.asarray(v, np.int64) + u) >> SGD_DITHER_BITS
+    return np.clip(w.astype(np.int64) - d.reshape(w.shape), -128, 127).astype(np.int8)
 
 
 def pairs(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray, skip_zero: bool = False):

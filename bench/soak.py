@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Soak benchmark: a long prequential stream through the C core, per training scheme.
+
+Streams N samples (default 100,000) of the MNIST training images, cycling through them in
+the order of `edgetrain run --seed S`, each elastically augmented (edgetrain.data.augment,
+the paper's recipe; pass 60,000 the k-th sample is image order[k mod 60,000] distorted with
+the draws of (seed, k)), through mcu-cnn from its seeded initialisation, and reports per
+window of W samples (default 5,000):
+
+  * accuracy: prequential (predict, score, then train) over the window;
+  * max_writes_per_cell: the most logical writes of any weight cell so far (a byte counts
+    once each time its value changes, as in `edgetrain run`);
+  * saturation, per layer, of the stored tensors at the window's end: the fraction of
+    weight cells at the int8 limits (-1 or 1 - 2^-7), of biases at or above 2 (where a
+    ReLU unit's output clips whatever its input) and the mean bias;
+  * lrt only: basis orthogonality of each layer's accumulator, max |Q^T Q - I| over the
+    columns in use of Q_L and Q_R (the int16 bases read as unit vectors), sampled 5
+    samples before the window's end (a window's end is a flush for every layer).
+
+    nice -n 10 python bench/soak.py --schemes sgd,lrt --seeds 0,1,2 --json bench/out/soak.json
+
+The schemes: sgd (conv gradient summed over the pixels), sgd-pp (per output pixel), bias,
+lrt (the paper's defaults), lrt-biased, lrt-nonorm (max-norm of L and R off), lrt-biased-nonorm.
+`--samples 10000 --window 500` gives the paper's Table 1 metric (the last window: accuracy of
+the last 500 of 10,000) on the augmented stream.
+Output: JSON, one record per (scheme, seed), plus `last_vs_best`: the last window's
+accuracy minus the best window's.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edgetrain.backends import PARAMS, CBackend  # noqa: E402
+from edgetrain.commands.run import stream_order  # noqa: E402
+from edgetrain.data import augment, mnist  # noqa: E402
+from edgetrain.model.presets import preset  # noqa: E402
+from edgetrain.reference.lrt import Config as LrtConfig  # noqa: E402
+from edgetrain.reference.train import OPT_BIAS, OPT_LRT, OPT_SGD, TrainConfig  # noqa: E402
+
+SCHEMES = {
+    "sgd": dict(optimizer=OPT_SGD),
+    "sgd-pp": dict(optimizer=OPT_SGD, conv_per_pixel=True),
+    "bias": dict(optimizer=OPT_BIAS),
+    "lrt": dict(optimizer=OPT_LRT),
+    "lrt-biased": dict(optimizer=OPT_LRT, lrt=LrtConfig(unbiased=0)),
+    "lrt-nonorm": dict(optimizer=OPT_LRT, lrt=LrtConfig(maxnorm=0)),
+    "lrt-biased-nonorm": dict(optimizer=OPT_LRT, lrt=LrtConfig(unbiased=0, maxnorm=0)),
+}
+ORTHO_LEAD = 5  # samples before a window's end at which the accumulators are read (mid-batch for B = 10 and 100)
+BIAS_ONE = 4096  # 1.0 in the bias format (LSB 2^-12)
+ACT_CLIP = 2 * BIAS_ONE  # the activation format's upper limit, 2.0
+
+
+def saturation(backend: CBackend) -> dict:
+    """Per weight layer: stored weights at the int8 limits, biases at or above the ReLU clip."""
+    backend.checkpoint()  # biases live in SRAM copies; the checkpoint makes them readable (no effect on training)
+    out = {}
+    for i, layer in enumerate(backend.model.layers):
+        if layer.weights is None:
+            continue
+        w = np.frombuffer(backend.active(i), np.int8).astype(np.int16)
+        b = np.frombuffer(backend.active(PARAMS | i), np.int16)
+        out[layer.name] = {
+            "weights_at_limit": round(float(np.mean((w == -128) | (w == 127))), 4),
+            "biases_at_or_above_2": round(float(np.mean(b >= ACT_CLIP)), 4),
+            "bias_mean": round(float(b.mean()) / BIAS_ONE, 4),
+        }
+    return out
+
+
+def orthogonality(backend: CBackend) -> dict:
+    """Per weight layer: max |Q^T Q - I| of Q_L and Q_R over the columns in use (None when empty)."""
+    ffi, lib = backend._ffi, backend._lib
+    out = {}
+    for i, layer in enumerate(backend.model.layers):
+        if layer.weights is None:
+            continue
+        ptr = ffi.new("const et_lrt_state_t **")
+        backend._call("et_train_lrt", backend.ctx, i, ptr, ffi.NULL)
+        st = ptr[0]
+        n, m, r = st.n, st.m, st.rank
+        used = [k for k in range(r) if st.c_mant[k] != 0]
+        if not used:
+            out[layer.name] = None
+            continue
+        raw = ffi.buffer(ffi.cast("const char *", st) + ffi.sizeof("et_lrt_state_t"), 2 * r * (n + m))
+        q = np.frombuffer(raw, np.int16).astype(np.float64)
+        devs = []
+        for mat, e in ((q[: n * r].reshape(n, r), st.exp_l), (q[n * r:].reshape(m, r), st.exp_r)):
+            cols = mat[:, used] * 2.0 ** e
+            devs.append(float(np.abs(cols.T @ cols - np.eye(len(used))).max()))
+        out[layer.name] = round(max(devs), 6)
+    return out
+
+
+def soak(scheme: str, seed: int, samples: int, window: int, images, labels, progress) -> dict:
+    model = preset("mcu-cnn", seed)
+    backend = CBackend(model, TrainConfig(seed=seed, **SCHEMES[scheme]))
+    weights = backend.weight_cells()
+    order = stream_order(len(images), seed)
+    windows = []
+    t0 = time.perf_counter()
+    for start in range(0, samples, window):
+        stop = min(start + window, samples)
+        idx = order[np.arange(start, stop) % len(images)]
+        batch = augment.elastic(images[idx], seed, start)
+        hits = 0
+        ortho = None
+        for k in range(stop - start):
+            hits += backend.step(batch[k], int(labels[idx[k]])) == labels[idx[k]]
+            if scheme.startswith("lrt") and start + k + 1 == stop - ORTHO_LEAD:
+                ortho = orthogonality(backend)
+        rec = {"end": stop, "accuracy": round(hits / (stop - start), 4),
+               "max_writes_per_cell": int(backend.cell_writes[weights].max(initial=0)),
+               "saturation": saturation(backend)}
+        if ortho is not None:
+            rec["orthogonality"] = ortho
+        windows.append(rec)
+        if progress:
+            print(f"{scheme} seed {seed}: {stop} samples, window accuracy {rec['accuracy']:.3f}, max writes "
+                  f"{rec['max_writes_per_cell']}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    acc = [w["accuracy"] for w in windows]
+    return {"scheme": scheme, "seed": seed, "samples": samples, "window": window,
+            "best_window": max(acc), "last_window": acc[-1], "last_vs_best": round(acc[-1] - max(acc), 4),
+            "elapsed_s": round(time.perf_counter() - t0, 1), "windows": windows}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--schemes", default="sgd,lrt", help=f"comma-separated, of {', '.join(SCHEMES)} (default: sgd,lrt)")
+    ap.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
+    ap.add_argument("--samples", type=int, default=100_000, help="samples per run (default: 100000)")
+    ap.add_argument("--window", type=int, default=5000, help="window of the accuracy and counters (default: 5000)")
+    ap.add_argument("--data-dir", default=None, help=f"MNIST folder (default: ${mnist.ENV})")
+    ap.add_argument("--json", default="-", help="output file ('-': stdout)")
+    ap.add_argument("--quiet", action="store_true", help="no per-window line on stderr")
+    args = ap.parse_args(argv)
+    schemes = args.schemes.split(",")
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown:
+        ap.error(f"unknown scheme {unknown[0]!r}: choose from {', '.join(SCHEMES)}")
+    if args.samples < 1 or args.window < 2 * ORTHO_LEAD:
+        ap.error(f"--samples must be positive and --window at least {2 * ORTHO_LEAD}")
+    images, labels = mnist.load("train", args.data_dir)
+    out = {"model": "mcu-cnn", "data": "MNIST train, cycling, elastic augmentation (edgetrain.data.augment)",
+           "backend": "c", "machine": platform.machine(), "python": platform.python_version(), "runs": []}
+    for s in schemes:
+        for seed in args.seeds.split(","):
+            out["runs"].append(soak(s, int(seed), args.samples, args.window, images, labels, not args.quiet))
+            if args.json != "-":  # rewritten after every run: a long soak keeps what it finished
+                Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    if args.json == "-":
+        print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
