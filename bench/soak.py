@@ -29,7 +29,6 @@ accuracy minus the best window's.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import sys

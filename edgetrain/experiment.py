@@ -18,12 +18,14 @@ under ``wear/<run id>/``.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ArgumentError, UnsupportedError
+from .outputs import write_atomic, write_figure
 from .reference.lrt import Config as LrtConfig
 from .reference.train import OPTIMIZERS
 from .tasks import TASKS, TaskOptions
@@ -179,7 +181,7 @@ def run_grid(grid: Grid, out: str | Path, workers: int | None = None, scheduler:
                     failed.append((spec, f"{type(exc).__name__}: {exc}"))
                     log(f"experiment: run {spec['run']} failed ({params}): {type(exc).__name__}: {exc}")
                 else:
-                    (out / "runs" / f"{spec['run']}.json").write_text(run_text(report))
+                    write_atomic(out / "runs" / f"{spec['run']}.json", run_text(report))
                     ran.append(spec["run"])
                 bar.update(1)
             bar.close()
@@ -198,17 +200,18 @@ def run_grid(grid: Grid, out: str | Path, workers: int | None = None, scheduler:
 def write_summary(reports: list[dict], out: Path) -> Path:
     """summary.csv and summary.md: one row per run."""
     rows = [{k: r.get(k) for k in SUMMARY_KEYS} for r in reports]
-    with open(out / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=SUMMARY_KEYS)
-        w.writeheader()
-        w.writerows(rows)
+    text = io.StringIO(newline="")
+    w = csv.DictWriter(text, fieldnames=SUMMARY_KEYS)
+    w.writeheader()
+    w.writerows(rows)
+    write_atomic(out / "summary.csv", text.getvalue())
     cols = ("task", "scheme", "seed", "samples", "accuracy", "accuracy_last_500", "max_writes_per_cell", "nvm_energy_j",
             "aux_bytes", "projected_lifetime_days")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(_cell(r[c]) for c in cols) + " |")
     path = out / "summary.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -257,7 +260,6 @@ def write_plots(reports: list[dict], out: Path) -> list[Path]:
             ax.legend(fontsize="small")
             fig.tight_layout()
             path = out / f"{what}_{task}.png"
-            fig.savefig(path, dpi=90)
-            plt.close(fig)
+            write_figure(fig, path, dpi=90)
             paths.append(path)
     return paths

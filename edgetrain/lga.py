@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import call, ffi, lib
+from .core import call, ffi
 from .reference import lga as ref
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import call, ffi, lib
+from .core import call, ffi
 from .errors import ArgumentError, NoMemoryError
 from .reference import lrt as ref
 from .reference.maxnorm import UFloat

@@ -105,6 +105,21 @@ def write_report(path, text: str) -> Path:
         raise ArgumentError(f"{exc} (the report was printed to stdout instead)") from None
 
 
+def write_figure(fig, path, dpi: int = 100) -> Path:
+    """A matplotlib figure as a PNG at ``path``: rendered to memory, then written with ``write_atomic``
+    (a reader never sees half a PNG); the figure is closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return write_atomic(path, buf.getvalue())
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

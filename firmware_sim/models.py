@@ -11,7 +11,6 @@ from typing import Callable
 
 import numpy as np
 
-from edgetrain.errors import ArgumentError
 from edgetrain.model.loader import load_model as edgetrain_load_model
 from edgetrain.model import Activation, Layer, LayerKind, Model, Padding, Shape
 from edgetrain.model.validate import check_model

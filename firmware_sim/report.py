@@ -20,12 +20,11 @@ Plots need matplotlib (``pip install edgetrain[plots]``).
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from edgetrain.outputs import check_output_dir, write_atomic
+from edgetrain.outputs import check_output_dir, write_figure
 from edgetrain.errors import ArgumentError, UnsupportedError
 
 from .nvm import NvmRegion
@@ -121,7 +120,7 @@ def write_plots(area, out_dir: str | Path) -> list[Path]:
             ax.set_ylabel("row (output)")
         fig.colorbar(im, ax=axes[0].tolist(), label="writes per cell")
         path = out / f"wear_{layer:02d}_{name}.png"
-        _save(plt, fig, path)
+        write_figure(fig, path)
         paths.append(path)
     allw = np.concatenate(cells) if cells else np.zeros(1)
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -130,14 +129,7 @@ def write_plots(area, out_dir: str | Path) -> list[Path]:
     ax.set_ylabel("cells")
     ax.set_title(f"{area.model.name} on {area.region.tech.name}")
     path = out / "writes_histogram.png"
-    _save(plt, fig, path)
+    write_figure(fig, path)
     paths.append(path)
     return paths
 
-
-def _save(plt, fig, path: Path) -> None:
-    """Render the figure to memory, then write it atomically (a reader never sees half a PNG)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())

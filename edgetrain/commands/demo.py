@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 from ..errors import ArgumentError
+from ..outputs import write_figure, write_report
+from . import argtypes
 from ..experiment import pyplot, scheme_options
 from ..reference.lrt import Config as LrtConfig
 from ..session import Session
@@ -27,13 +29,13 @@ LABELS = {"none": "inference only", "sgd": "SGD (summed)", "sgd-pixel": "SGD (pe
 def register(sub) -> None:
     p = sub.add_parser("demo", help="pretrained model under weight drift: inference only vs SGD vs LRT (table + plot)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--samples", type=int, default=3000, help="samples per scheme (default: 3000)")
+    p.add_argument("--samples", type=argtypes.int_range(1), default=3000, help="samples per scheme (default: 3000)")
     p.add_argument("--task", default=TASK, choices=("control", "shifts", "drift-analog", "drift-digital"),
                    help=f"scenario (default: {TASK})")
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: the subset shipped in the package)")
-    p.add_argument("--plot", default="edgetrain-demo.png", metavar="PNG", help="plot file (default: edgetrain-demo.png)")
-    p.add_argument("--json", metavar="FILE", help="write the run JSON keys per scheme (none, sgd, sgd-pixel, lrt) to FILE")
-    p.add_argument("--seed", type=int, default=0, help="seed of the stream and the drift (default: 0)")
+    p.add_argument("--plot", default="edgetrain-demo.png", metavar="PNG", type=argtypes.output_file, help="plot file (default: edgetrain-demo.png)")
+    p.add_argument("--json", metavar="FILE", type=argtypes.output_file, help="write the run JSON keys per scheme (none, sgd, sgd-pixel, lrt) to FILE")
+    p.add_argument("--seed", type=argtypes.int_range(0, 2**32 - 1), default=0, help="seed of the stream and the drift (default: 0)")
     p.set_defaults(func=main)
 
 
@@ -84,10 +86,7 @@ def plot(reports: dict, path: str | Path, task: str) -> Path:
     wr.set_title("worst-cell NVM writes")
     acc.legend(fontsize="small")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return write_figure(fig, path, dpi=80)
 
 
 def main(args) -> int:
@@ -97,7 +96,7 @@ def main(args) -> int:
     reports = run_demo(args.samples, args.task, args.seed, args.data_dir,
                        log=lambda line: print(f"edgetrain demo: {line}", file=sys.stderr))
     if args.json:
-        Path(args.json).write_text(json.dumps(reports, indent=2, sort_keys=True) + "\n")
+        write_report(args.json, json.dumps(reports, indent=2, sort_keys=True) + "\n")
     print(f"{MODEL} on {MEMORY_MAP} under {args.task}, {args.samples:,} samples per scheme, seed {args.seed}:")
     print(table(reports))
     print(f"plot: {plot(reports, args.plot, args.task).resolve()}")

@@ -13,6 +13,7 @@ import os
 import sys
 
 from ..errors import ArgumentError
+from . import argtypes
 from ..experiment import DEFAULT_SCHEMES, SCHEMES, Grid, run_grid
 from ..tasks import TASKS
 
@@ -28,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--model", help="model name or .etm file (default: mcu-cnn-pretrained)")
     p.add_argument("--memory-map", metavar="PRESET_OR_TOML", help="train over an emulated memory map (adds wear maps)")
     p.add_argument("--data-dir", metavar="DIR", help="MNIST folder (default: $EDGETRAIN_DATA_DIR, else the packaged subset)")
-    p.add_argument("--out", default="experiment-out", metavar="DIR", help="output folder (default: experiment-out)")
+    p.add_argument("--out", default="experiment-out", metavar="DIR", type=argtypes.output_dir, help="output folder (default: experiment-out)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help=f"local worker processes (default: {os.cpu_count() or 1}, one per core)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler, e.g. tcp://127.0.0.1:8786")
