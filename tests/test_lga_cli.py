@@ -1,5 +1,5 @@
 """`--optimizer lga` through the CLI: `edgetrain plan` (JSON, the full-matrix baselines, the pinned
-plans of tests/golden/plan_lga_r4.json written by tools/gen_lga_plan_golden.py), `edgetrain run`
+plans of tests/golden/plan_lga_r4.json written by tools/gen_plan_golden.py), `edgetrain run`
 (C and NumPy backends giving the same NVM bytes, an emulated memory map, the report), clear errors
 for bad flags, and `verify-commit --updates lga`."""
 from __future__ import annotations
@@ -62,9 +62,9 @@ def test_lga_adam_needs_at_least_30_percent_less_than_full_adam(name):
 def test_plans_match_the_pinned_figures():
     """The LGA parts and per-layer figures equal tests/golden/plan_lga_r4.json exactly (they do not depend
     on the ABI); the whole arena may not grow more than 3 %. A deliberate change regenerates the file:
-    python tools/gen_lga_plan_golden.py."""
+    python tools/gen_plan_golden.py lga."""
     golden = json.loads(GOLDEN.read_text())
-    assert golden["provenance"].startswith("written by tools/gen_lga_plan_golden.py")
+    assert golden["provenance"].startswith("written by tools/gen_plan_golden.py")
     for name, pinned in golden["plans"].items():
         planner = CPlanner(preset(name))
         from edgetrain.commands.lga_flags import full_baselines
