@@ -216,17 +216,50 @@ def technology(name: str) -> Technology:
 ENDURANCE_CHUNK = 1 << 16  # units drawn at a time: float temporaries stay small for any region size
 
 
+ENDURANCE_NEVER = 0xFFFF  # the code of "does not wear out in any run" (et_nvm_sim_endurance: UINT32_MAX)
+ENDURANCE_NEVER_FROM = 22 << 11  # every code from here on means the same
+UINT32_MAX = 2**32 - 1
+
+
+def endurance_values(codes: np.ndarray) -> np.ndarray:
+    """Wear events per wear unit (uint64) of 16-bit endurance codes, as et_nvm_sim_endurance decodes
+    them: c < 2048 is c; c with e = c >> 11 in 1..21 is (2048 + (c & 0x7FF)) << (e - 1); from 22 << 11
+    on, 2^32 - 1 (never wears out)."""
+    c = np.asarray(codes).astype(np.uint64)
+    e = c >> np.uint64(11)
+    scaled = (np.uint64(2048) + (c & np.uint64(0x7FF))) << np.maximum(e, np.uint64(1)) - np.uint64(1)
+    return np.where(e == 0, c, np.where(c >= ENDURANCE_NEVER_FROM, np.uint64(UINT32_MAX), scaled))
+
+
+def endurance_codes(values: np.ndarray) -> np.ndarray:
+    """The 16-bit codes of wear-event counts (1..2^32-1): exact below 2048, else the nearest count
+    with a 12-bit mantissa (half up; within 1 part in 4096); 2^32 - 1, or a count past the largest
+    code, becomes ENDURANCE_NEVER."""
+    v = np.asarray(values).astype(np.uint64)
+    bits = np.frexp(v.astype(np.float64))[1].astype(np.int64)  # bit length, exact below 2^53
+    shift = np.maximum(bits - 12, 0).astype(np.uint64)  # v >> shift lies in 2048..4095 for v >= 2048
+    half = np.where(shift > 0, np.uint64(1) << np.maximum(shift, np.uint64(1)) - np.uint64(1), np.uint64(0))
+    mant = (v + half) >> shift
+    carry = mant >= 4096  # rounded up to the next power of two
+    mant = np.where(carry, mant >> np.uint64(1), mant)
+    exp = shift + carry + np.uint64(1)  # the code's exponent field for v >= 2048
+    codes = np.where(v >= 2048, (exp << np.uint64(11)) | (mant & np.uint64(0x7FF)), v)
+    never = (v >= UINT32_MAX) | ((v >= 2048) & (exp >= 22))
+    return np.where(never, ENDURANCE_NEVER, codes).astype(np.uint16)
+
+
 def draw_endurance(tech: Technology, units: int, seed: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Per-wear-unit endurance: log10(e) ~ Normal(log10(median), sigma), rounded,
-    clipped to 1..2^32-1 (2^32-1 means "does not wear out in any run"). Drawn in chunks
-    from one stream (the same values as one draw of ``units``), into ``out`` if given."""
-    out = np.empty(units, np.uint32) if out is None else out
+    """Per-wear-unit endurance codes (``endurance_codes``) of counts with
+    log10(e) ~ Normal(log10(median), sigma), rounded, clipped to 1..2^32-1 (2^32-1 means "does not
+    wear out in any run"). Drawn in chunks from one stream (the same values as one draw of
+    ``units``), into ``out`` (uint16) if given."""
+    out = np.empty(units, np.uint16) if out is None else out
     rng = np.random.default_rng(seed)
     mu = math.log10(tech.endurance)
     for start in range(0, units, ENDURANCE_CHUNK):
         n = min(ENDURANCE_CHUNK, units - start)
         log_e = rng.normal(mu, tech.endurance_sigma, n) if tech.endurance_sigma > 0 else np.full(n, mu)
-        out[start:start + n] = np.clip(np.rint(10.0 ** np.minimum(log_e, 10.0)), 1, 2**32 - 1)
+        out[start:start + n] = endurance_codes(np.clip(np.rint(10.0 ** np.minimum(log_e, 10.0)), 1, UINT32_MAX))
     return out
 
 
@@ -281,13 +314,13 @@ class NvmRegion:
         self.writes = np.zeros(size, np.uint32)
         self.flips = np.zeros(size, np.uint32)
         self.wear = np.zeros(self.wear_units, np.uint32)
-        self.endurance = np.empty(self.wear_units, np.uint32)
+        self.endurance = np.empty(self.wear_units, np.uint16)  # codes: endurance_values() decodes them
         self.stuck = np.zeros(size, np.uint8)
         self._mem = ffi.from_buffer("uint8_t[]", self.mem)
         self._writes = ffi.from_buffer("uint32_t[]", self.writes)
         self._flips = ffi.from_buffer("uint32_t[]", self.flips)
         self._wear = ffi.from_buffer("uint32_t[]", self.wear)
-        self._endurance = ffi.from_buffer("uint32_t[]", self.endurance)
+        self._endurance = ffi.from_buffer("uint16_t[]", self.endurance)
         self._stuck = ffi.from_buffer("uint8_t[]", self.stuck)
         self._buffers = ffi.new(
             "et_nvm_sim_buffers_t *",

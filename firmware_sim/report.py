@@ -27,7 +27,7 @@ import numpy as np
 from edgetrain.outputs import check_output_dir, write_figure
 from edgetrain.errors import ArgumentError, UnsupportedError
 
-from .nvm import NvmRegion
+from .nvm import NvmRegion, endurance_values
 
 DEFAULT_SAMPLES_PER_DAY = 1440
 
@@ -46,7 +46,7 @@ def nvm_report(region: NvmRegion, samples: int, weight_cells: int, samples_per_d
     lifetime = None
     if used.any():
         rate_per_day = wear[used] / samples * samples_per_day
-        lifetime = float(np.min(region.endurance[used].astype(np.float64) / rate_per_day))
+        lifetime = float(np.min(endurance_values(region.endurance[used]).astype(np.float64) / rate_per_day))
     read_j = bytes_read * 8 * region.tech.read_energy * 1e-12
     return {
         "nvm_energy_j": totals["energy_fj"] * 1e-15 + read_j,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgetrain import ArgumentError
-from firmware_sim.nvm import NvmRegion, draw_endurance, technology
+from firmware_sim.nvm import NvmRegion, draw_endurance, endurance_values, technology
 
 ET_OK, ET_ERR_ARG, ET_ERR_IO, ET_ERR_WORN = 0, -1, -6, -9
 
@@ -179,7 +179,7 @@ def test_endurance_draw_is_seeded_lognormal():
     a = draw_endurance(tech, 20000, seed=5)
     assert np.array_equal(a, draw_endurance(tech, 20000, seed=5))
     assert not np.array_equal(a, draw_endurance(tech, 20000, seed=6))
-    logs = np.log10(a.astype(np.float64))
+    logs = np.log10(endurance_values(a).astype(np.float64))  # the counts behind the 16-bit codes
     assert abs(np.median(logs) - 6.0) < 0.02
     assert abs(logs.std() - 0.25) < 0.02
 
@@ -208,3 +208,25 @@ def test_region_size_must_fit_the_technology():
     with pytest.raises(ArgumentError, match="cannot be overridden"):
         technology("rram").replace(cell="flash")
     assert math.isclose(region("rram", 8).energy_j, 0.0)
+
+
+def test_endurance_codes_decode_alike_in_c_and_python_and_round_to_within_1_in_4096():
+    from edgetrain.core import lib
+    from firmware_sim.nvm import ENDURANCE_NEVER, endurance_codes
+
+    codes = np.arange(65536, dtype=np.uint16)
+    c_values = np.array([lib.et_nvm_sim_endurance(int(c)) for c in codes], dtype=np.uint64)
+    assert (endurance_values(codes) == c_values).all()
+    assert (c_values[:2048] == np.arange(2048)).all()  # small counts are exact
+    assert c_values[(22 << 11) - 1] == 4095 << 20 and (c_values[22 << 11:] == 2**32 - 1).all()
+    valid = codes[codes < (22 << 11)]
+    assert (endurance_codes(endurance_values(valid)) == valid).all()
+    counts = np.random.default_rng(3).integers(1, 4095 << 20, 100_000, dtype=np.uint64)
+    back = endurance_values(endurance_codes(counts)).astype(np.float64)
+    assert np.max(np.abs(back - counts) / counts) <= 1 / 4096
+    assert endurance_codes(np.array([2**32 - 1, (4095 << 20) + (1 << 19)])).tolist() == [ENDURANCE_NEVER] * 2
+
+
+def test_a_region_keeps_two_bytes_of_endurance_per_wear_unit():
+    r = NvmRegion(technology("rram"), 4096, seed=0)
+    assert r.endurance.dtype == np.uint16 and r.endurance.nbytes == 2 * r.wear_units

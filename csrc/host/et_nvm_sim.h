@@ -105,7 +105,8 @@ typedef struct {
     uint32_t *writes;    /* per byte: program operations that covered it (saturates) */
     uint32_t *flips;     /* per byte: stored bits changed by program and erase (saturates) */
     uint32_t *wear;      /* per wear unit: wear events (in place: programs; flash: erases) */
-    uint32_t *endurance; /* per wear unit: wear events it survives (filled by the caller) */
+    uint16_t *endurance; /* per wear unit: wear events it survives, as an endurance code (see
+                          * et_nvm_sim_endurance; filled by the caller) */
     uint8_t *stuck;      /* per byte: mask of bits that no longer change */
 } et_nvm_sim_buffers_t;
 
@@ -117,6 +118,15 @@ typedef struct {
     uint32_t prng;                /* tearing stream state */
     uint8_t powered;              /* 0 after a power loss until et_nvm_sim_reboot */
 } et_nvm_sim_t;
+
+/*
+ * Endurance codes: 16 bits per wear unit, so that a region's endurance costs 2 bytes per byte of an
+ * in-place technology rather than 4. A code below 2048 is the count itself; a code c with
+ * e = c >> 11 in 1..21 is (2048 + (c & 0x7FF)) << (e - 1) (a 12-bit mantissa: counts above 2047 are
+ * kept to within 1 part in 4096); a code of (22 << 11) or more means "never wears out" (UINT32_MAX).
+ */
+#define ET_NVM_SIM_ENDURANCE_NEVER 0xFFFFu
+uint32_t et_nvm_sim_endurance(uint16_t code);
 
 /* Wear units of a configuration: size (in place) or size / erase_unit (flash).
  * ET_ERR_ARG for NULL or an invalid configuration. */

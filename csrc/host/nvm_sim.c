@@ -49,6 +49,18 @@ static void add_sat(uint32_t *v, uint32_t n)
     *v = *v > UINT32_MAX - n ? UINT32_MAX : *v + n;
 }
 
+uint32_t et_nvm_sim_endurance(uint16_t code)
+{
+    uint32_t e = (uint32_t)code >> 11;
+    if (e == 0) {
+        return code;
+    }
+    if (e >= 22) {
+        return UINT32_MAX;
+    }
+    return (2048u + (code & 0x7FFu)) << (e - 1);
+}
+
 static int is_pow2(uint32_t v)
 {
     return v != 0 && (v & (v - 1)) == 0;
@@ -188,7 +200,7 @@ static et_status_t sim_program(et_nvm_t *nvm, uint32_t offset, const uint8_t *da
         if (!flash) {
             uint32_t *wear = &sim->buf.wear[offset + i];
             inc_sat(wear);
-            if (*wear > sim->buf.endurance[offset + i] && stuck[i] != 0xFF) {
+            if (*wear > et_nvm_sim_endurance(sim->buf.endurance[offset + i]) && stuck[i] != 0xFF) {
                 stuck[i] = 0xFF;
                 sim->totals->cells_worn += 1;
                 final = cfg->wear == ET_SIM_WEAR_STUCK_PATTERN ? cfg->stuck_pattern : old;
@@ -254,7 +266,7 @@ static et_status_t sim_erase(et_nvm_t *nvm, uint32_t offset, uint32_t len)
         int dies;
         uint32_t i;
         inc_sat(wear);
-        dies = *wear > sim->buf.endurance[unit];
+        dies = *wear > et_nvm_sim_endurance(sim->buf.endurance[unit]);
         for (i = first; i < first + eu; i++) {
             uint8_t old = sim->buf.mem[i];
             uint8_t want = cfg->erased_value;
