@@ -24,7 +24,7 @@ from importlib import metadata
 import numpy as np
 
 from .errors import ArgumentError, RangeError, UnsupportedError
-from .model.description import LayerKind, Model
+from .model.description import KIND_NAMES, LayerKind, Model
 from .model.image import fill_c_table, layout
 from .model.validate import check_model
 from .reference import plan as ref_plan
@@ -284,7 +284,7 @@ class CPlanner:
             if layer.weights is None:
                 continue
             self._call("et_plan_lrt_layer", self.cm.c, c_config(ffi, config), i, f)
-            out.append({"name": layer.name, "index": i, "kind": "conv" if f.kind == 1 else "dense", "n": f.n, "m": f.m,
+            out.append({"name": layer.name, "index": i, "kind": KIND_NAMES[layer.kind], "n": f.n, "m": f.m,
                         "rank": f.rank, "lrt_bytes": f.state_bytes, "norms_bytes": f.norms_bytes,
                         "scratch_bytes": f.scratch_bytes})
         return out

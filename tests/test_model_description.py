@@ -20,3 +20,8 @@ def test_c_layer_struct_has_every_python_field(core):
     ffi, _ = core
     c_fields = {name for name, _ in ffi.typeof("et_layer_t").fields}
     assert {"kind", "activation", "padding", "kernel", "alpha_shift", "in", "out", "weight_offset", "bias_offset", "bn_offset"} <= c_fields
+
+
+def test_every_layer_kind_has_its_own_report_name():
+    assert set(d.KIND_NAMES) == set(d.LayerKind)
+    assert len(set(d.KIND_NAMES.values())) == len(d.LayerKind)  # no kind reported as another

@@ -18,7 +18,7 @@ from fractions import Fraction
 from ..outputs import write_report
 from ..backends import CPlanner
 from ..errors import ArgumentError
-from ..model.description import LayerKind
+from ..model.description import KIND_NAMES
 from ..model.loader import MODEL_NAMES, load_model
 from ..reference.lrt import MAX_RANK
 from ..reference.lrt import Config as LrtConfig
@@ -73,7 +73,7 @@ def describe(planner: CPlanner, config: TrainConfig) -> dict:
         out.update(rank=config.lga.rank, lga_optimizer=config.lga.optimizer, layers=planner.lga_layers(config),
                    **full_baselines(planner))
     else:
-        out["layers"] = [{"name": l.name, "index": i, "kind": "conv" if l.kind == LayerKind.CONV2D else "dense", "n": l.n, "m": l.m}
+        out["layers"] = [{"name": l.name, "index": i, "kind": KIND_NAMES[l.kind], "n": l.n, "m": l.m}
                          for i, l in enumerate(planner.model.layers) if l.weights is not None]
     return out
 

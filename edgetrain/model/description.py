@@ -25,6 +25,12 @@ class LayerKind(IntEnum):
     SOFTMAX_CE = 6
 
 
+# The name a report gives each kind (`edgetrain plan` layers, the planner's per-layer figures): one table,
+# so that a new kind gets its own name here instead of being labelled as another.
+KIND_NAMES = {LayerKind.CONV2D: "conv", LayerKind.DENSE: "dense", LayerKind.MAXPOOL2: "maxpool2",
+              LayerKind.BATCHNORM: "batchnorm", LayerKind.FLATTEN: "flatten", LayerKind.SOFTMAX_CE: "softmax_ce"}
+
+
 class Activation(IntEnum):
     NONE = 0
     RELU = 1
