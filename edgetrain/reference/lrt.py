@@ -21,7 +21,7 @@ from . import fixed
 from . import maxnorm as mn
 from .fixed import round_shift_s64 as rshift
 
-MAX_RANK = 8
+MAX_RANK = 8  # ET_LRT_MAX_RANK
 MAX_DIM = 65535
 JACOBI_SWEEPS = 8  # cap; docs/lrt.md: 6 reach the rounding floor for every q <= 9 tested
 STATE_HEADER_BYTES = 56
