@@ -275,33 +275,29 @@ class CPlanner:
         parts["total"] = plan.total
         return parts
 
-    def lrt_layers(self, config: TrainConfig) -> list[dict]:
-        """Per trainable layer (model order) its LRT figures (et_plan_lrt_layer): name, kind, n, m, rank, bytes."""
+    def _layer_figures(self, config: TrainConfig, method: str, fields: dict[str, str]) -> list[dict]:
+        """Per trainable layer (model order): name, index and ``fields`` (report key -> field of the
+        C struct that ``method``, et_plan_lrt_layer or et_plan_lga_layer, fills)."""
         ffi = self._ffi
+        f = ffi.new(f"{method}_t *")
         out = []
-        f = ffi.new("et_plan_lrt_layer_t *")
         for i, layer in enumerate(self.model.layers):
             if layer.weights is None:
                 continue
-            self._call("et_plan_lrt_layer", self.cm.c, c_config(ffi, config), i, f)
-            out.append({"name": layer.name, "index": i, "kind": KIND_NAMES[layer.kind], "n": f.n, "m": f.m,
-                        "rank": f.rank, "lrt_bytes": f.state_bytes, "norms_bytes": f.norms_bytes,
-                        "scratch_bytes": f.scratch_bytes})
+            self._call(method, self.cm.c, c_config(ffi, config), i, f)
+            out.append({"name": layer.name, "index": i, **{key: getattr(f, field) for key, field in fields.items()}})
         return out
 
+    def lrt_layers(self, config: TrainConfig) -> list[dict]:
+        """Per trainable layer (model order) its LRT figures (et_plan_lrt_layer): name, kind, n, m, rank, bytes."""
+        rows = self._layer_figures(config, "et_plan_lrt_layer", {"n": "n", "m": "m", "rank": "rank", "lrt_bytes": "state_bytes",
+                                                                 "norms_bytes": "norms_bytes", "scratch_bytes": "scratch_bytes"})
+        return [{**r, "kind": KIND_NAMES[self.model.layers[r["index"]].kind]} for r in rows]
 
     def lga_layers(self, config: TrainConfig) -> list[dict]:
         """Per trainable layer (model order) its LGA figures (et_plan_lga_layer): name, index, n, m, rank, bytes."""
-        ffi = self._ffi
-        out = []
-        f = ffi.new("et_plan_lga_layer_t *")
-        for i, layer in enumerate(self.model.layers):
-            if layer.weights is None:
-                continue
-            self._call("et_plan_lga_layer", self.cm.c, c_config(ffi, config), i, f)
-            out.append({"name": layer.name, "index": i, "n": f.n, "m": f.m, "rank": f.rank, "optimizer": f.optimizer,
-                        "state_bytes": f.state_bytes, "scratch_bytes": f.scratch_bytes, "z_bytes": f.z_bytes})
-        return out
+        return self._layer_figures(config, "et_plan_lga_layer", {k: k for k in ("n", "m", "rank", "optimizer", "state_bytes",
+                                                                                "scratch_bytes", "z_bytes")})
 
 
 def c_plan(model: Model, config: TrainConfig) -> dict[str, int]:
