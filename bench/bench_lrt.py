@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from edgetrain.config import LrtConfig  # noqa: E402
 from edgetrain.core import ffi, lib  # noqa: E402
 from edgetrain.lrt import LrtLayer  # noqa: E402
 from edgetrain.reference import lrt as ref  # noqa: E402
@@ -38,7 +39,7 @@ DEFAULT_SHAPES = [(128, 1152), (512, 2048)]
 
 
 def bench_shape(n: int, m: int, rank: int, unbiased: int, terms: int, repeats: int, warmup: int, seed: int) -> dict:
-    cfg = ref.Config(rank=rank, unbiased=unbiased, kappa_th=0)
+    cfg = LrtConfig(rank=rank, unbiased=unbiased, kappa_th=0)
     layer = LrtLayer(n, m, cfg, seed=seed)
     rng = np.random.default_rng(seed)
     pool = [(rng.integers(-128, 128, n).astype(np.int8), rng.integers(0, 256, m).astype(np.uint8)) for _ in range(64)]

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgetrain import __version__  # noqa: E402
 from edgetrain.backends import c_plan, make_backend  # noqa: E402
+from edgetrain.config import OPTIMIZERS, TrainConfig  # noqa: E402
 from edgetrain.data import mnist  # noqa: E402
 from edgetrain.errors import EdgetrainError  # noqa: E402
 from edgetrain.model.presets import preset  # noqa: E402
-from edgetrain.reference.train import OPTIMIZERS, TrainConfig  # noqa: E402
 
 
 def data(data_dir, n):

@@ -147,7 +147,7 @@ def measure_training(memory_map: str, model_name: str, samples: int, seed: int, 
     from edgetrain.tasks import stream_order
     from edgetrain.data import mnist
     from edgetrain.model.loader import load_model as load_preset
-    from edgetrain.reference.train import OPT_SGD, TrainConfig
+    from edgetrain.config import OPT_SGD, TrainConfig
     from firmware_sim.commit import CommitView, commit_stage_bytes
     from firmware_sim.memory_map import MemoryMap
     from firmware_sim.report import cell_breakdown

@@ -49,8 +49,7 @@ def shifted(images: np.ndarray, shift: int) -> np.ndarray:
 def _config(method: str, model, seed: int):
     from edgetrain.commands.lga_flags import LGA_LR_DEFAULT
     from edgetrain.model.loader import has_bn_statistics
-    from edgetrain.reference import lga as ref_lga
-    from edgetrain.reference.train import OPT_BIAS, OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
+    from edgetrain.config import LGA_OPTIMIZERS, LGA_RESTART_REDRAW_B, LGA_RESTART_ZERO_A, LgaConfig, OPT_BIAS, OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig, lga_lr_pair
 
     warm = has_bn_statistics(model)
     if method == "none":
@@ -63,10 +62,10 @@ def _config(method: str, model, seed: int):
         return TrainConfig(optimizer=OPT_BIAS, seed=seed, bn_warm=warm)
     _, opt, rank, *rest = method.split("-")  # lga-adam-r4[-redraw][-k50][-lr0.001]
     rate = next((float(r[2:]) for r in rest if r.startswith("lr")), LGA_LR_DEFAULT[opt])
-    lr, lr_exp = ref_lga.lr_pair(rate)
-    restart = ref_lga.RESTART_REDRAW_B if "redraw" in rest else ref_lga.RESTART_ZERO_A
+    lr, lr_exp = lga_lr_pair(rate)
+    restart = LGA_RESTART_REDRAW_B if "redraw" in rest else LGA_RESTART_ZERO_A
     k = next((int(r[1:]) for r in rest if r.startswith("k")), 100)
-    lga = ref_lga.Config(optimizer=ref_lga.OPTIMIZERS[opt], rank=int(rank[1:]), lr=lr, lr_exp=lr_exp, restart=restart,
+    lga = LgaConfig(optimizer=LGA_OPTIMIZERS[opt], rank=int(rank[1:]), lr=lr, lr_exp=lr_exp, restart=restart,
                          merge_every=k)
     return TrainConfig(optimizer=OPT_LGA, seed=seed, bn_warm=warm, lga=lga)
 

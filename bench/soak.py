@@ -41,10 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgetrain.backends import PARAMS, CBackend  # noqa: E402
 from edgetrain.commands.run import stream_order  # noqa: E402
+from edgetrain.config import OPT_BIAS, OPT_LRT, OPT_SGD, LrtConfig, TrainConfig  # noqa: E402
 from edgetrain.data import augment, mnist  # noqa: E402
 from edgetrain.model.presets import preset  # noqa: E402
-from edgetrain.reference.lrt import Config as LrtConfig  # noqa: E402
-from edgetrain.reference.train import OPT_BIAS, OPT_LRT, OPT_SGD, TrainConfig  # noqa: E402
 
 SCHEMES = {
     "sgd": dict(optimizer=OPT_SGD),

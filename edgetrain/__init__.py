@@ -27,6 +27,9 @@ __all__ = [
     "Session",
     "RunResult",
     "TaskOptions",
+    "TrainConfig",
+    "LrtConfig",
+    "LgaConfig",
     "include_dir",
     "ArgumentError",
     "CorruptError",
@@ -59,11 +62,15 @@ def include_dir() -> str:
 
 
 def __getattr__(name: str):
-    """The session API, imported on first use (it loads the compiled core)."""
+    """The session API (it loads the compiled core) and the config classes, imported on first use."""
     if name in ("Session", "RunResult"):
         from . import session
 
         return getattr(session, name)
+    if name in ("TrainConfig", "LrtConfig", "LgaConfig"):
+        from . import config
+
+        return getattr(config, name)
     if name == "TaskOptions":
         from .tasks import TaskOptions
 

@@ -23,14 +23,13 @@ from importlib import metadata
 
 import numpy as np
 
+from .config import LGA_FIELDS, LRT_STATS, MAX_LAYERS, TrainConfig
 from .errors import ArgumentError, RangeError, UnsupportedError
 from .model.description import KIND_NAMES, LayerKind, Model
 from .model.image import fill_c_table, layout
 from .model.validate import check_model
 from .reference import plan as ref_plan
-from .reference import lga as ref_lga
 from .reference import train as ref_train
-from .reference.train import TrainConfig
 
 PARAMS = 0x8000  # ET_COMMIT_PARAMS: the tensor id of a layer's bias or batch-norm block
 
@@ -155,8 +154,8 @@ def c_config(ffi, config: TrainConfig):
     """An et_train_config_t for ``config`` (no range checks here: the C checks, and tests pass bad values on
     purpose); a value that does not even fit its C field is an ArgumentError naming TrainConfig.check."""
     ranks = [int(r) for r in config.lrt_rank]
-    if len(ranks) > ref_train.MAX_LAYERS:
-        raise ArgumentError(f"lrt_rank has {len(ranks)} entries; a model has at most {ref_train.MAX_LAYERS} layers")
+    if len(ranks) > MAX_LAYERS:
+        raise ArgumentError(f"lrt_rank has {len(ranks)} entries; a model has at most {MAX_LAYERS} layers")
     try:
         return _new_c_config(ffi, config, ranks)
     except (OverflowError, TypeError, ValueError) as exc:
@@ -170,10 +169,10 @@ def _new_c_config(ffi, config: TrainConfig, ranks: list[int]):
         "lr_weight": config.lr_weight, "lr_weight_exp": config.lr_weight_exp,
         "lr_bias": config.lr_bias, "lr_bias_exp": config.lr_bias_exp, "seed": config.seed,
         "lrt": {f: int(getattr(config.lrt, f)) for f in LRT_FIELDS},
-        "lrt_rank": ranks + [0] * (ref_train.MAX_LAYERS - len(ranks)),
+        "lrt_rank": ranks + [0] * (MAX_LAYERS - len(ranks)),
         "commit_stage_bytes": config.commit_stage_bytes, "ring_slots": config.ring_slots,
-        "lga": {f: int(getattr(config.lga, f)) for f in ref_lga.FIELDS},
-        "lga_rank": [int(r) for r in config.lga_rank] + [0] * (ref_train.MAX_LAYERS - len(config.lga_rank)),
+        "lga": {f: int(getattr(config.lga, f)) for f in LGA_FIELDS},
+        "lga_rank": [int(r) for r in config.lga_rank] + [0] * (MAX_LAYERS - len(config.lga_rank)),
     })
 
 
@@ -398,7 +397,7 @@ class CBackend(Backend):
     def _lrt_stats(self, layer: int) -> dict[str, int]:
         stats = self._ffi.new("et_train_lrt_stats_t *")
         self._call("et_train_lrt", self.ctx, layer, self._ffi.NULL, stats)
-        return {k: int(getattr(stats, k)) for k in ref_train.LRT_STATS}
+        return {k: int(getattr(stats, k)) for k in LRT_STATS}
 
     def nvm_stats(self) -> dict[str, int]:
         """The context's commit counters (et_train_nvm_stats), plus the plain-memory HAL's when there is one."""

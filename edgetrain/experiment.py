@@ -24,10 +24,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import OPTIMIZERS, LrtConfig
 from .errors import ArgumentError, UnsupportedError
 from .outputs import write_atomic, write_figure
-from .reference.lrt import Config as LrtConfig
-from .reference.train import OPTIMIZERS
 from .tasks import TASKS, TaskOptions
 
 if sys.version_info >= (3, 11):

@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import LGA_ADAM, LGA_FIELDS, LGA_SGD, LgaConfig
 from .core import call, ffi
 from .reference import lga as ref
 
 
-def c_config(config: ref.Config):
+def c_config(config: LgaConfig):
     """An et_lga_config_t for ``config`` (no checks here: the C checks)."""
-    return {f: int(getattr(config, f)) for f in ref.FIELDS}
+    return {f: int(getattr(config, f)) for f in LGA_FIELDS}
 
 
 class LgaLayer:
     """One n x m layer's factors and optimizer states in C memory."""
 
-    def __init__(self, n: int, m: int, config: ref.Config, seed: int = 0):
+    def __init__(self, n: int, m: int, config: LgaConfig, seed: int = 0):
         self.n, self.m, self.config = n, m, config
         self.cfg = ffi.new("et_lga_config_t *", c_config(config))
         size = ffi.new("uint32_t *")
@@ -85,12 +86,12 @@ class LgaLayer:
         off += a8(2 * n * r)
         out["b"] = self._array(off, np.int16, r * m).reshape(r, m)
         off += a8(2 * r * m)
-        if opt != ref.SGD:
+        if opt != LGA_SGD:
             out["mu_a"] = self._array(off, np.int32, n * r).reshape(n, r)
             off += a8(4 * n * r)
             out["mu_b"] = self._array(off, np.int32, r * m).reshape(r, m)
             off += a8(4 * r * m)
-        if opt == ref.ADAM:
+        if opt == LGA_ADAM:
             out["nu_a"] = self._array(off, np.uint64, n * r).reshape(n, r)
             off += a8(8 * n * r)
             out["nu_b"] = self._array(off, np.uint64, r * m).reshape(r, m)
@@ -105,9 +106,9 @@ class LgaLayer:
 def reference_snapshot(st: ref.State, prng) -> dict:
     """The twin state's fields in LgaLayer.snapshot's form."""
     out = {"a": st.a, "b": st.b}
-    if st.optimizer != ref.SGD:
+    if st.optimizer != LGA_SGD:
         out.update(mu_a=st.mu_a, mu_b=st.mu_b)
-    if st.optimizer == ref.ADAM:
+    if st.optimizer == LGA_ADAM:
         out.update(nu_a=st.nu_a, nu_b=st.nu_b)
     out.update(steps=st.steps, samples=st.samples, beta1_pow=int(st.beta1_pow), beta2_pow=int(st.beta2_pow),
                merges=st.merges, norm_a=_mn(st.norm_a), norm_b=_mn(st.norm_b), prng=prng.state)

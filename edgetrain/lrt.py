@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import LRT_MAX_RANK, LrtConfig, lrt_config_check
 from .core import call, ffi
 from .errors import ArgumentError, NoMemoryError
 from .reference import lrt as ref
 from .reference.maxnorm import UFloat
 
-Config = ref.Config
+Config = LrtConfig
 KIND_DENSE, KIND_CONV = ref.KIND_DENSE, ref.KIND_CONV
 
 _FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm", "kappa_th")
@@ -23,7 +24,7 @@ _FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dens
 
 def c_config(cfg: Config):
     """An et_lrt_config_t for ``cfg`` (checked by the twin's rules first, for a clear message)."""
-    ref.config_check(cfg)
+    lrt_config_check(cfg)
     return ffi.new("et_lrt_config_t *", {f: int(getattr(cfg, f)) for f in _FIELDS})
 
 
@@ -156,7 +157,7 @@ class LrtLayer:
             "ql": ql.tolist(), "qr": qr.tolist(), "exp_l": st.exp_l, "exp_r": st.exp_r,
             "c_mant": [int(st.c_mant[k]) for k in range(r)], "c_exp": st.c_exp,
             "b_eff": st.b_eff, "terms": st.terms, "skipped": st.skipped,
-            "c_mant_unused": [int(st.c_mant[k]) for k in range(r, ref.MAX_RANK)],
+            "c_mant_unused": [int(st.c_mant[k]) for k in range(r, LRT_MAX_RANK)],
             "prng": int(self.prng.state),
             "norms": [(int(t.count), int(t.beta_pow), int(t.moving.mant), int(t.moving.exp)) for t in (self.norms.l, self.norms.r)],
         }
@@ -177,7 +178,7 @@ def reference_snapshot(st: ref.State, prng=None, norms: ref.Norms | None = None)
     out = {
         "ql": st.ql.tolist(), "qr": st.qr.tolist(), "exp_l": st.exp_l, "exp_r": st.exp_r,
         "c_mant": list(st.c_mant), "c_exp": st.c_exp, "b_eff": st.b_eff, "terms": st.terms, "skipped": st.skipped,
-        "c_mant_unused": [0] * (ref.MAX_RANK - st.rank),
+        "c_mant_unused": [0] * (LRT_MAX_RANK - st.rank),
     }
     if prng is not None:
         out["prng"] = prng.state

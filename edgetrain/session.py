@@ -29,16 +29,14 @@ import numpy as np
 
 from . import __version__, devices
 from .backends import backend_class, c_plan, make_backend
+from .config import (
+    LGA_OPTIMIZERS, LGA_RESTARTS, LR_DEFAULT, LR_EXP_DEFAULT, OPTIMIZERS, LgaConfig, LrtConfig, TrainConfig,
+    lga_config_check, lrt_config_check
+)
 from .data import mnist
 from .errors import ArgumentError, EdgetrainError, UnsupportedError
 from .model.description import Model
 from .model.loader import MODEL_NAMES, PRETRAINED, has_bn_statistics, load_model
-from .reference import lga as ref_lga
-from .reference.lga import Config as LgaConfig
-from .reference.lga import config_check as lga_config_check
-from .reference.lrt import Config as LrtConfig
-from .reference.lrt import config_check as lrt_config_check
-from .reference.train import LR_DEFAULT, LR_EXP_DEFAULT, OPTIMIZERS, TrainConfig
 from .tasks import TASKS, Stream, TaskOptions
 
 RRAM_WRITE_J_PER_BIT = 10.9e-12  # the paper's 18 KB RRAM macro (lrt-paper-spec §1)
@@ -74,9 +72,9 @@ class Session:
     """A model, an optimizer, a task, a backend and (optionally) a memory map, ready to run.
 
     ``model``: a name (preset, pretrained) or .etm path, or a ``Model``.
-    ``optimizer``: lrt, lga, sgd, bias or none. ``lrt``: an ``edgetrain.reference.lrt.Config`` (the
+    ``optimizer``: lrt, lga, sgd, bias or none. ``lrt``: an ``edgetrain.config.LrtConfig`` (the
     paper's defaults when None; ``lr`` is then its eta0 unless the config gives one); ``lga``: an
-    ``edgetrain.reference.lga.Config`` (its defaults when None; docs/lga.md); ``layer_ranks``: one rank
+    ``edgetrain.config.LgaConfig`` (its defaults when None; docs/lga.md); ``layer_ranks``: one rank
     per layer index (0 for layers without weights), overriding the rank of either.
     ``task_options``: a ``TaskOptions`` or a dict of its fields (magnitudes, cadence, augmentation).
     ``backend_options``: a plug-in engine's own keyword arguments (e.g. ``{"cpu": "cortex-m0plus"}`` for arm).
@@ -257,9 +255,9 @@ class Session:
 def lga_report(model, config: TrainConfig) -> dict:
     """The factor settings of a run and each trainable layer's rank, in the report."""
     c = config.lga
-    return {"optimizer": next(k for k, v in ref_lga.OPTIMIZERS.items() if v == c.optimizer), "rank": c.rank,
+    return {"optimizer": next(k for k, v in LGA_OPTIMIZERS.items() if v == c.optimizer), "rank": c.rank,
             "merge_every": c.merge_every, "lr": c.lr * 2.0 ** c.lr_exp,
-            "restart": next(k for k, v in ref_lga.RESTARTS.items() if v == c.restart),
+            "restart": next(k for k, v in LGA_RESTARTS.items() if v == c.restart),
             "layer_ranks": {model.layers[i].name: config.lga_layer_config(i).rank
                             for i, layer in enumerate(model.layers) if layer.weights is not None}}
 

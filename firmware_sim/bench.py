@@ -24,10 +24,9 @@ from dataclasses import replace
 import numpy as np
 
 from edgetrain.backends import c_plan
+from edgetrain.config import OPT_LRT, OPT_SGD, LrtConfig, TrainConfig
 from edgetrain.model.description import LayerKind
 from edgetrain.model.presets import preset
-from edgetrain.reference import lrt as ref_lrt
-from edgetrain.reference.train import OPT_LRT, OPT_SGD, TrainConfig
 
 from . import arm as arm_emulator
 from . import firmware as fwb
@@ -48,7 +47,7 @@ def forward_macs(model) -> int:
 
 def bench_config(optimizer: str, batch: int) -> TrainConfig:
     """The paper's LRT settings except B (``batch`` for conv and dense), so a short window sees flushes."""
-    lrt = replace(ref_lrt.Config(), batch_conv=batch, batch_dense=batch)
+    lrt = replace(LrtConfig(), batch_conv=batch, batch_dense=batch)
     return TrainConfig(optimizer=OPTIMIZERS[optimizer], lrt=lrt)
 
 

@@ -100,7 +100,7 @@ def sgd_updates(model: Model, commits: int, seed: int = 0, checkpoint_every: int
     (tensor id, new contents, changed row runs), until ``commits`` are collected. ``config`` (a
     TrainConfig) trains with another optimizer instead (e.g. lga: the commits of its merges)."""
     from edgetrain.backends import CBackend
-    from edgetrain.reference.train import OPT_SGD, TrainConfig
+    from edgetrain.config import OPT_SGD, TrainConfig
 
     from .commit import PARAMS, tensor_ids, tensor_spec
 

@@ -8,11 +8,11 @@ import pytest
 
 from edgetrain import RangeError, cli
 from edgetrain.backends import CPlanner
+from edgetrain.config import OPT_SGD, TrainConfig
 from edgetrain.model import Activation, Layer, LayerKind, Model, Padding, Shape
 from edgetrain.model.etm import save
 from edgetrain.reference import plan as ref_plan
 from edgetrain.reference.fixed import FMT_ACT, FMT_BIAS, FMT_BN_OUT, FMT_INPUT
-from edgetrain.reference.train import OPT_SGD, TrainConfig
 from layer_cases import c_layer
 
 ET_OK, ET_ERR_RANGE = 0, -5

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from edgetrain.backends import CBackend, make_backend, tensor_spans
+from edgetrain.config import OPT_LRT, OPT_SGD, LrtConfig, TrainConfig
 from edgetrain.errors import ArgumentError, NvmIOError
 from edgetrain.model.presets import preset
-from edgetrain.reference import lrt as ref_lrt
-from edgetrain.reference.train import OPT_LRT, OPT_SGD, TrainConfig
 
 from conftest import ROOT
 
@@ -54,7 +53,7 @@ def samples(model, n, seed=0):
 def config(optimizer, seed=3):
     # Small B so that LRT flushes (and writes) within a few samples.
     return TrainConfig(optimizer=optimizer, seed=seed,
-                       lrt=replace(ref_lrt.Config(), batch_conv=2, batch_dense=3, rho_min_ppm=0))
+                       lrt=replace(LrtConfig(), batch_conv=2, batch_dense=3, rho_min_ppm=0))
 
 
 def train(backend, xs, ys):

@@ -240,7 +240,7 @@ def _wide_weights():
 
 def _backend(kind, model=None):
     from edgetrain.backends import make_backend
-    from edgetrain.reference.train import OPT_SGD, TrainConfig
+    from edgetrain.config import OPT_SGD, TrainConfig
 
     return make_backend(kind, model or _mlp(), TrainConfig(optimizer=OPT_SGD))
 
@@ -276,7 +276,7 @@ def _commit_rows(rows):
 
 def _plan(**change):
     from edgetrain.backends import c_plan
-    from edgetrain.reference.train import OPT_SGD, TrainConfig
+    from edgetrain.config import OPT_SGD, TrainConfig
 
     return c_plan(_mlp(), TrainConfig(optimizer=OPT_SGD, **change))
 
@@ -355,7 +355,7 @@ def _backend_config(**change):
 
     from edgetrain.backends import c_config
     from edgetrain.core import ffi
-    from edgetrain.reference.train import TrainConfig
+    from edgetrain.config import TrainConfig
 
     return c_config(ffi, replace(TrainConfig(), **change))
 

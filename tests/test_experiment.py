@@ -13,10 +13,10 @@ import pytest
 
 from edgetrain import cli
 from edgetrain.backends import c_plan
+from edgetrain.config import OPT_LRT, OPT_SGD, TrainConfig
 from edgetrain.errors import ArgumentError
 from edgetrain.experiment import SCHEMES, TIMING_KEYS, Grid, run_grid, scheme_options
 from edgetrain.model.presets import preset
-from edgetrain.reference.train import OPT_LRT, OPT_SGD, TrainConfig
 
 
 def small_grid(mnist_dir, **kw) -> Grid:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from edgetrain.backends import CBackend, NumpyBackend
+from edgetrain.config import OPT_BIAS, OPT_SGD, TrainConfig
 from edgetrain.data import mnist
 from edgetrain.model.presets import preset
 from edgetrain.reference.float_model import FloatNet, real_input
-from edgetrain.reference.train import OPT_BIAS, OPT_SGD, TrainConfig
 from test_train_twin import tiny_bn, tiny_dense_bn
 
 

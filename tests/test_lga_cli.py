@@ -12,8 +12,8 @@ import pytest
 from edgetrain import cli
 from edgetrain.backends import CPlanner
 from edgetrain.commands.lga_flags import lga_train_config
+from edgetrain.config import LGA_OPTIMIZERS
 from edgetrain.model.presets import preset
-from edgetrain.reference import lga as ref_lga
 
 GOLDEN = Path(__file__).parent / "golden" / "plan_lga_r4.json"
 MCU_CNN = [("conv1", 8, 9), ("conv2", 16, 72), ("fc1", 64, 400), ("fc2", 10, 64)]
@@ -70,7 +70,7 @@ def test_plans_match_the_pinned_figures():
         from edgetrain.commands.lga_flags import full_baselines
 
         assert full_baselines(planner)["full_adam_bytes"] <= pinned["baselines"]["full_adam_bytes"] * (1 + golden["max_growth"])
-        for opt in ref_lga.OPTIMIZERS:
+        for opt in LGA_OPTIMIZERS:
             cfg = lga_train_config(golden["rank"], opt)
             now = planner.plan(cfg)
             then = pinned[opt]["parts"]

@@ -8,15 +8,17 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgetrain.config import LGA_ADAM, LgaConfig, lga_lr_pair
 from edgetrain.reference import lga as ref
+
 from edgetrain.reference import lga_float as flt
 from edgetrain.reference.fixed import Prng
 
 FA = 2.0**ref.FACTOR_EXP
 
 
-def state(n, m, rank, seed, opt=ref.ADAM, **cfg):
-    c = ref.Config(optimizer=opt, rank=rank, **cfg)
+def state(n, m, rank, seed, opt=LGA_ADAM, **cfg):
+    c = LgaConfig(optimizer=opt, rank=rank, **cfg)
     s = ref.state_init(n, m, c, Prng(seed))
     rng = np.random.default_rng(seed)
     s.a = rng.integers(-(1 << 14), 1 << 14, (n, rank)).astype(np.int16)
@@ -78,9 +80,9 @@ def test_adam_tracks_float64_adam(seed, scale, beta1, beta2):
     second within a relative 1e-6 plus LSBs, and each step within half a factor LSB plus 1e-6 relative
     of the float64 step taken from the integer state's own moments."""
     n = 12
-    lr, lr_exp = ref.lr_pair(0.003)
+    lr, lr_exp = lga_lr_pair(0.003)
     b1, b2 = int(round(beta1 * 2**30)), int(round(beta2 * 2**30))
-    c = ref.Config(rank=1, lr=lr, lr_exp=lr_exp, beta1_q30=b1, beta2_q30=b2)
+    c = LgaConfig(rank=1, lr=lr, lr_exp=lr_exp, beta1_q30=b1, beta2_q30=b2)
     s = ref.state_init(n, 1, c, Prng(seed))
     f = flt.Adam((n, 1), lr * 2.0**lr_exp, b1 / 2**30, b2 / 2**30, c.eps * 2.0**ref.G_EXP)
     rng = np.random.default_rng(seed)

@@ -10,18 +10,20 @@ import pytest
 
 from edgetrain import ArgumentError
 from edgetrain.backends import CBackend, CModel, CPlanner, NumpyBackend, c_config, c_plan
+from edgetrain.config import (
+    LGA_ADAM, LGA_MOMENTUM, LGA_RESTART_REDRAW_B, LGA_SGD, OPT_LGA, OPT_SGD, LgaConfig, TrainConfig, lga_lr_pair
+)
 from edgetrain.lga import reference_snapshot
 from edgetrain.model.presets import preset
 from edgetrain.reference import lga as ref_lga
 from edgetrain.reference import plan as ref_plan
-from edgetrain.reference.train import OPT_LGA, OPT_SGD, TrainConfig
 from test_train_twin import MODELS, assert_same_state, c_outputs, inputs, twin_outputs
 
 ET_OK, ET_ERR_ARG = 0, -1
 
 
 def lga_config(seed=0, ranks=(), **lga) -> TrainConfig:
-    return TrainConfig(optimizer=OPT_LGA, seed=seed, lga=ref_lga.Config(**lga), lga_rank=ranks)
+    return TrainConfig(optimizer=OPT_LGA, seed=seed, lga=LgaConfig(**lga), lga_rank=ranks)
 
 
 def weight_layers(model):
@@ -50,10 +52,10 @@ def c_lga(cb: CBackend, layer: int) -> dict:
 
     take("a", np.int16, (n, r))
     take("b", np.int16, (r, m))
-    if opt != ref_lga.SGD:
+    if opt != LGA_SGD:
         take("mu_a", np.int32, (n, r))
         take("mu_b", np.int32, (r, m))
-    if opt == ref_lga.ADAM:
+    if opt == LGA_ADAM:
         take("nu_a", np.uint64, (n, r))
         take("nu_b", np.uint64, (r, m))
     out.update(steps=s.steps, samples=s.samples, beta1_pow=s.beta1_pow, beta2_pow=s.beta2_pow, merges=s.merges,
@@ -81,9 +83,9 @@ def _plain(d: dict) -> dict:
 # learning rates so that merges change weights.
 STEP_CONFIGS = [
     ("adam-r4", dict(merge_every=3, lr=1 << 29, lr_exp=-35)),
-    ("adam-r1-redraw", dict(rank=1, restart=ref_lga.RESTART_REDRAW_B, merge_every=2, lr=1 << 29, lr_exp=-34)),
-    ("momentum-r2", dict(optimizer=ref_lga.MOMENTUM, rank=2, merge_every=2, lr=1 << 29, lr_exp=-34)),
-    ("sgd-r8-redraw", dict(optimizer=ref_lga.SGD, rank=8, restart=ref_lga.RESTART_REDRAW_B, merge_every=3,
+    ("adam-r1-redraw", dict(rank=1, restart=LGA_RESTART_REDRAW_B, merge_every=2, lr=1 << 29, lr_exp=-34)),
+    ("momentum-r2", dict(optimizer=LGA_MOMENTUM, rank=2, merge_every=2, lr=1 << 29, lr_exp=-34)),
+    ("sgd-r8-redraw", dict(optimizer=LGA_SGD, rank=8, restart=LGA_RESTART_REDRAW_B, merge_every=3,
                            lr=1 << 29, lr_exp=-34)),
 ]
 
@@ -109,11 +111,11 @@ def test_lga_steps_agree_byte_for_byte(core, twin, model_name, cfg_name, lga):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("opt", [ref_lga.SGD, ref_lga.MOMENTUM, ref_lga.ADAM])
+@pytest.mark.parametrize("opt", [LGA_SGD, LGA_MOMENTUM, LGA_ADAM])
 def test_mcu_cnn_whole_run_agrees(core, twin, opt):
     """The deployed shape with the defaults of each optimizer's CLI run: 12 samples, K = 5, per-layer ranks."""
     model = preset("mcu-cnn", 2)
-    lr, lr_exp = ref_lga.lr_pair(0.001 if opt == ref_lga.ADAM else 0.01)
+    lr, lr_exp = lga_lr_pair(0.001 if opt == LGA_ADAM else 0.01)
     ranks = [0] * len(model.layers)
     w = weight_layers(model)
     ranks[w[1]], ranks[w[-1]] = 2, 8
@@ -146,7 +148,7 @@ def test_forward_uses_the_factors(core):
 
 
 @pytest.mark.parametrize("model_name", ["tiny-bn", "tiny-dense-bn", "mlp", "mcu-cnn"])
-@pytest.mark.parametrize("opt", [ref_lga.SGD, ref_lga.MOMENTUM, ref_lga.ADAM])
+@pytest.mark.parametrize("opt", [LGA_SGD, LGA_MOMENTUM, LGA_ADAM])
 @pytest.mark.parametrize("rank", [1, 4, 8])
 def test_lga_plan_agrees_with_twin(core, twin, model_name, opt, rank):
     model = MODELS[model_name](0)
@@ -160,7 +162,7 @@ def test_lga_plan_agrees_with_twin(core, twin, model_name, opt, rank):
         twin.equal({k: f[k] for k in t}, t)
     sgd = planner.plan(TrainConfig(optimizer=OPT_SGD))
     assert sgd["lga_state"] == sgd["lga_scratch"] == 0
-    per_entry = {ref_lga.SGD: 2, ref_lga.MOMENTUM: 6, ref_lga.ADAM: 14}[opt]
+    per_entry = {LGA_SGD: 2, LGA_MOMENTUM: 6, LGA_ADAM: 14}[opt]
     for f in layers:  # the header plus per_entry bytes per factor entry (8-padded arrays)
         assert 0 <= f["state_bytes"] - 64 - per_entry * rank * (f["n"] + f["m"]) < 8 * 6
 

@@ -13,6 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edgetrain.config import (
+    LGA_ADAM, LGA_BETA_MAX, LGA_FIELDS, LGA_LR_EXP_MAX, LGA_LR_EXP_MIN, LGA_MAX_RANK, LGA_MOMENTUM,
+    LGA_RESTART_REDRAW_B, LGA_RESTART_ZERO_A, LGA_SGD, LgaConfig, lga_config_check
+)
 from edgetrain.errors import ArgumentError
 from edgetrain.lga import LgaLayer, reference_snapshot
 from edgetrain.reference import lga as ref
@@ -33,13 +37,13 @@ def assert_same(c: dict, r: dict) -> None:
 
 @st.composite
 def configs(draw):
-    opt = draw(st.sampled_from([ref.SGD, ref.MOMENTUM, ref.ADAM]))
-    return ref.Config(optimizer=opt, rank=draw(st.integers(1, ref.MAX_RANK)),
-                      restart=draw(st.sampled_from([ref.RESTART_ZERO_A, ref.RESTART_REDRAW_B])),
+    opt = draw(st.sampled_from([LGA_SGD, LGA_MOMENTUM, LGA_ADAM]))
+    return LgaConfig(optimizer=opt, rank=draw(st.integers(1, LGA_MAX_RANK)),
+                      restart=draw(st.sampled_from([LGA_RESTART_ZERO_A, LGA_RESTART_REDRAW_B])),
                       merge_every=draw(st.integers(1, 6)), lr=draw(st.integers(1, (1 << 31) - 1)),
-                      lr_exp=draw(st.integers(ref.LR_EXP_MIN, ref.LR_EXP_MAX)),
-                      beta1_q30=draw(st.sampled_from([0, 966367642, ref.BETA_MAX, draw(st.integers(0, ref.BETA_MAX))])),
-                      beta2_q30=draw(st.sampled_from([0, 1072668082, ref.BETA_MAX, draw(st.integers(0, ref.BETA_MAX))])),
+                      lr_exp=draw(st.integers(LGA_LR_EXP_MIN, LGA_LR_EXP_MAX)),
+                      beta1_q30=draw(st.sampled_from([0, 966367642, LGA_BETA_MAX, draw(st.integers(0, LGA_BETA_MAX))])),
+                      beta2_q30=draw(st.sampled_from([0, 1072668082, LGA_BETA_MAX, draw(st.integers(0, LGA_BETA_MAX))])),
                       eps=draw(st.sampled_from([1, 16, 65535])))
 
 
@@ -82,7 +86,7 @@ def test_stream_matches_twin(cfg, n, m, x_exp, terms, samples, alpha, seed, scal
 
 def test_adam_moves_factors_against_gradient():
     """After a step from A = 0, the sign of each A update is minus the sign of its gradient."""
-    cfg = ref.Config(lr=1073742, lr_exp=-30)  # 0.001
+    cfg = LgaConfig(lr=1073742, lr_exp=-30)  # 0.001
     r = ref.state_init(6, 10, cfg, Prng(3))
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (1, 10))
@@ -113,24 +117,24 @@ def test_isqrt_array_is_exact():
 
 
 BAD = [("optimizer", 3), ("rank", 0), ("rank", 9), ("restart", 2), ("reserved", 1), ("merge_every", 0),
-       ("merge_every", 65536), ("lr", 0), ("lr", 1 << 31), ("lr_exp", ref.LR_EXP_MIN - 1),
-       ("lr_exp", ref.LR_EXP_MAX + 1), ("beta1_q30", ref.BETA_MAX + 1), ("beta2_q30", ref.BETA_MAX + 1),
+       ("merge_every", 65536), ("lr", 0), ("lr", 1 << 31), ("lr_exp", LGA_LR_EXP_MIN - 1),
+       ("lr_exp", LGA_LR_EXP_MAX + 1), ("beta1_q30", LGA_BETA_MAX + 1), ("beta2_q30", LGA_BETA_MAX + 1),
        ("eps", 0), ("eps", 65536)]
 
 
 @pytest.mark.parametrize("field,value", BAD)
 def test_bad_config_rejected_by_both(core, field, value):
     ffi, lib = core
-    cfg = ref.Config(**{field: value})
+    cfg = LgaConfig(**{field: value})
     with pytest.raises(ArgumentError, match=field.split("_q30")[0].replace("_", "[_ ]") if field != "reserved" else "reserved"):
-        ref.config_check(cfg)
+        lga_config_check(cfg)
     from edgetrain.lga import c_config
 
     assert lib.et_lga_config_check(ffi.new("et_lga_config_t *", c_config(cfg))) == lib.ET_ERR_ARG
     good = ffi.new("et_lga_config_t *")
     assert lib.et_lga_config_default(good) == 0
     assert lib.et_lga_config_check(good) == 0
-    assert {f: getattr(good, f) for f in ref.FIELDS} == c_config(ref.Config())
+    assert {f: getattr(good, f) for f in LGA_FIELDS} == c_config(LgaConfig())
 
 
 def test_state_size_matches_twin(core):
@@ -144,7 +148,7 @@ def test_state_size_matches_twin(core):
     assert lib.et_lga_state_get_size(0, 5, 1, 0, out) == lib.ET_ERR_ARG
     assert lib.et_lga_state_get_size(5, 5, 9, 0, out) == lib.ET_ERR_ARG
     # Adam's states: 2 + 4 + 8 bytes per factor entry
-    assert ref.state_get_size(32, 288, 4, ref.ADAM) == 64 + 14 * 4 * (32 + 288)
+    assert ref.state_get_size(32, 288, 4, LGA_ADAM) == 64 + 14 * 4 * (32 + 288)
 
 
 def test_init_writes_nothing_on_error(core):

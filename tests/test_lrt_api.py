@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from edgetrain import ArgumentError, NoMemoryError, RangeError, StateError
+from edgetrain.config import LrtConfig, lrt_config_check, lrt_config_default
 from edgetrain.lrt import LrtLayer, accumulate_get_buffer_size, c_config, config_default, state_get_size
 from edgetrain.reference import lrt as ref
 from edgetrain.reference.fixed import Prng
@@ -21,7 +22,7 @@ def test_defaults_are_the_papers(core):
     for key, value in want.items():
         assert getattr(cfg, key) == value, key
     assert abs(cfg.eta0_q24 / 2**24 - 0.01) < 1e-7  # eta0 = 0.01
-    assert config_default() == ref.config_default() == ref.Config()
+    assert config_default() == lrt_config_default() == LrtConfig()
     assert lib.et_lrt_config_check(cfg) == ET_OK
     assert lib.et_lrt_config_default(ffi.NULL) == ET_ERR_ARG
 
@@ -46,9 +47,9 @@ def test_bad_config_is_rejected_everywhere(core, field, value):
     assert lib.et_lrt_state_init(mem, 512, 4, 4, 0, cfg, out) == ET_ERR_ARG
     assert all(b == POISON for b in mem)
     assert out[0] == ffi.NULL
-    bad = ref.Config(**{field: value})
+    bad = LrtConfig(**{field: value})
     with pytest.raises(ArgumentError, match=field):
-        ref.config_check(bad)
+        lrt_config_check(bad)
     with pytest.raises(ArgumentError, match=field):
         LrtLayer(4, 4, bad)
 
@@ -75,7 +76,7 @@ def test_state_and_scratch_sizes_are_exact(core):
 
 def test_state_init_too_small_is_nomem_and_untouched(core):
     ffi, lib = core
-    cfg = c_config(ref.Config())
+    cfg = c_config(LrtConfig())
     need = state_get_size(10, 20, 4)
     mem = ffi.new("uint32_t[]", 200)
     raw = ffi.cast("uint8_t *", mem)
@@ -88,18 +89,18 @@ def test_state_init_too_small_is_nomem_and_untouched(core):
     assert all(raw[i] == 0 for i in range(56, need)) and raw[need] == POISON  # exactly the planned bytes
     assert (out[0].n, out[0].m, out[0].rank, out[0].kind, out[0].b_eff) == (10, 20, 4, 0, 0)
     with pytest.raises(NoMemoryError) as info:
-        ref.state_init(10, 20, ref.Config(), size=need - 1)
+        ref.state_init(10, 20, LrtConfig(), size=need - 1)
     assert info.value.required_bytes == need
     # misaligned memory, a bad kind, NULL
     assert lib.et_lrt_state_init(raw + 1, need, 10, 20, 0, cfg, out) == ET_ERR_ARG
     assert lib.et_lrt_state_init(mem, need, 10, 20, 2, cfg, out) == ET_ERR_ARG
     assert lib.et_lrt_state_init(ffi.NULL, need, 10, 20, 0, cfg, out) == ET_ERR_ARG
     with pytest.raises(ArgumentError, match="kind"):
-        ref.state_init(10, 20, ref.Config(), kind=2)
+        ref.state_init(10, 20, LrtConfig(), kind=2)
 
 
 def _layer_with_history(unbiased=1):
-    layer = LrtLayer(6, 9, ref.Config(rank=3, unbiased=unbiased), seed=5)
+    layer = LrtLayer(6, 9, LrtConfig(rank=3, unbiased=unbiased), seed=5)
     rng = np.random.default_rng(0)
     for _ in range(12):
         layer.accumulate(rng.integers(-128, 128, 6).astype(np.int8), -9, rng.integers(0, 256, 9).astype(np.uint8), -7)
@@ -132,7 +133,7 @@ def test_accumulate_bad_arguments_write_nothing(core):
     for args in cases:
         assert lib.et_lrt_accumulate_u8(*args) == ET_ERR_ARG
     assert lib.et_lrt_accumulate_u8(st, cfg, d, -9, x, -7, scr, size - 1, prng) == ET_ERR_NOMEM
-    other = c_config(ref.Config(rank=2))
+    other = c_config(LrtConfig(rank=2))
     assert lib.et_lrt_accumulate_u8(st, other, d, -9, x, -7, scr, size, prng) == ET_ERR_ARG  # rank mismatch
     assert _state_bytes(core, layer) == before
     # the Python layer says what is wrong
@@ -144,18 +145,18 @@ def test_accumulate_bad_arguments_write_nothing(core):
         layer.accumulate(np.zeros(6, np.int8), -9, np.zeros(9, np.uint8), 200)
     assert _state_bytes(core, layer) == before
     # the twin raises the same class for the same mistakes
-    st_ = ref.state_init(6, 9, ref.Config(rank=3))
+    st_ = ref.state_init(6, 9, LrtConfig(rank=3))
     with pytest.raises(ArgumentError):
-        ref.accumulate_u8(st_, ref.Config(rank=3), np.zeros(6, np.int8), -9, np.zeros(9, np.uint8), -7, None)
+        ref.accumulate_u8(st_, LrtConfig(rank=3), np.zeros(6, np.int8), -9, np.zeros(9, np.uint8), -7, None)
     with pytest.raises(ArgumentError):
-        ref.accumulate_u8(st_, ref.Config(rank=2), np.zeros(6, np.int8), -9, np.zeros(9, np.uint8), -7, Prng(1))
+        ref.accumulate_u8(st_, LrtConfig(rank=2), np.zeros(6, np.int8), -9, np.zeros(9, np.uint8), -7, Prng(1))
     with pytest.raises(ArgumentError):
-        ref.accumulate_u8(st_, ref.Config(rank=3), np.zeros(6, np.int8), -200, np.zeros(9, np.uint8), -7, Prng(1))
+        ref.accumulate_u8(st_, LrtConfig(rank=3), np.zeros(6, np.int8), -200, np.zeros(9, np.uint8), -7, Prng(1))
 
 
 def test_biased_mode_needs_no_prng(core):
     ffi, lib = core
-    layer = LrtLayer(4, 5, ref.Config(rank=2, unbiased=0))
+    layer = LrtLayer(4, 5, LrtConfig(rank=2, unbiased=0))
     d = ffi.new("int8_t[]", [3, -2, 1, 0])
     x = ffi.new("int8_t[]", [1, 2, 3, 4, 5])
     assert lib.et_lrt_accumulate_s8(layer.state, layer.cfg, d, -7, x, -7, layer.scratch, layer.scratch_size, ffi.NULL) == ET_OK
@@ -184,7 +185,7 @@ def test_flush_arguments_and_stale_rows(core):
     assert lib.et_lrt_flush_begin(layer.state, layer.cfg, layer.norms, ffi.NULL) == ET_ERR_ARG
     assert lib.et_lrt_flush_begin(ffi.NULL, layer.cfg, layer.norms, fl) == ET_ERR_ARG
     assert _state_bytes(core, layer) == before
-    no_norm = c_config(ref.Config(rank=3, maxnorm=0))
+    no_norm = c_config(LrtConfig(rank=3, maxnorm=0))
     assert lib.et_lrt_flush_begin(layer.state, no_norm, ffi.NULL, fl) == ET_OK  # allowed without max-norm
     layer.flush_begin()
     row = layer.delta_row(0)
@@ -203,8 +204,8 @@ def test_flush_arguments_and_stale_rows(core):
         layer.delta_row(0)
     # the twin refuses a stale flush as well
     st_ = layer.to_state()
-    fl_t = ref.flush_begin(st_, ref.Config(rank=3), ref.norms_init())
-    ref.accumulate_u8(st_, ref.Config(rank=3), np.ones(6, np.int8), -9, np.ones(9, np.uint8), -7, Prng(1))
+    fl_t = ref.flush_begin(st_, LrtConfig(rank=3), ref.norms_init())
+    ref.accumulate_u8(st_, LrtConfig(rank=3), np.ones(6, np.int8), -9, np.ones(9, np.uint8), -7, Prng(1))
     with pytest.raises(StateError):
         ref.delta_row(st_, fl_t, 0)
 
@@ -232,7 +233,7 @@ def test_svd_and_truncate_reject_bad_input(core):
 
 
 def test_python_errors_carry_the_c_status_and_a_hint():
-    layer = LrtLayer(3, 4, ref.Config(rank=1))
+    layer = LrtLayer(3, 4, LrtConfig(rank=1))
     layer.flush_begin()
     layer.reset()
     with pytest.raises(StateError, match="ET_ERR_STATE.*documented order"):

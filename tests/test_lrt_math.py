@@ -15,6 +15,7 @@ import os
 import numpy as np
 import pytest
 
+from edgetrain.config import LrtConfig
 from edgetrain.core import lib
 from edgetrain.lrt import LrtLayer
 from edgetrain.reference import lrt as ref
@@ -45,7 +46,7 @@ def test_at_most_r_terms_reproduce_the_sum(rank, unbiased):
     rng = np.random.default_rng(rank * 2 + unbiased)
     for trial in range(4):
         n, m = int(rng.integers(rank, 40)), int(rng.integers(rank, 60))
-        cfg = ref.Config(rank=rank, unbiased=unbiased, kappa_th=0)
+        cfg = LrtConfig(rank=rank, unbiased=unbiased, kappa_th=0)
         layer = LrtLayer(n, m, cfg, seed=trial)
         fs = flt.state_init(n, m, rank)
         x_signed = bool(trial % 2)
@@ -77,7 +78,7 @@ def test_biased_stream_is_close_to_the_offline_best():
     ratios = []
     for trial in range(100):
         n, m, r, count = 6, 5, 2, 8
-        layer = LrtLayer(n, m, ref.Config(rank=r, unbiased=0, kappa_th=0))
+        layer = LrtLayer(n, m, LrtConfig(rank=r, unbiased=0, kappa_th=0))
         fs = flt.state_init(n, m, r)
         terms = list(random_terms(rng, n, m, count, x_signed=True))
         for d, x in terms:
@@ -102,7 +103,7 @@ def test_biased_stream_tracks_float64_on_a_long_structured_stream(kappa):
     residual norms) terms that lie in the current span are discarded, most of this stream."""
     rng = np.random.default_rng(2)
     n, m, r = 32, 48, 4
-    layer = LrtLayer(n, m, ref.Config(rank=r, unbiased=0, kappa_th=kappa))
+    layer = LrtLayer(n, m, LrtConfig(rank=r, unbiased=0, kappa_th=kappa))
     fs = flt.state_init(n, m, r)
     terms = list(structured_terms(rng, n, m, 1000, rank=3, noise=0.1, edge_every=0, x_signed=True))
     for d, x in terms:
@@ -139,7 +140,7 @@ def test_unbiased_monte_carlo_mean_converges_fixed_point():
     within 3 standard errors of sum delta x^T; the biased estimator is > 10 SE away."""
     terms, g = _spec_terms()
     runs = 800 if SANITIZED else 4000
-    layer = LrtLayer(6, 5, ref.Config(rank=2, unbiased=1, kappa_th=0))
+    layer = LrtLayer(6, 5, LrtConfig(rank=2, unbiased=1, kappa_th=0))
     est = []
     for i in range(runs):
         reseed(layer, i)
@@ -149,7 +150,7 @@ def test_unbiased_monte_carlo_mean_converges_fixed_point():
     dev, se = _mc(np.array(est), g)
     assert dev < 3 * se, (dev, se)
     assert se < 0.1 * np.linalg.norm(g)  # the test has power: SE is small against G
-    biased = LrtLayer(6, 5, ref.Config(rank=2, unbiased=0, kappa_th=0))
+    biased = LrtLayer(6, 5, LrtConfig(rank=2, unbiased=0, kappa_th=0))
     for d, x in terms:
         biased.accumulate(d, -7, x, -7)
     assert np.linalg.norm(biased.estimate() - g) > 10 * se
@@ -261,7 +262,7 @@ def test_spec_singular_value_vectors_integer(core, twin, sigma, p, k, c_new, err
 def _orth_after(steps: int, rank: int, stream: str, passes: int = 2) -> float:
     rng = np.random.default_rng(rank * 7 + len(stream))
     n, m = 64, 96
-    layer = LrtLayer(n, m, ref.Config(rank=rank, unbiased=1, gs_passes=passes, kappa_th=0), seed=rank)
+    layer = LrtLayer(n, m, LrtConfig(rank=rank, unbiased=1, gs_passes=passes, kappa_th=0), seed=rank)
     if stream == "near_repeat":  # x nearly constant, delta from a rank-3 family: residuals ~ 0
         a = rng.normal(size=(n, 3))
         x0 = rng.integers(0, 256, m)
@@ -301,7 +302,7 @@ def test_single_gram_schmidt_pass_loses_orthogonality():
 # ---- flush: fixed point against float64 -----------------------------------------------------------
 
 
-def _float_flush(st_: ref.State, cfg: ref.Config, norm_l: flt.FloatMaxNorm, norm_r: flt.FloatMaxNorm):
+def _float_flush(st_: ref.State, cfg: LrtConfig, norm_l: flt.FloatMaxNorm, norm_r: flt.FloatMaxNorm):
     """The float64 flush formula applied to the exact values of an integer state."""
     ql = st_.ql.astype(np.float64) * 2.0**st_.exp_l
     qr = st_.qr.astype(np.float64) * 2.0**st_.exp_r
@@ -320,7 +321,7 @@ def test_flush_update_matches_float64_rounding(kind):
     by B (10 for conv, 100 for dense) per attempt."""
     rng = np.random.default_rng(kind)
     n, m = 20, 36
-    cfg = ref.Config(rank=4, rho_min_ppm=1000000)  # never apply: the attempts accumulate B_eff
+    cfg = LrtConfig(rank=4, rho_min_ppm=1000000)  # never apply: the attempts accumulate B_eff
     layer = LrtLayer(n, m, cfg, kind=kind, seed=3)
     norm_l, norm_r = flt.FloatMaxNorm(), flt.FloatMaxNorm()
     batch = 10 if kind == ref.KIND_CONV else 100
@@ -351,7 +352,7 @@ def test_flush_density_gate_threshold():
 
     def layer_with(rho_ppm):
         rng = np.random.default_rng(4)
-        layer = LrtLayer(n, m, ref.Config(rank=3, rho_min_ppm=rho_ppm, eta0_q24=1 << 16), seed=1)
+        layer = LrtLayer(n, m, LrtConfig(rank=3, rho_min_ppm=rho_ppm, eta0_q24=1 << 16), seed=1)
         for d, x in structured_terms(rng, n, m, 100, edge_every=0):
             layer.accumulate(d, -9, x, -7)
         return layer
@@ -369,7 +370,7 @@ def test_flush_density_gate_threshold():
 
 def test_failed_flush_keeps_accumulating_and_reset_clears():
     rng = np.random.default_rng(8)
-    cfg = ref.Config(rank=2, rho_min_ppm=1000000)
+    cfg = LrtConfig(rank=2, rho_min_ppm=1000000)
     layer = LrtLayer(8, 10, cfg, seed=2)
     for d, x in structured_terms(rng, 8, 10, 50, edge_every=0):
         layer.accumulate(d, -9, x, -7)

@@ -11,18 +11,17 @@ import pytest
 
 from edgetrain import ArgumentError, NoMemoryError
 from edgetrain.backends import CBackend, CModel, CPlanner, NumpyBackend, c_config, c_plan, make_backend
+from edgetrain.config import LRT_STATS, MAX_LAYERS, OPT_LRT, OPT_SGD, LrtConfig, TrainConfig
 from edgetrain.model.presets import preset
-from edgetrain.reference import lrt as ref_lrt
 from edgetrain.reference import plan as ref_plan
 from edgetrain.reference import train as ref_train
-from edgetrain.reference.train import MAX_LAYERS, OPT_LRT, OPT_SGD, TrainConfig
 from test_train_twin import MODELS, assert_same_state, c_outputs, inputs, twin_outputs
 
 ET_OK, ET_ERR_ARG, ET_ERR_NOMEM = 0, -1, -2
 
 
 def lrt_config(seed=0, ranks=(), **lrt) -> TrainConfig:
-    return TrainConfig(optimizer=OPT_LRT, seed=seed, lrt=ref_lrt.Config(**lrt), lrt_rank=ranks)
+    return TrainConfig(optimizer=OPT_LRT, seed=seed, lrt=LrtConfig(**lrt), lrt_rank=ranks)
 
 
 def c_lrt(cb: CBackend, layer: int) -> dict:
@@ -38,7 +37,7 @@ def c_lrt(cb: CBackend, layer: int) -> dict:
     vals = np.frombuffer(ffi.buffer(bases, 2 * r * (n + m)), dtype=np.int16)
     return {"ql": vals[: n * r].reshape(n, r).tolist(), "qr": vals[n * r :].reshape(m, r).tolist(), "exp_l": s.exp_l,
             "exp_r": s.exp_r, "c_mant": [int(s.c_mant[k]) for k in range(r)], "c_exp": s.c_exp, "b_eff": s.b_eff,
-            "terms": s.terms, "skipped": s.skipped, "stats": {k: int(getattr(stats, k)) for k in ref_train.LRT_STATS}}
+            "terms": s.terms, "skipped": s.skipped, "stats": {k: int(getattr(stats, k)) for k in LRT_STATS}}
 
 
 def twin_lrt(nb: NumpyBackend, layer: int) -> dict:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from edgetrain.config import LrtConfig
 from edgetrain.lrt import LrtLayer, reference_snapshot
 from edgetrain.reference import lrt as ref
 from edgetrain.reference.fixed import Prng
@@ -142,7 +143,7 @@ def run_stream(twin, *, n, m, rank, unbiased, kind, steps, terms_per_sample, x_s
                kappa_th=100, stream="structured"):
     """Feed identical terms to the C and the twin; compare the whole state after every term and
     every flush (info, rows, trackers), apply accepted updates to a weight matrix, reset."""
-    cfg = ref.Config(rank=rank, unbiased=unbiased, batch_conv=2, batch_dense=100, rho_min_ppm=rho_min_ppm,
+    cfg = LrtConfig(rank=rank, unbiased=unbiased, batch_conv=2, batch_dense=100, rho_min_ppm=rho_min_ppm,
                      kappa_th=kappa_th)
     c = LrtLayer(n, m, cfg, kind=kind, seed=seed)
     st_ = ref.state_init(n, m, cfg, kind)
@@ -227,7 +228,7 @@ def test_degenerate_shapes(twin, n, m, unbiased):
 def test_edge_terms_one_by_one(core, twin):
     """Zero, tiny, saturated and repeated terms, with and without the kappa rule."""
     for kappa in (0, 100):
-        cfg = ref.Config(rank=3, kappa_th=kappa)
+        cfg = LrtConfig(rank=3, kappa_th=kappa)
         c = LrtLayer(5, 6, cfg, seed=11)
         st_, prng = ref.state_init(5, 6, cfg), Prng(11)
         one = np.array([0, 0, 1, 0, 0], np.int8)
@@ -254,7 +255,7 @@ def test_edge_terms_one_by_one(core, twin):
 def test_extreme_exponents(twin):
     """The accepted exponent range ends behave the same in C and twin."""
     for d_exp, x_exp in ((-128, -128), (127, 127), (-128, 127)):
-        cfg = ref.Config(rank=2, kappa_th=0)
+        cfg = LrtConfig(rank=2, kappa_th=0)
         c = LrtLayer(4, 5, cfg, seed=3)
         st_, prng = ref.state_init(4, 5, cfg), Prng(3)
         rng = np.random.default_rng(0)

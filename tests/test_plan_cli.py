@@ -11,8 +11,8 @@ import pytest
 from edgetrain import cli
 from edgetrain.backends import CPlanner, c_plan
 from edgetrain.commands.plan import lrt_train_config, parse_size
+from edgetrain.config import TrainConfig
 from edgetrain.model.presets import preset
-from edgetrain.reference.train import TrainConfig
 
 GOLDEN = Path(__file__).parent / "golden" / "plan_lrt_r4.json"
 # mcu-cnn's trainable layers written out from its shapes: (name, n, m = k*k*C_in for conv).

@@ -9,11 +9,11 @@ import pytest
 from edgetrain import ArgumentError
 from edgetrain.backends import make_backend
 from edgetrain.cli import main as cli_main
+from edgetrain.config import OPT_NONE, TrainConfig
 from edgetrain.data import mnist
 from edgetrain.model import etm
 from edgetrain.model.loader import PRETRAINED, has_bn_statistics, load_model, pretrained_path
 from edgetrain.model.presets import preset
-from edgetrain.reference.train import OPT_NONE, TrainConfig
 
 NAME = "mcu-cnn-pretrained"
 

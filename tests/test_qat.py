@@ -15,11 +15,11 @@ import pytest
 from edgetrain import ArgumentError
 from edgetrain.backends import make_backend
 from edgetrain.cli import main as cli_main
+from edgetrain.config import OPT_NONE, TrainConfig
 from edgetrain.data import mnist
 from edgetrain.model import etm
 from edgetrain.model.presets import preset
 from edgetrain.reference import fixed
-from edgetrain.reference.train import OPT_NONE, TrainConfig
 from conftest import import_tensorflow, stream_split
 
 tf, keras = import_tensorflow()

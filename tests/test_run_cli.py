@@ -8,8 +8,8 @@ import pytest
 
 from edgetrain import cli
 from edgetrain.backends import c_plan
+from edgetrain.config import TrainConfig
 from edgetrain.model.presets import preset
-from edgetrain.reference.train import TrainConfig
 
 CONTRACT_KEYS = {"accuracy", "samples", "max_writes_per_cell", "total_cell_writes", "write_density", "nvm_energy_j",
                  "aux_bytes", "weights_sha256", "backend", "elapsed_s"}

@@ -8,8 +8,8 @@ import pytest
 
 from edgetrain import cli
 from edgetrain.backends import c_plan
+from edgetrain.config import TrainConfig
 from edgetrain.model.presets import preset
-from edgetrain.reference.train import TrainConfig
 
 RRAM_FJ_PER_BIT = 10900  # firmware_sim/data/technologies.toml: rram program_energy 10.9 pJ/bit
 

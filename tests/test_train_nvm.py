@@ -12,10 +12,10 @@ import pytest
 
 from edgetrain import NvmIOError
 from edgetrain.backends import PARAMS, CBackend, NumpyBackend, tensor_spans
+from edgetrain.config import OPT_SGD, TrainConfig
 from edgetrain.model.description import Padding, Shape
 from edgetrain.model.presets import _Builder
 from edgetrain.reference.fixed import FMT_INPUT
-from edgetrain.reference.train import OPT_SGD, TrainConfig
 from firmware_sim.commit import CommitView, commit_stage_bytes
 from firmware_sim.memory_map import MemoryMap
 from firmware_sim.nvm import NvmRegion, technology

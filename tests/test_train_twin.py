@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 
 from edgetrain import ArgumentError, CorruptError, NoMemoryError, NvmIOError, UnsupportedError
 from edgetrain.backends import CBackend, CModel, NumpyBackend, c_config, c_plan, make_backend, tensor_spans
+from edgetrain.config import OPT_BIAS, OPT_NONE, OPT_SGD, TrainConfig
 from edgetrain.model.description import LayerKind, Padding, Shape
 from edgetrain.model.presets import _Builder, preset
 from edgetrain.reference import plan as ref_plan
 from edgetrain.reference import train as ref_train
 from edgetrain.reference.fixed import FMT_INPUT
-from edgetrain.reference.train import OPT_BIAS, OPT_NONE, OPT_SGD, TrainConfig
 from layer_cases import buf
 
 ET_OK, ET_ERR_ARG, ET_ERR_NOMEM, ET_ERR_CORRUPT, ET_ERR_IO, ET_ERR_UNSUPPORTED = 0, -1, -2, -3, -6, -7

@@ -21,11 +21,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgetrain.backends import make_backend  # noqa: E402
+from edgetrain.config import TrainConfig  # noqa: E402
 from edgetrain.tasks import stream_order  # noqa: E402
 from edgetrain.data import mnist  # noqa: E402
 from edgetrain.model.presets import preset  # noqa: E402
 from edgetrain.reference.float_model import FloatNet, real_input  # noqa: E402
-from edgetrain.reference.train import TrainConfig  # noqa: E402
 
 
 def windows(hits, every=1000, last=500):

@@ -29,9 +29,9 @@ from edgetrain import __version__  # noqa: E402
 from edgetrain.backends import CPlanner  # noqa: E402
 from edgetrain.commands.lga_flags import full_baselines, lga_train_config  # noqa: E402
 from edgetrain.commands.plan import lrt_train_config  # noqa: E402
+from edgetrain.config import LGA_OPTIMIZERS  # noqa: E402
 from edgetrain.core import ffi  # noqa: E402
 from edgetrain.model.presets import preset  # noqa: E402
-from edgetrain.reference.lga import OPTIMIZERS as LGA_OPTIMIZERS  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "golden"
 MODELS = ("mcu-cnn", "paper-cnn")

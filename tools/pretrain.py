@@ -63,7 +63,7 @@ def data_hashes(folder: Path) -> dict[str, str]:
 def c_labels(model, images) -> np.ndarray:
     """The C core's predictions with the stored batch-norm statistics (et_train_predict)."""
     from edgetrain.backends import make_backend
-    from edgetrain.reference.train import OPT_NONE, TrainConfig
+    from edgetrain.config import OPT_NONE, TrainConfig
 
     backend = make_backend("c", model, TrainConfig(optimizer=OPT_NONE, bn_warm=True))
     return np.array([backend.predict(img) for img in images])
@@ -72,7 +72,7 @@ def c_labels(model, images) -> np.ndarray:
 def twin_logit_matches(model, images, keras_logits) -> int:
     """How many samples have NumPy-twin logits equal to Keras's, value for value."""
     from edgetrain.backends import make_backend
-    from edgetrain.reference.train import OPT_NONE, TrainConfig
+    from edgetrain.config import OPT_NONE, TrainConfig
 
     backend = make_backend("numpy", model, TrainConfig(optimizer=OPT_NONE, bn_warm=True))
     same = 0

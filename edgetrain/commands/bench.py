@@ -114,10 +114,10 @@ class LrtRun:
     def __init__(self, n: int, m: int, rank: int, mode: str):
         from ..core import ffi, lib
         from ..lrt import LrtLayer
-        from ..reference import lrt as ref
+        from ..config import LrtConfig
 
         unbiased, kappa = MODES[mode]
-        self.layer = LrtLayer(n, m, ref.Config(rank=rank, unbiased=unbiased, kappa_th=kappa), seed=1)
+        self.layer = LrtLayer(n, m, LrtConfig(rank=rank, unbiased=unbiased, kappa_th=kappa), seed=1)
         self.pool = term_pool(n, m)
         self.d = [ffi.cast("int8_t *", ffi.from_buffer(d)) for d, _ in self.pool]
         self.x = [ffi.cast("uint8_t *", ffi.from_buffer(x)) for _, x in self.pool]
@@ -139,7 +139,7 @@ class StepRun:
     def __init__(self, model: str, optimizer: str, x: np.ndarray, y: np.ndarray):
         from ..backends import make_backend
         from ..model.presets import preset
-        from ..reference.train import OPTIMIZERS, TrainConfig
+        from ..config import OPTIMIZERS, TrainConfig
 
         self.backend = make_backend("c", preset(model, 0), TrainConfig(optimizer=OPTIMIZERS[optimizer]))
         self.x, self.y, self.done = x, y, 0
@@ -302,7 +302,7 @@ def main(args) -> int:
     if counting and not (shutil.which("valgrind") and shutil.which("callgrind_annotate")):
         raise ArgumentError("instruction counts need valgrind (callgrind): install it, or pass --no-instructions")
     from ..model.presets import PRESETS
-    from ..reference.train import OPTIMIZERS
+    from ..config import OPTIMIZERS
 
     for model in models:
         if model not in PRESETS:

@@ -14,11 +14,11 @@ import json
 import sys
 from pathlib import Path
 
+from ..config import LrtConfig
 from ..errors import ArgumentError
 from ..outputs import write_figure, write_report
 from . import argtypes
 from ..experiment import pyplot, scheme_options
-from ..reference.lrt import Config as LrtConfig
 from ..session import Session
 
 MODEL, MEMORY_MAP, TASK = "mcu-cnn-pretrained", "rram-mcu", "drift-analog"

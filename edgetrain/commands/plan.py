@@ -15,14 +15,12 @@ import sys
 from dataclasses import replace
 from fractions import Fraction
 
+from ..config import LRT_MAX_RANK, OPT_LGA, OPT_LRT, OPTIMIZERS, LrtConfig, TrainConfig
 from ..outputs import write_report
 from ..backends import CPlanner
 from ..errors import ArgumentError
 from ..model.description import KIND_NAMES
 from ..model.loader import MODEL_NAMES, load_model
-from ..reference.lrt import MAX_RANK
-from ..reference.lrt import Config as LrtConfig
-from ..reference.train import OPTIMIZERS, OPT_LGA, OPT_LRT, TrainConfig
 from . import argtypes
 from .lga_flags import add_lga_arguments, full_baselines, lga_train_config
 
@@ -36,7 +34,7 @@ def register(sub) -> None:
     p = sub.add_parser("plan", help="the exact SRAM arena of training a model, by part and layer (C planner)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help=f"a model name ({', '.join(MODEL_NAMES)}) or a model file (.etm)")
-    p.add_argument("--rank", type=argtypes.int_range(1, MAX_RANK), default=LrtConfig().rank, help="rank r of every layer's accumulator, 1..8 (default: 4)")
+    p.add_argument("--rank", type=argtypes.int_range(1, LRT_MAX_RANK), default=LrtConfig().rank, help="rank r of every layer's accumulator, 1..8 (default: 4)")
     p.add_argument("--optimizer", default="lrt", choices=tuple(OPTIMIZERS), help="default: lrt")
     p.add_argument("--budget", metavar="SIZE", type=argtypes.checked(lambda text: parse_size(text), "size"), help="an SRAM budget (e.g. 24KiB, 32768, 64kB): pick the highest rank that fits")
     p.add_argument("--per-layer", action="store_true", help="with --budget: then raise single layers' ranks while it fits")
@@ -81,7 +79,7 @@ def describe(planner: CPlanner, config: TrainConfig) -> dict:
 def fit_budget(planner: CPlanner, budget: int, per_layer: bool = False) -> dict:
     """The highest global rank whose arena fits ``budget`` (then, per layer, single raises); or why nothing fits."""
     model = planner.model
-    for rank in range(MAX_RANK, 0, -1):
+    for rank in range(LRT_MAX_RANK, 0, -1):
         best = describe(planner, lrt_train_config(rank))
         if best["aux_bytes"] <= budget:
             break
@@ -97,7 +95,7 @@ def fit_budget(planner: CPlanner, budget: int, per_layer: bool = False) -> dict:
         while True:
             options = []
             for i in weight_layers:
-                if ranks[i] < MAX_RANK:
+                if ranks[i] < LRT_MAX_RANK:
                     trial = list(ranks)
                     trial[i] += 1
                     need = planner.plan(lrt_train_config(rank, tuple(trial)))["total"]

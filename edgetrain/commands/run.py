@@ -13,21 +13,19 @@ import argparse
 import json
 import sys
 
+from ..config import LRT_MAX_RANK, LrtConfig, lrt_config_check
 from ..outputs import write_report
 from ..backends import backend_names, c_plan
 from ..data import mnist
 from ..errors import ArgumentError
 from ..model.loader import MODEL_NAMES, load_model
-from ..reference.lrt import MAX_RANK
-from ..reference.lrt import Config as LrtConfig
-from ..reference.lrt import config_check as lrt_config_check
 from ..session import LAST, Session
 from ..tasks import TASKS, TaskOptions
 from . import argtypes
 from .lga_flags import add_lga_arguments, lga_config
 from .plan import MAX_ARENA_DEFAULT, parse_size
 
-LRT_LIMITS = {"rank": (1, MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
+LRT_LIMITS = {"rank": (1, LRT_MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
 OPTIMIZER_CHOICES = ("lrt", "lga", "sgd", "bias", "none")
 
 
@@ -82,7 +80,7 @@ def add_lrt_arguments(p) -> None:
     """The flags of --optimizer lrt (defaults: the paper's, lrt-paper-spec §6.5). --lr is its eta0."""
     d = LrtConfig()
     g = p.add_argument_group("low-rank training (--optimizer lrt; --lr is the base rate eta0, scaled by sqrt(B_eff))")
-    g.add_argument("--rank", type=argtypes.int_range(1, MAX_RANK), default=d.rank, help=f"rank r of every layer's accumulator, 1..{MAX_RANK} (default: {d.rank})")
+    g.add_argument("--rank", type=argtypes.int_range(1, LRT_MAX_RANK), default=d.rank, help=f"rank r of every layer's accumulator, 1..{LRT_MAX_RANK} (default: {d.rank})")
     g.add_argument("--layer-ranks", metavar="R1,R2,...", type=argtypes.int_list, help="one rank per trainable layer, in model order (overrides --rank; "
                    "e.g. from `edgetrain plan --budget ... --per-layer`)")
     g.add_argument("--batch-conv", type=argtypes.int_range(1, 65535), default=d.batch_conv, help=f"B of conv layers: samples per flush attempt, 1..65535 (default: {d.batch_conv})")
@@ -131,8 +129,8 @@ def layer_ranks(model, text: str) -> tuple:
         raise ArgumentError(f"--layer-ranks {text!r}: model {model.name} has {len(weight_layers)} trainable layers ({names}); give one rank each")
     ranks = [0] * len(model.layers)
     for i, r in zip(weight_layers, values):
-        if not 1 <= r <= MAX_RANK:
-            raise ArgumentError(f"--layer-ranks: rank {r} of layer {model.layers[i].name} is outside 1..{MAX_RANK}")
+        if not 1 <= r <= LRT_MAX_RANK:
+            raise ArgumentError(f"--layer-ranks: rank {r} of layer {model.layers[i].name} is outside 1..{LRT_MAX_RANK}")
         ranks[i] = r
     return tuple(ranks)
 

@@ -60,7 +60,7 @@ def device_labels(model: Model, images: np.ndarray) -> np.ndarray:
     """The C core's predictions (et_train_predict), stored batch-norm statistics when the model has them."""
     from ..backends import make_backend
     from ..model.loader import has_bn_statistics
-    from ..reference.train import OPT_NONE, TrainConfig
+    from ..config import OPT_NONE, TrainConfig
 
     backend = make_backend("c", model, TrainConfig(optimizer=OPT_NONE, bn_warm=has_bn_statistics(model)))
     return np.array([backend.predict(img) for img in images], dtype=np.int64)

@@ -12,72 +12,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import LGA_ADAM, LGA_MAX_RANK, LGA_MOMENTUM, LGA_RESTART_REDRAW_B, LGA_SGD, LgaConfig, lga_config_check
 from ..errors import ArgumentError
 from . import fixed, maxnorm
 
-SGD, MOMENTUM, ADAM = 0, 1, 2
-OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM}
-RESTART_ZERO_A, RESTART_REDRAW_B = 0, 1
-RESTARTS = {"zero-a": RESTART_ZERO_A, "redraw-b": RESTART_REDRAW_B}
-MAX_RANK = 8  # ET_LGA_MAX_RANK
 FACTOR_EXP, U_EXP, G_EXP = -15, -10, -24
 HEADER_BYTES = 64
-BETA_MAX = (1 << 30) - (1 << 20)
-LR_EXP_MIN, LR_EXP_MAX = -46, -26
 Q30 = 1 << 30
 CORRECT_SHIFT, MERGE_SHIFT = 13, 23
 I16_MIN, I16_MAX = -(1 << 15), (1 << 15) - 1
 I32_MAX = (1 << 31) - 1
-
-
-@dataclass
-class Config:
-    """Mirror of et_lga_config_t (defaults of et_lga_config_default)."""
-
-    optimizer: int = ADAM
-    rank: int = 4
-    restart: int = RESTART_REDRAW_B
-    reserved: int = 0
-    merge_every: int = 100
-    lr: int = 1610613  # 0.003 * 2^29
-    lr_exp: int = -29
-    beta1_q30: int = 966367642  # 0.9
-    beta2_q30: int = 1072668082  # 0.999
-    eps: int = 16  # 2^-20 in the gradient LSB 2^-24
-
-
-FIELDS = ("optimizer", "rank", "restart", "reserved", "merge_every", "lr", "lr_exp", "beta1_q30", "beta2_q30", "eps")
-
-
-def config_check(c: Config) -> None:
-    """Raise ArgumentError naming the first field out of range (et_lga_config_check)."""
-    if c.optimizer not in (SGD, MOMENTUM, ADAM):
-        raise ArgumentError(f"lga optimizer {c.optimizer} is unknown: use 0 (sgd), 1 (momentum) or 2 (adam)")
-    if not 1 <= c.rank <= MAX_RANK:
-        raise ArgumentError(f"lga rank {c.rank} is outside 1..{MAX_RANK}")
-    if c.restart not in (RESTART_ZERO_A, RESTART_REDRAW_B):
-        raise ArgumentError(f"lga restart {c.restart} is unknown: use 0 (zero A) or 1 (zero A, redraw B)")
-    if c.reserved != 0:
-        raise ArgumentError("lga reserved must be 0")
-    if not 1 <= c.merge_every <= 65535:
-        raise ArgumentError(f"lga merge_every = {c.merge_every} is outside 1..65535 samples")
-    if not 1 <= c.lr < 1 << 31:
-        raise ArgumentError(f"lga lr = {c.lr} is outside 1..2^31-1 (the mantissa of lr * 2^lr_exp)")
-    if not LR_EXP_MIN <= c.lr_exp <= LR_EXP_MAX:
-        raise ArgumentError(f"lga lr_exp = {c.lr_exp} is outside {LR_EXP_MIN}..{LR_EXP_MAX}: scale the mantissa instead")
-    for name in ("beta1_q30", "beta2_q30"):
-        if not 0 <= getattr(c, name) <= BETA_MAX:
-            raise ArgumentError(f"lga {name} = {getattr(c, name)} is outside 0..{BETA_MAX} (beta at most 0.99902)")
-    if not 1 <= c.eps <= 65535:
-        raise ArgumentError(f"lga eps = {c.eps} is outside 1..65535 (units of 2^-24)")
-
-
-def lr_pair(lr: float) -> tuple[int, int]:
-    """A learning rate as (mantissa, exponent): mantissa in [2^29, 2^30] where the exponent range allows."""
-    if not 2.0 ** LR_EXP_MIN <= lr < 2.0 ** -4:
-        raise ArgumentError(f"lga learning rate {lr} is outside [2^{LR_EXP_MIN}, 0.0625)")
-    e = max(LR_EXP_MIN, int(np.floor(np.log2(lr))) - 29)
-    return int(round(lr * 2.0 ** -e)), e
 
 
 def _a8(n: int) -> int:
@@ -87,9 +31,9 @@ def _a8(n: int) -> int:
 def _dims_check(n: int, m: int, rank: int, optimizer: int) -> None:
     if not (0 < n < 1 << 16 and 0 < m < 1 << 16):
         raise ArgumentError(f"lga layer {n} x {m}: both sizes must be 1..65535")
-    if not 1 <= rank <= MAX_RANK:
-        raise ArgumentError(f"lga rank {rank} is outside 1..{MAX_RANK}")
-    if optimizer not in (SGD, MOMENTUM, ADAM):
+    if not 1 <= rank <= LGA_MAX_RANK:
+        raise ArgumentError(f"lga rank {rank} is outside 1..{LGA_MAX_RANK}")
+    if optimizer not in (LGA_SGD, LGA_MOMENTUM, LGA_ADAM):
         raise ArgumentError(f"lga optimizer {optimizer} is unknown")
 
 
@@ -98,16 +42,16 @@ def state_get_size(n: int, m: int, rank: int, optimizer: int) -> int:
     _dims_check(n, m, rank, optimizer)
     nr, rm = n * rank, rank * m
     total = HEADER_BYTES + _a8(2 * nr) + _a8(2 * rm)
-    if optimizer != SGD:
+    if optimizer != LGA_SGD:
         total += _a8(4 * nr) + _a8(4 * rm)
-    if optimizer == ADAM:
+    if optimizer == LGA_ADAM:
         total += _a8(8 * nr) + _a8(8 * rm)
     return total
 
 
 def grad_get_buffer_size(n: int, m: int, rank: int) -> int:
     """Bytes of the gradient scratch (et_lga_grad_get_buffer_size)."""
-    _dims_check(n, m, rank, SGD)
+    _dims_check(n, m, rank, LGA_SGD)
     return _a8(8 * n * rank) + _a8(8 * rank * m) + _a8(8 * rank) + _a8(2 * rank)
 
 
@@ -142,10 +86,10 @@ def _draw_b(st: State, prng: fixed.Prng) -> None:
 
 def _clear(st: State) -> None:
     st.a = np.zeros((st.n, st.rank), dtype=np.int16)
-    if st.optimizer != SGD:
+    if st.optimizer != LGA_SGD:
         st.mu_a = np.zeros((st.n, st.rank), dtype=np.int32)
         st.mu_b = np.zeros((st.rank, st.m), dtype=np.int32)
-    if st.optimizer == ADAM:
+    if st.optimizer == LGA_ADAM:
         st.nu_a = np.zeros((st.n, st.rank), dtype=np.uint64)
         st.nu_b = np.zeros((st.rank, st.m), dtype=np.uint64)
     st.steps = st.samples = 0
@@ -153,9 +97,9 @@ def _clear(st: State) -> None:
     st.norm_a, st.norm_b = maxnorm.maxnorm_init(), maxnorm.maxnorm_init()
 
 
-def state_init(n: int, m: int, config: Config, prng: fixed.Prng) -> State:
+def state_init(n: int, m: int, config: LgaConfig, prng: fixed.Prng) -> State:
     """A fresh state: A = 0, B drawn from prng, states zero (et_lga_state_init)."""
-    config_check(config)
+    lga_config_check(config)
     _dims_check(n, m, config.rank, config.optimizer)
     st = State(n, m, config.rank, config.optimizer, np.zeros((n, config.rank), np.int16),
                np.zeros((config.rank, m), np.int16))
@@ -225,7 +169,7 @@ def isqrt_u64_array(x: np.ndarray) -> np.ndarray:
     return s
 
 
-def _normed_step(theta: np.ndarray, direction: np.ndarray, mn: maxnorm.MaxNorm, c: Config) -> np.ndarray:
+def _normed_step(theta: np.ndarray, direction: np.ndarray, mn: maxnorm.MaxNorm, c: LgaConfig) -> np.ndarray:
     dmax = int(np.abs(direction).max())
     if dmax == 0:
         return theta
@@ -235,7 +179,7 @@ def _normed_step(theta: np.ndarray, direction: np.ndarray, mn: maxnorm.MaxNorm, 
     return fixed.saturate_s64(theta.astype(np.int64) - d, I16_MIN, I16_MAX).astype(np.int16)
 
 
-def _adam(theta, mu, nu, g, c: Config, alpha: int, alpha_exp: int):
+def _adam(theta, mu, nu, g, c: LgaConfig, alpha: int, alpha_exp: int):
     s = FACTOR_EXP - alpha_exp
     mu = _first_moment(mu, g, c.beta1_q30)
     g2 = (g * g).astype(np.uint64)
@@ -246,23 +190,23 @@ def _adam(theta, mu, nu, g, c: Config, alpha: int, alpha_exp: int):
     return theta, mu, nu
 
 
-def _check_match(st: State, c: Config) -> None:
-    config_check(c)
+def _check_match(st: State, c: LgaConfig) -> None:
+    lga_config_check(c)
     if c.rank != st.rank or c.optimizer != st.optimizer:
         raise ArgumentError(f"lga config (rank {c.rank}, optimizer {c.optimizer}) does not match the state "
                             f"(rank {st.rank}, optimizer {st.optimizer})")
 
 
-def step(st: State, c: Config, x_exp: int) -> None:
+def step(st: State, c: LgaConfig, x_exp: int) -> None:
     """One optimizer step on A and B from the gradient sums (et_lga_step)."""
     _check_match(st, c)
     _check_x_exp(x_exp)
     ga, gb = _to_g(st.ga, -17), _to_g(st.gb, -22 + x_exp)
     st.steps = min(st.steps + 1, 0xFFFFFFFF)
-    if c.optimizer == SGD:
+    if c.optimizer == LGA_SGD:
         st.a = _normed_step(st.a, ga, st.norm_a, c)
         st.b = _normed_step(st.b, gb, st.norm_b, c)
-    elif c.optimizer == MOMENTUM:
+    elif c.optimizer == LGA_MOMENTUM:
         st.mu_a = _first_moment(st.mu_a, ga, c.beta1_q30)
         st.mu_b = _first_moment(st.mu_b, gb, c.beta1_q30)
         st.a = _normed_step(st.a, st.mu_a.astype(np.int64), st.norm_a, c)
@@ -287,10 +231,10 @@ def merge(st: State, alpha_shift: int, w: np.ndarray) -> np.ndarray:
     return fixed.saturate_s64(out, -128, 127).astype(np.int8)
 
 
-def restart(st: State, c: Config, prng: fixed.Prng) -> None:
-    """A = 0, states reset, merges += 1; B redrawn with RESTART_REDRAW_B (et_lga_restart)."""
+def restart(st: State, c: LgaConfig, prng: fixed.Prng) -> None:
+    """A = 0, states reset, merges += 1; B redrawn with LGA_RESTART_REDRAW_B (et_lga_restart)."""
     _check_match(st, c)
     _clear(st)
     st.merges = min(st.merges + 1, 0xFFFFFFFF)
-    if c.restart == RESTART_REDRAW_B:
+    if c.restart == LGA_RESTART_REDRAW_B:
         _draw_b(st, prng)

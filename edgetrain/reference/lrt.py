@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import LRT_MAX_RANK, LrtConfig, lrt_config_check
 from ..errors import ArgumentError, NoMemoryError, RangeError, StateError
 from . import fixed
 from . import maxnorm as mn
 from .fixed import round_shift_s64 as rshift
 
-MAX_RANK = 8  # ET_LRT_MAX_RANK
 MAX_DIM = 65535
 JACOBI_SWEEPS = 8  # cap; docs/lrt.md: 6 reach the rounding floor for every q <= 9 tested
 STATE_HEADER_BYTES = 56
@@ -36,47 +36,6 @@ COEF_GUARD = 1 << 40  # |a_j| clamp; valid (orthonormal) bases give |a_j| < 2^29
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 U64_MAX = (1 << 64) - 1
-
-
-# ---- configuration ------------------------------------------------------------
-
-
-@dataclass
-class Config:
-    """et_lrt_config_t. Defaults are the paper's (lrt-paper-spec §6.5)."""
-
-    rank: int = 4  # r, 1..8
-    unbiased: int = 1  # 1: OK truncation; 0: keep the top r (biased)
-    maxnorm: int = 1  # 1: max-norm L and R at flush
-    gs_passes: int = 2  # Gram-Schmidt passes, 1..2
-    batch_conv: int = 10  # B for conv layers, samples, 1..65535
-    batch_dense: int = 100  # B for dense layers, samples, 1..65535
-    eta0_q24: int = 167772  # eta0 * 2^24, 1..2^24 (0.01)
-    rho_min_ppm: int = 10000  # rho_min in parts per million, 0..1000000 (1 %)
-    kappa_th: int = 100  # kappa threshold; 0 disables the skip rule; <= 2^31 - 1
-
-
-def config_default() -> Config:
-    return Config()
-
-
-def config_check(cfg: Config) -> None:
-    """Raise ArgumentError naming the first field out of range."""
-    checks = [
-        ("rank", 1, MAX_RANK, "the rank r of the accumulator"),
-        ("unbiased", 0, 1, "0 = biased (top r), 1 = unbiased (OK)"),
-        ("maxnorm", 0, 1, "0 = off, 1 = max-norm L and R at flush"),
-        ("gs_passes", 1, 2, "Gram-Schmidt passes per term"),
-        ("batch_conv", 1, 65535, "samples per flush of a conv layer"),
-        ("batch_dense", 1, 65535, "samples per flush of a dense layer"),
-        ("eta0_q24", 1, 1 << 24, "eta0 * 2^24, i.e. eta0 in (0, 1]"),
-        ("rho_min_ppm", 0, 1000000, "minimum update density in parts per million"),
-        ("kappa_th", 0, (1 << 31) - 1, "kappa threshold (0 disables the skip rule)"),
-    ]
-    for name, lo, hi, what in checks:
-        v = getattr(cfg, name)
-        if not isinstance(v, (int, np.integer)) or not lo <= int(v) <= hi:
-            raise ArgumentError(f"LRT config: {name} = {v!r} is outside {lo}..{hi} ({what})")
 
 
 # ---- state ----------------------------------------------------------------------
@@ -111,8 +70,8 @@ class State:
 
 
 def check_dims(n: int, m: int, rank: int) -> None:
-    if not 1 <= int(rank) <= MAX_RANK:
-        raise ArgumentError(f"LRT rank {rank} is outside 1..{MAX_RANK}")
+    if not 1 <= int(rank) <= LRT_MAX_RANK:
+        raise ArgumentError(f"LRT rank {rank} is outside 1..{LRT_MAX_RANK}")
     for name, v in (("n (outputs)", n), ("m (inputs)", m)):
         if not 1 <= int(v) <= MAX_DIM:
             raise ArgumentError(f"LRT layer {name} = {v} is outside 1..{MAX_DIM}")
@@ -124,9 +83,9 @@ def state_get_size(n: int, m: int, rank: int) -> int:
     return STATE_HEADER_BYTES + 2 * int(rank) * (int(n) + int(m))
 
 
-def state_init(n: int, m: int, cfg: Config, kind: int = KIND_DENSE, size: int | None = None) -> State:
+def state_init(n: int, m: int, cfg: LrtConfig, kind: int = KIND_DENSE, size: int | None = None) -> State:
     """A zero state (empty bases, c = 0). ``size`` mimics the C's buffer check."""
-    config_check(cfg)
+    lrt_config_check(cfg)
     check_dims(n, m, cfg.rank)
     if kind not in (KIND_DENSE, KIND_CONV):
         raise ArgumentError(f"LRT layer kind {kind} is neither KIND_DENSE (0) nor KIND_CONV (1)")
@@ -283,8 +242,8 @@ def svd(c) -> tuple[list, list, list]:
     """
     a = np.array(c, dtype=np.int64)
     q = a.shape[0] if a.ndim == 2 else 0
-    if a.ndim != 2 or not 2 <= q <= MAX_RANK + 1 or a.shape[1] != q:
-        raise ArgumentError(f"svd: the core must be square with 2..{MAX_RANK + 1} rows, got shape {a.shape}")
+    if a.ndim != 2 or not 2 <= q <= LRT_MAX_RANK + 1 or a.shape[1] != q:
+        raise ArgumentError(f"svd: the core must be square with 2..{LRT_MAX_RANK + 1} rows, got shape {a.shape}")
     if np.any(np.abs(a) > 1 << CORE_BITS):
         raise ArgumentError(f"svd: core entries must be at most 2^{CORE_BITS} in magnitude")
     v = np.eye(q, dtype=np.int64) * Q30
@@ -344,7 +303,7 @@ def truncate(sigma, rank: int, unbiased: int, sign_bits: int = 0) -> tuple[int, 
     """
     sig = [int(s) for s in sigma]
     q = int(rank) + 1
-    if not 1 <= rank <= MAX_RANK or len(sig) != q:
+    if not 1 <= rank <= LRT_MAX_RANK or len(sig) != q:
         raise ArgumentError(f"truncate: rank {rank} needs {q} singular values, got {len(sig)}")
     if any(s < 0 for s in sig) or any(sig[i] < sig[i + 1] for i in range(q - 1)) or sum(sig) >= 1 << 32:
         raise ArgumentError("truncate: singular values must be >= 0, descending, with sum < 2^32")
@@ -406,8 +365,8 @@ def _matmul_q30(a: list, b: list) -> list:
     return [[rshift(sum(a[i][t] * b[t][k] for t in range(len(b))), 30) for k in range(len(b[0]))] for i in range(len(a))]
 
 
-def _accumulate(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, x_dtype, prng) -> str:
-    config_check(cfg)
+def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, x_dtype, prng) -> str:
+    lrt_config_check(cfg)
     if cfg.rank != st.rank:
         raise ArgumentError(f"config rank {cfg.rank} differs from the state's rank {st.rank}")
     for name, e in (("delta_exp", delta_exp), ("x_exp", x_exp)):
@@ -463,12 +422,12 @@ def _accumulate(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, x_
     return "ok"
 
 
-def accumulate_s8(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, prng=None) -> str:
+def accumulate_s8(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None) -> str:
     """Add delta x^T (delta int8 at 2^delta_exp, x int8 at 2^x_exp). Returns "ok", "zero" or "skipped"."""
     return _accumulate(st, cfg, delta, delta_exp, x, x_exp, np.int8, prng)
 
 
-def accumulate_u8(st: State, cfg: Config, delta, delta_exp: int, x, x_exp: int, prng=None) -> str:
+def accumulate_u8(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None) -> str:
     """As accumulate_s8 with x uint8 (activations after ReLU, network input)."""
     return _accumulate(st, cfg, delta, delta_exp, x, x_exp, np.uint8, prng)
 
@@ -517,9 +476,9 @@ def _stamp(st: State) -> tuple:
     return (st.terms, st.skipped, st.b_eff, st.exp_l, st.exp_r, st.c_exp, st.c_mant[0])
 
 
-def flush_begin(st: State, cfg: Config, norms: Norms | None) -> Flush:
+def flush_begin(st: State, cfg: LrtConfig, norms: Norms | None) -> Flush:
     """One flush attempt: B_eff += B, max-norm, eta = eta0 sqrt(B_eff), density of the update."""
-    config_check(cfg)
+    lrt_config_check(cfg)
     if cfg.rank != st.rank:
         raise ArgumentError(f"config rank {cfg.rank} differs from the state's rank {st.rank}")
     if cfg.maxnorm and norms is None:
@@ -578,8 +537,8 @@ def orthonormality_error(q: np.ndarray, q_exp: int) -> float:
 
 
 __all__ = [
-    "Config", "State", "Flush", "Norms", "config_default", "config_check", "state_get_size", "state_init",
+    "State", "Flush", "Norms", "state_get_size", "state_init",
     "reset", "accumulate_get_buffer_size", "accumulate_s8", "accumulate_u8", "svd", "truncate",
     "flush_begin", "delta_row", "delta_matrix", "norms_init", "sqrt_round", "orthonormality_error",
-    "MAX_RANK", "JACOBI_SWEEPS", "KIND_DENSE", "KIND_CONV",
+    "JACOBI_SWEEPS", "KIND_DENSE", "KIND_CONV",
 ]

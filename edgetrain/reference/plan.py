@@ -8,10 +8,10 @@ depends on the ABI (pointer width): it is a parameter here
 """
 from __future__ import annotations
 
+from ..config import OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
 from ..model.description import LayerKind, Model
 from ..model.validate import check_model
 from . import fixed, lga, lrt
-from .train import OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
 
 PARTS = ("context", "activations", "gradients", "optimizer", "prng", "lrt_state", "lrt_scratch", "commit", "lga_state",
          "lga_scratch")

@@ -17,81 +17,14 @@ from typing import Callable
 
 import numpy as np
 
+from ..config import LRT_STATS, OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
 from ..errors import ArgumentError
 from ..model.description import Activation, LayerKind, Model
 from ..model.image import TensorOffsets
 from ..model.validate import check_model
 from . import fixed, layers, lga, lrt, maxnorm
 
-OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT, OPT_LGA = 0, 1, 2, 3, 4
-OPTIMIZERS = {"none": OPT_NONE, "bias": OPT_BIAS, "sgd": OPT_SGD, "lrt": OPT_LRT, "lga": OPT_LGA}
-LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
-MAX_LAYERS = 32  # ET_MAX_LAYERS: the length of et_train_config_t.lrt_rank
-LRT_STATS = ("terms", "skipped", "flushes", "applied")  # et_train_lrt_stats_t
 U32_MAX = 0xFFFFFFFF
-STAGE_DEFAULT, STAGE_MAX = 16, 65536  # ET_TRAIN_STAGE_DEFAULT, ET_TRAIN_STAGE_MAX
-RING_DEFAULT, RING_MIN, RING_MAX = 8, 2, 1024  # ET_TRAIN_RING_DEFAULT, ET_COMMIT_MIN_RING, ET_COMMIT_MAX_RING
-
-
-@dataclass
-class TrainConfig:
-    """Mirror of et_train_config_t (same fields, same meaning)."""
-
-    optimizer: int = OPT_SGD
-    conv_per_pixel: bool = False
-    bn_warm: bool = False
-    lr_weight: int = LR_DEFAULT
-    lr_weight_exp: int = LR_EXP_DEFAULT
-    lr_bias: int = LR_DEFAULT
-    lr_bias_exp: int = LR_EXP_DEFAULT
-    seed: int = 0
-    lrt: lrt.Config = field(default_factory=lrt.Config)  # OPT_LRT: the accumulator's hyper-parameters
-    lrt_rank: tuple = ()  # OPT_LRT: rank per layer index (0 = lrt.rank); up to MAX_LAYERS entries
-    commit_stage_bytes: int = STAGE_DEFAULT  # the C commit's staging buffer (plan part "commit"); no effect here
-    ring_slots: int = RING_DEFAULT  # commit records per tensor ring (C); no effect here
-    lga: lga.Config = field(default_factory=lga.Config)  # OPT_LGA: the factors' optimizer and merge (et_lga.h)
-    lga_rank: tuple = ()  # OPT_LGA: rank per layer index (0 = lga.rank); up to MAX_LAYERS entries
-
-    def check(self) -> None:
-        if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT, OPT_LGA):
-            raise ArgumentError(f"optimizer {self.optimizer} is unknown: use 0 (none), 1 (bias), 2 (sgd), 3 (lrt) "
-                                "or 4 (lga)")
-        for name in ("lr_weight", "lr_bias"):
-            if not 0 <= getattr(self, name) < 1 << 31:
-                raise ArgumentError(f"{name} = {getattr(self, name)} is outside 0..2^31-1")
-        for name in ("lr_weight_exp", "lr_bias_exp"):
-            if not -64 <= getattr(self, name) <= 0:
-                raise ArgumentError(f"{name} = {getattr(self, name)} is outside -64..0")
-        if not 0 <= self.seed < 1 << 32:
-            raise ArgumentError(f"seed {self.seed} is outside 0..2^32-1")
-        if self.optimizer == OPT_LRT:
-            lrt.config_check(self.lrt)
-            if len(self.lrt_rank) > MAX_LAYERS:
-                raise ArgumentError(f"lrt_rank has {len(self.lrt_rank)} entries; a model has at most {MAX_LAYERS} layers")
-            for i, r in enumerate(self.lrt_rank):
-                if not 0 <= int(r) <= lrt.MAX_RANK:
-                    raise ArgumentError(f"lrt_rank[{i}] = {r} is outside 1..{lrt.MAX_RANK} (0 = the global rank {self.lrt.rank})")
-        if self.optimizer == OPT_LGA:
-            lga.config_check(self.lga)
-            if len(self.lga_rank) > MAX_LAYERS:
-                raise ArgumentError(f"lga_rank has {len(self.lga_rank)} entries; a model has at most {MAX_LAYERS} layers")
-            for i, r in enumerate(self.lga_rank):
-                if not 0 <= int(r) <= lga.MAX_RANK:
-                    raise ArgumentError(f"lga_rank[{i}] = {r} is outside 1..{lga.MAX_RANK} (0 = the global rank {self.lga.rank})")
-        if not 16 <= self.commit_stage_bytes <= STAGE_MAX:
-            raise ArgumentError(f"commit_stage_bytes = {self.commit_stage_bytes} is outside 16..{STAGE_MAX}")
-        if not RING_MIN <= self.ring_slots <= RING_MAX:
-            raise ArgumentError(f"ring_slots = {self.ring_slots} is outside {RING_MIN}..{RING_MAX}")
-
-    def lrt_layer_config(self, layer: int) -> lrt.Config:
-        """The accumulator config of weight layer ``layer``: lrt with the layer's rank (et_train_lrt_layer_config)."""
-        r = int(self.lrt_rank[layer]) if layer < len(self.lrt_rank) else 0
-        return replace(self.lrt, rank=r) if r else self.lrt
-
-    def lga_layer_config(self, layer: int) -> lga.Config:
-        """The factor config of weight layer ``layer``: lga with the layer's rank (et_train_lga_layer_config)."""
-        r = int(self.lga_rank[layer]) if layer < len(self.lga_rank) else 0
-        return replace(self.lga, rank=r) if r else self.lga
 
 
 @dataclass
