@@ -25,7 +25,8 @@ import numpy as np
 
 from .config import LGA_FIELDS, LRT_STATS, MAX_LAYERS, TrainConfig
 from .errors import ArgumentError, RangeError, UnsupportedError
-from .model.description import KIND_NAMES, LayerKind, Model
+from .model.description import LayerKind, Model
+from .model.kinds import kind_name
 from .model.image import fill_c_table, layout
 from .model.validate import check_model
 from .reference import plan as ref_plan
@@ -291,7 +292,7 @@ class CPlanner:
         """Per trainable layer (model order) its LRT figures (et_plan_lrt_layer): name, kind, n, m, rank, bytes."""
         rows = self._layer_figures(config, "et_plan_lrt_layer", {"n": "n", "m": "m", "rank": "rank", "lrt_bytes": "state_bytes",
                                                                  "norms_bytes": "norms_bytes", "scratch_bytes": "scratch_bytes"})
-        return [{**r, "kind": KIND_NAMES[self.model.layers[r["index"]].kind]} for r in rows]
+        return [{**r, "kind": kind_name(self.model.layers[r["index"]].kind)} for r in rows]
 
     def lga_layers(self, config: TrainConfig) -> list[dict]:
         """Per trainable layer (model order) its LGA figures (et_plan_lga_layer): name, index, n, m, rank, bytes."""

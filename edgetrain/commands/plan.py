@@ -19,7 +19,7 @@ from ..config import LRT_MAX_RANK, OPT_LGA, OPT_LRT, OPTIMIZERS, LrtConfig, Trai
 from ..outputs import write_report
 from ..backends import CPlanner
 from ..errors import ArgumentError
-from ..model.description import KIND_NAMES
+from ..model.kinds import kind_name
 from ..model.loader import MODEL_NAMES, load_model
 from . import argtypes
 from .lga_flags import add_lga_arguments, full_baselines, lga_train_config
@@ -71,7 +71,7 @@ def describe(planner: CPlanner, config: TrainConfig) -> dict:
         out.update(rank=config.lga.rank, lga_optimizer=config.lga.optimizer, layers=planner.lga_layers(config),
                    **full_baselines(planner))
     else:
-        out["layers"] = [{"name": l.name, "index": i, "kind": KIND_NAMES[l.kind], "n": l.n, "m": l.m}
+        out["layers"] = [{"name": l.name, "index": i, "kind": kind_name(l.kind), "n": l.n, "m": l.m}
                          for i, l in enumerate(planner.model.layers) if l.weights is not None]
     return out
 

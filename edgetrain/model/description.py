@@ -17,18 +17,14 @@ NO_TENSOR = 0xFFFFFFFF  # ET_NO_TENSOR
 
 
 class LayerKind(IntEnum):
+    """et_layer_kind_t. What each kind is (name, tensors, rules) is the table of edgetrain/model/kinds.py."""
+
     CONV2D = 1
     DENSE = 2
     MAXPOOL2 = 3
     BATCHNORM = 4
     FLATTEN = 5
     SOFTMAX_CE = 6
-
-
-# The name a report gives each kind (`edgetrain plan` layers, the planner's per-layer figures): one table,
-# so that a new kind gets its own name here instead of being labelled as another.
-KIND_NAMES = {LayerKind.CONV2D: "conv", LayerKind.DENSE: "dense", LayerKind.MAXPOOL2: "maxpool2",
-              LayerKind.BATCHNORM: "batchnorm", LayerKind.FLATTEN: "flatten", LayerKind.SOFTMAX_CE: "softmax_ce"}
 
 
 class Activation(IntEnum):
