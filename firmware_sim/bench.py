@@ -25,24 +25,13 @@ import numpy as np
 
 from edgetrain.backends import c_plan
 from edgetrain.config import OPT_LRT, OPT_SGD, LrtConfig, TrainConfig
-from edgetrain.model.description import LayerKind
+from edgetrain.model import kinds
 from edgetrain.model.presets import preset
 
 from . import arm as arm_emulator
 from . import firmware as fwb
 
 OPTIMIZERS = {"sgd": OPT_SGD, "lrt": OPT_LRT}
-
-
-def forward_macs(model) -> int:
-    """Multiply-accumulates of one forward pass (conv and dense layers)."""
-    total = 0
-    for layer in model.layers:
-        if layer.weights is None:
-            continue
-        pixels = layer.out_shape.h * layer.out_shape.w if layer.kind == LayerKind.CONV2D else 1
-        total += int(layer.weights.size) * pixels
-    return total
 
 
 def bench_config(optimizer: str, batch: int) -> TrainConfig:
@@ -71,7 +60,7 @@ def count_instructions(model_name: str, optimizer: str, cpu: str, samples: int, 
         arm.step(x, y)
     end = arm.instruction_counts()
     per_sample = {p: (end[p] - start[p]) / samples for p in PHASES}
-    macs = forward_macs(model)
+    macs = kinds.forward_macs(model)
     total = sum(per_sample.values())
     return {
         "model": model_name, "optimizer": optimizer, "cpu": cpu, "samples": samples,

@@ -219,21 +219,10 @@ def bench_lrt(args, shapes, counting: bool) -> list[dict]:
 
 def forward_macs(model_name: str) -> int:
     """Multiply-accumulates of one forward pass (conv: every in-bounds kernel tap; dense: n m)."""
-    from ..model.description import LayerKind, Padding
+    from ..model import kinds
     from ..model.presets import preset
 
-    total = 0
-    for layer in preset(model_name, 0).layers:
-        i, o = layer.in_shape, layer.out_shape
-        if layer.kind == LayerKind.DENSE:
-            total += i.c * o.c
-        elif layer.kind == LayerKind.CONV2D:
-            k = layer.kernel
-            pad = (k - 1) // 2 if layer.padding == Padding.SAME else 0
-            rows = sum(1 for oy in range(o.h) for ky in range(k) if 0 <= oy + ky - pad < i.h)
-            cols = sum(1 for ox in range(o.w) for kx in range(k) if 0 <= ox + kx - pad < i.w)
-            total += rows * cols * i.c * o.c
-    return total
+    return kinds.forward_macs(preset(model_name, 0))
 
 
 def bench_train(args, models, optimizers, x, y) -> list[dict]:

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..errors import RangeError, UnsupportedError
 from ..model import Activation, Layer, LayerKind, Model, Padding, Shape
+from ..model.kinds import kind_of_export_op
 from ..model.validate import check_model
 from ..reference import fixed
 
@@ -231,7 +232,7 @@ def lower(ops: list[Op], input_shape: tuple[int, ...], name: str, *, saturate: b
             report.bias_saturated = bsat
             layers.append(
                 Layer(
-                    LayerKind.CONV2D if op.kind == "conv" else LayerKind.DENSE, shape, out, _device_name(op.name, index),
+                    kind_of_export_op(op.kind), shape, out, _device_name(op.name, index),
                     Activation.RELU if relu else Activation.NONE,
                     Padding.SAME if op.padding == "same" else Padding.VALID, k, report.alpha_shift, wq, bq,
                 )
@@ -289,7 +290,7 @@ def _device_name(name: str, index: int, limit: int = 63) -> str:
 def _quantize_mac(op: Op, label: str, saturate: bool) -> tuple[np.ndarray, LayerReport]:
     w = np.asarray(op.weights, np.float64)
     shift = choose_alpha_shift(w) if op.alpha_shift is None else int(op.alpha_shift)
-    report = LayerReport(op.name, "conv2d" if op.kind == "conv" else "dense", source_step=op.source_step)
+    report = LayerReport(op.name, kind_of_export_op(op.kind).name.lower(), source_step=op.source_step)
     if op.alpha_shift is not None:
         report.notes.append(f"layer scale 2^-{shift} fixed by the source (QAT)")
     if shift is None:

@@ -8,10 +8,13 @@ images that pass them by construction.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import CorruptError, RangeError, UnsupportedError
 from ..reference import fixed
+from . import kinds
 from .description import MAX_LAYERS, NO_TENSOR, Activation, Layer, LayerKind, Model, Padding, Shape
 
 MAX_FAN = 65535  # ET_MAX_FAN
@@ -23,22 +26,12 @@ def _fail(index: int, layer: Layer | None, what: str, cls=CorruptError):
     raise cls(f"{label}: {what}")
 
 
-def _expected_tensor_shapes(layer: Layer) -> dict[str, tuple[int, ...] | None]:
-    i, o = layer.in_shape, layer.out_shape
-    if layer.kind == LayerKind.CONV2D:
-        return {"weights": (o.c, layer.kernel, layer.kernel, i.c), "bias": (o.c,), "bn": None}
-    if layer.kind == LayerKind.DENSE:
-        return {"weights": (o.c, i.c), "bias": (o.c,), "bn": None}
-    if layer.kind == LayerKind.BATCHNORM:
-        return {"weights": None, "bias": None, "bn": (4, i.c)}
-    return {"weights": None, "bias": None, "bn": None}
-
-
 def _check_layer(index: int, layer: Layer, is_last: bool, tensors: bool = True) -> None:
     i, o = layer.in_shape, layer.out_shape
     try:
         kind = LayerKind(layer.kind)
-    except ValueError:
+        spec = kinds.spec(kind)
+    except (ValueError, UnsupportedError):
         _fail(index, None, f"unknown layer kind {layer.kind}", UnsupportedError)
     for s, name in ((i, "input"), (o, "output")):
         if min(s.h, s.w, s.c) < 1:
@@ -47,7 +40,7 @@ def _check_layer(index: int, layer: Layer, is_last: bool, tensors: bool = True) 
             _fail(index, layer, f"{name} format {s.fmt} is unknown", UnsupportedError)
     if (kind == LayerKind.SOFTMAX_CE) != is_last:
         _fail(index, layer, "the softmax cross-entropy head must be the last layer, and only the last")
-    if kind in (LayerKind.CONV2D, LayerKind.DENSE):
+    if spec.weights:
         if layer.activation not in tuple(Activation):
             _fail(index, layer, f"unknown activation {layer.activation}", UnsupportedError)
         if i.fmt not in (fixed.FMT_INPUT, fixed.FMT_ACT, fixed.FMT_BN_OUT):
@@ -92,7 +85,7 @@ def _check_layer(index: int, layer: Layer, is_last: bool, tensors: bool = True) 
             _fail(index, layer, "the head takes 1x1xN logits (N >= 2) in the bias format and gives the same shape")
     if not tensors:
         return
-    for name, shape in _expected_tensor_shapes(layer).items():
+    for name, shape in spec.tensor_shapes(layer).items():
         tensor = getattr(layer, name)
         if shape is None:
             if tensor is not None:
@@ -125,17 +118,17 @@ def check_layer(layer: Layer, tensors: bool = True) -> None:
     _check_layer(0, layer, layer.kind == LayerKind.SOFTMAX_CE, tensors)
 
 
+# Bytes per stored element and alignment of each tensor: int8 weights, int16 biases and batch-norm blocks.
+TENSOR_STORAGE = {"weights": (1, 1), "bias": (2, 2), "bn": (2, 2)}
+
+
 def _geometry_bytes(layer: Layer) -> dict[str, tuple[int, int]]:
     """(bytes, alignment) of each tensor as et_layer_tensor_bytes sizes it from the layer's shapes."""
-    i, o = layer.in_shape, layer.out_shape
-    weights = bias = bn = 0
-    if layer.kind == LayerKind.CONV2D:
-        weights, bias = o.c * layer.kernel * layer.kernel * i.c, 2 * o.c
-    elif layer.kind == LayerKind.DENSE:
-        weights, bias = o.c * i.c, 2 * o.c
-    elif layer.kind == LayerKind.BATCHNORM:
-        bn = 8 * i.c
-    return {"weights": (weights, 1), "bias": (bias, 2), "bn": (bn, 2)}
+    out = {}
+    for name, shape in kinds.spec(layer.kind).tensor_shapes(layer).items():
+        size, align = TENSOR_STORAGE[name]
+        out[name] = (size * math.prod(shape) if shape else 0, align)
+    return out
 
 
 def _check_extents(index: int, layer: Layer, offsets, image_size: int) -> None:

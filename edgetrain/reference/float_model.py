@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import UnsupportedError
 from ..model.description import Activation, LayerKind, Model, Padding
+from ..model.kinds import kind_name
 from . import fixed
 
 BN_ETA = 0.9
@@ -149,8 +151,10 @@ class FloatNet:
                     cur = np.clip(cur, BN_MIN, BN_MAX)
             elif kind == LayerKind.FLATTEN:
                 cur = cur.reshape(1, 1, -1)
-            else:
+            elif kind == LayerKind.SOFTMAX_CE:
                 c["logits"] = cur.reshape(-1)
+            else:
+                raise UnsupportedError(f"the float model has no {kind_name(kind)} layer (docs/layers.md)")
             self.cache.append(c)
         return self.cache[-1]["logits"]
 
@@ -193,8 +197,10 @@ class FloatNet:
                 grads[i]["dgamma"] = (g * c["xhat"]).sum(axis=(0, 1))
                 grads[i]["dbeta"] = g.sum(axis=(0, 1))
                 g = g * prm["gamma"] / c["sigma"]
-            else:
+            elif kind == LayerKind.FLATTEN:
                 g = g.reshape(c["in"].shape)
+            else:
+                raise UnsupportedError(f"the float model has no {kind_name(kind)} layer (docs/layers.md)")
         return grads
 
     # ---- the paper's optimizer in float64 --------------------------------------------

@@ -9,7 +9,8 @@ depends on the ABI (pointer width): it is a parameter here
 from __future__ import annotations
 
 from ..config import OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
-from ..model.description import LayerKind, Model
+from ..model.description import Model
+from ..model.kinds import has_weights, per_pixel_terms, spec, weight_cols
 from ..model.validate import check_model
 from . import fixed, lga, lrt
 
@@ -33,19 +34,11 @@ def _act_bytes(s) -> int:
     return _elems(s) * (2 if s.fmt == fixed.FMT_BIAS else 1)
 
 
-def _has_weights(layer) -> bool:
-    return layer.kind in (LayerKind.CONV2D, LayerKind.DENSE)
-
-
-def _cols(layer) -> int:
-    return layer.kernel * layer.kernel * layer.in_shape.c if layer.kind == LayerKind.CONV2D else layer.in_shape.c
-
-
 def _saved(layer) -> int:
     total = 0
-    if layer.kind not in (LayerKind.FLATTEN, LayerKind.SOFTMAX_CE):
+    if spec(layer.kind).saves_output:
         total += _a8(_act_bytes(layer.out_shape))
-    if layer.kind == LayerKind.BATCHNORM:
+    if spec(layer.kind).bn:  # the statistics' SRAM copies
         total += 2 * _a8(4 * layer.in_shape.c)
     return total
 
@@ -56,12 +49,12 @@ def _scratch_sizes(layer, config: TrainConfig) -> tuple[int, int, int, int, int]
         return 0, 0, 0, 0, 0
     grad = max(_elems(layer.in_shape), _elems(layer.out_shape))
     dw = m = 0
-    if _has_weights(layer):
-        m = _cols(layer)
-        if layer.kind == LayerKind.CONV2D and config.optimizer == OPT_SGD and not config.conv_per_pixel:
+    if has_weights(layer):
+        m = weight_cols(layer)
+        if per_pixel_terms(layer) and config.optimizer == OPT_SGD and not config.conv_per_pixel:
             dw = layer.out_shape.c * m
-    c = layer.out_shape.c if _has_weights(layer) else (layer.in_shape.c if layer.kind == LayerKind.BATCHNORM else 0)
-    g16 = _elems(layer.out_shape) if layer.kind == LayerKind.BATCHNORM else 0
+    c = layer.out_shape.c if has_weights(layer) else (layer.in_shape.c if spec(layer.kind).bn else 0)
+    g16 = _elems(layer.out_shape) if spec(layer.kind).bn else 0
     return grad, g16, dw, m, c
 
 
@@ -79,8 +72,8 @@ def lrt_layer(model: Model, config: TrainConfig, i: int) -> dict[str, int]:
     """One weight layer's LRT figures (et_plan_lrt_layer): n, m, rank, kind, state/norms/scratch bytes."""
     layer = model.layers[i]
     cfg = config.lrt_layer_config(i)
-    n, m = layer.out_shape.c, _cols(layer)
-    return {"n": n, "m": m, "rank": cfg.rank, "kind": lrt.KIND_CONV if layer.kind == LayerKind.CONV2D else lrt.KIND_DENSE,
+    n, m = layer.out_shape.c, weight_cols(layer)
+    return {"n": n, "m": m, "rank": cfg.rank, "kind": lrt.KIND_CONV if per_pixel_terms(layer) else lrt.KIND_DENSE,
             "state_bytes": lrt.state_get_size(n, m, cfg.rank), "norms_bytes": LRT_NORMS_BYTES,
             "scratch_bytes": lrt.accumulate_get_buffer_size(n, m, cfg.rank)}
 
@@ -89,7 +82,7 @@ def lga_layer(model: Model, config: TrainConfig, i: int) -> dict[str, int]:
     """One weight layer's LGA figures (et_plan_lga_layer): n, m, rank, optimizer, state/scratch/z bytes."""
     layer = model.layers[i]
     cfg = config.lga_layer_config(i)
-    n, m = layer.out_shape.c, _cols(layer)
+    n, m = layer.out_shape.c, weight_cols(layer)
     return {"n": n, "m": m, "rank": cfg.rank, "optimizer": cfg.optimizer,
             "state_bytes": lga.state_get_size(n, m, cfg.rank, cfg.optimizer),
             "scratch_bytes": lga.grad_get_buffer_size(n, m, cfg.rank), "z_bytes": 2 * _elems(layer.out_shape)}
@@ -107,20 +100,20 @@ def plan(model: Model, config: TrainConfig, context_bytes: int) -> dict[str, int
     parts["gradients"] = _scratch_bytes(*(max(s[k] for s in sizes) for k in range(5)), config)
     opt = 0
     for layer in model.layers:
-        if _has_weights(layer):
+        if has_weights(layer):
             opt += _a8(2 * layer.out_shape.c)
             opt += _a8(MAXNORM_BYTES) * ((config.optimizer == OPT_SGD) + trains)
             opt += _a8(LRT_NORMS_BYTES) if config.optimizer == OPT_LRT else 0
-        elif layer.kind == LayerKind.BATCHNORM:
+        elif spec(layer.kind).bn:
             opt += _a8(8 * layer.in_shape.c) + 2 * trains * _a8(MAXNORM_BYTES)
     parts["optimizer"] = opt
     parts["prng"] = _a8(PRNG_BYTES)
     if config.optimizer == OPT_LRT:
-        figures = [lrt_layer(model, config, i) for i, layer in enumerate(model.layers) if _has_weights(layer)]
+        figures = [lrt_layer(model, config, i) for i, layer in enumerate(model.layers) if has_weights(layer)]
         parts["lrt_state"] = sum(_a8(f["state_bytes"]) for f in figures)
         parts["lrt_scratch"] = _a8(LRT_FLUSH_BYTES) + _a8(max(f["scratch_bytes"] for f in figures))
     if config.optimizer == OPT_LGA:
-        figures = [lga_layer(model, config, i) for i, layer in enumerate(model.layers) if _has_weights(layer)]
+        figures = [lga_layer(model, config, i) for i, layer in enumerate(model.layers) if has_weights(layer)]
         parts["lga_state"] = sum(_a8(f["state_bytes"]) for f in figures)
         parts["lga_scratch"] = (_a8(max(f["scratch_bytes"] for f in figures))
                                 + _a8(max(f["z_bytes"] for f in figures)))

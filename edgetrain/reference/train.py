@@ -18,9 +18,10 @@ from typing import Callable
 import numpy as np
 
 from ..config import LRT_STATS, OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
-from ..errors import ArgumentError
+from ..errors import ArgumentError, UnsupportedError
 from ..model.description import Activation, LayerKind, Model
 from ..model.image import TensorOffsets
+from ..model.kinds import has_weights, per_pixel_terms, spec, weight_cols
 from ..model.validate import check_model
 from . import fixed, layers, lga, lrt, maxnorm
 
@@ -77,14 +78,6 @@ class TrainState:
         return self.nvm[self.image_at : self.image_at + self.image_size]
 
 
-def _cols(layer) -> int:
-    return layer.kernel * layer.kernel * layer.in_shape.c if layer.kind == LayerKind.CONV2D else layer.in_shape.c
-
-
-def _has_weights(layer) -> bool:
-    return layer.kind in (LayerKind.CONV2D, LayerKind.DENSE)
-
-
 def _s16(image: np.ndarray, offset: int, count: int) -> np.ndarray:
     return image[offset : offset + 2 * count].view("<i2").astype(np.int16)
 
@@ -101,14 +94,14 @@ def init(model: Model, nvm: np.ndarray, image_at: int, offsets: list[TensorOffse
     trains = config.optimizer != OPT_NONE
     for layer, off in zip(model.layers, offsets):
         ls = LayerState()
-        if _has_weights(layer):
-            n, m = layer.out_shape.c, _cols(layer)
+        if has_weights(layer):
+            n, m = layer.out_shape.c, weight_cols(layer)
             ls.weights = image[off.weight : off.weight + n * m].view(np.int8).reshape(n, m)
             ls.bias = _s16(image, off.bias, n)
             ls.mn_weight = maxnorm.maxnorm_init() if config.optimizer == OPT_SGD else None
             ls.mn_bias = maxnorm.maxnorm_init() if trains else None
             if config.optimizer == OPT_LRT:
-                kind = lrt.KIND_CONV if layer.kind == LayerKind.CONV2D else lrt.KIND_DENSE
+                kind = lrt.KIND_CONV if per_pixel_terms(layer) else lrt.KIND_DENSE
                 ls.lrt = lrt.state_init(n, m, config.lrt_layer_config(len(state.layers)), kind)
                 ls.lrt_norms = lrt.norms_init()
         elif layer.kind == LayerKind.BATCHNORM:
@@ -122,8 +115,8 @@ def init(model: Model, nvm: np.ndarray, image_at: int, offsets: list[TensorOffse
         state.layers.append(ls)
     if config.optimizer == OPT_LGA:  # B is drawn from the seeded PRNG, layer by layer
         for i, (layer, ls) in enumerate(zip(model.layers, state.layers)):
-            if _has_weights(layer):
-                ls.lga = lga.state_init(layer.out_shape.c, _cols(layer), config.lga_layer_config(i), state.prng)
+            if has_weights(layer):
+                ls.lga = lga.state_init(layer.out_shape.c, weight_cols(layer), config.lga_layer_config(i), state.prng)
     return state
 
 
@@ -158,7 +151,7 @@ def checkpoint(state: TrainState) -> None:
     if state.config.optimizer == OPT_NONE:
         return
     for layer, off, ls in zip(state.model.layers, state.offsets, state.layers):
-        if _has_weights(layer):
+        if has_weights(layer):
             _program_changed(state, off.bias, ls.bias.astype("<i2"))
         elif layer.kind == LayerKind.BATCHNORM:
             c = layer.in_shape.c
@@ -214,10 +207,12 @@ def _forward(state: TrainState, x: np.ndarray, train: bool) -> int:
             out = layers.batchnorm_forward(layer, cur, ls.bn, ls.mean_hat, ls.inv_sigma)
         elif kind == LayerKind.FLATTEN:
             out = cur.reshape(1, 1, -1)
-        else:
+        elif kind == LayerKind.SOFTMAX_CE:
             state.logits = cur.reshape(-1)
             pred = layers.softmax_ce_forward(layer, cur)
             out = None
+        else:
+            raise UnsupportedError(f"the twin has no forward pass for a {spec(kind).name} layer (docs/layers.md)")
         ls.out = out
         cur = out
     return pred
@@ -306,7 +301,7 @@ def _lrt_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> Non
         xv = pair.x.astype(np.int8 if signed else np.uint8)
         accumulate(ls.lrt, cfg, pair.delta, pair.delta_exp, xv, pair.x_exp, state.prng)
     ls.lrt_samples += 1
-    if ls.lrt_samples < (cfg.batch_conv if layer.kind == LayerKind.CONV2D else cfg.batch_dense):
+    if ls.lrt_samples < (cfg.batch_conv if per_pixel_terms(layer) else cfg.batch_dense):
         return
     ls.lrt_samples = 0
     fl = lrt.flush_begin(ls.lrt, cfg, ls.lrt_norms)
@@ -396,12 +391,12 @@ def _feeds_bn(model: Model, i: int) -> bool:
 def _backward(state: TrainState, label: int) -> None:
     model = state.model
     head = len(model.layers) - 1
-    lowest = next(i for i, l in enumerate(model.layers) if _has_weights(l) or l.kind == LayerKind.BATCHNORM)
+    lowest = next(i for i, l in enumerate(model.layers) if has_weights(l) or spec(l.kind).bn)
     g = layers.softmax_ce_backward(model.layers[head], state.layers[head].inp, label)
     for i in range(head - 1, lowest - 1, -1):
         layer, ls = model.layers[i], state.layers[i]
         need_in = i > lowest
-        if _has_weights(layer):
+        if has_weights(layer):
             if layer.activation == Activation.RELU:
                 g = layers.relu_backward(ls.out, g)
             h = None
@@ -421,9 +416,11 @@ def _backward(state: TrainState, label: int) -> None:
             _update_params(state, ls.mn_weight, dgamma, -27, ls.bn[0])
             _update_params(state, ls.mn_bias, dbeta, -15, ls.bn[1])
             g = din
-        else:  # flatten
+        elif layer.kind == LayerKind.FLATTEN:
             s = layer.in_shape
             g = g.reshape(s.h, s.w, s.c)
+        else:
+            raise UnsupportedError(f"the twin has no backward pass for a {spec(layer.kind).name} layer (docs/layers.md)")
 
 
 def step(state: TrainState, x, label: int) -> int:
