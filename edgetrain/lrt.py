@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import LRT_MAX_RANK, LrtConfig, lrt_config_check
+from .config import LRT_FIELDS, LRT_MAX_RANK, LrtConfig, lrt_config_check
 from .core import call, ffi
 from .errors import ArgumentError, NoMemoryError
 from .reference import lrt as ref
@@ -19,20 +19,17 @@ from .reference.maxnorm import UFloat
 Config = LrtConfig
 KIND_DENSE, KIND_CONV = ref.KIND_DENSE, ref.KIND_CONV
 
-_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm", "kappa_th")
-
-
 def c_config(cfg: Config):
-    """An et_lrt_config_t for ``cfg`` (checked by the twin's rules first, for a clear message)."""
+    """An et_lrt_config_t for ``cfg`` (checked by lrt_config_check first, for a clear message)."""
     lrt_config_check(cfg)
-    return ffi.new("et_lrt_config_t *", {f: int(getattr(cfg, f)) for f in _FIELDS})
+    return ffi.new("et_lrt_config_t *", {f: int(getattr(cfg, f)) for f in LRT_FIELDS})
 
 
 def config_default() -> Config:
     """The C's defaults (et_lrt_config_default), as a Config."""
     out = ffi.new("et_lrt_config_t *")
     call("et_lrt_config_default", out)
-    return Config(**{f: int(getattr(out, f)) for f in _FIELDS})
+    return Config(**{f: int(getattr(out, f)) for f in LRT_FIELDS})
 
 
 def state_get_size(n: int, m: int, rank: int) -> int:
