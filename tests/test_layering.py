@@ -6,9 +6,12 @@ edgetrain.config, and only the modules that run the twin import its engine."""
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import edgetrain.config
 from edgetrain import devices
@@ -162,3 +165,15 @@ def test_the_layering_checks_can_fail():
                     "from edgetrain.reference import plan\n")
     found = list(reference_imports("edgetrain/commands/x.py", bad))
     assert (1, "train", "TrainConfig") in found and (3, "lga", "Config") in found and (4, "plan", None) in found
+
+
+def test_the_config_names_the_twin_held_still_answer_with_a_warning():
+    """Code written against the old places (edgetrain.reference.lrt.Config, ...) keeps working, warned, with
+    the very objects of edgetrain.config; a name that never was there still fails."""
+    for module, old, new in (("lrt", "Config", "LrtConfig"), ("lga", "lr_pair", "lga_lr_pair"),
+                             ("train", "OPTIMIZERS", "OPTIMIZERS"), ("lga", "MAX_RANK", "LGA_MAX_RANK")):
+        twin = importlib.import_module(f"edgetrain.reference.{module}")
+        with pytest.warns(DeprecationWarning, match=f"use edgetrain.config.{new}"):
+            assert getattr(twin, old) is getattr(edgetrain.config, new)
+        with pytest.raises(AttributeError):
+            getattr(twin, "NoSuchConfig")

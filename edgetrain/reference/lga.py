@@ -8,10 +8,12 @@ arrays; the tests compare the two with ``==``.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import config as config_module
 from ..config import LGA_ADAM, LGA_MAX_RANK, LGA_MOMENTUM, LGA_RESTART_REDRAW_B, LGA_SGD, LgaConfig, lga_config_check
 from ..errors import ArgumentError
 from . import fixed, maxnorm
@@ -238,3 +240,19 @@ def restart(st: State, c: LgaConfig, prng: fixed.Prng) -> None:
     st.merges = min(st.merges + 1, 0xFFFFFFFF)
     if c.restart == LGA_RESTART_REDRAW_B:
         _draw_b(st, prng)
+
+
+# Config names this module held before they moved to edgetrain.config: still answered, with a warning.
+_MOVED = {"Config": "LgaConfig", "config_check": "lga_config_check", "lr_pair": "lga_lr_pair",
+          "FIELDS": "LGA_FIELDS", "MAX_RANK": "LGA_MAX_RANK", "OPTIMIZERS": "LGA_OPTIMIZERS",
+          "RESTARTS": "LGA_RESTARTS", "SGD": "LGA_SGD", "MOMENTUM": "LGA_MOMENTUM", "ADAM": "LGA_ADAM",
+          "RESTART_ZERO_A": "LGA_RESTART_ZERO_A", "RESTART_REDRAW_B": "LGA_RESTART_REDRAW_B",
+          "BETA_MAX": "LGA_BETA_MAX", "LR_EXP_MIN": "LGA_LR_EXP_MIN", "LR_EXP_MAX": "LGA_LR_EXP_MAX"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        warnings.warn(f"edgetrain.reference.lga.{name} moved: use edgetrain.config.{_MOVED[name]}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(config_module, _MOVED[name])
+    raise AttributeError(f"module 'edgetrain.reference.lga' has no attribute {name!r}")

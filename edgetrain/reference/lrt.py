@@ -12,10 +12,12 @@ shared by all layers (accumulate_get_buffer_size).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import config as config_module
 from ..config import LRT_MAX_RANK, LrtConfig, lrt_config_check
 from ..errors import ArgumentError, NoMemoryError, RangeError, StateError
 from . import fixed
@@ -542,3 +544,16 @@ __all__ = [
     "flush_begin", "delta_row", "delta_matrix", "norms_init", "sqrt_round", "orthonormality_error",
     "JACOBI_SWEEPS", "KIND_DENSE", "KIND_CONV",
 ]
+
+
+# Config names this module held before they moved to edgetrain.config: still answered, with a warning.
+_MOVED = {"Config": "LrtConfig", "config_check": "lrt_config_check", "config_default": "lrt_config_default",
+          "MAX_RANK": "LRT_MAX_RANK"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        warnings.warn(f"edgetrain.reference.lrt.{name} moved: use edgetrain.config.{_MOVED[name]}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(config_module, _MOVED[name])
+    raise AttributeError(f"module 'edgetrain.reference.lrt' has no attribute {name!r}")

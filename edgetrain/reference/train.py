@@ -12,11 +12,13 @@ is skipped) follows the C exactly; the arithmetic is whole-tensor NumPy.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
+from .. import config as config_module
 from ..config import LRT_STATS, OPT_LGA, OPT_LRT, OPT_NONE, OPT_SGD, TrainConfig
 from ..errors import ArgumentError, UnsupportedError
 from ..model.description import Activation, LayerKind, Model
@@ -438,3 +440,18 @@ def step(state: TrainState, x, label: int) -> int:
     _backward(state, int(label))
     state.samples += 1
     return pred
+
+
+# Config names this module held before they moved to edgetrain.config: still answered, with a warning.
+_MOVED = {"OPT_BIAS": "OPT_BIAS", "OPTIMIZERS": "OPTIMIZERS", "LR_DEFAULT": "LR_DEFAULT",
+          "LR_EXP_DEFAULT": "LR_EXP_DEFAULT", "MAX_LAYERS": "MAX_LAYERS", "STAGE_DEFAULT": "STAGE_DEFAULT",
+          "STAGE_MAX": "STAGE_MAX", "RING_DEFAULT": "RING_DEFAULT", "RING_MIN": "RING_MIN",
+          "RING_MAX": "RING_MAX"}
+
+
+def __getattr__(name: str):
+    if name in _MOVED:
+        warnings.warn(f"edgetrain.reference.train.{name} moved: use edgetrain.config.{_MOVED[name]}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(config_module, _MOVED[name])
+    raise AttributeError(f"module 'edgetrain.reference.train' has no attribute {name!r}")
