@@ -4,6 +4,7 @@ mcu-cnn, mlp and the small BN models, with inputs and learning rates that make t
 stores clip; plus the reset, the range checks of the query and the run report key."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -95,3 +96,21 @@ def test_counts_saturate_instead_of_wrapping():
     clips = dict.fromkeys(CLIP_FIELDS, U32_MAX - 1)
     count_clips(clips, "act", np.ones(5, bool))
     assert clips["act"] == U32_MAX
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lrt"])
+def test_run_json_reports_equal_clip_counts_on_both_backends(tmp_path, capsys, mnist_dir, optimizer):
+    from edgetrain import cli
+
+    reports = {}
+    for backend in ("c", "numpy"):
+        out = tmp_path / f"{backend}.json"
+        assert cli.main(["run", "--model", "mcu-cnn", "--optimizer", optimizer, "--samples", "30", "--seed", "2",
+                         "--data-dir", str(mnist_dir), "--backend", backend, "--json", str(out), "--no-progress"]) == 0
+        capsys.readouterr()
+        reports[backend] = json.loads(out.read_text())
+    clips = reports["c"]["clip_counts"]
+    assert clips == reports["numpy"]["clip_counts"]
+    assert set(clips) == {"conv1", "conv2", "bn", "fc1", "fc2", "head"}
+    assert all(set(c) == set(CLIP_FIELDS) for c in clips.values())
+    assert sum(v for c in clips.values() for v in c.values()) > 0
