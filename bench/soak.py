@@ -98,7 +98,8 @@ def clips_line(clips: dict) -> str:
     """A compact console form: 'conv1 act 9.5k, fc1 weight 12' (k: thousands)."""
     def fmt(v: int) -> str:
         return f"{v / 1000:.1f}k" if v >= 10_000 else str(v)
-    return "; ".join(f"{name} " + " ".join(f"{k} {fmt(v)}" for k, v in c.items()) for name, c in clips.items()) or "none"
+    parts = [f"{name} " + " ".join(f"{k} {fmt(v)}" for k, v in c.items()) for name, c in clips.items()]
+    return "; ".join(parts) or "none"
 
 
 def orthogonality(backend: CBackend) -> dict:

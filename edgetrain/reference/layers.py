@@ -319,7 +319,8 @@ def _bn_params(layer: Layer, params) -> np.ndarray:
     return p.reshape(4, -1)
 
 
-def batchnorm_update_stats(layer: Layer, x, params, decay_q30: int, clips: dict | None = None) -> tuple[np.ndarray, int]:
+def batchnorm_update_stats(layer: Layer, x, params, decay_q30: int,
+                           clips: dict | None = None) -> tuple[np.ndarray, int]:
     """Return (new params with updated EMAs, new decay); clamped EMA values are counted as "stats"."""
     _expect(layer, LayerKind.BATCHNORM)
     xv = _tensor(x, layer.in_shape, "batchnorm input").astype(np.int64)
