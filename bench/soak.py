@@ -13,6 +13,12 @@ window of W samples (default 5,000):
   * saturation, per layer, of the stored tensors at the window's end: the fraction of
     weight cells at the int8 limits (-1 or 1 - 2^-7), of biases at or above 2 (where a
     ReLU unit's output clips whatever its input) and the mean bias;
+  * clips: the saturation counters of the core (et_train_get_clip_counts), per layer and
+    per store, counted over the window (reset at its start): values clamped to their
+    format's range in the int16 pre-activation (pre), the ReLU or BN output (act), the
+    gradient passed down (grad), the int8 weight cells (weight), the bias / BN gamma-beta
+    updates (param), the BN statistics (stats); only non-zero entries are listed, and the
+    run record sums them in `clips_total` (docs/numerics.md, "Saturation counters");
   * lrt only: basis orthogonality of each layer's accumulator, max |Q^T Q - I| over the
     columns in use of Q_L and Q_R (the int16 bases read as unit vectors), sampled 5
     samples before the window's end (a window's end is a flush for every layer).
@@ -40,10 +46,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgetrain.backends import PARAMS, CBackend  # noqa: E402
-from edgetrain.commands.run import stream_order  # noqa: E402
 from edgetrain.config import OPT_BIAS, OPT_LRT, OPT_SGD, LrtConfig, TrainConfig  # noqa: E402
 from edgetrain.data import augment, mnist  # noqa: E402
 from edgetrain.model.presets import preset  # noqa: E402
+from edgetrain.tasks import stream_order  # noqa: E402
 
 SCHEMES = {
     "sgd": dict(optimizer=OPT_SGD),
@@ -74,6 +80,25 @@ def saturation(backend: CBackend) -> dict:
             "bias_mean": round(float(b.mean()) / BIAS_ONE, 4),
         }
     return out
+
+
+def window_clips(backend: CBackend) -> dict:
+    """The clip counters since the last reset, per layer, non-zero entries only; then reset them."""
+    out = {}
+    for name, counts in backend.clip_counts().items():
+        nz = {k: v for k, v in counts.items() if v}
+        if nz:
+            out[name] = nz
+    backend.reset_clip_counts()
+    return out
+
+
+def clips_line(clips: dict) -> str:
+    """A compact console form: 'conv1 act 9.5k, fc1 weight 12' (k: thousands)."""
+    def fmt(v: int) -> str:
+        return f"{v / 1000:.1f}k" if v >= 10_000 else str(v)
+    parts = [f"{name} " + " ".join(f"{k} {fmt(v)}" for k, v in c.items()) for name, c in clips.items()]
+    return "; ".join(parts) or "none"
 
 
 def orthogonality(backend: CBackend) -> dict:
@@ -107,6 +132,8 @@ def soak(scheme: str, seed: int, samples: int, window: int, images, labels, prog
     weights = backend.weight_cells()
     order = stream_order(len(images), seed)
     windows = []
+    total: dict = {}
+    backend.reset_clip_counts()
     t0 = time.perf_counter()
     for start in range(0, samples, window):
         stop = min(start + window, samples)
@@ -120,17 +147,22 @@ def soak(scheme: str, seed: int, samples: int, window: int, images, labels, prog
                 ortho = orthogonality(backend)
         rec = {"end": stop, "accuracy": round(hits / (stop - start), 4),
                "max_writes_per_cell": int(backend.cell_writes[weights].max(initial=0)),
-               "saturation": saturation(backend)}
+               "saturation": saturation(backend), "clips": window_clips(backend)}
+        for name, c in rec["clips"].items():
+            for k, v in c.items():
+                total.setdefault(name, {}).setdefault(k, 0)
+                total[name][k] += v
         if ortho is not None:
             rec["orthogonality"] = ortho
         windows.append(rec)
         if progress:
             print(f"{scheme} seed {seed}: {stop} samples, window accuracy {rec['accuracy']:.3f}, max writes "
                   f"{rec['max_writes_per_cell']}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+            print(f"  clips: {clips_line(rec['clips'])}", file=sys.stderr, flush=True)
     acc = [w["accuracy"] for w in windows]
     return {"scheme": scheme, "seed": seed, "samples": samples, "window": window,
             "best_window": max(acc), "last_window": acc[-1], "last_vs_best": round(acc[-1] - max(acc), 4),
-            "elapsed_s": round(time.perf_counter() - t0, 1), "windows": windows}
+            "elapsed_s": round(time.perf_counter() - t0, 1), "clips_total": total, "windows": windows}
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,7 @@ from .model.kinds import kind_name
 from .model.image import fill_c_table, layout
 from .model.validate import check_model
 from .reference import plan as ref_plan
+from .reference import layers as ref_layers
 from .reference import train as ref_train
 
 PARAMS = 0x8000  # ET_COMMIT_PARAMS: the tensor id of a layer's bias or batch-norm block
@@ -104,6 +105,23 @@ class Backend:
         """Optimizer lrt: per trainable layer (by name) terms fed, skipped by kappa, flush attempts, applied."""
         return {layer.name: self._lrt_stats(i) for i, layer in enumerate(self.model.layers) if layer.weights is not None}
 
+    def clip_counts(self) -> dict[str, dict[str, int]]:
+        """Saturation counters per layer (by name) that can clip (conv, dense, batch norm, the softmax head):
+        {"pre", "act", "grad", "weight", "param", "stats"} -> values clamped during training steps since the
+        backend was made or reset_clip_counts (et_clip_counts_t, docs/numerics.md "Saturation counters")."""
+        return {layer.name: self._clip_counts(i) for i, layer in enumerate(self.model.layers)
+                if layer.kind not in (LayerKind.FLATTEN, LayerKind.MAXPOOL2)}
+
+    def reset_clip_counts(self) -> None:
+        """Set every layer's saturation counters to zero (et_train_reset_clip_counts)."""
+        self._reset_clip_counts()
+
+    def _clip_counts(self, layer: int) -> dict[str, int]:
+        raise UnsupportedError(f"the {self.name} backend does not report saturation counters: use --backend c or numpy")
+
+    def _reset_clip_counts(self) -> None:
+        raise UnsupportedError(f"the {self.name} backend does not report saturation counters: use --backend c or numpy")
+
     def stored_weights(self) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
         """(layer index, flat writable int8 view, stuck-bit mask or None) of every weight tensor's active bytes
         where the engine reads them (the NVM): what device physics such as drift acts on. Changing them
@@ -142,6 +160,12 @@ class NumpyBackend(Backend):
 
     def _lrt_stats(self, layer: int) -> dict[str, int]:
         return ref_train.lrt_stats(self.state, layer)
+
+    def _clip_counts(self, layer: int) -> dict[str, int]:
+        return ref_train.clip_counts(self.state, layer)
+
+    def _reset_clip_counts(self) -> None:
+        ref_train.reset_clip_counts(self.state)
 
     def _stored(self, layer: int):
         return self.state.layers[layer].weights.reshape(-1), None
@@ -399,6 +423,14 @@ class CBackend(Backend):
         stats = self._ffi.new("et_train_lrt_stats_t *")
         self._call("et_train_lrt", self.ctx, layer, self._ffi.NULL, stats)
         return {k: int(getattr(stats, k)) for k in LRT_STATS}
+
+    def _clip_counts(self, layer: int) -> dict[str, int]:
+        counts = self._ffi.new("et_clip_counts_t *")
+        self._call("et_train_get_clip_counts", self.ctx, layer, counts)
+        return {k: int(getattr(counts, k)) for k in ref_layers.CLIP_FIELDS}
+
+    def _reset_clip_counts(self) -> None:
+        self._call("et_train_reset_clip_counts", self.ctx)
 
     def nvm_stats(self) -> dict[str, int]:
         """The context's commit counters (et_train_nvm_stats), plus the plain-memory HAL's when there is one."""

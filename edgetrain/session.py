@@ -247,9 +247,18 @@ class Session:
             **({"lrt": {**lrt_report(self.model, backend.config), "layers": backend.lrt_stats()}}
                if self.optimizer == "lrt" else {}),
             **({"lga": lga_report(self.model, backend.config)} if self.optimizer == "lga" else {}),
+            **({"clip_counts": clips} if (clips := _clip_counts(backend)) is not None else {}),
             "edgetrain_version": __version__,
         }
         return report
+
+
+def _clip_counts(backend) -> dict | None:
+    """The backend's per-layer saturation counters for the report, or None where it keeps none (arm)."""
+    try:
+        return backend.clip_counts()
+    except UnsupportedError:
+        return None
 
 
 def lga_report(model, config: TrainConfig) -> dict:

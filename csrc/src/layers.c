@@ -6,12 +6,24 @@
 
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_layers.h"
+#include "clip_internal.h"
 #include "fixed_inline.h"
 
-/* saturate(round_shift(x, shift)) into [lo, hi]: the one rescale (inlined: it runs per output). */
-static int64_t et_rq(int64_t x, int shift, int64_t lo, int64_t hi)
+/* 1 when v lies outside [lo, hi] (a compare result, no branch): one clip event of a store. */
+static uint32_t et_out(int64_t v, int64_t lo, int64_t hi)
 {
-    return et_saturate_s64_inline(et_round_shift_s64_inline(x, shift), lo, hi);
+    return (uint32_t)(v < lo) | (uint32_t)(v > hi);
+}
+
+/*
+ * saturate(round_shift(x, shift)) into [lo, hi]: the one rescale (inlined: it
+ * runs per output), adding 1 to *n when the rounded value was clamped.
+ */
+static int64_t et_rqc(int64_t x, int shift, int64_t lo, int64_t hi, uint32_t *n)
+{
+    int64_t r = et_round_shift_s64_inline(x, shift);
+    *n += et_out(r, lo, hi);
+    return et_saturate_s64_inline(r, lo, hi);
 }
 
 /*
@@ -81,21 +93,32 @@ static et_status_t et_expect(const et_layer_t *layer, uint8_t kind)
 
 /* ---- ReLU ----------------------------------------------------------------- */
 
-static uint8_t et_relu_q(int32_t z)
+/* The ReLU requantize; *act += 1 when the value is clamped at 255 (0 for z < 0 is the ReLU, not a clip). */
+static uint8_t et_relu_q(int32_t z, uint32_t *act)
 {
-    return (uint8_t)et_rq(z, 5, 0, 255);
+    int64_t r = et_round_shift_s64_inline(z, 5);
+    *act += (uint32_t)(r > 255);
+    return (uint8_t)et_saturate_s64_inline(r, 0, 255);
 }
 
-et_status_t et_relu_forward(const int16_t *z, uint8_t *a, uint32_t n)
+et_status_t et_relu_forward_n(const int16_t *z, uint8_t *a, uint32_t n, uint32_t *act)
 {
     uint32_t i;
+    uint32_t c = 0;
     if (z == NULL || a == NULL || n == 0) {
         return ET_ERR_ARG;
     }
     for (i = 0; i < n; i++) {
-        a[i] = et_relu_q(z[i]);
+        a[i] = et_relu_q(z[i], &c);
     }
+    *act += c;
     return ET_OK;
+}
+
+et_status_t et_relu_forward(const int16_t *z, uint8_t *a, uint32_t n)
+{
+    uint32_t act = 0;
+    return et_relu_forward_n(z, a, n, &act);
 }
 
 et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uint32_t n)
@@ -112,13 +135,20 @@ et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uin
 
 /* ---- shared tail of conv/dense forward ----------------------------------- */
 
-/* Store one output element: alpha rescale into the bias format, add the bias, activation. */
-static void et_mac_store(const et_layer_t *l, int32_t acc, int shift, int16_t bias, void *out, uint32_t idx)
+/*
+ * Store one output element: alpha rescale into the bias format, add the bias,
+ * activation. *pre += 1 when the rescale or the bias add clamped (one per
+ * element); *act += 1 when the ReLU output clamped at 255.
+ */
+static void et_mac_store(const et_layer_t *l, int32_t acc, int shift, int16_t bias, void *out, uint32_t idx,
+                         uint32_t *pre, uint32_t *act)
 {
-    int64_t t = et_rq(acc, shift, INT16_MIN, INT16_MAX);
+    int64_t r = et_round_shift_s64_inline(acc, shift);
+    int64_t t = et_saturate_s64_inline(r, INT16_MIN, INT16_MAX);
     int32_t z = (int32_t)et_saturate_s64_inline(t + bias, INT16_MIN, INT16_MAX);
+    *pre += et_out(r, INT16_MIN, INT16_MAX) | et_out(t + bias, INT16_MIN, INT16_MAX);
     if (l->activation == ET_ACT_RELU) {
-        ((uint8_t *)out)[idx] = et_relu_q(z);
+        ((uint8_t *)out)[idx] = et_relu_q(z, act);
     } else {
         ((int16_t *)out)[idx] = (int16_t)z;
     }
@@ -156,6 +186,14 @@ static et_conv_geom_t et_conv_geom(const et_layer_t *l)
 et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
                               void *out)
 {
+    uint32_t pre = 0;
+    uint32_t act = 0;
+    return et_conv2d_forward_n(layer, weights, bias, in, out, &pre, &act);
+}
+
+et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
+                                void *out, uint32_t *pre, uint32_t *act)
+{
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
@@ -163,6 +201,8 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     uint32_t o;
     int shift;
     int sgn;
+    uint32_t npre = 0;
+    uint32_t nact = 0;
     if (st != ET_OK) {
         return st;
     }
@@ -190,20 +230,22 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
                     acc += et_dot(weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic,
                                   x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic, span, sgn);
                 }
-                et_mac_store(layer, acc, shift, bias[o], out, pix * g.oc + o);
+                et_mac_store(layer, acc, shift, bias[o], out, pix * g.oc + o, &npre, &nact);
             }
         }
     }
+    *pre += npre;
+    *act += nact;
     return ET_OK;
 }
 
-/* Store one input gradient: int8 at 2^-7 (wide == 0) or int16 at 2^-15 (wide == 1). */
-static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t *l, int wide)
+/* Store one input gradient: int8 at 2^-7 (wide == 0) or int16 at 2^-15 (wide == 1); *n counts clamps. */
+static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t *l, int wide, uint32_t *n)
 {
     if (wide) {
-        ((int16_t *)dx)[idx] = (int16_t)et_rq(acc, l->alpha_shift - 1, INT16_MIN, INT16_MAX);
+        ((int16_t *)dx)[idx] = (int16_t)et_rqc(acc, l->alpha_shift - 1, INT16_MIN, INT16_MAX, n);
     } else {
-        ((int8_t *)dx)[idx] = (int8_t)et_rq(acc, 7 + l->alpha_shift, INT8_MIN, INT8_MAX);
+        ((int8_t *)dx)[idx] = (int8_t)et_rqc(acc, 7 + l->alpha_shift, INT8_MIN, INT8_MAX, n);
     }
 }
 
@@ -216,14 +258,15 @@ static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t 
  */
 #define ET_GRAD_BLOCK 64
 
-static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
-                                          int wide)
+et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
+                                       int wide, uint32_t *grad)
 {
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
     int32_t iy, ix, ky, kx;
     uint32_t o, c, c0, nb;
     int32_t acc[ET_GRAD_BLOCK];
+    uint32_t nclip = 0;
     if (st != ET_OK) {
         return st;
     }
@@ -265,23 +308,26 @@ static et_status_t et_conv2d_backward_any(const et_layer_t *layer, const int8_t 
                     }
                 }
                 for (c = 0; c < nb; c++) {
-                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], layer, wide);
+                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], layer, wide, &nclip);
                 }
             }
         }
     }
+    *grad += nclip;
     return ET_OK;
 }
 
 et_status_t et_conv2d_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
 {
-    return et_conv2d_backward_any(layer, weights, dz, dx, 0);
+    uint32_t n = 0;
+    return et_conv2d_backward_input_n(layer, weights, dz, dx, 0, &n);
 }
 
 et_status_t et_conv2d_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz,
                                          int16_t *dx)
 {
-    return et_conv2d_backward_any(layer, weights, dz, dx, 1);
+    uint32_t n = 0;
+    return et_conv2d_backward_input_n(layer, weights, dz, dx, 1, &n);
 }
 
 et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const int8_t *dz, int32_t *dw)
@@ -407,11 +453,21 @@ et_status_t et_conv2d_im2col_row(const et_layer_t *layer, const void *in, uint32
 et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
                              void *out)
 {
+    uint32_t pre = 0;
+    uint32_t act = 0;
+    return et_dense_forward_n(layer, weights, bias, in, out, &pre, &act);
+}
+
+et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
+                               void *out, uint32_t *pre, uint32_t *act)
+{
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
     uint32_t n, m, o;
     int shift;
     int sgn;
+    uint32_t npre = 0;
+    uint32_t nact = 0;
     if (st != ET_OK) {
         return st;
     }
@@ -424,17 +480,20 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
     sgn = et_signed_in(layer->in.fmt);
     for (o = 0; o < n; o++) {
         const int8_t *wr = weights + o * m;
-        et_mac_store(layer, et_dot(wr, x, m, sgn), shift, bias[o], out, o);
+        et_mac_store(layer, et_dot(wr, x, m, sgn), shift, bias[o], out, o, &npre, &nact);
     }
+    *pre += npre;
+    *act += nact;
     return ET_OK;
 }
 
-static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
-                                         int wide)
+et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
+                                      int wide, uint32_t *grad)
 {
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
     uint32_t n, m, o, j, j0, nb;
     int32_t acc[ET_GRAD_BLOCK];
+    uint32_t nclip = 0;
     if (st != ET_OK) {
         return st;
     }
@@ -459,20 +518,23 @@ static et_status_t et_dense_backward_any(const et_layer_t *layer, const int8_t *
             }
         }
         for (j = 0; j < nb; j++) {
-            et_grad_store(dx, j0 + j, acc[j], layer, wide);
+            et_grad_store(dx, j0 + j, acc[j], layer, wide, &nclip);
         }
     }
+    *grad += nclip;
     return ET_OK;
 }
 
 et_status_t et_dense_backward_input(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int8_t *dx)
 {
-    return et_dense_backward_any(layer, weights, dz, dx, 0);
+    uint32_t n = 0;
+    return et_dense_backward_input_n(layer, weights, dz, dx, 0, &n);
 }
 
 et_status_t et_dense_backward_input_s16(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, int16_t *dx)
 {
-    return et_dense_backward_any(layer, weights, dz, dx, 1);
+    uint32_t n = 0;
+    return et_dense_backward_input_n(layer, weights, dz, dx, 1, &n);
 }
 
 /* ---- MaxPool 2x2 ---------------------------------------------------------- */
@@ -594,6 +656,13 @@ static int64_t et_div_round(int64_t num, int64_t den)
 et_status_t et_batchnorm_update_stats(const et_layer_t *layer, const uint8_t *in, int16_t *params,
                                       uint32_t *decay_q30)
 {
+    uint32_t n = 0;
+    return et_batchnorm_update_stats_n(layer, in, params, decay_q30, &n);
+}
+
+et_status_t et_batchnorm_update_stats_n(const et_layer_t *layer, const uint8_t *in, int16_t *params,
+                                        uint32_t *decay_q30, uint32_t *stats)
+{
     et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
     uint32_t ch, c, p, pixels;
     int16_t *mean;
@@ -613,6 +682,8 @@ et_status_t et_batchnorm_update_stats(const et_layer_t *layer, const uint8_t *in
         int64_t s2 = 0;
         int64_t m1;
         int64_t m2;
+        int64_t e1;
+        int64_t e2;
         for (p = 0; p < pixels; p++) {
             int64_t v = in[p * ch + c];
             s1 += v;
@@ -620,10 +691,11 @@ et_status_t et_batchnorm_update_stats(const et_layer_t *layer, const uint8_t *in
         }
         m1 = et_div_round(s1 * 32, (int64_t)pixels);
         m2 = et_div_round(s2, (int64_t)pixels * 32);
-        mean[c] = (int16_t)et_saturate_s64(et_div_round((ET_BN_WINDOW - 1) * (int64_t)mean[c] + m1, ET_BN_WINDOW),
-                                           INT16_MIN, INT16_MAX);
-        msq[c] = (int16_t)et_saturate_s64(et_div_round((ET_BN_WINDOW - 1) * (int64_t)msq[c] + m2, ET_BN_WINDOW),
-                                          INT16_MIN, INT16_MAX);
+        e1 = et_div_round((ET_BN_WINDOW - 1) * (int64_t)mean[c] + m1, ET_BN_WINDOW);
+        e2 = et_div_round((ET_BN_WINDOW - 1) * (int64_t)msq[c] + m2, ET_BN_WINDOW);
+        *stats += et_out(e1, INT16_MIN, INT16_MAX) + et_out(e2, INT16_MIN, INT16_MAX);
+        mean[c] = (int16_t)et_saturate_s64(e1, INT16_MIN, INT16_MAX);
+        msq[c] = (int16_t)et_saturate_s64(e2, INT16_MIN, INT16_MAX);
     }
     *decay_q30 = (uint32_t)et_div_round((ET_BN_WINDOW - 1) * (int64_t)*decay_q30, ET_BN_WINDOW);
     return ET_OK;
@@ -702,8 +774,16 @@ static int32_t et_bn_xhat(uint8_t x, int32_t mean_hat, int32_t inv_sigma)
 et_status_t et_batchnorm_forward(const et_layer_t *layer, const uint8_t *in, const int16_t *params,
                                  const int32_t *mean_hat, const int32_t *inv_sigma, int8_t *out)
 {
+    uint32_t n = 0;
+    return et_batchnorm_forward_n(layer, in, params, mean_hat, inv_sigma, out, &n);
+}
+
+et_status_t et_batchnorm_forward_n(const et_layer_t *layer, const uint8_t *in, const int16_t *params,
+                                   const int32_t *mean_hat, const int32_t *inv_sigma, int8_t *out, uint32_t *act)
+{
     et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
     uint32_t ch, c, p, pixels;
+    uint32_t n = 0;
     if (st != ET_OK) {
         return st;
     }
@@ -716,9 +796,10 @@ et_status_t et_batchnorm_forward(const et_layer_t *layer, const uint8_t *in, con
         for (c = 0; c < ch; c++) {
             uint32_t i = p * ch + c;
             int64_t xhat = et_bn_xhat(in[i], mean_hat[c], inv_sigma[c]);
-            out[i] = (int8_t)et_rq(params[c] * xhat + (int64_t)params[ch + c] * 4096, 18, INT8_MIN, INT8_MAX);
+            out[i] = (int8_t)et_rqc(params[c] * xhat + (int64_t)params[ch + c] * 4096, 18, INT8_MIN, INT8_MAX, &n);
         }
     }
+    *act += n;
     return ET_OK;
 }
 
@@ -726,8 +807,17 @@ et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, co
                                   const int16_t *params, const int32_t *mean_hat, const int32_t *inv_sigma,
                                   const int16_t *dout, int8_t *din, int64_t *dgamma, int64_t *dbeta)
 {
+    uint32_t n = 0;
+    return et_batchnorm_backward_n(layer, in, out, params, mean_hat, inv_sigma, dout, din, dgamma, dbeta, &n);
+}
+
+et_status_t et_batchnorm_backward_n(const et_layer_t *layer, const uint8_t *in, const int8_t *out,
+                                    const int16_t *params, const int32_t *mean_hat, const int32_t *inv_sigma,
+                                    const int16_t *dout, int8_t *din, int64_t *dgamma, int64_t *dbeta, uint32_t *grad)
+{
     et_status_t st = et_expect(layer, ET_LAYER_BATCHNORM);
     uint32_t ch, c, p, pixels;
+    uint32_t n = 0;
     if (st != ET_OK) {
         return st;
     }
@@ -746,7 +836,7 @@ et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, co
             uint32_t i = p * ch + c;
             int64_t g = (out[i] > INT8_MIN && out[i] < INT8_MAX) ? dout[i] : 0;
             if (din != NULL) {
-                din[i] = (int8_t)et_rq(g * params[c] * inv_sigma[c], 36, INT8_MIN, INT8_MAX);
+                din[i] = (int8_t)et_rqc(g * params[c] * inv_sigma[c], 36, INT8_MIN, INT8_MAX, &n);
             }
             if (g != 0) {
                 dbeta[c] += g;
@@ -754,6 +844,7 @@ et_status_t et_batchnorm_backward(const et_layer_t *layer, const uint8_t *in, co
             }
         }
     }
+    *grad += n;
     return ET_OK;
 }
 
@@ -812,6 +903,13 @@ et_status_t et_softmax_ce_forward(const et_layer_t *layer, const int16_t *logits
 
 et_status_t et_softmax_ce_backward(const et_layer_t *layer, const int16_t *logits, uint16_t label, int8_t *grad)
 {
+    uint32_t n = 0;
+    return et_softmax_ce_backward_n(layer, logits, label, grad, &n);
+}
+
+et_status_t et_softmax_ce_backward_n(const et_layer_t *layer, const int16_t *logits, uint16_t label, int8_t *grad,
+                                     uint32_t *clips)
+{
     et_status_t st = et_expect(layer, ET_LAYER_SOFTMAX_CE);
     uint32_t n, i;
     int32_t zmax;
@@ -832,10 +930,13 @@ et_status_t et_softmax_ce_backward(const et_layer_t *layer, const int16_t *logit
     for (i = 0; i < n; i++) {
         int64_t e = et_softmax_exp2_q16((int32_t)et_round_shift_s64(((int64_t)logits[i] - zmax) * ET_LOG2E_Q15, 15));
         if (i != label) {
-            grad[i] = (int8_t)et_saturate_s64(et_div_round(128 * e, sum), INT8_MIN, INT8_MAX);
+            int64_t p = et_div_round(128 * e, sum);
+            *clips += et_out(p, INT8_MIN, INT8_MAX);
+            grad[i] = (int8_t)et_saturate_s64(p, INT8_MIN, INT8_MAX);
             others += grad[i];
         }
     }
+    *clips += et_out(-others, INT8_MIN, INT8_MAX);
     grad[label] = (int8_t)et_saturate_s64(-others, INT8_MIN, INT8_MAX);
     return ET_OK;
 }

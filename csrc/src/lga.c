@@ -13,6 +13,7 @@
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_lga.h"
 #include "edgetrain/et_maxnorm.h"
+#include "clip_internal.h"
 #include "fixed_inline.h"
 
 /* The header is the same 64 bytes on every target (the plan counts on it). */
@@ -247,9 +248,16 @@ et_status_t et_lga_project(const et_lga_state_t *state, const int16_t *x, int32_
 
 et_status_t et_lga_correct(const et_lga_state_t *state, const int16_t *u, int16_t *z)
 {
+    uint32_t pre = 0;
+    return et_lga_correct_n(state, u, z, &pre);
+}
+
+et_status_t et_lga_correct_n(const et_lga_state_t *state, const int16_t *u, int16_t *z, uint32_t *pre)
+{
     et_lga_views_t v;
     uint32_t o;
     uint32_t k;
+    uint32_t clips = 0;
     if (!et_lga_state_ok(state) || u == NULL || z == NULL) {
         return ET_ERR_ARG;
     }
@@ -260,9 +268,11 @@ et_status_t et_lga_correct(const et_lga_state_t *state, const int16_t *u, int16_
         for (k = 0; k < state->rank; k++) {
             acc += (int64_t)a[k] * u[k];
         }
-        z[o] = (int16_t)et_saturate_s64_inline((int64_t)z[o] + et_round_shift_s64_inline(acc, LGA_CORRECT_SHIFT),
-                                               INT16_MIN, INT16_MAX);
+        acc = (int64_t)z[o] + et_round_shift_s64_inline(acc, LGA_CORRECT_SHIFT);
+        clips += (uint32_t)(acc < INT16_MIN) | (uint32_t)(acc > INT16_MAX);
+        z[o] = (int16_t)et_saturate_s64_inline(acc, INT16_MIN, INT16_MAX);
     }
+    *pre += clips;
     return ET_OK;
 }
 
@@ -467,11 +477,19 @@ et_status_t et_lga_step(et_lga_state_t *state, const et_lga_config_t *config, vo
 et_status_t et_lga_merge_row(const et_lga_state_t *state, uint16_t o, int32_t alpha_shift, const int8_t *w,
                              int8_t *out, uint8_t *changed)
 {
+    uint32_t clips = 0;
+    return et_lga_merge_row_n(state, o, alpha_shift, w, out, changed, &clips);
+}
+
+et_status_t et_lga_merge_row_n(const et_lga_state_t *state, uint16_t o, int32_t alpha_shift, const int8_t *w,
+                               int8_t *out, uint8_t *changed, uint32_t *weight)
+{
     et_lga_views_t v;
     const int16_t *a;
     uint32_t j;
     uint32_t k;
     uint8_t any = 0;
+    uint32_t clips = 0;
     if (!et_lga_state_ok(state) || w == NULL || out == NULL || o >= state->n || alpha_shift < 0 || alpha_shift > 15) {
         return ET_ERR_ARG;
     }
@@ -483,14 +501,16 @@ et_status_t et_lga_merge_row(const et_lga_state_t *state, uint16_t o, int32_t al
         for (k = 0; k < state->rank; k++) {
             acc += (int64_t)a[k] * v.b[k * state->m + j];
         }
-        nw = (int8_t)et_saturate_s64_inline((int64_t)w[j] + et_round_shift_s64_inline(acc, LGA_MERGE_SHIFT - alpha_shift),
-                                            INT8_MIN, INT8_MAX);
+        acc = (int64_t)w[j] + et_round_shift_s64_inline(acc, LGA_MERGE_SHIFT - alpha_shift);
+        clips += (uint32_t)(acc < INT8_MIN) | (uint32_t)(acc > INT8_MAX);
+        nw = (int8_t)et_saturate_s64_inline(acc, INT8_MIN, INT8_MAX);
         any |= (uint8_t)(nw != w[j]);
         out[j] = nw;
     }
     if (changed != NULL) {
         *changed = any;
     }
+    *weight += clips;
     return ET_OK;
 }
 

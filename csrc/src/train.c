@@ -5,6 +5,7 @@
 
 #include "edgetrain/et_crc.h"
 #include "edgetrain/et_layers.h"
+#include "clip_internal.h"
 #include "train_internal.h"
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -38,6 +39,12 @@ static int et_in_lsb(const et_layer_t *l)
 static uint32_t et_add_sat32(uint32_t a, uint32_t b)
 {
     return a > UINT32_MAX - b ? UINT32_MAX : a + b;
+}
+
+/* Fold n clip events into a saturating counter. */
+static void et_clip_add(uint32_t *counter, uint32_t n)
+{
+    *counter = et_add_sat32(*counter, n);
 }
 
 static uint64_t et_abs64(int64_t v)
@@ -435,7 +442,7 @@ static void et_dense_row(const et_layer_t *l, const void *in, int16_t *row)
  * activation, into the int16 pre-activation buffer), z += A (B x) per output
  * pixel (et_lga_correct), then the layer's activation (ReLU) or a copy.
  */
-static et_status_t et_lga_forward(et_train_t *ctx, uint16_t i, const void *in)
+static et_status_t et_lga_forward(et_train_t *ctx, uint16_t i, const void *in, int train)
 {
     const et_layer_t *l = &ctx->model->layers[i];
     et_train_layer_t *rec = &ctx->layers[i];
@@ -444,13 +451,15 @@ static et_status_t et_lga_forward(et_train_t *ctx, uint16_t i, const void *in)
     uint32_t n = l->out.c;
     int16_t u[ET_LGA_MAX_RANK];
     uint32_t t;
+    uint32_t pre = 0;
+    uint32_t act = 0;
     et_status_t st;
     zl.activation = ET_ACT_NONE;
     zl.out.fmt = ET_FMT_BIAS;
     if (l->kind == ET_LAYER_CONV2D) {
-        st = et_conv2d_forward(&zl, rec->weights, rec->bias, in, ctx->lga_z);
+        st = et_conv2d_forward_n(&zl, rec->weights, rec->bias, in, ctx->lga_z, &pre, &act);
     } else {
-        st = et_dense_forward(&zl, rec->weights, rec->bias, in, ctx->lga_z);
+        st = et_dense_forward_n(&zl, rec->weights, rec->bias, in, ctx->lga_z, &pre, &act);
     }
     for (t = 0; t < pixels && st == ET_OK; t++) {
         if (l->kind == ET_LAYER_CONV2D) {
@@ -462,17 +471,22 @@ static et_status_t et_lga_forward(et_train_t *ctx, uint16_t i, const void *in)
             st = et_lga_project(rec->lga, ctx->xrow, et_in_lsb(l), u);
         }
         if (st == ET_OK) {
-            st = et_lga_correct(rec->lga, u, ctx->lga_z + t * n);
+            st = et_lga_correct_n(rec->lga, u, ctx->lga_z + t * n, &pre);
         }
     }
     if (st != ET_OK) {
         return st;
     }
     if (l->activation == ET_ACT_RELU) {
-        return et_relu_forward(ctx->lga_z, (uint8_t *)rec->out, pixels * n);
+        st = et_relu_forward_n(ctx->lga_z, (uint8_t *)rec->out, pixels * n, &act);
+    } else {
+        memcpy(rec->out, ctx->lga_z, 2u * pixels * n);
     }
-    memcpy(rec->out, ctx->lga_z, 2u * pixels * n);
-    return ET_OK;
+    if (st == ET_OK && train) {
+        et_clip_add(&rec->clips.pre, pre);
+        et_clip_add(&rec->clips.act, act);
+    }
+    return st;
 }
 
 static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
@@ -484,15 +498,18 @@ static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
         const et_layer_t *l = &model->layers[i];
         et_train_layer_t *rec = &ctx->layers[i];
         const void *in = et_in_of(ctx, i);
+        uint32_t pre = 0;
+        uint32_t act = 0;
+        uint32_t stats = 0;
         switch (l->kind) {
         case ET_LAYER_CONV2D:
         case ET_LAYER_DENSE:
             if (rec->lga != NULL) {
-                st = et_lga_forward(ctx, i, in);
+                st = et_lga_forward(ctx, i, in, train);
             } else if (l->kind == ET_LAYER_CONV2D) {
-                st = et_conv2d_forward(l, rec->weights, rec->bias, in, rec->out);
+                st = et_conv2d_forward_n(l, rec->weights, rec->bias, in, rec->out, &pre, &act);
             } else {
-                st = et_dense_forward(l, rec->weights, rec->bias, in, rec->out);
+                st = et_dense_forward_n(l, rec->weights, rec->bias, in, rec->out, &pre, &act);
             }
             break;
         case ET_LAYER_MAXPOOL2:
@@ -500,14 +517,14 @@ static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
             break;
         case ET_LAYER_BATCHNORM:
             if (train) {
-                st = et_batchnorm_update_stats(l, (const uint8_t *)in, rec->bn, &rec->bn_decay_q30);
+                st = et_batchnorm_update_stats_n(l, (const uint8_t *)in, rec->bn, &rec->bn_decay_q30, &stats);
             }
             if (st == ET_OK) {
                 st = et_batchnorm_prepare(l, rec->bn, rec->bn_decay_q30, rec->bn_mean_hat, rec->bn_inv_sigma);
             }
             if (st == ET_OK) {
-                st = et_batchnorm_forward(l, (const uint8_t *)in, rec->bn, rec->bn_mean_hat, rec->bn_inv_sigma,
-                                          (int8_t *)rec->out);
+                st = et_batchnorm_forward_n(l, (const uint8_t *)in, rec->bn, rec->bn_mean_hat, rec->bn_inv_sigma,
+                                            (int8_t *)rec->out, &act);
             }
             break;
         case ET_LAYER_SOFTMAX_CE:
@@ -515,6 +532,11 @@ static et_status_t et_forward(et_train_t *ctx, int train, uint16_t *pred)
             break;
         default: /* flatten: the output aliases the input */
             break;
+        }
+        if (st == ET_OK && train) { /* a prediction counts nothing */
+            et_clip_add(&rec->clips.pre, pre);
+            et_clip_add(&rec->clips.act, act);
+            et_clip_add(&rec->clips.stats, stats);
         }
     }
     return st;
@@ -568,9 +590,11 @@ static int64_t et_threshold(const et_train_t *ctx, int64_t xmax, int32_t exp, et
 
 /*
  * w - dw saturated to int8, dw the stochastically rounded update of gradient
- * g (above); g = 0 leaves w and draws nothing.
+ * g (above); g = 0 leaves w and draws nothing. *clips += 1 when w - dw was
+ * clamped.
  */
-static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div)
+static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div,
+                          uint32_t *clips)
 {
     int64_t v = 0;
     uint32_t u;
@@ -583,7 +607,9 @@ static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, in
     }
     (void)et_maxnorm_scale(g, et_fine_exp(exp), ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_ACC32, &v);
     v = (v + (int64_t)(u >> (32 - ET_SGD_DITHER_BITS))) >> ET_SGD_DITHER_BITS; /* floor: arithmetic shift */
-    return (int8_t)et_saturate_s64((int64_t)w - v, INT8_MIN, INT8_MAX);
+    v = (int64_t)w - v;
+    *clips += (uint32_t)(v < INT8_MIN) | (uint32_t)(v > INT8_MAX);
+    return (int8_t)et_saturate_s64(v, INT8_MIN, INT8_MAX);
 }
 
 /*
@@ -593,8 +619,9 @@ static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, in
  * saturate to int16. An all-zero gradient makes no step.
  */
 static et_status_t et_update_params(et_train_t *ctx, et_maxnorm_t *mn, int64_t *g, uint32_t n, int32_t g_exp,
-                                    int16_t *params)
+                                    int16_t *params, uint32_t *counter)
 {
+    uint32_t clips = 0;
     uint64_t gmax = 0;
     uint32_t k;
     int s = 0;
@@ -626,8 +653,11 @@ static et_status_t et_update_params(et_train_t *ctx, et_maxnorm_t *mn, int64_t *
         if (st != ET_OK) {
             return st;
         }
-        params[k] = (int16_t)et_saturate_s64((int64_t)params[k] - d, INT16_MIN, INT16_MAX);
+        d = (int64_t)params[k] - d;
+        clips += (uint32_t)(d < INT16_MIN) | (uint32_t)(d > INT16_MAX);
+        params[k] = (int16_t)et_saturate_s64(d, INT16_MIN, INT16_MAX);
     }
+    et_clip_add(counter, clips);
     return ET_OK;
 }
 
@@ -693,6 +723,7 @@ static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t 
     et_ufloat_t div;
     uint32_t o;
     uint32_t j;
+    uint32_t clips = 0;
     et_status_t st;
     for (o = 0; o < pair->n; o++) {
         int32_t a = pair->delta[o] < 0 ? -pair->delta[o] : pair->delta[o];
@@ -717,9 +748,11 @@ static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t 
             continue;
         }
         for (j = 0; j < pair->m; j++) {
-            ctx->row[j] = et_sgd_cell(ctx, w[j], (int64_t)d * pair->x[j], tmin, exp, div);
+            ctx->row[j] = et_sgd_cell(ctx, w[j], (int64_t)d * pair->x[j], tmin, exp, div, &clips);
             changed |= ctx->row[j] != w[j];
         }
+        et_clip_add(&rec->clips.weight, clips); /* once per row */
+        clips = 0;
         if (changed && (st = et_train_write_rows(ctx, layer, o, 1, ctx->row)) != ET_OK) {
             return st;
         }
@@ -740,6 +773,7 @@ static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *i
     et_ufloat_t div;
     uint32_t o;
     uint32_t j;
+    uint32_t clips = 0;
     et_status_t st;
     if ((st = et_conv2d_weight_grad(l, in, dz, ctx->dw)) != ET_OK) {
         return st;
@@ -760,9 +794,11 @@ static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *i
         const int32_t *g = ctx->dw + o * m;
         int changed = 0;
         for (j = 0; j < m; j++) {
-            ctx->row[j] = et_sgd_cell(ctx, w[j], g[j], tmin, exp, div);
+            ctx->row[j] = et_sgd_cell(ctx, w[j], g[j], tmin, exp, div, &clips);
             changed |= ctx->row[j] != w[j];
         }
+        et_clip_add(&rec->clips.weight, clips); /* once per row */
+        clips = 0;
         if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {
             return st;
         }
@@ -822,14 +858,18 @@ static et_status_t et_lrt_flush_layer(et_train_t *ctx, uint16_t i)
     for (o = 0; o < n; o++) {
         const int8_t *w = rec->weights + o * m;
         int changed = 0;
+        uint32_t clips = 0;
         if ((st = et_lrt_delta_row(rec->lrt, fl, o, ctx->row, NULL)) != ET_OK) {
             return st;
         }
         for (j = 0; j < m; j++) {
-            int8_t v = (int8_t)et_saturate_s64((int64_t)w[j] - ctx->row[j], INT8_MIN, INT8_MAX);
+            int64_t e = (int64_t)w[j] - ctx->row[j];
+            int8_t v = (int8_t)et_saturate_s64(e, INT8_MIN, INT8_MAX);
+            clips += (uint32_t)(e < INT8_MIN) | (uint32_t)(e > INT8_MAX);
             changed |= v != w[j];
             ctx->row[j] = v;
         }
+        et_clip_add(&rec->clips.weight, clips);
         if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {
             return st;
         }
@@ -894,10 +934,12 @@ static et_status_t et_lga_update(et_train_t *ctx, uint16_t i, const void *in, co
     }
     for (o = 0; o < l->out.c; o++) {
         uint8_t changed = 0;
-        if ((st = et_lga_merge_row(s, o, l->alpha_shift, ctx->layers[i].weights + (uint32_t)o * m, ctx->row,
-                                   &changed)) != ET_OK) {
+        uint32_t clips = 0;
+        if ((st = et_lga_merge_row_n(s, o, l->alpha_shift, ctx->layers[i].weights + (uint32_t)o * m, ctx->row,
+                                     &changed, &clips)) != ET_OK) {
             return st;
         }
+        et_clip_add(&ctx->layers[i].clips.weight, clips);
         if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {
             return st;
         }
@@ -930,7 +972,7 @@ static et_status_t et_update_weight_layer(et_train_t *ctx, uint16_t i, const voi
             ctx->pgrad[k] = dz[k];
         }
     }
-    if ((st = et_update_params(ctx, rec->mn_bias, ctx->pgrad, n, -7, rec->bias)) != ET_OK) {
+    if ((st = et_update_params(ctx, rec->mn_bias, ctx->pgrad, n, -7, rec->bias, &rec->clips.param)) != ET_OK) {
         return st;
     }
     if (ctx->config.optimizer == ET_OPT_LRT) {
@@ -970,14 +1012,17 @@ static et_status_t et_backward(et_train_t *ctx, uint16_t label)
     int8_t *h = ctx->grad[1];
     int32_t i;
     int32_t lowest = 0;
+    uint32_t clips = 0;
     et_status_t st;
     while (lowest < head && !et_has_weights(&model->layers[lowest]) &&
            model->layers[lowest].kind != ET_LAYER_BATCHNORM) {
         lowest++;
     }
-    if ((st = et_softmax_ce_backward(&model->layers[head], (const int16_t *)et_in_of(ctx, head), label, g)) != ET_OK) {
+    if ((st = et_softmax_ce_backward_n(&model->layers[head], (const int16_t *)et_in_of(ctx, head), label, g,
+                                       &clips)) != ET_OK) {
         return st;
     }
+    et_clip_add(&ctx->layers[head].clips.grad, clips);
     for (i = head - 1; i >= lowest; i--) {
         const et_layer_t *l = &model->layers[i];
         et_train_layer_t *rec = &ctx->layers[i];
@@ -992,8 +1037,10 @@ static et_status_t et_backward(et_train_t *ctx, uint16_t label)
             }
             if (need_in && et_feeds_bn(model, i)) {
                 /* the wide gradient for the BN below; g and h stay as they are */
-                st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input_s16(l, rec->weights, g, ctx->grad16)
-                                                : et_dense_backward_input_s16(l, rec->weights, g, ctx->grad16);
+                clips = 0;
+                st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input_n(l, rec->weights, g, ctx->grad16, 1, &clips)
+                                                : et_dense_backward_input_n(l, rec->weights, g, ctx->grad16, 1, &clips);
+                et_clip_add(&rec->clips.grad, clips);
                 if (st == ET_OK) {
                     st = et_update_weight_layer(ctx, (uint16_t)i, in, g);
                 }
@@ -1003,11 +1050,13 @@ static et_status_t et_backward(et_train_t *ctx, uint16_t label)
                 continue;
             }
             if (need_in) {
-                st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input(l, rec->weights, g, h)
-                                                : et_dense_backward_input(l, rec->weights, g, h);
+                clips = 0;
+                st = l->kind == ET_LAYER_CONV2D ? et_conv2d_backward_input_n(l, rec->weights, g, h, 0, &clips)
+                                                : et_dense_backward_input_n(l, rec->weights, g, h, 0, &clips);
                 if (st != ET_OK) {
                     return st;
                 }
+                et_clip_add(&rec->clips.grad, clips);
             }
             if ((st = et_update_weight_layer(ctx, (uint16_t)i, in, g)) != ET_OK) {
                 return st;
@@ -1022,13 +1071,15 @@ static et_status_t et_backward(et_train_t *ctx, uint16_t label)
             uint32_t c = l->in.c;
             int64_t *dgamma = ctx->pgrad;
             int64_t *dbeta = ctx->pgrad + c;
-            st = et_batchnorm_backward(l, (const uint8_t *)in, (const int8_t *)rec->out, rec->bn, rec->bn_mean_hat,
-                                       rec->bn_inv_sigma, ctx->grad16, need_in ? h : NULL, dgamma, dbeta);
+            clips = 0;
+            st = et_batchnorm_backward_n(l, (const uint8_t *)in, (const int8_t *)rec->out, rec->bn, rec->bn_mean_hat,
+                                         rec->bn_inv_sigma, ctx->grad16, need_in ? h : NULL, dgamma, dbeta, &clips);
+            et_clip_add(&rec->clips.grad, clips);
             if (st == ET_OK) {
-                st = et_update_params(ctx, rec->mn_weight, dgamma, c, -27, rec->bn);
+                st = et_update_params(ctx, rec->mn_weight, dgamma, c, -27, rec->bn, &rec->clips.param);
             }
             if (st == ET_OK) {
-                st = et_update_params(ctx, rec->mn_bias, dbeta, c, -15, rec->bn + c);
+                st = et_update_params(ctx, rec->mn_bias, dbeta, c, -15, rec->bn + c, &rec->clips.param);
             }
             if (st != ET_OK) {
                 return st;
@@ -1220,6 +1271,27 @@ et_status_t et_train_commit(const et_train_t *ctx, const et_commit_t **commit)
         return ET_ERR_ARG;
     }
     *commit = ctx->commit;
+    return ET_OK;
+}
+
+et_status_t et_train_get_clip_counts(const et_train_t *ctx, uint16_t layer, et_clip_counts_t *out)
+{
+    if (!et_ctx_ok(ctx) || out == NULL || layer >= ctx->model->n_layers) {
+        return ET_ERR_ARG;
+    }
+    *out = ctx->layers[layer].clips;
+    return ET_OK;
+}
+
+et_status_t et_train_reset_clip_counts(et_train_t *ctx)
+{
+    uint16_t i;
+    if (!et_ctx_ok(ctx)) {
+        return ET_ERR_ARG;
+    }
+    for (i = 0; i < ctx->model->n_layers; i++) {
+        memset(&ctx->layers[i].clips, 0, sizeof(ctx->layers[i].clips));
+    }
     return ET_OK;
 }
 

@@ -48,6 +48,7 @@ typedef struct {
     uint32_t lrt_samples;   /* ET_OPT_LRT: samples since the last flush attempt (0..B-1) */
     et_train_lrt_stats_t lrt_done; /* ET_OPT_LRT: counters up to the last reset (et_train_lrt adds the state's) */
     et_lga_state_t *lga;    /* ET_OPT_LGA: the layer's factors and optimizer states (lga_state part) */
+    et_clip_counts_t clips; /* saturation counters (et_train_get_clip_counts): part of the context */
 } et_train_layer_t;
 
 struct et_train {

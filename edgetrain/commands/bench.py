@@ -48,7 +48,10 @@ PHASES = {  # phase -> functions whose inclusive callgrind cost it sums (gcc clo
     "backward_kernels": ("et_softmax_ce_backward", "et_relu_backward", "et_maxpool2_backward", "et_batchnorm_backward",
                          "et_dense_backward_input", "et_dense_backward_input_s16", "et_conv2d_backward_input",
                          "et_conv2d_backward_input_s16", "et_conv2d_weight_grad", "et_conv2d_bias_grad",
-                         "et_conv2d_im2col_row", "et_flatten_backward"),
+                         "et_conv2d_im2col_row", "et_flatten_backward",
+                         # the counting variants the training step calls (csrc/src/clip_internal.h)
+                         "et_softmax_ce_backward_n", "et_batchnorm_backward_n", "et_dense_backward_input_n",
+                         "et_conv2d_backward_input_n"),
     "lrt_accumulate": ("et_lrt_accumulate_u8", "et_lrt_accumulate_s8"),
     "lrt_flush": ("et_lrt_flush_begin", "et_lrt_delta_row"),
     "commit": ("et_commit_begin", "et_commit_rows", "et_commit_end"),

@@ -60,9 +60,28 @@ def _grad(g, shape: Shape, what: str) -> np.ndarray:
     return arr.reshape(shape.h, shape.w, shape.c)
 
 
-def _rq(x, shift: int, lo: int, hi: int) -> np.ndarray:
-    """The one rescale: saturate(round_shift(x, shift)) to [lo, hi]."""
-    return np.clip(fixed.round_shift_s64(np.asarray(x, dtype=np.int64), shift), lo, hi)
+CLIP_FIELDS = ("pre", "act", "grad", "weight", "param", "stats")  # et_clip_counts_t, in its order
+U32_MAX = 0xFFFFFFFF
+
+
+def count_clips(clips: dict | None, key: str, mask) -> None:
+    """Add the number of True entries of ``mask`` (values that were clamped) to ``clips[key]``, saturating at
+    2^32-1 as the C counters do; ``clips`` None counts nothing."""
+    if clips is not None:
+        clips[key] = min(clips[key] + int(np.count_nonzero(mask)), U32_MAX)
+
+
+def _out(v, lo: int, hi: int) -> np.ndarray:
+    """Where v lies outside [lo, hi]: the stores that clamp."""
+    v = np.asarray(v)
+    return (v < lo) | (v > hi)
+
+
+def _rq(x, shift: int, lo: int, hi: int, clips: dict | None = None, key: str = "") -> np.ndarray:
+    """The one rescale: saturate(round_shift(x, shift)) to [lo, hi]; clamped values counted under ``key``."""
+    r = fixed.round_shift_s64(np.asarray(x, dtype=np.int64), shift)
+    count_clips(clips, key, _out(r, lo, hi))
+    return np.clip(r, lo, hi)
 
 
 def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,9 +103,13 @@ def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---- ReLU -----------------------------------------------------------------------
 
 
-def relu_forward(z) -> np.ndarray:
-    """int16 (LSB 2^-12) -> uint8 (LSB 2^-7): one requantize by 5 into [0, 255]."""
-    return _rq(np.asarray(z, dtype=np.int16), 5, 0, 255).astype(np.uint8)
+def relu_forward(z, clips: dict | None = None) -> np.ndarray:
+    """int16 (LSB 2^-12) -> uint8 (LSB 2^-7): one requantize by 5 into [0, 255].
+
+    clips: values above 255 are counted under "act" (z < 0 giving 0 is the ReLU, not a clip)."""
+    r = fixed.round_shift_s64(np.asarray(z, dtype=np.int16).astype(np.int64), 5)
+    count_clips(clips, "act", r > 255)
+    return np.clip(r, 0, 255).astype(np.uint8)
 
 
 def relu_backward(a, da) -> np.ndarray:
@@ -105,10 +128,12 @@ def _forward_shift(layer: Layer) -> int:
     return layer.alpha_shift - 5 - fixed.FORMATS[layer.in_shape.fmt].lsb_exp
 
 
-def _finish(layer: Layer, acc: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    t = _rq(acc, _forward_shift(layer), INT16_MIN, INT16_MAX)
-    z = np.clip(t + bias.astype(np.int64), INT16_MIN, INT16_MAX).astype(np.int16)
-    return relu_forward(z) if layer.activation == Activation.RELU else z
+def _finish(layer: Layer, acc: np.ndarray, bias: np.ndarray, clips: dict | None = None) -> np.ndarray:
+    r = fixed.round_shift_s64(np.asarray(acc, dtype=np.int64), _forward_shift(layer))
+    t = np.clip(r, INT16_MIN, INT16_MAX) + bias.astype(np.int64)
+    count_clips(clips, "pre", _out(r, INT16_MIN, INT16_MAX) | _out(t, INT16_MIN, INT16_MAX))  # once per element
+    z = np.clip(t, INT16_MIN, INT16_MAX).astype(np.int16)
+    return relu_forward(z, clips) if layer.activation == Activation.RELU else z
 
 
 def _check_params(layer: Layer, weights, bias):
@@ -144,36 +169,37 @@ def im2col(layer: Layer, x: np.ndarray) -> np.ndarray:
 # ---- Conv2D -------------------------------------------------------------------
 
 
-def conv2d_forward(layer: Layer, weights, bias, x) -> np.ndarray:
+def conv2d_forward(layer: Layer, weights, bias, x, clips: dict | None = None) -> np.ndarray:
+    """clips (a CLIP_FIELDS dict, or None): clamped pre-activations add to "pre", ReLU outputs to "act"."""
     _expect(layer, LayerKind.CONV2D)
     w, b = _check_params(layer, weights, bias)
     xv = _tensor(x, layer.in_shape, "conv2d_forward input")
     acc = int_matmul(im2col(layer, xv), w.T)  # (pixels, out_c)
     o = layer.out_shape
-    return _finish(layer, acc, b).reshape(o.h, o.w, o.c)
+    return _finish(layer, acc, b, clips).reshape(o.h, o.w, o.c)
 
 
 GRAD16_LSB_EXP = -15  # ET_GRAD16_LSB_EXP: the wide gradient at a batch-norm output
 
 
-def _grad_out(acc: np.ndarray, layer: Layer, wide: bool) -> np.ndarray:
-    """int8 at 2^-7, or (wide) int16 at 2^-15, from sums worth 2^(-14 - alpha_shift)."""
+def _grad_out(acc: np.ndarray, layer: Layer, wide: bool, clips: dict | None) -> np.ndarray:
+    """int8 at 2^-7, or (wide) int16 at 2^-15, from sums worth 2^(-14 - alpha_shift); clamps counted as "grad"."""
     if wide:
-        return _rq(acc, layer.alpha_shift - 1, INT16_MIN, INT16_MAX).astype(np.int16)
-    return _rq(acc, 7 + layer.alpha_shift, INT8_MIN, INT8_MAX).astype(np.int8)
+        return _rq(acc, layer.alpha_shift - 1, INT16_MIN, INT16_MAX, clips, "grad").astype(np.int16)
+    return _rq(acc, 7 + layer.alpha_shift, INT8_MIN, INT8_MAX, clips, "grad").astype(np.int8)
 
 
-def conv2d_backward_input(layer: Layer, weights, dz) -> np.ndarray:
+def conv2d_backward_input(layer: Layer, weights, dz, clips: dict | None = None) -> np.ndarray:
     """alpha * W^T dz as a transposed convolution, requantized to the gradient format."""
-    return _conv2d_backward(layer, weights, dz, wide=False)
+    return _conv2d_backward(layer, weights, dz, False, clips)
 
 
-def conv2d_backward_input_s16(layer: Layer, weights, dz) -> np.ndarray:
+def conv2d_backward_input_s16(layer: Layer, weights, dz, clips: dict | None = None) -> np.ndarray:
     """The same sum as the wide int16 gradient (LSB 2^-15) that feeds a batch norm."""
-    return _conv2d_backward(layer, weights, dz, wide=True)
+    return _conv2d_backward(layer, weights, dz, True, clips)
 
 
-def _conv2d_backward(layer: Layer, weights, dz, wide: bool) -> np.ndarray:
+def _conv2d_backward(layer: Layer, weights, dz, wide: bool, clips: dict | None) -> np.ndarray:
     _expect(layer, LayerKind.CONV2D)
     w, _ = _check_params(layer, weights, None)
     d = _grad(dz, layer.out_shape, "conv2d_backward_input dz").astype(np.int64)
@@ -187,7 +213,7 @@ def _conv2d_backward(layer: Layer, weights, dz, wide: bool) -> np.ndarray:
     for ky in range(k):
         for kx in range(k):
             acc[ky : ky + oh, kx : kx + ow, :] += cols[:, :, ky, kx, :]
-    return _grad_out(acc[p : p + i.h, p : p + i.w, :], layer, wide)
+    return _grad_out(acc[p : p + i.h, p : p + i.w, :], layer, wide, clips)
 
 
 def conv2d_weight_grad(layer: Layer, x, dz) -> np.ndarray:
@@ -216,28 +242,28 @@ def conv2d_im2col_row(layer: Layer, x, t: int) -> np.ndarray:
 # ---- Dense ------------------------------------------------------------------------
 
 
-def dense_forward(layer: Layer, weights, bias, x) -> np.ndarray:
+def dense_forward(layer: Layer, weights, bias, x, clips: dict | None = None) -> np.ndarray:
     _expect(layer, LayerKind.DENSE)
     w, b = _check_params(layer, weights, bias)
     xv = _tensor(x, layer.in_shape, "dense_forward input").reshape(-1)
     acc = int_matmul(w, xv)
-    return _finish(layer, acc, b).reshape(1, 1, -1)
+    return _finish(layer, acc, b, clips).reshape(1, 1, -1)
 
 
-def dense_backward_input(layer: Layer, weights, dz) -> np.ndarray:
-    return _dense_backward(layer, weights, dz, wide=False)
+def dense_backward_input(layer: Layer, weights, dz, clips: dict | None = None) -> np.ndarray:
+    return _dense_backward(layer, weights, dz, False, clips)
 
 
-def dense_backward_input_s16(layer: Layer, weights, dz) -> np.ndarray:
+def dense_backward_input_s16(layer: Layer, weights, dz, clips: dict | None = None) -> np.ndarray:
     """The wide int16 gradient (LSB 2^-15) for a batch norm below."""
-    return _dense_backward(layer, weights, dz, wide=True)
+    return _dense_backward(layer, weights, dz, True, clips)
 
 
-def _dense_backward(layer: Layer, weights, dz, wide: bool) -> np.ndarray:
+def _dense_backward(layer: Layer, weights, dz, wide: bool, clips: dict | None) -> np.ndarray:
     _expect(layer, LayerKind.DENSE)
     w, _ = _check_params(layer, weights, None)
     d = _grad(dz, layer.out_shape, "dense_backward_input dz").reshape(-1)
-    return _grad_out(int_matmul(d, w), layer, wide).reshape(1, 1, -1)
+    return _grad_out(int_matmul(d, w), layer, wide, clips).reshape(1, 1, -1)
 
 
 # ---- MaxPool 2x2 -------------------------------------------------------------------
@@ -293,8 +319,9 @@ def _bn_params(layer: Layer, params) -> np.ndarray:
     return p.reshape(4, -1)
 
 
-def batchnorm_update_stats(layer: Layer, x, params, decay_q30: int) -> tuple[np.ndarray, int]:
-    """Return (new params with updated EMAs, new decay)."""
+def batchnorm_update_stats(layer: Layer, x, params, decay_q30: int,
+                           clips: dict | None = None) -> tuple[np.ndarray, int]:
+    """Return (new params with updated EMAs, new decay); clamped EMA values are counted as "stats"."""
     _expect(layer, LayerKind.BATCHNORM)
     xv = _tensor(x, layer.in_shape, "batchnorm input").astype(np.int64)
     p = _bn_params(layer, params).copy()
@@ -306,8 +333,10 @@ def batchnorm_update_stats(layer: Layer, x, params, decay_q30: int) -> tuple[np.
     m1 = fixed.div_round_s64(s1 * 32, n)
     m2 = fixed.div_round_s64(s2, 32 * n)
     w = BN_WINDOW
-    p[2] = np.clip(fixed.div_round_s64((w - 1) * p[2].astype(np.int64) + m1, w), INT16_MIN, INT16_MAX)
-    p[3] = np.clip(fixed.div_round_s64((w - 1) * p[3].astype(np.int64) + m2, w), INT16_MIN, INT16_MAX)
+    e = np.stack([fixed.div_round_s64((w - 1) * p[2].astype(np.int64) + m1, w),
+                  fixed.div_round_s64((w - 1) * p[3].astype(np.int64) + m2, w)])
+    count_clips(clips, "stats", _out(e, INT16_MIN, INT16_MAX))
+    p[2:4] = np.clip(e, INT16_MIN, INT16_MAX)
     return p, fixed.div_round_s64((w - 1) * int(decay_q30), w)
 
 
@@ -338,15 +367,15 @@ def _bn_xhat(xv: np.ndarray, mean_hat, inv_sigma) -> np.ndarray:
     return fixed.round_shift_s64(centred * np.asarray(inv_sigma, dtype=np.int64), 16)
 
 
-def batchnorm_forward(layer: Layer, x, params, mean_hat, inv_sigma) -> np.ndarray:
+def batchnorm_forward(layer: Layer, x, params, mean_hat, inv_sigma, clips: dict | None = None) -> np.ndarray:
     _expect(layer, LayerKind.BATCHNORM)
     xv = _tensor(x, layer.in_shape, "batchnorm input")
     p = _bn_params(layer, params).astype(np.int64)
     xhat = _bn_xhat(xv, mean_hat, inv_sigma)
-    return _rq(p[0] * xhat + (p[1] << 12), 18, INT8_MIN, INT8_MAX).astype(np.int8)
+    return _rq(p[0] * xhat + (p[1] << 12), 18, INT8_MIN, INT8_MAX, clips, "act").astype(np.int8)
 
 
-def batchnorm_backward(layer: Layer, x, out, params, mean_hat, inv_sigma, dout):
+def batchnorm_backward(layer: Layer, x, out, params, mean_hat, inv_sigma, dout, clips: dict | None = None):
     """dout: the wide int16 gradient (LSB 2^-15). Return (din int8 at 2^-7,
     dgamma int64 [c] at 2^-27, dbeta int64 [c] at 2^-15)."""
     _expect(layer, LayerKind.BATCHNORM)
@@ -358,7 +387,7 @@ def batchnorm_backward(layer: Layer, x, out, params, mean_hat, inv_sigma, dout):
     d = d.reshape(layer.out_shape.h, layer.out_shape.w, layer.out_shape.c).astype(np.int64)
     p = _bn_params(layer, params).astype(np.int64)
     g = np.where((y > INT8_MIN) & (y < INT8_MAX), d, 0)
-    din = _rq(g * p[0] * np.asarray(inv_sigma, dtype=np.int64), 36, INT8_MIN, INT8_MAX).astype(np.int8)
+    din = _rq(g * p[0] * np.asarray(inv_sigma, dtype=np.int64), 36, INT8_MIN, INT8_MAX, clips, "grad").astype(np.int8)
     xhat = _bn_xhat(xv, mean_hat, inv_sigma)
     return din, (g * xhat).sum(axis=(0, 1)), g.sum(axis=(0, 1))
 
@@ -391,7 +420,7 @@ def softmax_ce_forward(layer: Layer, logits) -> int:
     return int(np.argmax(z))
 
 
-def softmax_ce_backward(layer: Layer, logits, label: int) -> np.ndarray:
+def softmax_ce_backward(layer: Layer, logits, label: int, clips: dict | None = None) -> np.ndarray:
     """p - onehot(label) in the gradient format (int8, LSB 2^-7), summing to zero.
 
     Every p[i] but the label's is rounded; the label's entry is minus their sum.
@@ -404,7 +433,11 @@ def softmax_ce_backward(layer: Layer, logits, label: int) -> np.ndarray:
     u = fixed.round_shift_s64((z - z.max()) * LOG2E_Q15, 15)
     e = softmax_exp2_q16(u)
     s = int(e.sum())
-    g = np.clip(fixed.div_round_s64(128 * e, s), INT8_MIN, INT8_MAX)
+    q = np.asarray(fixed.div_round_s64(128 * e, s), dtype=np.int64)
+    others = np.arange(n) != int(label)
+    count_clips(clips, "grad", _out(q, INT8_MIN, INT8_MAX) & others)
+    g = np.clip(q, INT8_MIN, INT8_MAX)
     g[int(label)] = 0
+    count_clips(clips, "grad", _out(-int(g.sum()), INT8_MIN, INT8_MAX))
     g[int(label)] = min(max(-int(g.sum()), INT8_MIN), INT8_MAX)
     return g.astype(np.int8).reshape(1, 1, -1)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import config as config_module
 from ..config import LGA_ADAM, LGA_MAX_RANK, LGA_MOMENTUM, LGA_RESTART_REDRAW_B, LGA_SGD, LgaConfig, lga_config_check
 from ..errors import ArgumentError
-from . import fixed, maxnorm
+from . import fixed, layers, maxnorm
 
 FACTOR_EXP, U_EXP, G_EXP = -15, -10, -24
 HEADER_BYTES = 64
@@ -123,10 +123,13 @@ def project(st: State, x, x_exp: int) -> np.ndarray:
     return fixed.saturate_s64(fixed.round_shift_s64(acc, 5 - x_exp), I16_MIN, I16_MAX).astype(np.int16)
 
 
-def correct(st: State, u, z) -> np.ndarray:
-    """z + A u in the pre-activation format (et_lga_correct). u: [r] or [T, r]; z: [n] or [T, n]."""
+def correct(st: State, u, z, clips: dict | None = None) -> np.ndarray:
+    """z + A u in the pre-activation format (et_lga_correct). u: [r] or [T, r]; z: [n] or [T, n].
+
+    clips (layers.CLIP_FIELDS dict or None): clamped sums are counted as "pre"."""
     acc = np.asarray(u, dtype=np.int64) @ st.a.astype(np.int64).T
     out = np.asarray(z, dtype=np.int64) + fixed.round_shift_s64(acc, CORRECT_SHIFT)
+    layers.count_clips(clips, "pre", (out < I16_MIN) | (out > I16_MAX))
     return fixed.saturate_s64(out, I16_MIN, I16_MAX).astype(np.int16)
 
 
@@ -224,12 +227,15 @@ def step(st: State, c: LgaConfig, x_exp: int) -> None:
         st.b, st.mu_b, st.nu_b = _adam(st.b, st.mu_b, st.nu_b, gb, c, alpha, c.lr_exp + k)
 
 
-def merge(st: State, alpha_shift: int, w: np.ndarray) -> np.ndarray:
-    """The merged weights, all rows (et_lga_merge_row row by row): sat8(W + round_shift(A B, 23 - alpha_shift))."""
+def merge(st: State, alpha_shift: int, w: np.ndarray, clips: dict | None = None) -> np.ndarray:
+    """The merged weights, all rows (et_lga_merge_row row by row): sat8(W + round_shift(A B, 23 - alpha_shift)).
+
+    clips (layers.CLIP_FIELDS dict or None): clamped cells are counted as "weight"."""
     if not 0 <= alpha_shift <= 15:
         raise ArgumentError(f"alpha_shift {alpha_shift} is outside 0..15")
     ab = st.a.astype(np.int64) @ st.b.astype(np.int64)
     out = np.asarray(w, dtype=np.int64) + fixed.round_shift_s64(ab, MERGE_SHIFT - alpha_shift)
+    layers.count_clips(clips, "weight", (out < -128) | (out > 127))
     return fixed.saturate_s64(out, -128, 127).astype(np.int8)
 
 

@@ -58,6 +58,7 @@ class LayerState:
     lrt_samples: int = 0  # samples since the last flush attempt
     lrt_done: dict = field(default_factory=lambda: dict.fromkeys(LRT_STATS, 0))  # counters up to the last reset
     lga: lga.State | None = None  # OPT_LGA: the layer's factors and optimizer states
+    clips: dict = field(default_factory=lambda: dict.fromkeys(layers.CLIP_FIELDS, 0))  # et_clip_counts_t
 
 
 @dataclass
@@ -178,14 +179,14 @@ def _rows(layer, x: np.ndarray) -> np.ndarray:
     return layers.im2col(layer, x) if layer.kind == LayerKind.CONV2D else x.reshape(1, -1).astype(np.int64)
 
 
-def _lga_forward(layer, ls: LayerState, x: np.ndarray) -> np.ndarray:
+def _lga_forward(layer, ls: LayerState, x: np.ndarray, clips: dict | None) -> np.ndarray:
     """OPT_LGA: z = W x + bias without the activation, z += A (B x) per output pixel, then the activation."""
     zl = replace(layer, activation=Activation.NONE, out_shape=replace(layer.out_shape, fmt=fixed.FMT_BIAS))
     fwd = layers.conv2d_forward if layer.kind == LayerKind.CONV2D else layers.dense_forward
-    z = fwd(zl, ls.weights, ls.bias, x)
+    z = fwd(zl, ls.weights, ls.bias, x, clips)
     u = lga.project(ls.lga, _rows(layer, x), fixed.FORMATS[layer.in_shape.fmt].lsb_exp)
-    z = lga.correct(ls.lga, u, z.reshape(u.shape[0], -1)).reshape(z.shape)
-    return layers.relu_forward(z) if layer.activation == Activation.RELU else z
+    z = lga.correct(ls.lga, u, z.reshape(u.shape[0], -1), clips).reshape(z.shape)
+    return layers.relu_forward(z, clips) if layer.activation == Activation.RELU else z
 
 
 def _forward(state: TrainState, x: np.ndarray, train: bool) -> int:
@@ -194,19 +195,20 @@ def _forward(state: TrainState, x: np.ndarray, train: bool) -> int:
     for layer, ls in zip(state.model.layers, state.layers):
         ls.inp = cur
         kind = layer.kind
+        clips = ls.clips if train else None  # a prediction counts nothing
         if ls.lga is not None:
-            out = _lga_forward(layer, ls, cur)
+            out = _lga_forward(layer, ls, cur, clips)
         elif kind == LayerKind.CONV2D:
-            out = layers.conv2d_forward(layer, ls.weights, ls.bias, cur)
+            out = layers.conv2d_forward(layer, ls.weights, ls.bias, cur, clips)
         elif kind == LayerKind.DENSE:
-            out = layers.dense_forward(layer, ls.weights, ls.bias, cur)
+            out = layers.dense_forward(layer, ls.weights, ls.bias, cur, clips)
         elif kind == LayerKind.MAXPOOL2:
             out = layers.maxpool2_forward(layer, cur)
         elif kind == LayerKind.BATCHNORM:
             if train:
-                ls.bn, ls.bn_decay_q30 = layers.batchnorm_update_stats(layer, cur, ls.bn, ls.bn_decay_q30)
+                ls.bn, ls.bn_decay_q30 = layers.batchnorm_update_stats(layer, cur, ls.bn, ls.bn_decay_q30, clips)
             ls.mean_hat, ls.inv_sigma = layers.batchnorm_prepare(layer, ls.bn, ls.bn_decay_q30)
-            out = layers.batchnorm_forward(layer, cur, ls.bn, ls.mean_hat, ls.inv_sigma)
+            out = layers.batchnorm_forward(layer, cur, ls.bn, ls.mean_hat, ls.inv_sigma, clips)
         elif kind == LayerKind.FLATTEN:
             out = cur.reshape(1, 1, -1)
         elif kind == LayerKind.SOFTMAX_CE:
@@ -228,8 +230,10 @@ def predict(state: TrainState, x) -> int:
 # ---- optimizer --------------------------------------------------------------------------
 
 
-def _update_params(state: TrainState, mn: maxnorm.MaxNorm, g: np.ndarray, g_exp: int, params: np.ndarray) -> None:
-    """Per-sample max-norm update of a bias / gamma / beta tensor (in place); zero gradient: no step."""
+def _update_params(state: TrainState, mn: maxnorm.MaxNorm, g: np.ndarray, g_exp: int, params: np.ndarray,
+                   clips: dict | None = None) -> None:
+    """Per-sample max-norm update of a bias / gamma / beta tensor (in place); zero gradient: no step.
+    Values clamped to int16 are counted as clips["param"]."""
     g = np.asarray(g, dtype=np.int64)
     gmax = int(np.abs(g).max()) if g.size else 0
     if gmax == 0:
@@ -241,13 +245,16 @@ def _update_params(state: TrainState, mn: maxnorm.MaxNorm, g: np.ndarray, g_exp:
     div = maxnorm.maxnorm_update(mn, gmax, g_exp + s)
     cfg = state.config
     d = maxnorm.maxnorm_scale(g, g_exp + s, cfg.lr_bias, cfg.lr_bias_exp, div, fixed.FMT_BIAS)
-    params[...] = np.clip(params.astype(np.int64) - d, -(1 << 15), (1 << 15) - 1).astype(np.int16)
+    new = params.astype(np.int64) - d
+    layers.count_clips(clips, "param", (new < -(1 << 15)) | (new > (1 << 15) - 1))
+    params[...] = np.clip(new, -(1 << 15), (1 << 15) - 1).astype(np.int16)
 
 
 SGD_DITHER_BITS = 16  # ET_SGD_DITHER_BITS: fractional bits of the update before its stochastic rounding
 
 
-def _new_weights(state: TrainState, w: np.ndarray, g: np.ndarray, exp: int, div: maxnorm.UFloat) -> np.ndarray:
+def _new_weights(state: TrainState, w: np.ndarray, g: np.ndarray, exp: int, div: maxnorm.UFloat,
+                 clips: dict | None = None) -> np.ndarray:
     """SGD: W - dW, dW rounded to the weight grid stochastically (train.c, et_sgd_cell).
 
     The update is scaled with SGD_DITHER_BITS more fractional bits than the weight
@@ -263,7 +270,9 @@ def _new_weights(state: TrainState, w: np.ndarray, g: np.ndarray, exp: int, div:
         v = maxnorm.maxnorm_scale(flat[nz], fine_exp, cfg.lr_weight, cfg.lr_weight_exp, div, fixed.FMT_ACC32)
         u = np.array([state.prng.next_u32() >> (32 - SGD_DITHER_BITS) for _ in range(nz.size)], np.int64)
         d[nz] = (np.asarray(v, np.int64) + u) >> SGD_DITHER_BITS
-    return np.clip(w.astype(np.int64) - d.reshape(w.shape), -128, 127).astype(np.int8)
+    new = w.astype(np.int64) - d.reshape(w.shape)
+    layers.count_clips(clips, "weight", (new < -128) | (new > 127))
+    return np.clip(new, -128, 127).astype(np.int8)
 
 
 def pairs(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray, skip_zero: bool = False):
@@ -290,7 +299,7 @@ def _sgd_pair(state: TrainState, i: int, pair: GradPair) -> None:
     exp = pair.delta_exp + pair.x_exp
     div = maxnorm.maxnorm_update(ls.mn_weight, dmax * xmax, exp)
     g = np.outer(pair.delta.astype(np.int64), pair.x.astype(np.int64))
-    write_rows(state, i, 0, _new_weights(state, ls.weights, g, exp, div))
+    write_rows(state, i, 0, _new_weights(state, ls.weights, g, exp, div, ls.clips))
 
 
 def _lrt_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> None:
@@ -311,9 +320,9 @@ def _lrt_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> Non
     done["flushes"] = min(done["flushes"] + 1, U32_MAX)
     if not fl.apply:
         return
-    w = ls.weights
-    new = np.clip(w.astype(np.int64) - lrt.delta_matrix(ls.lrt, fl), -128, 127).astype(np.int8)
-    write_rows(state, i, 0, new)
+    new = ls.weights.astype(np.int64) - lrt.delta_matrix(ls.lrt, fl)
+    layers.count_clips(ls.clips, "weight", (new < -128) | (new > 127))
+    write_rows(state, i, 0, np.clip(new, -128, 127).astype(np.int8))
     done["applied"] = min(done["applied"] + 1, U32_MAX)
     done["terms"] = min(done["terms"] + ls.lrt.terms, U32_MAX)
     done["skipped"] = min(done["skipped"] + ls.lrt.skipped, U32_MAX)
@@ -333,7 +342,7 @@ def _lga_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> Non
     ls.lga.samples += 1
     if ls.lga.samples < cfg.merge_every:
         return
-    write_rows(state, i, 0, lga.merge(ls.lga, layer.alpha_shift, ls.weights))
+    write_rows(state, i, 0, lga.merge(ls.lga, layer.alpha_shift, ls.weights, ls.clips))
     lga.restart(ls.lga, cfg, state.prng)
 
 
@@ -342,6 +351,19 @@ def lga_state(state: TrainState, layer: int) -> lga.State:
     if not 0 <= layer < len(state.layers) or state.layers[layer].lga is None:
         raise ArgumentError(f"layer {layer} has no low-rank factors (optimizer lga, conv or dense layers only)")
     return state.layers[layer].lga
+
+
+def clip_counts(state: TrainState, layer: int) -> dict:
+    """et_train_get_clip_counts: layer ``layer``'s saturation counters (layers.CLIP_FIELDS) since init or reset."""
+    if not 0 <= layer < len(state.layers):
+        raise ArgumentError(f"layer {layer} is outside 0..{len(state.layers) - 1}")
+    return dict(state.layers[layer].clips)
+
+
+def reset_clip_counts(state: TrainState) -> None:
+    """et_train_reset_clip_counts: every layer's saturation counters to zero."""
+    for ls in state.layers:
+        ls.clips = dict.fromkeys(layers.CLIP_FIELDS, 0)
 
 
 def lrt_stats(state: TrainState, layer: int) -> dict:
@@ -362,7 +384,7 @@ def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarra
         for pair in pairs(state, i, x, dz):
             state.hook(i, pair)
     db = layers.conv2d_bias_grad(layer, dz) if layer.kind == LayerKind.CONV2D else dz.reshape(-1)
-    _update_params(state, ls.mn_bias, db, -7, ls.bias)
+    _update_params(state, ls.mn_bias, db, -7, ls.bias, ls.clips)
     if state.config.optimizer == OPT_LRT:
         _lrt_update(state, i, x, dz)
         return
@@ -378,7 +400,7 @@ def _update_weight_layer(state: TrainState, i: int, x: np.ndarray, dz: np.ndarra
             return
         exp = -7 - layer.alpha_shift + fixed.FORMATS[layer.in_shape.fmt].lsb_exp
         div = maxnorm.maxnorm_update(ls.mn_weight, gmax, exp)
-        write_rows(state, i, 0, _new_weights(state, ls.weights, g, exp, div))
+        write_rows(state, i, 0, _new_weights(state, ls.weights, g, exp, div, ls.clips))
         return
     for pair in pairs(state, i, x, dz, skip_zero=True):
         _sgd_pair(state, i, pair)
@@ -394,7 +416,7 @@ def _backward(state: TrainState, label: int) -> None:
     model = state.model
     head = len(model.layers) - 1
     lowest = next(i for i, l in enumerate(model.layers) if has_weights(l) or spec(l.kind).bn)
-    g = layers.softmax_ce_backward(model.layers[head], state.layers[head].inp, label)
+    g = layers.softmax_ce_backward(model.layers[head], state.layers[head].inp, label, state.layers[head].clips)
     for i in range(head - 1, lowest - 1, -1):
         layer, ls = model.layers[i], state.layers[i]
         need_in = i > lowest
@@ -408,15 +430,16 @@ def _backward(state: TrainState, label: int) -> None:
                     backward_input = layers.conv2d_backward_input_s16 if conv else layers.dense_backward_input_s16
                 else:
                     backward_input = layers.conv2d_backward_input if conv else layers.dense_backward_input
-                h = backward_input(layer, ls.weights, g)
+                h = backward_input(layer, ls.weights, g, ls.clips)
             _update_weight_layer(state, i, ls.inp, g)
             g = h
         elif layer.kind == LayerKind.MAXPOOL2:
             g = layers.maxpool2_backward(layer, ls.inp, g)
         elif layer.kind == LayerKind.BATCHNORM:
-            din, dgamma, dbeta = layers.batchnorm_backward(layer, ls.inp, ls.out, ls.bn, ls.mean_hat, ls.inv_sigma, g)
-            _update_params(state, ls.mn_weight, dgamma, -27, ls.bn[0])
-            _update_params(state, ls.mn_bias, dbeta, -15, ls.bn[1])
+            din, dgamma, dbeta = layers.batchnorm_backward(layer, ls.inp, ls.out, ls.bn, ls.mean_hat, ls.inv_sigma, g,
+                                                           ls.clips)
+            _update_params(state, ls.mn_weight, dgamma, -27, ls.bn[0], ls.clips)
+            _update_params(state, ls.mn_bias, dbeta, -15, ls.bn[1], ls.clips)
             g = din
         elif layer.kind == LayerKind.FLATTEN:
             s = layer.in_shape

@@ -266,6 +266,39 @@ et_status_t et_train_lga(const et_train_t *ctx, uint16_t layer, const et_lga_sta
 /* Training steps taken so far (ET_OPT_NONE steps do not count). */
 et_status_t et_train_samples(const et_train_t *ctx, uint32_t *samples);
 
+/*
+ * Saturation (clip) counters of one layer: how many stored values of each
+ * kind were clamped to their format's [qmin, qmax] during training steps
+ * (predictions count nothing) since et_train_init or the last
+ * et_train_reset_clip_counts. Each counter saturates at UINT32_MAX (never
+ * wraps). A value is counted when its exact rounded result lay outside the
+ * range, once per store; docs/numerics.md ("Saturation counters") lists the
+ * stores behind each field.
+ */
+typedef struct {
+    uint32_t pre;    /* forward, conv/dense: int16 pre-activation z (ET_FMT_BIAS) clamped by the alpha rescale or
+                        the bias add (one per element); ET_OPT_LGA also counts its z + A(Bx) add (a second store) */
+    uint32_t act;    /* forward: ReLU output above 255 (ET_FMT_ACT, conv/dense); BN output outside int8
+                        (ET_FMT_BN_OUT, batch norm) */
+    uint32_t grad;   /* backward: the gradient this layer stores for the layer below clamped: delta at the input
+                        (ET_FMT_GRAD int8; the int16 2^-15 gradient when a BN is below; BN din); the head's
+                        softmax gradient */
+    uint32_t weight; /* int8 weight cells (ET_FMT_WEIGHT) whose update hit -128/127: SGD cell update, LRT flush
+                        apply, LGA merge */
+    uint32_t param;  /* int16 bias (conv/dense) or BN gamma/beta updates clamped to the int16 limits */
+    uint32_t stats;  /* BN running statistics (mean and mean-square EMAs) clamped to int16 */
+} et_clip_counts_t;
+
+/*
+ * Copy layer `layer`'s saturation counters (0 <= layer < n_layers; layers
+ * with nothing to count read zeros). ET_ERR_ARG for a bad context, NULL out
+ * or a layer out of range (nothing written).
+ */
+et_status_t et_train_get_clip_counts(const et_train_t *ctx, uint16_t layer, et_clip_counts_t *out);
+
+/* Set every layer's saturation counters to zero. ET_ERR_ARG for a bad context. */
+et_status_t et_train_reset_clip_counts(et_train_t *ctx);
+
 /* What the context's NVM writes met so far (since et_train_init). */
 typedef struct {
     uint64_t commits;      /* commits completed (weights and parameter tensors) */
