@@ -183,6 +183,7 @@ et_status_t et_maxnorm_scaler_init(et_maxnorm_scaler_t *sc, int32_t x_exp, uint3
         return ET_ERR_ARG;
     }
     sc->bias = 0;
+    sc->mul = 0;
     sc->factor = factor;
     sc->den = 0;
     sc->recip = 0;
@@ -191,6 +192,7 @@ et_status_t et_maxnorm_scaler_init(et_maxnorm_scaler_t *sc, int32_t x_exp, uint3
     sc->lshift = 0;
     sc->rshift = 0;
     sc->fast = 0;
+    sc->wide = 0;
     sc->qmin = 0;
     sc->qmax = 0;
     sc->x_exp = x_exp;
@@ -208,6 +210,7 @@ et_status_t et_maxnorm_scaler_init(et_maxnorm_scaler_t *sc, int32_t x_exp, uint3
     }
     sc->qmin = f.qmin;
     sc->qmax = f.qmax;
+    sc->wide = (uint8_t)(f.qmin <= -(INT64_C(1) << 31) + 1 && f.qmax >= (INT64_C(1) << 31) - 1);
     sc->xmax = (uint32_t)(xmax < (UINT64_C(1) << 31) - 1 ? xmax : (UINT64_C(1) << 31) - 1);
     sc->den = 2 * divisor.mant;
     sc->recip = (uint32_t)(UINT64_MAX / sc->den - (UINT64_C(1) << 32));
@@ -226,6 +229,10 @@ et_status_t et_maxnorm_scaler_init(et_maxnorm_scaler_t *sc, int32_t x_exp, uint3
     }
     from = factor == 0 ? UINT64_MAX : xneed / factor + (xneed % factor != 0);
     sc->sat_from = (uint32_t)(from < (uint64_t)sc->xmax + 1 ? from : (uint64_t)sc->xmax + 1);
+    if (s >= 0 && sc->sat_from > 1) {
+        /* |x| = 1 is in the fast range: factor << lshift <= y(1) < lim < 2^63 */
+        sc->mul = (uint64_t)factor << sc->lshift;
+    }
     sc->fast = 1;
     return ET_OK;
 }

@@ -22,7 +22,8 @@
  */
 static inline uint32_t et_maxnorm_scaler_quot_inline(const et_maxnorm_scaler_t *sc, uint32_t a)
 {
-    uint64_t y = ((((uint64_t)a * sc->factor) << sc->lshift) + sc->bias) >> sc->rshift;
+    uint64_t y = sc->rshift == 0 ? (uint64_t)a * sc->mul + sc->bias
+                                 : ((((uint64_t)a * sc->factor) << 1) + sc->bias) >> sc->rshift;
     uint32_t yh = (uint32_t)(y >> 32);
     uint32_t q = yh + (uint32_t)(((uint64_t)yh * sc->recip) >> 32);
     uint64_t rem = y - (uint64_t)q * sc->den;
@@ -33,20 +34,28 @@ static inline uint32_t et_maxnorm_scaler_quot_inline(const et_maxnorm_scaler_t *
     return q;
 }
 
+/* The scaled value of x = -a (neg) or a, for sc->fast and a <= sc->xmax. */
+static inline int64_t et_maxnorm_scaler_fast_inline(const et_maxnorm_scaler_t *sc, uint32_t a, int neg)
+{
+    int64_t q;
+    if (a >= sc->sat_from) {
+        return neg ? sc->qmin : sc->qmax; /* q >= 2^31: beyond any format of 32 bits */
+    }
+    q = (int64_t)et_maxnorm_scaler_quot_inline(sc, a);
+    if (sc->wide) {
+        return neg ? -q : q; /* |q| < 2^31 */
+    }
+    return et_saturate_s64_inline(neg ? -q : q, sc->qmin, sc->qmax);
+}
+
 /* et_maxnorm_scaler_apply without the NULL checks. */
 static inline et_status_t et_maxnorm_scaler_apply_inline(const et_maxnorm_scaler_t *sc, int64_t x, int64_t *out)
 {
     uint64_t a = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
-    int64_t q;
     if (!sc->fast || a > sc->xmax) {
         return et_maxnorm_scale(x, sc->x_exp, sc->factor, sc->factor_exp, sc->divisor, sc->fmt, out);
     }
-    if (a >= sc->sat_from) {
-        *out = x < 0 ? sc->qmin : sc->qmax; /* q >= 2^31: beyond any format of 32 bits */
-        return ET_OK;
-    }
-    q = (int64_t)et_maxnorm_scaler_quot_inline(sc, (uint32_t)a);
-    *out = et_saturate_s64_inline(x < 0 ? -q : q, sc->qmin, sc->qmax);
+    *out = et_maxnorm_scaler_fast_inline(sc, (uint32_t)a, x < 0);
     return ET_OK;
 }
 

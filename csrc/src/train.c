@@ -582,22 +582,35 @@ static int64_t et_threshold(const et_maxnorm_scaler_t *sc, int64_t xmax)
 
 /*
  * w - dw saturated to int8, dw the stochastically rounded update of gradient
- * g (above) under the fine scaler sc; g = 0 leaves w and draws nothing.
+ * g (above) under the fine scaler sc; g = 0 leaves w and draws nothing. The
+ * draw is et_prng_next_u32's, inline on the caller's copy *state of the
+ * context's PRNG state. The scaled v is an ACC32 value, so
+ * floor((v + u) / 2^16) lies in [-2^15, 2^15] and w - dw fits an int32.
  */
-static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, const et_maxnorm_scaler_t *sc)
+static inline int8_t et_sgd_cell(uint32_t *state, int8_t w, int32_t g, uint32_t tmin, const et_maxnorm_scaler_t *sc)
 {
-    int64_t v = 0;
+    uint32_t a = g < 0 ? 0u - (uint32_t)g : (uint32_t)g;
+    int64_t v;
     uint32_t u;
+    int32_t r;
     if (g == 0) {
         return w;
     }
-    (void)et_prng_next_u32(ctx->prng, &u);
-    if (et_abs64(g) < (uint64_t)tmin) {
+    u = et_xorshift32_inline(*state);
+    *state = u;
+    if (a < tmin) {
         return w; /* v = 0: floor(u / 2^16) = 0 */
     }
-    (void)et_maxnorm_scaler_apply_inline(sc, g, &v);
+    if (sc->fast && a <= sc->xmax) {
+        v = et_maxnorm_scaler_fast_inline(sc, a, g < 0);
+    } else {
+        int64_t t = 0;
+        (void)et_maxnorm_scale(g, sc->x_exp, sc->factor, sc->factor_exp, sc->divisor, sc->fmt, &t);
+        v = t;
+    }
     v = (v + (int64_t)(u >> (32 - ET_SGD_DITHER_BITS))) >> ET_SGD_DITHER_BITS; /* floor: arithmetic shift */
-    return (int8_t)et_saturate_s64((int64_t)w - v, INT8_MIN, INT8_MAX);
+    r = (int32_t)w - (int32_t)v;
+    return (int8_t)(r < INT8_MIN ? INT8_MIN : (r > INT8_MAX ? INT8_MAX : r));
 }
 
 /*
@@ -728,14 +741,17 @@ static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t 
     for (o = 0; o < pair->n; o++) {
         int32_t d = pair->delta[o];
         const int8_t *w = rec->weights + o * pair->m;
+        int8_t *row = ctx->row;
+        uint32_t state = ctx->prng->state;
         int changed = 0;
         if (d == 0) {
             continue;
         }
         for (j = 0; j < pair->m; j++) {
-            ctx->row[j] = et_sgd_cell(ctx, w[j], (int64_t)d * pair->x[j], tmin, &sc);
-            changed |= ctx->row[j] != w[j];
+            row[j] = et_sgd_cell(&state, w[j], d * pair->x[j], (uint32_t)tmin, &sc); /* |d x| < 2^23 */
+            changed |= row[j] != w[j];
         }
+        ctx->prng->state = state;
         if (changed && (st = et_train_write_rows(ctx, layer, o, 1, ctx->row)) != ET_OK) {
             return st;
         }
@@ -776,11 +792,14 @@ static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *i
     for (o = 0; o < n; o++) {
         const int8_t *w = rec->weights + o * m;
         const int32_t *g = ctx->dw + o * m;
+        int8_t *row = ctx->row;
+        uint32_t state = ctx->prng->state;
         int changed = 0;
         for (j = 0; j < m; j++) {
-            ctx->row[j] = et_sgd_cell(ctx, w[j], g[j], tmin, &sc);
-            changed |= ctx->row[j] != w[j];
+            row[j] = et_sgd_cell(&state, w[j], g[j], (uint32_t)tmin, &sc); /* tmin <= gmax + 1 <= 2^31 + 1 */
+            changed |= row[j] != w[j];
         }
+        ctx->prng->state = state;
         if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {
             return st;
         }

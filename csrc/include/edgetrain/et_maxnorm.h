@@ -77,7 +77,7 @@ et_status_t et_maxnorm_scale(int64_t x, int32_t x_exp, uint32_t factor, int32_t 
  * s = x_exp + factor_exp - divisor.exp - lsb_exp(fmt), the magnitude is
  * q = floor(y / den), den = 2 * divisor.mant and
  * y = ((|x| * factor << lshift) + bias) >> rshift (s >= 0: lshift = s + 1,
- * bias = mant, rshift = 0; s < 0: lshift = 1, rshift = -s, bias = mant << -s),
+ * bias = mant, rshift = 0, computed as |x| * (factor << lshift) + bias; s < 0: lshift = 1, rshift = -s, bias = mant << -s),
  * which is round(|x| * factor * 2^s / mant) with ties away from zero. q comes
  * from the 33-bit reciprocal 2^32 + recip of den and one exact remainder
  * correction; |x| >= sat_from saturates (q >= 2^31). Arguments for which
@@ -85,6 +85,7 @@ et_status_t et_maxnorm_scale(int64_t x, int32_t x_exp, uint32_t factor, int32_t 
  */
 typedef struct {
     uint64_t bias;
+    uint64_t mul;       /* s >= 0: factor << lshift, so that y = |x| * mul + bias */
     uint32_t factor;
     uint32_t den;
     uint32_t recip;
@@ -93,6 +94,7 @@ typedef struct {
     uint8_t lshift;
     uint8_t rshift;
     uint8_t fast;
+    uint8_t wide;       /* qmin <= -(2^31 - 1) and qmax >= 2^31 - 1: no q < 2^31 saturates */
     int64_t qmin;
     int64_t qmax;
     int32_t x_exp;
