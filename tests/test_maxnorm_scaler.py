@@ -85,7 +85,7 @@ def test_exhaustive_ties_and_fine_steps(core):
     for factor, s, mant in [(1, 29, 2**30), (3, 28, 2**30), (1, 31, 3 * 2**29), (2**30 - 1, 0, 2**30),
                             (167772, 30, 2**30 + 12345), (7, -3, 2**31 - 1)]:
         args = (s, factor, 0, mant, 0, 7)  # ACC32: lsb 2^0, so s = x_exp here
-        sc, fast = _sweep(core, args, 2**31 - 1, -(2**15), 2**15)
+        _, fast = _sweep(core, args, 2**31 - 1, -(2**15), 2**15)
         assert fast == 2**16
 
 
