@@ -101,6 +101,50 @@ def test_arm_mcu_cnn_on_m4(fw_dir, optimizer):
     assert np.array_equal(arm.cell_writes, c.cell_writes)
 
 
+def odd_length_model():
+    """Dot products of every length mod 4, on unsigned (conv, dense after ReLU) and signed (dense after
+    BN) activations: conv spans k*ic = 9 and 15, dense inputs 5*5*... (odd)."""
+    from edgetrain.model.description import Shape
+    from edgetrain.model.presets import _Builder
+    from edgetrain.reference.fixed import FMT_INPUT
+
+    b = _Builder("odd", Shape(9, 9, 3, FMT_INPUT), 5)
+    b.conv("conv1", 5)
+    b.conv("conv2", 7)
+    b.batchnorm("bn")
+    b.flatten()
+    b.dense("fc1", 13)
+    b.dense("fc2", 10, relu=False)
+    return b.head()
+
+
+def disassembly(elf, function):
+    from firmware_sim.firmware import tool
+
+    out = subprocess.run([tool("objdump"), "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+    start = out.index(f"<{function}>:")
+    return out[start:out.find("\n\n", start)]
+
+
+@needs_unicorn
+@pytest.mark.parametrize("optimizer", [OPT_SGD, OPT_LRT], ids=["sgd", "lrt"])
+def test_dsp_dot_product_on_m4_matches_the_host(fw_dir, optimizer):
+    """The M4 build's MAC loops run the SMLAD path (layers.c, __ARM_FEATURE_DSP) and give the host's bytes,
+    for lengths of every residue mod 4 and both activation signednesses."""
+    from firmware_sim.arm import ArmBackend
+
+    model = odd_length_model()
+    cfg = config(optimizer)
+    xs, ys = samples(model, 6)
+    arm = ArmBackend(model, cfg, cpu="cortex-m4", build_dir=fw_dir)
+    code = disassembly(arm.fw.elf, "et_dot")
+    assert "smlad" in code and "sxtb16" in code and "uxtb16" in code
+    c = make_backend("c", model, cfg)
+    assert train(arm, xs, ys) == train(c, xs, ys)
+    assert arm.weights_sha256() == c.weights_sha256()
+    assert [arm.predict(x) for x in xs] == [c.predict(x) for x in xs]
+
+
 @needs_unicorn
 def test_nvm_programs_go_through_the_region_accounting(fw_dir):
     """Same device operations and bytes as the C backend over an emulated region of the same map."""

@@ -208,10 +208,7 @@ et_status_t et_prng_next_u32(et_prng_t *prng, uint32_t *out)
     if (prng == NULL || out == NULL || prng->state == 0) {
         return ET_ERR_ARG;
     }
-    s = prng->state;
-    s ^= s << 13;
-    s ^= s >> 17;
-    s ^= s << 5;
+    s = et_xorshift32_inline(prng->state);
     prng->state = s;
     *out = s;
     return ET_OK;

@@ -63,4 +63,13 @@ static inline int64_t et_saturate_s64_inline(int64_t x, int64_t lo, int64_t hi)
     return x;
 }
 
+/* One xorshift32 step of et_prng_next_u32 (state != 0): the next state, which is also the draw. */
+static inline uint32_t et_xorshift32_inline(uint32_t s)
+{
+    s ^= s << 13;
+    s ^= s >> 17;
+    s ^= s << 5;
+    return s;
+}
+
 #endif /* EDGETRAIN_FIXED_INLINE_H */

@@ -3,6 +3,7 @@
  */
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_maxnorm.h"
+#include "maxnorm_inline.h"
 
 #define ET_UFLOAT_EXP_LIMIT (INT32_C(1) << 24)
 #define ET_MAXNORM_EXP_LIMIT (INT32_C(1) << 20)
@@ -168,4 +169,78 @@ et_status_t et_maxnorm_scale(int64_t x, int32_t x_exp, uint32_t factor, int32_t 
     }
     *out = et_saturate_s64(quot, f.qmin, f.qmax);
     return ET_OK;
+}
+
+et_status_t et_maxnorm_scaler_init(et_maxnorm_scaler_t *sc, int32_t x_exp, uint32_t factor, int32_t factor_exp,
+                                   et_ufloat_t divisor, int fmt, uint64_t xmax)
+{
+    et_format_t f;
+    int64_t s;
+    uint64_t lim;
+    uint64_t xneed;
+    uint64_t from;
+    if (sc == NULL) {
+        return ET_ERR_ARG;
+    }
+    sc->bias = 0;
+    sc->mul = 0;
+    sc->factor = factor;
+    sc->den = 0;
+    sc->recip = 0;
+    sc->xmax = 0;
+    sc->sat_from = 0;
+    sc->lshift = 0;
+    sc->rshift = 0;
+    sc->fast = 0;
+    sc->wide = 0;
+    sc->qmin = 0;
+    sc->qmax = 0;
+    sc->x_exp = x_exp;
+    sc->factor_exp = factor_exp;
+    sc->divisor = divisor;
+    sc->fmt = fmt;
+    if (et_format_get(fmt, &f) != ET_OK || f.bits > 32 || divisor.mant < (UINT32_C(1) << 30) ||
+        divisor.mant >= (UINT32_C(1) << 31) || factor >= (UINT32_C(1) << 31) || x_exp < -ET_MAXNORM_EXP_LIMIT ||
+        x_exp > ET_MAXNORM_EXP_LIMIT || factor_exp < -ET_MAXNORM_EXP_LIMIT || factor_exp > ET_MAXNORM_EXP_LIMIT) {
+        return ET_OK; /* et_maxnorm_scale decides (and rejects) at apply */
+    }
+    s = (int64_t)x_exp + factor_exp - divisor.exp - f.lsb_exp;
+    if (s < -32 || s > 61) {
+        return ET_OK; /* every non-zero quotient is 0, or every one saturates: et_maxnorm_scale is quick */
+    }
+    sc->qmin = f.qmin;
+    sc->qmax = f.qmax;
+    sc->wide = (uint8_t)(f.qmin <= -(INT64_C(1) << 31) + 1 && f.qmax >= (INT64_C(1) << 31) - 1);
+    sc->xmax = (uint32_t)(xmax < (UINT64_C(1) << 31) - 1 ? xmax : (UINT64_C(1) << 31) - 1);
+    sc->den = 2 * divisor.mant;
+    sc->recip = (uint32_t)(UINT64_MAX / sc->den - (UINT64_C(1) << 32));
+    lim = (uint64_t)sc->den << 31; /* q >= 2^31 <=> y >= lim */
+    if (s >= 0) {
+        sc->lshift = (uint8_t)(s + 1);
+        sc->bias = divisor.mant;
+        /* y = X * 2^lshift + mant >= lim <=> X >= ceil((lim - mant) / 2^lshift), X = |x| * factor */
+        xneed = ((lim - divisor.mant) + ((UINT64_C(1) << sc->lshift) - 1u)) >> sc->lshift;
+    } else {
+        sc->lshift = 1;
+        sc->rshift = (uint8_t)(-s);
+        sc->bias = (uint64_t)divisor.mant << (-s);
+        /* y >= lim <=> 2X + bias >= lim * 2^rshift; 2X + bias < 2^64 <= lim * 4 */
+        xneed = s == -1 ? lim - divisor.mant : UINT64_MAX;
+    }
+    from = factor == 0 ? UINT64_MAX : xneed / factor + (xneed % factor != 0);
+    sc->sat_from = (uint32_t)(from < (uint64_t)sc->xmax + 1 ? from : (uint64_t)sc->xmax + 1);
+    if (s >= 0 && sc->sat_from > 1) {
+        /* |x| = 1 is in the fast range: factor << lshift <= y(1) < lim < 2^63 */
+        sc->mul = (uint64_t)factor << sc->lshift;
+    }
+    sc->fast = 1;
+    return ET_OK;
+}
+
+et_status_t et_maxnorm_scaler_apply(const et_maxnorm_scaler_t *sc, int64_t x, int64_t *out)
+{
+    if (sc == NULL || out == NULL) {
+        return ET_ERR_ARG;
+    }
+    return et_maxnorm_scaler_apply_inline(sc, x, out);
 }

@@ -6,6 +6,7 @@
 #include "edgetrain/et_crc.h"
 #include "edgetrain/et_layers.h"
 #include "clip_internal.h"
+#include "maxnorm_inline.h"
 #include "train_internal.h"
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -562,23 +563,36 @@ static int32_t et_fine_exp(int32_t exp)
 }
 
 /*
- * Smallest |x| in 1..xmax whose fine scale (above) is non-zero, or xmax + 1
- * when there is none. The scale is odd and monotone in x, so every |x| below
- * the threshold scales to 0: skipping the division for them is exact.
+ * The fine scale (above) of a layer's gradient cells, worth 2^exp, under the
+ * max-norm divisor div, for |g| <= xmax: et_maxnorm_scale prepared once
+ * (et_maxnorm_scaler_t), so that a cell costs a multiply and a correction
+ * instead of a 64-bit division, with the same result.
  */
-static int64_t et_threshold(const et_train_t *ctx, int64_t xmax, int32_t exp, et_ufloat_t div)
+static void et_fine_scaler(const et_train_t *ctx, et_maxnorm_scaler_t *sc, int32_t exp, et_ufloat_t div,
+                           int64_t xmax)
+{
+    (void)et_maxnorm_scaler_init(sc, et_fine_exp(exp), ctx->config.lr_weight, ctx->config.lr_weight_exp, div,
+                                 ET_FMT_ACC32, (uint64_t)xmax);
+}
+
+/*
+ * Smallest |x| in 1..xmax whose fine scale is non-zero, or xmax + 1 when
+ * there is none. The scale is odd and monotone in x, so every |x| below the
+ * threshold scales to 0: skipping the scale for them is exact.
+ */
+static int64_t et_threshold(const et_maxnorm_scaler_t *sc, int64_t xmax)
 {
     int64_t lo = 1;
     int64_t hi = xmax;
     int64_t q = 0;
-    int32_t fexp = et_fine_exp(exp);
-    (void)et_maxnorm_scale(xmax, fexp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_ACC32, &q);
+    (void)et_maxnorm_scaler_apply_inline(sc, xmax, &q);
     if (q == 0) {
         return xmax + 1;
     }
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        (void)et_maxnorm_scale(mid, fexp, ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_ACC32, &q);
+        q = 0;
+        (void)et_maxnorm_scaler_apply_inline(sc, mid, &q);
         if (q != 0) {
             hi = mid;
         } else {
@@ -590,26 +604,38 @@ static int64_t et_threshold(const et_train_t *ctx, int64_t xmax, int32_t exp, et
 
 /*
  * w - dw saturated to int8, dw the stochastically rounded update of gradient
- * g (above); g = 0 leaves w and draws nothing. *clips += 1 when w - dw was
- * clamped.
+ * g (above) under the fine scaler sc; g = 0 leaves w and draws nothing. The
+ * draw is et_prng_next_u32's, inline on the caller's copy *state of the
+ * context's PRNG state. The scaled v is an ACC32 value, so
+ * floor((v + u) / 2^16) lies in [-2^15, 2^15] and w - dw fits an int32.
+ * *clips += 1 when w - dw was clamped.
  */
-static int8_t et_sgd_cell(et_train_t *ctx, int8_t w, int64_t g, int64_t tmin, int32_t exp, et_ufloat_t div,
-                          uint32_t *clips)
+static inline int8_t et_sgd_cell(uint32_t *state, int8_t w, int32_t g, uint32_t tmin, const et_maxnorm_scaler_t *sc,
+                                 uint32_t *clips)
 {
-    int64_t v = 0;
+    uint32_t a = g < 0 ? 0u - (uint32_t)g : (uint32_t)g;
+    int64_t v;
     uint32_t u;
+    int32_t r;
     if (g == 0) {
         return w;
     }
-    (void)et_prng_next_u32(ctx->prng, &u);
-    if (et_abs64(g) < (uint64_t)tmin) {
+    u = et_xorshift32_inline(*state);
+    *state = u;
+    if (a < tmin) {
         return w; /* v = 0: floor(u / 2^16) = 0 */
     }
-    (void)et_maxnorm_scale(g, et_fine_exp(exp), ctx->config.lr_weight, ctx->config.lr_weight_exp, div, ET_FMT_ACC32, &v);
+    if (sc->fast && a <= sc->xmax) {
+        v = et_maxnorm_scaler_fast_inline(sc, a, g < 0);
+    } else {
+        int64_t t = 0;
+        (void)et_maxnorm_scale(g, sc->x_exp, sc->factor, sc->factor_exp, sc->divisor, sc->fmt, &t);
+        v = t;
+    }
     v = (v + (int64_t)(u >> (32 - ET_SGD_DITHER_BITS))) >> ET_SGD_DITHER_BITS; /* floor: arithmetic shift */
-    v = (int64_t)w - v;
-    *clips += (uint32_t)(v < INT8_MIN) | (uint32_t)(v > INT8_MAX);
-    return (int8_t)et_saturate_s64(v, INT8_MIN, INT8_MAX);
+    r = (int32_t)w - (int32_t)v;
+    *clips += (uint32_t)(r < INT8_MIN) | (uint32_t)(r > INT8_MAX);
+    return (int8_t)(r < INT8_MIN ? INT8_MIN : (r > INT8_MAX ? INT8_MAX : r));
 }
 
 /*
@@ -721,6 +747,7 @@ static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t 
     int32_t exp = pair->delta_exp + pair->x_exp;
     int64_t tmin;
     et_ufloat_t div;
+    et_maxnorm_scaler_t sc;
     uint32_t o;
     uint32_t j;
     uint32_t clips = 0;
@@ -739,18 +766,22 @@ static et_status_t et_sgd_pair(void *user, uint16_t layer, const et_grad_pair_t 
     if ((st = et_maxnorm_update(rec->mn_weight, (uint64_t)dmax * (uint64_t)xmax, exp, &div)) != ET_OK) {
         return st;
     }
-    tmin = et_threshold(ctx, (int64_t)dmax * xmax, exp, div);
+    et_fine_scaler(ctx, &sc, exp, div, (int64_t)dmax * xmax);
+    tmin = et_threshold(&sc, (int64_t)dmax * xmax);
     for (o = 0; o < pair->n; o++) {
         int32_t d = pair->delta[o];
         const int8_t *w = rec->weights + o * pair->m;
+        int8_t *row = ctx->row;
+        uint32_t state = ctx->prng->state;
         int changed = 0;
         if (d == 0) {
             continue;
         }
         for (j = 0; j < pair->m; j++) {
-            ctx->row[j] = et_sgd_cell(ctx, w[j], (int64_t)d * pair->x[j], tmin, exp, div, &clips);
-            changed |= ctx->row[j] != w[j];
+            row[j] = et_sgd_cell(&state, w[j], d * pair->x[j], (uint32_t)tmin, &sc, &clips); /* |d x| < 2^23 */
+            changed |= row[j] != w[j];
         }
+        ctx->prng->state = state;
         et_clip_add(&rec->clips.weight, clips); /* once per row */
         clips = 0;
         if (changed && (st = et_train_write_rows(ctx, layer, o, 1, ctx->row)) != ET_OK) {
@@ -771,6 +802,7 @@ static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *i
     uint64_t gmax = 0;
     int64_t tmin;
     et_ufloat_t div;
+    et_maxnorm_scaler_t sc;
     uint32_t o;
     uint32_t j;
     uint32_t clips = 0;
@@ -788,15 +820,19 @@ static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *i
     if ((st = et_maxnorm_update(rec->mn_weight, gmax, exp, &div)) != ET_OK) {
         return st;
     }
-    tmin = et_threshold(ctx, (int64_t)gmax, exp, div);
+    et_fine_scaler(ctx, &sc, exp, div, (int64_t)gmax);
+    tmin = et_threshold(&sc, (int64_t)gmax);
     for (o = 0; o < n; o++) {
         const int8_t *w = rec->weights + o * m;
         const int32_t *g = ctx->dw + o * m;
+        int8_t *row = ctx->row;
+        uint32_t state = ctx->prng->state;
         int changed = 0;
         for (j = 0; j < m; j++) {
-            ctx->row[j] = et_sgd_cell(ctx, w[j], g[j], tmin, exp, div, &clips);
-            changed |= ctx->row[j] != w[j];
+            row[j] = et_sgd_cell(&state, w[j], g[j], (uint32_t)tmin, &sc, &clips); /* tmin <= gmax + 1 <= 2^31 + 1 */
+            changed |= row[j] != w[j];
         }
+        ctx->prng->state = state;
         et_clip_add(&rec->clips.weight, clips); /* once per row */
         clips = 0;
         if (changed && (st = et_train_write_rows(ctx, i, o, 1, ctx->row)) != ET_OK) {

@@ -70,4 +70,49 @@ et_status_t et_maxnorm_update(et_maxnorm_t *mn, uint64_t max_abs, int32_t exp, e
 et_status_t et_maxnorm_scale(int64_t x, int32_t x_exp, uint32_t factor, int32_t factor_exp,
                              et_ufloat_t divisor, int fmt, int64_t *out);
 
+/*
+ * et_maxnorm_scale prepared for one (x_exp, factor, factor_exp, divisor, fmt)
+ * and many x: et_maxnorm_scaler_apply gives exactly et_maxnorm_scale's status
+ * and *out for every x, without a division for 1 <= |x| <= xmax. With
+ * s = x_exp + factor_exp - divisor.exp - lsb_exp(fmt), the magnitude is
+ * q = floor(y / den), den = 2 * divisor.mant and
+ * y = ((|x| * factor << lshift) + bias) >> rshift (s >= 0: lshift = s + 1,
+ * bias = mant, rshift = 0, computed as |x| * (factor << lshift) + bias; s < 0: lshift = 1, rshift = -s, bias = mant << -s),
+ * which is round(|x| * factor * 2^s / mant) with ties away from zero. q comes
+ * from the 33-bit reciprocal 2^32 + recip of den and one exact remainder
+ * correction; |x| >= sat_from saturates (q >= 2^31). Arguments for which
+ * this does not hold (fast = 0), and |x| > xmax, take et_maxnorm_scale itself.
+ */
+typedef struct {
+    uint64_t bias;
+    uint64_t mul;       /* s >= 0: factor << lshift, so that y = |x| * mul + bias */
+    uint32_t factor;
+    uint32_t den;
+    uint32_t recip;
+    uint32_t xmax;
+    uint32_t sat_from;
+    uint8_t lshift;
+    uint8_t rshift;
+    uint8_t fast;
+    uint8_t wide;       /* qmin <= -(2^31 - 1) and qmax >= 2^31 - 1: no q < 2^31 saturates */
+    int64_t qmin;
+    int64_t qmax;
+    int32_t x_exp;
+    int32_t factor_exp;
+    et_ufloat_t divisor;
+    int fmt;
+} et_maxnorm_scaler_t;
+
+/*
+ * Prepare *sc (xmax: the largest |x| the caller will pass; larger |x| still
+ * give et_maxnorm_scale's answer, by et_maxnorm_scale). Arguments that
+ * et_maxnorm_scale rejects are kept for it to reject at apply.
+ * ET_ERR_ARG only for sc == NULL.
+ */
+et_status_t et_maxnorm_scaler_init(et_maxnorm_scaler_t *sc, int32_t x_exp, uint32_t factor, int32_t factor_exp,
+                                   et_ufloat_t divisor, int fmt, uint64_t xmax);
+
+/* et_maxnorm_scale(x, <sc's arguments>, out), exactly. ET_ERR_ARG for NULL pointers. */
+et_status_t et_maxnorm_scaler_apply(const et_maxnorm_scaler_t *sc, int64_t x, int64_t *out);
+
 #endif /* EDGETRAIN_ET_MAXNORM_H */
