@@ -56,7 +56,8 @@ CFLAGS = ["-O3", "-fPIC", "-std=gnu99"]
 LR = 0.01
 # What callgrind counts on the AIfES side: their whole training step on one batch (zero the gradients,
 # forward, loss, backward, update). The driver's train_one around it only builds two tensor headers;
-# callgrind does not name functions entered from libffi's call trampoline, so it cannot toggle there.
+# callgrind (3.19 here) shows the driver's own functions, called through ctypes, as bare addresses, so
+# --toggle-collect=train_one would count nothing.
 AIFES_STEP = "aialgo_train_model"
 
 # The driver: edgetrain's code, compiled against the user's AIfES headers. Parameter and training
