@@ -167,12 +167,18 @@ def _worker(spec: str) -> None:
 # ---- callgrind ---------------------------------------------------------------------------------
 
 
-def callgrind_costs(spec: dict, toggle: str) -> dict[str, int]:
-    """Inclusive instruction counts per function (clone suffixes stripped) of one worker run."""
+def callgrind_costs(spec: dict, toggle: str, argv: list[str] | None = None) -> dict[str, int]:
+    """Inclusive instruction counts per function (clone suffixes stripped) of one worker run.
+
+    The worker is ``_worker`` here, or the program ``argv`` given the spec as JSON in one more argument
+    (bench/vs_aifes.py counts its own workloads this way)."""
+    if argv is None:
+        argv = [sys.executable, "-c", f"from edgetrain.commands.bench import _worker; _worker({json.dumps(json.dumps(spec))})"]
+    else:
+        argv = [*argv, json.dumps(spec)]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--toggle-collect={toggle}",
-               sys.executable, "-c", f"from edgetrain.commands.bench import _worker; _worker({json.dumps(json.dumps(spec))})"]
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", f"--toggle-collect={toggle}", *argv]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)], check=True,
                               capture_output=True, text=True).stdout
@@ -185,10 +191,10 @@ def callgrind_costs(spec: dict, toggle: str) -> dict[str, int]:
     return costs
 
 
-def per_unit(spec: dict, toggle: str, count: int) -> dict[str, float]:
+def per_unit(spec: dict, toggle: str, count: int, argv: list[str] | None = None) -> dict[str, float]:
     """Instructions per unit (term or sample): the difference of runs with count and 2 count units."""
-    a = callgrind_costs(dict(spec, count=count), toggle)
-    b = callgrind_costs(dict(spec, count=2 * count), toggle)
+    a = callgrind_costs(dict(spec, count=count), toggle, argv)
+    b = callgrind_costs(dict(spec, count=2 * count), toggle, argv)
     return {k: (b[k] - a.get(k, 0)) / count for k in b}
 
 
