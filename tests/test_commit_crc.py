@@ -188,3 +188,41 @@ def test_worn_cells_record_crc_describes_what_the_cells_hold(tech):
     assert worn_seen > 0 and region.totals()["cells_worn"] > 0
     area.open()
     assert area.stats()["crc_fallbacks"] == 0
+
+
+@pytest.mark.parametrize("tech", ["rram", "flash"])
+def test_cells_changed_behind_the_commit_are_carried_over_after_a_refresh(tech):
+    """Drift changes the active cells without the HAL; after et_commit_refresh the next commit carries
+    them over (as a whole-bank commit always did) and its record CRC describes the cells."""
+    model, region, area = make(tech)
+    fc = area.layers[-1]
+    rng = np.random.default_rng(9)
+    w = area.active(fc).copy()
+    for _ in range(3):
+        w, rows = sparse_rows(rng, w, w.shape[0])
+        area.commit(fc, w, rows=rows)
+    info = area.info(fc)
+    bank = info["bank_offset"]["AB".index(info["active"])]
+    flat = region.mem[bank:bank + w.size].view(np.int8)
+    hit = [1, w.size // 2, w.size - 1]
+    flat[hit] ^= 0x21  # "drift": a few active cells change behind the protocol's back
+    drifted = area.active(fc).copy()
+    assert lib.et_commit_refresh(area.c, fc) == ET_OK
+    new = drifted.copy()
+    new[0] += 1
+    area.commit(fc, new, rows=[(0, 1)])
+    assert np.array_equal(area.active(fc), new)  # the drifted cells outside row 0 came along
+    assert head_record_crc_matches_cells(area, region, fc)
+    area.open()
+    assert np.array_equal(area.active(fc), new) and area.stats()["crc_fallbacks"] == 0
+
+
+def test_refresh_arguments_and_state():
+    model, region, area = make("rram")
+    fc = area.layers[-1]
+    assert lib.et_commit_refresh(ffi.NULL, fc) == lib.ET_ERR_ARG
+    assert lib.et_commit_refresh(area.c, 0x7F) == lib.ET_ERR_ARG
+    assert lib.et_commit_refresh(area.c, fc) == ET_OK  # factory image active: nothing to re-read
+    assert lib.et_commit_begin(area.c, fc) == ET_OK
+    assert lib.et_commit_refresh(area.c, fc) == lib.ET_ERR_STATE
+    assert lib.et_commit_abort(area.c, fc) == ET_OK

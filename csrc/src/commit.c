@@ -404,6 +404,22 @@ et_status_t et_commit_tensor_info(const et_commit_t *c, uint16_t tensor, et_comm
     return ET_OK;
 }
 
+et_status_t et_commit_refresh(et_commit_t *c, uint16_t tensor)
+{
+    et_commit_tensor_t *t = et_tensor_of(c, tensor);
+    if (t == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (c->busy && c->busy_slot == et_slot_of(c, tensor)) {
+        return ET_ERR_STATE;
+    }
+    if (t->active != ET_COMMIT_FACTORY) {
+        t->crc = et_crc32_update(0, c->nvm->base + t->bank_offset[t->active], t->bytes);
+    }
+    t->known = 0;
+    return ET_OK;
+}
+
 et_status_t et_commit_get_stats(const et_commit_t *c, et_commit_stats_t *stats)
 {
     if (c == NULL || stats == NULL) {

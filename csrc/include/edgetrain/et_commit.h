@@ -221,6 +221,18 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t tensor);
 /* Drop an open commit of `tensor`; the old contents stay active. ET_ERR_STATE if none is open. */
 et_status_t et_commit_abort(et_commit_t *c, uint16_t tensor);
 
+/*
+ * The active cells of `tensor` were changed outside the commit (device physics
+ * such as drift, a scrub, a test): take the active bank's CRC anew from its
+ * cells, and let the next commit compare the whole bank so that it carries the
+ * changed cells over as a commit always did. Otherwise a commit trusts the
+ * active bank to hold what its record describes (it derives the new CRC from
+ * the record's and skips chunks known to be equal). Reads the bank once.
+ * ET_ERR_ARG for NULL or an id that names no tensor; ET_ERR_STATE while a
+ * commit of that tensor is open.
+ */
+et_status_t et_commit_refresh(et_commit_t *c, uint16_t tensor);
+
 /* Copy the protocol's counters. ET_ERR_ARG for NULL. */
 et_status_t et_commit_get_stats(const et_commit_t *c, et_commit_stats_t *stats);
 
