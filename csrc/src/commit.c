@@ -458,6 +458,15 @@ static et_status_t et_program(et_commit_t *c, uint32_t offset, const uint8_t *da
     return c->nvm->program(c->nvm, offset, data, len);
 }
 
+/* 1 when the first byte in memory is the lowest of a loaded word (a constant after optimisation). */
+static int et_little_endian(void)
+{
+    const uint16_t one = 1;
+    uint8_t first;
+    memcpy(&first, &one, 1);
+    return first == 1;
+}
+
 /* The length of the common prefix of a and b (at most len), compared eight bytes at a time. */
 static uint32_t et_same_prefix(const uint8_t *a, const uint8_t *b, uint32_t len)
 {
@@ -468,7 +477,19 @@ static uint32_t et_same_prefix(const uint8_t *a, const uint8_t *b, uint32_t len)
         memcpy(&wa, a + i, 8); /* memcpy: any alignment; compilers emit plain loads */
         memcpy(&wb, b + i, 8);
         if (wa != wb) {
-            break;
+            if (et_little_endian()) { /* the first differing byte is the lowest non-zero byte of wa ^ wb */
+                uint64_t x = wa ^ wb;
+                if ((x & 0xFFFFFFFFu) == 0) {
+                    i += 4;
+                    x >>= 32;
+                }
+                if ((x & 0xFFFFu) == 0) {
+                    i += 2;
+                    x >>= 16;
+                }
+                return (x & 0xFFu) == 0 ? i + 1 : i;
+            }
+            break; /* other byte orders: byte by byte below */
         }
     }
     while (i < len && a[i] == b[i]) {
