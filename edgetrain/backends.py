@@ -367,8 +367,18 @@ class CBackend(Backend):
         commit = ffi.new("const et_commit_t **")
         call("et_train_commit", self.ctx, commit)
         self.commit = commit[0]
+        self._touched: set[int] = set()  # layers whose active cells were handed out writable
+
+    def _refresh_touched(self) -> None:
+        """Cells handed out writable (stored_weights: drift) may have changed behind the commit: let it
+        re-read them (et_commit_refresh) before the next write, so that it carries them over."""
+        for layer in sorted(self._touched):
+            self._call("et_commit_refresh", self._ffi.cast("et_commit_t *", self.commit), layer)
+        self._touched.clear()
 
     def _step(self, x, label):
+        if self._touched:
+            self._refresh_touched()
         buf = self._ffi.from_buffer("uint8_t[]", x)
         try:
             self._call("et_train_step", self.ctx, buf, len(x), label, self._result)
@@ -388,6 +398,8 @@ class CBackend(Backend):
         return int(self._result.predicted)
 
     def _checkpoint(self):
+        if self._touched:
+            self._refresh_touched()
         try:
             self._call("et_train_checkpoint", self.ctx)
         finally:
@@ -411,6 +423,7 @@ class CBackend(Backend):
     def _stored(self, layer: int):
         ptr = self._ffi.new("const int8_t **")
         self._call("et_commit_active_tensor", self.commit, layer, ptr)
+        self._touched.add(layer)
         n = self.model.layers[layer].weights.size
         offset = int(self._ffi.cast("uintptr_t", ptr[0])) - int(self._ffi.cast("uintptr_t", self.cm.mem))
         if self.cm.region is not None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgetrain.errors import ArgumentError
+from edgetrain.core import lib
+from edgetrain.errors import ArgumentError, raise_for_status
 from edgetrain.physics import DRIFT_KINDS, EVERY, P0, SIGMA0, analog_drift, digital_drift
 
 __all__ = ["EVERY", "P0", "SIGMA0", "analog_drift", "digital_drift", "active_weight_views", "drift_active_weights"]
@@ -35,4 +36,8 @@ def drift_active_weights(area, kind: str, rng: np.random.Generator, **kw) -> int
     fn = DRIFT_KINDS.get(kind)
     if fn is None:
         raise ArgumentError(f"drift kind must be 'analog' or 'digital', got {kind!r}")
-    return sum(fn(w, rng, stuck=s, **kw) for w, s in active_weight_views(area).values())
+    views = active_weight_views(area)
+    changed = sum(fn(w, rng, stuck=s, **kw) for w, s in views.values())
+    for layer in views:  # the cells changed behind the commit: it re-reads them before the next commit
+        raise_for_status(lib.et_commit_refresh(area.c, layer), f"et_commit_refresh({layer})")
+    return changed

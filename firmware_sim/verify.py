@@ -49,7 +49,8 @@ class AtomicCommit:
         self.area.commit(tensor, new, rows)
 
     def save_state(self) -> bytes:
-        """The commit handle's bytes (placement, active banks, sequence numbers; no pointers change)."""
+        """The commit handle's bytes (placement, active banks, sequence numbers, chunks known equal; no pointers
+        change)."""
         return bytes(ffi.buffer(self.area.c))
 
     def load_state(self, state: bytes) -> None:

@@ -258,6 +258,10 @@ static void et_recover_tensor(et_commit_t *c, et_commit_tensor_t *t)
     t->active_slot = -1;
     t->active = ET_COMMIT_FACTORY;
     t->seq = 0;
+    t->crc = 0;
+    t->known = 0; /* what the inactive bank holds is not known after a restart */
+    t->dirty[0] = 0;
+    t->dirty[1] = 0;
     for (s = 0; s < t->ring_slots; s++) {
         uint32_t seq;
         uint8_t bank;
@@ -292,6 +296,7 @@ static void et_recover_tensor(et_commit_t *c, et_commit_tensor_t *t)
             t->active = best_bank;
             t->active_slot = best_slot;
             t->seq = best;
+            t->crc = best_crc;
             return;
         }
         c->stats.crc_fallbacks += 1;
@@ -399,6 +404,22 @@ et_status_t et_commit_tensor_info(const et_commit_t *c, uint16_t tensor, et_comm
     return ET_OK;
 }
 
+et_status_t et_commit_refresh(et_commit_t *c, uint16_t tensor)
+{
+    et_commit_tensor_t *t = et_tensor_of(c, tensor);
+    if (t == NULL) {
+        return ET_ERR_ARG;
+    }
+    if (c->busy && c->busy_slot == et_slot_of(c, tensor)) {
+        return ET_ERR_STATE;
+    }
+    if (t->active != ET_COMMIT_FACTORY) {
+        t->crc = et_crc32_update(0, c->nvm->base + t->bank_offset[t->active], t->bytes);
+    }
+    t->known = 0;
+    return ET_OK;
+}
+
 et_status_t et_commit_get_stats(const et_commit_t *c, et_commit_stats_t *stats)
 {
     if (c == NULL || stats == NULL) {
@@ -420,11 +441,30 @@ static et_status_t et_hal_result(et_commit_t *c, et_status_t st)
     return st;
 }
 
+/* The same for a program or erase of the target bank: a worn report there also means the cells may
+ * not hold what was streamed, so the commit takes its CRC from the cells (et_commit_end). */
+static et_status_t et_bank_result(et_commit_t *c, et_status_t st)
+{
+    if (st == ET_ERR_WORN) {
+        c->bank_worn = 1;
+    }
+    return et_hal_result(c, st);
+}
+
 static et_status_t et_program(et_commit_t *c, uint32_t offset, const uint8_t *data, uint32_t len)
 {
     c->stats.program_ops += 1;
     c->stats.bytes_programmed += len;
     return c->nvm->program(c->nvm, offset, data, len);
+}
+
+/* 1 when the first byte in memory is the lowest of a loaded word (a constant after optimisation). */
+static int et_little_endian(void)
+{
+    const uint16_t one = 1;
+    uint8_t first;
+    memcpy(&first, &one, 1);
+    return first == 1;
 }
 
 /* The length of the common prefix of a and b (at most len), compared eight bytes at a time. */
@@ -437,7 +477,19 @@ static uint32_t et_same_prefix(const uint8_t *a, const uint8_t *b, uint32_t len)
         memcpy(&wa, a + i, 8); /* memcpy: any alignment; compilers emit plain loads */
         memcpy(&wb, b + i, 8);
         if (wa != wb) {
-            break;
+            if (et_little_endian()) { /* the first differing byte is the lowest non-zero byte of wa ^ wb */
+                uint64_t x = wa ^ wb;
+                if ((x & 0xFFFFFFFFu) == 0) {
+                    i += 4;
+                    x >>= 32;
+                }
+                if ((x & 0xFFFFu) == 0) {
+                    i += 2;
+                    x >>= 16;
+                }
+                return (x & 0xFFu) == 0 ? i + 1 : i;
+            }
+            break; /* other byte orders: byte by byte below */
         }
     }
     while (i < len && a[i] == b[i]) {
@@ -479,7 +531,7 @@ static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_
         u -= u % pu; /* the unit holding the first difference */
         run = u + pu;
         run += et_differ_prefix(cur + run, src + run, len - run, pu);
-        st = et_hal_result(c, et_program(c, offset + u, src + u, run - u));
+        st = et_bank_result(c, et_program(c, offset + u, src + u, run - u));
         if (st != ET_OK) {
             return st;
         }
@@ -516,7 +568,7 @@ static et_status_t et_flush(et_commit_t *c, const uint8_t *src, uint32_t len)
         }
         if (!reachable) {
             c->stats.erase_ops += 1;
-            st = et_hal_result(c, c->nvm->erase(c->nvm, base + p, eu));
+            st = et_bank_result(c, c->nvm->erase(c->nvm, base + p, eu));
             if (st != ET_OK) {
                 return st;
             }
@@ -569,15 +621,77 @@ static et_status_t et_feed(et_commit_t *c, const uint8_t *src, uint32_t n)
     return ET_OK;
 }
 
-/* Feed the active tensor's bytes [next_byte, upto): the rows the caller did not give. */
+/* Rows per dirty-tracking chunk: a tensor's rows are tracked in at most 64 chunks. */
+static uint32_t et_chunk_rows(const et_commit_tensor_t *t)
+{
+    return (t->rows + 63u) / 64u;
+}
+
+static uint32_t et_chunk_dirty(const et_commit_tensor_t *t, uint32_t k)
+{
+    return (t->dirty[k >> 5] >> (k & 31u)) & 1u;
+}
+
+/* Pass over n bytes of the active tensor (src) at next_byte in which the target bank already holds
+ * the active bank's bytes: the stage is completed with them, whole stages are skipped without reading
+ * (flushing them would find nothing to program or erase), and the rest is staged as usual. */
+static et_status_t et_skip(et_commit_t *c, const uint8_t *src, uint32_t n)
+{
+    uint32_t whole;
+    et_status_t st;
+    if (c->stage_fill > 0) {
+        uint32_t take = c->stage_size - c->stage_fill;
+        take = take < n ? take : n;
+        if ((st = et_feed(c, src, take)) != ET_OK) {
+            return st;
+        }
+        src += take;
+        n -= take;
+    }
+    if (c->stage_fill == 0) {
+        whole = n - n % c->stage_size;
+        c->stage_pos += whole;
+        c->next_byte += whole;
+        src += whole;
+        n -= whole;
+    }
+    return et_feed(c, src, n);
+}
+
+/* Feed the active tensor's bytes [next_byte, upto): the rows the caller did not give. When the target
+ * bank is known to equal the active one outside the chunks the last commit was given, only those
+ * chunks are compared; the others are skipped. */
 static et_status_t et_feed_active(et_commit_t *c, const et_commit_tensor_t *t, uint32_t upto)
 {
     const uint8_t *src = et_active_bytes(c, t);
-    return et_feed(c, src + c->next_byte, upto - c->next_byte);
+    uint32_t chunk_bytes = et_chunk_rows(t) * t->row_bytes;
+    if (!t->known) {
+        return et_feed(c, src + c->next_byte, upto - c->next_byte);
+    }
+    while (c->next_byte < upto) {
+        uint32_t k = c->next_byte / chunk_bytes;
+        uint32_t dirty = et_chunk_dirty(t, k);
+        uint64_t end = (uint64_t)(k + 1u) * chunk_bytes;
+        et_status_t st;
+        while (end < upto && et_chunk_dirty(t, (uint32_t)(end / chunk_bytes)) == dirty) {
+            end += chunk_bytes;
+        }
+        if (end > upto) {
+            end = upto;
+        }
+        st = dirty ? et_feed(c, src + c->next_byte, (uint32_t)end - c->next_byte)
+                   : et_skip(c, src + c->next_byte, (uint32_t)end - c->next_byte);
+        if (st != ET_OK) {
+            return st;
+        }
+    }
+    return ET_OK;
 }
 
+/* An abandoned commit: the target bank holds an unknown mix, so the next commit compares all of it. */
 static et_status_t et_fail(et_commit_t *c, et_status_t st)
 {
+    c->tensors[c->busy_slot].known = 0;
     c->busy = 0;
     return st;
 }
@@ -665,6 +779,12 @@ et_status_t et_commit_begin(et_commit_t *c, uint16_t tensor)
     c->next_byte = 0;
     c->stage_fill = 0;
     c->stage_pos = 0;
+    c->derive = t->active != ET_COMMIT_FACTORY; /* the factory image's CRC is not at hand */
+    c->bank_worn = 0;
+    c->given[0] = 0;
+    c->given[1] = 0;
+    c->dreg = 0;
+    c->dpos = 0;
     return ET_OK;
 }
 
@@ -692,6 +812,24 @@ et_status_t et_commit_rows(et_commit_t *c, uint16_t tensor, uint32_t first_row, 
     start = (uint64_t)first_row * t->row_bytes;
     if ((rows == NULL && n_rows > 0) || first_row > t->rows || n_rows > t->rows - first_row || start < c->next_byte) {
         return ET_ERR_ARG;
+    }
+    if (n_rows > 0) {
+        uint32_t per = et_chunk_rows(t);
+        uint32_t k;
+        uint32_t len = n_rows * t->row_bytes;
+        for (k = first_row / per; k <= (first_row + n_rows - 1u) / per; k++) {
+            c->given[k >> 5] |= 1u << (k & 31u);
+        }
+        if (c->derive) {
+            /* Register of (new XOR active) so far: carried over the unchanged bytes since dpos, then
+             * extended by these rows' difference (et_commit_end turns it into the new bank's CRC). */
+            uint32_t x = c->dreg;
+            (void)et_crc32_combine(&x, 0, (uint32_t)start - c->dpos);
+            x = ~x;
+            (void)et_crc32_xor(&x, (const uint8_t *)rows, et_active_bytes(c, t) + start, len);
+            c->dreg = ~x;
+            c->dpos = (uint32_t)start + len;
+        }
     }
     st = et_feed_active(c, t, (uint32_t)start);
     if (st == ET_OK) {
@@ -729,7 +867,17 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t tensor)
             return et_fail(c, st);
         }
     }
-    crc = et_crc32_update(0, c->nvm->base + t->bank_offset[c->target], t->bytes);
+    if (c->derive && !c->bank_worn) {
+        /* Every target byte now holds what was streamed: the active bank's bytes outside the given
+         * rows. CRC-32 is affine, so for equal lengths crc(new) = crc(active) XOR the register of
+         * (new XOR active), which is zero outside the given rows: no pass over the bank. */
+        crc = c->dreg;
+        (void)et_crc32_combine(&crc, 0, t->bytes - c->dpos);
+        crc ^= t->crc;
+    } else {
+        /* From the factory image, or after a worn report: the CRC of what the cells hold. */
+        crc = et_crc32_update(0, c->nvm->base + t->bank_offset[c->target], t->bytes);
+    }
     rec = c->stage; /* free after the last flush; at least record_bytes long */
     memset(rec, c->nvm->erase_unit != 0 ? c->nvm->erased_value : 0xFF, c->record_bytes);
     et_put_u32(rec, t->next_seq);
@@ -743,6 +891,12 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t tensor)
     if (st != ET_OK) {
         return et_fail(c, st);
     }
+    /* The bank just left holds the previous version, which the new one equals outside the given
+     * chunks, unless it was the factory image that was active or cells did not take their values. */
+    t->known = (uint8_t)(t->active != ET_COMMIT_FACTORY && !c->bank_worn);
+    t->dirty[0] = c->given[0];
+    t->dirty[1] = c->given[1];
+    t->crc = crc;
     t->active = c->target;
     t->seq = t->next_seq;
     t->next_seq += 1;
@@ -760,6 +914,5 @@ et_status_t et_commit_abort(et_commit_t *c, uint16_t tensor)
     if (st != ET_OK) {
         return st;
     }
-    c->busy = 0;
-    return ET_OK;
+    return et_fail(c, ET_OK); /* bytes of the target bank may have been written */
 }

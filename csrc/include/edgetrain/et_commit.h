@@ -36,11 +36,28 @@
  * newest record's bank, so a power loss before the record lands leaves the
  * old weights, after it the new ones.
  *
+ * The record's bank CRC costs what changed, not the bank: CRC-32 is affine
+ * over GF(2), so for equal lengths crc(new) = crc(active) XOR the CRC register
+ * of (new XOR active) (et_crc32_combine, et_crc32_xor). The active bank's CRC
+ * is known (its record, checked at open), and new XOR active is zero outside
+ * the rows the caller gives, so the commit runs the CRC over the given rows'
+ * difference only and carries the register over the unchanged stretches with
+ * at most 32 GF(2) products each. From the factory image (no record) the CRC
+ * is taken over the written bank.
+ *
+ * The inactive bank is two versions old. The handle remembers, per tensor,
+ * the chunks (rows in at most 64 groups) the last commit was given: outside
+ * them the inactive bank equals the active one, so only the given rows and
+ * those chunks are compared and programmed; the rest is skipped unread (a
+ * skipped stretch would program and erase nothing). After et_commit_open,
+ * after a commit from the factory image, and after an abandoned commit or a
+ * worn report, the next commit of that tensor compares the whole bank.
+ *
  * Cells that fail verify-after-write (the HAL answers ET_ERR_WORN) are
- * counted in the stats and the commit goes on: the record's bank CRC is taken
- * over what the cells hold, so the active tensor is exactly what the NVM
- * holds. A record that does not read back intact is written again to the next
- * ring slot.
+ * counted in the stats and the commit goes on: a commit that met a worn
+ * report on its bank takes the record's bank CRC over what the cells hold, so
+ * the active tensor is exactly what the NVM holds. A record that does not read
+ * back intact is written again to the next ring slot.
  *
  * Usage: et_commit_open once after power-up; per update of tensor T:
  * et_commit_begin(T), et_commit_rows(T, ...) with full new rows in increasing
@@ -64,7 +81,7 @@
 #define ET_COMMIT_MIN_RING 2      /* fewest ring slots asked for */
 #define ET_COMMIT_MAX_RING 1024   /* most ring slots asked for */
 #define ET_COMMIT_PARAMS 0x8000   /* tensor id flag: the layer's parameter tensor (bias or BN block) */
-/* Tensors a handle holds (52 bytes each): 32 by default, i.e. 16 layers with weights and biases, or
+/* Tensors a handle holds (64 bytes each): 32 by default, i.e. 16 layers with weights and biases, or
  * e.g. 10 conv + 10 batch-norm layers. A model with more tensors is refused (ET_ERR_UNSUPPORTED);
  * a firmware may build with another value (at most 254). */
 #ifndef ET_COMMIT_MAX_TENSORS
@@ -89,6 +106,7 @@ typedef struct {
 typedef struct {
     uint16_t id;             /* tensor id: layer index (weights), ET_COMMIT_PARAMS | layer index (parameters) */
     uint8_t active;          /* et_commit_bank_t */
+    uint8_t known;           /* 1: the inactive bank equals the active one outside the `dirty` chunks */
     uint32_t rows;           /* weights: n (output channels); parameters: int16 values */
     uint32_t row_bytes;      /* weights: m (bytes per row); parameters: 2 */
     uint32_t bytes;          /* rows * row_bytes */
@@ -100,6 +118,8 @@ typedef struct {
     uint32_t next_seq;       /* sequence number the next commit writes */
     int32_t head;            /* ring slot of the newest valid record, -1 if none */
     int32_t active_slot;     /* ring slot of the active record, -1 if none */
+    uint32_t crc;            /* CRC-32 of the active bank as its cells hold it (0 while the factory image is active) */
+    uint32_t dirty[2];       /* chunks the last commit was given (bit k of the 64: rows k * ceil(rows / 64) ..) */
 } et_commit_tensor_t;
 
 typedef struct {
@@ -133,6 +153,11 @@ typedef struct {
     uint16_t busy_slot;    /* tensor being committed */
     uint8_t busy;          /* 1 between et_commit_begin and et_commit_end */
     uint8_t target;        /* bank being written */
+    uint8_t derive;        /* 1: the new bank's CRC is derived from the active bank's (a bank is active) */
+    uint8_t bank_worn;     /* 1: a bank program or erase of this commit answered ET_ERR_WORN */
+    uint32_t given[2];     /* chunks of the tensor given rows in this commit */
+    uint32_t dreg;         /* CRC register of (new XOR active) over bytes [0, dpos) */
+    uint32_t dpos;
     et_commit_stats_t stats;
 } et_commit_t;
 
@@ -195,6 +220,18 @@ et_status_t et_commit_end(et_commit_t *c, uint16_t tensor);
 
 /* Drop an open commit of `tensor`; the old contents stay active. ET_ERR_STATE if none is open. */
 et_status_t et_commit_abort(et_commit_t *c, uint16_t tensor);
+
+/*
+ * The active cells of `tensor` were changed outside the commit (device physics
+ * such as drift, a scrub, a test): take the active bank's CRC anew from its
+ * cells, and let the next commit compare the whole bank so that it carries the
+ * changed cells over as a commit always did. Otherwise a commit trusts the
+ * active bank to hold what its record describes (it derives the new CRC from
+ * the record's and skips chunks known to be equal). Reads the bank once.
+ * ET_ERR_ARG for NULL or an id that names no tensor; ET_ERR_STATE while a
+ * commit of that tensor is open.
+ */
+et_status_t et_commit_refresh(et_commit_t *c, uint16_t tensor);
 
 /* Copy the protocol's counters. ET_ERR_ARG for NULL. */
 et_status_t et_commit_get_stats(const et_commit_t *c, et_commit_stats_t *stats);

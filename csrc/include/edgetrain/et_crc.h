@@ -29,4 +29,21 @@
  */
 et_status_t et_crc32(uint32_t *crc, const uint8_t *data, uint32_t len);
 
+/*
+ * Combine: *crc holds crc(a) and becomes crc(a then b), given crc2 = crc(b)
+ * and len2 = the length of b, without reading b (at most 32 GF(2)
+ * polynomial products, whatever len2). CRC-32 is affine over GF(2): for
+ * messages of one length, crc(x XOR y) = crc(x) XOR crc(y) XOR crc(zeros), and
+ * with crc2 = 0 this is the operator that carries a register over len2 zero
+ * bytes. ET_ERR_ARG when crc is NULL (nothing changed).
+ */
+et_status_t et_crc32_combine(uint32_t *crc, uint32_t crc2, uint32_t len2);
+
+/*
+ * Extend a running CRC-32 like et_crc32 by the len bytes a[i] XOR b[i], without
+ * forming them: the CRC of the difference of two buffers. ET_ERR_ARG when crc
+ * is NULL or a or b is NULL with len > 0 (*crc unchanged).
+ */
+et_status_t et_crc32_xor(uint32_t *crc, const uint8_t *a, const uint8_t *b, uint32_t len);
+
 #endif /* EDGETRAIN_ET_CRC_H */
