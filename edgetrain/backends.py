@@ -157,6 +157,9 @@ def c_config(ffi, config: TrainConfig):
     ranks = [int(r) for r in config.lrt_rank]
     if len(ranks) > ref_train.MAX_LAYERS:
         raise ArgumentError(f"lrt_rank has {len(ranks)} entries; a model has at most {ref_train.MAX_LAYERS} layers")
+    if len(config.lrt_truncation) > ref_train.MAX_LAYERS:
+        raise ArgumentError(f"lrt_truncation has {len(config.lrt_truncation)} entries; a model has at most "
+                            f"{ref_train.MAX_LAYERS} layers")
     try:
         return _new_c_config(ffi, config, ranks)
     except (OverflowError, TypeError, ValueError) as exc:
@@ -174,6 +177,8 @@ def _new_c_config(ffi, config: TrainConfig, ranks: list[int]):
         "commit_stage_bytes": config.commit_stage_bytes, "ring_slots": config.ring_slots,
         "lga": {f: int(getattr(config.lga, f)) for f in ref_lga.FIELDS},
         "lga_rank": [int(r) for r in config.lga_rank] + [0] * (ref_train.MAX_LAYERS - len(config.lga_rank)),
+        "lrt_truncation": [int(t) for t in config.lrt_truncation]
+        + [0] * (ref_train.MAX_LAYERS - len(config.lrt_truncation)),
     })
 
 
