@@ -20,9 +20,11 @@ window of W samples (default 5,000):
     nice -n 10 python bench/soak.py --schemes sgd,lrt --seeds 0,1,2 --json bench/out/soak.json
 
 The schemes: sgd (conv gradient summed over the pixels), sgd-pp (per output pixel), bias,
-lrt (the paper's defaults), lrt-biased, lrt-nonorm (max-norm of L and R off), lrt-biased-nonorm.
-`--samples 10000 --window 500` gives the paper's Table 1 metric (the last window: accuracy of
-the last 500 of 10,000) on the augmented stream.
+lrt (the paper's defaults), lrt-biased, lrt-nonorm (max-norm of L and R off), lrt-biased-nonorm,
+and Table 1's mixed rows: lrt-convbiased (conv layers biased, dense unbiased), lrt-densebiased
+(the reverse) and their -nonorm variants. --rank, --batch-conv and --batch-dense change every lrt
+scheme's rank and B. `--samples 10000 --window 500` gives the paper's Table 1 metric (the last
+window: accuracy of the last 500 of 10,000) on the augmented stream.
 Output: JSON, one record per (scheme, seed), plus `last_vs_best`: the last window's
 accuracy minus the best window's.
 """
