@@ -26,9 +26,11 @@ window of W samples (default 5,000):
     nice -n 10 python bench/soak.py --schemes sgd,lrt --seeds 0,1,2 --json bench/out/soak.json
 
 The schemes: sgd (conv gradient summed over the pixels), sgd-pp (per output pixel), bias,
-lrt (the paper's defaults), lrt-biased, lrt-nonorm (max-norm of L and R off), lrt-biased-nonorm.
-`--samples 10000 --window 500` gives the paper's Table 1 metric (the last window: accuracy of
-the last 500 of 10,000) on the augmented stream.
+lrt (the paper's defaults), lrt-biased, lrt-nonorm (max-norm of L and R off), lrt-biased-nonorm,
+and Table 1's mixed rows: lrt-convbiased (conv layers biased, dense unbiased), lrt-densebiased
+(the reverse) and their -nonorm variants. --rank, --batch-conv and --batch-dense change every lrt
+scheme's rank and B. `--samples 10000 --window 500` gives the paper's Table 1 metric (the last
+window: accuracy of the last 500 of 10,000) on the augmented stream.
 Output: JSON, one record per (scheme, seed), plus `last_vs_best`: the last window's
 accuracy minus the best window's.
 """
@@ -39,6 +41,7 @@ import json
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +49,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgetrain.backends import PARAMS, CBackend  # noqa: E402
-from edgetrain.config import OPT_BIAS, OPT_LRT, OPT_SGD, LrtConfig, TrainConfig  # noqa: E402
+from edgetrain.config import (  # noqa: E402
+    OPT_BIAS, OPT_LRT, OPT_SGD, TRUNC_BIASED, TRUNC_UNBIASED, LrtConfig, TrainConfig, kind_truncation,
+    lrt_config_check)
 from edgetrain.data import augment, mnist  # noqa: E402
+from edgetrain.errors import ArgumentError  # noqa: E402
 from edgetrain.model.presets import preset  # noqa: E402
 from edgetrain.tasks import stream_order  # noqa: E402
 
@@ -59,6 +65,13 @@ SCHEMES = {
     "lrt-biased": dict(optimizer=OPT_LRT, lrt=LrtConfig(unbiased=0)),
     "lrt-nonorm": dict(optimizer=OPT_LRT, lrt=LrtConfig(maxnorm=0)),
     "lrt-biased-nonorm": dict(optimizer=OPT_LRT, lrt=LrtConfig(unbiased=0, maxnorm=0)),
+    # Table 1's mixed rows: one layer kind biased, the other unbiased (TrainConfig.lrt_truncation per layer)
+    "lrt-convbiased": dict(optimizer=OPT_LRT, truncation={"conv": TRUNC_BIASED, "dense": TRUNC_UNBIASED}),
+    "lrt-densebiased": dict(optimizer=OPT_LRT, truncation={"conv": TRUNC_UNBIASED, "dense": TRUNC_BIASED}),
+    "lrt-convbiased-nonorm": dict(optimizer=OPT_LRT, lrt=LrtConfig(maxnorm=0),
+                                  truncation={"conv": TRUNC_BIASED, "dense": TRUNC_UNBIASED}),
+    "lrt-densebiased-nonorm": dict(optimizer=OPT_LRT, lrt=LrtConfig(maxnorm=0),
+                                   truncation={"conv": TRUNC_UNBIASED, "dense": TRUNC_BIASED}),
 }
 ORTHO_LEAD = 5  # samples before a window's end at which the accumulators are read (mid-batch for B = 10 and 100)
 BIAS_ONE = 4096  # 1.0 in the bias format (LSB 2^-12)
@@ -126,9 +139,24 @@ def orthogonality(backend: CBackend) -> dict:
     return out
 
 
-def soak(scheme: str, seed: int, samples: int, window: int, images, labels, progress) -> dict:
+def scheme_config(scheme: str, model, seed: int, lrt_overrides: dict) -> TrainConfig:
+    """The TrainConfig of ``scheme`` for ``model``; for lrt schemes, ``lrt_overrides`` (rank, batch_conv, ...)
+    replace its defaults."""
+    kw = dict(SCHEMES[scheme])
+    if kw["optimizer"] == OPT_LRT and lrt_overrides:
+        kw["lrt"] = replace(kw.get("lrt", LrtConfig()), **lrt_overrides)
+    kinds = kw.pop("truncation", None)
+    if kinds:
+        kw["lrt_truncation"] = kind_truncation(model, kinds["conv"], kinds["dense"])
+    return TrainConfig(seed=seed, **kw)
+
+
+def soak(scheme: str, seed: int, samples: int, window: int, images, labels, progress,
+         lrt_overrides: dict | None = None) -> dict:
     model = preset("mcu-cnn", seed)
-    backend = CBackend(model, TrainConfig(seed=seed, **SCHEMES[scheme]))
+    config = scheme_config(scheme, model, seed, lrt_overrides or {})
+    config.check()
+    backend = CBackend(model, config)
     weights = backend.weight_cells()
     order = stream_order(len(images), seed)
     windows = []
@@ -160,7 +188,12 @@ def soak(scheme: str, seed: int, samples: int, window: int, images, labels, prog
                   f"{rec['max_writes_per_cell']}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             print(f"  clips: {clips_line(rec['clips'])}", file=sys.stderr, flush=True)
     acc = [w["accuracy"] for w in windows]
-    return {"scheme": scheme, "seed": seed, "samples": samples, "window": window,
+    rec = {"scheme": scheme, "seed": seed, "samples": samples, "window": window}
+    if config.optimizer == OPT_LRT:
+        rec["lrt"] = {k: int(getattr(config.lrt, k)) for k in ("rank", "unbiased", "maxnorm", "batch_conv", "batch_dense")}
+        rec["lrt"]["layer_unbiased"] = {layer.name: config.lrt_layer_config(i).unbiased
+                                        for i, layer in enumerate(model.layers) if layer.weights is not None}
+    return {**rec,
             "best_window": max(acc), "last_window": acc[-1], "last_vs_best": round(acc[-1] - max(acc), 4),
             "elapsed_s": round(time.perf_counter() - t0, 1), "clips_total": total, "windows": windows}
 
@@ -173,6 +206,9 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=int, default=5000, help="window of the accuracy and counters (default: 5000)")
     ap.add_argument("--data-dir", default=None, help=f"MNIST folder (default: ${mnist.ENV})")
     ap.add_argument("--json", default="-", help="output file ('-': stdout)")
+    ap.add_argument("--rank", type=int, default=None, help="lrt schemes: accumulator rank (default: the paper's 4)")
+    ap.add_argument("--batch-conv", type=int, default=None, help="lrt schemes: B of conv layers, samples (default: 10)")
+    ap.add_argument("--batch-dense", type=int, default=None, help="lrt schemes: B of dense layers, samples (default: 100)")
     ap.add_argument("--quiet", action="store_true", help="no per-window line on stderr")
     args = ap.parse_args(argv)
     schemes = args.schemes.split(",")
@@ -181,12 +217,19 @@ def main(argv=None) -> int:
         ap.error(f"unknown scheme {unknown[0]!r}: choose from {', '.join(SCHEMES)}")
     if args.samples < 1 or args.window < 2 * ORTHO_LEAD:
         ap.error(f"--samples must be positive and --window at least {2 * ORTHO_LEAD}")
+    lrt_overrides = {k: v for k, v in (("rank", args.rank), ("batch_conv", args.batch_conv),
+                                       ("batch_dense", args.batch_dense)) if v is not None}
+    try:
+        lrt_config_check(replace(LrtConfig(), **lrt_overrides))
+    except ArgumentError as e:
+        ap.error(str(e))
     images, labels = mnist.load("train", args.data_dir)
     out = {"model": "mcu-cnn", "data": "MNIST train, cycling, elastic augmentation (edgetrain.data.augment)",
            "backend": "c", "machine": platform.machine(), "python": platform.python_version(), "runs": []}
     for s in schemes:
         for seed in args.seeds.split(","):
-            out["runs"].append(soak(s, int(seed), args.samples, args.window, images, labels, not args.quiet))
+            out["runs"].append(soak(s, int(seed), args.samples, args.window, images, labels, not args.quiet,
+                                    lrt_overrides))
             if args.json != "-":  # rewritten after every run: a long soak keeps what it finished
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

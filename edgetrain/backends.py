@@ -181,6 +181,9 @@ def c_config(ffi, config: TrainConfig):
     ranks = [int(r) for r in config.lrt_rank]
     if len(ranks) > MAX_LAYERS:
         raise ArgumentError(f"lrt_rank has {len(ranks)} entries; a model has at most {MAX_LAYERS} layers")
+    if len(config.lrt_truncation) > MAX_LAYERS:
+        raise ArgumentError(f"lrt_truncation has {len(config.lrt_truncation)} entries; a model has at most "
+                            f"{MAX_LAYERS} layers")
     try:
         return _new_c_config(ffi, config, ranks)
     except (OverflowError, TypeError, ValueError) as exc:
@@ -198,6 +201,7 @@ def _new_c_config(ffi, config: TrainConfig, ranks: list[int]):
         "commit_stage_bytes": config.commit_stage_bytes, "ring_slots": config.ring_slots,
         "lga": {f: int(getattr(config.lga, f)) for f in LGA_FIELDS},
         "lga_rank": [int(r) for r in config.lga_rank] + [0] * (MAX_LAYERS - len(config.lga_rank)),
+        "lrt_truncation": [int(t) for t in config.lrt_truncation] + [0] * (MAX_LAYERS - len(config.lrt_truncation)),
     })
 
 

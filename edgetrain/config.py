@@ -135,6 +135,8 @@ LR_DEFAULT, LR_EXP_DEFAULT = 167772, -24  # 0.01
 STAGE_DEFAULT, STAGE_MAX = 16, 65536  # ET_TRAIN_STAGE_DEFAULT, ET_TRAIN_STAGE_MAX
 RING_DEFAULT, RING_MIN, RING_MAX = 8, 2, 1024  # ET_TRAIN_RING_DEFAULT, ET_COMMIT_MIN_RING, ET_COMMIT_MAX_RING
 LRT_STATS = ("terms", "skipped", "flushes", "applied")  # et_train_lrt_stats_t
+TRUNC_DEFAULT, TRUNC_BIASED, TRUNC_UNBIASED = 0, 1, 2  # ET_LRT_TRUNC_DEFAULT, ET_LRT_TRUNC_BIASED, ET_LRT_TRUNC_UNBIASED
+TRUNCATIONS = {"default": TRUNC_DEFAULT, "biased": TRUNC_BIASED, "unbiased": TRUNC_UNBIASED}  # et_lrt_truncation_t
 
 
 @dataclass
@@ -155,6 +157,8 @@ class TrainConfig:
     ring_slots: int = RING_DEFAULT  # commit records per tensor ring (C); no effect here
     lga: LgaConfig = field(default_factory=LgaConfig)  # OPT_LGA: the factors' optimizer and merge (et_lga.h)
     lga_rank: tuple = ()  # OPT_LGA: rank per layer index (0 = lga.rank); up to MAX_LAYERS entries
+    lrt_truncation: tuple = ()  # OPT_LRT: truncation per layer index, TRUNC_DEFAULT (lrt.unbiased), TRUNC_BIASED
+    # or TRUNC_UNBIASED; up to MAX_LAYERS entries
 
     def check(self) -> None:
         if self.optimizer not in (OPT_NONE, OPT_BIAS, OPT_SGD, OPT_LRT, OPT_LGA):
@@ -175,6 +179,13 @@ class TrainConfig:
             for i, r in enumerate(self.lrt_rank):
                 if not 0 <= int(r) <= LRT_MAX_RANK:
                     raise ArgumentError(f"lrt_rank[{i}] = {r} is outside 1..{LRT_MAX_RANK} (0 = the global rank {self.lrt.rank})")
+            if len(self.lrt_truncation) > MAX_LAYERS:
+                raise ArgumentError(f"lrt_truncation has {len(self.lrt_truncation)} entries; a model has at most "
+                                    f"{MAX_LAYERS} layers")
+            for i, t in enumerate(self.lrt_truncation):
+                if not isinstance(t, (int, np.integer)) or int(t) not in TRUNCATIONS.values():
+                    raise ArgumentError(f"lrt_truncation[{i}] = {t!r} is not one of {TRUNC_DEFAULT} (the config's "
+                                        f"lrt.unbiased), {TRUNC_BIASED} (biased) or {TRUNC_UNBIASED} (unbiased)")
         if self.optimizer == OPT_LGA:
             lga_config_check(self.lga)
             if len(self.lga_rank) > MAX_LAYERS:
@@ -188,9 +199,12 @@ class TrainConfig:
             raise ArgumentError(f"ring_slots = {self.ring_slots} is outside {RING_MIN}..{RING_MAX}")
 
     def lrt_layer_config(self, layer: int) -> LrtConfig:
-        """The accumulator config of weight layer ``layer``: lrt with the layer's rank (et_train_lrt_layer_config)."""
+        """The accumulator config of weight layer ``layer``: lrt with the layer's rank and truncation
+        (et_train_lrt_layer_config)."""
         r = int(self.lrt_rank[layer]) if layer < len(self.lrt_rank) else 0
-        return replace(self.lrt, rank=r) if r else self.lrt
+        t = int(self.lrt_truncation[layer]) if layer < len(self.lrt_truncation) else TRUNC_DEFAULT
+        cfg = replace(self.lrt, rank=r) if r else self.lrt
+        return replace(cfg, unbiased=int(t == TRUNC_UNBIASED)) if t != TRUNC_DEFAULT else cfg
 
     def lga_layer_config(self, layer: int) -> LgaConfig:
         """The factor config of weight layer ``layer``: lga with the layer's rank (et_train_lga_layer_config)."""
@@ -198,11 +212,19 @@ class TrainConfig:
         return replace(self.lga, rank=r) if r else self.lga
 
 
+def kind_truncation(model, conv: int, dense: int) -> tuple:
+    """A ``TrainConfig.lrt_truncation`` by layer index: ``conv`` for conv layers, ``dense`` for dense ones
+    (each a TRUNC_* value), TRUNC_DEFAULT for layers without weights."""
+    from .model.kinds import spec
+    return tuple(TRUNC_DEFAULT if layer.weights is None else conv if spec(layer.kind).group == "conv" else dense
+                 for layer in model.layers)
+
+
 __all__ = [
     "TrainConfig", "LrtConfig", "LgaConfig", "lrt_config_check", "lrt_config_default", "lga_config_check",
     "lga_lr_pair", "OPT_NONE", "OPT_BIAS", "OPT_SGD", "OPT_LRT", "OPT_LGA", "OPTIMIZERS", "LR_DEFAULT",
     "LR_EXP_DEFAULT", "MAX_LAYERS", "STAGE_DEFAULT", "STAGE_MAX", "RING_DEFAULT", "RING_MIN", "RING_MAX", "LRT_STATS",
-    "LRT_MAX_RANK", "LRT_FIELDS", "LGA_MAX_RANK", "LGA_SGD", "LGA_MOMENTUM", "LGA_ADAM", "LGA_OPTIMIZERS",
+    "TRUNC_DEFAULT", "TRUNC_BIASED", "TRUNC_UNBIASED", "TRUNCATIONS", "kind_truncation", "LRT_MAX_RANK", "LRT_FIELDS", "LGA_MAX_RANK", "LGA_SGD", "LGA_MOMENTUM", "LGA_ADAM", "LGA_OPTIMIZERS",
     "LGA_RESTART_ZERO_A", "LGA_RESTART_REDRAW_B", "LGA_RESTARTS", "LGA_BETA_MAX", "LGA_LR_EXP_MIN", "LGA_LR_EXP_MAX",
     "LGA_FIELDS",
 ]

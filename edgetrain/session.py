@@ -75,7 +75,9 @@ class Session:
     ``optimizer``: lrt, lga, sgd, bias or none. ``lrt``: an ``edgetrain.config.LrtConfig`` (the
     paper's defaults when None; ``lr`` is then its eta0 unless the config gives one); ``lga``: an
     ``edgetrain.config.LgaConfig`` (its defaults when None; docs/lga.md); ``layer_ranks``: one rank
-    per layer index (0 for layers without weights), overriding the rank of either.
+    per layer index (0 for layers without weights), overriding the rank of either; ``layer_truncation``
+    (lrt): one truncation per layer index, ``edgetrain.config.TRUNC_DEFAULT`` (the config's
+    ``unbiased``), ``TRUNC_BIASED`` or ``TRUNC_UNBIASED`` (e.g. from ``kind_truncation``: Table 1's mixed rows).
     ``task_options``: a ``TaskOptions`` or a dict of its fields (magnitudes, cadence, augmentation).
     ``backend_options``: a plug-in engine's own keyword arguments (e.g. ``{"cpu": "cortex-m0plus"}`` for arm).
     """
@@ -83,7 +85,7 @@ class Session:
     def __init__(self, model: str | Model, optimizer: str = "sgd", task: str = "control", backend: str = "c",
                  seed: int = 0, memory_map: str | None = None, data_dir: str | None = None, *,
                  conv_per_pixel: bool = False, lr: float = 0.01, lr_bias: float = 0.01, lrt: LrtConfig | None = None,
-                 lga: LgaConfig | None = None, layer_ranks: tuple = (), task_options: TaskOptions | dict | None = None,
+                 lga: LgaConfig | None = None, layer_ranks: tuple = (), layer_truncation: tuple = (), task_options: TaskOptions | dict | None = None,
                  samples_per_day: float | None = None, curve_points: int = CURVE_POINTS,
                  backend_options: dict | None = None):
         if not isinstance(seed, int) or not 0 <= seed < 1 << 32:
@@ -116,12 +118,14 @@ class Session:
                 raise ArgumentError(f"unknown task options {sorted(unknown)}: choose from {sorted(TaskOptions.__dataclass_fields__)}")
             task_options = TaskOptions(**task_options)
         self.task_options = (task_options or TaskOptions()).check()
-        self.config = self._train_config(lrt, lga, tuple(layer_ranks))
+        if layer_truncation and optimizer != "lrt":
+            raise ArgumentError(f"layer_truncation applies to the lrt optimizer only, not {optimizer!r}")
+        self.config = self._train_config(lrt, lga, tuple(layer_ranks), tuple(layer_truncation))
         self.data_dir = mnist.resolve_dir(data_dir)
         held = mnist.splits(self.data_dir)
         self.split = "train" if "train" in held and not self.pretrained else "test"
 
-    def _train_config(self, lrt: LrtConfig | None, lga: LgaConfig | None, ranks: tuple) -> TrainConfig:
+    def _train_config(self, lrt: LrtConfig | None, lga: LgaConfig | None, ranks: tuple, truncation: tuple) -> TrainConfig:
         lrt_ranks, lga_ranks = (ranks, ()) if self.optimizer == "lrt" else ((), ranks) if self.optimizer == "lga" else ((), ())
         if self.optimizer == "lrt":
             lrt = lrt or LrtConfig(eta0_q24=round(self.lr * 2**24))
@@ -135,7 +139,8 @@ class Session:
         lr_b, lr_b_exp = lr_pair(self.lr_bias, "lr_bias")
         config = TrainConfig(optimizer=OPTIMIZERS[self.optimizer], conv_per_pixel=self.conv_per_pixel, lr_weight=lr_w,
                              lr_weight_exp=lr_w_exp, lr_bias=lr_b, lr_bias_exp=lr_b_exp, seed=self.seed, lrt=lrt,
-                             lrt_rank=lrt_ranks, lga=lga, lga_rank=lga_ranks, bn_warm=has_bn_statistics(self.model))
+                             lrt_rank=lrt_ranks, lga=lga, lga_rank=lga_ranks, bn_warm=has_bn_statistics(self.model),
+                             lrt_truncation=truncation)
         config.check()
         return config
 
@@ -276,7 +281,10 @@ def lrt_report(model, config: TrainConfig) -> dict:
     c = config.lrt
     return {"rank": c.rank, "layer_ranks": {model.layers[i].name: config.lrt_layer_config(i).rank
                                             for i, layer in enumerate(model.layers) if layer.weights is not None},
-            "unbiased": bool(c.unbiased), "batch_conv": c.batch_conv, "batch_dense": c.batch_dense,
+            "unbiased": bool(c.unbiased),
+            "layer_unbiased": {model.layers[i].name: bool(config.lrt_layer_config(i).unbiased)
+                               for i, layer in enumerate(model.layers) if layer.weights is not None},
+            "batch_conv": c.batch_conv, "batch_dense": c.batch_dense,
             "eta0": c.eta0_q24 / 2**24, "rho_min": c.rho_min_ppm / 1e6, "kappa": c.kappa_th, "maxnorm": bool(c.maxnorm)}
 
 

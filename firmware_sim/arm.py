@@ -194,6 +194,9 @@ class ArmMachine:
 
 def init_payload(config, counters: bool, check_crc: bool) -> bytes:
     lrt = config.lrt
+    if any(int(t) for t in config.lrt_truncation):
+        raise UnsupportedError("the firmware's INIT mailbox carries no per-layer truncation (lrt_truncation): "
+                            "use lrt.unbiased for every layer, or the host C backend")
     ranks = [int(r) for r in config.lrt_rank] + [0] * (32 - len(config.lrt_rank))
     return _INIT.pack(
         fwb.MB_INIT_CHECK_CRC if check_crc else 0, config.optimizer, int(config.conv_per_pixel), int(config.bn_warm),

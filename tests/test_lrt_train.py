@@ -15,6 +15,8 @@ from edgetrain.config import LRT_STATS, MAX_LAYERS, OPT_LRT, OPT_SGD, LrtConfig,
 from edgetrain.model.presets import preset
 from edgetrain.reference import plan as ref_plan
 from edgetrain.reference import train as ref_train
+from edgetrain.config import TRUNC_BIASED, TRUNC_DEFAULT, TRUNC_UNBIASED
+from edgetrain.model.description import LayerKind
 from test_train_twin import MODELS, assert_same_state, c_outputs, inputs, twin_outputs
 
 ET_OK, ET_ERR_ARG, ET_ERR_NOMEM = 0, -1, -2
@@ -113,6 +115,73 @@ def test_per_layer_ranks_agree_and_apply(core, twin):
     got = [len(c_lrt(cb, i)["c_mant"]) for i in w]
     assert got == [7] + [3] * (len(w) - 2) + [2]
     twin.equal([f["rank"] for f in CPlanner(model).lrt_layers(cfg)], got)
+
+
+def kind_truncation(model, conv: int, dense: int) -> tuple:
+    """lrt_truncation by layer index: ``conv`` for conv layers, ``dense`` for dense ones, 0 elsewhere."""
+    return tuple(0 if layer.weights is None else conv if layer.kind == LayerKind.CONV2D else dense
+                 for layer in model.layers)
+
+
+@pytest.mark.parametrize("unbiased, conv, dense", [(1, TRUNC_BIASED, TRUNC_DEFAULT), (0, TRUNC_DEFAULT, TRUNC_UNBIASED),
+                                                   (1, TRUNC_UNBIASED, TRUNC_BIASED)])
+def test_per_layer_truncation_agrees_and_applies(core, twin, unbiased, conv, dense):
+    model = MODELS["tiny-bn"](2)
+    truncation = kind_truncation(model, conv, dense)
+    cfg = replace(lrt_config(seed=5, rank=1, unbiased=unbiased, batch_conv=3, batch_dense=3, rho_min_ppm=0),
+                  lrt_truncation=truncation)
+    cb, nb = CBackend(model, cfg), NumpyBackend(model, cfg)
+    for k, x in enumerate(inputs(model, 10, 6)):
+        twin.equal(cb.step(x, k % model.n_classes), nb.step(x, k % model.n_classes), f"prediction {k}")
+        assert_same_lrt(twin, cb, nb, f"truncation {truncation} step {k}")
+    want = {1: 0, 2: 1, 0: unbiased}
+    got = [cfg.lrt_layer_config(i).unbiased for i in weight_layers(model)]
+    assert got == [want[truncation[i]] for i in weight_layers(model)]
+    assert 0 in got and 1 in got  # a mixed config: both truncations in one model
+    # The mixed run differs from both pure runs: the switch reaches the accumulator.
+    for pure in (0, 1):
+        other = CBackend(model, lrt_config(seed=5, unbiased=pure, batch_conv=2, batch_dense=3, rho_min_ppm=0))
+        for k, x in enumerate(inputs(model, 10, 6)):
+            other.step(x, k % model.n_classes)
+        assert any(c_lrt(other, i) != c_lrt(cb, i) for i in weight_layers(model))
+
+
+@pytest.mark.parametrize("truncation, message", [((0, 3), "lrt_truncation\\[1\\] = 3 is not one of"),
+                                                 ((0, -1), "lrt_truncation\\[1\\] = -1 is not one of"),
+                                                 ((0,) * (MAX_LAYERS + 1), "lrt_truncation has 33 entries")])
+def test_bad_layer_truncation(core, truncation, message):
+    from edgetrain.core import ffi, lib
+
+    model = preset("mlp", 0)
+    bad = replace(lrt_config(), lrt_truncation=truncation)
+    with pytest.raises(ArgumentError, match=message):
+        make_backend("numpy", model, bad)
+    with pytest.raises(ArgumentError):  # the C backend: the core's ET_ERR_ARG, or a value its uint8 cannot hold
+        make_backend("c", model, bad)
+    if len(truncation) <= MAX_LAYERS and min(truncation) >= 0:
+        cm = CModel(model)
+        plan = ffi.new("et_plan_t *")
+        assert lib.et_plan(cm.c, c_config(ffi, bad), plan) == ET_ERR_ARG
+        for value in (3, 255):  # every value past ET_LRT_TRUNC_UNBIASED is refused by the core
+            raw = c_config(ffi, replace(lrt_config(), lrt_truncation=(0, value)))
+            assert lib.et_plan(cm.c, raw, plan) == ET_ERR_ARG
+        # Not read by the other optimizers.
+        assert lib.et_plan(cm.c, c_config(ffi, replace(bad, optimizer=OPT_SGD)), plan) == ET_OK
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("conv, dense", [(TRUNC_BIASED, TRUNC_UNBIASED), (TRUNC_UNBIASED, TRUNC_BIASED)])
+def test_mcu_cnn_mixed_truncation_steps_agree(core, twin, conv, dense):
+    """Table 1's mixed rows on the deployed shape: conv biased / dense unbiased and the reverse, byte for byte."""
+    model = preset("mcu-cnn", 2)
+    cfg = replace(lrt_config(seed=9, batch_conv=2, batch_dense=3, rho_min_ppm=0),
+                  lrt_truncation=kind_truncation(model, conv, dense))
+    cb, nb = CBackend(model, cfg), NumpyBackend(model, cfg)
+    for k, x in enumerate(inputs(model, 6, 8, "digits")):
+        twin.equal(cb.step(x, k % 10), nb.step(x, k % 10), f"prediction {k}")
+        assert_same_lrt(twin, cb, nb, f"mcu-cnn mixed step {k}")
+    stats = cb.lrt_stats()
+    assert all(s["applied"] >= 1 for s in stats.values()), stats
 
 
 @pytest.mark.slow

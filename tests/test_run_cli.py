@@ -215,3 +215,30 @@ def test_lrt_writes_far_less_than_sgd(tmp_path, capsys, mnist_dir):
     assert lrt["max_writes_per_cell"] < sgd["max_writes_per_cell"]
     assert 100 * lrt["max_writes_per_cell"] <= per_pixel["max_writes_per_cell"]
     assert lrt["accuracy_last_500"] > 0.3  # learning (chance 0.1)
+
+
+def test_lrt_biased_by_layer_kind(tmp_path, capsys, mnist_dir):
+    """--biased conv / --biased dense (Table 1's mixed rows) reach the core: each layer kind's truncation as
+    asked, and weights different from both pure runs; plain --biased is --biased all."""
+    common = ["--model", "mcu-cnn", "--optimizer", "lrt", "--samples", "40", "--batch-conv", "2", "--batch-dense", "5",
+              "--rho-min", "0", "--data-dir", str(mnist_dir)]
+    runs = {kind: run_json(tmp_path, capsys, *common, *flags)
+            for kind, flags in [("none", []), ("all", ["--biased"]), ("all2", ["--biased", "all"]),
+                                ("conv", ["--biased", "conv"]), ("dense", ["--biased", "dense"])]}
+    conv = {"conv1": True, "conv2": True}
+    dense = {"fc1": True, "fc2": True}
+    flip = lambda d: {k: not v for k, v in d.items()}  # noqa: E731
+    assert runs["none"]["lrt"]["layer_unbiased"] == {**conv, **dense}
+    assert runs["all"]["lrt"]["layer_unbiased"] == {**flip(conv), **flip(dense)} and runs["all"]["lrt"]["unbiased"] is False
+    assert runs["conv"]["lrt"]["layer_unbiased"] == {**flip(conv), **dense}
+    assert runs["dense"]["lrt"]["layer_unbiased"] == {**conv, **flip(dense)}
+    assert runs["all"]["weights_sha256"] == runs["all2"]["weights_sha256"]
+    hashes = [runs[k]["weights_sha256"] for k in ("none", "all", "conv", "dense")]
+    assert len(set(hashes)) == 4, hashes
+
+
+@pytest.mark.parametrize("flags, message", [(["--biased", "fc"], "invalid choice: 'fc'"),
+                                            (["--biased", "conv", "--unbiased"], "not allowed with argument --biased")])
+def test_lrt_biased_refuses_bad_values(capsys, flags, message):
+    assert cli.main(["run", "--model", "mcu-cnn", "--optimizer", "lrt", "--samples", "10", *flags]) == 2
+    assert message in capsys.readouterr().err

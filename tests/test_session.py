@@ -173,3 +173,17 @@ def test_demo_prints_the_table_and_writes_the_plot_and_json(tmp_path, capsys, mo
         assert CONTRACT_KEYS <= set(r) and r["memory_map"] == "rram-mcu" and r["task"] == "drift-analog", scheme
         assert r["model"] == "mcu-cnn-pretrained" and "curves" in r
     assert reports["none"]["max_writes_per_cell"] == 0 < reports["lrt"]["max_writes_per_cell"]
+
+
+def test_layer_truncation_is_for_lrt_and_checked(mnist_dir):
+    from edgetrain.model.loader import load_model
+    from edgetrain.config import TRUNC_BIASED, kind_truncation
+
+    model = load_model("mcu-cnn", 0)
+    mixed = kind_truncation(model, TRUNC_BIASED, 0)
+    s = Session("mcu-cnn", optimizer="lrt", data_dir=str(mnist_dir), layer_truncation=mixed)
+    assert [s.config.lrt_layer_config(i).unbiased for i, layer in enumerate(model.layers) if layer.weights is not None] == [0, 0, 1, 1]
+    with pytest.raises(ArgumentError, match="layer_truncation applies to the lrt optimizer only"):
+        Session("mcu-cnn", optimizer="sgd", data_dir=str(mnist_dir), layer_truncation=mixed)
+    with pytest.raises(ArgumentError, match="lrt_truncation\\[0\\] = 7 is not one of"):
+        Session("mcu-cnn", optimizer="lrt", data_dir=str(mnist_dir), layer_truncation=(7,))

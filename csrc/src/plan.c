@@ -78,7 +78,7 @@ et_status_t et_train_config_check(const et_train_config_t *config)
             return ET_ERR_ARG;
         }
         for (i = 0; i < ET_MAX_LAYERS; i++) {
-            if (config->lrt_rank[i] > ET_LRT_MAX_RANK) {
+            if (config->lrt_rank[i] > ET_LRT_MAX_RANK || config->lrt_truncation[i] > ET_LRT_TRUNC_UNBIASED) {
                 return ET_ERR_ARG;
             }
         }
@@ -126,6 +126,9 @@ void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, 
     *out = config->lrt;
     if (layer < ET_MAX_LAYERS && config->lrt_rank[layer] != 0) {
         out->rank = config->lrt_rank[layer];
+    }
+    if (layer < ET_MAX_LAYERS && config->lrt_truncation[layer] != ET_LRT_TRUNC_DEFAULT) {
+        out->unbiased = (uint8_t)(config->lrt_truncation[layer] == ET_LRT_TRUNC_UNBIASED);
     }
 }
 

@@ -99,7 +99,8 @@ et_status_t et_train_config_check(const et_train_config_t *config);
 
 /*
  * The accumulator config of weight layer `layer` under an ET_OPT_LRT config:
- * config->lrt with the layer's rank (lrt_rank[layer], else lrt.rank).
+ * config->lrt with the layer's rank (lrt_rank[layer], else lrt.rank) and truncation
+ * (lrt_truncation[layer], else lrt.unbiased).
  */
 void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, et_lrt_config_t *out);
 

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-from ..config import LRT_MAX_RANK, LrtConfig, lrt_config_check
+from ..config import LRT_MAX_RANK, TRUNC_BIASED, TRUNC_UNBIASED, LrtConfig, kind_truncation, lrt_config_check
 from ..outputs import write_report
 from ..backends import backend_names, c_plan
 from ..data import mnist
@@ -27,6 +27,7 @@ from .plan import MAX_ARENA_DEFAULT, parse_size
 
 LRT_LIMITS = {"rank": (1, LRT_MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
 OPTIMIZER_CHOICES = ("lrt", "lga", "sgd", "bias", "none")
+BIASED_KINDS = ("all", "conv", "dense")  # --biased KIND: the layers whose truncation is biased
 
 
 def register(sub) -> None:
@@ -86,23 +87,40 @@ def add_lrt_arguments(p) -> None:
     g.add_argument("--batch-conv", type=argtypes.int_range(1, 65535), default=d.batch_conv, help=f"B of conv layers: samples per flush attempt, 1..65535 (default: {d.batch_conv})")
     g.add_argument("--batch-dense", type=argtypes.int_range(1, 65535), default=d.batch_dense, help=f"B of dense layers: samples per flush attempt, 1..65535 (default: {d.batch_dense})")
     mode = g.add_mutually_exclusive_group()
-    mode.add_argument("--unbiased", dest="unbiased", action="store_true", help="unbiased OK truncation (default)")
-    mode.add_argument("--biased", dest="unbiased", action="store_false", help="biased truncation: keep the top r")
+    mode.add_argument("--unbiased", action="store_true", help="unbiased OK truncation in every layer (default)")
+    mode.add_argument("--biased", nargs="?", const="all", choices=BIASED_KINDS, default=None, metavar="{all,conv,dense}",
+                      help="biased truncation (keep the top r) in all layers, or only in the conv layers (dense ones "
+                           "unbiased) or only in the dense ones (conv unbiased): Table 1's mixed rows (default: all)")
     g.add_argument("--kappa", type=argtypes.int_range(0, 2**31 - 1), default=d.kappa_th, help=f"skip a term when c_1 > kappa rho_L rho_R; 0 = never (default: {d.kappa_th})")
     g.add_argument("--rho-min", type=argtypes.fraction, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
                    f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
     g.add_argument("--no-max-norm", dest="max_norm", action="store_false",
                    help="no max-norm of L and R at a flush (the paper's no-norm column); biases keep theirs")
-    p.set_defaults(unbiased=bool(d.unbiased), max_norm=bool(d.maxnorm))
+    p.set_defaults(max_norm=bool(d.maxnorm))
 
 
-def lrt_config(args, model) -> tuple[LrtConfig, tuple]:
-    """The accumulator config and per-layer ranks the flags ask for; ArgumentError naming the flag otherwise."""
+def lrt_truncation(args, model) -> tuple[int, tuple]:
+    """(lrt.unbiased, TrainConfig.lrt_truncation) of --biased [all|conv|dense] / --unbiased."""
+    biased = getattr(args, "biased", None)
+    if biased is None:
+        return 1, ()
+    if biased == "all":
+        return 0, ()
+    if biased not in BIASED_KINDS:
+        raise ArgumentError(f"--biased {biased!r}: choose one of {', '.join(BIASED_KINDS)}")
+    conv, dense = (TRUNC_BIASED, TRUNC_UNBIASED) if biased == "conv" else (TRUNC_UNBIASED, TRUNC_BIASED)
+    return 1, kind_truncation(model, conv, dense)
+
+
+def lrt_config(args, model) -> tuple[LrtConfig, tuple, tuple]:
+    """The accumulator config, per-layer ranks and per-layer truncation the flags ask for; ArgumentError
+    naming the flag otherwise."""
     if not 0 < args.lr <= 1 or round(args.lr * 2**24) < 1:
         raise ArgumentError(f"--lr {args.lr}: with --optimizer lrt the base rate eta0 must lie in [2^-24, 1]")
     if not 0 <= args.rho_min <= 1:
         raise ArgumentError(f"--rho-min {args.rho_min} must lie in [0, 1]")
-    cfg = LrtConfig(rank=args.rank, unbiased=int(args.unbiased), maxnorm=int(args.max_norm),
+    unbiased, truncation = lrt_truncation(args, model)
+    cfg = LrtConfig(rank=args.rank, unbiased=unbiased, maxnorm=int(args.max_norm),
                     batch_conv=args.batch_conv, batch_dense=args.batch_dense,
                     eta0_q24=round(args.lr * 2**24), rho_min_ppm=round(args.rho_min * 1e6), kappa_th=args.kappa)
     flags = {"rank": "--rank", "batch_conv": "--batch-conv", "batch_dense": "--batch-dense", "kappa_th": "--kappa"}
@@ -114,7 +132,7 @@ def lrt_config(args, model) -> tuple[LrtConfig, tuple]:
     ranks: tuple = ()
     if args.layer_ranks:
         ranks = layer_ranks(model, args.layer_ranks)
-    return cfg, ranks
+    return cfg, ranks, truncation
 
 
 def layer_ranks(model, text: str) -> tuple:
@@ -144,7 +162,7 @@ def session(args) -> Session:
     """The Session the flags describe."""
     if not 0 <= args.seed < 1 << 32:
         raise ArgumentError(f"--seed {args.seed} is outside 0..2^32-1")
-    lrt, ranks = lrt_config(args, load_model(args.model, args.seed)) if args.optimizer == "lrt" else (None, ())
+    lrt, ranks, truncation = lrt_config(args, load_model(args.model, args.seed)) if args.optimizer == "lrt" else (None, (), ())
     lga = None
     if args.optimizer == "lga":
         lga, ranks = lga_config(args, layer_ranks(load_model(args.model, args.seed), args.layer_ranks) if args.layer_ranks else ())
@@ -154,7 +172,8 @@ def session(args) -> Session:
         raise ArgumentError(f"--cpu {args.cpu} chooses the firmware's CPU: it needs --backend arm")
     return Session(args.model, optimizer=args.optimizer, task=args.task, backend=args.backend, seed=args.seed,
                    memory_map=args.memory_map, data_dir=args.data_dir, conv_per_pixel=args.conv_per_pixel, lr=args.lr,
-                   lr_bias=args.lr_bias, lrt=lrt, lga=lga, layer_ranks=ranks, task_options=task_options(args),
+                   lr_bias=args.lr_bias, lrt=lrt, lga=lga, layer_ranks=ranks, layer_truncation=truncation,
+                   task_options=task_options(args),
                    samples_per_day=args.samples_per_day, backend_options={"cpu": args.cpu} if args.cpu else None)
 
 

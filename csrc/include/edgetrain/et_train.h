@@ -54,6 +54,13 @@ typedef enum {
 #define ET_TRAIN_LR_DEFAULT 167772
 #define ET_TRAIN_LR_EXP_DEFAULT (-24)
 
+/* Per-layer truncation of the LRT accumulator (et_train_config_t.lrt_truncation). */
+typedef enum {
+    ET_LRT_TRUNC_DEFAULT = 0,  /* the config's lrt.unbiased */
+    ET_LRT_TRUNC_BIASED = 1,   /* keep the top r (lrt.unbiased = 0 for this layer) */
+    ET_LRT_TRUNC_UNBIASED = 2  /* Benzing's OK truncation (lrt.unbiased = 1 for this layer) */
+} et_lrt_truncation_t;
+
 typedef struct {
     uint8_t optimizer;       /* et_optimizer_t */
     uint8_t conv_per_pixel;  /* SGD only: 0 = a conv layer's weight gradient is summed over its output
@@ -79,6 +86,10 @@ typedef struct {
     et_lga_config_t lga;     /* ET_OPT_LGA: optimizer, rank, restart rule, K, lr, betas, eps (et_lga.h, checked
                                 by et_lga_config_check); not read by the other optimizers */
     uint8_t lga_rank[ET_MAX_LAYERS]; /* ET_OPT_LGA: rank of weight layer i (by layer index), 1..8; 0 = lga.rank */
+    uint8_t lrt_truncation[ET_MAX_LAYERS]; /* ET_OPT_LRT: truncation of weight layer i (by layer index), an
+                                              et_lrt_truncation_t: ET_LRT_TRUNC_DEFAULT (0) = lrt.unbiased,
+                                              ET_LRT_TRUNC_BIASED (1) or ET_LRT_TRUNC_UNBIASED (2); 3..255 are
+                                              rejected. Entries of layers without weights are ignored */
 } et_train_config_t;
 
 /* The training context: opaque, placed at the start of the arena by et_train_init. */
