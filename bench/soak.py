@@ -4,7 +4,7 @@
 Streams N samples (default 100,000) of the MNIST training images, cycling through them in
 the order of `edgetrain run --seed S`, each elastically augmented (edgetrain.data.augment,
 the paper's recipe; pass 60,000 the k-th sample is image order[k mod 60,000] distorted with
-the draws of (seed, k)), through mcu-cnn from its seeded initialisation, and reports per
+the draws of (seed, k)), through mcu-cnn (or --model) from its seeded initialisation, and reports per
 window of W samples (default 5,000):
 
   * accuracy: prequential (predict, score, then train) over the window;
@@ -54,7 +54,7 @@ from edgetrain.config import (  # noqa: E402
     lrt_config_check)
 from edgetrain.data import augment, mnist  # noqa: E402
 from edgetrain.errors import ArgumentError  # noqa: E402
-from edgetrain.model.presets import preset  # noqa: E402
+from edgetrain.model.presets import PRESETS, preset  # noqa: E402
 from edgetrain.tasks import stream_order  # noqa: E402
 
 SCHEMES = {
@@ -152,8 +152,8 @@ def scheme_config(scheme: str, model, seed: int, lrt_overrides: dict) -> TrainCo
 
 
 def soak(scheme: str, seed: int, samples: int, window: int, images, labels, progress,
-         lrt_overrides: dict | None = None) -> dict:
-    model = preset("mcu-cnn", seed)
+         lrt_overrides: dict | None = None, model_name: str = "mcu-cnn") -> dict:
+    model = preset(model_name, seed)
     config = scheme_config(scheme, model, seed, lrt_overrides or {})
     config.check()
     backend = CBackend(model, config)
@@ -209,6 +209,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rank", type=int, default=None, help="lrt schemes: accumulator rank (default: the paper's 4)")
     ap.add_argument("--batch-conv", type=int, default=None, help="lrt schemes: B of conv layers, samples (default: 10)")
     ap.add_argument("--batch-dense", type=int, default=None, help="lrt schemes: B of dense layers, samples (default: 100)")
+    ap.add_argument("--model", default="mcu-cnn", choices=sorted(PRESETS),
+                    help="the preset streamed from its seeded initialisation (default: mcu-cnn)")
     ap.add_argument("--quiet", action="store_true", help="no per-window line on stderr")
     args = ap.parse_args(argv)
     schemes = args.schemes.split(",")
@@ -224,12 +226,12 @@ def main(argv=None) -> int:
     except ArgumentError as e:
         ap.error(str(e))
     images, labels = mnist.load("train", args.data_dir)
-    out = {"model": "mcu-cnn", "data": "MNIST train, cycling, elastic augmentation (edgetrain.data.augment)",
+    out = {"model": args.model, "data": "MNIST train, cycling, elastic augmentation (edgetrain.data.augment)",
            "backend": "c", "machine": platform.machine(), "python": platform.python_version(), "runs": []}
     for s in schemes:
         for seed in args.seeds.split(","):
             out["runs"].append(soak(s, int(seed), args.samples, args.window, images, labels, not args.quiet,
-                                    lrt_overrides))
+                                    lrt_overrides, args.model))
             if args.json != "-":  # rewritten after every run: a long soak keeps what it finished
                 Path(args.json).parent.mkdir(parents=True, exist_ok=True)
                 Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
