@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     tf.config.experimental.enable_op_determinism()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    folder = mnist.resolve_dir(args.data_dir or (ROOT.parent / "shared" / "data" / "mnist"))
+    folder = mnist.resolve_dir(args.data_dir or os.environ.get(mnist.ENV) or (ROOT.parent / "shared" / "data" / "mnist"))
     train_u8, train_y = mnist.load("train", folder)
     test_u8, test_y = mnist.load("test", folder)
     if args.train_samples:
