@@ -8,7 +8,7 @@ z_t ~ N(0, I_k) and
     x_t     = clip(round(128 + 30 (V diag(s) z_t + noise f_t)))      uint8, worth 2^-7 each
 (e, f standard normal), the formats et_lrt_accumulate_u8 takes. The sum of the first t terms,
 G_sum = sum delta x^T, is exact in float64; without noise its rank is at most k (the offset 128
-only adds to the right span). Defaults: k = 3, decay = 0.5, noise = 0.05, accumulator rank 4.
+only adds to the right span); the noise of delta against the offset adds one small rank-1 part. Defaults: k = 3, decay = 0.5, noise = 0.05, accumulator rank 4.
 
 Part 1 (always): the stream through the C accumulator (edgetrain.lrt.LrtLayer, kappa off, no
 flush), the float64 reference (edgetrain.reference.lrt_float, same algorithm, no rounding) and,
@@ -65,16 +65,28 @@ class StreamSpec:
     seed: int = 0
 
 
+STREAM_BLOCK = 256  # terms drawn per generator, so that a longer stream extends a shorter one
+
+
 def low_rank_stream(n: int, m: int, count: int, spec: StreamSpec = StreamSpec()):
-    """(D int8 count x n, X uint8 count x m): the terms of the module docstring's stream."""
-    rng = np.random.default_rng(spec.seed)
+    """(D int8 count x n, X uint8 count x m): the terms of the module docstring's stream.
+
+    U and V come from the generator seeded [seed, 0]; terms [256 b, 256 (b + 1)) from [seed, b + 1],
+    so the first t terms are the same whatever ``count`` is.
+    """
+    rng = np.random.default_rng([spec.seed, 0])
     u = rng.normal(size=(n, spec.k))
     v = rng.normal(size=(m, spec.k))
     s = spec.decay ** np.arange(spec.k)
-    z = rng.normal(size=(count, spec.k)) * s
-    d = np.clip(np.round(25.0 * (z @ u.T + spec.noise * rng.normal(size=(count, n)))), -128, 127).astype(np.int8)
-    x = np.clip(np.round(128.0 + 30.0 * (z @ v.T + spec.noise * rng.normal(size=(count, m)))), 0, 255).astype(np.uint8)
-    return d, x
+    ds, xs = [], []
+    for b in range((count + STREAM_BLOCK - 1) // STREAM_BLOCK):
+        rb = np.random.default_rng([spec.seed, b + 1])
+        z = rb.normal(size=(STREAM_BLOCK, spec.k)) * s
+        e = rb.normal(size=(STREAM_BLOCK, n))
+        f = rb.normal(size=(STREAM_BLOCK, m))
+        ds.append(np.clip(np.round(25.0 * (z @ u.T + spec.noise * e)), -128, 127).astype(np.int8))
+        xs.append(np.clip(np.round(128.0 + 30.0 * (z @ v.T + spec.noise * f)), 0, 255).astype(np.uint8))
+    return np.concatenate(ds)[:count], np.concatenate(xs)[:count]
 
 
 def exact_prefix_sum(d: np.ndarray, x: np.ndarray, t: int) -> np.ndarray:
@@ -265,7 +277,12 @@ SCHEMES = [
            reorth=100),
     Scheme("col16-full-sr-reorth100", "(a)+(b)+(c) per-column full range, stochastic, reorth 100", per="column",
            scale="full", rounding="stochastic", reorth=100),
+    Scheme("block16-full-sr", "(a)+(b) int16, block full-range scale, stochastic", scale="full", rounding="stochastic"),
+    Scheme("col16-full-sr-reorth1000", "(a)+(b)+(c) per-column full range, stochastic, reorth 1000", per="column",
+           scale="full", rounding="stochastic", reorth=1000),
     Scheme("block18", "(e) 18-bit mantissas, block 2^e, nearest", bits=18),
+    Scheme("col18-full-sr-reorth100", "(e)+(a)+(b)+(c) 18-bit, per-column full range, stochastic, reorth 100",
+           bits=18, per="column", scale="full", rounding="stochastic", reorth=100),
     Scheme("block24", "(e) 24-bit mantissas, block 2^e, nearest", bits=24),
     Scheme("block32", "(e) 32-bit mantissas, block 2^e, nearest", bits=32),
 ]
