@@ -4,8 +4,9 @@ The bounds are today's measured figures with a margin (docs/lrt.md, "Accuracy on
 streams"), so that a regression of the current accumulator fails here. They are not the targets
 of a future storage change (those are the study's, and today's C does not meet them at 10^4 terms).
 Measured at 64 x 256, r = 4, 300 terms (`python bench/lrt_accuracy.py --shapes 64x256 --terms 300
---seeds 8 --twin`): C error 2.19e-3 against float64 2.13e-3 (ratio 1.03), best rank-4 1.87e-3,
-max|Q^T Q - I| 1.8e-4 (left) and 1.4e-4 (right), unbiased mean 1.00 standard errors off (8 seeds).
+--seeds 8 --twin`): C error 1.59e-3 against float64 1.52e-3 (ratio 1.05; 1.08 at 100 terms), best
+rank-4 1.42e-3, max|Q^T Q - I| 1.7e-4 (left) and 1.2e-4 (right), unbiased mean 0.85 standard errors
+off (1.19 at 100 terms; 8 seeds).
 """
 from __future__ import annotations
 
@@ -43,7 +44,10 @@ def test_the_stream_is_low_rank_in_the_c_formats(acc):
     g = acc.exact_prefix_sum(d, x, TERMS)
     sv = np.linalg.svd(g, compute_uv=False)
     assert sv[2] > 0.05 * sv[0]  # the k = 3 components all matter (spectrum 1, 0.5, 0.25 squared in the sum)
-    assert sv[3] < 0.01 * sv[0]  # and the rest is noise and int8 rounding
+    # the noise of delta against x's offset 128 adds one small rank-1 part (measured 1.3 % of sigma_1),
+    # the rest is noise and int8 rounding (measured 0.14 %)
+    assert sv[3] < 0.03 * sv[0]
+    assert sv[4] < 0.005 * sv[0]
     loop = sum(np.outer(d[t].astype(np.float64), x[t].astype(np.float64)) for t in range(TERMS)) * 2.0**-16
     assert np.array_equal(g, loop)
 
@@ -54,13 +58,16 @@ def test_c_accumulator_tracks_float64_on_the_structured_stream(measured):
     for row in rows.values():
         b = row["biased"]
         assert b["twin_equal"] is True  # the bench drives the same accumulator the twin mirrors
-        assert b["c_rel_err"] <= 1.25 * b["float_rel_err"], b  # measured 1.01 and 1.03
-        assert b["float_rel_err"] <= 1.5 * row["best_rank_r_rel_err"], row  # measured 1.20 and 1.14
-        assert max(b["c_orth_l"], b["c_orth_r"]) <= 1e-3, b  # measured 1.8e-4 at 300 terms
+        assert b["c_rel_err"] <= 1.25 * b["float_rel_err"], b  # measured 1.08 and 1.05
+        # ||G^_C - G^_f64|| / ||G||, measured 2.7e-4 and 4.7e-4; one bit less in the bases doubles it
+        # (the emulation with 15-bit mantissas: 5.4e-4 and 9.9e-4)
+        assert b["c_minus_float_rel"] <= {100: 4e-4, TERMS: 7e-4}[row["terms"]], b
+        assert b["float_rel_err"] <= 1.5 * row["best_rank_r_rel_err"], row  # measured 1.01 and 1.07
+        assert max(b["c_orth_l"], b["c_orth_r"]) <= 1e-3, b  # measured 1.7e-4 at 300 terms
         assert max(b["float_orth_l"], b["float_orth_r"]) <= 1e-10
         u = row["unbiased"]
         assert u["seeds"] == 8
-        assert u["c"]["dev_in_se"] <= 3.0, u  # measured 1.24 and 1.00
+        assert u["c"]["dev_in_se"] <= 3.0, u  # measured 1.19 and 0.85
         assert u["float"]["dev_in_se"] <= 3.0, u
         assert u["c"]["se_rel"] < 0.05  # the test has power: the SE is small against G
 
@@ -77,14 +84,19 @@ def test_emulation_float64_is_the_reference_algorithm(acc):
 
 
 def test_emulated_block16_matches_the_c_error(acc, measured):
-    """The emulation of today's storage (int16, block 2^e exponent, round to nearest) gives the C's
-    error on the same stream to within 10 % (the C's other roundings keep 25-31 bits)."""
+    """The emulation of today's storage (int16, block 2^e exponent, round to nearest) departs from
+    float64 as the C does, to within 10 % (the C's other roundings keep 25-31 bits): the study's
+    figures for other storage schemes are comparable with the C's."""
     d, x = acc.low_rank_stream(N, M, TERMS)
-    sch = next(s for s in acc.SCHEMES if s.name == "block16")
-    out = acc.emu_run(d, x, R, False, sch, 0, [TERMS])[TERMS]
-    g = acc.exact_prefix_sum(d, x, TERMS)
-    c_err = measured["checkpoints"][-1]["biased"]["c_rel_err"]
-    assert abs(acc.rel(out[0], g) / c_err - 1) < 0.1
+    cps = [100, TERMS]
+    sch = {s.name: s for s in acc.SCHEMES}
+    emu = acc.emu_run(d, x, R, False, sch["block16"], 0, cps)
+    f64 = acc.emu_run(d, x, R, False, sch["float64"], 0, cps)
+    for row in measured["checkpoints"]:
+        t = row["terms"]
+        g_norm = np.linalg.norm(acc.exact_prefix_sum(d, x, t))
+        emu_diff = float(np.linalg.norm(emu[t][0] - f64[t][0]) / g_norm)
+        assert abs(emu_diff / row["biased"]["c_minus_float_rel"] - 1) < 0.1, (t, emu_diff, row["biased"])
 
 
 def test_quantize_block16_is_the_c_format(acc):
