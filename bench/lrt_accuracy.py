@@ -8,11 +8,13 @@ z_t ~ N(0, I_k) and
     x_t     = clip(round(128 + 30 (V diag(s) z_t + noise f_t)))      uint8, worth 2^-7 each
 (e, f standard normal), the formats et_lrt_accumulate_u8 takes. The sum of the first t terms,
 G_sum = sum delta x^T, is exact in float64; without noise its rank is at most k (the offset 128
-only adds to the right span); the noise of delta against the offset adds one small rank-1 part. Defaults: k = 3, decay = 0.5, noise = 0.05, accumulator rank 4.
+only adds to the right span); the noise of delta against the offset adds one small rank-1 part.
+Defaults: k = 3, decay = 0.5, noise = 0.05, accumulator rank 4. Terms are drawn in blocks of 256,
+so a longer stream extends a shorter one.
 
 Part 1 (always): the stream through the C accumulator (edgetrain.lrt.LrtLayer, kappa off, no
 flush), the float64 reference (edgetrain.reference.lrt_float, same algorithm, no rounding) and,
-with --twin, the bit-exact twin (its bases compared with the C's at every checkpoint). At each
+with --twin, the bit-exact twin (bases, exponents and c compared with the C's at every checkpoint). At each
 checkpoint: ||G^ - G_sum|| / ||G_sum|| (Frobenius) for C and float64 and their ratio, the best
 rank-r error (SVD of G_sum), max|Q^T Q - I| of both bases; and for the unbiased (OK) mode over S
 PRNG seeds, how many standard errors the mean estimate lies from G_sum.
@@ -20,8 +22,8 @@ PRNG seeds, how many standard errors the mean estimate lies from G_sum.
 Part 2 (--study): a NumPy emulation, float64 throughout, of the same algorithm with candidate
 storage and rounding of the bases (the only rounding that matters: the C's residuals, core and
 c keep 25-31 bits). It reports which scheme meets the targets (biased error <= 1.2x the unrounded
-float64, max|Q^T Q - I| < 2e-3 after 10^4 terms, unbiased mean within 2 SE) and its cost in bytes
-and work per term. The emulation changes nothing in the C; it is a study.
+float64, max|Q^T Q - I| < 2e-3 after 10^4 terms, unbiased mean within 2 SE, bases within
+1.05 x 2r(n+m) bytes) and its cost in bytes and in counted work per term. The emulation changes nothing in the C; it is a study.
 
     python bench/lrt_accuracy.py --json lrt-accuracy.json
     python bench/lrt_accuracy.py --terms 10000 --shapes 128x1152          # optional long run
@@ -475,10 +477,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, help="write the results as JSON to this file")
     ap.add_argument("--terms", type=int, default=2000, help="terms per stream (default 2000; 10000 is the long run)")
     ap.add_argument("--shapes", default=None, help=f"comma-separated NxM (default {DEFAULT_SHAPES}; study: 128x1152)")
-    ap.add_argument("--rank", type=int, default=4)
+    ap.add_argument("--rank", type=int, default=4, help="accumulator rank r, 1..8 (default 4)")
     ap.add_argument("--seeds", type=int, default=16, help="PRNG seeds for the unbiased mean (0 or 1: skip)")
     ap.add_argument("--k", type=int, default=3, help="rank of the stream's ground truth")
-    ap.add_argument("--noise", type=float, default=0.05)
+    ap.add_argument("--noise", type=float, default=0.05, help="noise of the stream, relative (default 0.05)")
     ap.add_argument("--twin", action="store_true", help="also run the bit-exact twin (slow) and compare")
     ap.add_argument("--study", action="store_true", help="run the emulation study instead of part 1")
     ap.add_argument("--study-terms", type=int, default=10000, help="study: biased terms (default 10000)")
