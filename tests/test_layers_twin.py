@@ -315,10 +315,11 @@ def test_requantize_at_the_largest_fan_in(core, twin, wv, xv, fmt):
             twin.equal(out.tolist(), ref.dense_forward(layer, w, b, x).tolist(), f"fan 65535 alpha {alpha}")
 
 
-@given(conv_layers(max_in_c=12, max_alpha=15), seeds, modes)
+@given(conv_layers(max_in_c=20, max_alpha=15), seeds, modes)
 def test_conv2d_wide_and_thin_windows(core, twin, layer, seed, mode):
-    """in_c 1..12 with k 1, 3, 5: windows of k*k*in_c from 1 to 300 bytes, either side of the 128 the
-    windowed kernels take (forward, weight gradient), SAME rows out of bounds, every alpha_shift."""
+    """in_c 1..20 with k 1, 3, 5: windows of k*k*in_c from 1 to 500 bytes and input rows of w*in_c
+    from 1 to 180 values, either side of the 128 the windowed kernels (forward, weight gradient) and
+    the row-wise input gradient take; SAME rows out of bounds, every alpha_shift."""
     ffi, lib = core
     w, b, x = conv_tensors(layer, seed, mode)
     rng = np.random.default_rng(seed + 1)
@@ -327,13 +328,16 @@ def test_conv2d_wide_and_thin_windows(core, twin, layer, seed, mode):
     out = out_array(layer.out_shape)
     dw = np.zeros((layer.out_shape.c, m), np.int32)
     dx = np.zeros((layer.in_shape.h, layer.in_shape.w, layer.in_shape.c), np.int8)
+    dx16 = np.zeros((layer.in_shape.h, layer.in_shape.w, layer.in_shape.c), np.int16)
     cl = c_layer(ffi, layer)
     assert lib.et_conv2d_forward(cl, buf(ffi, w), buf(ffi, b), buf(ffi, x), buf(ffi, out)) == ET_OK
+    assert lib.et_conv2d_backward_input_s16(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx16)) == ET_OK
     assert lib.et_conv2d_weight_grad(cl, buf(ffi, x), buf(ffi, dz), buf(ffi, dw)) == ET_OK
     assert lib.et_conv2d_backward_input(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx)) == ET_OK
     twin.equal(out.tolist(), ref.conv2d_forward(layer, w, b, x).tolist(), "conv2d_forward")
     twin.equal(dw.tolist(), ref.conv2d_weight_grad(layer, x, dz).tolist(), "conv2d_weight_grad")
     twin.equal(dx.tolist(), ref.conv2d_backward_input(layer, w, dz).tolist(), "conv2d_backward_input")
+    twin.equal(dx16.tolist(), ref.conv2d_backward_input_s16(layer, w, dz).tolist(), "conv2d_backward_input_s16")
     assert out.reshape(-1).tolist() == spec_conv_forward(layer, w, b, x)
 
 

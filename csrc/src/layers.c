@@ -527,6 +527,61 @@ static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t 
  */
 #define ET_GRAD_BLOCK 64
 
+/*
+ * Input gradients of a layer whose input rows are short (in.w * in.c <=
+ * ET_GRAD_ROW): one input row at a time in a local int32 row. For each
+ * kernel row ky, output pixel and output channel o with dz != 0, the in-bounds
+ * taps of weight row (o, ky) are one contiguous run of (kx1 - kx0) in_c
+ * weights added, times dz, to a contiguous run of the row (a loop gcc
+ * vectorises): k * in_c elements per run instead of in_c for a thin layer.
+ */
+#define ET_GRAD_ROW 128
+
+static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const et_conv_geom_t *g,
+                                                 const int8_t *weights, const int8_t *dz, void *dx, int wide,
+                                                 uint32_t *grad)
+{
+    int32_t acc[ET_GRAD_ROW];
+    uint32_t rowlen = (uint32_t)g->iw * g->ic;
+    uint32_t nclip = 0;
+    int32_t iy, ky, ox;
+    uint32_t o, j;
+    for (iy = 0; iy < g->ih; iy++) {
+        for (j = 0; j < rowlen; j++) {
+            acc[j] = 0;
+        }
+        for (ky = 0; ky < g->k; ky++) {
+            int32_t oy = iy - ky + g->pad;
+            if (oy < 0 || oy >= g->oh) {
+                continue;
+            }
+            for (ox = 0; ox < g->ow; ox++) {
+                const int8_t *dr = dz + ((uint32_t)(oy * g->ow + ox)) * g->oc;
+                int32_t kx0 = g->pad - ox > 0 ? g->pad - ox : 0;
+                int32_t kx1 = g->iw + g->pad - ox < g->k ? g->iw + g->pad - ox : g->k;
+                uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g->ic : 0u;
+                int32_t *ar = acc + (uint32_t)(ox + kx0 - g->pad) * g->ic;
+                const int8_t *wt = weights + ((uint32_t)(ky * g->k + kx0)) * g->ic;
+                for (o = 0; o < g->oc; o++) {
+                    const int8_t *wr = wt + o * g->m;
+                    int32_t d = dr[o];
+                    if (d == 0) {
+                        continue;
+                    }
+                    for (j = 0; j < span; j++) {
+                        ar[j] += (int32_t)wr[j] * d;
+                    }
+                }
+            }
+        }
+        for (j = 0; j < rowlen; j++) {
+            et_grad_store(dx, (uint32_t)iy * rowlen + j, acc[j], layer, wide, &nclip);
+        }
+    }
+    *grad += nclip;
+    return ET_OK;
+}
+
 et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
                                        int wide, uint32_t *grad)
 {
@@ -543,6 +598,9 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
         return ET_ERR_ARG;
     }
     g = et_conv_geom(layer);
+    if ((uint32_t)g.iw * g.ic <= ET_GRAD_ROW) {
+        return et_conv2d_backward_input_rows(layer, &g, weights, dz, dx, wide, grad);
+    }
     for (iy = 0; iy < g.ih; iy++) {
         for (ix = 0; ix < g.iw; ix++) {
             for (c0 = 0; c0 < g.ic; c0 += nb) {
