@@ -445,7 +445,7 @@ et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, 
     et_conv_geom_t g;
     et_rq_t q;
     int32_t oy, ox, ky;
-    uint32_t o;
+    uint32_t o, nr;
     int sgn;
     uint32_t npre = 0;
     uint32_t nact = 0;
@@ -464,16 +464,19 @@ et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, 
             for (ox = 0; ox < g.ow; ox++) {
                 uint32_t base = (uint32_t)(oy * g.ow + ox) * g.oc;
                 et_window(&g, x, oy, ox, win);
-                for (o = 0; o + 4 <= g.oc; o += 4) {
+                /* four output channels per pass while four are left, then one; one inlined store */
+                for (o = 0; o < g.oc; o += nr) {
                     int32_t a4[4];
-                    et_dot4(weights + o * g.m, g.m, win, g.m, sgn, a4);
-                    et_mac_store(&q, a4[0], bias[o], out, base + o, &npre, &nact);
-                    et_mac_store(&q, a4[1], bias[o + 1], out, base + o + 1, &npre, &nact);
-                    et_mac_store(&q, a4[2], bias[o + 2], out, base + o + 2, &npre, &nact);
-                    et_mac_store(&q, a4[3], bias[o + 3], out, base + o + 3, &npre, &nact);
-                }
-                for (; o < g.oc; o++) {
-                    et_mac_store(&q, et_dot(weights + o * g.m, win, g.m, sgn), bias[o], out, base + o, &npre, &nact);
+                    uint32_t r;
+                    nr = g.oc - o >= 4 ? 4u : 1u;
+                    if (nr == 4) {
+                        et_dot4(weights + o * g.m, g.m, win, g.m, sgn, a4);
+                    } else {
+                        a4[0] = et_dot(weights + o * g.m, win, g.m, sgn);
+                    }
+                    for (r = 0; r < nr; r++) {
+                        et_mac_store(&q, a4[r], bias[o + r], out, base + o + r, &npre, &nact);
+                    }
                 }
             }
         }
