@@ -424,15 +424,12 @@ static void et_window(const et_conv_geom_t *g, const uint8_t *x, int32_t oy, int
         }
         {
             const uint8_t *src = x + ((uint32_t)(iy * g->iw + ox + kx0 - g->pad)) * g->ic - lo;
-            for (j = 0; j < lo; j++) {
-                row[j] = 0;
+            if (lo != 0 || hi != rowlen) {
+                for (j = 0; j < rowlen; j++) {
+                    row[j] = 0;
+                }
             }
-            for (; j < hi; j++) {
-                row[j] = src[j];
-            }
-            for (; j < rowlen; j++) {
-                row[j] = 0;
-            }
+            memcpy(row + lo, src + lo, hi - lo);
         }
     }
 }
