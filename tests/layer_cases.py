@@ -66,28 +66,28 @@ modes = st.sampled_from(["random", "random", "random", "max", "min", "sparse", "
 
 
 @st.composite
-def conv_layers(draw, relu=None):
+def conv_layers(draw, relu=None, max_in_c=4, max_alpha=8):
     k = draw(st.sampled_from([1, 3, 3, 5]))
     padding = draw(st.sampled_from([Padding.VALID, Padding.SAME]))
     h = draw(st.integers(k if padding == Padding.VALID else 1, 9))
     w = draw(st.integers(k if padding == Padding.VALID else 1, 9))
-    in_c = draw(st.integers(1, 4))
+    in_c = draw(st.integers(1, max_in_c))
     out_c = draw(st.integers(1, 5))
     fmt = draw(st.sampled_from(ACT_FORMATS))
     act = draw(st.sampled_from([Activation.RELU, Activation.NONE])) if relu is None else (Activation.RELU if relu else Activation.NONE)
     oh, ow = (h - k + 1, w - k + 1) if padding == Padding.VALID else (h, w)
     return Layer(LayerKind.CONV2D, Shape(h, w, in_c, fmt), Shape(oh, ow, out_c, FMT_ACT if act == Activation.RELU else FMT_BIAS),
-                 "conv", act, padding, k, draw(st.integers(0, 8)))
+                 "conv", act, padding, k, draw(st.integers(0, max_alpha)))
 
 
 @st.composite
-def dense_layers(draw, relu=None):
-    m = draw(st.integers(1, 64))
+def dense_layers(draw, relu=None, max_m=64, max_alpha=8):
+    m = draw(st.integers(1, max_m))
     n = draw(st.integers(1, 12))
     fmt = draw(st.sampled_from(ACT_FORMATS))
     act = draw(st.sampled_from([Activation.RELU, Activation.NONE])) if relu is None else (Activation.RELU if relu else Activation.NONE)
     return Layer(LayerKind.DENSE, Shape(1, 1, m, fmt), Shape(1, 1, n, FMT_ACT if act == Activation.RELU else FMT_BIAS),
-                 "dense", act, alpha_shift=draw(st.integers(0, 8)))
+                 "dense", act, alpha_shift=draw(st.integers(0, max_alpha)))
 
 
 @st.composite

@@ -102,8 +102,9 @@ def test_arm_mcu_cnn_on_m4(fw_dir, optimizer):
 
 
 def odd_length_model():
-    """Dot products of every length mod 4, on unsigned (conv, dense after ReLU) and signed (dense after
-    BN) activations: conv spans k*ic = 9 and 15, dense inputs 5*5*... (odd)."""
+    """Dot products of every length mod 4, on unsigned (conv, dense after ReLU) and signed (conv and dense
+    after BN) activations: conv windows k*k*ic = 27, 45 and 63 with 5, 7 and 6 output channels (the
+    four-channel pass and single ones), dense inputs 5*5*... (odd)."""
     from edgetrain.model.description import Shape
     from edgetrain.model.presets import _Builder
     from edgetrain.reference.fixed import FMT_INPUT
@@ -112,6 +113,8 @@ def odd_length_model():
     b.conv("conv1", 5)
     b.conv("conv2", 7)
     b.batchnorm("bn")
+    b.conv("conv3", 6)
+    b.batchnorm("bn2")
     b.flatten()
     b.dense("fc1", 13)
     b.dense("fc2", 10, relu=False)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from edgetrain import ArgumentError, CorruptError
 from edgetrain.model.description import Activation, Layer, LayerKind, Padding, Shape
 from edgetrain.reference import layers as ref
-from edgetrain.reference.fixed import FMT_ACT, FMT_BIAS, FMT_INPUT
+from edgetrain.reference.fixed import FMT_ACT, FMT_BIAS, FMT_BN_OUT, FMT_INPUT
 from layer_cases import (bn_layers, buf, c_layer, conv_layers, dense_layers, head_layer, modes, out_array, pool_layers,
                          random_int, random_tensor)
 
@@ -263,6 +263,95 @@ def test_dense_forward_and_backward(core, twin, layer, seed, mode):
     back = dz.reshape(-1).astype(np.int64) @ w.astype(np.int64)
     assert dx.reshape(-1).tolist() == [rq(int(v), 7 + layer.alpha_shift, -128, 127) for v in back]
     assert dx16.reshape(-1).tolist() == [rq(int(v), layer.alpha_shift - 1, -(2**15), 2**15 - 1) for v in back]
+
+
+# ---- The requantize's 32-bit path and the windowed conv ---------------------------------
+# (csrc/src/layers.c: et_rq_prepare / et_mac_store, et_window; the twin is one int64 formula)
+
+
+@pytest.mark.parametrize("fmt", [FMT_INPUT, FMT_ACT, FMT_BN_OUT])
+@pytest.mark.parametrize("relu", [True, False])
+def test_requantize_every_small_accumulator_every_shift(core, twin, fmt, relu):
+    """Every product w * x of one weight and one activation (all 256 x 256), at every alpha_shift
+    0..15 (rescale shifts 1..18), biases that push past both int16 ends: C == twin == the spec."""
+    ffi, lib = core
+    act = Activation.RELU if relu else Activation.NONE
+    w = np.arange(-128, 128, dtype=np.int8).reshape(256, 1)
+    xs = np.arange(256, dtype=np.uint8) if fmt != FMT_BN_OUT else np.arange(-128, 128, dtype=np.int8)
+    rng = np.random.default_rng(fmt * 2 + relu)
+    for alpha in range(16):
+        layer = Layer(LayerKind.DENSE, Shape(1, 1, 1, fmt), Shape(1, 1, 256, FMT_ACT if relu else FMT_BIAS), "d", act,
+                      alpha_shift=alpha)
+        cl = c_layer(ffi, layer)
+        shift = alpha - 5 - lsb(fmt)
+        b = rng.choice(np.array([-32768, -32767, -1, 0, 1, 32766, 32767, -20000, 20000], np.int16), 256)
+        for xv in xs[:: 1 if alpha in (0, 1, 15) else 17]:
+            x = np.array([xv], dtype=xs.dtype).reshape(1, 1, 1)
+            out = out_array(layer.out_shape)
+            assert lib.et_dense_forward(cl, buf(ffi, w), buf(ffi, b), buf(ffi, x), buf(ffi, out)) == ET_OK
+            twin.equal(out.tolist(), ref.dense_forward(layer, w, b, x).tolist(), f"dense alpha {alpha} x {xv}")
+            acc = w.reshape(-1).astype(np.int64) * int(xv)
+            z = [max(-32768, min(32767, rq(int(a), shift, -32768, 32767) + int(bb))) for a, bb in zip(acc, b)]
+            assert out.reshape(-1).tolist() == ([rq(v, 5, 0, 255) for v in z] if relu else z)
+
+
+@pytest.mark.parametrize("wv,xv,fmt", [(-128, 255, FMT_INPUT), (127, 255, FMT_INPUT), (-128, -128, FMT_BN_OUT),
+                                       (-128, 127, FMT_BN_OUT), (-1, 1, FMT_ACT)])
+def test_requantize_at_the_largest_fan_in(core, twin, wv, xv, fmt):
+    """fan-in 65535 (ET_MAX_FAN), the accumulator's extremes, alpha_shift 15 and 0: the bound the
+    32-bit rounding path is proved under."""
+    ffi, lib = core
+    m = 65535
+    x = np.full((1, 1, m), xv, np.uint8 if fmt != FMT_BN_OUT else np.int8)
+    w = np.full((2, m), wv, np.int8)
+    w[1, ::2] = 0
+    b = np.array([0, -3], np.int16)
+    for alpha in (0, 15):
+        for act in (Activation.NONE, Activation.RELU):
+            layer = Layer(LayerKind.DENSE, Shape(1, 1, m, fmt), Shape(1, 1, 2, FMT_ACT if act == Activation.RELU else FMT_BIAS),
+                          "d", act, alpha_shift=alpha)
+            out = out_array(layer.out_shape)
+            assert lib.et_dense_forward(c_layer(ffi, layer), buf(ffi, w), buf(ffi, b), buf(ffi, x), buf(ffi, out)) == ET_OK
+            twin.equal(out.tolist(), ref.dense_forward(layer, w, b, x).tolist(), f"fan 65535 alpha {alpha}")
+
+
+@given(conv_layers(max_in_c=20, max_alpha=15), seeds, modes)
+def test_conv2d_wide_and_thin_windows(core, twin, layer, seed, mode):
+    """in_c 1..20 with k 1, 3, 5: windows of k*k*in_c from 1 to 500 bytes and input rows of w*in_c
+    from 1 to 180 values, either side of the 128 the windowed kernels (forward, weight gradient) and
+    the row-wise input gradient take; SAME rows out of bounds, every alpha_shift."""
+    ffi, lib = core
+    w, b, x = conv_tensors(layer, seed, mode)
+    rng = np.random.default_rng(seed + 1)
+    dz = random_int(rng, np.int8, (layer.out_shape.h, layer.out_shape.w, layer.out_shape.c), mode)
+    m = layer.kernel * layer.kernel * layer.in_shape.c
+    out = out_array(layer.out_shape)
+    dw = np.zeros((layer.out_shape.c, m), np.int32)
+    dx = np.zeros((layer.in_shape.h, layer.in_shape.w, layer.in_shape.c), np.int8)
+    dx16 = np.zeros((layer.in_shape.h, layer.in_shape.w, layer.in_shape.c), np.int16)
+    cl = c_layer(ffi, layer)
+    assert lib.et_conv2d_forward(cl, buf(ffi, w), buf(ffi, b), buf(ffi, x), buf(ffi, out)) == ET_OK
+    assert lib.et_conv2d_backward_input_s16(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx16)) == ET_OK
+    assert lib.et_conv2d_weight_grad(cl, buf(ffi, x), buf(ffi, dz), buf(ffi, dw)) == ET_OK
+    assert lib.et_conv2d_backward_input(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx)) == ET_OK
+    twin.equal(out.tolist(), ref.conv2d_forward(layer, w, b, x).tolist(), "conv2d_forward")
+    twin.equal(dw.tolist(), ref.conv2d_weight_grad(layer, x, dz).tolist(), "conv2d_weight_grad")
+    twin.equal(dx.tolist(), ref.conv2d_backward_input(layer, w, dz).tolist(), "conv2d_backward_input")
+    twin.equal(dx16.tolist(), ref.conv2d_backward_input_s16(layer, w, dz).tolist(), "conv2d_backward_input_s16")
+    assert out.reshape(-1).tolist() == spec_conv_forward(layer, w, b, x)
+
+
+@given(dense_layers(max_m=300, max_alpha=15), seeds, modes)
+def test_dense_forward_every_alpha(core, twin, layer, seed, mode):
+    ffi, lib = core
+    rng = np.random.default_rng(seed)
+    n, m = layer.out_shape.c, layer.in_shape.c
+    w = random_int(rng, np.int8, (n, m), mode)
+    b = random_int(rng, np.int16, n, mode if mode != "small" else "random")
+    x = random_tensor(rng, layer.in_shape, mode if mode != "small" else "random")
+    out = out_array(layer.out_shape)
+    assert lib.et_dense_forward(c_layer(ffi, layer), buf(ffi, w), buf(ffi, b), buf(ffi, x), buf(ffi, out)) == ET_OK
+    twin.equal(out.tolist(), ref.dense_forward(layer, w, b, x).tolist(), "dense_forward")
 
 
 # ---- MaxPool ---------------------------------------------------------------------------

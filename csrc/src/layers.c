@@ -74,6 +74,42 @@ static int32_t et_dot_c(const int8_t *w, const uint8_t *x, uint32_t n, int sgn)
     return acc;
 }
 
+/*
+ * The dot products of four weight rows (w, w + m, w + 2m, w + 3m) with one
+ * activation vector x of n bytes into acc[0..3]: each activation is loaded
+ * once for four output channels. The same products and sums as et_dot_c per row.
+ */
+static void et_dot4_c(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n, int sgn, int32_t *acc)
+{
+    const int8_t *w1 = w + m;
+    const int8_t *w2 = w1 + m;
+    const int8_t *w3 = w2 + m;
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    uint32_t j;
+    if (sgn) {
+        const int8_t *xs = (const int8_t *)(const void *)x;
+        for (j = 0; j < n; j++) {
+            int32_t v = xs[j];
+            a0 += w[j] * v;
+            a1 += w1[j] * v;
+            a2 += w2[j] * v;
+            a3 += w3[j] * v;
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            int32_t v = x[j];
+            a0 += w[j] * v;
+            a1 += w1[j] * v;
+            a2 += w2[j] * v;
+            a3 += w3[j] * v;
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
 #if defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && defined(__ARM_FEATURE_UNALIGNED) && \
     defined(__GNUC__) && !defined(ET_NO_DSP)
 /*
@@ -118,9 +154,62 @@ static int32_t et_dot(const int8_t *w, const uint8_t *x, uint32_t n, int sgn)
     }
     return j < n ? acc + et_dot_c(w + j, x + j, n - j, sgn) : acc;
 }
+
+/* One SMLAD step of et_dot4 for row r: the pairs of bytes 0, 2 and 1, 3 of four weights against xl, xh. */
+#define ET_SMLAD4(r, wp, xl, xh)                                                                   \
+    do {                                                                                           \
+        uint32_t wv_ = et_load4((wp) + j);                                                         \
+        a[r] = __smlad(__sxtb16((int32_t)wv_), (xl), a[r]);                                        \
+        a[r] = __smlad(__sxtb16((int32_t)(wv_ >> 8)), (xh), a[r]);                                 \
+    } while (0)
+
+/* et_dot4_c with SMLAD: four activation bytes loaded and widened once for four weight rows. */
+static void et_dot4(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n, int sgn, int32_t *acc)
+{
+    const int8_t *w1 = w + m;
+    const int8_t *w2 = w1 + m;
+    const int8_t *w3 = w2 + m;
+    int32_t a[4] = {0, 0, 0, 0};
+    uint32_t j = 0;
+    uint32_t n4 = n & ~3u;
+    if (sgn) {
+        for (; j < n4; j += 4) {
+            uint32_t xv = et_load4(x + j);
+            int32_t xl = __sxtb16((int32_t)xv);
+            int32_t xh = __sxtb16((int32_t)(xv >> 8));
+            ET_SMLAD4(0, w, xl, xh);
+            ET_SMLAD4(1, w1, xl, xh);
+            ET_SMLAD4(2, w2, xl, xh);
+            ET_SMLAD4(3, w3, xl, xh);
+        }
+    } else {
+        for (; j < n4; j += 4) {
+            uint32_t xv = et_load4(x + j);
+            int32_t xl = (int32_t)__uxtb16(xv);
+            int32_t xh = (int32_t)__uxtb16(xv >> 8);
+            ET_SMLAD4(0, w, xl, xh);
+            ET_SMLAD4(1, w1, xl, xh);
+            ET_SMLAD4(2, w2, xl, xh);
+            ET_SMLAD4(3, w3, xl, xh);
+        }
+    }
+    if (j < n) {
+        int32_t t[4];
+        et_dot4_c(w + j, m, x + j, n - j, sgn, t);
+        a[0] += t[0];
+        a[1] += t[1];
+        a[2] += t[2];
+        a[3] += t[3];
+    }
+    acc[0] = a[0];
+    acc[1] = a[1];
+    acc[2] = a[2];
+    acc[3] = a[3];
+}
 #else
 #define ET_DOT_DSP 0
 #define et_dot et_dot_c
+#define et_dot4 et_dot4_c
 #endif
 
 /* LSB exponent of an activation format (input of a MAC layer). */
@@ -185,28 +274,90 @@ et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uin
 /* ---- shared tail of conv/dense forward ----------------------------------- */
 
 /*
- * Store one output element: alpha rescale into the bias format, add the bias,
- * activation. *pre += 1 when the rescale or the bias add clamped (one per
- * element); *act += 1 when the ReLU output clamped at 255.
+ * The per-output requantize, prepared once per call. z = saturate16(
+ * saturate16(round_shift(acc, shift)) + bias), then the ReLU's requantize
+ * when the layer has one.
+ *
+ * The 32-bit path: every valid layer has 1 <= shift <= 18 (alpha_shift in
+ * [0, 15], input LSB 2^-8, 2^-7 or 2^-6) and |acc| <= fan * 128 * xmax
+ * (|w| <= 128; xmax = 255 for the unsigned formats, 128 for the signed one;
+ * fan <= ET_MAX_FAN = 65535 gives at most 2,139,062,400). When
+ * bound + 2^(shift-1) <= INT32_MAX, round_shift(acc, shift) is
+ * (acc + 2^(shift-1) - (acc < 0)) >> shift in int32: the floor quotient of
+ * acc + half rounds a tie up for acc >= 0, and of acc + half - 1 rounds it
+ * down (away from zero) for acc < 0, the rounding rule; neither sum
+ * overflows. Everything after it is int32 (the bias add of two int16, the
+ * ReLU's shift by 5 of an int16). Otherwise (no valid layer gets there) the
+ * 64-bit rule of fixed_inline.h.
  */
-static void et_mac_store(const et_layer_t *l, int32_t acc, int shift, int16_t bias, void *out, uint32_t idx,
-                         uint32_t *pre, uint32_t *act)
-{
-    int64_t r = et_round_shift_s64_inline(acc, shift);
-    int64_t t = et_saturate_s64_inline(r, INT16_MIN, INT16_MAX);
-    int32_t z = (int32_t)et_saturate_s64_inline(t + bias, INT16_MIN, INT16_MAX);
-    *pre += et_out(r, INT16_MIN, INT16_MAX) | et_out(t + bias, INT16_MIN, INT16_MAX);
-    if (l->activation == ET_ACT_RELU) {
-        ((uint8_t *)out)[idx] = et_relu_q(z, act);
-    } else {
-        ((int16_t *)out)[idx] = (int16_t)z;
-    }
-}
-
 /* The forward rescale shift: acc at 2^(-7 + in_lsb) times 2^-alpha_shift into 2^-12. */
 static int et_forward_shift(const et_layer_t *l)
 {
     return l->alpha_shift - 5 - et_lsb(l->in.fmt);
+}
+
+/* It runs once per output and counts into the caller's locals: inlined, they stay in registers. */
+#if defined(__GNUC__)
+#define ET_ALWAYS_INLINE __attribute__((always_inline)) inline
+#else
+#define ET_ALWAYS_INLINE inline
+#endif
+
+typedef struct {
+    int shift;    /* the rescale shift */
+    int32_t half; /* 2^(shift-1) - 1 when fast: the rounding offset for acc < 0 is half, for acc >= 0 half + 1 */
+    int fast;     /* 1: the 32-bit path is exact for every accumulator of the layer */
+    int relu;     /* the layer's activation is ReLU (uint8 out), else int16 out */
+} et_rq_t;
+
+static et_rq_t et_rq_prepare(const et_layer_t *l, uint32_t fan)
+{
+    et_rq_t q;
+    uint64_t xmax = et_signed_in(l->in.fmt) ? 128u : 255u;
+    q.shift = et_forward_shift(l);
+    q.relu = l->activation == ET_ACT_RELU;
+    q.fast = q.shift >= 1 && q.shift <= 30 &&
+             (uint64_t)fan * 128u * xmax + (UINT64_C(1) << (q.shift - 1)) <= (uint64_t)INT32_MAX;
+    q.half = q.fast ? (int32_t)((UINT32_C(1) << (q.shift - 1)) - 1u) : 0;
+    return q;
+}
+
+/* v clamped to [lo, hi] in int32 (compare and select, no branch at -O2). */
+static int32_t et_clamp32(int32_t v, int32_t lo, int32_t hi)
+{
+    int32_t t = v < lo ? lo : v;
+    return t > hi ? hi : t;
+}
+
+/*
+ * Store one output element: alpha rescale into the bias format, add the bias,
+ * activation. *pre += 1 when the rescale or the bias add clamped (one per
+ * element); *act += 1 when the ReLU output clamped at 255.
+ */
+ET_ALWAYS_INLINE static void et_mac_store(const et_rq_t *q, int32_t acc, int16_t bias, void *out, uint32_t idx,
+                                          uint32_t *pre, uint32_t *act)
+{
+    int32_t z;
+    if (q->fast) {
+        int32_t r = (acc + q->half + (int32_t)(acc >= 0)) >> q->shift;
+        int32_t t = et_clamp32(r, INT16_MIN, INT16_MAX) + bias;
+        z = et_clamp32(t, INT16_MIN, INT16_MAX);
+        *pre += (uint32_t)(r < INT16_MIN) | (uint32_t)(r > INT16_MAX) | (uint32_t)(t != z);
+    } else {
+        int64_t r = et_round_shift_s64_inline(acc, q->shift);
+        int64_t t = et_saturate_s64_inline(r, INT16_MIN, INT16_MAX);
+        z = (int32_t)et_saturate_s64_inline(t + bias, INT16_MIN, INT16_MAX);
+        *pre += et_out(r, INT16_MIN, INT16_MAX) | et_out(t + bias, INT16_MIN, INT16_MAX);
+    }
+    if (q->relu) {
+        /* round_shift(z, 5) of an int16 in int32: (z + 16) >> 5 for z >= 0; for z < 0 it may differ
+         * from the rule by one below 0, but both clamp to 0 (the ReLU, not a clip) */
+        int32_t a = (z + 16) >> 5;
+        *act += (uint32_t)(a > 255);
+        ((uint8_t *)out)[idx] = (uint8_t)et_clamp32(a, 0, 255);
+    } else {
+        ((int16_t *)out)[idx] = (int16_t)z;
+    }
 }
 
 /* ---- Conv2D --------------------------------------------------------------- */
@@ -240,18 +391,62 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
     return et_conv2d_forward_n(layer, weights, bias, in, out, &pre, &act);
 }
 
+/*
+ * Thin convolutions (small in_c) have short kernel rows (3 bytes for a 3x3
+ * kernel over one channel), so one dot product per row is mostly call and
+ * loop overhead. When a whole k x k x in_c window fits in ET_WIN_MAX bytes,
+ * the kernels copy it once per output pixel into a local buffer, zero where
+ * SAME padding reaches outside the input (a zero byte is the value 0 in
+ * every activation format, and 0 adds nothing to an integer sum), and use it
+ * for all output channels: one dot product of k*k*in_c per output channel
+ * in the forward pass, one contiguous run per output channel in the weight
+ * gradient. Same integer sums.
+ */
+#define ET_WIN_MAX 128
+
+static void et_window(const et_conv_geom_t *g, const uint8_t *x, int32_t oy, int32_t ox, uint8_t *win)
+{
+    uint32_t rowlen = (uint32_t)g->k * g->ic;
+    int32_t kx0 = g->pad - ox > 0 ? g->pad - ox : 0;
+    int32_t kx1 = g->iw + g->pad - ox < g->k ? g->iw + g->pad - ox : g->k;
+    uint32_t lo = (uint32_t)kx0 * g->ic;
+    uint32_t hi = kx1 > kx0 ? (uint32_t)kx1 * g->ic : lo;
+    int32_t ky;
+    uint32_t j;
+    for (ky = 0; ky < g->k; ky++) {
+        int32_t iy = oy + ky - g->pad;
+        uint8_t *row = win + (uint32_t)ky * rowlen;
+        if (iy < 0 || iy >= g->ih) {
+            for (j = 0; j < rowlen; j++) {
+                row[j] = 0;
+            }
+            continue;
+        }
+        {
+            const uint8_t *src = x + ((uint32_t)(iy * g->iw + ox + kx0 - g->pad)) * g->ic - lo;
+            if (lo != 0 || hi != rowlen) {
+                for (j = 0; j < rowlen; j++) {
+                    row[j] = 0;
+                }
+            }
+            memcpy(row + lo, src + lo, hi - lo);
+        }
+    }
+}
+
 et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
                                 void *out, uint32_t *pre, uint32_t *act)
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
+    et_rq_t q;
     int32_t oy, ox, ky;
-    uint32_t o;
-    int shift;
+    uint32_t o, nr;
     int sgn;
     uint32_t npre = 0;
     uint32_t nact = 0;
+    uint8_t win[ET_WIN_MAX];
     if (st != ET_OK) {
         return st;
     }
@@ -259,8 +454,33 @@ et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, 
         return ET_ERR_ARG;
     }
     g = et_conv_geom(layer);
-    shift = et_forward_shift(layer);
+    q = et_rq_prepare(layer, g.m);
     sgn = et_signed_in(layer->in.fmt);
+    if (g.m <= ET_WIN_MAX) {
+        for (oy = 0; oy < g.oh; oy++) {
+            for (ox = 0; ox < g.ow; ox++) {
+                uint32_t base = (uint32_t)(oy * g.ow + ox) * g.oc;
+                et_window(&g, x, oy, ox, win);
+                /* four output channels per pass while four are left, then one; one inlined store */
+                for (o = 0; o < g.oc; o += nr) {
+                    int32_t a4[4];
+                    uint32_t r;
+                    nr = g.oc - o >= 4 ? 4u : 1u;
+                    if (nr == 4) {
+                        et_dot4(weights + o * g.m, g.m, win, g.m, sgn, a4);
+                    } else {
+                        a4[0] = et_dot(weights + o * g.m, win, g.m, sgn);
+                    }
+                    for (r = 0; r < nr; r++) {
+                        et_mac_store(&q, a4[r], bias[o + r], out, base + o + r, &npre, &nact);
+                    }
+                }
+            }
+        }
+        *pre += npre;
+        *act += nact;
+        return ET_OK;
+    }
     /* For one kernel row, the in-bounds taps kx0..kx1-1 are (kx1 - kx0) ic contiguous bytes of the
      * input and of the weight row: one dot product each. */
     for (oy = 0; oy < g.oh; oy++) {
@@ -279,7 +499,7 @@ et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, 
                     acc += et_dot(weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic,
                                   x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic, span, sgn);
                 }
-                et_mac_store(layer, acc, shift, bias[o], out, pix * g.oc + o, &npre, &nact);
+                et_mac_store(&q, acc, bias[o], out, pix * g.oc + o, &npre, &nact);
             }
         }
     }
@@ -307,6 +527,61 @@ static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t 
  */
 #define ET_GRAD_BLOCK 64
 
+/*
+ * Input gradients of a layer whose input rows are short (in.w * in.c <=
+ * ET_GRAD_ROW): one input row at a time in a local int32 row. For each
+ * kernel row ky, output pixel and output channel o with dz != 0, the in-bounds
+ * taps of weight row (o, ky) are one contiguous run of (kx1 - kx0) in_c
+ * weights added, times dz, to a contiguous run of the row (a loop gcc
+ * vectorises): k * in_c elements per run instead of in_c for a thin layer.
+ */
+#define ET_GRAD_ROW 128
+
+static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const et_conv_geom_t *g,
+                                                 const int8_t *weights, const int8_t *dz, void *dx, int wide,
+                                                 uint32_t *grad)
+{
+    int32_t acc[ET_GRAD_ROW];
+    uint32_t rowlen = (uint32_t)g->iw * g->ic;
+    uint32_t nclip = 0;
+    int32_t iy, ky, ox;
+    uint32_t o, j;
+    for (iy = 0; iy < g->ih; iy++) {
+        for (j = 0; j < rowlen; j++) {
+            acc[j] = 0;
+        }
+        for (ky = 0; ky < g->k; ky++) {
+            int32_t oy = iy - ky + g->pad;
+            if (oy < 0 || oy >= g->oh) {
+                continue;
+            }
+            for (ox = 0; ox < g->ow; ox++) {
+                const int8_t *dr = dz + ((uint32_t)(oy * g->ow + ox)) * g->oc;
+                int32_t kx0 = g->pad - ox > 0 ? g->pad - ox : 0;
+                int32_t kx1 = g->iw + g->pad - ox < g->k ? g->iw + g->pad - ox : g->k;
+                uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g->ic : 0u;
+                int32_t *ar = acc + (uint32_t)(ox + kx0 - g->pad) * g->ic;
+                const int8_t *wt = weights + ((uint32_t)(ky * g->k + kx0)) * g->ic;
+                for (o = 0; o < g->oc; o++) {
+                    const int8_t *wr = wt + o * g->m;
+                    int32_t d = dr[o];
+                    if (d == 0) {
+                        continue;
+                    }
+                    for (j = 0; j < span; j++) {
+                        ar[j] += (int32_t)wr[j] * d;
+                    }
+                }
+            }
+        }
+        for (j = 0; j < rowlen; j++) {
+            et_grad_store(dx, (uint32_t)iy * rowlen + j, acc[j], layer, wide, &nclip);
+        }
+    }
+    *grad += nclip;
+    return ET_OK;
+}
+
 et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
                                        int wide, uint32_t *grad)
 {
@@ -323,6 +598,9 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
         return ET_ERR_ARG;
     }
     g = et_conv_geom(layer);
+    if ((uint32_t)g.iw * g.ic <= ET_GRAD_ROW) {
+        return et_conv2d_backward_input_rows(layer, &g, weights, dz, dx, wide, grad);
+    }
     for (iy = 0; iy < g.ih; iy++) {
         for (ix = 0; ix < g.iw; ix++) {
             for (c0 = 0; c0 < g.ic; c0 += nb) {
@@ -379,14 +657,31 @@ et_status_t et_conv2d_backward_input_s16(const et_layer_t *layer, const int8_t *
     return et_conv2d_backward_input_n(layer, weights, dz, dx, 1, &n);
 }
 
+/* w[j] += d * x[j], j < n, the activations of the signed (sgn) or an unsigned format: a loop gcc vectorises. */
+static void et_axpy(int32_t *w, int32_t d, const uint8_t *x, uint32_t n, int sgn)
+{
+    uint32_t j;
+    if (sgn) {
+        const int8_t *xs = (const int8_t *)(const void *)x;
+        for (j = 0; j < n; j++) {
+            w[j] += d * xs[j];
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            w[j] += d * x[j];
+        }
+    }
+}
+
 et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const int8_t *dz, int32_t *dw)
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
-    int32_t oy, ox, ky, kx;
-    uint32_t o, c;
+    int32_t oy, ox, ky;
+    uint32_t o;
     int sgn;
+    uint8_t win[ET_WIN_MAX];
     if (st != ET_OK) {
         return st;
     }
@@ -399,36 +694,34 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
     for (oy = 0; oy < g.oh; oy++) {
         for (ox = 0; ox < g.ow; ox++) {
             const int8_t *dr = dz + ((uint32_t)(oy * g.ow + ox)) * g.oc;
-            for (o = 0; o < g.oc; o++) {
+            int32_t kx0 = g.pad - ox > 0 ? g.pad - ox : 0;
+            int32_t kx1 = g.iw + g.pad - ox < g.k ? g.iw + g.pad - ox : g.k;
+            uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g.ic : 0u;
+            int windowed = g.m <= ET_WIN_MAX;
+            for (o = 0; o < g.oc && windowed; o++) {
+                if (dr[o] != 0) {
+                    /* the window once per pixel with a non-zero gradient, a run of m per output channel */
+                    et_window(&g, x, oy, ox, win);
+                    for (; o < g.oc; o++) {
+                        if (dr[o] != 0) {
+                            et_axpy(dw + o * g.m, dr[o], win, g.m, sgn);
+                        }
+                    }
+                }
+            }
+            for (o = 0; o < g.oc && !windowed; o++) {
                 int32_t d = dr[o];
                 if (d == 0) {
                     continue;
                 }
-                for (ky = 0; ky < g.k; ky++) {
+                /* the in-bounds taps of a kernel row: one contiguous run of the input and of the row */
+                for (ky = 0; ky < g.k && span != 0; ky++) {
                     int32_t iy = oy + ky - g.pad;
                     if (iy < 0 || iy >= g.ih) {
                         continue;
                     }
-                    for (kx = 0; kx < g.k; kx++) {
-                        int32_t ix = ox + kx - g.pad;
-                        const uint8_t *xr;
-                        int32_t *wr;
-                        if (ix < 0 || ix >= g.iw) {
-                            continue;
-                        }
-                        xr = x + ((uint32_t)(iy * g.iw + ix)) * g.ic;
-                        wr = dw + o * g.m + ((uint32_t)(ky * g.k + kx)) * g.ic;
-                        if (sgn) {
-                            const int8_t *xs = (const int8_t *)(const void *)xr;
-                            for (c = 0; c < g.ic; c++) {
-                                wr[c] += d * xs[c];
-                            }
-                        } else {
-                            for (c = 0; c < g.ic; c++) {
-                                wr[c] += d * xr[c];
-                            }
-                        }
-                    }
+                    et_axpy(dw + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic, d,
+                            x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic, span, sgn);
                 }
             }
         }
@@ -513,7 +806,7 @@ et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *weights, c
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
     uint32_t n, m, o;
-    int shift;
+    et_rq_t q;
     int sgn;
     uint32_t npre = 0;
     uint32_t nact = 0;
@@ -525,11 +818,11 @@ et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *weights, c
     }
     n = layer->out.c;
     m = layer->in.c;
-    shift = et_forward_shift(layer);
+    q = et_rq_prepare(layer, m);
     sgn = et_signed_in(layer->in.fmt);
     for (o = 0; o < n; o++) {
         const int8_t *wr = weights + o * m;
-        et_mac_store(layer, et_dot(wr, x, m, sgn), shift, bias[o], out, o, &npre, &nact);
+        et_mac_store(&q, et_dot(wr, x, m, sgn), bias[o], out, o, &npre, &nact);
     }
     *pre += npre;
     *act += nact;
