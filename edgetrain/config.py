@@ -220,6 +220,22 @@ def kind_truncation(model, conv: int, dense: int) -> tuple:
                  for layer in model.layers)
 
 
+def moved_names(module: str, moved: dict):
+    """A module ``__getattr__`` that still answers the config names ``module`` held before they moved
+    here (``moved``: old name -> name in this module), with a DeprecationWarning naming the new place."""
+    import sys
+    import warnings
+
+    def __getattr__(name: str):
+        if name in moved:
+            warnings.warn(f"{module}.{name} moved: use edgetrain.config.{moved[name]}", DeprecationWarning,
+                          stacklevel=2)
+            return getattr(sys.modules[__name__], moved[name])
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 __all__ = [
     "TrainConfig", "LrtConfig", "LgaConfig", "lrt_config_check", "lrt_config_default", "lga_config_check",
     "lga_lr_pair", "OPT_NONE", "OPT_BIAS", "OPT_SGD", "OPT_LRT", "OPT_LGA", "OPTIMIZERS", "LR_DEFAULT",

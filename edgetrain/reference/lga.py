@@ -8,7 +8,6 @@ arrays; the tests compare the two with ``==``.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -256,9 +255,4 @@ _MOVED = {"Config": "LgaConfig", "config_check": "lga_config_check", "lr_pair": 
           "BETA_MAX": "LGA_BETA_MAX", "LR_EXP_MIN": "LGA_LR_EXP_MIN", "LR_EXP_MAX": "LGA_LR_EXP_MAX"}
 
 
-def __getattr__(name: str):
-    if name in _MOVED:
-        warnings.warn(f"edgetrain.reference.lga.{name} moved: use edgetrain.config.{_MOVED[name]}", DeprecationWarning,
-                      stacklevel=2)
-        return getattr(config_module, _MOVED[name])
-    raise AttributeError(f"module 'edgetrain.reference.lga' has no attribute {name!r}")
+__getattr__ = config_module.moved_names(__name__, _MOVED)

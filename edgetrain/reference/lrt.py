@@ -12,7 +12,6 @@ shared by all layers (accumulate_get_buffer_size).
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -551,9 +550,4 @@ _MOVED = {"Config": "LrtConfig", "config_check": "lrt_config_check", "config_def
           "MAX_RANK": "LRT_MAX_RANK"}
 
 
-def __getattr__(name: str):
-    if name in _MOVED:
-        warnings.warn(f"edgetrain.reference.lrt.{name} moved: use edgetrain.config.{_MOVED[name]}", DeprecationWarning,
-                      stacklevel=2)
-        return getattr(config_module, _MOVED[name])
-    raise AttributeError(f"module 'edgetrain.reference.lrt' has no attribute {name!r}")
+__getattr__ = config_module.moved_names(__name__, _MOVED)

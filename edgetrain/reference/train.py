@@ -12,7 +12,6 @@ is skipped) follows the C exactly; the arithmetic is whole-tensor NumPy.
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -472,9 +471,4 @@ _MOVED = {"OPT_BIAS": "OPT_BIAS", "OPTIMIZERS": "OPTIMIZERS", "LR_DEFAULT": "LR_
           "RING_MAX": "RING_MAX"}
 
 
-def __getattr__(name: str):
-    if name in _MOVED:
-        warnings.warn(f"edgetrain.reference.train.{name} moved: use edgetrain.config.{_MOVED[name]}", DeprecationWarning,
-                      stacklevel=2)
-        return getattr(config_module, _MOVED[name])
-    raise AttributeError(f"module 'edgetrain.reference.train' has no attribute {name!r}")
+__getattr__ = config_module.moved_names(__name__, _MOVED)
