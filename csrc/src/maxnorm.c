@@ -1,6 +1,8 @@
 /*
  * edgetrain — gradient max-norm and its unsigned software float (et_maxnorm.h).
  */
+#include <string.h>
+
 #include "edgetrain/et_fixed.h"
 #include "edgetrain/et_maxnorm.h"
 #include "maxnorm_inline.h"
@@ -182,19 +184,8 @@ et_status_t et_maxnorm_scaler_init(et_maxnorm_scaler_t *sc, int32_t x_exp, uint3
     if (sc == NULL) {
         return ET_ERR_ARG;
     }
-    sc->bias = 0;
-    sc->mul = 0;
+    memset(sc, 0, sizeof(*sc)); /* fast = 0: et_maxnorm_scale decides, unless the checks below pass */
     sc->factor = factor;
-    sc->den = 0;
-    sc->recip = 0;
-    sc->xmax = 0;
-    sc->sat_from = 0;
-    sc->lshift = 0;
-    sc->rshift = 0;
-    sc->fast = 0;
-    sc->wide = 0;
-    sc->qmin = 0;
-    sc->qmax = 0;
     sc->x_exp = x_exp;
     sc->factor_exp = factor_exp;
     sc->divisor = divisor;
