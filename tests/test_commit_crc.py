@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from edgetrain.core import ffi, lib
 from edgetrain.errors import NvmIOError, WornCellsError
+from firmware_sim.commit import TrainingArea
 from firmware_sim.models import sim_small, sim_tiny
 from firmware_sim.nvm import NvmRegion, technology
-from firmware_sim.commit import TrainingArea
 from firmware_sim.verify import synthetic_update
 
 ET_OK = 0
