@@ -9,12 +9,14 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgetrain.core import ffi, lib
 from edgetrain.errors import NvmIOError, WornCellsError
+from firmware_sim.commit import TrainingArea
 from firmware_sim.models import sim_small, sim_tiny
 from firmware_sim.nvm import NvmRegion, technology
-from firmware_sim.commit import TrainingArea
 from firmware_sim.verify import synthetic_update
 
 ET_OK = 0
@@ -226,3 +228,86 @@ def test_refresh_arguments_and_state():
     assert lib.et_commit_begin(area.c, fc) == ET_OK
     assert lib.et_commit_refresh(area.c, fc) == lib.ET_ERR_STATE
     assert lib.et_commit_abort(area.c, fc) == ET_OK
+
+
+# ---- the compare and the CRC in one pass (et_program_diff_crc) ---------------------------------
+
+
+def unit_runs(old: np.ndarray, new: np.ndarray, pu: int, cuts: list[int]) -> list[tuple[int, int]]:
+    """(start, end) of the maximal runs of program units in which old and new differ, split at `cuts`
+    (the edges of the commit's flushes): the program calls a commit must make, in order."""
+    differs = (old != new).reshape(-1, pu).any(axis=1)
+    runs, start = [], None
+    for u, d in enumerate(differs):
+        if u * pu in cuts and start is not None:
+            runs.append((start, u * pu))
+            start = None
+        if d and start is None:
+            start = u * pu
+        elif not d and start is not None:
+            runs.append((start, u * pu))
+            start = None
+    if start is not None:
+        runs.append((start, len(differs) * pu))
+    return runs
+
+
+def sparse_runs_of_bytes(rng, flat: np.ndarray, count: int, max_len: int) -> np.ndarray:
+    """flat with `count` runs of 1..max_len changed bytes at random places (runs may touch or cross words)."""
+    out = flat.copy()
+    for _ in range(count):
+        at = int(rng.integers(0, out.size))
+        n = int(rng.integers(1, max_len + 1))
+        seg = out[at:at + n]
+        seg ^= rng.integers(1, 256, seg.size).astype(np.uint8).view(np.int8)  # every byte of the run changes
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(pu=st.sampled_from([1, 2, 4, 8, 16]), seed=st.integers(0, 2**32 - 1), count=st.integers(0, 60),
+       max_len=st.integers(1, 24), stage_mul=st.sampled_from([1, 3]))
+def test_the_one_pass_compare_programs_exactly_the_differing_unit_runs_and_derives_the_crc(pu, seed, count, max_len,
+                                                                                          stage_mul):
+    """In-place NVM of program unit pu: after a reboot (nothing known of the target bank) a commit of the
+    whole tensor programs one call per maximal run of differing units (the target bank holds the
+    version before last, so differences come from two updates), and the record CRC derived from the
+    difference with the active bank is zlib's CRC of the new bank's cells. Then sparse row commits
+    (chunks known equal) keep the CRC exact."""
+    tech = technology("rram").replace(program_unit=pu)
+    model = sim_small()
+    region = NvmRegion(tech, 64 * 1024, seed=1)
+    from firmware_sim.commit import commit_stage_bytes
+
+    stage = commit_stage_bytes(region) * stage_mul
+    area = TrainingArea(model, region, ring_slots=4, stage_bytes=stage)
+    layer = max(area.layers, key=lambda t: model.layers[t].weights.size)
+    rng = np.random.default_rng(seed)
+    shape = model.layers[layer].weights.shape
+    w1 = sparse_runs_of_bytes(rng, area.active(layer).reshape(-1), 20, 8).reshape(shape)
+    area.commit(layer, w1)  # factory image -> A
+    w2 = sparse_runs_of_bytes(rng, w1.reshape(-1), count, max_len).reshape(shape)
+    area.commit(layer, w2)  # -> B
+    area.open()
+    new = sparse_runs_of_bytes(rng, w2.reshape(-1), count, max_len).reshape(shape)
+    info = area.info(layer)
+    target = info["bank_offset"]["BA".index(info["active"])]
+    size = info["bytes"]
+    cells = region.mem[target:target + size].view(np.int8).copy()  # holds w1
+    direct = size - size % stage
+    want = unit_runs(np.pad(cells, (0, -size % pu)), np.pad(new.reshape(-1), (0, -size % pu)), pu,
+                     [direct] if direct < size else [])
+    before = area.stats()
+    area.commit(layer, new)
+    after = area.stats()
+    rec = info["record_bytes"]
+    assert after["program_ops"] - before["program_ops"] == len(want) + 1  # the runs, then the record
+    assert after["bytes_programmed"] - before["bytes_programmed"] == sum(e - s for s, e in want) + rec
+    assert np.array_equal(area.active(layer), new)
+    assert head_record_crc_matches_cells(area, region, layer)
+    for _ in range(4):  # sparse rows: chunks known equal are skipped, given rows compared in the one pass
+        new, rows = sparse_rows(rng, new, shape[0], density=0.02)
+        area.commit(layer, new, rows=rows)
+        assert np.array_equal(area.active(layer), new)
+        assert head_record_crc_matches_cells(area, region, layer)
+    area.open()
+    assert np.array_equal(area.active(layer), new) and area.stats()["crc_fallbacks"] == 0

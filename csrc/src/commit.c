@@ -7,6 +7,8 @@
 #include "edgetrain/et_commit.h"
 #include "edgetrain/et_crc.h"
 
+#include "crc_internal.h"
+
 #define ET_COMMIT_VERSION 0x32435445u /* "ETC2": parameter tensors beside the weights */
 #define ET_NO_SLOT 0xFF
 
@@ -458,86 +460,187 @@ static et_status_t et_program(et_commit_t *c, uint32_t offset, const uint8_t *da
     return c->nvm->program(c->nvm, offset, data, len);
 }
 
-/* 1 when the first byte in memory is the lowest of a loaded word (a constant after optimisation). */
-static int et_little_endian(void)
+/* Program [from, to) of a run of differing units. */
+static et_status_t et_program_run(et_commit_t *c, uint32_t offset, const uint8_t *src, uint32_t from, uint32_t to)
 {
-    const uint16_t one = 1;
-    uint8_t first;
-    memcpy(&first, &one, 1);
-    return first == 1;
+    return et_bank_result(c, et_program(c, offset + from, src + from, to - from));
 }
 
-/* The length of the common prefix of a and b (at most len), compared eight bytes at a time. */
-static uint32_t et_same_prefix(const uint8_t *a, const uint8_t *b, uint32_t len)
+/* The index of the lowest byte of x (x != 0, only bit 0 of a byte set) that is not zero. */
+static uint32_t et_low_byte(uint64_t x)
 {
-    uint32_t i = 0;
-    for (; len - i >= 8; i += 8) {
-        uint64_t wa;
-        uint64_t wb;
-        memcpy(&wa, a + i, 8); /* memcpy: any alignment; compilers emit plain loads */
-        memcpy(&wb, b + i, 8);
-        if (wa != wb) {
-            if (et_little_endian()) { /* the first differing byte is the lowest non-zero byte of wa ^ wb */
-                uint64_t x = wa ^ wb;
-                if ((x & 0xFFFFFFFFu) == 0) {
-                    i += 4;
-                    x >>= 32;
-                }
-                if ((x & 0xFFFFu) == 0) {
-                    i += 2;
-                    x >>= 16;
-                }
-                return (x & 0xFFu) == 0 ? i + 1 : i;
-            }
-            break; /* other byte orders: byte by byte below */
+#if defined(__GNUC__)
+    return (uint32_t)__builtin_ctzll(x) >> 3;
+#else
+    uint32_t k = 0;
+    if ((uint32_t)x == 0) {
+        k = 4;
+        x >>= 32;
+    }
+    if ((x & 0xFFFFu) == 0) {
+        k += 2;
+        x >>= 16;
+    }
+    return (x & 0xFFu) == 0 ? k + 1 : k;
+#endif
+}
+
+/* From word offset u up to `end` (a multiple of 8 from u), while src equals the target cells cur:
+ * with `crc`, extend the CRC register *reg by src XOR act. Returns the offset of the first word that
+ * differs from cur, or end. */
+static inline uint32_t et_scan_same(const uint8_t *src, const uint8_t *act, const uint8_t *cur, uint32_t u,
+                                    uint32_t end, uint32_t *reg, int crc)
+{
+    uint32_t r = *reg;
+    for (; u < end; u += 8) {
+        uint64_t w = et_crc32_load64(src + u);
+        if (w != et_crc32_load64(cur + u)) {
+            break;
+        }
+        if (crc) {
+            r = et_crc32_reg8_word(r, w ^ et_crc32_load64(act + u));
         }
     }
-    while (i < len && a[i] == b[i]) {
-        i++;
-    }
-    return i;
+    *reg = r;
+    return u;
 }
 
-/* The length of the prefix of a and b (at most len, a multiple of pu) in which every unit differs. */
-static uint32_t et_differ_prefix(const uint8_t *a, const uint8_t *b, uint32_t len, uint32_t pu)
-{
-    uint32_t i = 0;
-    if (pu == 1) {
-        while (i < len && a[i] != b[i]) {
-            i++;
-        }
-        return i;
-    }
-    while (i < len && et_same_prefix(a + i, b + i, pu) != pu) {
-        i += pu;
-    }
-    return i;
-}
-
-/* Program the program units of [offset, offset + len) whose content differs from src, run by run:
- * equal stretches are skipped a word at a time, a run ends at the first unit that is equal. */
-static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_t *src, uint32_t len)
+/*
+ * Program the program units of [offset, offset + len) (len a multiple of the program unit) whose
+ * content differs from src, run by run: a run is a maximal stretch of differing units, one program
+ * call each, in address order. Words of eight bytes where src equals the cells are skipped in a
+ * tight loop; a word that differs is split into its units by bit masks.
+ * With `crc`, the same pass extends the CRC register *reg by the len bytes src XOR act (act: the
+ * active tensor at the same place), so the new rows are read once for the compare and the CRC; where
+ * src equals act (most words of an update) the CRC step is the register's own lookups.
+ */
+static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const uint8_t *src, const uint8_t *act,
+                                       uint32_t len, uint32_t *reg, int crc)
 {
     const uint8_t *cur = c->nvm->base + offset;
     uint32_t pu = c->nvm->program_unit;
+    uint32_t r = crc ? *reg : 0;
     uint32_t u = 0;
-    while (u < len) {
-        uint32_t run;
-        et_status_t st;
-        u += et_same_prefix(cur + u, src + u, len - u);
-        if (u >= len) {
-            break;
+    uint32_t run = 0; /* start of the open run of differing units */
+    int open = 0;
+    et_status_t st;
+    if (pu >= 8) { /* whole words per unit */
+        while (u < len) {
+            uint32_t unit = u;
+            uint64_t differs = 0;
+            for (; u < unit + pu; u += 8) {
+                uint64_t w = et_crc32_load64(src + u);
+                differs |= w ^ et_crc32_load64(cur + u);
+                if (crc) {
+                    r = et_crc32_reg8_word(r, w ^ et_crc32_load64(act + u));
+                }
+            }
+            if (differs != 0) {
+                run = open ? run : unit;
+                open = 1;
+            } else if (open) {
+                open = 0;
+                if ((st = et_program_run(c, offset, src, run, unit)) != ET_OK) {
+                    return st;
+                }
+            }
         }
-        u -= u % pu; /* the unit holding the first difference */
-        run = u + pu;
-        run += et_differ_prefix(cur + run, src + run, len - run, pu);
-        st = et_bank_result(c, et_program(c, offset + u, src + u, run - u));
-        if (st != ET_OK) {
-            return st;
+    } else { /* 8 / pu units per word, a flag at bit 0 of each unit's first byte */
+        const uint32_t shift = 8u * pu; /* from one unit's flag to the next one's */
+        const uint64_t units = pu == 1 ? UINT64_C(0x0101010101010101) : pu == 2 ? UINT64_C(0x0001000100010001)
+                                                                                : UINT64_C(0x0000000100000001);
+        const uint32_t words = len - len % 8u;
+        for (;;) {
+            uint32_t v = et_scan_same(src, act, cur, u, words, &r, crc);
+            uint64_t w;
+            uint64_t f;
+            uint64_t before;
+            uint64_t starts;
+            uint64_t ends;
+            if (open && v > u) { /* the run ended where the equal words began */
+                open = 0;
+                if ((st = et_program_run(c, offset, src, run, u)) != ET_OK) {
+                    return st;
+                }
+            }
+            u = v;
+            if (u >= words) {
+                break;
+            }
+            w = et_crc32_load64(src + u);
+            f = w ^ et_crc32_load64(cur + u);
+            if (crc) {
+                r = et_crc32_reg8_word(r, w ^ et_crc32_load64(act + u));
+            }
+            f |= f >> 4; /* bit 8k: byte k differs */
+            f |= f >> 2;
+            f |= f >> 1;
+            f |= pu >= 2 ? f >> 8 : 0; /* bit 8k: a byte of the unit at byte k differs */
+            f |= pu >= 4 ? f >> 16 : 0;
+            f &= units;
+            before = (f << shift) | (uint64_t)open; /* per unit: the unit before it differs */
+            starts = f & ~before;
+            ends = ~f & before & units;
+            for (;;) { /* runs start and end in turn */
+                if (!open) {
+                    if (starts == 0) {
+                        break;
+                    }
+                    run = u + et_low_byte(starts);
+                    starts &= starts - 1u;
+                    open = 1;
+                } else {
+                    uint32_t k;
+                    if (ends == 0) {
+                        break; /* the run goes on into the next word */
+                    }
+                    k = et_low_byte(ends);
+                    ends &= ends - 1u;
+                    open = 0;
+                    if ((st = et_program_run(c, offset, src, run, u + k)) != ET_OK) {
+                        return st;
+                    }
+                }
+            }
+            u += 8;
         }
-        u = run;
+        for (; u < len; u += pu) { /* the last units, fewer than eight bytes */
+            uint32_t differs = 0;
+            uint32_t j;
+            for (j = u; j < u + pu; j++) {
+                differs |= (uint32_t)(src[j] ^ cur[j]);
+                if (crc) {
+                    r = et_crc32_reg1(r, (uint32_t)(src[j] ^ act[j]));
+                }
+            }
+            if (differs != 0) {
+                run = open ? run : u;
+                open = 1;
+            } else if (open) {
+                open = 0;
+                if ((st = et_program_run(c, offset, src, run, u)) != ET_OK) {
+                    return st;
+                }
+            }
+        }
     }
-    return ET_OK;
+    if (crc) {
+        *reg = r;
+    }
+    return open ? et_program_run(c, offset, src, run, len) : ET_OK;
+}
+
+/* Program the program units of [offset, offset + len) whose content differs from src, run by run. */
+static et_status_t et_program_diff(et_commit_t *c, uint32_t offset, const uint8_t *src, uint32_t len)
+{
+    return et_diff_runs(c, offset, src, NULL, len, NULL, 0);
+}
+
+/* et_program_diff, with the CRC register *reg extended by src XOR act in the same pass. */
+static et_status_t et_program_diff_crc(et_commit_t *c, uint32_t offset, const uint8_t *src, const uint8_t *act,
+                                       uint32_t len, uint32_t *reg)
+{
+    return et_diff_runs(c, offset, src, act, len, reg, 1);
 }
 
 /* Write len bytes from src (the stage, or whole stages' worth of the new tensor; len: a multiple of
@@ -617,6 +720,41 @@ static et_status_t et_feed(et_commit_t *c, const uint8_t *src, uint32_t n)
             c->stage_pos += c->stage_size;
             c->stage_fill = 0;
         }
+    }
+    return ET_OK;
+}
+
+/* et_feed of the given rows on NVM without erase, with the CRC register *reg of their difference from
+ * the active tensor (act, at the same place) extended in the same order: whole stages' worth go to the
+ * bank through et_program_diff_crc (one pass for the CRC and the compare), the rest is staged as
+ * et_feed stages it, so the program calls are those et_feed makes. */
+static et_status_t et_feed_rows(et_commit_t *c, const et_commit_tensor_t *t, const uint8_t *src, const uint8_t *act,
+                                uint32_t n, uint32_t *reg)
+{
+    while (n > 0) {
+        uint32_t take = c->stage_size - c->stage_fill;
+        et_status_t st;
+        if (c->stage_fill == 0 && n >= c->stage_size) {
+            take = n - n % c->stage_size;
+            st = et_program_diff_crc(c, t->bank_offset[c->target] + c->stage_pos, src, act, take, reg);
+            if (st != ET_OK) {
+                return st;
+            }
+            c->stage_pos += take;
+            c->next_byte += take;
+        } else {
+            uint32_t x;
+            take = take < n ? take : n;
+            x = ~*reg;
+            (void)et_crc32_xor(&x, src, act, take);
+            *reg = ~x;
+            if ((st = et_feed(c, src, take)) != ET_OK) {
+                return st;
+            }
+        }
+        src += take;
+        act += take;
+        n -= take;
     }
     return ET_OK;
 }
@@ -823,16 +961,24 @@ et_status_t et_commit_rows(et_commit_t *c, uint16_t tensor, uint32_t first_row, 
         if (c->derive) {
             /* Register of (new XOR active) so far: carried over the unchanged bytes since dpos, then
              * extended by these rows' difference (et_commit_end turns it into the new bank's CRC). */
-            uint32_t x = c->dreg;
-            (void)et_crc32_combine(&x, 0, (uint32_t)start - c->dpos);
-            x = ~x;
-            (void)et_crc32_xor(&x, (const uint8_t *)rows, et_active_bytes(c, t) + start, len);
-            c->dreg = ~x;
+            (void)et_crc32_combine(&c->dreg, 0, (uint32_t)start - c->dpos);
             c->dpos = (uint32_t)start + len;
         }
     }
     st = et_feed_active(c, t, (uint32_t)start);
-    if (st == ET_OK) {
+    if (st == ET_OK && c->derive && n_rows > 0) {
+        const uint8_t *act = et_active_bytes(c, t) + start;
+        uint32_t reg = c->dreg;
+        if (c->nvm->erase_unit == 0) { /* the CRC and the compare in one pass */
+            st = et_feed_rows(c, t, (const uint8_t *)rows, act, n_rows * t->row_bytes, &reg);
+        } else {
+            uint32_t x = ~reg;
+            (void)et_crc32_xor(&x, (const uint8_t *)rows, act, n_rows * t->row_bytes);
+            reg = ~x;
+            st = et_feed(c, (const uint8_t *)rows, n_rows * t->row_bytes);
+        }
+        c->dreg = reg;
+    } else if (st == ET_OK) {
         st = et_feed(c, (const uint8_t *)rows, n_rows * t->row_bytes);
     }
     return st == ET_OK ? ET_OK : et_fail(c, st);

@@ -42,8 +42,11 @@
  * is known (its record, checked at open), and new XOR active is zero outside
  * the rows the caller gives, so the commit runs the CRC over the given rows'
  * difference only and carries the register over the unchanged stretches with
- * at most 32 GF(2) products each. From the factory image (no record) the CRC
- * is taken over the written bank.
+ * at most 32 GF(2) products each. Without an erase unit, one pass over the
+ * given rows (eight bytes at a time) both compares them with the target bank
+ * and feeds their difference from the active bank to the CRC; the program
+ * calls are the same as with two passes. From the factory image (no record)
+ * the CRC is taken over the written bank.
  *
  * The inactive bank is two versions old. The handle remembers, per tensor,
  * the chunks (rows in at most 64 groups) the last commit was given: outside

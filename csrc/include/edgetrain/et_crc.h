@@ -4,9 +4,10 @@
  * The CRC is the common CRC-32 of Ethernet, zlib and PNG: reflected
  * polynomial 0xEDB88320, initial value 0xFFFFFFFF, final XOR 0xFFFFFFFF.
  * Its check value (the CRC of the nine ASCII bytes "123456789") is
- * 0xCBF43926. The core computes it four bytes at a time from four 256-entry
- * tables ("slice-by-4": 4 KiB of constant data, about 1 x86 instruction per
- * byte less than a third of the former nibble table's cost; docs/performance.md).
+ * 0xCBF43926. The core computes it eight bytes at a time from eight 256-entry
+ * tables ("slice-by-8": 8 KiB of constant data). A firmware short of flash may
+ * build with ET_CRC_SLICE=4: four tables (4 KiB), four bytes at a time. Both
+ * give the same CRCs; docs/performance.md has the costs.
  *
  * Twin: edgetrain/reference/crc.py.
  */
@@ -16,6 +17,11 @@
 #include <stdint.h>
 
 #include "et_status.h"
+
+/* Tables of the CRC (4 or 8; each 1 KiB): bytes taken at a time. */
+#ifndef ET_CRC_SLICE
+#define ET_CRC_SLICE 8
+#endif
 
 /* The CRC-32 of "123456789": the catalogue check value of this CRC. */
 #define ET_CRC32_CHECK 0xCBF43926
@@ -41,7 +47,8 @@ et_status_t et_crc32_combine(uint32_t *crc, uint32_t crc2, uint32_t len2);
 
 /*
  * Extend a running CRC-32 like et_crc32 by the len bytes a[i] XOR b[i], without
- * forming them: the CRC of the difference of two buffers. ET_ERR_ARG when crc
+ * forming them: the CRC of the difference of two buffers. Eight bytes in which
+ * a and b agree cost only the register's own table lookups. ET_ERR_ARG when crc
  * is NULL or a or b is NULL with len > 0 (*crc unchanged).
  */
 et_status_t et_crc32_xor(uint32_t *crc, const uint8_t *a, const uint8_t *b, uint32_t len);
