@@ -1,9 +1,8 @@
 """NumPy-side twin of csrc/src/crc.c: CRC-32 (reflected 0xEDB88320, init and final XOR 0xFFFFFFFF).
 
-The C works four bytes at a time from four 256-entry tables (slice-by-4); this
-twin works a byte at a time from a 256-entry table that it derives bit by bit at
-import. The
-check value of "123456789" is 0xCBF43926 (``CHECK``).
+The C works eight bytes at a time from eight 256-entry tables (slice-by-8; four
+with ``-DET_CRC_SLICE=4``); this twin works a byte at a time from a 256-entry
+table that it derives bit by bit at import. The check value of "123456789" is 0xCBF43926 (``CHECK``).
 """
 from __future__ import annotations
 
