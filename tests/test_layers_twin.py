@@ -434,6 +434,30 @@ def test_dense_backward_input_every_run_length(core, twin, m, n, pattern):
     assert dx16.reshape(-1).tolist() == [rq(int(v), 1, -(2**15), 2**15 - 1) for v in back]
 
 
+@pytest.mark.parametrize("alpha", range(16))
+def test_input_gradient_rounding_every_alpha(core, twin, alpha):
+    """The input gradient's 32-bit rescale (et_grad_store): accumulators of every product w * d of int8s
+    and sums of up to twelve, ties of every shift and both clamps, every alpha_shift, int8 and int16."""
+    ffi, lib = core
+    w = np.repeat(np.arange(-128, 128, dtype=np.int16)[None, :], 12, axis=0)
+    w = ((w + np.arange(12, dtype=np.int16)[:, None] * 37 + 128) % 256 - 128).astype(np.int8)
+    layer = Layer(LayerKind.DENSE, Shape(1, 1, 256, FMT_ACT), Shape(1, 1, 12, FMT_BIAS), "d", Activation.NONE,
+                  alpha_shift=alpha)
+    cl = c_layer(ffi, layer)
+    for dz_row in ([1] + [0] * 11, [-1] + [0] * 11, [127] + [0] * 11, [-128] + [0] * 11, [-128] * 12, [127] * 12,
+                   [3, -5, 7, 0, 0, 1, -128, 127, 64, -64, 2, -2]):
+        dz = np.array(dz_row, np.int8).reshape(1, 1, 12)
+        dx = np.zeros((1, 1, 256), np.int8)
+        dx16 = np.zeros((1, 1, 256), np.int16)
+        assert lib.et_dense_backward_input(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx)) == ET_OK
+        assert lib.et_dense_backward_input_s16(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx16)) == ET_OK
+        twin.equal(dx.tolist(), ref.dense_backward_input(layer, w, dz).tolist(), "dense_backward_input")
+        twin.equal(dx16.tolist(), ref.dense_backward_input_s16(layer, w, dz).tolist(), "dense_backward_input_s16")
+        back = dz.reshape(-1).astype(np.int64) @ w.astype(np.int64)
+        assert dx.reshape(-1).tolist() == [rq(int(v), 7 + alpha, -128, 127) for v in back]
+        assert dx16.reshape(-1).tolist() == [rq(int(v), alpha - 1, -(2**15), 2**15 - 1) for v in back]
+
+
 @given(dense_layers(max_m=300, max_alpha=15), seeds, modes)
 def test_dense_forward_every_alpha(core, twin, layer, seed, mode):
     ffi, lib = core

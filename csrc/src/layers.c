@@ -411,7 +411,7 @@ et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uin
         return ET_ERR_ARG;
     }
     for (i = 0; i < n; i++) {
-        dz[i] = (a[i] > 0 && a[i] < 255) ? da[i] : 0;
+        dz[i] = (uint8_t)(a[i] - 1u) < 254u ? da[i] : 0; /* 0 < a < 255: a - 1 in 0..253 */
     }
     return ET_OK;
 }
@@ -653,14 +653,46 @@ et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, 
     return ET_OK;
 }
 
-/* Store one input gradient: int8 at 2^-7 (wide == 0) or int16 at 2^-15 (wide == 1); *n counts clamps. */
-static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t *l, int wide, uint32_t *n)
+/*
+ * round_shift(acc, shift) of an int32 for 1 <= shift <= 31, in 32 bits: the magnitude rounded half
+ * up ((m >> shift) plus bit shift-1 of m), then the sign put back: half away from zero, the rule of
+ * et_round_shift_s64. The magnitude is at most 2^31 (INT32_MIN), the result at most 2^30 + 1.
+ */
+static int32_t et_round_shift32(int32_t acc, int shift)
 {
-    if (wide) {
-        ((int16_t *)dx)[idx] = (int16_t)et_rqc(acc, l->alpha_shift - 1, INT16_MIN, INT16_MAX, n);
+    uint32_t mag = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    uint32_t r = (mag >> shift) + ((mag >> (shift - 1)) & 1u);
+    return acc < 0 ? -(int32_t)r : (int32_t)r;
+}
+
+/*
+ * Store one input gradient: int8 at 2^-7 (wide == 0, shift 7 + alpha_shift) or int16 at 2^-15
+ * (wide == 1, shift alpha_shift - 1); *n counts clamps. Inlined, 32-bit for every shift >= 1 (the
+ * 64-bit rule only for the wide format's alpha_shift 0 and 1, where the shift is -1 or 0).
+ */
+ET_ALWAYS_INLINE static void et_grad_store(void *dx, uint32_t idx, int32_t acc, int shift, int wide, uint32_t *n)
+{
+    int32_t lo = wide ? INT16_MIN : INT8_MIN;
+    int32_t hi = wide ? INT16_MAX : INT8_MAX;
+    int32_t r;
+    if (shift >= 1) {
+        r = et_round_shift32(acc, shift);
+        *n += (uint32_t)(r < lo) | (uint32_t)(r > hi);
+        r = et_clamp32(r, lo, hi);
     } else {
-        ((int8_t *)dx)[idx] = (int8_t)et_rqc(acc, 7 + l->alpha_shift, INT8_MIN, INT8_MAX, n);
+        r = (int32_t)et_rqc(acc, shift, lo, hi, n);
     }
+    if (wide) {
+        ((int16_t *)dx)[idx] = (int16_t)r;
+    } else {
+        ((int8_t *)dx)[idx] = (int8_t)r;
+    }
+}
+
+/* The input gradient's rescale shift (et_grad_store). */
+static int et_grad_shift(const et_layer_t *l, int wide)
+{
+    return wide ? l->alpha_shift - 1 : 7 + l->alpha_shift;
 }
 
 /*
@@ -689,6 +721,7 @@ static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const 
     int32_t acc[ET_GRAD_ROW];
     uint32_t rowlen = (uint32_t)g->iw * g->ic;
     uint32_t nclip = 0;
+    int shift = et_grad_shift(layer, wide);
     int32_t iy, ky, ox;
     uint32_t j;
     for (iy = 0; iy < g->ih; iy++) {
@@ -713,7 +746,7 @@ static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const 
             }
         }
         for (j = 0; j < rowlen; j++) {
-            et_grad_store(dx, (uint32_t)iy * rowlen + j, acc[j], layer, wide, &nclip);
+            et_grad_store(dx, (uint32_t)iy * rowlen + j, acc[j], shift, wide, &nclip);
         }
     }
     *grad += nclip;
@@ -729,6 +762,7 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
     uint32_t c, c0, nb;
     int32_t acc[ET_GRAD_BLOCK];
     uint32_t nclip = 0;
+    int shift;
     if (st != ET_OK) {
         return st;
     }
@@ -739,6 +773,7 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
     if ((uint32_t)g.iw * g.ic <= ET_GRAD_ROW) {
         return et_conv2d_backward_input_rows(layer, &g, weights, dz, dx, wide, grad);
     }
+    shift = et_grad_shift(layer, wide);
     for (iy = 0; iy < g.ih; iy++) {
         for (ix = 0; ix < g.iw; ix++) {
             for (c0 = 0; c0 < g.ic; c0 += nb) {
@@ -764,7 +799,7 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
                     }
                 }
                 for (c = 0; c < nb; c++) {
-                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], layer, wide, &nclip);
+                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], shift, wide, &nclip);
                 }
             }
         }
@@ -1032,6 +1067,7 @@ et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *wei
     uint32_t n, m, j, j0, nb;
     int32_t acc[ET_GRAD_BLOCK];
     uint32_t nclip = 0;
+    int shift;
     if (st != ET_OK) {
         return st;
     }
@@ -1040,6 +1076,7 @@ et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *wei
     }
     n = layer->out.c;
     m = layer->in.c;
+    shift = et_grad_shift(layer, wide);
     for (j0 = 0; j0 < m; j0 += nb) {
         nb = m - j0 < ET_GRAD_BLOCK ? m - j0 : ET_GRAD_BLOCK;
         for (j = 0; j < nb; j++) {
@@ -1047,7 +1084,7 @@ et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *wei
         }
         et_grad_rows(acc, weights + j0, m, dz, n, nb);
         for (j = 0; j < nb; j++) {
-            et_grad_store(dx, j0 + j, acc[j], layer, wide, &nclip);
+            et_grad_store(dx, j0 + j, acc[j], shift, wide, &nclip);
         }
     }
     *grad += nclip;
