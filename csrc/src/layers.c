@@ -411,7 +411,8 @@ et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uin
         return ET_ERR_ARG;
     }
     for (i = 0; i < n; i++) {
-        dz[i] = (uint8_t)(a[i] - 1u) < 254u ? da[i] : 0; /* 0 < a < 255: a - 1 in 0..253 */
+        int8_t v = da[i]; /* loaded unconditionally: a select, no branch (gcc vectorises it) */
+        dz[i] = (uint8_t)(a[i] - 1u) < 254u ? v : 0; /* 0 < a < 255: a - 1 in 0..253 */
     }
     return ET_OK;
 }
@@ -972,13 +973,14 @@ et_status_t et_conv2d_bias_grad(const et_layer_t *layer, const int8_t *dz, int32
     }
     oc = layer->out.c;
     pixels = (uint32_t)layer->out.h * layer->out.w;
+    /* one output channel at a time, summed in a register (db written once: no int32 load and store per term) */
     for (o = 0; o < oc; o++) {
-        db[o] = 0;
-    }
-    for (t = 0; t < pixels; t++) {
-        for (o = 0; o < oc; o++) {
-            db[o] += dz[t * oc + o];
+        const int8_t *d = dz + o;
+        int32_t sum = 0;
+        for (t = 0; t < pixels; t++) {
+            sum += d[t * oc];
         }
+        db[o] = sum;
     }
     return ET_OK;
 }
