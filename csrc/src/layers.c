@@ -217,8 +217,9 @@ static void et_dot4(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n, i
  * acc[j] += da xa[j] + db xb[j] (two rows whose scalars are both non-zero), j < n. x is a weight row
  * (signed) or activations of the signed (sgn) or an unsigned format; d is an int8 gradient. Every
  * product fits in int16 (|d| <= 128, |x| <= 255: at most 32,640 in magnitude), which the casts tell
- * the compiler: on x86 the loops multiply int16 lanes (pmullw/pmulhw) instead of emulating int32
- * ones. The portable loops below are the reference and the DSP loops' tail.
+ * the compiler: on x86 the loops multiply int16 lanes (pmullw/pmulhw; without them gcc emulates
+ * 32-bit multiplies in the paired loop on unsigned activations). The portable loops below are the
+ * reference and the DSP loops' tail.
  */
 static void et_axpy_c(int32_t *acc, int32_t d, const uint8_t *x, uint32_t n, int sgn)
 {
