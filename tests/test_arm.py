@@ -148,6 +148,53 @@ def test_dsp_dot_product_on_m4_matches_the_host(fw_dir, optimizer):
     assert [arm.predict(x) for x in xs] == [c.predict(x) for x in xs]
 
 
+def wide_model():
+    """The backward kernels' other paths: conv2's weight rows of 3*3*19 = 171 bytes (the wide weight
+    gradient, above the 128-byte window) and input rows of 7*19 = 133 values (the blocked input gradient),
+    on unsigned activations; conv3 the same on signed (BN) ones; a dense layer on 3*3*6 = 54 signed inputs."""
+    from edgetrain.model.description import Shape
+    from edgetrain.model.presets import _Builder
+    from edgetrain.reference.fixed import FMT_INPUT
+
+    b = _Builder("wide", Shape(9, 9, 3, FMT_INPUT), 7)
+    b.conv("conv1", 19)
+    b.conv("conv2", 19)
+    b.batchnorm("bn")
+    b.conv("conv3", 6)
+    b.batchnorm("bn2")
+    b.flatten()
+    b.dense("fc1", 10, relu=False)
+    return b.head()
+
+
+@needs_unicorn
+@pytest.mark.parametrize("which", ["odd", "wide"])
+def test_dsp_backward_kernels_on_m4_match_the_host(fw_dir, which):
+    """The M4 build's backward loops (layers.c: et_axpy, et_axpy2 under __ARM_FEATURE_DSP) multiply
+    SXTB16/UXTB16 pairs by packed int16 gradients with SMLAxy, and SGD training on it (the conv weight
+    gradient every sample, the input gradients of conv and dense layers, windowed and wide, row-wise and
+    blocked, every run length mod 4, unsigned and signed activations) gives the host's bytes."""
+    from firmware_sim.arm import ArmBackend
+    from firmware_sim.firmware import tool
+
+    model = odd_length_model() if which == "odd" else wide_model()
+    cfg = config(OPT_SGD)
+    xs, ys = samples(model, 4)
+    arm = ArmBackend(model, cfg, cpu="cortex-m4", build_dir=fw_dir)
+    out = subprocess.run([tool("objdump"), "-d", str(arm.fw.elf)], capture_output=True, text=True, check=True).stdout
+    # the kernels and whichever of their loops gcc kept out of line
+    names = ("et_conv2d_weight_grad", "et_conv2d_backward_input_n", "et_dense_backward_input_n", "et_axpy", "et_axpy2",
+             "et_grad_rows", "et_conv2d_weight_grad_windows", "et_conv2d_weight_grad_wide")
+    kernels = "".join(out[out.index(f"<{f}>:"):out.find("\n\n", out.index(f"<{f}>:"))] for f in names if f"<{f}>:" in out)
+    for insn in ("smlabb", "smlatb", "smlatt", "sxtb16", "uxtb16"):  # gcc writes SMLABT a, b as SMLATB b, a
+        assert insn in kernels, insn
+    c = make_backend("c", model, cfg)
+    assert train(arm, xs, ys) == train(c, xs, ys)
+    assert arm.weights_sha256() == c.weights_sha256()
+    assert np.array_equal(arm.cell_writes, c.cell_writes)
+    assert [arm.predict(x) for x in xs] == [c.predict(x) for x in xs]
+
+
 @needs_unicorn
 def test_nvm_programs_go_through_the_region_accounting(fw_dir):
     """Same device operations and bytes as the C backend over an emulated region of the same map."""

@@ -341,6 +341,123 @@ def test_conv2d_wide_and_thin_windows(core, twin, layer, seed, mode):
     assert out.reshape(-1).tolist() == spec_conv_forward(layer, w, b, x)
 
 
+# ---- The backward kernels' paired loops ------------------------------------------------
+# (csrc/src/layers.c: et_axpy / et_axpy2, two rows whose scalars are both non-zero at a time, an odd
+# one alone; the DSP build takes four bytes per step and the portable loop the tail)
+
+
+def backward_dz(rng, shape, pattern):
+    """Output gradients: every value non-zero, one in two or three (pairs and an odd one out), or one alone."""
+    dz = rng.integers(-128, 128, size=shape).astype(np.int8)
+    dz[dz == 0] = 1
+    flat = dz.reshape(-1)
+    if pattern == "half":
+        flat[::2] = 0
+    elif pattern == "third":
+        flat[(np.arange(flat.size) % 3) != 1] = 0
+    elif pattern == "one":
+        keep = flat[flat.size // 2]
+        flat[:] = 0
+        flat[flat.size // 2] = keep
+    return dz
+
+
+BACKWARD_CONVS = [  # (h, w, in_c, out_c, k, padding): weight rows m = k*k*in_c and input rows w*in_c
+    (6, 6, 1, 3, 1, Padding.VALID),   # m 1: windows, every run a tail; 36 pixels, more than one block
+    (7, 7, 2, 4, 1, Padding.VALID),   # m 2, 49 pixels
+    (5, 5, 3, 5, 1, Padding.SAME),    # m 3
+    (6, 5, 1, 4, 3, Padding.VALID),   # m 9 (1 mod 4): conv1 of mcu-cnn's kind
+    (5, 6, 2, 3, 3, Padding.SAME),    # m 18 (2 mod 4), SAME borders cut runs to 2 in_c
+    (5, 5, 3, 6, 3, Padding.SAME),    # m 27 (3 mod 4)
+    (6, 6, 4, 5, 3, Padding.VALID),   # m 36 (0 mod 4)
+    (4, 4, 8, 4, 3, Padding.SAME),    # m 72, input rows of 32
+    (5, 5, 15, 3, 3, Padding.VALID),  # m 135 (3 mod 4): the wide weight gradient, input rows of 75
+    (5, 4, 16, 4, 3, Padding.SAME),   # m 144 (0 mod 4), SAME: wide, clipped windows alone
+    (4, 5, 17, 3, 3, Padding.SAME),   # m 153 (1 mod 4)
+    (3, 3, 66, 3, 1, Padding.VALID),  # m 66: windows; input rows of 198, the blocked input gradient (64 + 2)
+    (4, 3, 65, 5, 3, Padding.SAME),   # m 585 (1 mod 4): wide and blocked, runs of 65 and 130
+    (3, 4, 67, 2, 1, Padding.SAME),   # m 67 (3 mod 4), blocked 64 + 3
+]
+
+
+@pytest.mark.parametrize("geom", BACKWARD_CONVS, ids=lambda g: "x".join(str(v) for v in g[:5]) + "-" + g[5].name)
+@pytest.mark.parametrize("fmt", [FMT_INPUT, FMT_BN_OUT], ids=["unsigned", "signed"])
+@pytest.mark.parametrize("pattern", ["all", "half", "third", "one"])
+def test_conv2d_backward_kernels_every_run_length(core, twin, geom, fmt, pattern):
+    """Weight and input gradients of runs of every length mod 4 (windowed, wide and SAME-clipped weight
+    gradients; row-wise and blocked input gradients), on unsigned and signed activations, with output
+    gradients that leave pairs, an odd row and a lone row."""
+    ffi, lib = core
+    h, w_, in_c, out_c, k, padding = geom
+    oh, ow = (h - k + 1, w_ - k + 1) if padding == Padding.VALID else (h, w_)
+    layer = Layer(LayerKind.CONV2D, Shape(h, w_, in_c, fmt), Shape(oh, ow, out_c, FMT_ACT), "c", Activation.RELU,
+                  padding, k, 3)
+    rng = np.random.default_rng(h * 1000 + w_ * 100 + in_c)
+    x = random_tensor(rng, layer.in_shape)
+    wt = random_int(rng, np.int8, (out_c, k, k, in_c))
+    dz = backward_dz(rng, (oh, ow, out_c), pattern)
+    m = k * k * in_c
+    dw = np.full((out_c, m), 77, np.int32)
+    dx = np.zeros((h, w_, in_c), np.int8)
+    dx16 = np.zeros((h, w_, in_c), np.int16)
+    cl = c_layer(ffi, layer)
+    assert lib.et_conv2d_weight_grad(cl, buf(ffi, x), buf(ffi, dz), buf(ffi, dw)) == ET_OK
+    assert lib.et_conv2d_backward_input(cl, buf(ffi, wt), buf(ffi, dz), buf(ffi, dx)) == ET_OK
+    assert lib.et_conv2d_backward_input_s16(cl, buf(ffi, wt), buf(ffi, dz), buf(ffi, dx16)) == ET_OK
+    twin.equal(dw.tolist(), ref.conv2d_weight_grad(layer, x, dz).tolist(), "conv2d_weight_grad")
+    twin.equal(dx.tolist(), ref.conv2d_backward_input(layer, wt, dz).tolist(), "conv2d_backward_input")
+    twin.equal(dx16.tolist(), ref.conv2d_backward_input_s16(layer, wt, dz).tolist(), "conv2d_backward_input_s16")
+    # and the exact integer sums (the im2col rank-1 terms), not only agreement with the twin
+    cols = ref.im2col(layer, x)  # int64; x is int8 storage for the signed format
+    assert np.array_equal(dz.reshape(-1, out_c).astype(np.int64).T @ cols, dw)
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 6, 7, 8, 63, 64, 65, 66, 67, 130, 131])
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+@pytest.mark.parametrize("pattern", ["all", "half", "one"])
+def test_dense_backward_input_every_run_length(core, twin, m, n, pattern):
+    """Input gradients of runs of every length mod 4 and block tails (64 + 1 .. 64 + 3), with one, two,
+    three and six rows of non-zero output gradients: pairs, an odd row, a lone row."""
+    ffi, lib = core
+    layer = Layer(LayerKind.DENSE, Shape(1, 1, m, FMT_ACT), Shape(1, 1, n, FMT_BIAS), "d", Activation.NONE, alpha_shift=2)
+    rng = np.random.default_rng(m * 10 + n)
+    w = random_int(rng, np.int8, (n, m))
+    dz = backward_dz(rng, (1, 1, n), pattern)
+    dx = np.zeros((1, 1, m), np.int8)
+    dx16 = np.zeros((1, 1, m), np.int16)
+    cl = c_layer(ffi, layer)
+    assert lib.et_dense_backward_input(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx)) == ET_OK
+    assert lib.et_dense_backward_input_s16(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx16)) == ET_OK
+    twin.equal(dx.tolist(), ref.dense_backward_input(layer, w, dz).tolist(), "dense_backward_input")
+    twin.equal(dx16.tolist(), ref.dense_backward_input_s16(layer, w, dz).tolist(), "dense_backward_input_s16")
+    back = dz.reshape(-1).astype(np.int64) @ w.astype(np.int64)
+    assert dx16.reshape(-1).tolist() == [rq(int(v), 1, -(2**15), 2**15 - 1) for v in back]
+
+
+@pytest.mark.parametrize("alpha", range(16))
+def test_input_gradient_rounding_every_alpha(core, twin, alpha):
+    """The input gradient's 32-bit rescale (et_grad_store): accumulators of every product w * d of int8s
+    and sums of up to twelve, ties of every shift and both clamps, every alpha_shift, int8 and int16."""
+    ffi, lib = core
+    w = np.repeat(np.arange(-128, 128, dtype=np.int16)[None, :], 12, axis=0)
+    w = ((w + np.arange(12, dtype=np.int16)[:, None] * 37 + 128) % 256 - 128).astype(np.int8)
+    layer = Layer(LayerKind.DENSE, Shape(1, 1, 256, FMT_ACT), Shape(1, 1, 12, FMT_BIAS), "d", Activation.NONE,
+                  alpha_shift=alpha)
+    cl = c_layer(ffi, layer)
+    for dz_row in ([1] + [0] * 11, [-1] + [0] * 11, [127] + [0] * 11, [-128] + [0] * 11, [-128] * 12, [127] * 12,
+                   [3, -5, 7, 0, 0, 1, -128, 127, 64, -64, 2, -2]):
+        dz = np.array(dz_row, np.int8).reshape(1, 1, 12)
+        dx = np.zeros((1, 1, 256), np.int8)
+        dx16 = np.zeros((1, 1, 256), np.int16)
+        assert lib.et_dense_backward_input(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx)) == ET_OK
+        assert lib.et_dense_backward_input_s16(cl, buf(ffi, w), buf(ffi, dz), buf(ffi, dx16)) == ET_OK
+        twin.equal(dx.tolist(), ref.dense_backward_input(layer, w, dz).tolist(), "dense_backward_input")
+        twin.equal(dx16.tolist(), ref.dense_backward_input_s16(layer, w, dz).tolist(), "dense_backward_input_s16")
+        back = dz.reshape(-1).astype(np.int64) @ w.astype(np.int64)
+        assert dx.reshape(-1).tolist() == [rq(int(v), 7 + alpha, -128, 127) for v in back]
+        assert dx16.reshape(-1).tolist() == [rq(int(v), alpha - 1, -(2**15), 2**15 - 1) for v in back]
+
+
 @given(dense_layers(max_m=300, max_alpha=15), seeds, modes)
 def test_dense_forward_every_alpha(core, twin, layer, seed, mode):
     ffi, lib = core

@@ -124,7 +124,11 @@ static void et_dot4_c(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n,
 #include <arm_acle.h>
 
 #define ET_DOT_DSP 1
+#else
+#define ET_DOT_DSP 0
+#endif
 
+#if ET_DOT_DSP
 static uint32_t et_load4(const void *p)
 {
     uint32_t v;
@@ -206,11 +210,153 @@ static void et_dot4(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n, i
     acc[2] = a[2];
     acc[3] = a[3];
 }
+#endif
+
+/*
+ * The backward inner loops add scalars times rows to an int32 row: acc[j] += d x[j] (one row) and
+ * acc[j] += da xa[j] + db xb[j] (two rows whose scalars are both non-zero), j < n. x is a weight row
+ * (signed) or activations of the signed (sgn) or an unsigned format; d is an int8 gradient. Every
+ * product fits in int16 (|d| <= 128, |x| <= 255: at most 32,640 in magnitude), which the casts tell
+ * the compiler: on x86 the loops multiply int16 lanes (pmullw/pmulhw; without them gcc emulates
+ * 32-bit multiplies in the paired loop on unsigned activations). The portable loops below are the
+ * reference and the DSP loops' tail.
+ */
+static void et_axpy_c(int32_t *acc, int32_t d, const uint8_t *x, uint32_t n, int sgn)
+{
+    int16_t d16 = (int16_t)d;
+    uint32_t j;
+    if (sgn) {
+        const int8_t *xs = (const int8_t *)(const void *)x;
+        for (j = 0; j < n; j++) {
+            acc[j] += (int16_t)(d16 * xs[j]);
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            acc[j] += (int16_t)(d16 * x[j]);
+        }
+    }
+}
+
+static void et_axpy2_c(int32_t *acc, const uint8_t *xa, int32_t da, const uint8_t *xb, int32_t db, uint32_t n,
+                       int sgn)
+{
+    int16_t a16 = (int16_t)da;
+    int16_t b16 = (int16_t)db;
+    uint32_t j;
+    if (sgn) {
+        const int8_t *as = (const int8_t *)(const void *)xa;
+        const int8_t *bs = (const int8_t *)(const void *)xb;
+        for (j = 0; j < n; j++) {
+            acc[j] += a16 * (int16_t)as[j] + b16 * (int16_t)bs[j];
+        }
+    } else {
+        for (j = 0; j < n; j++) {
+            acc[j] += a16 * (int16_t)xa[j] + b16 * (int16_t)xb[j];
+        }
+    }
+}
+
+#if ET_DOT_DSP
+/*
+ * The DSP backward loops: four bytes of a row per word load, widened to the int16 pairs of bytes
+ * 0, 2 and 1, 3 by SXTB16/UXTB16, then multiplied by the int16 halves of a packed scalar word
+ * (SMLABB/SMLATB: bottom or top half of the row pair times the bottom half, the first scalar;
+ * SMLABT/SMLATT: times the top half, the second): one load and one store of the int32 accumulator
+ * per two products in et_axpy2, where the plain loop has one per product. The same products added
+ * to the same int32 (SMLAxy's accumulate wraps like the C loop's add; no sum here comes near 2^31).
+ */
+#define ET_AXPY_LOOP(EXT)                                                                          \
+    for (; j < n4; j += 4) {                                                                       \
+        uint32_t v_ = et_load4(x + j);                                                             \
+        int32_t lo_ = (int32_t)EXT(v_);                                                            \
+        int32_t hi_ = (int32_t)EXT(v_ >> 8);                                                       \
+        acc[j] = __smlabb(lo_, d, acc[j]);                                                         \
+        acc[j + 1] = __smlabb(hi_, d, acc[j + 1]);                                                 \
+        acc[j + 2] = __smlatb(lo_, d, acc[j + 2]);                                                 \
+        acc[j + 3] = __smlatb(hi_, d, acc[j + 3]);                                                 \
+    }
+
+#define ET_AXPY2_LOOP(EXT)                                                                         \
+    for (; j < n4; j += 4) {                                                                       \
+        uint32_t va_ = et_load4(xa + j);                                                           \
+        uint32_t vb_ = et_load4(xb + j);                                                           \
+        int32_t al_ = (int32_t)EXT(va_);                                                           \
+        int32_t ah_ = (int32_t)EXT(va_ >> 8);                                                      \
+        int32_t bl_ = (int32_t)EXT(vb_);                                                           \
+        int32_t bh_ = (int32_t)EXT(vb_ >> 8);                                                      \
+        acc[j] = __smlabt(bl_, dd, __smlabb(al_, dd, acc[j]));                                     \
+        acc[j + 1] = __smlabt(bh_, dd, __smlabb(ah_, dd, acc[j + 1]));                             \
+        acc[j + 2] = __smlatt(bl_, dd, __smlatb(al_, dd, acc[j + 2]));                             \
+        acc[j + 3] = __smlatt(bh_, dd, __smlatb(ah_, dd, acc[j + 3]));                             \
+    }
+
+#define ET_SXT(v) __sxtb16((int32_t)(v))
+#define ET_UXT(v) __uxtb16(v)
+
+static void et_axpy(int32_t *acc, int32_t d, const uint8_t *x, uint32_t n, int sgn)
+{
+    uint32_t j = 0;
+    uint32_t n4 = n & ~3u;
+    if (sgn) {
+        ET_AXPY_LOOP(ET_SXT)
+    } else {
+        ET_AXPY_LOOP(ET_UXT)
+    }
+    if (j < n) {
+        et_axpy_c(acc + j, d, x + j, n - j, sgn);
+    }
+}
+
+static void et_axpy2(int32_t *acc, const uint8_t *xa, int32_t da, const uint8_t *xb, int32_t db, uint32_t n, int sgn)
+{
+    int32_t dd = (int32_t)(((uint32_t)da & 0xFFFFu) | ((uint32_t)db << 16)); /* (da, db) as an int16 pair */
+    uint32_t j = 0;
+    uint32_t n4 = n & ~3u;
+    if (sgn) {
+        ET_AXPY2_LOOP(ET_SXT)
+    } else {
+        ET_AXPY2_LOOP(ET_UXT)
+    }
+    if (j < n) {
+        et_axpy2_c(acc + j, xa + j, da, xb + j, db, n - j, sgn);
+    }
+}
 #else
-#define ET_DOT_DSP 0
 #define et_dot et_dot_c
 #define et_dot4 et_dot4_c
+#define et_axpy et_axpy_c
+#define et_axpy2 et_axpy2_c
 #endif
+
+/*
+ * acc[j] += sum over o < no of d[o] w[o * stride + j], j < n (w: int8 weight rows): the rows whose
+ * d is non-zero two at a time (et_axpy2), an odd one alone, zero ones skipped (ReLU and max-pool
+ * gradients are mostly zero). Integer sums: the grouping does not change them.
+ */
+static void et_grad_rows(int32_t *acc, const int8_t *w, uint32_t stride, const int8_t *d, uint32_t no, uint32_t n)
+{
+    const uint8_t *wp = NULL;
+    int32_t dp = 0;
+    uint32_t o;
+    for (o = 0; o < no; o++) {
+        int32_t v = d[o];
+        const uint8_t *wr;
+        if (v == 0) {
+            continue;
+        }
+        wr = (const uint8_t *)(const void *)(w + o * stride);
+        if (wp == NULL) {
+            wp = wr;
+            dp = v;
+            continue;
+        }
+        et_axpy2(acc, wp, dp, wr, v, n, 1);
+        wp = NULL;
+    }
+    if (wp != NULL) {
+        et_axpy(acc, dp, wp, n, 1);
+    }
+}
 
 /* LSB exponent of an activation format (input of a MAC layer). */
 static int et_lsb(uint8_t fmt)
@@ -266,7 +412,8 @@ et_status_t et_relu_backward(const uint8_t *a, const int8_t *da, int8_t *dz, uin
         return ET_ERR_ARG;
     }
     for (i = 0; i < n; i++) {
-        dz[i] = (a[i] > 0 && a[i] < 255) ? da[i] : 0;
+        int8_t v = da[i]; /* loaded unconditionally: a select, no branch (gcc vectorises it) */
+        dz[i] = (uint8_t)(a[i] - 1u) < 254u ? v : 0; /* 0 < a < 255: a - 1 in 0..253 */
     }
     return ET_OK;
 }
@@ -508,14 +655,46 @@ et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, 
     return ET_OK;
 }
 
-/* Store one input gradient: int8 at 2^-7 (wide == 0) or int16 at 2^-15 (wide == 1); *n counts clamps. */
-static void et_grad_store(void *dx, uint32_t idx, int32_t acc, const et_layer_t *l, int wide, uint32_t *n)
+/*
+ * round_shift(acc, shift) of an int32 for 1 <= shift <= 31, in 32 bits: the magnitude rounded half
+ * up ((m >> shift) plus bit shift-1 of m), then the sign put back: half away from zero, the rule of
+ * et_round_shift_s64. The magnitude is at most 2^31 (INT32_MIN), the result at most 2^30 + 1.
+ */
+static int32_t et_round_shift32(int32_t acc, int shift)
 {
-    if (wide) {
-        ((int16_t *)dx)[idx] = (int16_t)et_rqc(acc, l->alpha_shift - 1, INT16_MIN, INT16_MAX, n);
+    uint32_t mag = acc < 0 ? 0u - (uint32_t)acc : (uint32_t)acc;
+    uint32_t r = (mag >> shift) + ((mag >> (shift - 1)) & 1u);
+    return acc < 0 ? -(int32_t)r : (int32_t)r;
+}
+
+/*
+ * Store one input gradient: int8 at 2^-7 (wide == 0, shift 7 + alpha_shift) or int16 at 2^-15
+ * (wide == 1, shift alpha_shift - 1); *n counts clamps. Inlined, 32-bit for every shift >= 1 (the
+ * 64-bit rule only for the wide format's alpha_shift 0 and 1, where the shift is -1 or 0).
+ */
+ET_ALWAYS_INLINE static void et_grad_store(void *dx, uint32_t idx, int32_t acc, int shift, int wide, uint32_t *n)
+{
+    int32_t lo = wide ? INT16_MIN : INT8_MIN;
+    int32_t hi = wide ? INT16_MAX : INT8_MAX;
+    int32_t r;
+    if (shift >= 1) {
+        r = et_round_shift32(acc, shift);
+        *n += (uint32_t)(r < lo) | (uint32_t)(r > hi);
+        r = et_clamp32(r, lo, hi);
     } else {
-        ((int8_t *)dx)[idx] = (int8_t)et_rqc(acc, 7 + l->alpha_shift, INT8_MIN, INT8_MAX, n);
+        r = (int32_t)et_rqc(acc, shift, lo, hi, n);
     }
+    if (wide) {
+        ((int16_t *)dx)[idx] = (int16_t)r;
+    } else {
+        ((int8_t *)dx)[idx] = (int8_t)r;
+    }
+}
+
+/* The input gradient's rescale shift (et_grad_store). */
+static int et_grad_shift(const et_layer_t *l, int wide)
+{
+    return wide ? l->alpha_shift - 1 : 7 + l->alpha_shift;
 }
 
 /*
@@ -544,8 +723,9 @@ static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const 
     int32_t acc[ET_GRAD_ROW];
     uint32_t rowlen = (uint32_t)g->iw * g->ic;
     uint32_t nclip = 0;
+    int shift = et_grad_shift(layer, wide);
     int32_t iy, ky, ox;
-    uint32_t o, j;
+    uint32_t j;
     for (iy = 0; iy < g->ih; iy++) {
         for (j = 0; j < rowlen; j++) {
             acc[j] = 0;
@@ -562,20 +742,13 @@ static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const 
                 uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g->ic : 0u;
                 int32_t *ar = acc + (uint32_t)(ox + kx0 - g->pad) * g->ic;
                 const int8_t *wt = weights + ((uint32_t)(ky * g->k + kx0)) * g->ic;
-                for (o = 0; o < g->oc; o++) {
-                    const int8_t *wr = wt + o * g->m;
-                    int32_t d = dr[o];
-                    if (d == 0) {
-                        continue;
-                    }
-                    for (j = 0; j < span; j++) {
-                        ar[j] += (int32_t)wr[j] * d;
-                    }
+                if (span != 0) {
+                    et_grad_rows(ar, wt, g->m, dr, g->oc, span);
                 }
             }
         }
         for (j = 0; j < rowlen; j++) {
-            et_grad_store(dx, (uint32_t)iy * rowlen + j, acc[j], layer, wide, &nclip);
+            et_grad_store(dx, (uint32_t)iy * rowlen + j, acc[j], shift, wide, &nclip);
         }
     }
     *grad += nclip;
@@ -588,9 +761,10 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
     int32_t iy, ix, ky, kx;
-    uint32_t o, c, c0, nb;
+    uint32_t c, c0, nb;
     int32_t acc[ET_GRAD_BLOCK];
     uint32_t nclip = 0;
+    int shift;
     if (st != ET_OK) {
         return st;
     }
@@ -601,6 +775,7 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
     if ((uint32_t)g.iw * g.ic <= ET_GRAD_ROW) {
         return et_conv2d_backward_input_rows(layer, &g, weights, dz, dx, wide, grad);
     }
+    shift = et_grad_shift(layer, wide);
     for (iy = 0; iy < g.ih; iy++) {
         for (ix = 0; ix < g.iw; ix++) {
             for (c0 = 0; c0 < g.ic; c0 += nb) {
@@ -622,20 +797,11 @@ et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *we
                         }
                         dr = dz + ((uint32_t)(oy * g.ow + ox)) * g.oc;
                         wt = weights + ((uint32_t)(ky * g.k + kx)) * g.ic + c0;
-                        for (o = 0; o < g.oc; o++) {
-                            const int8_t *wr = wt + o * g.m;
-                            int32_t d = dr[o];
-                            if (d == 0) {
-                                continue;
-                            }
-                            for (c = 0; c < nb; c++) {
-                                acc[c] += (int32_t)wr[c] * d;
-                            }
-                        }
+                        et_grad_rows(acc, wt, g.m, dr, g.oc, nb);
                     }
                 }
                 for (c = 0; c < nb; c++) {
-                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], layer, wide, &nclip);
+                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], shift, wide, &nclip);
                 }
             }
         }
@@ -657,31 +823,128 @@ et_status_t et_conv2d_backward_input_s16(const et_layer_t *layer, const int8_t *
     return et_conv2d_backward_input_n(layer, weights, dz, dx, 1, &n);
 }
 
-/* w[j] += d * x[j], j < n, the activations of the signed (sgn) or an unsigned format: a loop gcc vectorises. */
-static void et_axpy(int32_t *w, int32_t d, const uint8_t *x, uint32_t n, int sgn)
+/*
+ * The weight gradient of a thin conv (m = k*k*in_c <= ET_WIN_MAX): the windows of up to ET_WG_PIX
+ * output pixels with a non-zero gradient are copied into a local buffer of ET_WG_BYTES (et_window),
+ * then for each output channel the pixels whose gradient is non-zero are taken two at a time: one
+ * run of m of dw[o] += da win_a + db win_b (et_axpy2), an odd one alone. Pairing pixels (not output
+ * channels, whose dw rows differ) is what lets two products share one accumulator add; a block of
+ * pixels is what makes pairs likely when a max-pool leaves one non-zero gradient in four.
+ */
+#define ET_WG_BYTES 1024
+#define ET_WG_PIX 32
+
+static void et_conv2d_weight_grad_windows(const et_conv_geom_t *g, const uint8_t *x, const int8_t *dz, int32_t *dw,
+                                          int sgn)
 {
-    uint32_t j;
-    if (sgn) {
-        const int8_t *xs = (const int8_t *)(const void *)x;
-        for (j = 0; j < n; j++) {
-            w[j] += d * xs[j];
+    uint8_t wins[ET_WG_BYTES];
+    uint32_t pix[ET_WG_PIX];
+    uint32_t cap = ET_WG_BYTES / g->m < ET_WG_PIX ? ET_WG_BYTES / g->m : ET_WG_PIX;
+    int32_t oy = 0;
+    int32_t ox = 0;
+    uint32_t o, i;
+    while (oy < g->oh) {
+        uint32_t cnt = 0;
+        /* the next block: up to cap pixels whose gradient is not all zero, in raster order */
+        for (; oy < g->oh && cnt < cap; ox = ox + 1 < g->ow ? ox + 1 : 0, oy += ox == 0) {
+            uint32_t p = (uint32_t)(oy * g->ow + ox);
+            const int8_t *dr = dz + p * g->oc;
+            for (o = 0; o < g->oc && dr[o] == 0; o++) {
+            }
+            if (o < g->oc) {
+                et_window(g, x, oy, ox, wins + cnt * g->m);
+                pix[cnt++] = p;
+            }
         }
-    } else {
-        for (j = 0; j < n; j++) {
-            w[j] += d * x[j];
+        for (o = 0; o < g->oc; o++) {
+            int32_t *dwo = dw + o * g->m;
+            const uint8_t *xp = NULL;
+            int32_t dp = 0;
+            for (i = 0; i < cnt; i++) {
+                int32_t d = dz[pix[i] * g->oc + o];
+                if (d == 0) {
+                    continue;
+                }
+                if (xp == NULL) {
+                    xp = wins + i * g->m;
+                    dp = d;
+                    continue;
+                }
+                et_axpy2(dwo, xp, dp, wins + i * g->m, d, g->m, sgn);
+                xp = NULL;
+            }
+            if (xp != NULL) {
+                et_axpy(dwo, dp, xp, g->m, sgn);
+            }
+        }
+    }
+}
+
+/*
+ * The weight gradient of a wide conv, one output channel at a time: a pixel whose window lies inside
+ * the input has k rows of k*in_c contiguous bytes there (no copy), and two such pixels with a
+ * non-zero gradient are added together (et_axpy2 per kernel row); pixels whose window SAME padding
+ * clips add their in-bounds taps alone, one contiguous run per kernel row.
+ */
+static void et_conv2d_weight_grad_wide(const et_conv_geom_t *g, const uint8_t *x, const int8_t *dz, int32_t *dw,
+                                       int sgn)
+{
+    uint32_t rowlen = (uint32_t)g->k * g->ic;
+    uint32_t stride = (uint32_t)g->iw * g->ic;
+    int32_t oy, ox, ky;
+    uint32_t o;
+    for (o = 0; o < g->oc; o++) {
+        int32_t *dwo = dw + o * g->m;
+        const uint8_t *xp = NULL;
+        int32_t dp = 0;
+        for (oy = 0; oy < g->oh; oy++) {
+            int32_t iy0 = oy - g->pad;
+            for (ox = 0; ox < g->ow; ox++) {
+                int32_t d = dz[(uint32_t)(oy * g->ow + ox) * g->oc + o];
+                int32_t kx0 = g->pad - ox > 0 ? g->pad - ox : 0;
+                int32_t kx1 = g->iw + g->pad - ox < g->k ? g->iw + g->pad - ox : g->k;
+                uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g->ic : 0u;
+                if (d == 0) {
+                    continue;
+                }
+                if (span == rowlen && iy0 >= 0 && iy0 + g->k <= g->ih) {
+                    const uint8_t *xr = x + (uint32_t)(iy0 * g->iw + ox - g->pad) * g->ic;
+                    if (xp == NULL) {
+                        xp = xr;
+                        dp = d;
+                        continue;
+                    }
+                    for (ky = 0; ky < g->k; ky++) {
+                        et_axpy2(dwo + (uint32_t)ky * rowlen, xp + (uint32_t)ky * stride, dp, xr + (uint32_t)ky * stride,
+                                 d, rowlen, sgn);
+                    }
+                    xp = NULL;
+                    continue;
+                }
+                /* the in-bounds taps of a kernel row: one contiguous run of the input and of the row */
+                for (ky = 0; ky < g->k && span != 0; ky++) {
+                    int32_t iy = iy0 + ky;
+                    if (iy < 0 || iy >= g->ih) {
+                        continue;
+                    }
+                    et_axpy(dwo + ((uint32_t)(ky * g->k + kx0)) * g->ic, d,
+                            x + ((uint32_t)(iy * g->iw + ox + kx0 - g->pad)) * g->ic, span, sgn);
+                }
+            }
+        }
+        if (xp != NULL) {
+            for (ky = 0; ky < g->k; ky++) {
+                et_axpy(dwo + (uint32_t)ky * rowlen, dp, xp + (uint32_t)ky * stride, rowlen, sgn);
+            }
         }
     }
 }
 
 et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const int8_t *dz, int32_t *dw)
 {
-    const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
-    int32_t oy, ox, ky;
-    uint32_t o;
     int sgn;
-    uint8_t win[ET_WIN_MAX];
     if (st != ET_OK) {
         return st;
     }
@@ -691,40 +954,10 @@ et_status_t et_conv2d_weight_grad(const et_layer_t *layer, const void *in, const
     g = et_conv_geom(layer);
     sgn = et_signed_in(layer->in.fmt);
     memset(dw, 0, sizeof(int32_t) * g.oc * g.m);
-    for (oy = 0; oy < g.oh; oy++) {
-        for (ox = 0; ox < g.ow; ox++) {
-            const int8_t *dr = dz + ((uint32_t)(oy * g.ow + ox)) * g.oc;
-            int32_t kx0 = g.pad - ox > 0 ? g.pad - ox : 0;
-            int32_t kx1 = g.iw + g.pad - ox < g.k ? g.iw + g.pad - ox : g.k;
-            uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g.ic : 0u;
-            int windowed = g.m <= ET_WIN_MAX;
-            for (o = 0; o < g.oc && windowed; o++) {
-                if (dr[o] != 0) {
-                    /* the window once per pixel with a non-zero gradient, a run of m per output channel */
-                    et_window(&g, x, oy, ox, win);
-                    for (; o < g.oc; o++) {
-                        if (dr[o] != 0) {
-                            et_axpy(dw + o * g.m, dr[o], win, g.m, sgn);
-                        }
-                    }
-                }
-            }
-            for (o = 0; o < g.oc && !windowed; o++) {
-                int32_t d = dr[o];
-                if (d == 0) {
-                    continue;
-                }
-                /* the in-bounds taps of a kernel row: one contiguous run of the input and of the row */
-                for (ky = 0; ky < g.k && span != 0; ky++) {
-                    int32_t iy = oy + ky - g.pad;
-                    if (iy < 0 || iy >= g.ih) {
-                        continue;
-                    }
-                    et_axpy(dw + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic, d,
-                            x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic, span, sgn);
-                }
-            }
-        }
+    if (g.m <= ET_WIN_MAX) {
+        et_conv2d_weight_grad_windows(&g, (const uint8_t *)in, dz, dw, sgn);
+    } else {
+        et_conv2d_weight_grad_wide(&g, (const uint8_t *)in, dz, dw, sgn);
     }
     return ET_OK;
 }
@@ -741,13 +974,14 @@ et_status_t et_conv2d_bias_grad(const et_layer_t *layer, const int8_t *dz, int32
     }
     oc = layer->out.c;
     pixels = (uint32_t)layer->out.h * layer->out.w;
+    /* one output channel at a time, summed in a register (db written once: no int32 load and store per term) */
     for (o = 0; o < oc; o++) {
-        db[o] = 0;
-    }
-    for (t = 0; t < pixels; t++) {
-        for (o = 0; o < oc; o++) {
-            db[o] += dz[t * oc + o];
+        const int8_t *d = dz + o;
+        int32_t sum = 0;
+        for (t = 0; t < pixels; t++) {
+            sum += d[t * oc];
         }
+        db[o] = sum;
     }
     return ET_OK;
 }
@@ -833,9 +1067,10 @@ et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *wei
                                       int wide, uint32_t *grad)
 {
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
-    uint32_t n, m, o, j, j0, nb;
+    uint32_t n, m, j, j0, nb;
     int32_t acc[ET_GRAD_BLOCK];
     uint32_t nclip = 0;
+    int shift;
     if (st != ET_OK) {
         return st;
     }
@@ -844,23 +1079,15 @@ et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *wei
     }
     n = layer->out.c;
     m = layer->in.c;
+    shift = et_grad_shift(layer, wide);
     for (j0 = 0; j0 < m; j0 += nb) {
         nb = m - j0 < ET_GRAD_BLOCK ? m - j0 : ET_GRAD_BLOCK;
         for (j = 0; j < nb; j++) {
             acc[j] = 0;
         }
-        for (o = 0; o < n; o++) {
-            const int8_t *wr = weights + o * m + j0;
-            int32_t d = dz[o];
-            if (d == 0) {
-                continue;
-            }
-            for (j = 0; j < nb; j++) {
-                acc[j] += (int32_t)wr[j] * d;
-            }
-        }
+        et_grad_rows(acc, weights + j0, m, dz, n, nb);
         for (j = 0; j < nb; j++) {
-            et_grad_store(dx, j0 + j, acc[j], layer, wide, &nclip);
+            et_grad_store(dx, j0 + j, acc[j], shift, wide, &nclip);
         }
     }
     *grad += nclip;
