@@ -31,6 +31,26 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 #define LRT_COEF_GUARD (INT64_C(1) << 40) /* |a_j| bound; valid bases give < 2^29 */
 #define LRT_QMAX (ET_LRT_MAX_RANK + 1)
 
+/*
+ * x86-64 hosts (gcc, glibc): the hot loops below are compiled three times, for AVX-512
+ * (x86-64-v4), AVX2 and baseline x86-64, and the loader picks one for the CPU it runs on
+ * (gcc function multiversioning, an ifunc). Integer arithmetic is exact, so every clone gives
+ * the same bits; -DET_NO_MULTIVERSION builds the baseline only (tests compare the two).
+ * Every other target (Cortex-M, strict builds elsewhere) sees plain C.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(ET_NO_MULTIVERSION)
+#define LRT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#else
+#define LRT_HOT
+#endif
+/* Kernels the hot functions inline (into each clone, with the rank a constant where given). */
+#if defined(__GNUC__)
+#define LRT_INLINE static inline __attribute__((always_inline))
+#else
+#define LRT_INLINE static inline
+#endif
+
 /* ---- small helpers ---------------------------------------------------------- */
 
 static uint64_t lrt_abs(int64_t v)
@@ -62,6 +82,19 @@ static int32_t lrt_clamp32(int64_t v)
 {
     v = v < INT32_MIN ? INT32_MIN : v;
     return (int32_t)(v > INT32_MAX ? INT32_MAX : v);
+}
+
+/*
+ * The rounding rule for 1 <= shift <= 63 and |x| < 2^63 written as sign and magnitude:
+ * round half away from zero is sign(x) floor((|x| + half) / 2^shift), the same value as
+ * et_round_shift_pos_inline, with logical shifts only (AVX2 has no 64-bit arithmetic shift).
+ */
+static inline int64_t lrt_round_shift_sm(int64_t x, int shift)
+{
+    uint64_t s = (uint64_t)0 - (uint64_t)(x < 0);
+    uint64_t mag = ((uint64_t)x ^ s) - s;
+    uint64_t y = (mag + (UINT64_C(1) << (shift - 1))) >> shift;
+    return (int64_t)((y ^ s) - s);
 }
 
 /* 0 (empty basis) or a block exponent of unit columns. */
@@ -197,18 +230,28 @@ et_status_t et_lrt_accumulate_get_buffer_size(uint32_t n_max, uint32_t m_max, ui
 
 /* ---- projection of one side (modified Gram-Schmidt) ------------------------------ */
 
-static uint64_t lrt_sumsq(const int32_t *res, uint32_t len)
+/*
+ * sum(res^2), or UINT64_MAX when it does not fit (every square is >= 0, so the running sum
+ * overflows exactly when the total does). Each square (< 2^62) is summed in two halves, high
+ * and low 32 bits: neither sum can overflow for len <= 65535, and the loop has no exit.
+ */
+static uint64_t lrt_sumsq_total(uint64_t hi, uint64_t lo)
 {
-    uint64_t s = 0;
+    hi += lo >> 32;
+    return hi >= (UINT64_C(1) << 32) ? UINT64_MAX : (hi << 32) + (lo & 0xFFFFFFFFu);
+}
+
+LRT_HOT static uint64_t lrt_sumsq(const int32_t *res, uint32_t len)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
     uint32_t i;
     for (i = 0; i < len; i++) {
         uint64_t sq = (uint64_t)((int64_t)res[i] * res[i]);
-        if (s > UINT64_MAX - sq) {
-            return UINT64_MAX;
-        }
-        s += sq;
+        hi += sq >> 32;
+        lo += sq & 0xFFFFFFFFu;
     }
-    return s;
+    return lrt_sumsq_total(hi, lo);
 }
 
 /* The shift that brings a residual's sum of squares s into [2^54, 2^56). */
@@ -222,47 +265,107 @@ static int lrt_norm_k(uint64_t s)
     return bl <= LRT_RES_BITS ? (LRT_RES_BITS - bl) / 2 : -((bl - LRT_RES_BITS + 1) / 2);
 }
 
-/* res <<= k (k < 0: rounding right shift), saturated to int32; returns k. */
-static int lrt_rescale(int32_t *res, uint32_t len)
+/*
+ * res <<= k (k < 0: rounding right shift), given s = sum(res^2); returns k and leaves the
+ * new sum of squares in *s_new. Nothing saturates: k > 0 leaves sum(res^2) below 2^56, so
+ * every |res_i| 2^k < 2^28; k < 0 is a right shift (by 1..4: s <= UINT64_MAX) of an int32.
+ */
+LRT_HOT static int lrt_rescale(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new)
 {
-    int k = lrt_norm_k(lrt_sumsq(res, len));
+    int k = lrt_norm_k(s);
+    uint64_t hi = 0;
+    uint64_t lo = 0;
     uint32_t i;
-    if (k != 0) {
-        for (i = 0; i < len; i++) {
-            res[i] = lrt_clamp32(et_round_shift_s64_inline(res[i], -k));
-        }
+    if (k == 0) {
+        *s_new = s;
+        return 0;
     }
+    for (i = 0; i < len; i++) {
+        int64_t v = k > 0 ? (int64_t)((uint64_t)(int64_t)res[i] << k) : lrt_round_shift_sm(res[i], -k);
+        uint64_t sq = (uint64_t)(v * v);
+        res[i] = (int32_t)v;
+        hi += sq >> 32;
+        lo += sq & 0xFFFFFFFFu;
+    }
+    *s_new = lrt_sumsq_total(hi, lo);
     return k;
 }
 
 /* dot(column j of q, res): |dot| < 2^62 for any len <= 65535 */
-static int64_t lrt_col_res_dot(const int16_t *q, int rank, int j, const int32_t *res, uint32_t len)
+LRT_INLINE int64_t lrt_col_res_dot(const int16_t *q, const int rank, int j, const int32_t *res, uint32_t len)
 {
     int64_t dot = 0;
     uint32_t i;
     for (i = 0; i < len; i++) {
-        dot += (int64_t)q[(size_t)i * rank + j] * res[i];
+        dot += (int64_t)(int32_t)q[(size_t)i * rank + j] * res[i];
     }
     return dot;
 }
 
 /*
+ * res_i -= a q_ij 2^-sh (rounded, saturated to int32). Returns the dot product of the new res
+ * with column j + 1 (dot_next), or else its sum of squares. |a| < 2^31 (the case of valid
+ * bases, |a_j| < 2^29) multiplies in 32 x 32 -> 64 bits, larger a in 64 bits: the same products.
+ */
+LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64_t a, int sh, int32_t *res,
+                                     uint32_t len, int dot_next)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    const int16_t *qj = q + j;
+    if (a >= INT32_MIN && a <= INT32_MAX) {
+        int32_t a32 = (int32_t)a;
+        if (dot_next) {
+            for (i = 0; i < len; i++) {
+                int32_t v = lrt_clamp32((int64_t)res[i] - lrt_round_shift_sm((int64_t)a32 * (int32_t)qj[(size_t)i * rank], sh));
+                res[i] = v;
+                dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
+            }
+            return (uint64_t)dot;
+        }
+        for (i = 0; i < len; i++) {
+            int32_t v = lrt_clamp32((int64_t)res[i] - lrt_round_shift_sm((int64_t)a32 * (int32_t)qj[(size_t)i * rank], sh));
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            res[i] = v;
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+        return lrt_sumsq_total(hi, lo);
+    }
+    for (i = 0; i < len; i++) {
+        int32_t v = lrt_clamp32((int64_t)res[i] - lrt_round_shift_sm(a * qj[(size_t)i * rank], sh));
+        uint64_t sq = (uint64_t)((int64_t)v * v);
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)qj[(size_t)i * rank + 1] * v;
+        } else {
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
  * One MGS pass of res against the columns of q (len x rank); coef in residual
  * units. Column j's update and column j + 1's dot product share one sweep over
- * res (the dot reads each element after its update, as MGS needs). q_exp is
- * -44..-14, so every rescale is a rounding right shift by 14..44.
+ * res (the dot reads each element after its update, as MGS needs); the last
+ * update sweep also sums the squares of the new residual, which the pass returns.
+ * q_exp is -44..-14, so every rescale is a rounding right shift by 14..44.
  */
-static void lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int64_t *coef)
+LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, int32_t *res, uint32_t len,
+                                      int64_t *coef)
 {
     int j;
-    uint32_t i;
     int sh = -q_exp;
     int64_t dot;
     for (j = 0; j < rank; j++) {
         coef[j] = 0;
     }
     if (q_exp == 0) {
-        return; /* empty basis */
+        return lrt_sumsq(res, len); /* empty basis */
     }
     dot = lrt_col_res_dot(q, rank, 0, res, len);
     for (j = 0; j < rank; j++) {
@@ -270,23 +373,24 @@ static void lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, ui
         int next = j + 1 < rank;
         coef[j] = a;
         if (a == 0) {
-            dot = next ? lrt_col_res_dot(q, rank, j + 1, res, len) : 0;
-            continue;
-        }
-        dot = 0;
-        if (next) {
-            for (i = 0; i < len; i++) {
-                const int16_t *qi = q + (size_t)i * rank + j;
-                int32_t v = lrt_clamp32((int64_t)res[i] - et_round_shift_pos_inline(a * qi[0], sh));
-                res[i] = v;
-                dot += (int64_t)qi[1] * v;
+            if (next) {
+                dot = lrt_col_res_dot(q, rank, j + 1, res, len);
+                continue;
             }
-        } else {
-            for (i = 0; i < len; i++) {
-                res[i] = lrt_clamp32((int64_t)res[i] - et_round_shift_pos_inline(a * q[(size_t)i * rank + j], sh));
-            }
+            return lrt_sumsq(res, len);
         }
+        if (!next) {
+            return lrt_mgs_sweep(q, rank, j, a, sh, res, len, 0);
+        }
+        dot = (int64_t)lrt_mgs_sweep(q, rank, j, a, sh, res, len, 1);
     }
+    return 0; /* not reached: the last column returns */
+}
+
+/* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise. */
+LRT_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int64_t *coef)
+{
+    return rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, coef) : lrt_mgs_pass_r(q, rank, q_exp, res, len, coef);
 }
 
 typedef struct {
@@ -300,21 +404,22 @@ typedef struct {
 static void lrt_project(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int e0, int passes,
                         lrt_side_t *side)
 {
-    int e = e0 - lrt_rescale(res, len);
+    uint64_t s;
+    int e = e0 - lrt_rescale(res, len, lrt_sumsq(res, len), &s);
     int j;
     side->a_exp = e;
-    lrt_mgs_pass(q, rank, q_exp, res, len, side->a);
-    if (passes == 2 && lrt_sumsq(res, len) != 0) {
+    s = lrt_mgs_pass(q, rank, q_exp, res, len, side->a); /* sum(res^2) after the pass */
+    if (passes == 2 && s != 0) {
         int64_t a2[ET_LRT_MAX_RANK];
-        e -= lrt_rescale(res, len);
-        lrt_mgs_pass(q, rank, q_exp, res, len, a2);
+        e -= lrt_rescale(res, len, s, &s);
+        s = lrt_mgs_pass(q, rank, q_exp, res, len, a2);
         for (j = 0; j < rank; j++) {
             side->a[j] += et_round_shift_s64(a2[j], side->a_exp - e);
         }
     }
-    e -= lrt_rescale(res, len);
+    e -= lrt_rescale(res, len, s, &s);
     side->res_exp = e;
-    side->rho = lrt_sqrt_round(lrt_sumsq(res, len));
+    side->rho = lrt_sqrt_round(s);
 }
 
 /* [a; rho] on one exponent with the largest magnitude below 2^30 (one rounding each). */
@@ -701,11 +806,97 @@ static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, 
     }
 }
 
+/*
+ * The same rows for the usual case, written so that the compiler can vectorise across rows:
+ * an empty old basis (mode 0, as a zero M) or up >= 0 (mode 1), and |g_k| < 2^61, split
+ * exactly as g_k = gh_k 2^31 + gl_k (gh_k = floor(g_k / 2^31), gl_k in [0, 2^31)) so that every
+ * product is int32 x int32 -> int64. Entries are summed modulo 2^64: the exact value, which
+ * lies below 2^63 (above). lrt_rot_fast says whether the case applies and fills gh, gl.
+ */
+static const int32_t lrt_zero_m[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK];
+
+static int lrt_rot_fast(const lrt_rot_t *rt, int rank, int32_t *gh, int32_t *gl)
+{
+    int k;
+    if (rt->mode == 2) {
+        return 0;
+    }
+    for (k = 0; k < rank; k++) {
+        if (rt->g[k] < -(INT64_C(1) << 61) || rt->g[k] >= (INT64_C(1) << 61)) {
+            return 0;
+        }
+        gh[k] = (int32_t)(rt->g[k] >> 31);
+        gl[k] = (int32_t)(rt->g[k] & 0x7FFFFFFF);
+    }
+    return 1;
+}
+
+/* Entry (i, k): qrow . M[:, k] 2^up + res g_k. */
+LRT_INLINE int64_t lrt_rot_entry(const int16_t *qrow, const int32_t *m, int up, int32_t res, int32_t gh, int32_t gl,
+                                 const int rank, int k)
+{
+    int64_t acc = 0;
+    int j;
+    for (j = 0; j < rank; j++) {
+        acc += (int64_t)(int32_t)qrow[j] * m[j * rank + k];
+    }
+    return (int64_t)(((uint64_t)acc << up) + ((uint64_t)((int64_t)res * gh) << 31) + (uint64_t)((int64_t)res * gl));
+}
+
+LRT_INLINE uint64_t lrt_rot_max_fast(const int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res,
+                                     const int32_t *gh, const int32_t *gl, const int rank)
+{
+    const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
+    int up = rt->mode == 0 ? 0 : rt->up;
+    int64_t hi = 0;
+    int64_t lo = 0;
+    uint32_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        for (k = 0; k < rank; k++) {
+            int64_t v = lrt_rot_entry(q + (size_t)i * rank, m, up, res[i], gh[k], gl[k], rank, k);
+            hi = v > hi ? v : hi;
+            lo = v < lo ? v : lo;
+        }
+    }
+    return (uint64_t)hi > (uint64_t)0 - (uint64_t)lo ? (uint64_t)hi : (uint64_t)0 - (uint64_t)lo;
+}
+
+/* shift 1..63 (a peak of at least 2^15) */
+LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
+                                   const int32_t *gh, const int32_t *gl, const int rank)
+{
+    const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
+    int up = rt->mode == 0 ? 0 : rt->up;
+    uint32_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        int16_t *qrow = q + (size_t)i * rank;
+        int64_t row[ET_LRT_MAX_RANK];
+        for (k = 0; k < rank; k++) {
+            row[k] = lrt_rot_entry(qrow, m, up, res[i], gh[k], gl[k], rank, k);
+        }
+        for (k = 0; k < rank; k++) {
+            int64_t v = lrt_round_shift_sm(row[k], shift);
+            v = v < INT16_MIN ? INT16_MIN : v;
+            qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
+        }
+    }
+}
+
 /* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
  * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
-static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int *shift)
+LRT_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
+                                int *shift)
 {
-    uint64_t peak = rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
+    int32_t gh[ET_LRT_MAX_RANK];
+    int32_t gl[ET_LRT_MAX_RANK];
+    uint64_t peak;
+    if (lrt_rot_fast(rt, rank, gh, gl)) {
+        peak = rank == 4 ? lrt_rot_max_fast(q, len, rt, res, gh, gl, 4) : lrt_rot_max_fast(q, len, rt, res, gh, gl, rank);
+    } else {
+        peak = lrt_rot_max(q, len, rt, res, rank);
+    }
     if (peak == 0) {
         *shift = 0;
         return 0;
@@ -715,10 +906,17 @@ static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_
 }
 
 /* Pass 2: overwrite q row by row with the rounded int16 mantissas. */
-static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int shift)
+LRT_HOT static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
+                                  int shift)
 {
-    if (rank == 4) {
-        lrt_rot_write(q, len, rt, res, shift, 4);
+    int32_t gh[ET_LRT_MAX_RANK];
+    int32_t gl[ET_LRT_MAX_RANK];
+    if (shift >= 1 && lrt_rot_fast(rt, rank, gh, gl)) {
+        if (rank == 4) {
+            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
+        } else {
+            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, rank);
+        }
     } else {
         lrt_rot_write(q, len, rt, res, shift, rank);
     }
