@@ -35,14 +35,31 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
  * x86-64 hosts (gcc, glibc): the hot loops below are compiled three times, for AVX-512
  * (x86-64-v4), AVX2 and baseline x86-64, and the loader picks one for the CPU it runs on
  * (gcc function multiversioning, an ifunc). Integer arithmetic is exact, so every clone gives
- * the same bits; -DET_NO_MULTIVERSION builds the baseline only (tests compare the two).
- * Every other target (Cortex-M, strict builds elsewhere) sees plain C.
+ * the same bits; -DET_NO_MULTIVERSION builds the portable loops only (tests compare the builds).
+ * Every other target (Cortex-M, other compilers) sees plain C.
  */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
     !defined(ET_NO_MULTIVERSION)
 #define LRT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define LRT_WIDE 1
+#elif defined(ET_LRT_WIDE_NOCLONE) /* tests: the wide loops, built once for the target given */
+#define LRT_HOT
+#define LRT_WIDE 1
 #else
 #define LRT_HOT
+#define LRT_WIDE 0
+#endif
+/*
+ * LRT_WIDE: the host build also gets loop copies written for the vectoriser (a rank-4 MGS, sweeps
+ * without the clamp, rotation rows in 32-bit products) and inlined roundings. Firmware keeps
+ * one generic copy of each loop: the same values in less code (Cortex-M text).
+ */
+#if LRT_WIDE
+#define LRT_RSHIFT et_round_shift_s64_inline
+#define LRT_SAT et_saturate_s64_inline
+#else
+#define LRT_RSHIFT et_round_shift_s64
+#define LRT_SAT et_saturate_s64
 #endif
 /* Kernels the hot functions inline (into each clone, with the rank a constant where given). */
 #if defined(__GNUC__)
@@ -303,39 +320,70 @@ LRT_INLINE int64_t lrt_col_res_dot(const int16_t *q, const int rank, int j, cons
 }
 
 /*
+ * One sweep for |a| < 2^31 (valid bases have |a_j| < 2^29): res_i -= round(a q_ij 2^-sh), the
+ * product in 32 x 32 -> 64 bits. The rounding is taken at an offset, with logical shifts only
+ * (AVX2 has no 64-bit arithmetic shift): x + 2^62 > 0 for |x| < 2^46, and 2^sh divides 2^62, so
+ * (x + 2^62 + half - [x < 0]) >> sh is round(x 2^-sh) + 2^(62-sh), the rounding rule's
+ * floor(x 2^-sh) + ((r + half - [x < 0]) >> sh) plus a constant that the update takes off again.
+ * clamp = 0 when the caller has shown that no result leaves int32 (then the saturation is a no-op).
+ * Returns the dot product of the new res with column j + 1 (dot_next), or else its sum of squares.
+ */
+LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int rank, int32_t a32, int sh, int32_t *res,
+                                    uint32_t len, const int clamp, const int dot_next)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1));
+    const uint64_t k2 = UINT64_C(1) << (62 - sh);
+    for (i = 0; i < len; i++) {
+        int64_t x = (int64_t)a32 * (int32_t)qj[(size_t)i * rank];
+        uint64_t d = ((uint64_t)x + k1 - (uint64_t)(x < 0)) >> sh;
+        int64_t w = (int64_t)((uint64_t)(int64_t)res[i] + k2 - d); /* res_i - round(x 2^-sh), exact */
+        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
  * res_i -= a q_ij 2^-sh (rounded, saturated to int32). Returns the dot product of the new res
- * with column j + 1 (dot_next), or else its sum of squares. |a| < 2^31 (the case of valid
- * bases, |a_j| < 2^29) multiplies in 32 x 32 -> 64 bits, larger a in 64 bits: the same products.
+ * with column j + 1 (dot_next), or else its sum of squares. *bound holds a bound on max |res_i|
+ * and is updated: |round(a q 2^-sh)| <= (|a| 2^15 >> sh) + 1, so while bound + that stays in
+ * int32 nothing saturates and the sweep runs without the clamp (the same values).
  */
 LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64_t a, int sh, int32_t *res,
-                                     uint32_t len, int dot_next)
+                                  uint32_t len, int dot_next, uint64_t *bound)
 {
     uint64_t hi = 0;
     uint64_t lo = 0;
     int64_t dot = 0;
     uint32_t i;
     const int16_t *qj = q + j;
-    if (a >= INT32_MIN && a <= INT32_MAX) {
+    if (LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) {
         int32_t a32 = (int32_t)a;
+        uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1; /* < 2^32 */
+        int clamp = *bound + step > (uint64_t)INT32_MAX;
+        *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
         if (dot_next) {
-            for (i = 0; i < len; i++) {
-                int32_t v = lrt_clamp32((int64_t)res[i] - lrt_round_shift_sm((int64_t)a32 * (int32_t)qj[(size_t)i * rank], sh));
-                res[i] = v;
-                dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
-            }
-            return (uint64_t)dot;
+            return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 1)
+                         : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 1);
         }
-        for (i = 0; i < len; i++) {
-            int32_t v = lrt_clamp32((int64_t)res[i] - lrt_round_shift_sm((int64_t)a32 * (int32_t)qj[(size_t)i * rank], sh));
-            uint64_t sq = (uint64_t)((int64_t)v * v);
-            res[i] = v;
-            hi += sq >> 32;
-            lo += sq & 0xFFFFFFFFu;
-        }
-        return lrt_sumsq_total(hi, lo);
+        return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 0)
+                     : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 0);
     }
+    *bound = UINT64_C(1) << 31;
     for (i = 0; i < len; i++) {
-        int32_t v = lrt_clamp32((int64_t)res[i] - lrt_round_shift_sm(a * qj[(size_t)i * rank], sh));
+        int64_t x = a * qj[(size_t)i * rank];
+        int32_t v = lrt_clamp32((int64_t)res[i] - (LRT_WIDE ? lrt_round_shift_sm(x, sh) : et_round_shift_pos_inline(x, sh)));
         uint64_t sq = (uint64_t)((int64_t)v * v);
         res[i] = v;
         if (dot_next) {
@@ -354,22 +402,24 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
  * res (the dot reads each element after its update, as MGS needs); the last
  * update sweep also sums the squares of the new residual, which the pass returns.
  * q_exp is -44..-14, so every rescale is a rounding right shift by 14..44.
+ * s_in is sum(res^2) on entry (below 2^56 after a rescale: every |res_i| < 2^28).
  */
 LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, int32_t *res, uint32_t len,
-                                      int64_t *coef)
+                                   uint64_t s_in, int64_t *coef)
 {
     int j;
     int sh = -q_exp;
     int64_t dot;
+    uint64_t bound = s_in < (UINT64_C(1) << 56) ? (UINT64_C(1) << 28) : (UINT64_C(1) << 31);
     for (j = 0; j < rank; j++) {
         coef[j] = 0;
     }
     if (q_exp == 0) {
-        return lrt_sumsq(res, len); /* empty basis */
+        return s_in; /* empty basis */
     }
     dot = lrt_col_res_dot(q, rank, 0, res, len);
     for (j = 0; j < rank; j++) {
-        int64_t a = et_saturate_s64(et_round_shift_s64(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+        int64_t a = LRT_SAT(LRT_RSHIFT(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
         int next = j + 1 < rank;
         coef[j] = a;
         if (a == 0) {
@@ -380,17 +430,19 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, 
             return lrt_sumsq(res, len);
         }
         if (!next) {
-            return lrt_mgs_sweep(q, rank, j, a, sh, res, len, 0);
+            return lrt_mgs_sweep(q, rank, j, a, sh, res, len, 0, &bound);
         }
-        dot = (int64_t)lrt_mgs_sweep(q, rank, j, a, sh, res, len, 1);
+        dot = (int64_t)lrt_mgs_sweep(q, rank, j, a, sh, res, len, 1, &bound);
     }
     return 0; /* not reached: the last column returns */
 }
 
 /* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise. */
-LRT_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int64_t *coef)
+LRT_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
+                                     int64_t *coef)
 {
-    return rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, coef) : lrt_mgs_pass_r(q, rank, q_exp, res, len, coef);
+    return LRT_WIDE && rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef)
+                                 : lrt_mgs_pass_r(q, rank, q_exp, res, len, s_in, coef);
 }
 
 typedef struct {
@@ -408,13 +460,13 @@ static void lrt_project(const int16_t *q, int rank, int q_exp, int32_t *res, uin
     int e = e0 - lrt_rescale(res, len, lrt_sumsq(res, len), &s);
     int j;
     side->a_exp = e;
-    s = lrt_mgs_pass(q, rank, q_exp, res, len, side->a); /* sum(res^2) after the pass */
+    s = lrt_mgs_pass(q, rank, q_exp, res, len, s, side->a); /* sum(res^2) after the pass */
     if (passes == 2 && s != 0) {
         int64_t a2[ET_LRT_MAX_RANK];
         e -= lrt_rescale(res, len, s, &s);
-        s = lrt_mgs_pass(q, rank, q_exp, res, len, a2);
+        s = lrt_mgs_pass(q, rank, q_exp, res, len, s, a2);
         for (j = 0; j < rank; j++) {
-            side->a[j] += et_round_shift_s64(a2[j], side->a_exp - e);
+            side->a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
         }
     }
     e -= lrt_rescale(res, len, s, &s);
@@ -444,9 +496,9 @@ static void lrt_align(const lrt_side_t *s, int rank, int64_t *out, int *exp)
     }
     *exp = top - 30;
     for (j = 0; j < rank; j++) {
-        out[j] = et_round_shift_s64(s->a[j], *exp - s->a_exp);
+        out[j] = LRT_RSHIFT(s->a[j], *exp - s->a_exp);
     }
-    out[rank] = et_round_shift_s64((int64_t)s->rho, *exp - s->res_exp);
+    out[rank] = LRT_RSHIFT((int64_t)s->rho, *exp - s->res_exp);
 }
 
 /* ---- the core SVD ---------------------------------------------------------------- */
@@ -476,8 +528,8 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
     bg = lrt_bitlen(lrt_abs(g));
     sh = (bd > bg ? bd : bg) - 31;
     if (sh > 0) {
-        d = et_round_shift_s64(d, sh);
-        g = et_round_shift_s64(g, sh);
+        d = LRT_RSHIFT(d, sh);
+        g = LRT_RSHIFT(g, sh);
     }
     hyp = lrt_sqrt_round((uint64_t)(d * d) + (uint64_t)(g * g));
     t = lrt_div(g * LRT_Q30, (int64_t)(lrt_abs(d) + hyp));
@@ -488,7 +540,7 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
         return 0;
     }
     *cs = lrt_div(INT64_C(1) << 60, (int64_t)lrt_sqrt_round((UINT64_C(1) << 60) + (uint64_t)(t * t)));
-    *sn = et_round_shift_s64(*cs * t, 30);
+    *sn = LRT_RSHIFT(*cs * t, 30);
     return 1;
 }
 
@@ -498,8 +550,8 @@ static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64
     for (r = 0; r < q; r++) {
         int64_t x = mat[r * q + i];
         int64_t y = mat[r * q + j];
-        mat[r * q + i] = (int32_t)et_round_shift_s64(cs * x - sn * y, 30);
-        mat[r * q + j] = (int32_t)et_round_shift_s64(sn * x + cs * y, 30);
+        mat[r * q + i] = (int32_t)LRT_RSHIFT(cs * x - sn * y, 30);
+        mat[r * q + j] = (int32_t)LRT_RSHIFT(sn * x + cs * y, 30);
     }
 }
 
@@ -596,10 +648,10 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
             u[i * q + k] = (int32_t)lrt_div((int64_t)u[i * q + k] * LRT_Q30, (int64_t)sigma[k]);
         }
         for (j = 0; j < k; j++) {
-            int64_t proj = et_round_shift_s64(lrt_col_dot(u, q, j, k), 30);
+            int64_t proj = LRT_RSHIFT(lrt_col_dot(u, q, j, k), 30);
             if (proj != 0) {
                 for (i = 0; i < q; i++) {
-                    u[i * q + k] -= (int32_t)et_round_shift_s64(proj * u[i * q + j], 30);
+                    u[i * q + k] -= (int32_t)LRT_RSHIFT(proj * u[i * q + j], 30);
                 }
             }
         }
@@ -722,7 +774,7 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
             for (s = 0; s < q; s++) {
                 acc += (int64_t)a[i * q + s] * t[s * rank + k];
             }
-            out[i * rank + k] = (int32_t)et_round_shift_s64(acc, 30);
+            out[i * rank + k] = (int32_t)LRT_RSHIFT(acc, 30);
         }
     }
 }
@@ -862,10 +914,12 @@ LRT_INLINE uint64_t lrt_rot_max_fast(const int16_t *q, uint32_t len, const lrt_r
     return (uint64_t)hi > (uint64_t)0 - (uint64_t)lo ? (uint64_t)hi : (uint64_t)0 - (uint64_t)lo;
 }
 
-/* shift 1..63 (a peak of at least 2^15) */
+/* shift 1..47: the peak lies in [2^15, 2^62) */
 LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
                                    const int32_t *gh, const int32_t *gl, const int rank)
 {
+    const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1));
+    const uint64_t k2 = UINT64_C(1) << (62 - shift);
     const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
     int up = rt->mode == 0 ? 0 : rt->up;
     uint32_t i;
@@ -877,8 +931,10 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
             row[k] = lrt_rot_entry(qrow, m, up, res[i], gh[k], gl[k], rank, k);
         }
         for (k = 0; k < rank; k++) {
-            int64_t v = lrt_round_shift_sm(row[k], shift);
-            v = v < INT16_MIN ? INT16_MIN : v;
+            /* the rounding at the offset 2^62 (|row| <= peak < 2^62), as in lrt_mgs_sweep32;
+             * |v| <= round(peak 2^-shift) <= 2^15, so only the top needs the clamp */
+            uint64_t d = ((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift;
+            int32_t v = (int32_t)(int64_t)(d - k2);
             qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
         }
     }
@@ -892,10 +948,10 @@ LRT_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const 
     int32_t gh[ET_LRT_MAX_RANK];
     int32_t gl[ET_LRT_MAX_RANK];
     uint64_t peak;
-    if (lrt_rot_fast(rt, rank, gh, gl)) {
+    if (LRT_WIDE && lrt_rot_fast(rt, rank, gh, gl)) {
         peak = rank == 4 ? lrt_rot_max_fast(q, len, rt, res, gh, gl, 4) : lrt_rot_max_fast(q, len, rt, res, gh, gl, rank);
     } else {
-        peak = lrt_rot_max(q, len, rt, res, rank);
+        peak = !LRT_WIDE && rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
     }
     if (peak == 0) {
         *shift = 0;
@@ -911,14 +967,18 @@ LRT_HOT static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_
 {
     int32_t gh[ET_LRT_MAX_RANK];
     int32_t gl[ET_LRT_MAX_RANK];
-    if (shift >= 1 && lrt_rot_fast(rt, rank, gh, gl)) {
+    if (LRT_WIDE && shift >= 1 && shift <= 47 && lrt_rot_fast(rt, rank, gh, gl)) {
         if (rank == 4) {
             lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
         } else {
             lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, rank);
         }
     } else {
-        lrt_rot_write(q, len, rt, res, shift, rank);
+        if (!LRT_WIDE && rank == 4) {
+            lrt_rot_write(q, len, rt, res, shift, 4);
+        } else {
+            lrt_rot_write(q, len, rt, res, shift, rank);
+        }
     }
 }
 
@@ -1040,9 +1100,9 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     e_c = top + 1 - LRT_CORE_BITS;
     for (j = 0; j < q; j++) {
         for (k = 0; k < q; k++) {
-            int64_t e = et_round_shift_s64(lv[j] * rv[k], e_c - (el + er));
+            int64_t e = LRT_RSHIFT(lv[j] * rv[k], e_c - (el + er));
             if (j == k && j < r) {
-                e += et_round_shift_s64(st->c_mant[j], e_c - st->c_exp);
+                e += LRT_RSHIFT(st->c_mant[j], e_c - st->c_exp);
             }
             ua[j * q + k] = (int32_t)e;
         }
@@ -1077,7 +1137,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     st->exp_l = (int16_t)new_el;
     st->exp_r = (int16_t)new_er;
     for (k = 0; k < r; k++) {
-        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)et_round_shift_s64(c_new[k], c_sh) : 0u;
+        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)LRT_RSHIFT(c_new[k], c_sh) : 0u;
     }
     st->c_exp = (int16_t)new_ce;
     if (cfg->unbiased) {
@@ -1223,7 +1283,7 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     root_s = (64 - lrt_bitlen(state->b_eff)) / 2;
     fl.eta = et_ufloat_make((uint64_t)cfg->eta0_q24 * lrt_sqrt_round((uint64_t)state->b_eff << (2 * root_s)),
                             (int32_t)(-24 - root_s));
-    den = et_round_shift_s64((int64_t)((uint64_t)fl.div_l.mant * fl.div_r.mant), 31); /* in [2^29, 2^31] */
+    den = LRT_RSHIFT((int64_t)((uint64_t)fl.div_l.mant * fl.div_r.mant), 31); /* in [2^29, 2^31] */
     for (k = 0; k < r; k++) {
         quot[k] = lrt_div((int64_t)((uint64_t)fl.eta.mant * state->c_mant[k]), den);
         top = quot[k] > top ? quot[k] : top;
@@ -1231,12 +1291,12 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     sh = lrt_bitlen((uint64_t)top) - 29;
     sh = sh > 0 ? sh : 0;
     for (k = 0; k < r; k++) {
-        fl.g[k] = (int32_t)et_round_shift_s64(quot[k], sh);
+        fl.g[k] = (int32_t)LRT_RSHIFT(quot[k], sh);
     }
     /* dW = acc * 2^(eta.exp + c_exp - den_exp + sh + exp_l + exp_r) in units of 2^-7 */
     shift = -((int64_t)fl.eta.exp + state->c_exp - ((int64_t)fl.div_l.exp + fl.div_r.exp + 31) + sh + state->exp_l +
               state->exp_r + 7);
-    fl.shift = (int32_t)et_saturate_s64(shift, -1000000, 1000000);
+    fl.shift = (int32_t)LRT_SAT(shift, -1000000, 1000000);
     for (i = 0; i < state->n; i++) {
         fl.nonzero += lrt_row(state, &fl, i, NULL);
     }
