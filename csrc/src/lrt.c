@@ -355,6 +355,43 @@ LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int rank, int32_t a
 }
 
 /*
+ * The same update in int32 lanes, for 17 <= sh and a sweep without the clamp. |a| < 2^31 is split
+ * as |a| = ah 2^16 + al (ah < 2^15, al < 2^16), so x = |a| q = A 2^16 + B with A = ah q and
+ * B = al q, both int32. With half = 2^(sh-1) = 2^(sh-17) 2^16 and c = [x < 0] = [q < 0] (x = 0
+ * rounds to 0 with either c), floor((x + half - c) 2^-sh) = (A + 2^(sh-17) + ((B - c) >> 16))
+ * >> (sh - 16) (floor of a floor), every step inside int32. The rounding rule is odd, so
+ * round(a q 2^-sh) = -round(|a| q 2^-sh) for a < 0 (neg).
+ */
+LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int rank, uint32_t amag, const int neg, int sh,
+                                    int32_t *res, uint32_t len, const int dot_next)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    const int32_t ah = (int32_t)(amag >> 16);
+    const int32_t al = (int32_t)(amag & 0xFFFFu);
+    const int32_t h = (int32_t)1 << (sh - 17);
+    const int sh2 = sh - 16;
+    for (i = 0; i < len; i++) {
+        int32_t qv = qj[(size_t)i * rank];
+        int32_t big = ah * qv + h;
+        int32_t small = al * qv - (int32_t)(qv < 0);
+        int32_t d = (big + (small >> 16)) >> sh2;
+        int32_t v = neg ? res[i] + d : res[i] - d;
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
  * res_i -= a q_ij 2^-sh (rounded, saturated to int32). Returns the dot product of the new res
  * with column j + 1 (dot_next), or else its sum of squares. *bound holds a bound on max |res_i|
  * and is updated: |round(a q 2^-sh)| <= (|a| 2^15 >> sh) + 1, so while bound + that stays in
@@ -373,6 +410,15 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
         uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1; /* < 2^32 */
         int clamp = *bound + step > (uint64_t)INT32_MAX;
         *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
+        if (!clamp && sh >= 17) {
+            uint32_t amag = (uint32_t)lrt_abs(a);
+            if (dot_next) {
+                return a < 0 ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 1)
+                             : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 1);
+            }
+            return a < 0 ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 0)
+                         : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 0);
+        }
         if (dot_next) {
             return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 1)
                          : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 1);
