@@ -32,14 +32,15 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 #define LRT_QMAX (ET_LRT_MAX_RANK + 1)
 
 /*
- * x86-64 hosts (gcc, glibc): the hot loops below are compiled three times, for AVX-512
+ * x86-64 hosts (gcc 11 or later for the x86-64-v4 name, glibc for the ifunc that picks a clone;
+ * <string.h> above defines __GLIBC__ there): the hot loops below are compiled three times, for AVX-512
  * (x86-64-v4), AVX2 and baseline x86-64, and the loader picks one for the CPU it runs on
  * (gcc function multiversioning, an ifunc). Integer arithmetic is exact, so every clone gives
  * the same bits; -DET_NO_MULTIVERSION builds the portable loops only (tests compare the builds).
  * Every other target (Cortex-M, other compilers) sees plain C.
  */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
-    !defined(ET_NO_MULTIVERSION)
+#if defined(__x86_64__) && defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__linux__) && \
+    defined(__GLIBC__) && !defined(ET_NO_MULTIVERSION)
 #define LRT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #define LRT_WIDE 1
 #elif defined(ET_LRT_WIDE_NOCLONE) /* tests: the wide loops, built once for the target given */
