@@ -31,6 +31,44 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 #define LRT_COEF_GUARD (INT64_C(1) << 40) /* |a_j| bound; valid bases give < 2^29 */
 #define LRT_QMAX (ET_LRT_MAX_RANK + 1)
 
+/*
+ * x86-64 hosts (gcc 11 or later for the x86-64-v4 name, glibc for the ifunc that picks a clone;
+ * <string.h> above defines __GLIBC__ there): the hot loops below are compiled three times, for AVX-512
+ * (x86-64-v4), AVX2 and baseline x86-64, and the loader picks one for the CPU it runs on
+ * (gcc function multiversioning, an ifunc). Integer arithmetic is exact, so every clone gives
+ * the same bits; -DET_NO_MULTIVERSION builds the portable loops only (tests compare the builds).
+ * Every other target (Cortex-M, other compilers) sees plain C.
+ */
+#if defined(__x86_64__) && defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__linux__) && \
+    defined(__GLIBC__) && !defined(ET_NO_MULTIVERSION)
+#define LRT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#define LRT_WIDE 1
+#elif defined(ET_LRT_WIDE_NOCLONE) /* tests: the wide loops, built once for the target given */
+#define LRT_HOT
+#define LRT_WIDE 1
+#else
+#define LRT_HOT
+#define LRT_WIDE 0
+#endif
+/*
+ * LRT_WIDE: the host build also gets loop copies written for the vectoriser (a rank-4 MGS, sweeps
+ * without the clamp, rotation rows in 32-bit products) and inlined roundings. Firmware keeps
+ * one generic copy of each loop: the same values in less code (Cortex-M text).
+ */
+#if LRT_WIDE
+#define LRT_RSHIFT et_round_shift_s64_inline
+#define LRT_SAT et_saturate_s64_inline
+#else
+#define LRT_RSHIFT et_round_shift_s64
+#define LRT_SAT et_saturate_s64
+#endif
+/* Kernels the hot functions inline (into each clone, with the rank a constant where given). */
+#if defined(__GNUC__)
+#define LRT_INLINE static inline __attribute__((always_inline))
+#else
+#define LRT_INLINE static inline
+#endif
+
 /* ---- small helpers ---------------------------------------------------------- */
 
 static uint64_t lrt_abs(int64_t v)
@@ -62,6 +100,19 @@ static int32_t lrt_clamp32(int64_t v)
 {
     v = v < INT32_MIN ? INT32_MIN : v;
     return (int32_t)(v > INT32_MAX ? INT32_MAX : v);
+}
+
+/*
+ * The rounding rule for 1 <= shift <= 63 and |x| < 2^63 written as sign and magnitude:
+ * round half away from zero is sign(x) floor((|x| + half) / 2^shift), the same value as
+ * et_round_shift_pos_inline, with logical shifts only (AVX2 has no 64-bit arithmetic shift).
+ */
+static inline int64_t lrt_round_shift_sm(int64_t x, int shift)
+{
+    uint64_t s = (uint64_t)0 - (uint64_t)(x < 0);
+    uint64_t mag = ((uint64_t)x ^ s) - s;
+    uint64_t y = (mag + (UINT64_C(1) << (shift - 1))) >> shift;
+    return (int64_t)((y ^ s) - s);
 }
 
 /* 0 (empty basis) or a block exponent of unit columns. */
@@ -197,18 +248,28 @@ et_status_t et_lrt_accumulate_get_buffer_size(uint32_t n_max, uint32_t m_max, ui
 
 /* ---- projection of one side (modified Gram-Schmidt) ------------------------------ */
 
-static uint64_t lrt_sumsq(const int32_t *res, uint32_t len)
+/*
+ * sum(res^2), or UINT64_MAX when it does not fit (every square is >= 0, so the running sum
+ * overflows exactly when the total does). Each square (< 2^62) is summed in two halves, high
+ * and low 32 bits: neither sum can overflow for len <= 65535, and the loop has no exit.
+ */
+static uint64_t lrt_sumsq_total(uint64_t hi, uint64_t lo)
 {
-    uint64_t s = 0;
+    hi += lo >> 32;
+    return hi >= (UINT64_C(1) << 32) ? UINT64_MAX : (hi << 32) + (lo & 0xFFFFFFFFu);
+}
+
+LRT_HOT static uint64_t lrt_sumsq(const int32_t *res, uint32_t len)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
     uint32_t i;
     for (i = 0; i < len; i++) {
         uint64_t sq = (uint64_t)((int64_t)res[i] * res[i]);
-        if (s > UINT64_MAX - sq) {
-            return UINT64_MAX;
-        }
-        s += sq;
+        hi += sq >> 32;
+        lo += sq & 0xFFFFFFFFu;
     }
-    return s;
+    return lrt_sumsq_total(hi, lo);
 }
 
 /* The shift that brings a residual's sum of squares s into [2^54, 2^56). */
@@ -222,71 +283,213 @@ static int lrt_norm_k(uint64_t s)
     return bl <= LRT_RES_BITS ? (LRT_RES_BITS - bl) / 2 : -((bl - LRT_RES_BITS + 1) / 2);
 }
 
-/* res <<= k (k < 0: rounding right shift), saturated to int32; returns k. */
-static int lrt_rescale(int32_t *res, uint32_t len)
+/*
+ * res <<= k (k < 0: rounding right shift), given s = sum(res^2); returns k and leaves the
+ * new sum of squares in *s_new. Nothing saturates: k > 0 leaves sum(res^2) below 2^56, so
+ * every |res_i| 2^k < 2^28; k < 0 is a right shift (by 1..4: s <= UINT64_MAX) of an int32.
+ */
+LRT_HOT static int lrt_rescale(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new)
 {
-    int k = lrt_norm_k(lrt_sumsq(res, len));
+    int k = lrt_norm_k(s);
+    uint64_t hi = 0;
+    uint64_t lo = 0;
     uint32_t i;
-    if (k != 0) {
-        for (i = 0; i < len; i++) {
-            res[i] = lrt_clamp32(et_round_shift_s64_inline(res[i], -k));
-        }
+    if (k == 0) {
+        *s_new = s;
+        return 0;
     }
+    for (i = 0; i < len; i++) {
+        int64_t v = k > 0 ? (int64_t)((uint64_t)(int64_t)res[i] << k) : lrt_round_shift_sm(res[i], -k);
+        uint64_t sq = (uint64_t)(v * v);
+        res[i] = (int32_t)v;
+        hi += sq >> 32;
+        lo += sq & 0xFFFFFFFFu;
+    }
+    *s_new = lrt_sumsq_total(hi, lo);
     return k;
 }
 
 /* dot(column j of q, res): |dot| < 2^62 for any len <= 65535 */
-static int64_t lrt_col_res_dot(const int16_t *q, int rank, int j, const int32_t *res, uint32_t len)
+LRT_INLINE int64_t lrt_col_res_dot(const int16_t *q, const int rank, int j, const int32_t *res, uint32_t len)
 {
     int64_t dot = 0;
     uint32_t i;
     for (i = 0; i < len; i++) {
-        dot += (int64_t)q[(size_t)i * rank + j] * res[i];
+        dot += (int64_t)(int32_t)q[(size_t)i * rank + j] * res[i];
     }
     return dot;
 }
 
 /*
+ * One sweep for |a| < 2^31 (valid bases have |a_j| < 2^29): res_i -= round(a q_ij 2^-sh), the
+ * product in 32 x 32 -> 64 bits. The rounding is taken at an offset, with logical shifts only
+ * (AVX2 has no 64-bit arithmetic shift): x + 2^62 > 0 for |x| < 2^46, and 2^sh divides 2^62, so
+ * (x + 2^62 + half - [x < 0]) >> sh is round(x 2^-sh) + 2^(62-sh), the rounding rule's
+ * floor(x 2^-sh) + ((r + half - [x < 0]) >> sh) plus a constant that the update takes off again.
+ * clamp = 0 when the caller has shown that no result leaves int32 (then the saturation is a no-op).
+ * Returns the dot product of the new res with column j + 1 (dot_next), or else its sum of squares.
+ */
+LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int rank, int32_t a32, int sh, int32_t *res,
+                                    uint32_t len, const int clamp, const int dot_next)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1));
+    const uint64_t k2 = UINT64_C(1) << (62 - sh);
+    for (i = 0; i < len; i++) {
+        int64_t x = (int64_t)a32 * (int32_t)qj[(size_t)i * rank];
+        uint64_t d = ((uint64_t)x + k1 - (uint64_t)(x < 0)) >> sh;
+        int64_t w = (int64_t)((uint64_t)(int64_t)res[i] + k2 - d); /* res_i - round(x 2^-sh), exact */
+        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
+ * The same update in int32 lanes, for 17 <= sh and a sweep without the clamp. |a| < 2^31 is split
+ * as |a| = ah 2^16 + al (ah < 2^15, al < 2^16), so x = |a| q = A 2^16 + B with A = ah q and
+ * B = al q, both int32. With half = 2^(sh-1) = 2^(sh-17) 2^16 and c = [x < 0] = [q < 0] (x = 0
+ * rounds to 0 with either c), floor((x + half - c) 2^-sh) = (A + 2^(sh-17) + ((B - c) >> 16))
+ * >> (sh - 16) (floor of a floor), every step inside int32. The rounding rule is odd, so
+ * round(a q 2^-sh) = -round(|a| q 2^-sh) for a < 0 (neg).
+ */
+LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int rank, uint32_t amag, const int neg, int sh,
+                                    int32_t *res, uint32_t len, const int dot_next)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    const int32_t ah = (int32_t)(amag >> 16);
+    const int32_t al = (int32_t)(amag & 0xFFFFu);
+    const int32_t h = (int32_t)1 << (sh - 17);
+    const int sh2 = sh - 16;
+    for (i = 0; i < len; i++) {
+        int32_t qv = qj[(size_t)i * rank];
+        int32_t big = ah * qv + h;
+        int32_t small = al * qv - (int32_t)(qv < 0);
+        int32_t d = (big + (small >> 16)) >> sh2;
+        int32_t v = neg ? res[i] + d : res[i] - d;
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
+ * res_i -= a q_ij 2^-sh (rounded, saturated to int32). Returns the dot product of the new res
+ * with column j + 1 (dot_next), or else its sum of squares. *bound holds a bound on max |res_i|
+ * and is updated: |round(a q 2^-sh)| <= (|a| 2^15 >> sh) + 1, so while bound + that stays in
+ * int32 nothing saturates and the sweep runs without the clamp (the same values).
+ */
+LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64_t a, int sh, int32_t *res,
+                                  uint32_t len, int dot_next, uint64_t *bound)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    const int16_t *qj = q + j;
+    if (LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) {
+        int32_t a32 = (int32_t)a;
+        uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1; /* < 2^32 */
+        int clamp = *bound + step > (uint64_t)INT32_MAX;
+        *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
+        if (!clamp && sh >= 17) {
+            uint32_t amag = (uint32_t)lrt_abs(a);
+            if (dot_next) {
+                return a < 0 ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 1)
+                             : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 1);
+            }
+            return a < 0 ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 0)
+                         : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 0);
+        }
+        if (dot_next) {
+            return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 1)
+                         : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 1);
+        }
+        return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 0)
+                     : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 0);
+    }
+    *bound = UINT64_C(1) << 31;
+    for (i = 0; i < len; i++) {
+        int64_t x = a * qj[(size_t)i * rank];
+        int32_t v = lrt_clamp32((int64_t)res[i] - (LRT_WIDE ? lrt_round_shift_sm(x, sh) : et_round_shift_pos_inline(x, sh)));
+        uint64_t sq = (uint64_t)((int64_t)v * v);
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)qj[(size_t)i * rank + 1] * v;
+        } else {
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
  * One MGS pass of res against the columns of q (len x rank); coef in residual
  * units. Column j's update and column j + 1's dot product share one sweep over
- * res (the dot reads each element after its update, as MGS needs). q_exp is
- * -44..-14, so every rescale is a rounding right shift by 14..44.
+ * res (the dot reads each element after its update, as MGS needs); the last
+ * update sweep also sums the squares of the new residual, which the pass returns.
+ * q_exp is -44..-14, so every rescale is a rounding right shift by 14..44.
+ * s_in is sum(res^2) on entry (below 2^56 after a rescale: every |res_i| < 2^28).
  */
-static void lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int64_t *coef)
+LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, int32_t *res, uint32_t len,
+                                   uint64_t s_in, int64_t *coef)
 {
     int j;
-    uint32_t i;
     int sh = -q_exp;
     int64_t dot;
+    uint64_t bound = s_in < (UINT64_C(1) << 56) ? (UINT64_C(1) << 28) : (UINT64_C(1) << 31);
     for (j = 0; j < rank; j++) {
         coef[j] = 0;
     }
     if (q_exp == 0) {
-        return; /* empty basis */
+        return s_in; /* empty basis */
     }
     dot = lrt_col_res_dot(q, rank, 0, res, len);
     for (j = 0; j < rank; j++) {
-        int64_t a = et_saturate_s64(et_round_shift_s64(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+        int64_t a = LRT_SAT(LRT_RSHIFT(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
         int next = j + 1 < rank;
         coef[j] = a;
         if (a == 0) {
-            dot = next ? lrt_col_res_dot(q, rank, j + 1, res, len) : 0;
-            continue;
-        }
-        dot = 0;
-        if (next) {
-            for (i = 0; i < len; i++) {
-                const int16_t *qi = q + (size_t)i * rank + j;
-                int32_t v = lrt_clamp32((int64_t)res[i] - et_round_shift_pos_inline(a * qi[0], sh));
-                res[i] = v;
-                dot += (int64_t)qi[1] * v;
+            if (next) {
+                dot = lrt_col_res_dot(q, rank, j + 1, res, len);
+                continue;
             }
-        } else {
-            for (i = 0; i < len; i++) {
-                res[i] = lrt_clamp32((int64_t)res[i] - et_round_shift_pos_inline(a * q[(size_t)i * rank + j], sh));
-            }
+            return lrt_sumsq(res, len);
         }
+        if (!next) {
+            return lrt_mgs_sweep(q, rank, j, a, sh, res, len, 0, &bound);
+        }
+        dot = (int64_t)lrt_mgs_sweep(q, rank, j, a, sh, res, len, 1, &bound);
     }
+    return 0; /* not reached: the last column returns */
+}
+
+/* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise. */
+LRT_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
+                                     int64_t *coef)
+{
+    return LRT_WIDE && rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef)
+                                 : lrt_mgs_pass_r(q, rank, q_exp, res, len, s_in, coef);
 }
 
 typedef struct {
@@ -300,21 +503,22 @@ typedef struct {
 static void lrt_project(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int e0, int passes,
                         lrt_side_t *side)
 {
-    int e = e0 - lrt_rescale(res, len);
+    uint64_t s;
+    int e = e0 - lrt_rescale(res, len, lrt_sumsq(res, len), &s);
     int j;
     side->a_exp = e;
-    lrt_mgs_pass(q, rank, q_exp, res, len, side->a);
-    if (passes == 2 && lrt_sumsq(res, len) != 0) {
+    s = lrt_mgs_pass(q, rank, q_exp, res, len, s, side->a); /* sum(res^2) after the pass */
+    if (passes == 2 && s != 0) {
         int64_t a2[ET_LRT_MAX_RANK];
-        e -= lrt_rescale(res, len);
-        lrt_mgs_pass(q, rank, q_exp, res, len, a2);
+        e -= lrt_rescale(res, len, s, &s);
+        s = lrt_mgs_pass(q, rank, q_exp, res, len, s, a2);
         for (j = 0; j < rank; j++) {
-            side->a[j] += et_round_shift_s64(a2[j], side->a_exp - e);
+            side->a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
         }
     }
-    e -= lrt_rescale(res, len);
+    e -= lrt_rescale(res, len, s, &s);
     side->res_exp = e;
-    side->rho = lrt_sqrt_round(lrt_sumsq(res, len));
+    side->rho = lrt_sqrt_round(s);
 }
 
 /* [a; rho] on one exponent with the largest magnitude below 2^30 (one rounding each). */
@@ -339,9 +543,9 @@ static void lrt_align(const lrt_side_t *s, int rank, int64_t *out, int *exp)
     }
     *exp = top - 30;
     for (j = 0; j < rank; j++) {
-        out[j] = et_round_shift_s64(s->a[j], *exp - s->a_exp);
+        out[j] = LRT_RSHIFT(s->a[j], *exp - s->a_exp);
     }
-    out[rank] = et_round_shift_s64((int64_t)s->rho, *exp - s->res_exp);
+    out[rank] = LRT_RSHIFT((int64_t)s->rho, *exp - s->res_exp);
 }
 
 /* ---- the core SVD ---------------------------------------------------------------- */
@@ -371,8 +575,8 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
     bg = lrt_bitlen(lrt_abs(g));
     sh = (bd > bg ? bd : bg) - 31;
     if (sh > 0) {
-        d = et_round_shift_s64(d, sh);
-        g = et_round_shift_s64(g, sh);
+        d = LRT_RSHIFT(d, sh);
+        g = LRT_RSHIFT(g, sh);
     }
     hyp = lrt_sqrt_round((uint64_t)(d * d) + (uint64_t)(g * g));
     t = lrt_div(g * LRT_Q30, (int64_t)(lrt_abs(d) + hyp));
@@ -383,7 +587,7 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
         return 0;
     }
     *cs = lrt_div(INT64_C(1) << 60, (int64_t)lrt_sqrt_round((UINT64_C(1) << 60) + (uint64_t)(t * t)));
-    *sn = et_round_shift_s64(*cs * t, 30);
+    *sn = LRT_RSHIFT(*cs * t, 30);
     return 1;
 }
 
@@ -393,8 +597,8 @@ static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64
     for (r = 0; r < q; r++) {
         int64_t x = mat[r * q + i];
         int64_t y = mat[r * q + j];
-        mat[r * q + i] = (int32_t)et_round_shift_s64(cs * x - sn * y, 30);
-        mat[r * q + j] = (int32_t)et_round_shift_s64(sn * x + cs * y, 30);
+        mat[r * q + i] = (int32_t)LRT_RSHIFT(cs * x - sn * y, 30);
+        mat[r * q + j] = (int32_t)LRT_RSHIFT(sn * x + cs * y, 30);
     }
 }
 
@@ -491,10 +695,10 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
             u[i * q + k] = (int32_t)lrt_div((int64_t)u[i * q + k] * LRT_Q30, (int64_t)sigma[k]);
         }
         for (j = 0; j < k; j++) {
-            int64_t proj = et_round_shift_s64(lrt_col_dot(u, q, j, k), 30);
+            int64_t proj = LRT_RSHIFT(lrt_col_dot(u, q, j, k), 30);
             if (proj != 0) {
                 for (i = 0; i < q; i++) {
-                    u[i * q + k] -= (int32_t)et_round_shift_s64(proj * u[i * q + j], 30);
+                    u[i * q + k] -= (int32_t)LRT_RSHIFT(proj * u[i * q + j], 30);
                 }
             }
         }
@@ -617,7 +821,7 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
             for (s = 0; s < q; s++) {
                 acc += (int64_t)a[i * q + s] * t[s * rank + k];
             }
-            out[i * rank + k] = (int32_t)et_round_shift_s64(acc, 30);
+            out[i * rank + k] = (int32_t)LRT_RSHIFT(acc, 30);
         }
     }
 }
@@ -701,11 +905,101 @@ static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, 
     }
 }
 
+/*
+ * The same rows for the usual case, written so that the compiler can vectorise across rows:
+ * an empty old basis (mode 0, as a zero M) or up >= 0 (mode 1), and |g_k| < 2^61, split
+ * exactly as g_k = gh_k 2^31 + gl_k (gh_k = floor(g_k / 2^31), gl_k in [0, 2^31)) so that every
+ * product is int32 x int32 -> int64. Entries are summed modulo 2^64: the exact value, which
+ * lies below 2^63 (above). lrt_rot_fast says whether the case applies and fills gh, gl.
+ */
+static const int32_t lrt_zero_m[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK];
+
+static int lrt_rot_fast(const lrt_rot_t *rt, int rank, int32_t *gh, int32_t *gl)
+{
+    int k;
+    if (rt->mode == 2) {
+        return 0;
+    }
+    for (k = 0; k < rank; k++) {
+        if (rt->g[k] < -(INT64_C(1) << 61) || rt->g[k] >= (INT64_C(1) << 61)) {
+            return 0;
+        }
+        gh[k] = (int32_t)(rt->g[k] >> 31);
+        gl[k] = (int32_t)(rt->g[k] & 0x7FFFFFFF);
+    }
+    return 1;
+}
+
+/* Entry (i, k): qrow . M[:, k] 2^up + res g_k. */
+LRT_INLINE int64_t lrt_rot_entry(const int16_t *qrow, const int32_t *m, int up, int32_t res, int32_t gh, int32_t gl,
+                                 const int rank, int k)
+{
+    int64_t acc = 0;
+    int j;
+    for (j = 0; j < rank; j++) {
+        acc += (int64_t)(int32_t)qrow[j] * m[j * rank + k];
+    }
+    return (int64_t)(((uint64_t)acc << up) + ((uint64_t)((int64_t)res * gh) << 31) + (uint64_t)((int64_t)res * gl));
+}
+
+LRT_INLINE uint64_t lrt_rot_max_fast(const int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res,
+                                     const int32_t *gh, const int32_t *gl, const int rank)
+{
+    const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
+    int up = rt->mode == 0 ? 0 : rt->up;
+    int64_t hi = 0;
+    int64_t lo = 0;
+    uint32_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        for (k = 0; k < rank; k++) {
+            int64_t v = lrt_rot_entry(q + (size_t)i * rank, m, up, res[i], gh[k], gl[k], rank, k);
+            hi = v > hi ? v : hi;
+            lo = v < lo ? v : lo;
+        }
+    }
+    return (uint64_t)hi > (uint64_t)0 - (uint64_t)lo ? (uint64_t)hi : (uint64_t)0 - (uint64_t)lo;
+}
+
+/* shift 1..47: the peak lies in [2^15, 2^62) */
+LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
+                                   const int32_t *gh, const int32_t *gl, const int rank)
+{
+    const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1));
+    const uint64_t k2 = UINT64_C(1) << (62 - shift);
+    const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
+    int up = rt->mode == 0 ? 0 : rt->up;
+    uint32_t i;
+    int k;
+    for (i = 0; i < len; i++) {
+        int16_t *qrow = q + (size_t)i * rank;
+        int64_t row[ET_LRT_MAX_RANK];
+        for (k = 0; k < rank; k++) {
+            row[k] = lrt_rot_entry(qrow, m, up, res[i], gh[k], gl[k], rank, k);
+        }
+        for (k = 0; k < rank; k++) {
+            /* the rounding at the offset 2^62 (|row| <= peak < 2^62), as in lrt_mgs_sweep32;
+             * |v| <= round(peak 2^-shift) <= 2^15, so only the top needs the clamp */
+            uint64_t d = ((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift;
+            int32_t v = (int32_t)(int64_t)(d - k2);
+            qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
+        }
+    }
+}
+
 /* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
  * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
-static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int *shift)
+LRT_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
+                                int *shift)
 {
-    uint64_t peak = rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
+    int32_t gh[ET_LRT_MAX_RANK];
+    int32_t gl[ET_LRT_MAX_RANK];
+    uint64_t peak;
+    if (LRT_WIDE && lrt_rot_fast(rt, rank, gh, gl)) {
+        peak = rank == 4 ? lrt_rot_max_fast(q, len, rt, res, gh, gl, 4) : lrt_rot_max_fast(q, len, rt, res, gh, gl, rank);
+    } else {
+        peak = !LRT_WIDE && rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
+    }
     if (peak == 0) {
         *shift = 0;
         return 0;
@@ -715,12 +1009,23 @@ static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_
 }
 
 /* Pass 2: overwrite q row by row with the rounded int16 mantissas. */
-static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res, int shift)
+LRT_HOT static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
+                                  int shift)
 {
-    if (rank == 4) {
-        lrt_rot_write(q, len, rt, res, shift, 4);
+    int32_t gh[ET_LRT_MAX_RANK];
+    int32_t gl[ET_LRT_MAX_RANK];
+    if (LRT_WIDE && shift >= 1 && shift <= 47 && lrt_rot_fast(rt, rank, gh, gl)) {
+        if (rank == 4) {
+            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
+        } else {
+            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, rank);
+        }
     } else {
-        lrt_rot_write(q, len, rt, res, shift, rank);
+        if (!LRT_WIDE && rank == 4) {
+            lrt_rot_write(q, len, rt, res, shift, 4);
+        } else {
+            lrt_rot_write(q, len, rt, res, shift, rank);
+        }
     }
 }
 
@@ -842,9 +1147,9 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     e_c = top + 1 - LRT_CORE_BITS;
     for (j = 0; j < q; j++) {
         for (k = 0; k < q; k++) {
-            int64_t e = et_round_shift_s64(lv[j] * rv[k], e_c - (el + er));
+            int64_t e = LRT_RSHIFT(lv[j] * rv[k], e_c - (el + er));
             if (j == k && j < r) {
-                e += et_round_shift_s64(st->c_mant[j], e_c - st->c_exp);
+                e += LRT_RSHIFT(st->c_mant[j], e_c - st->c_exp);
             }
             ua[j * q + k] = (int32_t)e;
         }
@@ -879,7 +1184,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     st->exp_l = (int16_t)new_el;
     st->exp_r = (int16_t)new_er;
     for (k = 0; k < r; k++) {
-        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)et_round_shift_s64(c_new[k], c_sh) : 0u;
+        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)LRT_RSHIFT(c_new[k], c_sh) : 0u;
     }
     st->c_exp = (int16_t)new_ce;
     if (cfg->unbiased) {
@@ -1025,7 +1330,7 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     root_s = (64 - lrt_bitlen(state->b_eff)) / 2;
     fl.eta = et_ufloat_make((uint64_t)cfg->eta0_q24 * lrt_sqrt_round((uint64_t)state->b_eff << (2 * root_s)),
                             (int32_t)(-24 - root_s));
-    den = et_round_shift_s64((int64_t)((uint64_t)fl.div_l.mant * fl.div_r.mant), 31); /* in [2^29, 2^31] */
+    den = LRT_RSHIFT((int64_t)((uint64_t)fl.div_l.mant * fl.div_r.mant), 31); /* in [2^29, 2^31] */
     for (k = 0; k < r; k++) {
         quot[k] = lrt_div((int64_t)((uint64_t)fl.eta.mant * state->c_mant[k]), den);
         top = quot[k] > top ? quot[k] : top;
@@ -1033,12 +1338,12 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     sh = lrt_bitlen((uint64_t)top) - 29;
     sh = sh > 0 ? sh : 0;
     for (k = 0; k < r; k++) {
-        fl.g[k] = (int32_t)et_round_shift_s64(quot[k], sh);
+        fl.g[k] = (int32_t)LRT_RSHIFT(quot[k], sh);
     }
     /* dW = acc * 2^(eta.exp + c_exp - den_exp + sh + exp_l + exp_r) in units of 2^-7 */
     shift = -((int64_t)fl.eta.exp + state->c_exp - ((int64_t)fl.div_l.exp + fl.div_r.exp + 31) + sh + state->exp_l +
               state->exp_r + 7);
-    fl.shift = (int32_t)et_saturate_s64(shift, -1000000, 1000000);
+    fl.shift = (int32_t)LRT_SAT(shift, -1000000, 1000000);
     for (i = 0; i < state->n; i++) {
         fl.nonzero += lrt_row(state, &fl, i, NULL);
     }
