@@ -109,6 +109,7 @@ class LrtLayer:
         for name, e in (("delta_exp", delta_exp), ("x_exp", x_exp)):
             if not ref.EXP_MIN <= int(e) <= ref.EXP_MAX:
                 raise ArgumentError(f"{name} = {e} is outside {ref.EXP_MIN}..{ref.EXP_MAX}")
+        ref.check_c_values(self.state)
         fn = "et_lrt_accumulate_s8" if xv.dtype == np.int8 else "et_lrt_accumulate_u8"
         ctype = "int8_t *" if xv.dtype == np.int8 else "uint8_t *"
         call(fn, self.state, self.cfg, ffi.cast("int8_t *", ffi.from_buffer(d)), int(delta_exp),
@@ -117,6 +118,7 @@ class LrtLayer:
     # -- per flush ----------------------------------------------------------------
     def flush_begin(self) -> dict:
         """One flush attempt; returns what et_lrt_flush_t holds."""
+        ref.check_c_values(self.state)
         call("et_lrt_flush_begin", self.state, self.cfg, self.norms, self.flush)
         f = self.flush
         return {

@@ -176,6 +176,37 @@ def test_corrupted_state_is_rejected(core):
         setattr(layer.state, field, saved)
 
 
+@pytest.mark.parametrize("c_mant", [(5, 1 << 20, 0), ((1 << 31) + 1, 0, 0), (9, 8, 9)])
+def test_state_whose_c_is_not_descending_is_rejected(core, c_mant):
+    # The core's exponent comes from c_mant[0]: a larger later entry overflowed the core, the SVD
+    # refused it and the accumulate went on with unset singular values.
+    ffi, lib = core
+    layer = _layer_with_history()
+    saved = list(layer.state.c_mant)
+    for k, v in enumerate(c_mant):
+        layer.state.c_mant[k] = v
+    before = _state_bytes(core, layer)
+    d = ffi.new("int8_t[]", [3, -1, 4, -1, 5, -9])
+    x = ffi.new("uint8_t[]", [2, 6, 5, 3, 5, 8, 9, 7, 9])
+    assert lib.et_lrt_accumulate_u8(layer.state, layer.cfg, d, -9, x, -7, layer.scratch, layer.scratch_size, layer.prng) == ET_ERR_ARG
+    flush = ffi.new("et_lrt_flush_t *")
+    assert lib.et_lrt_flush_begin(layer.state, layer.cfg, layer.norms, flush) == ET_ERR_ARG
+    assert _state_bytes(core, layer) == before
+    with pytest.raises(ArgumentError, match="not descending"):
+        layer.accumulate(np.ones(6, np.int8), -9, np.ones(9, np.uint8), -7)
+    for k, v in enumerate(saved):
+        layer.state.c_mant[k] = v
+    assert lib.et_lrt_accumulate_u8(layer.state, layer.cfg, d, -9, x, -7, layer.scratch, layer.scratch_size, layer.prng) == ET_OK
+    # the twin refuses the same states
+    cfg = LrtConfig(rank=3)
+    st = ref.state_init(6, 9, cfg)
+    st.c_mant = list(c_mant)
+    with pytest.raises(ArgumentError, match="not descending"):
+        ref.accumulate_u8(st, cfg, np.ones(6, np.int8), -9, np.ones(9, np.uint8), -7, Prng(1))
+    with pytest.raises(ArgumentError, match="not descending"):
+        ref.flush_begin(st, cfg, ref.norms_init())
+
+
 def test_flush_arguments_and_stale_rows(core):
     ffi, lib = core
     layer = _layer_with_history()

@@ -172,11 +172,27 @@ static int lrt_dims_ok(uint32_t n, uint32_t m, uint32_t rank)
     return n >= 1 && n <= ET_LRT_MAX_DIM && m >= 1 && m <= ET_LRT_MAX_DIM && rank >= 1 && rank <= ET_LRT_MAX_RANK;
 }
 
+/* c_mant descending and at most 2^31, as the header documents: the core's exponent is taken
+ * from c_mant[0], so a larger later entry would overflow the core the SVD accepts. */
+static int lrt_c_ok(const et_lrt_state_t *st)
+{
+    int k;
+    if (st->c_mant[0] > (UINT32_C(1) << 31)) {
+        return 0;
+    }
+    for (k = 1; k < st->rank; k++) {
+        if (st->c_mant[k] > st->c_mant[k - 1]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* A state as et_lrt_state_init and et_lrt_accumulate_* leave it. */
 static int lrt_state_ok(const et_lrt_state_t *st)
 {
     return st != NULL && lrt_dims_ok(st->n, st->m, st->rank) && st->kind <= ET_LRT_CONV &&
-           lrt_basis_exp_ok(st->exp_l) && lrt_basis_exp_ok(st->exp_r);
+           lrt_basis_exp_ok(st->exp_l) && lrt_basis_exp_ok(st->exp_r) && lrt_c_ok(st);
 }
 
 et_status_t et_lrt_state_get_size(uint32_t n, uint32_t m, uint32_t rank, size_t *bytes)

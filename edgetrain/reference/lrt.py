@@ -366,10 +366,21 @@ def _matmul_q30(a: list, b: list) -> list:
     return [[rshift(sum(a[i][t] * b[t][k] for t in range(len(b))), 30) for k in range(len(b[0]))] for i in range(len(a))]
 
 
+def check_c_values(st) -> None:
+    """c_mant descending and at most 2^31 (et_lrt.h): a state that breaks it was corrupted."""
+    c = [int(st.c_mant[k]) for k in range(int(st.rank))]
+    if c[0] > 1 << 31 or any(b > a for a, b in zip(c, c[1:])):
+        raise ArgumentError(
+            f"LRT state c_mant {c} is not descending with c_mant[0] <= 2^31: the state is corrupted; "
+            "initialise it again (state_init) or load a saved good one"
+        )
+
+
 def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, x_dtype, prng) -> str:
     lrt_config_check(cfg)
     if cfg.rank != st.rank:
         raise ArgumentError(f"config rank {cfg.rank} differs from the state's rank {st.rank}")
+    check_c_values(st)
     for name, e in (("delta_exp", delta_exp), ("x_exp", x_exp)):
         if not EXP_MIN <= int(e) <= EXP_MAX:
             raise ArgumentError(f"{name} = {e} is outside {EXP_MIN}..{EXP_MAX}")
@@ -482,6 +493,7 @@ def flush_begin(st: State, cfg: LrtConfig, norms: Norms | None) -> Flush:
     lrt_config_check(cfg)
     if cfg.rank != st.rank:
         raise ArgumentError(f"config rank {cfg.rank} differs from the state's rank {st.rank}")
+    check_c_values(st)
     if cfg.maxnorm and norms is None:
         raise ArgumentError("max-norm is on: flush_begin needs the layer's trackers (norms_init)")
     st.b_eff = min(st.b_eff + (cfg.batch_conv if st.kind == KIND_CONV else cfg.batch_dense), 0xFFFFFFFF)

@@ -84,7 +84,9 @@ typedef struct {
  * Q_L (n x r, row-major) then Q_R (m x r, row-major). Values:
  * Q_L[i][k] = mant * 2^exp_l, Q_R[j][k] = mant * 2^exp_r,
  * c_k = c_mant[k] * 2^c_exp (c_mant <= 2^31, descending; zero beyond rank).
- * A zero column (with c_k = 0) is an empty slot.
+ * A zero column (with c_k = 0) is an empty slot. "A bad state" below is one
+ * whose dimensions, kind or basis exponents are out of range or whose first
+ * rank c_mant are not descending with c_mant[0] <= 2^31.
  */
 typedef struct {
     uint32_t c_mant[ET_LRT_MAX_RANK]; /* singular values, shared exponent c_exp */
