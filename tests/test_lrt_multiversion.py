@@ -64,7 +64,7 @@ def test_builds_agree_bit_for_bit(binaries):
 
 
 def test_dispatch_builds_clones_on_x86_64(binaries):
-    """Where the guard in lrt.c enables it (gcc, x86-64 Linux), the clones exist: otherwise the
+    """Where the guard in hot_internal.h enables it (gcc, x86-64 Linux), the clones exist: otherwise the
     dispatched build above would be one more copy of the baseline-ISA loops."""
     if not (platform.system() == "Linux" and platform.machine() == "x86_64" and shutil.which("nm")):
         pytest.skip("function multiversioning is built on x86-64 Linux only (needs nm to check)")

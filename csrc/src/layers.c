@@ -8,6 +8,7 @@
 #include "edgetrain/et_layers.h"
 #include "clip_internal.h"
 #include "fixed_inline.h"
+#include "hot_internal.h"
 
 /* 1 when v lies outside [lo, hi] (a compare result, no branch): one clip event of a store. */
 static uint32_t et_out(int64_t v, int64_t lo, int64_t hi)
@@ -57,7 +58,7 @@ static int et_signed_in(uint8_t fmt)
 }
 
 /* sum of w[j] x[j], the activations x of the signed (sgn) or an unsigned format: the portable loop */
-static int32_t et_dot_c(const int8_t *w, const uint8_t *x, uint32_t n, int sgn)
+ET_HOT_INLINE int32_t et_dot_c(const int8_t *w, const uint8_t *x, uint32_t n, int sgn)
 {
     int32_t acc = 0;
     uint32_t j;
@@ -79,7 +80,7 @@ static int32_t et_dot_c(const int8_t *w, const uint8_t *x, uint32_t n, int sgn)
  * activation vector x of n bytes into acc[0..3]: each activation is loaded
  * once for four output channels. The same products and sums as et_dot_c per row.
  */
-static void et_dot4_c(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n, int sgn, int32_t *acc)
+ET_HOT_INLINE void et_dot4_c(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n, int sgn, int32_t *acc)
 {
     const int8_t *w1 = w + m;
     const int8_t *w2 = w1 + m;
@@ -221,7 +222,7 @@ static void et_dot4(const int8_t *w, uint32_t m, const uint8_t *x, uint32_t n, i
  * 32-bit multiplies in the paired loop on unsigned activations). The portable loops below are the
  * reference and the DSP loops' tail.
  */
-static void et_axpy_c(int32_t *acc, int32_t d, const uint8_t *x, uint32_t n, int sgn)
+ET_HOT_INLINE void et_axpy_c(int32_t *acc, int32_t d, const uint8_t *x, uint32_t n, int sgn)
 {
     int16_t d16 = (int16_t)d;
     uint32_t j;
@@ -237,8 +238,8 @@ static void et_axpy_c(int32_t *acc, int32_t d, const uint8_t *x, uint32_t n, int
     }
 }
 
-static void et_axpy2_c(int32_t *acc, const uint8_t *xa, int32_t da, const uint8_t *xb, int32_t db, uint32_t n,
-                       int sgn)
+ET_HOT_INLINE void et_axpy2_c(int32_t *acc, const uint8_t *xa, int32_t da, const uint8_t *xb, int32_t db,
+                              uint32_t n, int sgn)
 {
     int16_t a16 = (int16_t)da;
     int16_t b16 = (int16_t)db;
@@ -333,7 +334,8 @@ static void et_axpy2(int32_t *acc, const uint8_t *xa, int32_t da, const uint8_t 
  * d is non-zero two at a time (et_axpy2), an odd one alone, zero ones skipped (ReLU and max-pool
  * gradients are mostly zero). Integer sums: the grouping does not change them.
  */
-static void et_grad_rows(int32_t *acc, const int8_t *w, uint32_t stride, const int8_t *d, uint32_t no, uint32_t n)
+ET_HOT_INLINE void et_grad_rows(int32_t *acc, const int8_t *w, uint32_t stride, const int8_t *d, uint32_t no,
+                                uint32_t n)
 {
     const uint8_t *wp = NULL;
     int32_t dp = 0;
@@ -551,7 +553,7 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
  */
 #define ET_WIN_MAX 128
 
-static void et_window(const et_conv_geom_t *g, const uint8_t *x, int32_t oy, int32_t ox, uint8_t *win)
+ET_HOT_INLINE void et_window(const et_conv_geom_t *g, const uint8_t *x, int32_t oy, int32_t ox, uint8_t *win)
 {
     uint32_t rowlen = (uint32_t)g->k * g->ic;
     int32_t kx0 = g->pad - ox > 0 ? g->pad - ox : 0;
@@ -581,8 +583,8 @@ static void et_window(const et_conv_geom_t *g, const uint8_t *x, int32_t oy, int
     }
 }
 
-et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
-                                void *out, uint32_t *pre, uint32_t *act)
+ET_HOT et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
+                                       const void *in, void *out, uint32_t *pre, uint32_t *act)
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
@@ -716,9 +718,9 @@ static int et_grad_shift(const et_layer_t *l, int wide)
  */
 #define ET_GRAD_ROW 128
 
-static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const et_conv_geom_t *g,
-                                                 const int8_t *weights, const int8_t *dz, void *dx, int wide,
-                                                 uint32_t *grad)
+ET_HOT static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const et_conv_geom_t *g,
+                                                        const int8_t *weights, const int8_t *dz, void *dx, int wide,
+                                                        uint32_t *grad)
 {
     int32_t acc[ET_GRAD_ROW];
     uint32_t rowlen = (uint32_t)g->iw * g->ic;
@@ -755,8 +757,8 @@ static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer, const 
     return ET_OK;
 }
 
-et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
-                                       int wide, uint32_t *grad)
+ET_HOT et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz,
+                                              void *dx, int wide, uint32_t *grad)
 {
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
     et_conv_geom_t g;
@@ -834,8 +836,8 @@ et_status_t et_conv2d_backward_input_s16(const et_layer_t *layer, const int8_t *
 #define ET_WG_BYTES 1024
 #define ET_WG_PIX 32
 
-static void et_conv2d_weight_grad_windows(const et_conv_geom_t *g, const uint8_t *x, const int8_t *dz, int32_t *dw,
-                                          int sgn)
+ET_HOT static void et_conv2d_weight_grad_windows(const et_conv_geom_t *g, const uint8_t *x, const int8_t *dz,
+                                                 int32_t *dw, int sgn)
 {
     uint8_t wins[ET_WG_BYTES];
     uint32_t pix[ET_WG_PIX];
@@ -886,8 +888,8 @@ static void et_conv2d_weight_grad_windows(const et_conv_geom_t *g, const uint8_t
  * non-zero gradient are added together (et_axpy2 per kernel row); pixels whose window SAME padding
  * clips add their in-bounds taps alone, one contiguous run per kernel row.
  */
-static void et_conv2d_weight_grad_wide(const et_conv_geom_t *g, const uint8_t *x, const int8_t *dz, int32_t *dw,
-                                       int sgn)
+ET_HOT static void et_conv2d_weight_grad_wide(const et_conv_geom_t *g, const uint8_t *x, const int8_t *dz,
+                                              int32_t *dw, int sgn)
 {
     uint32_t rowlen = (uint32_t)g->k * g->ic;
     uint32_t stride = (uint32_t)g->iw * g->ic;
@@ -1034,8 +1036,8 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
     return et_dense_forward_n(layer, weights, bias, in, out, &pre, &act);
 }
 
-et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in,
-                               void *out, uint32_t *pre, uint32_t *act)
+ET_HOT et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
+                                      const void *in, void *out, uint32_t *pre, uint32_t *act)
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
@@ -1063,8 +1065,8 @@ et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *weights, c
     return ET_OK;
 }
 
-et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz, void *dx,
-                                      int wide, uint32_t *grad)
+ET_HOT et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz,
+                                             void *dx, int wide, uint32_t *grad)
 {
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
     uint32_t n, m, j, j0, nb;

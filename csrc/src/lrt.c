@@ -18,6 +18,7 @@
 #include "edgetrain/et_lrt.h"
 #include "edgetrain/et_maxnorm.h"
 #include "fixed_inline.h"
+#include "hot_internal.h"
 
 /* The header is the same 56 bytes on every target (the plan counts on it). */
 typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HEADER) ? 1 : -1];
@@ -32,22 +33,14 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 #define LRT_QMAX (ET_LRT_MAX_RANK + 1)
 
 /*
- * x86-64 hosts (gcc 11 or later for the x86-64-v4 name, glibc for the ifunc that picks a clone;
- * <string.h> above defines __GLIBC__ there): the hot loops below are compiled three times, for AVX-512
- * (x86-64-v4), AVX2 and baseline x86-64, and the loader picks one for the CPU it runs on
- * (gcc function multiversioning, an ifunc). Integer arithmetic is exact, so every clone gives
- * the same bits; -DET_NO_MULTIVERSION builds the portable loops only (tests compare the builds).
- * Every other target (Cortex-M, other compilers) sees plain C.
+ * hot_internal.h: on x86-64 Linux gcc hosts the ET_HOT loops below are compiled for AVX-512, AVX2
+ * and baseline x86-64 and picked at load time (the same bits: integer only); elsewhere plain C.
  */
-#if defined(__x86_64__) && defined(__GNUC__) && __GNUC__ >= 11 && !defined(__clang__) && defined(__linux__) && \
-    defined(__GLIBC__) && !defined(ET_NO_MULTIVERSION)
-#define LRT_HOT __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+#if ET_HOST_WIDE
 #define LRT_WIDE 1
 #elif defined(ET_LRT_WIDE_NOCLONE) /* tests: the wide loops, built once for the target given */
-#define LRT_HOT
 #define LRT_WIDE 1
 #else
-#define LRT_HOT
 #define LRT_WIDE 0
 #endif
 /*
@@ -275,7 +268,7 @@ static uint64_t lrt_sumsq_total(uint64_t hi, uint64_t lo)
     return hi >= (UINT64_C(1) << 32) ? UINT64_MAX : (hi << 32) + (lo & 0xFFFFFFFFu);
 }
 
-LRT_HOT static uint64_t lrt_sumsq(const int32_t *res, uint32_t len)
+ET_HOT static uint64_t lrt_sumsq(const int32_t *res, uint32_t len)
 {
     uint64_t hi = 0;
     uint64_t lo = 0;
@@ -304,7 +297,7 @@ static int lrt_norm_k(uint64_t s)
  * new sum of squares in *s_new. Nothing saturates: k > 0 leaves sum(res^2) below 2^56, so
  * every |res_i| 2^k < 2^28; k < 0 is a right shift (by 1..4: s <= UINT64_MAX) of an int32.
  */
-LRT_HOT static int lrt_rescale(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new)
+ET_HOT static int lrt_rescale(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new)
 {
     int k = lrt_norm_k(s);
     uint64_t hi = 0;
@@ -501,7 +494,7 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, 
 }
 
 /* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise. */
-LRT_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
+ET_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
                                      int64_t *coef)
 {
     return LRT_WIDE && rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef)
@@ -1005,7 +998,7 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
 
 /* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
  * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
-LRT_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
+ET_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
                                 int *shift)
 {
     int32_t gh[ET_LRT_MAX_RANK];
@@ -1025,7 +1018,7 @@ LRT_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const 
 }
 
 /* Pass 2: overwrite q row by row with the rounded int16 mantissas. */
-LRT_HOT static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
+ET_HOT static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
                                   int shift)
 {
     int32_t gh[ET_LRT_MAX_RANK];
