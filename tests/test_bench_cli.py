@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from edgetrain import cli
-from edgetrain.commands.bench import forward_macs, parse_shapes
+from edgetrain.commands.bench import core_clones, forward_macs, parse_shapes
 from edgetrain.errors import ArgumentError
 
 
@@ -23,6 +23,22 @@ def test_bench_writes_the_documented_keys(tmp_path):
     assert [(r["model"], r["optimizer"]) for r in report["train"]] == [("mlp", "sgd")]
     assert report["train"][0]["ms_per_sample"] > 0
     assert "phases" not in report
+    assert set(report["machine"]["core_clones"]) == {"built", "native", "callgrind"}
+
+
+V4_FLAGS = "flags\t\t: fpu sse2 avx2 bmi2 fma avx512f avx512bw avx512cd avx512dq avx512vl\n"
+
+
+def test_core_clones_says_which_copy_runs(tmp_path):
+    cloned = tmp_path / "cloned.so"
+    cloned.write_bytes(b"\0et_dot.arch_x86_64_v4\0et_dot.avx2\0et_dot.resolver\0")
+    plain = tmp_path / "plain.so"
+    plain.write_bytes(b"\0et_dot\0")
+    assert core_clones(str(cloned), V4_FLAGS) == {"built": True, "native": "x86-64-v4", "callgrind": "avx2"}
+    assert core_clones(str(cloned), "flags\t\t: fpu sse2 avx2 bmi2 fma\n") == \
+        {"built": True, "native": "avx2", "callgrind": "avx2"}
+    assert core_clones(str(cloned), "flags\t\t: fpu sse2\n") == {"built": True, "native": "default", "callgrind": "default"}
+    assert core_clones(str(plain), V4_FLAGS) == {"built": False, "native": "portable", "callgrind": "portable"}
 
 
 def test_forward_macs_of_the_mlp_is_the_sum_of_its_dense_layers():

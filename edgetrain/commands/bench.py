@@ -14,7 +14,9 @@ and instructions per phase, see docs/firmware.md):
   low-rank accumulator and flush, commit, the rest) and per multiply-accumulate of the forward pass.
 
 Instruction counts are differences of two callgrind runs (N and 2N samples or terms), so the
-start-up and the first, cheaper terms drop out. Times are wall clock on a machine that may be
+start-up and the first, cheaper terms drop out. Where the core has per-instruction-set copies of its
+hot loops (x86-64 Linux, gcc 11+), times are the native CPU's copy and counts the AVX2 copy
+(valgrind's CPU has no AVX-512); ``machine.core_clones`` says which. Times are wall clock on a machine that may be
 shared: compare times only within one run; instruction counts are what is stable.
 """
 from __future__ import annotations
@@ -198,6 +200,40 @@ def per_unit(spec: dict, toggle: str, count: int, argv: list[str] | None = None)
     return {k: (b[k] - a.get(k, 0)) / count for k in b}
 
 
+def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dict:
+    """Which copy of the core's hot loops runs here (csrc/src/hot_internal.h).
+
+    x86-64 Linux builds with gcc 11+ compile the hot loops for AVX-512 (x86-64-v4), AVX2 and baseline
+    x86-64, and the loader picks one for the CPU. Native times are that copy's; callgrind runs on
+    valgrind's virtual CPU, which has AVX2 but no AVX-512, so instruction counts are the AVX2 copy's
+    (baseline without AVX2). Every copy gives the same bits."""
+    if core_path is None:
+        from .. import _core
+
+        core_path = _core.__file__
+    try:
+        binary = open(core_path, "rb").read()
+    except OSError:
+        binary = b""
+    built = b".arch_x86_64_v4\0" in binary and b".avx2\0" in binary
+    if cpuinfo is None:
+        try:
+            cpuinfo = open("/proc/cpuinfo").read()
+        except OSError:
+            cpuinfo = ""
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            break
+    if not built:
+        return {"built": False, "native": "portable", "callgrind": "portable"}
+    v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "bmi2", "fma"} <= flags
+    avx2 = "avx2" in flags
+    return {"built": True, "native": "x86-64-v4" if v4 else "avx2" if avx2 else "default",
+            "callgrind": "avx2" if avx2 else "default"}
+
+
 # ---- the parts ---------------------------------------------------------------------------------
 
 
@@ -312,7 +348,8 @@ def main(args) -> int:
     report: dict = {"benchmark": "edgetrain bench", "edgetrain_version": __version__,
                     "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                                 "python": platform.python_version(), "cpus": os.cpu_count(),
-                                "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}}
+                                "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+                                "core_clones": core_clones()}}
     if "lrt" in parts:
         report["lrt"] = bench_lrt(args, shapes, counting)
     if "train" in parts or "phases" in parts:
