@@ -6,19 +6,10 @@ clip counters, the int8 and int16 input gradients and the conv weight gradient o
 every loop, and the builds are compared line for line."""
 from __future__ import annotations
 
-import os
-import platform
-import shutil
-import subprocess
-
 import pytest
 
-from conftest import ROOT
+from digest_builds import VALGRIND, build_all, digest, require_valgrind, symbols
 
-DRIVER = ROOT / "tests" / "c" / "layers_digest.c"
-CORE = [str(ROOT / "csrc" / "src" / f) for f in ("layers.c", "fixed.c", "model.c")]
-CC = shutil.which("gcc") or shutil.which("cc")
-INCLUDES = [f"-I{ROOT / 'csrc' / 'include'}", f"-I{ROOT / 'csrc' / 'src'}"]
 BUILDS = {
     "dispatched": ["-O3"],  # x86-64 Linux gcc: AVX-512 / AVX2 / baseline clones of the kernels
     "portable": ["-O3", "-DET_NO_MULTIVERSION"],  # the loops firmware gets
@@ -29,32 +20,13 @@ HOT = ("et_conv2d_forward_n", "et_dense_forward_n", "et_conv2d_backward_input_n"
        "et_dense_backward_input_n", "et_conv2d_weight_grad_windows", "et_conv2d_weight_grad_wide")
 
 
-def build(tmp_path, name):
-    binary = tmp_path / name
-    subprocess.run([CC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-fPIC", *BUILDS[name], *INCLUDES,
-                    str(DRIVER), *CORE, "-o", str(binary)], check=True)
-    return binary
-
-
-def digest(binary, rounds, wrapper=()):
-    # Without the sanitizer pass's preloaded libasan: valgrind cannot run a program with ASan loaded.
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    proc = subprocess.run([*wrapper, str(binary), str(rounds)], capture_output=True, text=True, check=True, env=env)
-    lines = proc.stdout.splitlines()
-    assert len(lines) == CASES, proc.stdout[-2000:]
-    return lines
-
-
 @pytest.fixture(scope="module")
 def binaries(tmp_path_factory):
-    if CC is None:
-        pytest.skip("no host C compiler (gcc/cc)")
-    tmp = tmp_path_factory.mktemp("layers_digest")
-    return {name: build(tmp, name) for name in BUILDS}
+    return build_all(tmp_path_factory, "layers_digest.c", ("layers.c", "fixed.c", "model.c"), BUILDS)
 
 
 def test_builds_agree_bit_for_bit(binaries):
-    out = {name: digest(b, 6) for name, b in binaries.items()}
+    out = {name: digest(b, 6, CASES) for name, b in binaries.items()}
     for name in BUILDS:
         assert out[name] == out["portable"], name
     # every layer is valid and every call succeeds, and no two cases hash alike (the hash sees the data)
@@ -65,30 +37,18 @@ def test_builds_agree_bit_for_bit(binaries):
 def test_dispatch_builds_clones_on_x86_64(binaries):
     """Where the guard in hot_internal.h enables it (gcc 11+, x86-64 Linux, glibc), the clones exist:
     otherwise the dispatched build above would be one more copy of the baseline-ISA loops."""
-    if not (platform.system() == "Linux" and platform.machine() == "x86_64" and shutil.which("nm")):
-        pytest.skip("function multiversioning is built on x86-64 Linux only (needs nm to check)")
-    version = subprocess.run([CC, "--version"], capture_output=True, text=True).stdout
-    if "clang" in version.lower():
-        pytest.skip(f"{CC} is clang: layers.c builds its portable loops only")
-    major = int(subprocess.run([CC, "-dumpversion"], capture_output=True, text=True).stdout.split(".")[0])
-    if major < 11:
-        pytest.skip(f"{CC} {major}: layers.c multiversions from gcc 11 on (the x86-64-v4 clone)")
-    if "glibc" not in platform.libc_ver()[0]:
-        pytest.skip("not glibc: layers.c multiversions only where an ifunc can pick the clone")
-    names = subprocess.run(["nm", str(binaries["dispatched"])], capture_output=True, text=True, check=True).stdout
+    names = symbols(binaries["dispatched"])
     for fn in HOT:
         assert f"{fn}.avx2" in names and f"{fn}.arch_x86_64_v4" in names, fn
     # the kernels the clones call are inlined into each clone, not left as one baseline copy
     for fn in ("et_dot_c", "et_dot4_c", "et_axpy_c", "et_axpy2_c", "et_grad_rows"):
         assert f" {fn}\n" not in names, fn
-    portable = subprocess.run(["nm", str(binaries["portable"])], capture_output=True, text=True, check=True).stdout
+    portable = symbols(binaries["portable"])
     assert ".avx2" not in portable
 
 
 def test_avx2_clone_under_valgrind(binaries):
     """valgrind's virtual CPU has AVX2 but no AVX-512: the loader picks the AVX2 clones there, so
     this run covers the clone a native run on an AVX-512 machine does not take."""
-    if shutil.which("valgrind") is None:
-        pytest.skip("valgrind not installed (the AVX2 clone is then compared only where the CPU lacks AVX-512)")
-    assert digest(binaries["dispatched"], 3, ("valgrind", "-q", "--error-exitcode=3")) == \
-        digest(binaries["portable"], 3)
+    require_valgrind()
+    assert digest(binaries["dispatched"], 3, CASES, VALGRIND) == digest(binaries["portable"], 3, CASES)

@@ -13,26 +13,7 @@
 
 #include "edgetrain/edgetrain.h"
 #include "clip_internal.h"
-
-static uint64_t fnv(uint64_t h, const void *p, size_t len)
-{
-    const unsigned char *b = (const unsigned char *)p;
-    size_t i;
-    for (i = 0; i < len; i++) {
-        h = (h ^ b[i]) * UINT64_C(1099511628211);
-    }
-    return h;
-}
-
-static uint32_t rnd(uint32_t *s)
-{
-    uint32_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *s = x;
-    return x;
-}
+#include "digest.h"
 
 #define BUF (1 << 18)
 static int8_t w[BUF];
