@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - only on a broken install
         "(or `make install`) in the source tree; a C compiler is needed"
     ) from exc
 
-__all__ = ["ffi", "lib", "call", "EdgetrainError"]
+__all__ = ["ffi", "lib", "call", "library_path", "EdgetrainError"]
 
 
 def call(fn_name: str, *args, **extra):
@@ -25,3 +25,10 @@ def call(fn_name: str, *args, **extra):
         shown = ", ".join(repr(a) if not isinstance(a, ffi.CData) else "<ptr>" for a in args)
         raise_for_status(status, f"{fn_name}({shown})", **extra)
     return status
+
+
+def library_path() -> str:
+    """The file of the built C core (edgetrain bench reads which instruction-set copies it holds)."""
+    import sys
+
+    return sys.modules[f"{__package__}._core"].__file__  # loaded by the import of lib above

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from edgetrain import cli
 from edgetrain.commands.bench import core_clones, forward_macs, parse_shapes
+from edgetrain.core import library_path
 from edgetrain.errors import ArgumentError
 
 
@@ -39,6 +41,8 @@ def test_core_clones_says_which_copy_runs(tmp_path):
         {"built": True, "native": "avx2", "callgrind": "avx2"}
     assert core_clones(str(cloned), "flags\t\t: fpu sse2\n") == {"built": True, "native": "default", "callgrind": "default"}
     assert core_clones(str(plain), V4_FLAGS) == {"built": False, "native": "portable", "callgrind": "portable"}
+    # the real library is the one the bindings loaded
+    assert Path(library_path()).is_file() and Path(library_path()).name.startswith("_core")
 
 
 def test_forward_macs_of_the_mlp_is_the_sum_of_its_dense_layers():

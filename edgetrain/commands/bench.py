@@ -208,9 +208,9 @@ def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dic
     valgrind's virtual CPU, which has AVX2 but no AVX-512, so instruction counts are the AVX2 copy's
     (baseline without AVX2). Every copy gives the same bits."""
     if core_path is None:
-        from .. import _core
+        from ..core import library_path
 
-        core_path = _core.__file__
+        core_path = library_path()
     try:
         binary = open(core_path, "rb").read()
     except OSError:
