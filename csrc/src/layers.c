@@ -1134,7 +1134,7 @@ static uint32_t et_pool_argmax(const et_layer_t *l, const uint8_t *in, uint32_t 
 et_status_t et_maxpool2_forward(const et_layer_t *layer, const uint8_t *in, uint8_t *out)
 {
     et_status_t st = et_expect(layer, ET_LAYER_MAXPOOL2);
-    uint32_t y, x, c, oh, ow, oc;
+    uint32_t y, x, c, oh, ow, oc, iw, ic;
     if (st != ET_OK) {
         return st;
     }
@@ -1144,10 +1144,21 @@ et_status_t et_maxpool2_forward(const et_layer_t *layer, const uint8_t *in, uint
     oh = layer->out.h;
     ow = layer->out.w;
     oc = layer->out.c;
+    iw = layer->in.w;
+    ic = layer->in.c;
+    /* the largest of the four values (which of equal ones is the argmax does not change it), a
+     * loop along the contiguous channels */
     for (y = 0; y < oh; y++) {
         for (x = 0; x < ow; x++) {
+            const uint8_t *p0 = in + ((2 * y) * iw + 2 * x) * ic;
+            const uint8_t *p1 = p0 + ic;
+            const uint8_t *p2 = p0 + iw * ic;
+            const uint8_t *p3 = p2 + ic;
+            uint8_t *o = out + (y * ow + x) * oc;
             for (c = 0; c < oc; c++) {
-                out[(y * ow + x) * oc + c] = in[et_pool_argmax(layer, in, y, x, c)];
+                uint8_t a = p0[c] > p1[c] ? p0[c] : p1[c];
+                uint8_t b = p2[c] > p3[c] ? p2[c] : p3[c];
+                o[c] = a > b ? a : b;
             }
         }
     }
