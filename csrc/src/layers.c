@@ -583,6 +583,270 @@ ET_HOT_INLINE void et_window(const et_conv_geom_t *g, const uint8_t *x, int32_t 
     }
 }
 
+#if ET_HOST_WIDE
+/*
+ * Thin convolutions on x86-64 hosts, vectorised over output channels. et_dot4 runs along a window of
+ * m bytes (9 for a 3x3 kernel over one channel), too short for vector loops, and every output is
+ * stored on its own. Here the weights are transposed once per call into tap-major int32
+ * (wt[j * oc + o]); each input byte, read in place (no window copy: taps that SAME padding puts
+ * outside the input are skipped, as the window's zeros added nothing), multiplies eight or sixteen
+ * contiguous output channels held in int32 vectors, and eight outputs are rescaled and stored at a
+ * time. The same products summed in another order: the same int32 sums (|sum| < 2^31 as for
+ * et_dot_c) and the same stores and counts (tests/test_layers_multiversion.py compares the builds).
+ * gcc vector types: this path is built by gcc only.
+ */
+#define ET_THIN_LANES 8
+#define ET_THIN_MAX 2048 /* m * oc: int32 entries (8 KiB) of transposed weights on the stack */
+
+typedef int32_t et_i32x8_t __attribute__((vector_size(32)));
+typedef int16_t et_i16x8_t __attribute__((vector_size(16)));
+typedef uint8_t et_u8x8_t __attribute__((vector_size(8)));
+
+static int et_thin_ok(const et_conv_geom_t *g)
+{
+    return g->m <= ET_WIN_MAX && g->oc % ET_THIN_LANES == 0 && g->m * g->oc <= ET_THIN_MAX;
+}
+
+/* a0 += the eight int32 at p times v (an inlined macro: no vector crosses a call) */
+#define ET_THIN_MAC(a0, p, v)                                                                                         \
+    do {                                                                                                               \
+        et_i32x8_t w_;                                                                                                 \
+        memcpy(&w_, (p), sizeof w_);                                                                                   \
+        (a0) += w_ * (v);                                                                                              \
+    } while (0)
+
+/* The sums of nv * 8 output channels (nv 1 or 2) over one output pixel's in-bounds taps; wt: the
+ * block's first channel. Taps kx0..kx1-1 of an in-bounds kernel row are contiguous input bytes. */
+ET_HOT_INLINE void et_thin_sums(const et_conv_geom_t *g, const int32_t *wt, const uint8_t *x, int32_t oy, int32_t ox,
+                                int sgn, int nv, et_i32x8_t *acc)
+{
+    uint32_t rowlen = (uint32_t)g->k * g->ic;
+    uint32_t oc = g->oc;
+    int32_t kx0 = g->pad - ox > 0 ? g->pad - ox : 0;
+    int32_t kx1 = g->iw + g->pad - ox < g->k ? g->iw + g->pad - ox : g->k;
+    uint32_t lo = (uint32_t)kx0 * g->ic;
+    uint32_t n = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g->ic : 0u;
+    et_i32x8_t a0 = {0, 0, 0, 0, 0, 0, 0, 0};
+    et_i32x8_t a1 = a0;
+    int32_t ky;
+    uint32_t j;
+    if (n == rowlen && oy >= g->pad && oy + g->k - g->pad <= g->ih) { /* every tap inside the input */
+        const uint8_t *src = x + ((uint32_t)((oy - g->pad) * g->iw + ox - g->pad)) * g->ic;
+        const int32_t *w = wt;
+        uint32_t stride = (uint32_t)g->iw * g->ic;
+        for (ky = 0; ky < g->k; ky++, src += stride) {
+            for (j = 0; j < rowlen; j++, w += oc) {
+                int32_t v = sgn ? (int32_t)(int8_t)src[j] : (int32_t)src[j];
+                ET_THIN_MAC(a0, w, v);
+                if (nv == 2) {
+                    ET_THIN_MAC(a1, w + ET_THIN_LANES, v);
+                }
+            }
+        }
+        acc[0] = a0;
+        acc[1] = a1;
+        return;
+    }
+    for (ky = 0; ky < g->k; ky++) {
+        int32_t iy = oy + ky - g->pad;
+        const uint8_t *src;
+        const int32_t *w;
+        if (iy < 0 || iy >= g->ih) {
+            continue;
+        }
+        src = x + ((uint32_t)(iy * g->iw + ox + kx0 - g->pad)) * g->ic; /* tap lo */
+        w = wt + ((uint32_t)ky * rowlen + lo) * oc;
+        for (j = 0; j < n; j++, w += oc) {
+            int32_t v = sgn ? (int32_t)(int8_t)src[j] : (int32_t)src[j];
+            ET_THIN_MAC(a0, w, v);
+            if (nv == 2) {
+                ET_THIN_MAC(a1, w + ET_THIN_LANES, v);
+            }
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+
+/* et_thin_sums for two neighbouring output pixels (ox, ox + 1) whose taps all lie inside the input:
+ * each weight vector loaded once for both; acc[0..1] the first pixel's, acc[2..3] the second's. */
+ET_HOT_INLINE void et_thin_sums2(const et_conv_geom_t *g, const int32_t *wt, const uint8_t *x, int32_t oy, int32_t ox,
+                                 int sgn, int nv, et_i32x8_t *acc)
+{
+    uint32_t rowlen = (uint32_t)g->k * g->ic;
+    uint32_t oc = g->oc;
+    uint32_t ic = g->ic;
+    uint32_t stride = (uint32_t)g->iw * g->ic;
+    const uint8_t *src = x + ((uint32_t)((oy - g->pad) * g->iw + ox - g->pad)) * g->ic;
+    const int32_t *w = wt;
+    et_i32x8_t a0 = {0, 0, 0, 0, 0, 0, 0, 0};
+    et_i32x8_t a1 = a0;
+    et_i32x8_t b0 = a0;
+    et_i32x8_t b1 = a0;
+    int32_t ky;
+    uint32_t j;
+    for (ky = 0; ky < g->k; ky++, src += stride) {
+        for (j = 0; j < rowlen; j++, w += oc) {
+            int32_t u = sgn ? (int32_t)(int8_t)src[j] : (int32_t)src[j];
+            int32_t v = sgn ? (int32_t)(int8_t)src[j + ic] : (int32_t)src[j + ic];
+            et_i32x8_t w0;
+            memcpy(&w0, w, sizeof w0);
+            a0 += w0 * u;
+            b0 += w0 * v;
+            if (nv == 2) {
+                et_i32x8_t w1;
+                memcpy(&w1, w + ET_THIN_LANES, sizeof w1);
+                a1 += w1 * u;
+                b1 += w1 * v;
+            }
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = b0;
+    acc[3] = b1;
+}
+
+/* Rescale and store eight outputs: et_mac_store's fast path on eight lanes (compare results are
+ * -1 or 0 per lane; a select is (b & m) | (a & ~m)). The clip counts are kept per lane in *pre and
+ * *act (negated: a lane subtracts its -1s) and summed once per call. */
+ET_HOT_INLINE void et_thin_store(const et_rq_t *q, const et_i32x8_t *ap, const int16_t *bias, void *out, uint32_t idx,
+                                 et_i32x8_t *pre, et_i32x8_t *act)
+{
+    const et_i32x8_t lo = {INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN, INT16_MIN};
+    const et_i32x8_t hi = {INT16_MAX, INT16_MAX, INT16_MAX, INT16_MAX, INT16_MAX, INT16_MAX, INT16_MAX, INT16_MAX};
+    et_i32x8_t a = *ap;
+    et_i16x8_t b16;
+    et_i32x8_t r;
+    et_i32x8_t m_lo;
+    et_i32x8_t m_hi;
+    et_i32x8_t t;
+    et_i32x8_t z;
+    memcpy(&b16, bias, sizeof b16);
+    r = (a + q->half - (a >= 0)) >> q->shift; /* (a >= 0) is -1 where true */
+    m_lo = r < lo;
+    m_hi = r > hi;
+    t = (lo & m_lo) | (hi & m_hi) | (r & ~(m_lo | m_hi));
+    t += __builtin_convertvector(b16, et_i32x8_t);
+    z = (lo & (t < lo)) | (hi & (t > hi)) | (t & ~((t < lo) | (t > hi)));
+    *pre += m_lo | m_hi | (t != z);
+    if (q->relu) {
+        const et_i32x8_t cap = {255, 255, 255, 255, 255, 255, 255, 255};
+        et_i32x8_t v = (z + 16) >> 5; /* as in et_mac_store */
+        et_i32x8_t over = v > cap;
+        et_i16x8_t v16;
+        uint8_t *o8 = (uint8_t *)out + idx;
+        et_u8x8_t o8v;
+        v = (cap & over) | (v & ~over & ~(v < 0));
+        *act += over;
+        v16 = __builtin_convertvector(v, et_i16x8_t);
+        o8v = __builtin_convertvector(v16, et_u8x8_t);
+        memcpy(o8, &o8v, sizeof o8v);
+    } else {
+        et_i16x8_t o16 = __builtin_convertvector(z, et_i16x8_t);
+        memcpy((int16_t *)out + idx, &o16, sizeof o16);
+    }
+}
+
+ET_HOT_INLINE void et_thin_out(const et_rq_t *q, const et_i32x8_t *a, const int16_t *bias, void *out, uint32_t idx,
+                               et_i32x8_t *pre_v, et_i32x8_t *act_v, uint32_t *pre, uint32_t *act)
+{
+    uint32_t k;
+    if (q->fast) {
+        et_thin_store(q, a, bias, out, idx, pre_v, act_v);
+        return;
+    }
+    for (k = 0; k < ET_THIN_LANES; k++) {
+        et_mac_store(q, (*a)[k], bias[k], out, idx + k, pre, act);
+    }
+}
+
+ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_t *qp, const int8_t *weights,
+                                          const int16_t *bias, const uint8_t *x, void *out, int sgn, uint32_t *pre,
+                                          uint32_t *act)
+{
+    /* local copies: the stores to out may alias anything the pointers reach, locals stay in registers */
+    const et_conv_geom_t geom = *gp;
+    const et_rq_t rq = *qp;
+    const et_conv_geom_t *g = &geom;
+    const et_rq_t *q = &rq;
+    int32_t wt[ET_THIN_MAX];
+    uint32_t o;
+    uint32_t j;
+    int32_t oy;
+    int32_t ox;
+    uint32_t npre = 0;
+    uint32_t nact = 0;
+    uint32_t k;
+    et_i32x8_t pre_v = {0, 0, 0, 0, 0, 0, 0, 0};
+    et_i32x8_t act_v = pre_v;
+    for (o = 0; o < g->oc; o++) {
+        for (j = 0; j < g->m; j++) {
+            wt[j * g->oc + o] = weights[o * g->m + j];
+        }
+    }
+    for (oy = 0; oy < g->oh; oy++) {
+        int row_inside = oy >= g->pad && oy + g->k - g->pad <= g->ih;
+        for (ox = 0; ox < g->ow; ox++) {
+            uint32_t base = (uint32_t)(oy * g->ow + ox) * g->oc;
+            if (row_inside && ox >= g->pad && ox + 1 + g->k - g->pad <= g->iw) { /* ox and ox + 1 inside */
+                for (o = 0; o < g->oc; o += 2 * ET_THIN_LANES) {
+                    et_i32x8_t acc[4];
+                    int nv = g->oc - o >= 2 * ET_THIN_LANES ? 2 : 1;
+                    if (nv == 2) {
+                        if (sgn) {
+                            et_thin_sums2(g, wt + o, x, oy, ox, 1, 2, acc);
+                        } else {
+                            et_thin_sums2(g, wt + o, x, oy, ox, 0, 2, acc);
+                        }
+                    } else if (sgn) {
+                        et_thin_sums2(g, wt + o, x, oy, ox, 1, 1, acc);
+                    } else {
+                        et_thin_sums2(g, wt + o, x, oy, ox, 0, 1, acc);
+                    }
+                    for (k = 0; k < 2; k++) {
+                        uint32_t at = base + k * g->oc + o;
+                        et_thin_out(q, &acc[2 * k], bias + o, out, at, &pre_v, &act_v, &npre, &nact);
+                        if (nv == 2) {
+                            et_thin_out(q, &acc[2 * k + 1], bias + o + ET_THIN_LANES, out, at + ET_THIN_LANES, &pre_v,
+                                        &act_v, &npre, &nact);
+                        }
+                    }
+                }
+                ox++;
+                continue;
+            }
+            for (o = 0; o < g->oc; o += 2 * ET_THIN_LANES) {
+                et_i32x8_t acc[2];
+                int nv = g->oc - o >= 2 * ET_THIN_LANES ? 2 : 1;
+                if (nv == 2) {
+                    if (sgn) {
+                        et_thin_sums(g, wt + o, x, oy, ox, 1, 2, acc);
+                    } else {
+                        et_thin_sums(g, wt + o, x, oy, ox, 0, 2, acc);
+                    }
+                } else if (sgn) {
+                    et_thin_sums(g, wt + o, x, oy, ox, 1, 1, acc);
+                } else {
+                    et_thin_sums(g, wt + o, x, oy, ox, 0, 1, acc);
+                }
+                et_thin_out(q, &acc[0], bias + o, out, base + o, &pre_v, &act_v, &npre, &nact);
+                if (nv == 2) {
+                    et_thin_out(q, &acc[1], bias + o + ET_THIN_LANES, out, base + o + ET_THIN_LANES, &pre_v, &act_v,
+                                &npre, &nact);
+                }
+            }
+        }
+    }
+    for (k = 0; k < ET_THIN_LANES; k++) {
+        npre -= (uint32_t)pre_v[k];
+        nact -= (uint32_t)act_v[k];
+    }
+    *pre += npre;
+    *act += nact;
+}
+#endif
+
 ET_HOT et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
                                        const void *in, void *out, uint32_t *pre, uint32_t *act)
 {
@@ -605,6 +869,12 @@ ET_HOT et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *we
     g = et_conv_geom(layer);
     q = et_rq_prepare(layer, g.m);
     sgn = et_signed_in(layer->in.fmt);
+#if ET_HOST_WIDE
+    if (et_thin_ok(&g)) {
+        et_conv2d_forward_thin(&g, &q, weights, bias, x, out, sgn, pre, act);
+        return ET_OK;
+    }
+#endif
     if (g.m <= ET_WIN_MAX) {
         for (oy = 0; oy < g.oh; oy++) {
             for (ox = 0; ox < g.ow; ox++) {

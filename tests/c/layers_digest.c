@@ -60,6 +60,9 @@ static const conv_case_t CONV[] = {
     {6, 6, 3, 7, 5, ET_PAD_SAME},     /* k = 5 */
     {5, 5, 130, 6, 1, ET_PAD_VALID},  /* k = 1, m = 130 */
     {7, 9, 33, 3, 3, ET_PAD_SAME},    /* odd sizes, fewer than 4 output channels */
+    {10, 11, 2, 24, 3, ET_PAD_VALID}, /* thin, 16 + 8 output channels per pixel on x86 hosts */
+    {7, 6, 3, 24, 5, ET_PAD_SAME},    /* thin, k = 5: taps cut by SAME padding on both sides */
+    {8, 8, 14, 24, 3, ET_PAD_SAME},   /* m * oc = 3024: windows, too many weights for the x86 thin path */
 };
 
 static const int DENSE[][2] = {{784, 64}, {400, 64}, {64, 10}, {3, 1}, {200, 130}, {33, 7}};
