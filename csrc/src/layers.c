@@ -707,6 +707,24 @@ ET_HOT_INLINE void et_thin_sums2(const et_conv_geom_t *g, const int32_t *wt, con
     acc[3] = b1;
 }
 
+/* One block of nv * 8 output channels for npix (1 or 2) output pixels: each combination of the
+ * constant arguments gets its own inlined copy of the loops. */
+ET_HOT_INLINE void et_thin_block(const et_conv_geom_t *g, const int32_t *wt, const uint8_t *x, int32_t oy, int32_t ox,
+                                 int sgn, int nv, int npix, et_i32x8_t *acc)
+{
+    if (npix == 2) {
+        if (nv == 2) {
+            sgn ? et_thin_sums2(g, wt, x, oy, ox, 1, 2, acc) : et_thin_sums2(g, wt, x, oy, ox, 0, 2, acc);
+        } else {
+            sgn ? et_thin_sums2(g, wt, x, oy, ox, 1, 1, acc) : et_thin_sums2(g, wt, x, oy, ox, 0, 1, acc);
+        }
+    } else if (nv == 2) {
+        sgn ? et_thin_sums(g, wt, x, oy, ox, 1, 2, acc) : et_thin_sums(g, wt, x, oy, ox, 0, 2, acc);
+    } else {
+        sgn ? et_thin_sums(g, wt, x, oy, ox, 1, 1, acc) : et_thin_sums(g, wt, x, oy, ox, 0, 1, acc);
+    }
+}
+
 /* Rescale and store eight outputs: et_mac_store's fast path on eight lanes (compare results are
  * -1 or 0 per lane; a select is (b & m) | (a & ~m)). The clip counts are kept per lane in *pre and
  * *act (negated: a lane subtracts its -1s) and summed once per call. */
@@ -748,16 +766,46 @@ ET_HOT_INLINE void et_thin_store(const et_rq_t *q, const et_i32x8_t *ap, const i
     }
 }
 
+/* The clip counts of a call: per lane (negated, from the vector stores) and as plain counts. */
+typedef struct {
+    et_i32x8_t pre_v;
+    et_i32x8_t act_v;
+    uint32_t pre;
+    uint32_t act;
+} et_thin_counts_t;
+
 ET_HOT_INLINE void et_thin_out(const et_rq_t *q, const et_i32x8_t *a, const int16_t *bias, void *out, uint32_t idx,
-                               et_i32x8_t *pre_v, et_i32x8_t *act_v, uint32_t *pre, uint32_t *act)
+                               et_thin_counts_t *n)
 {
     uint32_t k;
     if (q->fast) {
-        et_thin_store(q, a, bias, out, idx, pre_v, act_v);
+        et_thin_store(q, a, bias, out, idx, &n->pre_v, &n->act_v);
         return;
     }
     for (k = 0; k < ET_THIN_LANES; k++) {
-        et_mac_store(q, (*a)[k], bias[k], out, idx + k, pre, act);
+        et_mac_store(q, (*a)[k], bias[k], out, idx + k, &n->pre, &n->act);
+    }
+}
+
+/* All output channels of npix (1 or 2) output pixels, blocks of 16 channels while 16 are left. */
+ET_HOT_INLINE void et_thin_pixels(const et_conv_geom_t *g, const et_rq_t *q, const int32_t *wt, const int16_t *bias,
+                                  const uint8_t *x, void *out, int32_t oy, int32_t ox, int sgn, int npix,
+                                  et_thin_counts_t *n)
+{
+    uint32_t base = (uint32_t)(oy * g->ow + ox) * g->oc;
+    uint32_t o;
+    int p;
+    for (o = 0; o < g->oc; o += 2 * ET_THIN_LANES) {
+        et_i32x8_t acc[4];
+        int nv = g->oc - o >= 2 * ET_THIN_LANES ? 2 : 1;
+        et_thin_block(g, wt + o, x, oy, ox, sgn, nv, npix, acc);
+        for (p = 0; p < npix; p++) {
+            uint32_t at = base + (uint32_t)p * g->oc + o;
+            et_thin_out(q, &acc[2 * p], bias + o, out, at, n);
+            if (nv == 2) {
+                et_thin_out(q, &acc[2 * p + 1], bias + o + ET_THIN_LANES, out, at + ET_THIN_LANES, n);
+            }
+        }
     }
 }
 
@@ -775,11 +823,8 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
     uint32_t j;
     int32_t oy;
     int32_t ox;
-    uint32_t npre = 0;
-    uint32_t nact = 0;
     uint32_t k;
-    et_i32x8_t pre_v = {0, 0, 0, 0, 0, 0, 0, 0};
-    et_i32x8_t act_v = pre_v;
+    et_thin_counts_t counts = {{0, 0, 0, 0, 0, 0, 0, 0}, {0, 0, 0, 0, 0, 0, 0, 0}, 0, 0};
     for (o = 0; o < g->oc; o++) {
         for (j = 0; j < g->m; j++) {
             wt[j * g->oc + o] = weights[o * g->m + j];
@@ -788,62 +833,20 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
     for (oy = 0; oy < g->oh; oy++) {
         int row_inside = oy >= g->pad && oy + g->k - g->pad <= g->ih;
         for (ox = 0; ox < g->ow; ox++) {
-            uint32_t base = (uint32_t)(oy * g->ow + ox) * g->oc;
             if (row_inside && ox >= g->pad && ox + 1 + g->k - g->pad <= g->iw) { /* ox and ox + 1 inside */
-                for (o = 0; o < g->oc; o += 2 * ET_THIN_LANES) {
-                    et_i32x8_t acc[4];
-                    int nv = g->oc - o >= 2 * ET_THIN_LANES ? 2 : 1;
-                    if (nv == 2) {
-                        if (sgn) {
-                            et_thin_sums2(g, wt + o, x, oy, ox, 1, 2, acc);
-                        } else {
-                            et_thin_sums2(g, wt + o, x, oy, ox, 0, 2, acc);
-                        }
-                    } else if (sgn) {
-                        et_thin_sums2(g, wt + o, x, oy, ox, 1, 1, acc);
-                    } else {
-                        et_thin_sums2(g, wt + o, x, oy, ox, 0, 1, acc);
-                    }
-                    for (k = 0; k < 2; k++) {
-                        uint32_t at = base + k * g->oc + o;
-                        et_thin_out(q, &acc[2 * k], bias + o, out, at, &pre_v, &act_v, &npre, &nact);
-                        if (nv == 2) {
-                            et_thin_out(q, &acc[2 * k + 1], bias + o + ET_THIN_LANES, out, at + ET_THIN_LANES, &pre_v,
-                                        &act_v, &npre, &nact);
-                        }
-                    }
-                }
+                et_thin_pixels(g, q, wt, bias, x, out, oy, ox, sgn, 2, &counts);
                 ox++;
-                continue;
-            }
-            for (o = 0; o < g->oc; o += 2 * ET_THIN_LANES) {
-                et_i32x8_t acc[2];
-                int nv = g->oc - o >= 2 * ET_THIN_LANES ? 2 : 1;
-                if (nv == 2) {
-                    if (sgn) {
-                        et_thin_sums(g, wt + o, x, oy, ox, 1, 2, acc);
-                    } else {
-                        et_thin_sums(g, wt + o, x, oy, ox, 0, 2, acc);
-                    }
-                } else if (sgn) {
-                    et_thin_sums(g, wt + o, x, oy, ox, 1, 1, acc);
-                } else {
-                    et_thin_sums(g, wt + o, x, oy, ox, 0, 1, acc);
-                }
-                et_thin_out(q, &acc[0], bias + o, out, base + o, &pre_v, &act_v, &npre, &nact);
-                if (nv == 2) {
-                    et_thin_out(q, &acc[1], bias + o + ET_THIN_LANES, out, base + o + ET_THIN_LANES, &pre_v, &act_v,
-                                &npre, &nact);
-                }
+            } else {
+                et_thin_pixels(g, q, wt, bias, x, out, oy, ox, sgn, 1, &counts);
             }
         }
     }
     for (k = 0; k < ET_THIN_LANES; k++) {
-        npre -= (uint32_t)pre_v[k];
-        nact -= (uint32_t)act_v[k];
+        counts.pre -= (uint32_t)counts.pre_v[k];
+        counts.act -= (uint32_t)counts.act_v[k];
     }
-    *pre += npre;
-    *act += nact;
+    *pre += counts.pre;
+    *act += counts.act;
 }
 #endif
 
