@@ -506,17 +506,29 @@ typedef struct {
     int a_exp;
     int res_exp;  /* exponent of the residual left in the scratch */
     uint64_t rho; /* ||residual||, rounded, at res_exp; in [2^27, 2^28] or 0 */
+    uint64_t s1;  /* after the first pass: sum(res^2) (UINT64_MAX when it does not fit) */
+    int e1;       /* and the residual's exponent then */
 } lrt_side_t;
 
-/* res holds the input at exponent e0 on entry and the final residual on exit. */
-static void lrt_project(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int e0, int passes,
-                        lrt_side_t *side)
+/* First MGS pass: res holds the input at exponent e0 on entry, the pass' residual on exit
+ * (its sum of squares and exponent in side->s1, side->e1). */
+static void lrt_project_begin(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int e0,
+                              lrt_side_t *side)
 {
     uint64_t s;
     int e = e0 - lrt_rescale(res, len, lrt_sumsq(res, len), &s);
-    int j;
     side->a_exp = e;
-    s = lrt_mgs_pass(q, rank, q_exp, res, len, s, side->a); /* sum(res^2) after the pass */
+    side->s1 = lrt_mgs_pass(q, rank, q_exp, res, len, s, side->a);
+    side->e1 = e;
+}
+
+/* The second pass (passes == 2) and the final rescale: the residual and rho. */
+static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int passes,
+                            lrt_side_t *side)
+{
+    uint64_t s = side->s1;
+    int e = side->e1;
+    int j;
     if (passes == 2 && s != 0) {
         int64_t a2[ET_LRT_MAX_RANK];
         e -= lrt_rescale(res, len, s, &s);
@@ -528,6 +540,137 @@ static void lrt_project(const int16_t *q, int rank, int q_exp, int32_t *res, uin
     e -= lrt_rescale(res, len, s, &s);
     side->res_exp = e;
     side->rho = lrt_sqrt_round(s);
+}
+
+/* ---- early kappa discard ------------------------------------------------------------ */
+
+/*
+ * With two MGS passes a term the kappa rule discards used to cost both. After the first pass the
+ * test c_1 > kappa U_L U_R, with U an upper bound on the final rho computed from the first pass'
+ * residual, implies the exact test (step 2 in lrt_accumulate) for every state, so the second pass
+ * is skipped for such terms and nothing else changes (the twin needs no copy of it).
+ *
+ * Why U bounds rho. Write u_j = q_j 2^q_exp for column j as a real vector. A sweep of the second
+ * pass maps res to clamp(res - round(a u_j)) with a = round(u_j . res) saturated at +-2^40
+ * (LRT_COEF_GUARD), entries rounded once. When |u_j|^2 <= 2, I - u_j u_j^T is symmetric with
+ * eigenvalues 1 and 1 - |u_j|^2, both in [-1, 1]: a contraction. So, in residual units,
+ *   |res - a u_j| <= |res - (u_j . res) u_j| + |a - u_j . res| |u_j| <= |res| + sqrt(2)/2
+ * (a saturated a is lambda (u_j . res) with lambda in (0, 1), and |res - lambda (u.res) u|^2 =
+ * |res|^2 - lambda (u.res)^2 (2 - lambda |u|^2) <= |res|^2: no error term at all); rounding each
+ * entry adds at most sqrt(n)/2, and the clamp only shrinks entries. Let R1 = sqrt(s1) 2^e1 be the
+ * first pass' residual norm. The second pass rescales by an exact left shift (or a rounding right
+ * shift: + sqrt(n)/2) to units w with sum(res^2) >= 2^54, so w <= R1 2^-27 and |res| < 2^28 + 128;
+ * r sweeps give |res2| <= R1 / w + sqrt(n)/2 + r (sqrt(2) + sqrt(n))/2 < 2^28 + 2^10.5 (n <= 65535,
+ * r <= 8). The final rescale works in units w_f <= 2 w (a right shift by s needs sum(res2^2) >=
+ * 2^(54+2s)), adding sqrt(n)/2 units of w_f, and rho = sqrt_round(...) another 1/2. Together
+ *   rho 2^res_exp <= R1 + w (128 + 8 (0.71 + 128) + 2.0001 (128 + 0.5)) < R1 + 2^11 w
+ *                 <= R1 (1 + 2^-16).
+ * (s1 == 0 leaves rho = 0; an empty basis has no sweeps.) So U = (isqrt(s1) + 1)(1 + 2^-16),
+ * rounded up, at exponent e1 bounds rho 2^res_exp, and U_L U_R bounds rho_L rho_R. The threshold
+ * is then formed exactly as the exact test forms it (et_ufloat_make twice, rounding to nearest,
+ * which is monotone in the value: exponents here are far inside its +-2^24), so the early
+ * threshold is >= the exact one, and c_1 above it is above the exact one.
+ *
+ * The contraction needs |u_j|^2 <= 2, i.e. sum_i q_ij^2 <= 2^(1 - 2 q_exp): always true for
+ * q_exp <= -23 (sum < 2^46 <= 2^47), and shown for the bases of larger exponents by one pass over
+ * Q (lrt_cols_contract), only when the early test would discard. The bases accumulate leaves have unit columns
+ * (|u_j|^2 = 1 to about 2^-13); any other state fails the check and takes the exact path.
+ * s1 >= 2^58 (far above what a contraction leaves: the first pass starts below 2^56) takes the
+ * exact path too, which keeps U_L U_R < 2^60.
+ *
+ * ET_LRT_EARLY_CHECK (tests only: tests/c/lrt_early.c) keeps the terms on the exact path and
+ * counts, for every term where the bound applies, whether U bounded rho and whether an early
+ * discard was a final one.
+ */
+#define LRT_EARLY_S1_MAX (UINT64_C(1) << 58)
+
+/* U >= sqrt(s1) (1 + 2^-16) for s1 < 2^58 (U < 2^29 + 2^14). */
+static uint64_t lrt_rho_bound(uint64_t s1)
+{
+    uint64_t u = et_isqrt_u64(s1) + 1;
+    return u + (u >> 16) + 1;
+}
+
+/*
+ * Every column of q (len x rank, exponent q_exp != 0) has sum(q_ij^2) <= 2^(1 - 2 q_exp), shown with
+ * 32-bit sums of floor(q_ij^2 / 2^16) (each <= 2^14, so a sum over 65535 rows stays below 2^30):
+ * sum(q_ij^2) < 2^16 (sum floor(q_ij^2 / 2^16) + len). Sufficient, not necessary: a column within
+ * 2^16 len of the limit (2^-14 of it at most, for q_exp >= -22) takes the exact path.
+ */
+LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int rank, int q_exp, uint32_t len)
+{
+    uint32_t acc[ET_LRT_MAX_RANK];
+    uint64_t lim;
+    uint32_t i;
+    int k;
+    if (q_exp <= -23) {
+        return 1;
+    }
+    lim = UINT64_C(1) << (1 - 2 * q_exp);
+    for (k = 0; k < rank; k++) {
+        acc[k] = 0;
+    }
+    for (i = 0; i < len; i++) {
+        for (k = 0; k < rank; k++) {
+            int32_t v = q[(size_t)i * rank + k];
+            acc[k] += (uint32_t)(v * v) >> 16;
+        }
+    }
+    for (k = 0; k < rank; k++) {
+        if (((uint64_t)acc[k] + len) << 16 > lim) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+ET_HOT static int lrt_cols_contract(const int16_t *q, int rank, int q_exp, uint32_t len)
+{
+    if (q_exp == 0) {
+        return 1; /* empty basis: no sweeps */
+    }
+    return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, 4, q_exp, len) : lrt_cols_contract_r(q, rank, q_exp, len);
+}
+
+/* c > kappa rho_l rho_r (rho_l at exp_l, ...), formed as the kappa rule forms it. */
+static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t rho_l, int exp_l, uint64_t rho_r,
+                              int exp_r)
+{
+    et_ufloat_t thr = et_ufloat_make(rho_l * rho_r, (int32_t)(exp_l + exp_r));
+    if (thr.mant != 0) {
+        thr = et_ufloat_make((uint64_t)thr.mant * kappa, thr.exp);
+    }
+    return et_ufloat_cmp(et_ufloat_make(st->c_mant[0], st->c_exp), thr) > 0;
+}
+
+#ifdef ET_LRT_EARLY_CHECK
+/* terms where the bound applied; of them, rho above U (either side); early discards; of them, ones
+ * the exact test kept; terms where rho 2^res_exp exceeded isqrt(s1) 2^e1 (the margin was needed) */
+uint64_t et_lrt_early_stats[5];
+
+/* rho 2^e > u 2^eu, exactly, for rho <= 2^28 + 1 and u < 2^30 */
+static int lrt_above_bound(uint64_t rho, int e, uint64_t u, int eu)
+{
+    if (rho == 0) {
+        return 0;
+    }
+    if (e >= eu) {
+        return e - eu >= 31 || (rho << (e - eu)) > u;
+    }
+    return eu - e < 31 && rho > (u << (eu - e));
+}
+#endif
+
+/* After both sides' first pass: 1 when the exact kappa test is sure to discard the term. */
+static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, const lrt_side_t *left,
+                             const lrt_side_t *right)
+{
+    if (left->s1 >= LRT_EARLY_S1_MAX || right->s1 >= LRT_EARLY_S1_MAX ||
+        !lrt_kappa_discards(st, kappa, lrt_rho_bound(left->s1), left->e1, lrt_rho_bound(right->s1), right->e1)) {
+        return 0;
+    }
+    return lrt_cols_contract(lrt_ql(st), st->rank, st->exp_l, st->n) &&
+           lrt_cols_contract(lrt_qr(st), st->rank, st->exp_r, st->m);
 }
 
 /* [a; rho] on one exponent with the largest magnitude below 2^30 (one rounding each). */
@@ -1125,20 +1268,50 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         return ET_OK; /* a zero term adds nothing */
     }
 
-    /* 1. project onto the bases; residual norms */
-    lrt_project(lrt_ql(st), r, st->exp_l, res_l, st->n, delta_exp, cfg->gs_passes, &left);
-    lrt_project(lrt_qr(st), r, st->exp_r, res_r, st->m, x_exp, cfg->gs_passes, &right);
-
-    /* 2. kappa rule: discard when c_1 > kappa rho_L rho_R (compared, never divided) */
-    if (cfg->kappa_th != 0 && st->c_mant[0] != 0) {
-        et_ufloat_t thr = et_ufloat_make(left.rho * right.rho, (int32_t)(left.res_exp + right.res_exp));
-        if (thr.mant != 0) {
-            thr = et_ufloat_make((uint64_t)thr.mant * cfg->kappa_th, thr.exp);
+    /* 1. project onto the bases; residual norms. 2. kappa rule: discard when c_1 > kappa rho_L rho_R
+     * (compared, never divided), decided early where the first pass already shows it */
+    lrt_project_begin(lrt_ql(st), r, st->exp_l, res_l, st->n, delta_exp, &left);
+    lrt_project_begin(lrt_qr(st), r, st->exp_r, res_r, st->m, x_exp, &right);
+#ifdef ET_LRT_EARLY_CHECK
+    {
+        int early = cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
+                    lrt_early_discard(st, cfg->kappa_th, &left, &right);
+        int applies = cfg->gs_passes == 2 && left.s1 < LRT_EARLY_S1_MAX && right.s1 < LRT_EARLY_S1_MAX &&
+                      lrt_cols_contract(lrt_ql(st), r, st->exp_l, st->n) &&
+                      lrt_cols_contract(lrt_qr(st), r, st->exp_r, st->m);
+        uint64_t ul = lrt_rho_bound(left.s1);
+        uint64_t ur = lrt_rho_bound(right.s1);
+        int el1 = left.e1;
+        int er1 = right.e1;
+        lrt_project_end(lrt_ql(st), r, st->exp_l, res_l, st->n, cfg->gs_passes, &left);
+        lrt_project_end(lrt_qr(st), r, st->exp_r, res_r, st->m, cfg->gs_passes, &right);
+        if (applies) {
+            int bad_l = lrt_above_bound(left.rho, left.res_exp, ul, el1);
+            int bad_r = lrt_above_bound(right.rho, right.res_exp, ur, er1);
+            et_lrt_early_stats[0] += 1;
+            et_lrt_early_stats[1] += (uint64_t)(bad_l | bad_r);
+            et_lrt_early_stats[4] += (uint64_t)(lrt_above_bound(left.rho, left.res_exp, et_isqrt_u64(left.s1) + 1, el1) |
+                                                lrt_above_bound(right.rho, right.res_exp, et_isqrt_u64(right.s1) + 1, er1));
         }
-        if (et_ufloat_cmp(et_ufloat_make(st->c_mant[0], st->c_exp), thr) > 0) {
-            st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
-            return ET_OK;
+        if (early) {
+            et_lrt_early_stats[2] += 1;
+            et_lrt_early_stats[3] +=
+                (uint64_t)!lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp);
         }
+    }
+#else
+    if (cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
+        lrt_early_discard(st, cfg->kappa_th, &left, &right)) {
+        st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
+        return ET_OK;
+    }
+    lrt_project_end(lrt_ql(st), r, st->exp_l, res_l, st->n, cfg->gs_passes, &left);
+    lrt_project_end(lrt_qr(st), r, st->exp_r, res_r, st->m, cfg->gs_passes, &right);
+#endif
+    if (cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
+        lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp)) {
+        st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
+        return ET_OK;
     }
 
     /* 3. core C = diag(c, 0) + [a; rho_L][b; rho_R]^T, entries <= 2^25 on exponent e_c */
