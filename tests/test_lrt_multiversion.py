@@ -17,6 +17,7 @@ BUILDS = {
     "wide": ["-O3", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],  # the wide loops for the baseline ISA
     "wide-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],
     "no-early-discard": ["-O3", "-DET_LRT_EARLY_CHECK"],  # every kappa discard decided after both passes
+    "exact-peak": ["-O3", "-DET_LRT_NO_PEAK_APPROX"],  # the exact peak pass for every rotation
 }
 CASES = 216  # 9 shapes x 8 ranks x 3 modes
 

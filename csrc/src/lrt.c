@@ -1139,6 +1139,128 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
     }
 }
 
+/*
+ * The peak pass only needs bitlen(peak), so most terms get it from entries formed in int32 (lanes
+ * twice as wide a vector holds, and native products and max/min) with an error bound, and the
+ * exact pass runs only when the bound straddles a power of two. For an empty old basis (mode 0) or
+ * up >= 0 (mode 1), |g_k| < 2^35 and sum_j |M_jk| < 2^32 (valid terms: g_k <= 2^34.5, sums near
+ * 2^30), in units of 2^t (2^-60 units, as lrt_rot_row):
+ *   B_k = 2^15 sum_j |M_jk| 2^up + rmax |g_k| >= every |entry| of column k (rmax = max |res_i|),
+ *   t = max(0, bitlen(max B_k) - 29), so every |entry| / 2^t < 2^29;
+ *   old part: Mt_jk = round(M_jk 2^(up - t)) (exact when t <= up), error <= |Q_ij| / 2 <= 2^14 per j;
+ *   new part: rt_i = floor(res_i / 2^s) with s = max(0, bitlen(rmax) - 15) (|rt_i| <= 2^15),
+ *     gt_k = round(g_k 2^(s - t)); error <= 2^s |g_k| / 2^t + 2^15 / 2, and 2^s |g_k| / 2^t <= 2^15
+ *     (rmax >= 2^(14 + s) when s > 0, and rmax |g_k| / 2^t < 2^29).
+ * Each int32 entry is then within E = (r + 1) 2^14 + ceil(2^s |g_k| / 2^t) of entry / 2^t (mode 0:
+ * 2^14 + ceil(2^s |g_k| / 2^t), no old part), and
+ * below 2^29 + 2^17 + 2^30 + 2^14 < 2^31 in magnitude (every product below 2^30 + 2^14: no overflow).
+ * The largest |int32 entry| P~ is within E of peak / 2^t (a max of magnitudes moves by no more than
+ * its arguments), so when P~ - E >= 1 and bitlen(P~ - E) == bitlen(P~ + E), peak lies in
+ * [2^(L-1), 2^L) with L = bitlen(P~ + E) + t, and et_norm_shift_u64(peak, 15) = L - 15: the same
+ * exponent and shift as the exact pass, so the same bits. Returns that L, or 0 (use the exact pass).
+ */
+LRT_INLINE void lrt_rot_max_approx_r(const int16_t *q, uint32_t len, const int32_t *mt, const int32_t *res, int s,
+                                     const int32_t *gt, const int rank, const int old, uint32_t *peak)
+{
+    int32_t hi = 0;
+    int32_t lo = 0;
+    const uint32_t off = UINT32_C(1) << 31;
+    const int32_t off_s = (int32_t)(off >> s);
+    uint32_t i;
+    int j;
+    int k;
+    for (i = 0; i < len; i++) {
+        /* floor(res_i / 2^s) with a logical shift at an offset (|res_i| < 2^31) */
+        int32_t rt = (int32_t)(((uint32_t)res[i] + off) >> s) - off_s;
+        for (k = 0; k < rank; k++) {
+            int32_t v = rt * gt[k];
+            if (old) {
+                for (j = 0; j < rank; j++) {
+                    v += (int32_t)q[(size_t)i * rank + j] * mt[j * rank + k];
+                }
+            }
+            hi = v > hi ? v : hi;
+            lo = v < lo ? v : lo;
+        }
+    }
+    *peak = (uint32_t)hi > (uint32_t)0 - (uint32_t)lo ? (uint32_t)hi : (uint32_t)0 - (uint32_t)lo;
+}
+
+ET_HOT static int lrt_rot_bitlen_approx(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt,
+                                        const int32_t *res)
+{
+    int32_t mt[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK];
+    int32_t gt[ET_LRT_MAX_RANK];
+    uint64_t bmax = 0;
+    uint64_t gmax = 0;
+    uint64_t rmax = 0;
+    uint64_t err;
+    uint32_t peak;
+    uint32_t i;
+    int old = rt->mode == 1;
+    int s;
+    int t;
+    int j;
+    int k;
+    if (rt->mode == 2) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        uint64_t a = lrt_abs(res[i]);
+        rmax = a > rmax ? a : rmax;
+    }
+    if (rmax >= (UINT64_C(1) << 28)) {
+        return 0; /* not a rescaled residual (those stay within 2^28) */
+    }
+    for (k = 0; k < rank; k++) {
+        uint64_t msum = 0;
+        uint64_t ag = rmax != 0 ? lrt_abs(rt->g[k]) : 0; /* without a residual g plays no part */
+        if (ag >= (UINT64_C(1) << 35)) {
+            return 0;
+        }
+        if (old) {
+            for (j = 0; j < rank; j++) {
+                msum += lrt_abs(rt->m[j * rank + k]);
+            }
+            if (msum >= (UINT64_C(1) << 32)) {
+                return 0;
+            }
+        }
+        msum = ((msum << 15) << rt->up) + rmax * ag; /* B_k < 2^63 + 2^63 (up <= 16 in mode 1) */
+        bmax = msum > bmax ? msum : bmax;
+        gmax = ag > gmax ? ag : gmax;
+    }
+    if (bmax == 0) {
+        return 0; /* every entry is 0: the exact pass says so */
+    }
+    t = lrt_bitlen(bmax) - 29;
+    t = t > 0 ? t : 0;
+    s = rmax == 0 ? 0 : lrt_bitlen(rmax) - 15;
+    s = s > 0 ? s : 0;
+    for (k = 0; k < rank; k++) {
+        int64_t g = rmax != 0 ? rt->g[k] : 0;
+        gt[k] = (int32_t)(s >= t ? g * ((int64_t)1 << (s - t)) : LRT_RSHIFT(g, t - s));
+        for (j = 0; old && j < rank; j++) {
+            int64_t m = rt->m[j * rank + k];
+            mt[j * rank + k] = (int32_t)(t <= rt->up ? m * ((int64_t)1 << (rt->up - t)) : LRT_RSHIFT(m, t - rt->up));
+        }
+    }
+    if (LRT_WIDE && rank == 4) {
+        if (old) {
+            lrt_rot_max_approx_r(q, len, mt, res, s, gt, 4, 1, &peak);
+        } else {
+            lrt_rot_max_approx_r(q, len, mt, res, s, gt, 4, 0, &peak);
+        }
+    } else {
+        lrt_rot_max_approx_r(q, len, mt, res, s, gt, rank, old, &peak);
+    }
+    err = (uint64_t)(old ? rank + 1 : 1) * (UINT64_C(1) << 14) + (((gmax << s) + (UINT64_C(1) << t) - 1) >> t);
+    if ((uint64_t)peak <= err || lrt_bitlen(peak - err) != lrt_bitlen(peak + err)) {
+        return 0;
+    }
+    return lrt_bitlen(peak + err) + t;
+}
+
 /* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
  * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
 ET_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
@@ -1147,6 +1269,16 @@ ET_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const l
     int32_t gh[ET_LRT_MAX_RANK];
     int32_t gl[ET_LRT_MAX_RANK];
     uint64_t peak;
+#ifdef ET_LRT_NO_PEAK_APPROX /* tests: the exact pass for every term */
+    int bits = 0;
+    (void)lrt_rot_bitlen_approx;
+#else
+    int bits = lrt_rot_bitlen_approx(q, len, rank, rt, res);
+#endif
+    if (bits != 0) {
+        *shift = bits - 15;
+        return LRT_WORK_EXP + *shift;
+    }
     if (LRT_WIDE && lrt_rot_fast(rt, rank, gh, gl)) {
         peak = rank == 4 ? lrt_rot_max_fast(q, len, rt, res, gh, gl, 4) : lrt_rot_max_fast(q, len, rt, res, gh, gl, rank);
     } else {
