@@ -14,10 +14,10 @@ import pytest
 
 from digest_builds import build_all, digest
 
-BUILDS = {
-    "dispatched": ["-O3"],
-    "portable": ["-O2", "-DET_NO_MULTIVERSION"],
+BUILDS = {  # the approximation is in the host's wide builds only; the portable loops keep the exact pass
+    "dispatched": ["-O3"],  # x86-64 Linux gcc: the clones (elsewhere a portable build, left out below)
     "wide": ["-O3", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],
+    "wide-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],
 }
 CASES = 100000
 
@@ -28,6 +28,9 @@ def runs(tmp_path_factory):
     out = {}
     for name, binary in binaries.items():
         (line,) = digest(binary, CASES, 1)
+        if line.startswith("portable build"):
+            assert name == "dispatched", line  # a host without the clones
+            continue
         m = re.fullmatch(r"cases (\d+) decided (\d+) fallback (\d+) near (\d+) bad (\d+)", line)
         assert m, line
         out[name] = dict(zip(("cases", "decided", "fallback", "near", "bad"), map(int, m.groups())))
@@ -45,4 +48,4 @@ def test_both_paths_and_the_boundary_are_reached(runs):
         assert c["decided"] > CASES // 3, (name, c)  # the approximation decides most
         assert c["fallback"] > CASES // 10, (name, c)  # mode 2, planted boundaries, extreme weights
         assert c["near"] > CASES // 10, (name, c)  # peaks inside the error bound of a power of two
-    assert runs["portable"] == runs["dispatched"] == runs["wide"]
+    assert all(c == runs["wide"] for c in runs.values())

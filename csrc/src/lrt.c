@@ -1139,6 +1139,7 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
     }
 }
 
+#if LRT_WIDE
 /*
  * The peak pass only needs bitlen(peak), so most terms get it from entries formed in int32 (lanes
  * twice as wide a vector holds, and native products and max/min) with an error bound, and the
@@ -1158,6 +1159,8 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
  * its arguments), so when P~ - E >= 1 and bitlen(P~ - E) == bitlen(P~ + E), peak lies in
  * [2^(L-1), 2^L) with L = bitlen(P~ + E) + t, and et_norm_shift_u64(peak, 15) = L - 15: the same
  * exponent and shift as the exact pass, so the same bits. Returns that L, or 0 (use the exact pass).
+ * Host (LRT_WIDE) builds only: the portable loops keep the exact pass, which their scalar int64
+ * code does about as cheaply (measured on x86-64 baseline: the int32 pass cost more there).
  */
 LRT_INLINE void lrt_rot_max_approx_r(const int16_t *q, uint32_t len, const int32_t *mt, const int32_t *res, int s,
                                      const int32_t *gt, const int rank, const int old, uint32_t *peak)
@@ -1260,6 +1263,7 @@ ET_HOT static int lrt_rot_bitlen_approx(const int16_t *q, uint32_t len, int rank
     }
     return lrt_bitlen(peak + err) + t;
 }
+#endif
 
 /* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
  * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
@@ -1269,11 +1273,13 @@ ET_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const l
     int32_t gh[ET_LRT_MAX_RANK];
     int32_t gl[ET_LRT_MAX_RANK];
     uint64_t peak;
-#ifdef ET_LRT_NO_PEAK_APPROX /* tests: the exact pass for every term */
+#if LRT_WIDE && !defined(ET_LRT_NO_PEAK_APPROX)
+    int bits = lrt_rot_bitlen_approx(q, len, rank, rt, res);
+#elif LRT_WIDE /* ET_LRT_NO_PEAK_APPROX (tests): the exact pass for every rotation */
     int bits = 0;
     (void)lrt_rot_bitlen_approx;
 #else
-    int bits = lrt_rot_bitlen_approx(q, len, rank, rt, res);
+    int bits = 0;
 #endif
     if (bits != 0) {
         *shift = bits - 15;
