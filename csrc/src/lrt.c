@@ -561,8 +561,9 @@ static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res,
  * first pass' residual norm. The second pass rescales by an exact left shift (or a rounding right
  * shift: + sqrt(n)/2) to units w with sum(res^2) >= 2^54, so w <= R1 2^-27 and |res| < 2^28 + 128;
  * r sweeps give |res2| <= R1 / w + sqrt(n)/2 + r (sqrt(2) + sqrt(n))/2 < 2^28 + 2^10.5 (n <= 65535,
- * r <= 8). The final rescale works in units w_f <= 2 w (a right shift by s needs sum(res2^2) >=
- * 2^(54+2s)), adding sqrt(n)/2 units of w_f, and rho = sqrt_round(...) another 1/2. Together
+ * r <= 8). The final rescale works in units w_f <= 2.0001 w (a right shift by s needs sum(res2^2)
+ * >= 2^(54+2s), so 2^s <= |res2| 2^-27), adding sqrt(n)/2 units of w_f, and rho = sqrt_round(...)
+ * another 1/2. Together
  *   rho 2^res_exp <= R1 + w (128 + 8 (0.71 + 128) + 2.0001 (128 + 0.5)) < R1 + 2^11 w
  *                 <= R1 (1 + 2^-16).
  * (s1 == 0 leaves rho = 0; an empty basis has no sweeps.) So U = (isqrt(s1) + 1)(1 + 2^-16),
@@ -573,8 +574,9 @@ static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res,
  *
  * The contraction needs |u_j|^2 <= 2, i.e. sum_i q_ij^2 <= 2^(1 - 2 q_exp): always true for
  * q_exp <= -23 (sum < 2^46 <= 2^47), and shown for the bases of larger exponents by one pass over
- * Q (lrt_cols_contract), only when the early test would discard. The bases accumulate leaves have unit columns
- * (|u_j|^2 = 1 to about 2^-13); any other state fails the check and takes the exact path.
+ * Q (lrt_cols_contract), only when the early test would discard. The bases accumulate leaves have
+ * nearly unit columns (|u_j|^2 within about 1e-2 of 1, docs/lrt.md); a state that fails the check
+ * takes the exact path.
  * s1 >= 2^58 (far above what a contraction leaves: the first pass starts below 2^56) takes the
  * exact path too, which keeps U_L U_R < 2^60.
  *
@@ -1141,9 +1143,9 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
 
 #if LRT_WIDE
 /*
- * The peak pass only needs bitlen(peak), so most terms get it from entries formed in int32 (lanes
- * twice as wide a vector holds, and native products and max/min) with an error bound, and the
- * exact pass runs only when the bound straddles a power of two. For an empty old basis (mode 0) or
+ * The peak pass only needs bitlen(peak), so most terms get it from entries formed in int32 (twice
+ * the lanes of int64 per vector, native products and max/min) with an error bound, and the exact
+ * pass runs only when the bound straddles a power of two. For an empty old basis (mode 0) or
  * up >= 0 (mode 1), |g_k| < 2^35 and sum_j |M_jk| < 2^32 (valid terms: g_k <= 2^34.5, sums near
  * 2^30), in units of 2^t (2^-60 units, as lrt_rot_row):
  *   B_k = 2^15 sum_j |M_jk| 2^up + rmax |g_k| >= every |entry| of column k (rmax = max |res_i|),
@@ -1153,8 +1155,9 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
  *     gt_k = round(g_k 2^(s - t)); error <= 2^s |g_k| / 2^t + 2^15 / 2, and 2^s |g_k| / 2^t <= 2^15
  *     (rmax >= 2^(14 + s) when s > 0, and rmax |g_k| / 2^t < 2^29).
  * Each int32 entry is then within E = (r + 1) 2^14 + ceil(2^s |g_k| / 2^t) of entry / 2^t (mode 0:
- * 2^14 + ceil(2^s |g_k| / 2^t), no old part), and
- * below 2^29 + 2^17 + 2^30 + 2^14 < 2^31 in magnitude (every product below 2^30 + 2^14: no overflow).
+ * 2^14 + ceil(2^s |g_k| / 2^t), no old part), and below 2^29 + 2^17 + 2^30 + 2^16 < 2^31 in
+ * magnitude (|rt_i gt_k| <= rmax |g_k| / 2^t + rmax / 2^(s+1) + 2^s |g_k| / 2^t + 1/2; every
+ * product below 2^30 + 2^16: no int32 overflow).
  * The largest |int32 entry| P~ is within E of peak / 2^t (a max of magnitudes moves by no more than
  * its arguments), so when P~ - E >= 1 and bitlen(P~ - E) == bitlen(P~ + E), peak lies in
  * [2^(L-1), 2^L) with L = bitlen(P~ + E) + t, and et_norm_shift_u64(peak, 15) = L - 15: the same
