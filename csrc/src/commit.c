@@ -466,7 +466,7 @@ static et_status_t et_program_run(et_commit_t *c, uint32_t offset, const uint8_t
     return et_bank_result(c, et_program(c, offset + from, src + from, to - from));
 }
 
-/* The index of the lowest byte of x (x != 0, only bit 0 of a byte set) that is not zero. */
+/* The index of the lowest byte of x (x != 0) that is not zero. */
 static uint32_t et_low_byte(uint64_t x)
 {
 #if defined(__GNUC__)
@@ -545,10 +545,11 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
                 }
             }
         }
-    } else { /* 8 / pu units per word, a flag at bit 0 of each unit's first byte */
+    } else { /* 8 / pu units per word, a flag at bit 7 of each unit's first byte */
         const uint32_t shift = 8u * pu; /* from one unit's flag to the next one's */
-        const uint64_t units = pu == 1 ? UINT64_C(0x0101010101010101) : pu == 2 ? UINT64_C(0x0001000100010001)
-                                                                                : UINT64_C(0x0000000100000001);
+        const uint64_t low7 = UINT64_C(0x7F7F7F7F7F7F7F7F);
+        const uint64_t units = pu == 1 ? UINT64_C(0x8080808080808080) : pu == 2 ? UINT64_C(0x0080008000800080)
+                                                                                : UINT64_C(0x0000008000000080);
         const uint32_t words = len - len % 8u;
         for (;;) {
             uint32_t v = et_scan_same(src, act, cur, u, words, &r, crc);
@@ -572,13 +573,11 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
             if (crc) {
                 r = et_crc32_reg8_word(r, w ^ et_crc32_load64(act + u));
             }
-            f |= f >> 4; /* bit 8k: byte k differs */
-            f |= f >> 2;
-            f |= f >> 1;
-            f |= pu >= 2 ? f >> 8 : 0; /* bit 8k: a byte of the unit at byte k differs */
+            f = (((f & low7) + low7) | f) & ~low7; /* bit 8k+7: byte k differs (no carry between bytes) */
+            f |= pu >= 2 ? f >> 8 : 0;               /* bit 8k+7: a byte of the unit at byte k differs */
             f |= pu >= 4 ? f >> 16 : 0;
             f &= units;
-            before = (f << shift) | (uint64_t)open; /* per unit: the unit before it differs */
+            before = (f << shift) | ((uint64_t)open << 7); /* per unit: the unit before it differs */
             starts = f & ~before;
             ends = ~f & before & units;
             for (;;) { /* runs start and end in turn */
