@@ -18,7 +18,7 @@ static et_status_t et_nvm_ram_program(et_nvm_t *nvm, uint32_t offset, const uint
     uint8_t *mem;
     uint32_t i;
     uint32_t changed = 0;
-    if (nvm == NULL || data == NULL || nvm->ctx == NULL || offset > nvm->size || len > nvm->size - offset) {
+    if (nvm == NULL || data == NULL || nvm->ctx == NULL || (uint64_t)offset + len > nvm->size) {
         return ET_ERR_ARG;
     }
     stats = (et_nvm_ram_stats_t *)nvm->ctx;
