@@ -522,7 +522,7 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
     uint32_t r = crc ? *reg : 0;
     uint32_t u = 0;
     uint32_t run = 0; /* start of the open run of differing units */
-    int open = 0;
+    uint64_t open = 0; /* 0x80 (bit 7, a unit's flag) while a run of differing units is open */
     et_status_t st;
     if (pu >= 8) { /* whole words per unit */
         while (u < len) {
@@ -537,7 +537,7 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
             }
             if (differs != 0) {
                 run = open ? run : unit;
-                open = 1;
+                open = 0x80;
             } else if (open) {
                 open = 0;
                 if ((st = et_program_run(c, offset, src, run, unit)) != ET_OK) {
@@ -577,7 +577,7 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
             f |= pu >= 2 ? f >> 8 : 0;               /* bit 8k+7: a byte of the unit at byte k differs */
             f |= pu >= 4 ? f >> 16 : 0;
             f &= units;
-            before = (f << shift) | ((uint64_t)open << 7); /* per unit: the unit before it differs */
+            before = (f << shift) | open; /* per unit: the unit before it differs */
             starts = f & ~before;
             ends = ~f & before & units;
             for (;;) { /* runs start and end in turn */
@@ -587,7 +587,7 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
                     }
                     run = u + et_low_byte(starts);
                     starts &= starts - 1u;
-                    open = 1;
+                    open = 0x80;
                 } else {
                     uint32_t k;
                     if (ends == 0) {
@@ -614,7 +614,7 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
             }
             if (differs != 0) {
                 run = open ? run : u;
-                open = 1;
+                open = 0x80;
             } else if (open) {
                 open = 0;
                 if ((st = et_program_run(c, offset, src, run, u)) != ET_OK) {
