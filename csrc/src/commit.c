@@ -573,9 +573,12 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
             if (crc) {
                 r = et_crc32_reg8_word(r, w ^ et_crc32_load64(act + u));
             }
-            f = (((f & low7) + low7) | f) & ~low7; /* bit 8k+7: byte k differs (no carry between bytes) */
-            f |= pu >= 2 ? f >> 8 : 0;               /* bit 8k+7: a byte of the unit at byte k differs */
-            f |= pu >= 4 ? f >> 16 : 0;
+            f = ((f & low7) + low7) | f; /* bit 8k+7: byte k differs (no carry between bytes) */
+            if (pu >= 2) {                /* bit 8k+7: a byte of the unit at byte k differs */
+                f &= ~low7;
+                f |= f >> 8;
+                f |= pu >= 4 ? f >> 16 : 0;
+            }
             f &= units;
             before = (f << shift) | open; /* per unit: the unit before it differs */
             starts = f & ~before;
