@@ -580,9 +580,9 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
                 f |= pu >= 4 ? f >> 16 : 0;
             }
             f &= units;
-            before = (f << shift) | open; /* per unit: the unit before it differs */
+            before = (f << shift) | open; /* per unit: the unit before it differs (flag bits only) */
             starts = f & ~before;
-            ends = ~f & before & units;
+            ends = ~f & before;
             for (;;) { /* runs start and end in turn */
                 if (!open) {
                     if (starts == 0) {
