@@ -522,7 +522,7 @@ static inline et_status_t et_diff_runs(et_commit_t *c, uint32_t offset, const ui
     uint32_t r = crc ? *reg : 0;
     uint32_t u = 0;
     uint32_t run = 0; /* start of the open run of differing units */
-    uint64_t open = 0; /* 0x80 (bit 7, a unit's flag) while a run of differing units is open */
+    size_t open = 0; /* 0x80 (bit 7, a unit's flag) while a run is open; register-wide on any target */
     et_status_t st;
     if (pu >= 8) { /* whole words per unit */
         while (u < len) {
