@@ -630,23 +630,6 @@ ET_HOT_INLINE void et_thin_sums(const et_conv_geom_t *g, const int32_t *wt, cons
     et_i32x8_t a1 = a0;
     int32_t ky;
     uint32_t j;
-    if (n == rowlen && oy >= g->pad && oy + g->k - g->pad <= g->ih) { /* every tap inside the input */
-        const uint8_t *src = x + ((uint32_t)((oy - g->pad) * g->iw + ox - g->pad)) * g->ic;
-        const int32_t *w = wt;
-        uint32_t stride = (uint32_t)g->iw * g->ic;
-        for (ky = 0; ky < g->k; ky++, src += stride) {
-            for (j = 0; j < rowlen; j++, w += oc) {
-                int32_t v = sgn ? (int32_t)(int8_t)src[j] : (int32_t)src[j];
-                ET_THIN_MAC(a0, w, v);
-                if (nv == 2) {
-                    ET_THIN_MAC(a1, w + ET_THIN_LANES, v);
-                }
-            }
-        }
-        acc[0] = a0;
-        acc[1] = a1;
-        return;
-    }
     for (ky = 0; ky < g->k; ky++) {
         int32_t iy = oy + ky - g->pad;
         const uint8_t *src;
