@@ -14,6 +14,7 @@
 
 #include "edgetrain/edgetrain.h"
 #include "digest.h"
+#include "lrt_case.h"
 
 static union {
     uint64_t align;
@@ -23,14 +24,11 @@ static union {
 static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_t kappa, int terms, uint32_t seed,
                     int steady)
 {
-    et_lrt_config_t cfg;
+    lrt_case_t c;
     et_lrt_state_t *st = NULL;
     et_lrt_norms_t norms;
     et_lrt_flush_t fl;
     et_prng_t prng;
-    size_t st_size = 0;
-    size_t scr_size = 0;
-    unsigned char *scratch;
     int8_t *delta;
     uint8_t *x;
     int8_t *row;
@@ -40,21 +38,13 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
     int bad = 0;
     int t;
     uint32_t i;
-    (void)et_lrt_config_default(&cfg);
-    cfg.rank = (uint8_t)rank;
-    cfg.unbiased = (uint8_t)unbiased;
-    cfg.kappa_th = kappa;
-    if (et_lrt_state_get_size(n, m, rank, &st_size) != ET_OK ||
-        et_lrt_accumulate_get_buffer_size(n, m, rank, &scr_size) != ET_OK) {
+    if (lrt_case_init(&c, mem.b, n, m, rank, unbiased, kappa) != 0) {
         return 1;
     }
-    scratch = mem.b + ((st_size + 63) & ~(size_t)63);
-    delta = (int8_t *)(scratch + ((scr_size + 63) & ~(size_t)63));
-    x = (uint8_t *)(delta + n);
+    st = c.st;
+    delta = c.delta;
+    x = c.x;
     row = (int8_t *)(x + m);
-    if (et_lrt_state_init(mem.b, st_size, n, m, ET_LRT_DENSE, &cfg, &st) != ET_OK) {
-        return 1;
-    }
     (void)et_lrt_norms_init(&norms);
     (void)et_prng_seed(&prng, seed * 2654435761u + 1u);
     for (t = 0; t < terms; t++) {
@@ -77,11 +67,11 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
                 x[i] = (uint8_t)(i % 3 == 0 ? 200 : 10);
             }
         }
-        rc = et_lrt_accumulate_u8(st, &cfg, delta, dexp, x, xexp, scratch, scr_size, &prng);
+        rc = et_lrt_accumulate_u8(st, &c.cfg, delta, dexp, x, xexp, c.scratch, c.scr_size, &prng);
         ok += rc == ET_OK;
         bad += rc != ET_OK;
         h = fnv(h, &rc, sizeof(rc));
-        h = fnv(h, st, st_size);
+        h = fnv(h, st, c.st_size);
         h = fnv(h, &prng, sizeof(prng));
         if (t % 23 == 11 && !steady) {
             /* any state et_lrt_state_ok accepts: random mantissas, exponents over their whole
@@ -104,7 +94,7 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
             st->c_exp = (int16_t)(-40 + (int)(rnd(&s) % 60));
         }
         if (t % 37 == 36 && !steady) {
-            if (et_lrt_flush_begin(st, &cfg, &norms, &fl) == ET_OK) {
+            if (et_lrt_flush_begin(st, &c.cfg, &norms, &fl) == ET_OK) {
                 for (i = 0; i < n; i++) {
                     uint32_t nz = 0;
                     (void)et_lrt_delta_row(st, &fl, i, row, &nz);

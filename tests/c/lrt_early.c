@@ -24,6 +24,7 @@
 
 #include "edgetrain/edgetrain.h"
 #include "digest.h"
+#include "lrt_case.h"
 
 #ifdef ET_LRT_EARLY_CHECK
 extern uint64_t et_lrt_early_stats[5];
@@ -105,12 +106,9 @@ static void limit_basis(int16_t *q, uint32_t len, uint32_t rank, int16_t *exp, u
 static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_t kappa, int kind, int terms,
                     uint32_t seed)
 {
-    et_lrt_config_t cfg;
+    lrt_case_t c;
     et_lrt_state_t *st = NULL;
     et_prng_t prng;
-    size_t st_size = 0;
-    size_t scr_size = 0;
-    unsigned char *scratch;
     int8_t *delta;
     uint8_t *x;
     uint64_t h = UINT64_C(14695981039346656037);
@@ -119,20 +117,12 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
     int bad = 0;
     int t;
     uint32_t i;
-    (void)et_lrt_config_default(&cfg);
-    cfg.rank = (uint8_t)rank;
-    cfg.unbiased = (uint8_t)unbiased;
-    cfg.kappa_th = kappa;
-    if (et_lrt_state_get_size(n, m, rank, &st_size) != ET_OK ||
-        et_lrt_accumulate_get_buffer_size(n, m, rank, &scr_size) != ET_OK) {
+    if (lrt_case_init(&c, mem.b, n, m, rank, unbiased, kappa) != 0) {
         return 1;
     }
-    scratch = mem.b + ((st_size + 63) & ~(size_t)63);
-    delta = (int8_t *)(scratch + ((scr_size + 63) & ~(size_t)63));
-    x = (uint8_t *)(delta + n);
-    if (et_lrt_state_init(mem.b, st_size, n, m, ET_LRT_DENSE, &cfg, &st) != ET_OK) {
-        return 1;
-    }
+    st = c.st;
+    delta = c.delta;
+    x = c.x;
     (void)et_prng_seed(&prng, seed * 2654435761u + 1u);
     for (t = 0; t < terms; t++) {
         et_status_t rc;
@@ -181,11 +171,11 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
             /* around the threshold for these inputs (rho_L rho_R about 2^-1..2^4 here) */
             st->c_exp = (int16_t)(-26 + (int)(rnd(&s) % 16));
         }
-        rc = et_lrt_accumulate_u8(st, &cfg, delta, -9, x, -7, scratch, scr_size, &prng);
+        rc = et_lrt_accumulate_u8(st, &c.cfg, delta, -9, x, -7, c.scratch, c.scr_size, &prng);
         ok += rc == ET_OK;
         bad += rc != ET_OK;
         h = fnv(h, &rc, sizeof(rc));
-        h = fnv(h, st, st_size);
+        h = fnv(h, st, c.st_size);
         h = fnv(h, &prng, sizeof(prng));
         if (t % 97 == 96) {
             (void)et_lrt_reset(st);
