@@ -115,6 +115,12 @@ class LrtLayer:
         call(fn, self.state, self.cfg, ffi.cast("int8_t *", ffi.from_buffer(d)), int(delta_exp),
              ffi.cast(ctype, ffi.from_buffer(xv)), int(x_exp), self.scratch, self.scratch_size, self.prng)
 
+    def reorthonormalize(self) -> None:
+        """The same estimate on orthonormal bases (et_lrt_reorthonormalize; docs/lrt.md): every few
+        hundred or thousand terms without a reset, the int16 bases' drift from orthonormal is undone."""
+        ref.check_c_values(self.state)
+        call("et_lrt_reorthonormalize", self.state, self.scratch, self.scratch_size)
+
     # -- per flush ----------------------------------------------------------------
     def flush_begin(self) -> dict:
         """One flush attempt; returns what et_lrt_flush_t holds."""

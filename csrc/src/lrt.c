@@ -1694,3 +1694,229 @@ et_status_t et_lrt_delta_row(const et_lrt_state_t *state, const et_lrt_flush_t *
     }
     return ET_OK;
 }
+
+/* ---- re-orthonormalisation ---------------------------------------------------------- */
+
+/*
+ * Gram matrix of the first p columns of q (len x rank int16, exponent q_exp) in Q30 real units,
+ * upper triangle into g (rank x rank). 0 when some entry is more than 1/(4p) from the identity:
+ * then the eigenvalues of Q^T Q lie in [3/4, 5/4] (Gershgorin), which keeps every later
+ * quantity within the bounds given at et_lrt_reorthonormalize.
+ */
+static int lrt_gram_q30(const int16_t *q, uint32_t len, int rank, int p, int q_exp, int32_t *g)
+{
+    int j;
+    int k;
+    uint32_t i;
+    int64_t tol = LRT_Q30 / (4 * p);
+    for (j = 0; j < p; j++) {
+        for (k = j; k < p; k++) {
+            int64_t acc = 0; /* exact: |q| <= 2^15, len <= 65535, so |acc| < 2^46 */
+            int64_t v;
+            for (i = 0; i < len; i++) {
+                acc += (int64_t)q[(size_t)i * rank + j] * q[(size_t)i * rank + k];
+            }
+            v = LRT_RSHIFT(acc, -(2 * q_exp + 30)); /* 2 q_exp + 30 <= 2: a left shift stays below 2^48 */
+            if (lrt_abs(v - (j == k ? LRT_Q30 : 0)) > (uint64_t)tol) {
+                return 0;
+            }
+            g[j * rank + k] = (int32_t)v;
+        }
+    }
+    return 1;
+}
+
+/*
+ * In place on the upper triangle (first p rows and columns of rank x rank, Q30): the Cholesky
+ * factor R of the Gram matrix (G = R^T R). The eigenvalue bounds give |R_ij| <= sqrt(5/4) and
+ * R_jj >= sqrt(3/4), so every sum stays within 2^61 and every entry within int32.
+ */
+static void lrt_cholesky(int32_t *a, int rank, int p)
+{
+    int i;
+    int j;
+    int k;
+    for (j = 0; j < p; j++) {
+        int64_t d = (int64_t)a[j * rank + j] * LRT_Q30;
+        int64_t rjj;
+        for (i = 0; i < j; i++) {
+            d -= (int64_t)a[i * rank + j] * a[i * rank + j];
+        }
+        rjj = (int64_t)lrt_sqrt_round((uint64_t)d);
+        a[j * rank + j] = (int32_t)rjj;
+        for (k = j + 1; k < p; k++) {
+            int64_t s = (int64_t)a[j * rank + k] * LRT_Q30;
+            for (i = 0; i < j; i++) {
+                s -= (int64_t)a[i * rank + j] * a[i * rank + k];
+            }
+            a[j * rank + k] = (int32_t)lrt_div(s, rjj);
+        }
+    }
+}
+
+/*
+ * In place: the upper triangular R (Q30) becomes X = R^-1 (Q30), from the bottom row up (row j
+ * of X needs row j of R and the rows of X below it). Columns of X have norms <= 2/sqrt(3).
+ */
+static void lrt_upper_inverse(int32_t *a, int rank, int p)
+{
+    int64_t row[ET_LRT_MAX_RANK];
+    int i;
+    int j;
+    int k;
+    for (j = p - 1; j >= 0; j--) {
+        int64_t rjj = a[j * rank + j];
+        row[j] = lrt_div(INT64_C(1) << 60, rjj);
+        for (k = j + 1; k < p; k++) {
+            int64_t s = 0;
+            for (i = j + 1; i <= k; i++) {
+                s += (int64_t)a[j * rank + i] * a[i * rank + k];
+            }
+            row[k] = -lrt_div(s, rjj);
+        }
+        for (k = j; k < p; k++) {
+            a[j * rank + k] = (int32_t)row[k];
+        }
+    }
+}
+
+/* Entry (j, k) of R_L diag(c) R_R^T before scaling: sum over i of round(R_L[j][i] R_R[k][i] 2^-30) c24_i. */
+static int64_t lrt_core_entry(const int32_t *rl, const int32_t *rr, const int64_t *c24, int rank, int p, int j, int k)
+{
+    int64_t acc = 0;
+    int i;
+    for (i = j > k ? j : k; i < p; i++) {
+        acc += LRT_RSHIFT((int64_t)rl[j * rank + i] * rr[k * rank + i], 30) * c24[i];
+    }
+    return acc;
+}
+
+/* In place, row by row: a (rank x rank, upper, Q30) becomes a @ b (b: the first rank rows and
+ * columns of a ld x ld Q30 matrix), one rounding per entry. */
+static void lrt_mul_upper_q30(int32_t *a, const int32_t *b, int ld, int rank, int p)
+{
+    int64_t row[ET_LRT_MAX_RANK];
+    int i;
+    int j;
+    int k;
+    for (j = 0; j < p; j++) {
+        for (k = 0; k < rank; k++) {
+            int64_t acc = 0;
+            for (i = j; i < p; i++) {
+                acc += (int64_t)a[j * rank + i] * b[i * ld + k];
+            }
+            row[k] = LRT_RSHIFT(acc, 30);
+        }
+        for (k = 0; k < rank; k++) {
+            a[j * rank + k] = (int32_t)row[k];
+        }
+    }
+}
+
+et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t scratch_size)
+{
+    int r;
+    int p = 0;
+    int qq;
+    int j;
+    int k;
+    size_t need;
+    int32_t *zero_l;
+    int32_t *zero_r;
+    int32_t *xl;
+    int32_t *xr;
+    int32_t *u;
+    int32_t *v;
+    uint32_t sigma[LRT_QMAX];
+    int64_t c24[ET_LRT_MAX_RANK];
+    const int64_t g0[ET_LRT_MAX_RANK] = {0};
+    uint64_t kmax = 0;
+    int cs;
+    int ks;
+    int64_t e_k;
+    lrt_rot_t rot_l;
+    lrt_rot_t rot_r;
+    int sh_l;
+    int sh_r;
+    int new_el;
+    int new_er;
+    int c_sh;
+    int64_t new_ce;
+
+    if (!lrt_state_ok(state) || scratch == NULL || ((uintptr_t)scratch & 3u) != 0) {
+        return ET_ERR_ARG;
+    }
+    r = state->rank;
+    if (et_lrt_accumulate_get_buffer_size(state->n, state->m, (uint32_t)r, &need) != ET_OK || scratch_size < need) {
+        return ET_ERR_NOMEM;
+    }
+    while (p < r && state->c_mant[p] != 0) {
+        p++;
+    }
+    if (p == 0 || state->exp_l == 0 || state->exp_r == 0) {
+        return ET_OK; /* nothing held */
+    }
+    qq = r < 2 ? 2 : r;
+    zero_l = (int32_t *)scratch;
+    zero_r = zero_l + state->n;
+    xl = zero_r + state->m;
+    xr = xl + r * r;
+    u = xr + r * r;
+    v = u + qq * qq;
+    memset(xl, 0, sizeof(int32_t) * (size_t)(2 * r * r + qq * qq));
+
+    /* Q = Q' R on each side (Cholesky of the Gram matrix), so Q_L diag(c) Q_R^T = Q'_L K Q'_R^T */
+    if (!lrt_gram_q30(lrt_ql(state), state->n, r, p, state->exp_l, xl) ||
+        !lrt_gram_q30(lrt_qr(state), state->m, r, p, state->exp_r, xr)) {
+        return ET_ERR_RANGE;
+    }
+    lrt_cholesky(xl, r, p);
+    lrt_cholesky(xr, r, p);
+
+    /* K = R_L diag(c) R_R^T with c on 24 bits, scaled so that its largest entry is below 2^24 */
+    cs = lrt_bitlen(state->c_mant[0]) - 24;
+    for (k = 0; k < p; k++) {
+        c24[k] = LRT_RSHIFT((int64_t)state->c_mant[k], cs);
+    }
+    for (j = 0; j < p; j++) {
+        for (k = 0; k < p; k++) {
+            uint64_t a = lrt_abs(lrt_core_entry(xl, xr, c24, r, p, j, k));
+            kmax = a > kmax ? a : kmax;
+        }
+    }
+    ks = lrt_bitlen(kmax) - 24;
+    e_k = (int64_t)state->c_exp + cs - 30 + ks;
+    for (j = 0; j < p; j++) {
+        for (k = 0; k < p; k++) {
+            u[j * qq + k] = (int32_t)LRT_RSHIFT(lrt_core_entry(xl, xr, c24, r, p, j, k), ks);
+        }
+    }
+
+    /* K = U diag(sigma) V^T; the new bases are Q_L R_L^-1 U and Q_R R_R^-1 V */
+    (void)et_lrt_svd(u, qq, sigma, u, v);
+    lrt_upper_inverse(xl, r, p);
+    lrt_upper_inverse(xr, r, p);
+    lrt_mul_upper_q30(xl, u, qq, r, p);
+    lrt_mul_upper_q30(xr, v, qq, r, p);
+
+    memset(zero_l, 0, sizeof(int32_t) * ((size_t)state->n + state->m));
+    lrt_rot_init(&rot_l, xl, state->exp_l, g0);
+    lrt_rot_init(&rot_r, xr, state->exp_r, g0);
+    new_el = lrt_rot_peak(lrt_ql(state), state->n, r, &rot_l, zero_l, &sh_l);
+    new_er = lrt_rot_peak(lrt_qr(state), state->m, r, &rot_r, zero_r, &sh_r);
+    c_sh = et_norm_shift_u64(sigma[0], 31);
+    new_ce = e_k + c_sh;
+    if (sigma[0] == 0 || new_el == 0 || new_er == 0 || !lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) ||
+        !lrt_exp_ok16(new_ce)) {
+        return ET_ERR_RANGE;
+    }
+    lrt_rot_store(lrt_ql(state), state->n, r, &rot_l, zero_l, sh_l);
+    lrt_rot_store(lrt_qr(state), state->m, r, &rot_r, zero_r, sh_r);
+    state->exp_l = (int16_t)new_el;
+    state->exp_r = (int16_t)new_er;
+    for (k = 0; k < r; k++) {
+        state->c_mant[k] = (uint32_t)LRT_RSHIFT(sigma[k], c_sh);
+    }
+    state->c_exp = (int16_t)new_ce;
+    return ET_OK;
+}

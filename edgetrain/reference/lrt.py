@@ -444,6 +444,102 @@ def accumulate_u8(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: in
     return _accumulate(st, cfg, delta, delta_exp, x, x_exp, np.uint8, prng)
 
 
+# ---- re-orthonormalisation -------------------------------------------------------------
+
+
+def _gram_q30(q: np.ndarray, q_exp: int, p: int) -> list | None:
+    """Upper triangle of the first p columns' Gram matrix in Q30 real units, or None when an entry
+    is more than 1/(4p) from the identity (eigenvalues then lie in [3/4, 5/4])."""
+    cols = q[:, :p].astype(np.int64)
+    gram = cols.T @ cols  # exact: |q| <= 2^15, n <= 65535
+    tol = Q30 // (4 * p)
+    out = [[0] * p for _ in range(p)]
+    for j in range(p):
+        for k in range(j, p):
+            v = rshift(int(gram[j, k]), -(2 * q_exp + 30))
+            if abs(v - (Q30 if j == k else 0)) > tol:
+                return None
+            out[j][k] = v
+    return out
+
+
+def _cholesky(a: list, p: int) -> None:
+    """In place: the upper Cholesky factor R (Q30) of the Gram matrix, G = R^T R."""
+    for j in range(p):
+        rjj = sqrt_round(a[j][j] * Q30 - sum(a[i][j] * a[i][j] for i in range(j)))
+        a[j][j] = rjj
+        for k in range(j + 1, p):
+            a[j][k] = fixed.div_round_s64(a[j][k] * Q30 - sum(a[i][j] * a[i][k] for i in range(j)), rjj)
+
+
+def _upper_inverse(a: list, p: int) -> None:
+    """In place: R (upper, Q30) becomes R^-1 (Q30), from the bottom row up."""
+    for j in range(p - 1, -1, -1):
+        rjj = a[j][j]
+        row = {j: fixed.div_round_s64(1 << 60, rjj)}
+        for k in range(j + 1, p):
+            row[k] = -fixed.div_round_s64(sum(a[j][i] * a[i][k] for i in range(j + 1, k + 1)), rjj)
+        for k in range(j, p):
+            a[j][k] = row[k]
+
+
+def reorthonormalize(st: State) -> str:
+    """et_lrt_reorthonormalize: the same estimate on orthonormal bases (docs/lrt.md).
+
+    Q = Q' R on each side (Cholesky of the Gram matrix of the p columns with c_k > 0), the SVD
+    of R_L diag(c) R_R^T, one rotation per basis. Returns "ok" or "empty" (nothing held: the
+    state is left as it is). RangeError, with nothing changed, when Q^T Q is more than 1/(4p)
+    from the identity in some entry or an exponent would leave its range.
+    """
+    check_c_values(st)
+    r = st.rank
+    p = 0
+    while p < r and st.c_mant[p] != 0:
+        p += 1
+    if p == 0 or st.exp_l == 0 or st.exp_r == 0:
+        return "empty"
+    rl, rr = _gram_q30(st.ql, st.exp_l, p), _gram_q30(st.qr, st.exp_r, p)
+    if rl is None or rr is None:
+        raise RangeError(
+            f"LRT bases are more than 1/(4*{p}) from orthonormal in some entry of Q^T Q: not a basis the "
+            "accumulator built (it stays far closer); reset the layer instead")
+    _cholesky(rl, p)
+    _cholesky(rr, p)
+    cs = _bitlen(st.c_mant[0]) - 24
+    c24 = [rshift(int(st.c_mant[k]), cs) for k in range(p)]
+
+    def entry(j: int, k: int) -> int:
+        return sum(rshift(rl[j][i] * rr[k][i], 30) * c24[i] for i in range(max(j, k), p))
+
+    raw = [[entry(j, k) for k in range(p)] for j in range(p)]
+    ks = _bitlen(max(abs(v) for row in raw for v in row)) - 24
+    qq = max(r, 2)
+    core = [[rshift(raw[j][k], ks) if j < p and k < p else 0 for k in range(qq)] for j in range(qq)]
+    e_k = st.c_exp + cs - 30 + ks
+    sigma, u, v = svd(core)
+    _upper_inverse(rl, p)
+    _upper_inverse(rr, p)
+    mats = []
+    for x, w in ((rl, u), (rr, v)):
+        mats.append([[rshift(sum(x[j][i] * w[i][k] for i in range(j, p)), 30) if j < p else 0 for k in range(r)]
+                     for j in range(r)] + [[0] * r])
+    none = _Side([], 0, np.zeros(0, dtype=np.int64), 0, 0)
+    new_ql, new_el = _rotate(st.ql, st.exp_l, none, mats[0], r)
+    new_qr, new_er = _rotate(st.qr, st.exp_r, none, mats[1], r)
+    c_sh = fixed.norm_shift_u64(sigma[0], 31)
+    new_ce = e_k + c_sh
+    for name, e in (("Q_L", new_el), ("Q_R", new_er)):
+        if e == 0 or not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
+            raise RangeError(f"LRT {name} block exponent {e} after re-orthonormalisation is outside "
+                             f"{BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the state is corrupted; reset the layer")
+    if sigma[0] == 0 or not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
+        raise RangeError(f"LRT c exponent {new_ce} after re-orthonormalisation leaves the int16 range: "
+                         "the state is corrupted; reset the layer")
+    st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
+    st.c_mant, st.c_exp = [rshift(sigma[k], c_sh) for k in range(r)], new_ce
+    return "ok"
+
+
 # ---- flush ---------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
  * in the list below, random and extreme inputs, a flush and reset now and then. Prints one line
  * per case (status counts and an FNV-1a hash of the state, the PRNG and the flushed rows after
  * every term), so that two builds of the core (e.g. with and without ET_NO_MULTIVERSION) can be
- * compared byte for byte. Every 23rd term starts from a random state (any mantissas, any valid
+ * compared byte for byte. Every 29th term re-orthonormalises the bases. Every 23rd term starts from a random state (any mantissas, any valid
  * exponents: the paths valid bases never take). Usage: lrt_digest [TERMS_PER_CASE]
  * [N M RANK UNBIASED KAPPA] (the second form runs one case in steady state, for profiling:
  * random terms only, no flush).
@@ -92,6 +92,12 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
                 st->c_mant[i] = st->c_mant[i - 1] >> (rnd(&s) % 4);
             }
             st->c_exp = (int16_t)(-40 + (int)(rnd(&s) % 60));
+        }
+        if (t % 29 == 28 && !steady) {
+            /* re-orthonormalise (a random state above is refused: nothing may change then) */
+            rc = et_lrt_reorthonormalize(st, c.scratch, c.scr_size);
+            h = fnv(h, &rc, sizeof(rc));
+            h = fnv(h, st, c.st_size);
         }
         if (t % 37 == 36 && !steady) {
             if (et_lrt_flush_begin(st, &c.cfg, &norms, &fl) == ET_OK) {

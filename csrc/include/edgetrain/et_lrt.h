@@ -177,6 +177,25 @@ et_status_t et_lrt_accumulate_u8(et_lrt_state_t *state, const et_lrt_config_t *c
                                  int delta_exp, const uint8_t *x, int x_exp, void *scratch, size_t scratch_size,
                                  et_prng_t *prng);
 
+/*
+ * Re-orthonormalise both bases without changing the estimate beyond rounding.
+ * Each term rounds every basis entry to int16, so after thousands of terms
+ * without a reset the columns drift from orthonormal (docs/lrt.md). This
+ * rewrites Q_L diag(c) Q_R^T as Q'_L diag(c') Q'_R^T with Q = Q' R (Cholesky of
+ * the Gram matrix of the columns with c_k > 0), the SVD of R_L diag(c) R_R^T
+ * and one rotation per basis, all in integers. Cost: about 2.5 r^2 (n + m)
+ * multiply-adds, less than one term's; call it every few hundred or thousand
+ * terms. Columns with c_k = 0 become zero; counters, B_eff and the PRNG are
+ * untouched; an empty state is left as it is.
+ *   scratch: as et_lrt_accumulate_* (4-byte aligned, at least
+ *            et_lrt_accumulate_get_buffer_size(n, m, r) bytes).
+ * ET_ERR_ARG for NULL or a bad state; ET_ERR_NOMEM for a short scratch;
+ * ET_ERR_RANGE when some entry of Q^T Q is more than 1/(4p) from the
+ * identity (p live columns; not a basis this core built) or an exponent
+ * would leave its range. On error nothing is written.
+ */
+et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t scratch_size);
+
 /* Reset both trackers (et_maxnorm_init). ET_ERR_ARG for NULL. */
 et_status_t et_lrt_norms_init(et_lrt_norms_t *norms);
 
