@@ -23,7 +23,7 @@ from importlib import metadata
 
 import numpy as np
 
-from .config import LGA_FIELDS, LRT_STATS, MAX_LAYERS, TrainConfig
+from .config import LGA_FIELDS, LRT_FIELDS, LRT_STATS, MAX_LAYERS, TrainConfig
 from .errors import ArgumentError, RangeError, UnsupportedError
 from .model.description import LayerKind, Model
 from .model.kinds import kind_name
@@ -169,10 +169,6 @@ class NumpyBackend(Backend):
 
     def _stored(self, layer: int):
         return self.state.layers[layer].weights.reshape(-1), None
-
-
-LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm",
-              "kappa_th")
 
 
 def c_config(ffi, config: TrainConfig):

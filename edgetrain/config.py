@@ -35,10 +35,11 @@ class LrtConfig:
     eta0_q24: int = 167772  # eta0 * 2^24, 1..2^24 (0.01)
     rho_min_ppm: int = 10000  # rho_min in parts per million, 0..1000000 (1 %)
     kappa_th: int = 100  # kappa threshold; 0 disables the skip rule; <= 2^31 - 1
+    reorth_terms: int = 0  # re-orthonormalise the bases every this many terms; 0 = never; <= 65535
 
 
 LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm",
-              "kappa_th")
+              "kappa_th", "reorth_terms")
 
 
 def lrt_config_default() -> LrtConfig:
@@ -57,6 +58,7 @@ def lrt_config_check(cfg: LrtConfig) -> None:
         ("eta0_q24", 1, 1 << 24, "eta0 * 2^24, i.e. eta0 in (0, 1]"),
         ("rho_min_ppm", 0, 1000000, "minimum update density in parts per million"),
         ("kappa_th", 0, (1 << 31) - 1, "kappa threshold (0 disables the skip rule)"),
+        ("reorth_terms", 0, 65535, "terms between re-orthonormalisations of the bases (0 = never)"),
     ]
     for name, lo, hi, what in checks:
         v = getattr(cfg, name)

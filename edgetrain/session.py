@@ -285,7 +285,8 @@ def lrt_report(model, config: TrainConfig) -> dict:
             "layer_unbiased": {model.layers[i].name: bool(config.lrt_layer_config(i).unbiased)
                                for i, layer in enumerate(model.layers) if layer.weights is not None},
             "batch_conv": c.batch_conv, "batch_dense": c.batch_dense,
-            "eta0": c.eta0_q24 / 2**24, "rho_min": c.rho_min_ppm / 1e6, "kappa": c.kappa_th, "maxnorm": bool(c.maxnorm)}
+            "eta0": c.eta0_q24 / 2**24, "rho_min": c.rho_min_ppm / 1e6, "kappa": c.kappa_th, "maxnorm": bool(c.maxnorm),
+            "reorth_terms": c.reorth_terms}
 
 
 def _progress(total: int, enabled: bool | None):

@@ -50,10 +50,10 @@ def samples(model, n, seed=0):
     return xs, rng.integers(0, model.n_classes, size=n)
 
 
-def config(optimizer, seed=3):
+def config(optimizer, seed=3, reorth=0):
     # Small B so that LRT flushes (and writes) within a few samples.
     return TrainConfig(optimizer=optimizer, seed=seed,
-                       lrt=replace(LrtConfig(), batch_conv=2, batch_dense=3, rho_min_ppm=0))
+                       lrt=replace(LrtConfig(), batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=reorth))
 
 
 def train(backend, xs, ys):
@@ -87,18 +87,23 @@ def test_arm_matches_host_and_twin(fw_dir, cpu, optimizer):
 
 
 @needs_unicorn
-@pytest.mark.parametrize("optimizer", [OPT_SGD, OPT_LRT], ids=["sgd", "lrt"])
-def test_arm_mcu_cnn_on_m4(fw_dir, optimizer):
+@pytest.mark.parametrize("optimizer, reorth", [(OPT_SGD, 0), (OPT_LRT, 0), (OPT_LRT, 40)], ids=["sgd", "lrt", "lrt-reorth"])
+def test_arm_mcu_cnn_on_m4(fw_dir, optimizer, reorth):
+    """With reorth, the conv layers' bases are re-orthonormalised every 40 terms (the INIT mailbox carries it)."""
     from firmware_sim.arm import ArmBackend
 
     model = preset("mcu-cnn", 0)
-    cfg = config(optimizer)
+    cfg = config(optimizer, reorth=reorth)
     xs, ys = samples(model, 3 if optimizer == OPT_LRT else 4)
     arm = ArmBackend(model, cfg, cpu="cortex-m4", build_dir=fw_dir)
     c = make_backend("c", model, cfg)
     assert train(arm, xs, ys) == train(c, xs, ys)
     assert arm.weights_sha256() == c.weights_sha256()
     assert np.array_equal(arm.cell_writes, c.cell_writes)
+    if reorth:  # it reached the device: without it the weights come out otherwise
+        plain = make_backend("c", model, config(optimizer))
+        train(plain, xs, ys)
+        assert arm.weights_sha256() != plain.weights_sha256()
 
 
 def odd_length_model():

@@ -54,6 +54,31 @@ def test_c_equals_twin_with_reorthonormalisation(rank, unbiased, kappa, twin):
             twin.equal(layer.snapshot(), reference_snapshot(tw, prng, ref.norms_init()), f"{n}x{m} r={rank} after reorthonormalize")
 
 
+@pytest.mark.parametrize("unbiased", [0, 1])
+def test_config_reorth_terms_runs_it_inside_accumulate(unbiased, twin):
+    """reorth_terms = K: after a term that leaves `terms` a multiple of K, the accumulate re-orthonormalises,
+    exactly as an explicit call would; C == twin."""
+    rng = np.random.default_rng(7 + unbiased)
+    base = LrtConfig(rank=3, unbiased=unbiased, kappa_th=0)
+    auto = LrtLayer(12, 50, LrtConfig(**{**base.__dict__, "reorth_terms": 6}), seed=4)
+    manual = LrtLayer(12, 50, base, seed=4)
+    tw, prng = ref.state_init(12, 50, auto.config), Prng(4)
+    for t in range(40):
+        d, x = rng.integers(-128, 128, 12).astype(np.int8), rng.integers(0, 256, 50).astype(np.uint8)
+        auto.accumulate(d, -9, x, -7)
+        manual.accumulate(d, -9, x, -7)
+        ref.accumulate_u8(tw, auto.config, d, -9, x, -7, prng)
+        if (t + 1) % 6 == 0:
+            manual.reorthonormalize()
+        assert auto.snapshot() == manual.snapshot(), t
+        twin.equal(auto.snapshot(), reference_snapshot(tw, prng, ref.norms_init()), f"term {t}")
+    plain = LrtLayer(12, 50, base, seed=4)
+    rng = np.random.default_rng(7 + unbiased)
+    for t in range(40):
+        plain.accumulate(rng.integers(-128, 128, 12).astype(np.int8), -9, rng.integers(0, 256, 50).astype(np.uint8), -7)
+    assert plain.snapshot()["ql"] != auto.snapshot()["ql"]  # it did change the bases' rounding
+
+
 @pytest.mark.parametrize("rank", [1, 3, 4, 8])
 def test_estimate_is_kept_and_bases_come_out_orthonormal(rank):
     rng = np.random.default_rng(rank)

@@ -76,6 +76,7 @@ STEP_CONFIGS = [
     ("r1-kappa-off", dict(rank=1, kappa_th=0, batch_conv=3, batch_dense=4, rho_min_ppm=0)),
     ("r8-gate", dict(rank=8, batch_conv=2, batch_dense=2, rho_min_ppm=300000, eta0_q24=1 << 15)),
     ("no-maxnorm-1pass", dict(maxnorm=0, gs_passes=1, batch_conv=2, batch_dense=3, eta0_q24=1 << 12)),
+    ("reorth-5", dict(reorth_terms=5, kappa_th=0, batch_conv=2, batch_dense=4, rho_min_ppm=0)),
 ]
 
 
@@ -185,11 +186,12 @@ def test_mcu_cnn_mixed_truncation_steps_agree(core, twin, conv, dense):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("unbiased", [1, 0])
-def test_mcu_cnn_lrt_steps_agree(core, twin, unbiased):
-    """The deployed shape: conv terms per pixel (up to 676 per sample), BN-fed dense, flushes of every layer."""
+@pytest.mark.parametrize("unbiased, reorth", [(1, 0), (0, 0), (1, 50)])
+def test_mcu_cnn_lrt_steps_agree(core, twin, unbiased, reorth):
+    """The deployed shape: conv terms per pixel (up to 676 per sample), BN-fed dense, flushes of every layer;
+    with reorth, the conv layers' bases are re-orthonormalised many times between flushes."""
     model = preset("mcu-cnn", 2)
-    cfg = lrt_config(seed=9, unbiased=unbiased, batch_conv=2, batch_dense=3, rho_min_ppm=0)
+    cfg = lrt_config(seed=9, unbiased=unbiased, batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=reorth)
     cb, nb = CBackend(model, cfg), NumpyBackend(model, cfg)
     for k, x in enumerate(inputs(model, 6, 8, "digits")):
         twin.equal(cb.step(x, k % 10), nb.step(x, k % 10), f"prediction {k}")

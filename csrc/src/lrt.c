@@ -1514,6 +1514,10 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         *prng = rng;
     }
     st->terms += st->terms < UINT32_MAX ? 1u : 0u;
+    if (cfg->reorth_terms != 0 && st->terms < UINT32_MAX && st->terms % cfg->reorth_terms == 0) {
+        /* refused (ET_ERR_RANGE) only for bases far from orthonormal: then they stay as they are */
+        (void)et_lrt_reorthonormalize(st, scratch, scratch_size);
+    }
     return ET_OK;
 }
 

@@ -25,7 +25,8 @@ from . import argtypes
 from .lga_flags import add_lga_arguments, lga_config
 from .plan import MAX_ARENA_DEFAULT, parse_size
 
-LRT_LIMITS = {"rank": (1, LRT_MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1)}
+LRT_LIMITS = {"rank": (1, LRT_MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1),
+              "reorth_terms": (0, 65535)}
 OPTIMIZER_CHOICES = ("lrt", "lga", "sgd", "bias", "none")
 BIASED_KINDS = ("all", "conv", "dense")  # --biased KIND: the layers whose truncation is biased
 
@@ -92,6 +93,9 @@ def add_lrt_arguments(p) -> None:
                       help="biased truncation (keep the top r) in all layers, or only in the conv layers (dense ones "
                            "unbiased) or only in the dense ones (conv unbiased): Table 1's mixed rows (default: all)")
     g.add_argument("--kappa", type=argtypes.int_range(0, 2**31 - 1), default=d.kappa_th, help=f"skip a term when c_1 > kappa rho_L rho_R; 0 = never (default: {d.kappa_th})")
+    g.add_argument("--reorth", type=argtypes.int_range(0, 65535), default=d.reorth_terms, metavar="K",
+                   help="re-orthonormalise each layer's bases every K accepted terms, undoing the int16 rounding's drift "
+                        f"on long accumulations (100 keeps it below 2e-3, docs/lrt.md); 0 = never (default: {d.reorth_terms})")
     g.add_argument("--rho-min", type=argtypes.fraction, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
                    f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
     g.add_argument("--no-max-norm", dest="max_norm", action="store_false",
@@ -122,8 +126,10 @@ def lrt_config(args, model) -> tuple[LrtConfig, tuple, tuple]:
     unbiased, truncation = lrt_truncation(args, model)
     cfg = LrtConfig(rank=args.rank, unbiased=unbiased, maxnorm=int(args.max_norm),
                     batch_conv=args.batch_conv, batch_dense=args.batch_dense,
-                    eta0_q24=round(args.lr * 2**24), rho_min_ppm=round(args.rho_min * 1e6), kappa_th=args.kappa)
-    flags = {"rank": "--rank", "batch_conv": "--batch-conv", "batch_dense": "--batch-dense", "kappa_th": "--kappa"}
+                    eta0_q24=round(args.lr * 2**24), rho_min_ppm=round(args.rho_min * 1e6), kappa_th=args.kappa,
+                    reorth_terms=args.reorth)
+    flags = {"rank": "--rank", "batch_conv": "--batch-conv", "batch_dense": "--batch-dense", "kappa_th": "--kappa",
+             "reorth_terms": "--reorth"}
     for name, flag in flags.items():
         lo, hi = LRT_LIMITS[name]
         if not lo <= getattr(cfg, name) <= hi:

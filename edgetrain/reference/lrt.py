@@ -431,6 +431,11 @@ def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int,
     st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
     st.c_mant, st.c_exp = new_c, new_ce
     st.terms = min(st.terms + 1, 0xFFFFFFFF)
+    if cfg.reorth_terms and st.terms < 0xFFFFFFFF and st.terms % cfg.reorth_terms == 0:
+        try:
+            reorthonormalize(st)
+        except RangeError:  # bases far from orthonormal (never the accumulator's): left as they are
+            pass
     return "ok"
 
 

@@ -77,6 +77,9 @@ typedef struct {
     uint32_t eta0_q24;    /* base learning rate eta0 * 2^24: 1..2^24, i.e. (0, 1]; default 167772 (0.01) */
     uint32_t rho_min_ppm; /* minimum update density, parts per million: 0..1000000; default 10000 (1 %) */
     uint32_t kappa_th;    /* skip a term when c_1 > kappa_th * rho_L * rho_R: 0 (never) .. 2^31-1; default 100 */
+    uint16_t reorth_terms; /* re-orthonormalise the bases after a term that leaves `terms` a multiple of
+                              this (et_lrt_reorthonormalize): 0 (never, default) .. 65535; 100 holds
+                              max|Q^T Q - I| below 2e-3 on long low-rank streams (docs/lrt.md) */
 } et_lrt_config_t;
 
 /*
@@ -164,7 +167,10 @@ et_status_t et_lrt_accumulate_get_buffer_size(uint32_t n_max, uint32_t m_max, ui
  *   prng: the seeded generator; one u32 is drawn per term that mixes
  *         (unbiased mode, sigma_{r+1} > 0). May be NULL in biased mode.
  * A zero delta or x leaves the estimate unchanged (counted in terms); a term
- * failing the kappa rule is discarded (counted in skipped).
+ * failing the kappa rule is discarded (counted in skipped). With
+ * cfg->reorth_terms = K > 0, a term that leaves terms a multiple of K is
+ * followed by et_lrt_reorthonormalize in the same scratch (skipped, with the
+ * bases as they are, if it refuses them: never for bases built this way).
  * ET_ERR_ARG for NULL pointers, a bad state, a config whose rank differs from
  * the state's, an exponent out of range; ET_ERR_NOMEM for a short scratch;
  * ET_ERR_RANGE if a new exponent would leave int16. On error nothing is
