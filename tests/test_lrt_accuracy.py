@@ -67,8 +67,8 @@ def test_c_accumulator_tracks_float64_on_the_structured_stream(measured):
         assert max(b["float_orth_l"], b["float_orth_r"]) <= 1e-10
         u = row["unbiased"]
         assert u["seeds"] == 8
-        assert u["c"]["dev_in_se"] <= 3.0, u  # measured 1.19 and 0.85
-        assert u["float"]["dev_in_se"] <= 3.0, u
+        assert u["c"]["dev_in_se"] <= 2.0, u  # the target (within 2 SE); measured 1.19 and 0.85
+        assert u["float"]["dev_in_se"] <= 2.0, u
         assert u["c"]["se_rel"] < 0.05  # the test has power: the SE is small against G
 
 
