@@ -39,7 +39,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -235,7 +235,9 @@ class Scheme:
     as the C) or "full" (scale = peak / (2^(bits-1) - 1), kept as a 16-bit mantissa rounded up and
     an exponent); rounding: "nearest" (half away from zero, as the C) or "stochastic";
     reorth: every this many terms, re-orthonormalise both bases (two Gram-Schmidt passes on the
-    stored columns, the triangular factors folded into the core, an r x r SVD, a rotation).
+    stored columns, the triangular factors folded into the core, an r x r SVD, a rotation);
+    top_bits: mantissa width of the first column (the largest singular value's, which carries most
+    of the estimate), stored with a scale of its own; 0 = as the others.
     """
 
     name: str
@@ -245,16 +247,20 @@ class Scheme:
     scale: str = "pow2"
     rounding: str = "nearest"
     reorth: int = 0
+    top_bits: int = 0
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
         if self.bits == 0:
             return 8 * r * (n + m), 0
-        base = (self.bits * r * (n + m) + 7) // 8
+        wide = self.top_bits if self.top_bits and r > 1 else self.bits
+        base = ((self.bits * (r - 1) + wide) * (n + m) + 7) // 8
         if self.per == "column":  # an int8 exponent per column (+ a 16-bit multiplier when full range)
             extra = 2 * r * (3 if self.scale == "full" else 1)
         else:  # today's block exponents are in the header; full range adds a 16-bit multiplier per basis
             extra = 4 if self.scale == "full" else 0
+            if wide != self.bits:  # the first column's own exponent (and multiplier) per basis
+                extra += 2 * (3 if self.scale == "full" else 1)
         return base, extra
 
     def work(self, n: int, m: int, r: int) -> dict:
@@ -293,6 +299,14 @@ SCHEMES = [
     Scheme("block18", "(e) 18-bit mantissas, block 2^e, nearest", bits=18),
     Scheme("col18-full-sr-reorth100", "(e)+(a)+(b)+(c) 18-bit, per-column full range, stochastic, reorth 100",
            bits=18, per="column", scale="full", rounding="stochastic", reorth=100),
+    Scheme("block16-top18-reorth100", "(f)+(c) column 1 at 18 bits (own 2^e), the rest int16 block 2^e, reorth 100",
+           top_bits=18, reorth=100),
+    Scheme("col16-full-top17", "(f)+(a) column 1 at 17 bits, per-column full range, nearest", per="column",
+           scale="full", top_bits=17),
+    Scheme("col16-full-top17-reorth1000", "(f)+(a)+(c) column 1 at 17 bits, per-column full range, reorth 1000",
+           per="column", scale="full", top_bits=17, reorth=1000),
+    Scheme("col16-full-sr-top17-reorth1000", "(f)+(a)+(b)+(c) column 1 at 17 bits, per-column full range, stochastic, "
+           "reorth 1000", per="column", scale="full", rounding="stochastic", top_bits=17, reorth=1000),
     Scheme("block24", "(e) 24-bit mantissas, block 2^e, nearest", bits=24),
     Scheme("block32", "(e) 32-bit mantissas, block 2^e, nearest", bits=32),
 ]
@@ -307,6 +321,9 @@ def _round_up16(v: np.ndarray) -> np.ndarray:
 def quantize(q: np.ndarray, sch: Scheme, rng: np.random.Generator) -> np.ndarray:
     if sch.bits == 0:
         return q
+    if sch.top_bits and q.shape[1] > 1:  # the first column on its own scale and width, then the rest
+        rest = replace(sch, top_bits=0)
+        return np.column_stack([quantize(q[:, :1], replace(rest, bits=sch.top_bits), rng), quantize(q[:, 1:], rest, rng)])
     top = 2.0 ** (sch.bits - 1) - 1
     peak = np.max(np.abs(q), axis=0, keepdims=True) if sch.per == "column" else np.full((1, 1), np.max(np.abs(q)))
     live = peak > 0

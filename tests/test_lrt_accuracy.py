@@ -136,3 +136,23 @@ def test_bench_writes_json(acc, tmp_path, capsys):
 def test_bench_rejects_bad_options(acc, argv, message):
     with pytest.raises(SystemExit, match=message):
         acc.main(argv)
+
+
+def test_quantize_top_bits_widens_the_first_column_only(acc):
+    """Scheme.top_bits: column 1 on its own scale with top_bits mantissa bits, the others as before;
+    bytes count one column wider (none at r = 1, where it would be the whole basis)."""
+    rng = np.random.default_rng(5)
+    q = np.linalg.qr(rng.normal(size=(60, 4)))[0]
+    sch = {s.name: s for s in acc.SCHEMES}
+    wide, plain = sch["block16-top18-reorth100"], sch["block16"]
+    qq = acc.quantize(q, wide, rng)
+    for col, bits in ((0, 18), (1, 16), (3, 16)):
+        e = np.floor(np.log2(np.max(np.abs(q[:, col:] if col else q[:, :1])))) - (bits - 2)
+        mant = qq[:, col] / 2.0**e
+        assert np.array_equal(mant, np.round(mant)), col
+        assert np.max(np.abs(qq[:, col] - q[:, col])) <= 2.0 ** (e - 1), col
+    assert np.max(np.abs(qq[:, 0] - q[:, 0])) < np.max(np.abs(acc.quantize(q, plain, rng)[:, 0] - q[:, 0]))
+    assert wide.bytes_per_layer(100, 200, 4) == ((16 * 3 + 18) * 300 // 8, 2)
+    assert wide.bytes_per_layer(100, 200, 1) == plain.bytes_per_layer(100, 200, 1)
+    full = sch["col16-full-sr-top17-reorth1000"]
+    assert full.bytes_per_layer(100, 200, 4) == (-(-(16 * 3 + 17) * 300 // 8), 24)  # whole bytes, rounded up
