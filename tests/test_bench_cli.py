@@ -20,7 +20,7 @@ def test_bench_writes_the_documented_keys(tmp_path):
     assert status == 0
     report = json.loads(out.read_text())
     assert [(r["n"], r["m"], r["mode"]) for r in report["lrt"]] == [(8, 12, "biased"), (8, 12, "unbiased-k100")]
-    assert all(r["us_per_term"] > 0 and r["terms_timed"] == 3 for r in report["lrt"])
+    assert all(r["us_per_term"] > 0 and r["terms_timed"] == 3 and r["us_per_reorthonormalize"] > 0 for r in report["lrt"])
     assert "instructions_per_term" not in report["lrt"][0]
     assert [(r["model"], r["optimizer"]) for r in report["train"]] == [("mlp", "sgd")]
     assert report["train"][0]["ms_per_sample"] > 0
@@ -91,3 +91,16 @@ def test_the_firmware_part_comes_from_the_firmware_sim_plug_in(tmp_path):
     counts = {r["optimizer"]: r["instructions_per_sample"] for r in fw["instructions"]}
     assert counts["sgd"]["accumulate"] == 0 < counts["lrt"]["accumulate"]  # only LRT feeds the accumulators
     assert all(c["total"] > c["forward"] > 0 for c in counts.values())
+
+
+def test_reorthonormalize_is_counted_per_call():
+    """The bench's callgrind count of et_lrt_reorthonormalize (the `lrt-reorth` workload): a positive
+    figure per call, below a term's at this size (its fixed part, the Cholesky and an r x r SVD, is smaller)."""
+    from edgetrain.commands.bench import per_unit
+
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind not installed (the bench counts instructions with callgrind)")
+    spec = {"kind": "lrt", "n": 16, "m": 72, "rank": 4, "mode": "biased"}
+    reorth = per_unit(dict(spec, kind="lrt-reorth"), "et_lrt_reorthonormalize", 3)["et_lrt_reorthonormalize"]
+    term = per_unit(spec, "et_lrt_accumulate_u8", 40)["et_lrt_accumulate_u8"]
+    assert 0 < reorth < term

@@ -143,6 +143,15 @@ class LrtRun:
                 raise RuntimeError("et_lrt_accumulate_u8 failed")
             self.done += 1
 
+    def reorthonormalize(self, count: int) -> None:
+        """count calls of et_lrt_reorthonormalize on the state the terms left (the same work each time)."""
+        from ..core import lib
+
+        L = self.layer
+        for _ in range(count):
+            if lib.et_lrt_reorthonormalize(L.state, L.scratch, L.scratch_size) != 0:
+                raise RuntimeError("et_lrt_reorthonormalize failed")
+
 
 class StepRun:
     """The C backend of one model and optimizer stepping through a fixed list of images."""
@@ -167,6 +176,10 @@ def _worker(spec: str) -> None:
     s = json.loads(spec)
     if s["kind"] == "lrt":
         LrtRun(s["n"], s["m"], s["rank"], s["mode"]).run(s["count"])
+    elif s["kind"] == "lrt-reorth":
+        run = LrtRun(s["n"], s["m"], s["rank"], s["mode"])
+        run.run(8 * s["rank"])
+        run.reorthonormalize(s["count"])
     else:
         x, y, _ = images(s["data_dir"], s["count"])
         StepRun(s["model"], s["optimizer"], x, y).run(s["count"])
@@ -258,6 +271,13 @@ def bench_lrt(args, shapes, counting: bool) -> list[dict]:
             row = {"n": n, "m": m, "rank": args.rank, "mode": mode, "terms_timed": args.terms * args.repeat,
                    "us_per_term": 1e6 * statistics.median(blocks), "us_per_term_min": 1e6 * min(blocks),
                    "skipped_fraction": int(st.skipped) / max(1, int(st.terms) + int(st.skipped))}
+            calls = max(1, args.terms // 10)
+            reorth = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                bench.reorthonormalize(calls)
+                reorth.append((time.perf_counter() - t0) / calls)
+            row["us_per_reorthonormalize"] = 1e6 * statistics.median(reorth)
             if counting:
                 spec = {"kind": "lrt", "n": n, "m": m, "rank": args.rank, "mode": mode}
                 count = args.count_terms or max(20, 8 * args.rank)
@@ -269,9 +289,13 @@ def bench_lrt(args, shapes, counting: bool) -> list[dict]:
                 before = int(probe.layer.state.skipped)
                 probe.run(count)
                 row["counted_skipped_fraction"] = (int(probe.layer.state.skipped) - before) / count
+                row["instructions_per_reorthonormalize"] = per_unit(
+                    dict(spec, kind="lrt-reorth"), "et_lrt_reorthonormalize", 10).get("et_lrt_reorthonormalize")
             results.append(row)
             print(f"lrt {n}x{m} r={args.rank} {mode:14s} {row['us_per_term']:9.1f} us/term"
-                  + (f"  {row['instructions_per_term']:12.0f} instr/term" if counting else ""), file=sys.stderr)
+                  + (f"  {row['instructions_per_term']:12.0f} instr/term" if counting else "")
+                  + f"  reorthonormalize {row['us_per_reorthonormalize']:7.1f} us"
+                  + (f" {row['instructions_per_reorthonormalize']:10.0f} instr" if counting else ""), file=sys.stderr)
     return results
 
 
