@@ -1707,7 +1707,7 @@ et_status_t et_lrt_delta_row(const et_lrt_state_t *state, const et_lrt_flush_t *
  * then the eigenvalues of Q^T Q lie in [3/4, 5/4] (Gershgorin), which keeps every later
  * quantity within the bounds given at et_lrt_reorthonormalize.
  */
-static int lrt_gram_q30(const int16_t *q, uint32_t len, int rank, int p, int q_exp, int32_t *g)
+LRT_INLINE int lrt_gram_q30_r(const int16_t *q, uint32_t len, const int rank, int p, int q_exp, int32_t *g)
 {
     int j;
     int k;
@@ -1728,6 +1728,12 @@ static int lrt_gram_q30(const int16_t *q, uint32_t len, int rank, int p, int q_e
         }
     }
     return 1;
+}
+
+/* Rank 4 (the default) with the rank a constant, as the accumulate's hot loops. */
+ET_HOT static int lrt_gram_q30(const int16_t *q, uint32_t len, int rank, int p, int q_exp, int32_t *g)
+{
+    return LRT_WIDE && rank == 4 ? lrt_gram_q30_r(q, len, 4, p, q_exp, g) : lrt_gram_q30_r(q, len, rank, p, q_exp, g);
 }
 
 /*
