@@ -190,8 +190,8 @@ et_status_t et_lrt_accumulate_u8(et_lrt_state_t *state, const et_lrt_config_t *c
  * rewrites Q_L diag(c) Q_R^T as Q'_L diag(c') Q'_R^T with Q = Q' R (Cholesky of
  * the Gram matrix of the columns with c_k > 0), the SVD of R_L diag(c) R_R^T
  * and one rotation per basis, all in integers. Cost: about 2.5 r^2 (n + m)
- * multiply-adds, less than one term's; call it every few hundred or thousand
- * terms. Columns with c_k = 0 become zero; counters, B_eff and the PRNG are
+ * multiply-adds, less than one term's; every 100 terms keeps the drift below
+ * 2e-3 on long low-rank streams (more often costs accuracy, docs/lrt.md). Columns with c_k = 0 become zero; counters, B_eff and the PRNG are
  * untouched; an empty state is left as it is.
  *   scratch: as et_lrt_accumulate_* (4-byte aligned, at least
  *            et_lrt_accumulate_get_buffer_size(n, m, r) bytes).
