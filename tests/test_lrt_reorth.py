@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT
 from edgetrain import ArgumentError, NoMemoryError, RangeError
@@ -178,3 +180,69 @@ def test_bad_input_changes_nothing(core):
     with pytest.raises(ArgumentError):
         ref.reorthonormalize(tw)
 
+
+
+@st.composite
+def near_orthonormal_states(draw):
+    """(n, m, rank, bases as floats, c, c_exp, tilt): random orthonormal columns tilted by up to `tilt`
+    (some past the 1/(4p) refusal limit), a random descending c, empty slots at the end."""
+    rank = draw(st.integers(1, 8))
+    n, m = draw(st.integers(rank, 40)), draw(st.integers(rank, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    live = draw(st.integers(1, rank))
+    tilt = draw(st.sampled_from([0.0, 1e-3, 1e-2, 0.05, 0.2]))
+    c = np.sort(rng.integers(1, 2**31, live))[::-1].tolist() + [0] * (rank - live)
+    return n, m, rank, rng, c, draw(st.integers(-60, 20)), tilt
+
+
+def _load(layer, rng, c, c_exp, tilt):
+    """Write a state into the C layer: each basis Q (1 + tilt E) on a block exponent, int16 mantissas."""
+    from edgetrain.reference.fixed import norm_shift_u64
+
+    for ptr, rows, attr in ((layer._ql, layer.n, "exp_l"), (layer._qr, layer.m, "exp_r")):
+        q = np.linalg.qr(rng.normal(size=(rows, layer.rank)))[0] @ (np.eye(layer.rank) + tilt * rng.normal(size=(layer.rank,) * 2))
+        live = sum(1 for v in c if v)
+        q[:, live:] = 0.0
+        e = int(np.floor(np.log2(np.max(np.abs(q))))) - 14
+        mant = np.clip(np.round(q / 2.0**e), -32768, 32767).astype(np.int16).reshape(-1)
+        for i, v in enumerate(mant):
+            ptr[i] = int(v)
+        setattr(layer.state, attr, e)
+    for k, v in enumerate(c):
+        layer.state.c_mant[k] = int(v)
+    layer.state.c_exp = c_exp
+
+
+@settings(max_examples=150, deadline=None)
+@given(near_orthonormal_states())
+def test_random_states_c_equals_twin_or_both_refuse(case):
+    """Random valid states, near and far from orthonormal: C and twin give the same bytes, or both refuse
+    with the state unchanged; when they do not refuse, the estimate is kept and the bases are orthonormal."""
+    from edgetrain import RangeError as Range
+
+    n, m, rank, rng, c, c_exp, tilt = case
+    layer = LrtLayer(n, m, LrtConfig(rank=rank))
+    _load(layer, rng, c, c_exp, tilt)
+    tw = layer.to_state()
+    before = layer.snapshot()
+    try:
+        ref.reorthonormalize(tw)
+        twin_refused = False
+    except Range:
+        twin_refused = True
+    try:
+        layer.reorthonormalize()
+        c_refused = False
+    except Range:
+        c_refused = True
+    assert c_refused == twin_refused
+    if c_refused:
+        assert layer.snapshot() == before
+        return
+    assert layer.snapshot() == reference_snapshot(tw, None, ref.norms_init()) | {"prng": layer.snapshot()["prng"]}
+    g0 = ref.State(n, m, rank, 0, np.array(before["ql"], np.int16), np.array(before["qr"], np.int16), before["exp_l"],
+                   before["exp_r"], before["c_mant"], before["c_exp"]).estimate()
+    g1 = layer.estimate()
+    assert np.linalg.norm(g1 - g0) <= 1e-3 * np.linalg.norm(g0)
+    after = layer.to_state()
+    assert max(ref.orthonormality_error(after.ql, after.exp_l), ref.orthonormality_error(after.qr, after.exp_r)) < 1e-3
