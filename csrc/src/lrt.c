@@ -1331,6 +1331,40 @@ static void lrt_rot_coef(const int32_t *mrot, int rank, uint64_t rho, int64_t *g
     }
 }
 
+/*
+ * Rotate both bases (rot_l, rot_r prepared, residuals res_l, res_r) and set c to c_new (r values on
+ * exponent e_c, 31-bit mantissas; c_new[0] = 0: all zero). Pass 1 finds the new exponents, which are
+ * checked (with c's) before anything is written; ET_ERR_RANGE then, with nothing changed.
+ */
+static et_status_t lrt_rotate_commit(et_lrt_state_t *st, const lrt_rot_t *rot_l, const int32_t *res_l,
+                                     const lrt_rot_t *rot_r, const int32_t *res_r, const uint32_t *c_new, int64_t e_c)
+{
+    int r = st->rank;
+    int sh_l;
+    int sh_r;
+    int k;
+    int c_sh = 0;
+    int64_t new_ce = 0;
+    int new_el = lrt_rot_peak(lrt_ql(st), st->n, r, rot_l, res_l, &sh_l);
+    int new_er = lrt_rot_peak(lrt_qr(st), st->m, r, rot_r, res_r, &sh_r);
+    if (c_new[0] != 0) {
+        c_sh = et_norm_shift_u64(c_new[0], 31);
+        new_ce = e_c + c_sh;
+    }
+    if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
+        return ET_ERR_RANGE;
+    }
+    lrt_rot_store(lrt_ql(st), st->n, r, rot_l, res_l, sh_l);
+    lrt_rot_store(lrt_qr(st), st->m, r, rot_r, res_r, sh_r);
+    st->exp_l = (int16_t)new_el;
+    st->exp_r = (int16_t)new_er;
+    for (k = 0; k < r; k++) {
+        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)LRT_RSHIFT(c_new[k], c_sh) : 0u;
+    }
+    st->c_exp = (int16_t)new_ce;
+    return ET_OK;
+}
+
 static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg, const int8_t *delta, int delta_exp,
                                   const int8_t *x_s8, const uint8_t *x_u8, int x_exp, void *scratch,
                                   size_t scratch_size, et_prng_t *prng)
@@ -1370,12 +1404,6 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int64_t gr[ET_LRT_MAX_RANK];
     lrt_rot_t rot_l;
     lrt_rot_t rot_r;
-    int sh_l;
-    int sh_r;
-    int new_el;
-    int new_er;
-    int c_sh = 0;
-    int64_t new_ce = 0;
 
     if (!lrt_state_ok(st) || et_lrt_config_check(cfg) != ET_OK || cfg->rank != st->rank || delta == NULL ||
         (x_s8 == NULL && x_u8 == NULL) || scratch == NULL || ((uintptr_t)scratch & 3u) != 0 ||
@@ -1493,23 +1521,9 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_rot_coef(mr, r, right.rho, gr);
     lrt_rot_init(&rot_l, ml, st->exp_l, gl);
     lrt_rot_init(&rot_r, mr, st->exp_r, gr);
-    new_el = lrt_rot_peak(lrt_ql(st), st->n, r, &rot_l, res_l, &sh_l);
-    new_er = lrt_rot_peak(lrt_qr(st), st->m, r, &rot_r, res_r, &sh_r);
-    if (c_new[0] != 0) {
-        c_sh = et_norm_shift_u64(c_new[0], 31);
-        new_ce = (int64_t)e_c + c_sh;
-    }
-    if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
+    if (lrt_rotate_commit(st, &rot_l, res_l, &rot_r, res_r, c_new, e_c) != ET_OK) {
         return ET_ERR_RANGE;
     }
-    lrt_rot_store(lrt_ql(st), st->n, r, &rot_l, res_l, sh_l);
-    lrt_rot_store(lrt_qr(st), st->m, r, &rot_r, res_r, sh_r);
-    st->exp_l = (int16_t)new_el;
-    st->exp_r = (int16_t)new_er;
-    for (k = 0; k < r; k++) {
-        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)LRT_RSHIFT(c_new[k], c_sh) : 0u;
-    }
-    st->c_exp = (int16_t)new_ce;
     if (cfg->unbiased) {
         *prng = rng;
     }
@@ -1801,28 +1815,6 @@ static int64_t lrt_core_entry(const int32_t *rl, const int32_t *rr, const int64_
     return acc;
 }
 
-/* In place, row by row: a (rank x rank, upper, Q30) becomes a @ b (b: the first rank rows and
- * columns of a ld x ld Q30 matrix), one rounding per entry. */
-static void lrt_mul_upper_q30(int32_t *a, const int32_t *b, int ld, int rank, int p)
-{
-    int64_t row[ET_LRT_MAX_RANK];
-    int i;
-    int j;
-    int k;
-    for (j = 0; j < p; j++) {
-        for (k = 0; k < rank; k++) {
-            int64_t acc = 0;
-            for (i = j; i < p; i++) {
-                acc += (int64_t)a[j * rank + i] * b[i * ld + k];
-            }
-            row[k] = LRT_RSHIFT(acc, 30);
-        }
-        for (k = 0; k < rank; k++) {
-            a[j * rank + k] = (int32_t)row[k];
-        }
-    }
-}
-
 et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t scratch_size)
 {
     int r;
@@ -1837,6 +1829,7 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     int32_t *xr;
     int32_t *u;
     int32_t *v;
+    int32_t *ml;
     uint32_t sigma[LRT_QMAX];
     int64_t c24[ET_LRT_MAX_RANK];
     const int64_t g0[ET_LRT_MAX_RANK] = {0};
@@ -1846,12 +1839,6 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     int64_t e_k;
     lrt_rot_t rot_l;
     lrt_rot_t rot_r;
-    int sh_l;
-    int sh_r;
-    int new_el;
-    int new_er;
-    int c_sh;
-    int64_t new_ce;
 
     if (!lrt_state_ok(state) || scratch == NULL || ((uintptr_t)scratch & 3u) != 0) {
         return ET_ERR_ARG;
@@ -1873,6 +1860,7 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     xr = xl + r * r;
     u = xr + r * r;
     v = u + qq * qq;
+    ml = v + qq * qq;
     memset(xl, 0, sizeof(int32_t) * (size_t)(2 * r * r + qq * qq));
 
     /* Q = Q' R on each side (Cholesky of the Gram matrix), so Q_L diag(c) Q_R^T = Q'_L K Q'_R^T */
@@ -1906,27 +1894,13 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     (void)et_lrt_svd(u, qq, sigma, u, v);
     lrt_upper_inverse(xl, r, p);
     lrt_upper_inverse(xr, r, p);
-    lrt_mul_upper_q30(xl, u, qq, r, p);
-    lrt_mul_upper_q30(xr, v, qq, r, p);
+    /* M_L = X_L U, M_R = X_R V (q = r: the first r rows and columns; X is zero beyond p) */
+    lrt_matmul_q30(xl, u, r, r, ml);
+    lrt_matmul_q30(xr, v, r, r, u);
 
     memset(zero_l, 0, sizeof(int32_t) * ((size_t)state->n + state->m));
-    lrt_rot_init(&rot_l, xl, state->exp_l, g0);
-    lrt_rot_init(&rot_r, xr, state->exp_r, g0);
-    new_el = lrt_rot_peak(lrt_ql(state), state->n, r, &rot_l, zero_l, &sh_l);
-    new_er = lrt_rot_peak(lrt_qr(state), state->m, r, &rot_r, zero_r, &sh_r);
-    c_sh = et_norm_shift_u64(sigma[0], 31);
-    new_ce = e_k + c_sh;
-    if (sigma[0] == 0 || new_el == 0 || new_er == 0 || !lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) ||
-        !lrt_exp_ok16(new_ce)) {
-        return ET_ERR_RANGE;
-    }
-    lrt_rot_store(lrt_ql(state), state->n, r, &rot_l, zero_l, sh_l);
-    lrt_rot_store(lrt_qr(state), state->m, r, &rot_r, zero_r, sh_r);
-    state->exp_l = (int16_t)new_el;
-    state->exp_r = (int16_t)new_er;
-    for (k = 0; k < r; k++) {
-        state->c_mant[k] = (uint32_t)LRT_RSHIFT(sigma[k], c_sh);
-    }
-    state->c_exp = (int16_t)new_ce;
-    return ET_OK;
+    lrt_rot_init(&rot_l, ml, state->exp_l, g0);
+    lrt_rot_init(&rot_r, u, state->exp_r, g0);
+    /* sigma_1 > 0 (K_11 is about c_1 2^-cs): column 1 of both new bases is a unit vector */
+    return lrt_rotate_commit(state, &rot_l, zero_l, &rot_r, zero_r, sigma, e_k);
 }

@@ -376,6 +376,25 @@ def check_c_values(st) -> None:
         )
 
 
+def _rotate_commit(st: State, left: _Side, ml: list, right: _Side, mr: list, c_new: list, e_c: int) -> None:
+    """Rotate both bases and set c to c_new (on exponent e_c; c_new[0] = 0: all zero). The new exponents
+    are checked before anything is written: RangeError then, with nothing changed."""
+    r = st.rank
+    new_ql, new_el = _rotate(st.ql, st.exp_l, left, ml, r)
+    new_qr, new_er = _rotate(st.qr, st.exp_r, right, mr, r)
+    top = c_new[0]
+    sh = fixed.norm_shift_u64(top, 31) if top else 0
+    new_c = [rshift(c, sh) for c in c_new[:r]] if top else [0] * r
+    new_ce = e_c + sh if top else 0
+    for name, e in (("Q_L", new_el), ("Q_R", new_er)):
+        if e != 0 and not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
+            raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the basis lost its unit columns")
+    if not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
+        raise RangeError(f"LRT c exponent {new_ce} leaves the int16 range: the inputs' exponents are extreme")
+    st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
+    st.c_mant, st.c_exp = new_c, new_ce
+
+
 def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, x_dtype, prng) -> str:
     lrt_config_check(cfg)
     if cfg.rank != st.rank:
@@ -416,20 +435,7 @@ def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int,
     if cfg.unbiased and sigma[-1]:
         bits = prng.next_u32() if isinstance(prng, fixed.Prng) else fixed.prng_next_u32(prng)
     _, c_new, t = truncate(sigma, r, cfg.unbiased, bits)
-    ml, mr = _matmul_q30(u, t), _matmul_q30(v, t)
-    new_ql, new_el = _rotate(st.ql, st.exp_l, left, ml, r)
-    new_qr, new_er = _rotate(st.qr, st.exp_r, right, mr, r)
-    top = c_new[0]
-    sh = fixed.norm_shift_u64(top, 31) if top else 0
-    new_c = [rshift(c, sh) for c in c_new] if top else [0] * r
-    new_ce = e_c + sh if top else 0
-    for name, e in (("Q_L", new_el), ("Q_R", new_er)):
-        if e != 0 and not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
-            raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the basis lost its unit columns")
-    if not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
-        raise RangeError(f"LRT c exponent {new_ce} leaves the int16 range: the inputs' exponents are extreme")
-    st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
-    st.c_mant, st.c_exp = new_c, new_ce
+    _rotate_commit(st, left, _matmul_q30(u, t), right, _matmul_q30(v, t), c_new, e_c)
     st.terms = min(st.terms + 1, 0xFFFFFFFF)
     if cfg.reorth_terms and st.terms < 0xFFFFFFFF and st.terms % cfg.reorth_terms == 0:
         try:
@@ -529,19 +535,7 @@ def reorthonormalize(st: State) -> str:
         mats.append([[rshift(sum(x[j][i] * w[i][k] for i in range(j, p)), 30) if j < p else 0 for k in range(r)]
                      for j in range(r)] + [[0] * r])
     none = _Side([], 0, np.zeros(0, dtype=np.int64), 0, 0)
-    new_ql, new_el = _rotate(st.ql, st.exp_l, none, mats[0], r)
-    new_qr, new_er = _rotate(st.qr, st.exp_r, none, mats[1], r)
-    c_sh = fixed.norm_shift_u64(sigma[0], 31)
-    new_ce = e_k + c_sh
-    for name, e in (("Q_L", new_el), ("Q_R", new_er)):
-        if e == 0 or not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
-            raise RangeError(f"LRT {name} block exponent {e} after re-orthonormalisation is outside "
-                             f"{BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the state is corrupted; reset the layer")
-    if sigma[0] == 0 or not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
-        raise RangeError(f"LRT c exponent {new_ce} after re-orthonormalisation leaves the int16 range: "
-                         "the state is corrupted; reset the layer")
-    st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
-    st.c_mant, st.c_exp = [rshift(sigma[k], c_sh) for k in range(r)], new_ce
+    _rotate_commit(st, none, mats[0], none, mats[1], sigma, e_k)  # sigma_1 > 0: K_11 is about c_1
     return "ok"
 
 
