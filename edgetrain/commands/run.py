@@ -94,7 +94,7 @@ def add_lrt_arguments(p) -> None:
                            "unbiased) or only in the dense ones (conv unbiased): Table 1's mixed rows (default: all)")
     g.add_argument("--kappa", type=argtypes.int_range(0, 2**31 - 1), default=d.kappa_th, help=f"skip a term when c_1 > kappa rho_L rho_R; 0 = never (default: {d.kappa_th})")
     g.add_argument("--reorth", type=argtypes.int_range(0, 65535), default=d.reorth_terms, metavar="K",
-                   help="re-orthonormalise each layer's bases every K accepted terms, undoing the int16 rounding's drift "
+                   help="re-orthonormalise a layer's bases whenever its count of terms reaches a multiple of K, undoing the int16 rounding's drift "
                         f"on long accumulations (100 keeps it below 2e-3, docs/lrt.md); 0 = never (default: {d.reorth_terms})")
     g.add_argument("--rho-min", type=argtypes.fraction, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
                    f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
