@@ -151,23 +151,56 @@ et_status_t et_div_round_s64(int64_t num, int64_t den, int64_t *quot)
     return ET_OK;
 }
 
+/*
+ * Leading zeros. gcc and clang give an instruction (x86 BSR/LZCNT, Arm CLZ); Armv6-M (Cortex-M0+)
+ * has none and the builtin would be a libgcc call, so there (and for other compilers) a binary
+ * search: five steps, each halving the window that holds the top bit. -DET_CLZ_PORTABLE (tests)
+ * builds the search on any host.
+ */
+#if defined(__GNUC__) && __SIZEOF_INT__ == 4 && (!defined(__arm__) || defined(__ARM_FEATURE_CLZ)) && \
+    !defined(ET_CLZ_PORTABLE)
+#define ET_CLZ_BUILTIN 1
+#else
+#define ET_CLZ_BUILTIN 0
+#endif
+
 int et_clz_u32(uint32_t x)
 {
+#if ET_CLZ_BUILTIN
+    return x == 0 ? 32 : __builtin_clz(x);
+#else
     int n = 0;
     if (x == 0) {
         return 32;
     }
-    while ((x & UINT32_C(0x80000000)) == 0) {
-        x <<= 1;
-        n++;
+    if (x < UINT32_C(0x10000)) {
+        n += 16;
+        x <<= 16;
     }
-    return n;
+    if (x < UINT32_C(0x1000000)) {
+        n += 8;
+        x <<= 8;
+    }
+    if (x < UINT32_C(0x10000000)) {
+        n += 4;
+        x <<= 4;
+    }
+    if (x < UINT32_C(0x40000000)) {
+        n += 2;
+        x <<= 2;
+    }
+    return x < UINT32_C(0x80000000) ? n + 1 : n;
+#endif
 }
 
 int et_clz_u64(uint64_t x)
 {
+#if ET_CLZ_BUILTIN && __SIZEOF_LONG_LONG__ == 8 && (defined(__x86_64__) || defined(__aarch64__))
+    return x == 0 ? 64 : __builtin_clzll(x);
+#else
     uint32_t hi = (uint32_t)(x >> 32);
     return hi != 0 ? et_clz_u32(hi) : 32 + et_clz_u32((uint32_t)x);
+#endif
 }
 
 int et_norm_shift_u64(uint64_t mag, int bits)
