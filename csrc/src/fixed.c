@@ -208,25 +208,13 @@ et_status_t et_div_trunc_s64(int64_t num, int64_t den, int64_t *quot)
 
 et_status_t et_div_round_s64(int64_t num, int64_t den, int64_t *quot)
 {
-    int64_t q;
-    int64_t r;
-    uint64_t abs_r;
-    uint64_t abs_den;
     if (quot == NULL || den == 0) {
         return ET_ERR_ARG;
     }
     if (num == INT64_MIN && den == -1) {
         return ET_ERR_RANGE;
     }
-    q = num / den;
-    r = num % den; /* same sign as num */
-    abs_r = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
-    abs_den = den < 0 ? (uint64_t)0 - (uint64_t)den : (uint64_t)den;
-    /* |r| / |den| >= 1/2, compared without overflow. */
-    if (abs_r >= abs_den - abs_r) {
-        q += ((num < 0) == (den < 0)) ? 1 : -1;
-    }
-    *quot = q;
+    *quot = et_div_round_s64_inline(num, den);
     return ET_OK;
 }
 

@@ -9,7 +9,7 @@
  *   rotation    results formed exactly at 2^-60 in int64, then rounded once to int16
  *   bases       exponent 0 means an empty basis; otherwise -44..-14 (unit columns)
  * Every rescale is the rounding rule (et_round_shift_s64, inlined in hot loops
- * from fixed_inline.h) and every quotient et_div_round_s64; square roots round
+ * from fixed_inline.h) and every quotient et_div_round_s64 (inlined too); square roots round
  * et_isqrt_u64 to nearest.
  */
 #include <string.h>
@@ -83,9 +83,7 @@ static uint64_t lrt_sqrt_round(uint64_t v)
 
 static int64_t lrt_div(int64_t num, int64_t den)
 {
-    int64_t q = 0;
-    (void)et_div_round_s64(num, den, &q); /* callers guarantee den != 0 and no INT64_MIN / -1 */
-    return q;
+    return et_div_round_s64_inline(num, den); /* callers guarantee den != 0 and no INT64_MIN / -1 */
 }
 
 /* v clamped to int32 (a compare and a select each side, no call). */
