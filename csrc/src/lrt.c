@@ -797,6 +797,7 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
     int k;
     int sweep;
     int degenerate = 0;
+    int64_t nrm2[LRT_QMAX]; /* squared column norms of A, recomputed when a rotation moves a column */
     if (c == NULL || sigma == NULL || u == NULL || v == NULL || q < 2 || q > LRT_QMAX) {
         return ET_ERR_ARG;
     }
@@ -811,6 +812,9 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
     for (i = 0; i < q * q; i++) {
         v[i] = (i / q == i % q) ? (int32_t)LRT_Q30 : 0;
     }
+    for (k = 0; k < q; k++) {
+        nrm2[k] = lrt_col_dot(u, q, k, k);
+    }
     /* One-sided Jacobi on A (held in u): cyclic sweeps; a sweep without a
      * rotation leaves A and V unchanged, so the remaining sweeps would too. */
     for (sweep = 0; sweep < ET_LRT_JACOBI_SWEEPS; sweep++) {
@@ -819,9 +823,11 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
             for (j = i + 1; j < q; j++) {
                 int64_t cs;
                 int64_t sn;
-                if (lrt_rotation(lrt_col_dot(u, q, i, i), lrt_col_dot(u, q, j, j), lrt_col_dot(u, q, i, j), &cs, &sn)) {
+                if (lrt_rotation(nrm2[i], nrm2[j], lrt_col_dot(u, q, i, j), &cs, &sn)) {
                     lrt_rotate_cols(u, q, i, j, cs, sn);
                     lrt_rotate_cols(v, q, i, j, cs, sn);
+                    nrm2[i] = lrt_col_dot(u, q, i, i);
+                    nrm2[j] = lrt_col_dot(u, q, j, j);
                     rotated = 1;
                 }
             }
@@ -831,7 +837,7 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
         }
     }
     for (k = 0; k < q; k++) {
-        sigma[k] = (uint32_t)lrt_sqrt_round((uint64_t)lrt_col_dot(u, q, k, k));
+        sigma[k] = (uint32_t)lrt_sqrt_round((uint64_t)nrm2[k]);
     }
     lrt_sort_desc(sigma, q, u, v);
     /* U = A / sigma, then modified Gram-Schmidt in order of decreasing sigma. */
