@@ -743,14 +743,21 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
     return 1;
 }
 
+/*
+ * The rounding rule by 30 written as one shift: floor(a 2^-30) + ((r + half - [a < 0]) >> 30)
+ * (r = a mod 2^30) is floor((a + half - [a < 0]) 2^-30), as a - r is a multiple of 2^30. It
+ * needs a + half < 2^63: |cs|, |sn| <= 2^30 + 1 and |x|, |y| < 2^31 keep |a| below 2^62 + 2^32.
+ */
 static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64_t sn)
 {
     int r;
     for (r = 0; r < q; r++) {
         int64_t x = mat[r * q + i];
         int64_t y = mat[r * q + j];
-        mat[r * q + i] = (int32_t)LRT_RSHIFT(cs * x - sn * y, 30);
-        mat[r * q + j] = (int32_t)LRT_RSHIFT(sn * x + cs * y, 30);
+        int64_t a = cs * x - sn * y;
+        int64_t b = sn * x + cs * y;
+        mat[r * q + i] = (int32_t)((a + (INT64_C(1) << 29) - (a < 0)) >> 30);
+        mat[r * q + j] = (int32_t)((b + (INT64_C(1) << 29) - (b < 0)) >> 30);
     }
 }
 
