@@ -739,7 +739,7 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
         return 0;
     }
     *cs = lrt_div(INT64_C(1) << 60, (int64_t)lrt_sqrt_round((UINT64_C(1) << 60) + (uint64_t)(t * t)));
-    *sn = LRT_RSHIFT(*cs * t, 30);
+    *sn = et_round_shift_pos_inline(*cs * t, 30);
     return 1;
 }
 
@@ -860,10 +860,10 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
             u[i * q + k] = (int32_t)lrt_div((int64_t)u[i * q + k] * LRT_Q30, (int64_t)sigma[k]);
         }
         for (j = 0; j < k; j++) {
-            int64_t proj = LRT_RSHIFT(lrt_col_dot(u, q, j, k), 30);
+            int64_t proj = et_round_shift_pos_inline(lrt_col_dot(u, q, j, k), 30);
             if (proj != 0) {
                 for (i = 0; i < q; i++) {
-                    u[i * q + k] -= (int32_t)LRT_RSHIFT(proj * u[i * q + j], 30);
+                    u[i * q + k] -= (int32_t)et_round_shift_pos_inline(proj * u[i * q + j], 30);
                 }
             }
         }
@@ -986,7 +986,7 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
             for (s = 0; s < q; s++) {
                 acc += (int64_t)a[i * q + s] * t[s * rank + k];
             }
-            out[i * rank + k] = (int32_t)LRT_RSHIFT(acc, 30);
+            out[i * rank + k] = (int32_t)et_round_shift_pos_inline(acc, 30);
         }
     }
 }
