@@ -751,11 +751,13 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
 static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64_t sn)
 {
     int r;
+    const int32_t c32 = (int32_t)cs; /* |cs|, |sn| <= 2^30 + 1: 32 x 32 -> 64-bit products */
+    const int32_t s32 = (int32_t)sn;
     for (r = 0; r < q; r++) {
-        int64_t x = mat[r * q + i];
-        int64_t y = mat[r * q + j];
-        int64_t a = cs * x - sn * y;
-        int64_t b = sn * x + cs * y;
+        int32_t x = mat[r * q + i];
+        int32_t y = mat[r * q + j];
+        int64_t a = (int64_t)c32 * x - (int64_t)s32 * y;
+        int64_t b = (int64_t)s32 * x + (int64_t)c32 * y;
         mat[r * q + i] = (int32_t)((a + (INT64_C(1) << 29) - (a < 0)) >> 30);
         mat[r * q + j] = (int32_t)((b + (INT64_C(1) << 29) - (b < 0)) >> 30);
     }
