@@ -3,7 +3,8 @@ hosts (gcc function multiversioning: AVX-512, AVX2, baseline) and picked at load
 arithmetic is exact, so every build must give the same bits, and so must the portable loops that
 firmware and -DET_NO_MULTIVERSION builds get: tests/c/lrt_digest.c hashes the state,
 PRNG and flushed rows after every term over many shapes, ranks and modes (valid streams and random
-states), and the builds are compared line for line."""
+states), and the builds are compared line for line. So are fixed.c's square root and clz paths for
+32-bit targets (built here on the host)."""
 from __future__ import annotations
 
 import pytest
@@ -18,6 +19,8 @@ BUILDS = {
     "wide-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],
     "no-early-discard": ["-O3", "-DET_LRT_EARLY_CHECK"],  # every kappa discard decided after both passes
     "exact-peak": ["-O3", "-DET_LRT_NO_PEAK_APPROX"],  # the exact peak pass for every rotation
+    # fixed.c's 32-bit-target square root and the clz without an instruction (Cortex-M0+)
+    "mcu-isqrt-clz": ["-O2", "-DET_NO_MULTIVERSION", "-DET_ISQRT_DIGITS", "-DET_CLZ_PORTABLE"],
 }
 CASES = 216  # 9 shapes x 8 ranks x 3 modes
 

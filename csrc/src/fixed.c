@@ -76,33 +76,83 @@ et_status_t et_requantize(int64_t x, int shift, int fmt, int64_t *out)
 
 /* ---- integer helpers ------------------------------------------------------ */
 
+/*
+ * floor(sqrt(x)), exact, two ways (the same value).
+ *
+ * Hosts with a 64-bit divide instruction (x86-64, AArch64): integer Newton from above. r0 =
+ * 2^ceil(b/2) >= sqrt(x) for x < 2^b; the step r' = floor((r + floor(x / r)) / 2) =
+ * floor((r + x / r) / 2) (nested floors) is >= floor(sqrt(x)) by AM-GM and < r while
+ * r > floor(sqrt(x)) (then x / r < r), so the sequence falls strictly to floor(sqrt(x)), where
+ * the next step is no smaller: the loop stops there. r <= 2^32 and x / r < 2^32 (r0 = 2^32 only
+ * for b >= 63), so r + x / r never overflows. About six divisions for a 60-bit x, no table.
+ *
+ * Elsewhere (Cortex-M: 32-bit registers, a 32-bit divide at most): x < 2^32 takes the 32-bit
+ * digit method. Larger x is scaled by an even 2^z into xn in [2^62, 2^64), with
+ * floor(sqrt(x)) = floor(floor(sqrt(xn)) / 2^(z/2)) (nested floors). With hi = floor(xn / 2^32)
+ * (>= 2^30) and s = floor(sqrt(hi)) (in [2^15, 2^16)), sqrt(xn) = s 2^16 + d where 0 <= d < 2^16
+ * and num = xn - s^2 2^32 = d (s 2^17 + d), i.e. num / (s 2^17) = d + d^2 / (s 2^17), with
+ * 0 <= d^2 / (s 2^17) < 2^32 / 2^32 = 1. So r = s 2^16 + floor(floor(num / 2^17) / s)
+ * (= s 2^16 + floor(num / (s 2^17))) is floor(sqrt(xn)) or one more: one compare of r^2 with xn
+ * corrects it. num < (2s + 1) 2^32 <= 2^49, so num / 2^17 and the quotient are 32-bit, and r is
+ * below 2^32 (r^2 fits in 64 bits) except at s = 2^16 - 1, where it is clamped first (still >=
+ * floor(sqrt(xn))). -DET_ISQRT_DIGITS (tests) builds this path on any host.
+ */
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(ET_ISQRT_DIGITS)
+#define ET_ISQRT_NEWTON 1
+#else
+#define ET_ISQRT_NEWTON 0
+#endif
+
 uint32_t et_isqrt_u64(uint64_t x)
 {
-    /* Digit-by-digit (base 4) method: exact floor, no division. */
-    uint64_t root = 0;
-    uint64_t bit = UINT64_C(1) << 62;
-    while (bit > x) {
-        bit >>= 2;
+#if ET_ISQRT_NEWTON
+    uint64_t r;
+    uint64_t y;
+    if (x < 2) {
+        return (uint32_t)x;
     }
-    while (bit != 0) {
-        if (x >= root + bit) {
-            x -= root + bit;
-            root = (root >> 1) + bit;
-        } else {
-            root >>= 1;
+    r = UINT64_C(1) << ((65 - et_clz_u64(x)) / 2); /* 2^ceil(b/2), b = 64 - clz */
+    for (;;) {
+        y = (r + x / r) >> 1;
+        if (y >= r) {
+            return (uint32_t)r;
         }
-        bit >>= 2;
+        r = y;
     }
-    return (uint32_t)root;
+#else
+    int z;
+    uint64_t xn;
+    uint32_t hi;
+    uint32_t s;
+    uint64_t num;
+    uint64_t t;
+    uint32_t r;
+    if (x <= UINT32_MAX) {
+        return et_isqrt_u32((uint32_t)x);
+    }
+    z = et_clz_u64(x) & ~1;
+    xn = x << z;
+    hi = (uint32_t)(xn >> 32);
+    s = et_isqrt_u32(hi);
+    num = ((uint64_t)(hi - s * s) << 32) | (uint32_t)xn;
+    t = ((uint64_t)s << 16) + (uint32_t)(num >> 17) / s;
+    r = t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
+    if ((uint64_t)r * r > xn) {
+        r -= 1;
+    }
+    return r >> (z / 2);
+#endif
 }
 
-uint32_t et_isqrt_u32(uint32_t x)
+/* The base-4 digit method from the highest power of 4 at or below x (its top bit, from clz). */
+static uint32_t et_isqrt_digits(uint32_t x)
 {
     uint32_t root = 0;
-    uint32_t bit = UINT32_C(1) << 30;
-    while (bit > x) {
-        bit >>= 2;
+    uint32_t bit;
+    if (x == 0) {
+        return 0;
     }
+    bit = UINT32_C(1) << ((31 - et_clz_u32(x)) & ~1);
     while (bit != 0) {
         if (x >= root + bit) {
             x -= root + bit;
@@ -113,6 +163,35 @@ uint32_t et_isqrt_u32(uint32_t x)
         bit >>= 2;
     }
     return root;
+}
+
+/*
+ * x < 2^16: the digit method (at most 8 digits). Larger x: the split step of et_isqrt_u64 one
+ * size down: xn = x 2^z in [2^30, 2^32) (z even), h = floor(xn / 2^16), s = floor(sqrt(h)) in
+ * [2^7, 2^8), sqrt(xn) = s 2^8 + d with 0 <= d < 2^8 and num = xn - s^2 2^16 = d (s 2^9 + d)
+ * < 2^25, so r = s 2^8 + floor(floor(num / 2^9) / s) is floor(sqrt(xn)) or one more
+ * (d^2 / (s 2^9) < 2^16 / 2^16), clamped to 2^16 - 1 first so that r^2 fits in 32 bits.
+ */
+uint32_t et_isqrt_u32(uint32_t x)
+{
+    int z;
+    uint32_t xn;
+    uint32_t h;
+    uint32_t s;
+    uint32_t r;
+    if (x < (UINT32_C(1) << 16)) {
+        return et_isqrt_digits(x);
+    }
+    z = et_clz_u32(x) & ~1;
+    xn = x << z;
+    h = xn >> 16;
+    s = et_isqrt_digits(h);
+    r = (s << 8) + ((((h - s * s) << 16) | (xn & 0xFFFFu)) >> 9) / s;
+    r = r > 0xFFFFu ? 0xFFFFu : r;
+    if (r * r > xn) {
+        r -= 1;
+    }
+    return r >> (z / 2);
 }
 
 et_status_t et_div_trunc_s64(int64_t num, int64_t den, int64_t *quot)
@@ -129,45 +208,66 @@ et_status_t et_div_trunc_s64(int64_t num, int64_t den, int64_t *quot)
 
 et_status_t et_div_round_s64(int64_t num, int64_t den, int64_t *quot)
 {
-    int64_t q;
-    int64_t r;
-    uint64_t abs_r;
-    uint64_t abs_den;
     if (quot == NULL || den == 0) {
         return ET_ERR_ARG;
     }
     if (num == INT64_MIN && den == -1) {
         return ET_ERR_RANGE;
     }
-    q = num / den;
-    r = num % den; /* same sign as num */
-    abs_r = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
-    abs_den = den < 0 ? (uint64_t)0 - (uint64_t)den : (uint64_t)den;
-    /* |r| / |den| >= 1/2, compared without overflow. */
-    if (abs_r >= abs_den - abs_r) {
-        q += ((num < 0) == (den < 0)) ? 1 : -1;
-    }
-    *quot = q;
+    *quot = et_div_round_s64_inline(num, den);
     return ET_OK;
 }
 
+/*
+ * Leading zeros. gcc and clang give an instruction (x86 BSR/LZCNT, Arm CLZ); Armv6-M (Cortex-M0+)
+ * has none and the builtin would be a libgcc call, so there (and for other compilers) a binary
+ * search: five steps, each halving the window that holds the top bit. -DET_CLZ_PORTABLE (tests)
+ * builds the search on any host.
+ */
+#if defined(__GNUC__) && __SIZEOF_INT__ == 4 && (!defined(__arm__) || defined(__ARM_FEATURE_CLZ)) && \
+    !defined(ET_CLZ_PORTABLE)
+#define ET_CLZ_BUILTIN 1
+#else
+#define ET_CLZ_BUILTIN 0
+#endif
+
 int et_clz_u32(uint32_t x)
 {
+#if ET_CLZ_BUILTIN
+    return x == 0 ? 32 : __builtin_clz(x);
+#else
     int n = 0;
     if (x == 0) {
         return 32;
     }
-    while ((x & UINT32_C(0x80000000)) == 0) {
-        x <<= 1;
-        n++;
+    if (x < UINT32_C(0x10000)) {
+        n += 16;
+        x <<= 16;
     }
-    return n;
+    if (x < UINT32_C(0x1000000)) {
+        n += 8;
+        x <<= 8;
+    }
+    if (x < UINT32_C(0x10000000)) {
+        n += 4;
+        x <<= 4;
+    }
+    if (x < UINT32_C(0x40000000)) {
+        n += 2;
+        x <<= 2;
+    }
+    return x < UINT32_C(0x80000000) ? n + 1 : n;
+#endif
 }
 
 int et_clz_u64(uint64_t x)
 {
+#if ET_CLZ_BUILTIN && __SIZEOF_LONG_LONG__ == 8 && (defined(__x86_64__) || defined(__aarch64__))
+    return x == 0 ? 64 : __builtin_clzll(x);
+#else
     uint32_t hi = (uint32_t)(x >> 32);
     return hi != 0 ? et_clz_u32(hi) : 32 + et_clz_u32((uint32_t)x);
+#endif
 }
 
 int et_norm_shift_u64(uint64_t mag, int bits)

@@ -1,8 +1,9 @@
 /*
- * edgetrain — the rounding rule and the saturation rule as static inline
- * functions, private to csrc/src. This is their one definition: fixed.c
- * exports them as et_round_shift_s64 / et_saturate_s64 (et_fixed.h documents
- * the contract), and hot loops of the core (lrt.c) call them inline.
+ * edgetrain — the rounding rule, the saturation rule and the rounded division
+ * as static inline functions, private to csrc/src. This is their one
+ * definition: fixed.c exports them as et_round_shift_s64 / et_saturate_s64 /
+ * et_div_round_s64 (et_fixed.h documents the contract), and hot loops of the
+ * core (lrt.c) call them inline.
  */
 #ifndef EDGETRAIN_FIXED_INLINE_H
 #define EDGETRAIN_FIXED_INLINE_H
@@ -61,6 +62,23 @@ static inline int64_t et_saturate_s64_inline(int64_t x, int64_t lo, int64_t hi)
         return hi;
     }
     return x;
+}
+
+/*
+ * num / den rounded half away from zero, for den != 0 and not INT64_MIN / -1 (et_div_round_s64
+ * checks those): the truncated quotient, moved one away from zero when |r| / |den| >= 1/2
+ * (compared without overflow; r has num's sign).
+ */
+static inline int64_t et_div_round_s64_inline(int64_t num, int64_t den)
+{
+    int64_t q = num / den;
+    int64_t r = num % den;
+    uint64_t abs_r = r < 0 ? (uint64_t)0 - (uint64_t)r : (uint64_t)r;
+    uint64_t abs_den = den < 0 ? (uint64_t)0 - (uint64_t)den : (uint64_t)den;
+    if (abs_r >= abs_den - abs_r) {
+        q += ((num < 0) == (den < 0)) ? 1 : -1;
+    }
+    return q;
 }
 
 /* One xorshift32 step of et_prng_next_u32 (state != 0): the next state, which is also the draw. */

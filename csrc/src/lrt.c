@@ -9,7 +9,7 @@
  *   rotation    results formed exactly at 2^-60 in int64, then rounded once to int16
  *   bases       exponent 0 means an empty basis; otherwise -44..-14 (unit columns)
  * Every rescale is the rounding rule (et_round_shift_s64, inlined in hot loops
- * from fixed_inline.h) and every quotient et_div_round_s64; square roots round
+ * from fixed_inline.h) and every quotient et_div_round_s64 (inlined too); square roots round
  * et_isqrt_u64 to nearest.
  */
 #include <string.h>
@@ -83,9 +83,7 @@ static uint64_t lrt_sqrt_round(uint64_t v)
 
 static int64_t lrt_div(int64_t num, int64_t den)
 {
-    int64_t q = 0;
-    (void)et_div_round_s64(num, den, &q); /* callers guarantee den != 0 and no INT64_MIN / -1 */
-    return q;
+    return et_div_round_s64_inline(num, den); /* callers guarantee den != 0 and no INT64_MIN / -1 */
 }
 
 /* v clamped to int32 (a compare and a select each side, no call). */
@@ -741,18 +739,27 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
         return 0;
     }
     *cs = lrt_div(INT64_C(1) << 60, (int64_t)lrt_sqrt_round((UINT64_C(1) << 60) + (uint64_t)(t * t)));
-    *sn = LRT_RSHIFT(*cs * t, 30);
+    *sn = et_round_shift_pos_inline(*cs * t, 30);
     return 1;
 }
 
+/*
+ * The rounding rule by 30 written as one shift: floor(a 2^-30) + ((r + half - [a < 0]) >> 30)
+ * (r = a mod 2^30) is floor((a + half - [a < 0]) 2^-30), as a - r is a multiple of 2^30. It
+ * needs a + half < 2^63: |cs|, |sn| <= 2^30 + 1 and |x|, |y| < 2^31 keep |a| below 2^62 + 2^32.
+ */
 static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64_t sn)
 {
     int r;
+    const int32_t c32 = (int32_t)cs; /* |cs|, |sn| <= 2^30 + 1: 32 x 32 -> 64-bit products */
+    const int32_t s32 = (int32_t)sn;
     for (r = 0; r < q; r++) {
-        int64_t x = mat[r * q + i];
-        int64_t y = mat[r * q + j];
-        mat[r * q + i] = (int32_t)LRT_RSHIFT(cs * x - sn * y, 30);
-        mat[r * q + j] = (int32_t)LRT_RSHIFT(sn * x + cs * y, 30);
+        int32_t x = mat[r * q + i];
+        int32_t y = mat[r * q + j];
+        int64_t a = (int64_t)c32 * x - (int64_t)s32 * y;
+        int64_t b = (int64_t)s32 * x + (int64_t)c32 * y;
+        mat[r * q + i] = (int32_t)((a + (INT64_C(1) << 29) - (a < 0)) >> 30);
+        mat[r * q + j] = (int32_t)((b + (INT64_C(1) << 29) - (b < 0)) >> 30);
     }
 }
 
@@ -799,6 +806,7 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
     int k;
     int sweep;
     int degenerate = 0;
+    int64_t nrm2[LRT_QMAX]; /* squared column norms of A, recomputed when a rotation moves a column */
     if (c == NULL || sigma == NULL || u == NULL || v == NULL || q < 2 || q > LRT_QMAX) {
         return ET_ERR_ARG;
     }
@@ -813,6 +821,9 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
     for (i = 0; i < q * q; i++) {
         v[i] = (i / q == i % q) ? (int32_t)LRT_Q30 : 0;
     }
+    for (k = 0; k < q; k++) {
+        nrm2[k] = lrt_col_dot(u, q, k, k);
+    }
     /* One-sided Jacobi on A (held in u): cyclic sweeps; a sweep without a
      * rotation leaves A and V unchanged, so the remaining sweeps would too. */
     for (sweep = 0; sweep < ET_LRT_JACOBI_SWEEPS; sweep++) {
@@ -821,9 +832,11 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
             for (j = i + 1; j < q; j++) {
                 int64_t cs;
                 int64_t sn;
-                if (lrt_rotation(lrt_col_dot(u, q, i, i), lrt_col_dot(u, q, j, j), lrt_col_dot(u, q, i, j), &cs, &sn)) {
+                if (lrt_rotation(nrm2[i], nrm2[j], lrt_col_dot(u, q, i, j), &cs, &sn)) {
                     lrt_rotate_cols(u, q, i, j, cs, sn);
                     lrt_rotate_cols(v, q, i, j, cs, sn);
+                    nrm2[i] = lrt_col_dot(u, q, i, i);
+                    nrm2[j] = lrt_col_dot(u, q, j, j);
                     rotated = 1;
                 }
             }
@@ -833,7 +846,7 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
         }
     }
     for (k = 0; k < q; k++) {
-        sigma[k] = (uint32_t)lrt_sqrt_round((uint64_t)lrt_col_dot(u, q, k, k));
+        sigma[k] = (uint32_t)lrt_sqrt_round((uint64_t)nrm2[k]);
     }
     lrt_sort_desc(sigma, q, u, v);
     /* U = A / sigma, then modified Gram-Schmidt in order of decreasing sigma. */
@@ -849,10 +862,10 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
             u[i * q + k] = (int32_t)lrt_div((int64_t)u[i * q + k] * LRT_Q30, (int64_t)sigma[k]);
         }
         for (j = 0; j < k; j++) {
-            int64_t proj = LRT_RSHIFT(lrt_col_dot(u, q, j, k), 30);
+            int64_t proj = et_round_shift_pos_inline(lrt_col_dot(u, q, j, k), 30);
             if (proj != 0) {
                 for (i = 0; i < q; i++) {
-                    u[i * q + k] -= (int32_t)LRT_RSHIFT(proj * u[i * q + j], 30);
+                    u[i * q + k] -= (int32_t)et_round_shift_pos_inline(proj * u[i * q + j], 30);
                 }
             }
         }
@@ -975,7 +988,7 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
             for (s = 0; s < q; s++) {
                 acc += (int64_t)a[i * q + s] * t[s * rank + k];
             }
-            out[i * rank + k] = (int32_t)LRT_RSHIFT(acc, 30);
+            out[i * rank + k] = (int32_t)et_round_shift_pos_inline(acc, 30);
         }
     }
 }
