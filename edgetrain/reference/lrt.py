@@ -494,6 +494,11 @@ def _upper_inverse(a: list, p: int) -> None:
             a[j][k] = row[k]
 
 
+def _core_entry(rl: list, rr: list, c24: list, p: int, j: int, k: int) -> int:
+    """Entry (j, k) of R_L diag(c) R_R^T before scaling: sum over i of round(R_L[j][i] R_R[k][i] 2^-30) c24_i."""
+    return sum(rshift(rl[j][i] * rr[k][i], 30) * c24[i] for i in range(max(j, k), p))
+
+
 def reorthonormalize(st: State) -> str:
     """et_lrt_reorthonormalize: the same estimate on orthonormal bases (docs/lrt.md).
 
@@ -519,10 +524,7 @@ def reorthonormalize(st: State) -> str:
     cs = _bitlen(st.c_mant[0]) - 24
     c24 = [rshift(int(st.c_mant[k]), cs) for k in range(p)]
 
-    def entry(j: int, k: int) -> int:
-        return sum(rshift(rl[j][i] * rr[k][i], 30) * c24[i] for i in range(max(j, k), p))
-
-    raw = [[entry(j, k) for k in range(p)] for j in range(p)]
+    raw = [[_core_entry(rl, rr, c24, p, j, k) for k in range(p)] for j in range(p)]
     ks = _bitlen(max(abs(v) for row in raw for v in row)) - 24
     qq = max(r, 2)
     core = [[rshift(raw[j][k], ks) if j < p and k < p else 0 for k in range(qq)] for j in range(qq)]
@@ -530,12 +532,14 @@ def reorthonormalize(st: State) -> str:
     sigma, u, v = svd(core)
     _upper_inverse(rl, p)
     _upper_inverse(rr, p)
-    mats = []
-    for x, w in ((rl, u), (rr, v)):
-        mats.append([[rshift(sum(x[j][i] * w[i][k] for i in range(j, p)), 30) if j < p else 0 for k in range(r)]
-                     for j in range(r)] + [[0] * r])
+    # M_L = X_L U and M_R = X_R V over the first r rows and columns (X is zero beyond p), as the C
+    def first_r(a: list) -> list:
+        return [[a[j][k] if j < len(a) and k < len(a) else 0 for k in range(r)] for j in range(r)]
+
+    ml = _matmul_q30(first_r(rl), first_r(u)) + [[0] * r]
+    mr = _matmul_q30(first_r(rr), first_r(v)) + [[0] * r]
     none = _Side([], 0, np.zeros(0, dtype=np.int64), 0, 0)
-    _rotate_commit(st, none, mats[0], none, mats[1], sigma, e_k)  # sigma_1 > 0: K_11 is about c_1
+    _rotate_commit(st, none, ml, none, mr, sigma, e_k)  # sigma_1 > 0: K_11 is about c_1
     return "ok"
 
 
