@@ -45,8 +45,10 @@ int main(int argc, char **argv)
 
 
 @pytest.mark.skipif(CC is None, reason="no host C compiler (cc or gcc) on PATH")
-@pytest.mark.parametrize("slice_", [4, 8])
-def test_crc_built_with_either_slice_equals_zlib(tmp_path, slice_):
+@pytest.mark.parametrize("slice_,flags", [(4, []), (8, []), (8, ["-DET_CLZ_PORTABLE"])],
+                         ids=["slice4", "slice8", "slice8-portable-low-bit"])
+def test_crc_built_with_either_slice_equals_zlib(tmp_path, slice_, flags):
+    """-DET_CLZ_PORTABLE: the combine's lowest-set-bit loop that Cortex-M0+ builds use."""
     rng = np.random.default_rng(slice_)
     a = rng.integers(0, 256, 4096, dtype=np.uint8)
     b = a.copy()
@@ -58,7 +60,7 @@ def test_crc_built_with_either_slice_equals_zlib(tmp_path, slice_):
     src = tmp_path / "drive.c"
     src.write_text(DRIVER)
     exe = tmp_path / "drive"
-    subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-DET_CRC_SLICE={slice_}",
+    subprocess.run([CC, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-DET_CRC_SLICE={slice_}", *flags,
                     f"-I{ROOT / 'csrc' / 'include'}", str(src), str(ROOT / "csrc" / "src" / "crc.c"), "-o", str(exe)],
                    check=True)
     out = subprocess.run([str(exe), str(data)], check=True, capture_output=True, text=True).stdout.split("\n")

@@ -465,16 +465,29 @@ static uint32_t et_crc32_mulmod(uint32_t a, uint32_t b)
     return p;
 }
 
+/* The index of the lowest set bit of x (x != 0). The builtin where it is an instruction or two (not
+ * on Armv6-M, which has no clz); the loop elsewhere and with -DET_CLZ_PORTABLE (tests). */
+static uint32_t et_crc32_low_bit(uint32_t x)
+{
+#if defined(__GNUC__) && (!defined(__arm__) || defined(__ARM_FEATURE_CLZ)) && !defined(ET_CLZ_PORTABLE)
+    return (uint32_t)__builtin_ctz(x);
+#else
+    uint32_t j = 0;
+    for (; (x & 1u) == 0; x >>= 1) {
+        j++;
+    }
+    return j;
+#endif
+}
+
 /* The register v after len zero bytes (without the initial and final inversion): v * x^(8 len) mod P. */
 static uint32_t et_crc32_shift(uint32_t v, uint32_t len)
 {
-    uint32_t j = 0;
+    /* One product per set bit of len, lowest first; the lengths a commit carries the register over
+     * are whole rows (e.g. 784 = three set bits of ten), so the zero bits are not stepped through. */
     while (len != 0 && v != 0) {
-        if ((len & 1u) != 0) {
-            v = et_crc32_mulmod(et_crc32_x8pow[j], v);
-        }
-        len >>= 1;
-        j++;
+        v = et_crc32_mulmod(et_crc32_x8pow[et_crc32_low_bit(len)], v);
+        len &= len - 1u;
     }
     return v;
 }
