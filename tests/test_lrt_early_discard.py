@@ -1,10 +1,11 @@
-"""The accumulator's early kappa discard (csrc/src/lrt.c, lrt_early_discard): after the first MGS
-pass, a bound U on each side's final residual norm (proved in the comment there) decides discards
-that the exact kappa test after the second pass would make too, so a discarded term skips the
-second pass and nothing else changes. tests/c/lrt_early.c runs many streams (uniform random terms,
-random valid states, bases at the contraction limit, nearly repeated terms) through two builds of
-the core: as it is, and with -DET_LRT_EARLY_CHECK, where every term takes the exact path and the
-core counts what the early test would have done."""
+"""The accumulator's early kappa discards (csrc/src/lrt.c, lrt_early_discard): before the first MGS
+pass (from the input's norm) and after it (from the first residual's), a bound U on each side's
+final residual norm (proved in the comment there) decides discards that the exact kappa test after
+the last pass would make too, so a discarded term skips the passes left and nothing else changes.
+tests/c/lrt_early.c runs many streams (uniform random terms, random valid states, bases at the
+contraction limit, nearly repeated terms; one and two Gram-Schmidt passes) through two builds of the
+core: as it is, and with -DET_LRT_EARLY_CHECK, where every term takes the exact path and the core
+counts what the early tests would have done."""
 from __future__ import annotations
 
 import re
@@ -18,7 +19,7 @@ BUILDS = {
     "check": ["-O2", "-DET_LRT_EARLY_CHECK"],  # the early test compiled out, its decisions counted
     "check-portable": ["-O2", "-DET_LRT_EARLY_CHECK", "-DET_NO_MULTIVERSION"],
 }
-CASES = 320  # 5 shapes x 4 ranks x 4 modes x 4 stream kinds
+CASES = 400  # 5 shapes x 4 ranks x 5 modes x 4 stream kinds
 TERMS = 80
 
 
@@ -27,20 +28,22 @@ def runs(tmp_path_factory):
     binaries = build_all(tmp_path_factory, "lrt_early.c", ("lrt.c", "fixed.c", "maxnorm.c"), BUILDS)
     out = {}
     for name, binary in binaries.items():
-        cases = CASES + (name != "default")  # the check builds add their counters
+        cases = CASES + 2 * (name != "default")  # the check builds add their counters
         out[name] = digest(binary, TERMS, cases)
     return out
 
 
-def counters(lines):
-    m = re.fullmatch(r"bound applied (\d+) exceeded (\d+) early (\d+) kept (\d+) margin (\d+)", lines[-1])
-    assert m, lines[-1]
+def counters(lines, when="after"):
+    """The check build's counters for the test after the first pass or before it."""
+    line = lines[-2] if when == "after" else lines[-1]
+    m = re.fullmatch(rf"{when} applied (\d+) exceeded (\d+) early (\d+) kept (\d+) margin (\d+)", line)
+    assert m, line
     return dict(zip(("applied", "exceeded", "early", "kept", "margin"), map(int, m.groups())))
 
 
 def test_outputs_equal_with_the_early_test_compiled_out(runs):
     """Every state, PRNG and status after every term is the same whether discards are decided early."""
-    assert runs["check"][:-1] == runs["default"]
+    assert runs["check"][:-2] == runs["default"]
     assert runs["check-portable"] == runs["check"]
     # the streams reach both outcomes of the kappa rule
     skipped = [int(re.search(r"skipped (\d+)", line).group(1)) for line in runs["default"]]
@@ -51,6 +54,9 @@ def test_every_early_discard_is_a_final_discard(runs):
     c = counters(runs["check"])
     assert c["kept"] == 0, c
     assert c["early"] > 5000, c  # many terms are decided early (about 11,000 on these streams)
+    c0 = counters(runs["check"], "before")
+    assert c0["kept"] == 0, c0
+    assert c0["early"] > 5000, c0  # about 9,000 before any pass
 
 
 def test_bound_holds_on_every_term_it_applies_to(runs):
@@ -61,3 +67,11 @@ def test_bound_holds_on_every_term_it_applies_to(runs):
     assert c["exceeded"] == 0, c
     assert c["applied"] > 20000, c
     assert c["margin"] > 100, c
+
+
+def test_bound_before_the_first_pass_holds_on_every_term_it_applies_to(runs):
+    """The same lemma from the rescaled input's norm: final rho 2^res_exp <= U0 2^e0 with
+    U0 = (isqrt(s0) + 1)(1 + 2^-15), for one and two passes, on every term whose bases contract."""
+    c0 = counters(runs["check"], "before")
+    assert c0["exceeded"] == 0, c0
+    assert c0["applied"] > 25000, c0

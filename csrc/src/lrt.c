@@ -504,20 +504,23 @@ typedef struct {
     int a_exp;
     int res_exp;  /* exponent of the residual left in the scratch */
     uint64_t rho; /* ||residual||, rounded, at res_exp; in [2^27, 2^28] or 0 */
+    uint64_t s0;  /* the rescaled input's sum(res^2), at a_exp: in [2^54, 2^56) */
     uint64_t s1;  /* after the first pass: sum(res^2) (UINT64_MAX when it does not fit) */
     int e1;       /* and the residual's exponent then */
 } lrt_side_t;
 
-/* First MGS pass: res holds the input at exponent e0 on entry, the pass' residual on exit
- * (its sum of squares and exponent in side->s1, side->e1). */
-static void lrt_project_begin(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int e0,
-                              lrt_side_t *side)
+/* The input (in res at exponent e0) rescaled: its sum of squares and exponent in side->s0, a_exp. */
+static void lrt_project_rescale(int32_t *res, uint32_t len, int e0, lrt_side_t *side)
 {
-    uint64_t s;
-    int e = e0 - lrt_rescale(res, len, lrt_sumsq(res, len), &s);
-    side->a_exp = e;
-    side->s1 = lrt_mgs_pass(q, rank, q_exp, res, len, s, side->a);
-    side->e1 = e;
+    side->a_exp = e0 - lrt_rescale(res, len, lrt_sumsq(res, len), &side->s0);
+}
+
+/* First MGS pass of the rescaled input: the pass' residual in res on exit (its sum of squares and
+ * exponent in side->s1, side->e1). */
+static void lrt_project_begin(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, lrt_side_t *side)
+{
+    side->s1 = lrt_mgs_pass(q, rank, q_exp, res, len, side->s0, side->a);
+    side->e1 = side->a_exp;
 }
 
 /* The second pass (passes == 2) and the final rescale: the residual and rho. */
@@ -565,7 +568,16 @@ static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res,
  *   rho 2^res_exp <= R1 + w (128 + 8 (0.71 + 128) + 2.0001 (128 + 0.5)) < R1 + 2^11 w
  *                 <= R1 (1 + 2^-16).
  * (s1 == 0 leaves rho = 0; an empty basis has no sweeps.) So U = (isqrt(s1) + 1)(1 + 2^-16),
- * rounded up, at exponent e1 bounds rho 2^res_exp, and U_L U_R bounds rho_L rho_R. The threshold
+ * rounded up, at exponent e1 bounds rho 2^res_exp, and U_L U_R bounds rho_L rho_R.
+ *
+ * Before the first pass. The input rescale is an exact left shift (an int8 input has
+ * sum(res^2) < 2^30) to units w0 with s0 = sum(res^2) in [2^54, 2^56), so w0 <= R0 2^-27 for
+ * R0 = sqrt(s0) 2^e0. The first pass is r sweeps of the same kind: its residual has norm
+ * R1 <= R0 + w0 8 (0.71 + 128) < R0 (1 + 2^-16.99), and with the lemma above (for one pass the
+ * final rescale alone: less) rho 2^res_exp <= R1 (1 + 2^-16) < R0 (1 + 2^-15). So
+ * U0 = (isqrt(s0) + 1)(1 + 2^-15), rounded up, at exponent e0 bounds rho 2^res_exp for either
+ * number of passes, and c_1 > kappa U0_L U0_R discards a term before any pass: for a term far
+ * below the estimate (c_1 above kappa times the input norms), the whole projection is skipped. The threshold
  * is then formed exactly as the exact test forms it (et_ufloat_make twice, rounding to nearest,
  * which is monotone in the value: exponents here are far inside its +-2^24), so the early
  * threshold is >= the exact one, and c_1 above it is above the exact one.
@@ -584,11 +596,14 @@ static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res,
  */
 #define LRT_EARLY_S1_MAX (UINT64_C(1) << 58)
 
-/* U >= sqrt(s1) (1 + 2^-16) for s1 < 2^58 (U < 2^29 + 2^14). */
-static uint64_t lrt_rho_bound(uint64_t s1)
+#define LRT_EARLY_MARGIN0 15 /* U0 = sqrt(s0) (1 + 2^-15): before the first pass */
+#define LRT_EARLY_MARGIN1 16 /* U = sqrt(s1) (1 + 2^-16): after it */
+
+/* U >= sqrt(s) (1 + 2^-margin) for s < 2^58 (U < 2^29 + 2^15). */
+static uint64_t lrt_rho_bound(uint64_t s, int margin)
 {
-    uint64_t u = et_isqrt_u64(s1) + 1;
-    return u + (u >> 16) + 1;
+    uint64_t u = et_isqrt_u64(s) + 1;
+    return u + (u >> margin) + 1;
 }
 
 /*
@@ -646,7 +661,7 @@ static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t
 #ifdef ET_LRT_EARLY_CHECK
 /* terms where the bound applied; of them, rho above U (either side); early discards; of them, ones
  * the exact test kept; terms where rho 2^res_exp exceeded isqrt(s1) 2^e1 (the margin was needed) */
-uint64_t et_lrt_early_stats[5];
+uint64_t et_lrt_early_stats[10]; /* [5..9]: the same for the test before the first pass */
 
 /* rho 2^e > u 2^eu, exactly, for rho <= 2^28 + 1 and u < 2^30 */
 static int lrt_above_bound(uint64_t rho, int e, uint64_t u, int eu)
@@ -661,12 +676,13 @@ static int lrt_above_bound(uint64_t rho, int e, uint64_t u, int eu)
 }
 #endif
 
-/* After both sides' first pass: 1 when the exact kappa test is sure to discard the term. */
-static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, const lrt_side_t *left,
-                             const lrt_side_t *right)
+/* 1 when the exact kappa test is sure to discard the term, from both sides' sums of squares s (at
+ * exponent e) before the first pass (margin LRT_EARLY_MARGIN0: s0, a_exp) or after it (MARGIN1: s1, e1). */
+static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, uint64_t s_l, int e_l, uint64_t s_r, int e_r,
+                             int margin)
 {
-    if (left->s1 >= LRT_EARLY_S1_MAX || right->s1 >= LRT_EARLY_S1_MAX ||
-        !lrt_kappa_discards(st, kappa, lrt_rho_bound(left->s1), left->e1, lrt_rho_bound(right->s1), right->e1)) {
+    if (s_l >= LRT_EARLY_S1_MAX || s_r >= LRT_EARLY_S1_MAX ||
+        !lrt_kappa_discards(st, kappa, lrt_rho_bound(s_l, margin), e_l, lrt_rho_bound(s_r, margin), e_r)) {
         return 0;
     }
     return lrt_cols_contract(lrt_ql(st), st->rank, st->exp_l, st->n) &&
@@ -1452,21 +1468,37 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
 
     /* 1. project onto the bases; residual norms. 2. kappa rule: discard when c_1 > kappa rho_L rho_R
      * (compared, never divided), decided early where the first pass already shows it */
-    lrt_project_begin(lrt_ql(st), r, st->exp_l, res_l, st->n, delta_exp, &left);
-    lrt_project_begin(lrt_qr(st), r, st->exp_r, res_r, st->m, x_exp, &right);
+    lrt_project_rescale(res_l, st->n, delta_exp, &left);
+    lrt_project_rescale(res_r, st->m, x_exp, &right);
 #ifdef ET_LRT_EARLY_CHECK
     {
-        int early = cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
-                    lrt_early_discard(st, cfg->kappa_th, &left, &right);
-        int applies = cfg->gs_passes == 2 && left.s1 < LRT_EARLY_S1_MAX && right.s1 < LRT_EARLY_S1_MAX &&
-                      lrt_cols_contract(lrt_ql(st), r, st->exp_l, st->n) &&
-                      lrt_cols_contract(lrt_qr(st), r, st->exp_r, st->m);
-        uint64_t ul = lrt_rho_bound(left.s1);
-        uint64_t ur = lrt_rho_bound(right.s1);
-        int el1 = left.e1;
-        int er1 = right.e1;
+        int early0 = cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
+                     lrt_early_discard(st, cfg->kappa_th, left.s0, left.a_exp, right.s0, right.a_exp, LRT_EARLY_MARGIN0);
+        int contract = lrt_cols_contract(lrt_ql(st), r, st->exp_l, st->n) &&
+                       lrt_cols_contract(lrt_qr(st), r, st->exp_r, st->m);
+        int early;
+        int applies;
+        uint64_t ul0 = lrt_rho_bound(left.s0, LRT_EARLY_MARGIN0);
+        uint64_t ur0 = lrt_rho_bound(right.s0, LRT_EARLY_MARGIN0);
+        uint64_t ul;
+        uint64_t ur;
+        int el0 = left.a_exp;
+        int er0 = right.a_exp;
+        int el1;
+        int er1;
+        int exact;
+        lrt_project_begin(lrt_ql(st), r, st->exp_l, res_l, st->n, &left);
+        lrt_project_begin(lrt_qr(st), r, st->exp_r, res_r, st->m, &right);
+        early = cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
+                lrt_early_discard(st, cfg->kappa_th, left.s1, left.e1, right.s1, right.e1, LRT_EARLY_MARGIN1);
+        applies = cfg->gs_passes == 2 && left.s1 < LRT_EARLY_S1_MAX && right.s1 < LRT_EARLY_S1_MAX && contract;
+        ul = lrt_rho_bound(left.s1, LRT_EARLY_MARGIN1);
+        ur = lrt_rho_bound(right.s1, LRT_EARLY_MARGIN1);
+        el1 = left.e1;
+        er1 = right.e1;
         lrt_project_end(lrt_ql(st), r, st->exp_l, res_l, st->n, cfg->gs_passes, &left);
         lrt_project_end(lrt_qr(st), r, st->exp_r, res_r, st->m, cfg->gs_passes, &right);
+        exact = lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp);
         if (applies) {
             int bad_l = lrt_above_bound(left.rho, left.res_exp, ul, el1);
             int bad_r = lrt_above_bound(right.rho, right.res_exp, ur, er1);
@@ -1477,13 +1509,30 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         }
         if (early) {
             et_lrt_early_stats[2] += 1;
-            et_lrt_early_stats[3] +=
-                (uint64_t)!lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp);
+            et_lrt_early_stats[3] += (uint64_t)!exact;
+        }
+        if (contract) { /* the bound before the first pass holds for either number of passes */
+            et_lrt_early_stats[5] += 1;
+            et_lrt_early_stats[6] += (uint64_t)(lrt_above_bound(left.rho, left.res_exp, ul0, el0) |
+                                                lrt_above_bound(right.rho, right.res_exp, ur0, er0));
+            et_lrt_early_stats[9] += (uint64_t)(lrt_above_bound(left.rho, left.res_exp, et_isqrt_u64(left.s0) + 1, el0) |
+                                                lrt_above_bound(right.rho, right.res_exp, et_isqrt_u64(right.s0) + 1, er0));
+        }
+        if (early0) {
+            et_lrt_early_stats[7] += 1;
+            et_lrt_early_stats[8] += (uint64_t)!exact;
         }
     }
 #else
+    if (cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
+        lrt_early_discard(st, cfg->kappa_th, left.s0, left.a_exp, right.s0, right.a_exp, LRT_EARLY_MARGIN0)) {
+        st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
+        return ET_OK;
+    }
+    lrt_project_begin(lrt_ql(st), r, st->exp_l, res_l, st->n, &left);
+    lrt_project_begin(lrt_qr(st), r, st->exp_r, res_r, st->m, &right);
     if (cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
-        lrt_early_discard(st, cfg->kappa_th, &left, &right)) {
+        lrt_early_discard(st, cfg->kappa_th, left.s1, left.e1, right.s1, right.e1, LRT_EARLY_MARGIN1)) {
         st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
         return ET_OK;
     }

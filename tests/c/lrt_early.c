@@ -1,15 +1,16 @@
 /*
- * The accumulator's early kappa discard (csrc/src/lrt.c, lrt_early_discard): after the first MGS pass
- * a bound on the final residual norms decides a discard that the exact test, after the second
- * pass, is sure to make as well. tests/test_lrt_early_discard.py builds this driver twice: as the
+ * The accumulator's early kappa discards (csrc/src/lrt.c, lrt_early_discard): before the first MGS
+ * pass and after it, a bound on the final residual norms decides a discard that the exact test, after
+ * the last pass, is sure to make as well. tests/test_lrt_early_discard.py builds this driver twice: as the
  * core is, and with -DET_LRT_EARLY_CHECK, where the core keeps every term on the exact path (the
  * early test compiled out) and counts what the early test would have done. Both builds print one
  * hash line per case (state, PRNG and status after every term; they must agree), the check build
- * then a line of counters: terms where the bound applies, of them terms where a final rho exceeded
- * its bound, early discards, of them ones the exact test would have kept, and terms where the
- * margin in the bound was needed (the final rho above the first pass' norm).
+ * then a line of counters, for the test after the first pass and then for the one before it: terms
+ * where the bound applies, of them terms where a final rho exceeded its bound, early discards, of
+ * them ones the exact test would have kept, and terms where the margin in the bound was needed (the
+ * final rho above the norm the bound starts from).
  *
- * Streams per case (shape, rank, mode, kind):
+ * Streams per case (shape, rank, mode: unbiased, kappa and Gram-Schmidt passes, kind):
  *   kind 0: uniform random terms (the benchmark's stream);
  *   kind 1: the same, and every 23rd term a random state (any mantissas, any valid exponents);
  *   kind 2: every 7th term bases whose columns sit just below the contraction limit
@@ -27,7 +28,7 @@
 #include "lrt_case.h"
 
 #ifdef ET_LRT_EARLY_CHECK
-extern uint64_t et_lrt_early_stats[5];
+extern uint64_t et_lrt_early_stats[10];
 #endif
 
 static union {
@@ -103,8 +104,8 @@ static void limit_basis(int16_t *q, uint32_t len, uint32_t rank, int16_t *exp, u
     *exp = (int16_t)e;
 }
 
-static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_t kappa, int kind, int terms,
-                    uint32_t seed)
+static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_t kappa, int passes, int kind,
+                    int terms, uint32_t seed)
 {
     lrt_case_t c;
     et_lrt_state_t *st = NULL;
@@ -120,6 +121,7 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
     if (lrt_case_init(&c, mem.b, n, m, rank, unbiased, kappa) != 0) {
         return 1;
     }
+    c.cfg.gs_passes = (uint8_t)passes;
     st = c.st;
     delta = c.delta;
     x = c.x;
@@ -181,8 +183,8 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
             (void)et_lrt_reset(st);
         }
     }
-    printf("%u x %u rank %u unbiased %d kappa %u kind %d: ok %d err %d skipped %u hash %016llx\n", (unsigned)n,
-           (unsigned)m, (unsigned)rank, unbiased, (unsigned)kappa, kind, ok, bad, (unsigned)st->skipped,
+    printf("%u x %u rank %u unbiased %d kappa %u passes %d kind %d: ok %d err %d skipped %u hash %016llx\n",
+           (unsigned)n, (unsigned)m, (unsigned)rank, unbiased, (unsigned)kappa, passes, kind, ok, bad, (unsigned)st->skipped,
            (unsigned long long)h);
     return 0;
 }
@@ -191,7 +193,7 @@ int main(int argc, char **argv)
 {
     static const uint32_t shapes[][2] = {{7, 33}, {64, 577}, {128, 1152}, {200, 17}, {513, 96}};
     static const uint32_t ranks[] = {1, 2, 4, 8};
-    static const uint32_t modes[][2] = {{1, 100}, {0, 100}, {1, 10}, {0, 1000}};
+    static const uint32_t modes[][3] = {{1, 100, 2}, {0, 100, 2}, {1, 10, 2}, {0, 1000, 2}, {1, 100, 1}};
     int terms = argc > 1 ? atoi(argv[1]) : 80;
     size_t a;
     size_t b;
@@ -202,8 +204,8 @@ int main(int argc, char **argv)
             for (c = 0; c < sizeof(modes) / sizeof(modes[0]); c++) {
                 for (kind = 0; kind < 4; kind++) {
                     uint32_t seed = (uint32_t)(a * 1009 + b * 101 + c * 11 + (size_t)kind + 1u);
-                    if (run_case(shapes[a][0], shapes[a][1], ranks[b], (int)modes[c][0], modes[c][1], kind, terms,
-                                 seed) != 0) {
+                    if (run_case(shapes[a][0], shapes[a][1], ranks[b], (int)modes[c][0], modes[c][1], (int)modes[c][2],
+                                 kind, terms, seed) != 0) {
                         return 1;
                     }
                 }
@@ -211,10 +213,15 @@ int main(int argc, char **argv)
         }
     }
 #ifdef ET_LRT_EARLY_CHECK
-    printf("bound applied %llu exceeded %llu early %llu kept %llu margin %llu\n",
-           (unsigned long long)et_lrt_early_stats[0], (unsigned long long)et_lrt_early_stats[1],
-           (unsigned long long)et_lrt_early_stats[2], (unsigned long long)et_lrt_early_stats[3],
-           (unsigned long long)et_lrt_early_stats[4]);
+    {
+        int k;
+        for (k = 0; k < 10; k += 5) {
+            printf("%s applied %llu exceeded %llu early %llu kept %llu margin %llu\n", k == 0 ? "after" : "before",
+                   (unsigned long long)et_lrt_early_stats[k], (unsigned long long)et_lrt_early_stats[k + 1],
+                   (unsigned long long)et_lrt_early_stats[k + 2], (unsigned long long)et_lrt_early_stats[k + 3],
+                   (unsigned long long)et_lrt_early_stats[k + 4]);
+        }
+    }
 #endif
     return 0;
 }
