@@ -764,7 +764,7 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
  * (r = a mod 2^30) is floor((a + half - [a < 0]) 2^-30), as a - r is a multiple of 2^30. It
  * needs a + half < 2^63: |cs|, |sn| <= 2^30 + 1 and |x|, |y| < 2^31 keep |a| below 2^62 + 2^32.
  */
-static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64_t sn)
+ET_HOT_INLINE void lrt_rotate_cols(int32_t *mat, const int q, int i, int j, int64_t cs, int64_t sn)
 {
     int r;
     const int32_t c32 = (int32_t)cs; /* |cs|, |sn| <= 2^30 + 1: 32 x 32 -> 64-bit products */
@@ -779,7 +779,32 @@ static void lrt_rotate_cols(int32_t *mat, int q, int i, int j, int64_t cs, int64
     }
 }
 
-static int64_t lrt_col_dot(const int32_t *mat, int q, int i, int j)
+/* lrt_rotate_cols, also giving the new columns' sums of squares (what lrt_col_dot would give). */
+ET_HOT_INLINE void lrt_rotate_cols_sq(int32_t *mat, const int q, int i, int j, int64_t cs, int64_t sn, int64_t *sq_i,
+                                   int64_t *sq_j)
+{
+    int r;
+    const int32_t c32 = (int32_t)cs;
+    const int32_t s32 = (int32_t)sn;
+    int64_t si = 0;
+    int64_t sj = 0;
+    for (r = 0; r < q; r++) {
+        int32_t x = mat[r * q + i];
+        int32_t y = mat[r * q + j];
+        int64_t a = (int64_t)c32 * x - (int64_t)s32 * y;
+        int64_t b = (int64_t)s32 * x + (int64_t)c32 * y;
+        int32_t xn = (int32_t)((a + (INT64_C(1) << 29) - (a < 0)) >> 30);
+        int32_t yn = (int32_t)((b + (INT64_C(1) << 29) - (b < 0)) >> 30);
+        mat[r * q + i] = xn;
+        mat[r * q + j] = yn;
+        si += (int64_t)xn * xn;
+        sj += (int64_t)yn * yn;
+    }
+    *sq_i = si;
+    *sq_j = sj;
+}
+
+ET_HOT_INLINE int64_t lrt_col_dot(const int32_t *mat, const int q, int i, int j)
 {
     int64_t s = 0;
     int r;
@@ -787,6 +812,32 @@ static int64_t lrt_col_dot(const int32_t *mat, int q, int i, int j)
         s += (int64_t)mat[r * q + i] * mat[r * q + j];
     }
     return s;
+}
+
+/* The cyclic sweeps of et_lrt_svd on A (in u) and V, with the columns' squared norms in nrm2; a
+ * sweep without a rotation leaves A and V unchanged, so the remaining sweeps would too. */
+ET_HOT_INLINE void lrt_svd_sweeps(int32_t *u, int32_t *v, int64_t *nrm2, const int q)
+{
+    int sweep;
+    int i;
+    int j;
+    for (sweep = 0; sweep < ET_LRT_JACOBI_SWEEPS; sweep++) {
+        int rotated = 0;
+        for (i = 0; i < q - 1; i++) {
+            for (j = i + 1; j < q; j++) {
+                int64_t cs;
+                int64_t sn;
+                if (lrt_rotation(nrm2[i], nrm2[j], lrt_col_dot(u, q, i, j), &cs, &sn)) {
+                    lrt_rotate_cols_sq(u, q, i, j, cs, sn, &nrm2[i], &nrm2[j]);
+                    lrt_rotate_cols(v, q, i, j, cs, sn);
+                    rotated = 1;
+                }
+            }
+        }
+        if (!rotated) {
+            break;
+        }
+    }
 }
 
 static void lrt_swap_cols(int32_t *mat, int q, int i, int j)
@@ -820,7 +871,6 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
     int i;
     int j;
     int k;
-    int sweep;
     int degenerate = 0;
     int64_t nrm2[LRT_QMAX]; /* squared column norms of A, recomputed when a rotation moves a column */
     if (c == NULL || sigma == NULL || u == NULL || v == NULL || q < 2 || q > LRT_QMAX) {
@@ -834,32 +884,19 @@ et_status_t et_lrt_svd(const int32_t *c, int q, uint32_t *sigma, int32_t *u, int
     if (u != c) {
         memcpy(u, c, sizeof(int32_t) * (size_t)q * (size_t)q);
     }
-    for (i = 0; i < q * q; i++) {
-        v[i] = (i / q == i % q) ? (int32_t)LRT_Q30 : 0;
+    memset(v, 0, sizeof(int32_t) * (size_t)q * (size_t)q);
+    for (i = 0; i < q; i++) {
+        v[i * q + i] = (int32_t)LRT_Q30;
     }
     for (k = 0; k < q; k++) {
         nrm2[k] = lrt_col_dot(u, q, k, k);
     }
-    /* One-sided Jacobi on A (held in u): cyclic sweeps; a sweep without a
-     * rotation leaves A and V unchanged, so the remaining sweeps would too. */
-    for (sweep = 0; sweep < ET_LRT_JACOBI_SWEEPS; sweep++) {
-        int rotated = 0;
-        for (i = 0; i < q - 1; i++) {
-            for (j = i + 1; j < q; j++) {
-                int64_t cs;
-                int64_t sn;
-                if (lrt_rotation(nrm2[i], nrm2[j], lrt_col_dot(u, q, i, j), &cs, &sn)) {
-                    lrt_rotate_cols(u, q, i, j, cs, sn);
-                    lrt_rotate_cols(v, q, i, j, cs, sn);
-                    nrm2[i] = lrt_col_dot(u, q, i, i);
-                    nrm2[j] = lrt_col_dot(u, q, j, j);
-                    rotated = 1;
-                }
-            }
-        }
-        if (!rotated) {
-            break;
-        }
+    /* One-sided Jacobi on A (held in u); rank 4's core (q = 5) gets its own copy on the host with q
+     * a constant (the loops unrolled), firmware one generic copy. */
+    if (LRT_WIDE && q == 5) {
+        lrt_svd_sweeps(u, v, nrm2, 5);
+    } else {
+        lrt_svd_sweeps(u, v, nrm2, q);
     }
     for (k = 0; k < q; k++) {
         sigma[k] = (uint32_t)lrt_sqrt_round((uint64_t)nrm2[k]);
