@@ -46,7 +46,8 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 /*
  * LRT_WIDE: the host build also gets loop copies written for the vectoriser (a rank-4 MGS, sweeps
  * without the clamp, rotation rows in 32-bit products) and inlined roundings. Firmware keeps
- * one generic copy of each loop: the same values in less code (Cortex-M text).
+ * one generic copy of most loops: the same values in less code (Cortex-M text); of the MGS sweeps
+ * it has the 32 x 32 -> 64-bit one (one copy per dot_next, the clamp a run-time flag).
  */
 #if LRT_WIDE
 #define LRT_RSHIFT et_round_shift_s64_inline
@@ -433,6 +434,14 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
         }
         return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 0)
                      : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 0);
+    }
+    if (!LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) {
+        /* firmware: the sweep in 32 x 32 -> 64-bit products, one copy per dot_next */
+        uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1;
+        int clamp = *bound + step > (uint64_t)INT32_MAX;
+        *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
+        return dot_next ? lrt_mgs_sweep32(qj, rank, (int32_t)a, sh, res, len, clamp, 1)
+                        : lrt_mgs_sweep32(qj, rank, (int32_t)a, sh, res, len, clamp, 0);
     }
     *bound = UINT64_C(1) << 31;
     for (i = 0; i < len; i++) {
