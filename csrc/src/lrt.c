@@ -49,6 +49,13 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
  * one generic copy of most loops: the same values in less code (Cortex-M text); of the MGS sweeps
  * it has the 32 x 32 -> 64-bit one (one copy per dot_next, the clamp a run-time flag).
  */
+/* LRT_LONG_MUL: 32 x 32 -> 64-bit products are one instruction (not on Armv6-M or Armv8-M Baseline,
+ * where they are a libgcc call): the rotation passes then split g_k into two int32 halves. */
+#if defined(__arm__) && defined(__ARM_ARCH_ISA_THUMB) && __ARM_ARCH_ISA_THUMB == 1
+#define LRT_LONG_MUL 0
+#else
+#define LRT_LONG_MUL 1
+#endif
 #if LRT_WIDE
 #define LRT_RSHIFT et_round_shift_s64_inline
 #define LRT_SAT et_saturate_s64_inline
@@ -1135,7 +1142,8 @@ static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, 
 }
 
 /*
- * The same rows for the usual case, written so that the compiler can vectorise across rows:
+ * The same rows for the usual case (hosts, and Cortex-M with a long multiply: LRT_LONG_MUL),
+ * written so that the compiler can vectorise across rows:
  * an empty old basis (mode 0, as a zero M) or up >= 0 (mode 1), and |g_k| < 2^61, split
  * exactly as g_k = gh_k 2^31 + gl_k (gh_k = floor(g_k / 2^31), gl_k in [0, 2^31)) so that every
  * product is int32 x int32 -> int64. Entries are summed modulo 2^64: the exact value, which
@@ -1363,8 +1371,9 @@ ET_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const l
         *shift = bits - 15;
         return LRT_WORK_EXP + *shift;
     }
-    if (LRT_WIDE && lrt_rot_fast(rt, rank, gh, gl)) {
-        peak = rank == 4 ? lrt_rot_max_fast(q, len, rt, res, gh, gl, 4) : lrt_rot_max_fast(q, len, rt, res, gh, gl, rank);
+    if (LRT_LONG_MUL && lrt_rot_fast(rt, rank, gh, gl)) {
+        peak = LRT_WIDE && rank == 4 ? lrt_rot_max_fast(q, len, rt, res, gh, gl, 4)
+                                     : lrt_rot_max_fast(q, len, rt, res, gh, gl, rank);
     } else {
         peak = !LRT_WIDE && rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
     }
@@ -1382,8 +1391,8 @@ ET_HOT static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_r
 {
     int32_t gh[ET_LRT_MAX_RANK];
     int32_t gl[ET_LRT_MAX_RANK];
-    if (LRT_WIDE && shift >= 1 && shift <= 47 && lrt_rot_fast(rt, rank, gh, gl)) {
-        if (rank == 4) {
+    if (LRT_LONG_MUL && shift >= 1 && shift <= 47 && lrt_rot_fast(rt, rank, gh, gl)) {
+        if (LRT_WIDE && rank == 4) {
             lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
         } else {
             lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, rank);
