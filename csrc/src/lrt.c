@@ -586,8 +586,8 @@ static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res,
  * (s1 == 0 leaves rho = 0; an empty basis has no sweeps.) So U = (isqrt(s1) + 1)(1 + 2^-16),
  * rounded up, at exponent e1 bounds rho 2^res_exp, and U_L U_R bounds rho_L rho_R.
  *
- * Before the first pass. The input rescale is an exact left shift (an int8 input has
- * sum(res^2) < 2^30) to units w0 with s0 = sum(res^2) in [2^54, 2^56), so w0 <= R0 2^-27 for
+ * Before the first pass. The input rescale is an exact left shift (an 8-bit input has
+ * sum(res^2) < 2^32) to units w0 with s0 = sum(res^2) in [2^54, 2^56), so w0 <= R0 2^-27 for
  * R0 = sqrt(s0) 2^e0. The first pass is r sweeps of the same kind: its residual has norm
  * R1 <= R0 + w0 8 (0.71 + 128) < R0 (1 + 2^-16.99), and with the lemma above (for one pass the
  * final rescale alone: less) rho 2^res_exp <= R1 (1 + 2^-16) < R0 (1 + 2^-15). So
@@ -780,27 +780,13 @@ static int lrt_rotation(int64_t alpha, int64_t beta, int64_t gamma, int64_t *cs,
  * (r = a mod 2^30) is floor((a + half - [a < 0]) 2^-30), as a - r is a multiple of 2^30. It
  * needs a + half < 2^63: |cs|, |sn| <= 2^30 + 1 and |x|, |y| < 2^31 keep |a| below 2^62 + 2^32.
  */
-ET_HOT_INLINE void lrt_rotate_cols(int32_t *mat, const int q, int i, int j, int64_t cs, int64_t sn)
-{
-    int r;
-    const int32_t c32 = (int32_t)cs; /* |cs|, |sn| <= 2^30 + 1: 32 x 32 -> 64-bit products */
-    const int32_t s32 = (int32_t)sn;
-    for (r = 0; r < q; r++) {
-        int32_t x = mat[r * q + i];
-        int32_t y = mat[r * q + j];
-        int64_t a = (int64_t)c32 * x - (int64_t)s32 * y;
-        int64_t b = (int64_t)s32 * x + (int64_t)c32 * y;
-        mat[r * q + i] = (int32_t)((a + (INT64_C(1) << 29) - (a < 0)) >> 30);
-        mat[r * q + j] = (int32_t)((b + (INT64_C(1) << 29) - (b < 0)) >> 30);
-    }
-}
-
-/* lrt_rotate_cols, also giving the new columns' sums of squares (what lrt_col_dot would give). */
-ET_HOT_INLINE void lrt_rotate_cols_sq(int32_t *mat, const int q, int i, int j, int64_t cs, int64_t sn, int64_t *sq_i,
+/* Columns i and j of mat rotated by (cs, sn) in Q30; with sq_i (and sq_j) not NULL, also the new
+ * columns' sums of squares (what lrt_col_dot would give). */
+ET_HOT_INLINE void lrt_rotate_cols(int32_t *mat, const int q, int i, int j, int64_t cs, int64_t sn, int64_t *sq_i,
                                    int64_t *sq_j)
 {
     int r;
-    const int32_t c32 = (int32_t)cs;
+    const int32_t c32 = (int32_t)cs; /* |cs|, |sn| <= 2^30 + 1: 32 x 32 -> 64-bit products */
     const int32_t s32 = (int32_t)sn;
     int64_t si = 0;
     int64_t sj = 0;
@@ -813,11 +799,15 @@ ET_HOT_INLINE void lrt_rotate_cols_sq(int32_t *mat, const int q, int i, int j, i
         int32_t yn = (int32_t)((b + (INT64_C(1) << 29) - (b < 0)) >> 30);
         mat[r * q + i] = xn;
         mat[r * q + j] = yn;
-        si += (int64_t)xn * xn;
-        sj += (int64_t)yn * yn;
+        if (sq_i != NULL) {
+            si += (int64_t)xn * xn;
+            sj += (int64_t)yn * yn;
+        }
     }
-    *sq_i = si;
-    *sq_j = sj;
+    if (sq_i != NULL) {
+        *sq_i = si;
+        *sq_j = sj;
+    }
 }
 
 ET_HOT_INLINE int64_t lrt_col_dot(const int32_t *mat, const int q, int i, int j)
@@ -844,8 +834,8 @@ ET_HOT_INLINE void lrt_svd_sweeps(int32_t *u, int32_t *v, int64_t *nrm2, const i
                 int64_t cs;
                 int64_t sn;
                 if (lrt_rotation(nrm2[i], nrm2[j], lrt_col_dot(u, q, i, j), &cs, &sn)) {
-                    lrt_rotate_cols_sq(u, q, i, j, cs, sn, &nrm2[i], &nrm2[j]);
-                    lrt_rotate_cols(v, q, i, j, cs, sn);
+                    lrt_rotate_cols(u, q, i, j, cs, sn, &nrm2[i], &nrm2[j]);
+                    lrt_rotate_cols(v, q, i, j, cs, sn, NULL, NULL);
                     rotated = 1;
                 }
             }
