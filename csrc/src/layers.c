@@ -887,24 +887,40 @@ ET_HOT et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *we
         return ET_OK;
     }
     /* For one kernel row, the in-bounds taps kx0..kx1-1 are (kx1 - kx0) ic contiguous bytes of the
-     * input and of the weight row: one dot product each. */
+     * input and of the weight row: one dot product each, four output channels per pass while four
+     * are left (each activation loaded once for four weight rows), then one. */
     for (oy = 0; oy < g.oh; oy++) {
         for (ox = 0; ox < g.ow; ox++) {
             uint32_t pix = (uint32_t)(oy * g.ow + ox);
             int32_t kx0 = g.pad - ox > 0 ? g.pad - ox : 0;
             int32_t kx1 = g.iw + g.pad - ox < g.k ? g.iw + g.pad - ox : g.k;
             uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g.ic : 0u;
-            for (o = 0; o < g.oc; o++) {
-                int32_t acc = 0;
+            for (o = 0; o < g.oc; o += nr) {
+                int32_t a4[4] = {0, 0, 0, 0};
+                uint32_t r;
+                nr = g.oc - o >= 4 ? 4u : 1u;
                 for (ky = 0; ky < g.k && span != 0; ky++) {
                     int32_t iy = oy + ky - g.pad;
+                    const int8_t *wr;
+                    const uint8_t *xr;
                     if (iy < 0 || iy >= g.ih) {
                         continue;
                     }
-                    acc += et_dot(weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic,
-                                  x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic, span, sgn);
+                    wr = weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic;
+                    xr = x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic;
+                    if (nr == 4) {
+                        int32_t t[4];
+                        et_dot4(wr, g.m, xr, span, sgn, t);
+                        for (r = 0; r < 4; r++) {
+                            a4[r] += t[r];
+                        }
+                    } else {
+                        a4[0] += et_dot(wr, xr, span, sgn);
+                    }
                 }
-                et_mac_store(&q, acc, bias[o], out, pix * g.oc + o, &npre, &nact);
+                for (r = 0; r < nr; r++) {
+                    et_mac_store(&q, a4[r], bias[o + r], out, pix * g.oc + o + r, &npre, &nact);
+                }
             }
         }
     }
