@@ -421,11 +421,17 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
     int64_t dot = 0;
     uint32_t i;
     const int16_t *qj = q + j;
-    if (LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) {
+    if (a >= INT32_MIN && a <= INT32_MAX) {
+        /* 32 x 32 -> 64-bit products, clamped only where the bound says a value could leave int32.
+         * Firmware has one copy per dot_next; the host one per case, and the int32-lane sweep. */
         int32_t a32 = (int32_t)a;
         uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1; /* < 2^32 */
         int clamp = *bound + step > (uint64_t)INT32_MAX;
         *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
+        if (!LRT_WIDE) {
+            return dot_next ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 1)
+                            : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 0);
+        }
         if (!clamp && sh >= 17) {
             uint32_t amag = (uint32_t)lrt_abs(a);
             if (dot_next) {
@@ -441,14 +447,6 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
         }
         return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 0)
                      : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 0);
-    }
-    if (!LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) {
-        /* firmware: the sweep in 32 x 32 -> 64-bit products, one copy per dot_next */
-        uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1;
-        int clamp = *bound + step > (uint64_t)INT32_MAX;
-        *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
-        return dot_next ? lrt_mgs_sweep32(qj, rank, (int32_t)a, sh, res, len, clamp, 1)
-                        : lrt_mgs_sweep32(qj, rank, (int32_t)a, sh, res, len, clamp, 0);
     }
     *bound = UINT64_C(1) << 31;
     for (i = 0; i < len; i++) {
