@@ -1,22 +1,28 @@
 """The conv and dense kernels (csrc/src/layers.c) are compiled for several instruction sets on x86-64
 hosts like the accumulator (csrc/src/hot_internal.h: AVX-512, AVX2, baseline, picked at load time).
-Integer arithmetic is exact, so every build must give the same bits as the portable loops that
+The forward kernels have one more copy, for AVX-512 VNNI, picked by the CPU's feature bits (gcc's clones
+cannot select it on every CPU that has it). Integer arithmetic is exact, so every build must give the
+same bits as the portable loops that
 firmware and -DET_NO_MULTIVERSION builds get: tests/c/layers_digest.c hashes the forward outputs and
 clip counters, the int8 and int16 input gradients and the conv weight gradient over layers that take
 every loop, and the builds are compared line for line."""
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 
 from digest_builds import VALGRIND, build_all, digest, require_valgrind, symbols
 
 BUILDS = {
-    "dispatched": ["-O3"],  # x86-64 Linux gcc: AVX-512 / AVX2 / baseline clones of the kernels
+    "dispatched": ["-O3"],  # x86-64 Linux gcc: AVX-512 / AVX2 / baseline clones, VNNI forward copy
+    "no-vnni": ["-O3", "-DET_NO_VNNI"],  # the clones only: the AVX-512 one runs natively on a VNNI CPU
     "portable": ["-O3", "-DET_NO_MULTIVERSION"],  # the loops firmware gets
     "portable-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION"],
 }
 CASES = 576  # 16 layers x 3 input formats x 6 layer scales x 2 activations
-HOT = ("et_conv2d_forward_n", "et_dense_forward_n", "et_conv2d_backward_input_n", "et_conv2d_backward_input_rows",
+VNNI = ("et_conv2d_forward_n", "et_dense_forward_n")  # ET_HOT_VNNI_DISPATCH: <name>_vnni and <name>_clones
+HOT = ("et_conv2d_forward_n_clones", "et_dense_forward_n_clones", "et_conv2d_backward_input_n", "et_conv2d_backward_input_rows",
        "et_dense_backward_input_n", "et_conv2d_weight_grad_windows", "et_conv2d_weight_grad_wide",
        "et_conv2d_forward_thin")
 
@@ -53,3 +59,42 @@ def test_avx2_clone_under_valgrind(binaries):
     this run covers the clone a native run on an AVX-512 machine does not take."""
     require_valgrind()
     assert digest(binaries["dispatched"], 3, CASES, VALGRIND) == digest(binaries["portable"], 3, CASES)
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def isa(binary, wrapper=()) -> str:
+    return subprocess.run([*wrapper, str(binary), "isa"], capture_output=True, text=True, check=True).stdout
+
+
+def test_vnni_copy_is_built_and_picked_by_the_cpu(binaries):
+    """The VNNI copies exist in the dispatched build only, and the dispatcher picks them exactly where
+    /proc/cpuinfo lists AVX-512 VNNI with the rest of x86-64-v4: so on such a CPU the agreement above
+    covers the VNNI copy, and the no-vnni build's the AVX-512 clone."""
+    names = symbols(binaries["dispatched"])
+    plain = symbols(binaries["no-vnni"])
+    for fn in VNNI:
+        assert f"{fn}_vnni" in names and f"{fn}_clones.arch_x86_64_v4" in names, fn
+        assert f"{fn}_vnni" not in plain and f"{fn}_clones" not in plain, fn
+        assert f"{fn}.arch_x86_64_v4" in plain, fn
+    v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "bmi2", "fma"}
+    want = int((v4 | {"avx512_vnni"}) <= cpu_flags())
+    assert isa(binaries["dispatched"]) == f"vnni built 1 picked {want}\n"
+    assert isa(binaries["no-vnni"]) == "vnni built 0 picked 0\n"
+
+
+def test_valgrind_runs_the_clones_not_the_vnni_copy(binaries):
+    """valgrind's CPU has no AVX-512, so the dispatcher must fall back to the clones there (and the
+    AVX2 comparison above is what it says)."""
+    symbols(binaries["dispatched"])
+    require_valgrind()
+    assert isa(binaries["dispatched"], VALGRIND) == "vnni built 1 picked 0\n"

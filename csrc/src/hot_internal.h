@@ -32,4 +32,44 @@
 #define ET_HOT_INLINE static
 #endif
 
+/*
+ * AVX-512 VNNI (vpdpwssd, vpdpbusd: two int16 or four 8-bit products added into each int32 lane in
+ * one instruction). target_clones can select a VNNI copy only through an Intel arch= name, which the
+ * loader picks by CPU model, so other CPUs with VNNI (AMD Zen 4) would never run it. The layer kernels
+ * whose dot products gain from it are defined with ET_HOT_VNNI_DISPATCH instead: one more copy, built
+ * for x86-64-v4 plus VNNI, picked on every call by the CPU's feature bits (two loads and a test), the
+ * ET_HOT clones otherwise. -DET_NO_VNNI leaves it out (tests compare the builds).
+ *
+ * Such a kernel is written `ET_HOT_VNNI_DEF(ret, name)(params) { ... }` followed by
+ * `ET_HOT_VNNI_DISPATCH(ret, name, (params), (args))`, args the parenthesised arguments that pass the
+ * parameters on. With VNNI the definition is the always-inline `name##_body` and the dispatch defines
+ * `name`; everywhere else the definition is the ET_HOT function `name` itself and the dispatch is
+ * empty, so other builds (Cortex-M among them) compile exactly what they did before.
+ */
+#if ET_HOST_WIDE && !defined(ET_NO_VNNI)
+#define ET_HOST_VNNI 1
+static inline int et_host_vnni(void)
+{
+    return __builtin_cpu_supports("x86-64-v4") && __builtin_cpu_supports("avx512vnni");
+}
+#define ET_HOT_VNNI_DEF(ret, name) ET_HOT_INLINE ret name##_body
+#define ET_HOT_VNNI_DISPATCH(ret, name, params, args)                                                   \
+    __attribute__((target("arch=x86-64-v4,avx512vnni"))) static ret name##_vnni params                 \
+    {                                                                                                   \
+        return name##_body args;                                                                        \
+    }                                                                                                   \
+    ET_HOT static ret name##_clones params                                                              \
+    {                                                                                                   \
+        return name##_body args;                                                                        \
+    }                                                                                                   \
+    ret name params                                                                                     \
+    {                                                                                                   \
+        return et_host_vnni() ? name##_vnni args : name##_clones args;                                  \
+    }
+#else
+#define ET_HOST_VNNI 0
+#define ET_HOT_VNNI_DEF(ret, name) ET_HOT ret name
+#define ET_HOT_VNNI_DISPATCH(ret, name, params, args)
+#endif
+
 #endif /* EDGETRAIN_HOT_INTERNAL_H */

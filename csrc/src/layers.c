@@ -833,8 +833,8 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
 }
 #endif
 
-ET_HOT et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
-                                       const void *in, void *out, uint32_t *pre, uint32_t *act)
+ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
+                                                  const void *in, void *out, uint32_t *pre, uint32_t *act)
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_CONV2D);
@@ -930,6 +930,13 @@ ET_HOT et_status_t et_conv2d_forward_n(const et_layer_t *layer, const int8_t *we
     *act += nact;
     return ET_OK;
 }
+
+/* The public kernel: the body above in the ET_HOT clones, or its AVX-512 VNNI copy where the CPU
+ * has VNNI (hot_internal.h). */
+ET_HOT_VNNI_DISPATCH(et_status_t, et_conv2d_forward_n,
+                     (const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in, void *out,
+                      uint32_t *pre, uint32_t *act),
+                     (layer, weights, bias, in, out, pre, act))
 
 /*
  * round_shift(acc, shift) of an int32 for 1 <= shift <= 31, in 32 bits: the magnitude rounded half
@@ -1310,8 +1317,8 @@ et_status_t et_dense_forward(const et_layer_t *layer, const int8_t *weights, con
     return et_dense_forward_n(layer, weights, bias, in, out, &pre, &act);
 }
 
-ET_HOT et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
-                                      const void *in, void *out, uint32_t *pre, uint32_t *act)
+ET_HOT_VNNI_DEF(et_status_t, et_dense_forward_n)(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
+                                                 const void *in, void *out, uint32_t *pre, uint32_t *act)
 {
     const uint8_t *x = (const uint8_t *)in;
     et_status_t st = et_expect(layer, ET_LAYER_DENSE);
@@ -1338,6 +1345,11 @@ ET_HOT et_status_t et_dense_forward_n(const et_layer_t *layer, const int8_t *wei
     *act += nact;
     return ET_OK;
 }
+
+ET_HOT_VNNI_DISPATCH(et_status_t, et_dense_forward_n,
+                     (const et_layer_t *layer, const int8_t *weights, const int16_t *bias, const void *in, void *out,
+                      uint32_t *pre, uint32_t *act),
+                     (layer, weights, bias, in, out, pre, act))
 
 ET_HOT et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8_t *weights, const int8_t *dz,
                                              void *dx, int wide, uint32_t *grad)

@@ -225,7 +225,9 @@ def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dic
     x86-64 Linux builds with gcc 11+ compile the hot loops for AVX-512 (x86-64-v4), AVX2 and baseline
     x86-64, and the loader picks one for the CPU. Native times are that copy's; callgrind runs on
     valgrind's virtual CPU, which has AVX2 but no AVX-512, so instruction counts are the AVX2 copy's
-    (baseline without AVX2). Every copy gives the same bits."""
+    (baseline without AVX2). The conv and dense forward kernels have one more copy for AVX-512 VNNI,
+    picked by the CPU's feature bits (``forward_vnni``: it runs natively here; never under callgrind).
+    Every copy gives the same bits."""
     if core_path is None:
         from ..core import library_path
 
@@ -246,11 +248,12 @@ def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dic
             flags = set(line.split(":", 1)[1].split())
             break
     if not built:
-        return {"built": False, "native": "portable", "callgrind": "portable"}
+        return {"built": False, "native": "portable", "callgrind": "portable", "forward_vnni": False}
     v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "bmi2", "fma"} <= flags
     avx2 = "avx2" in flags
+    vnni = b"et_conv2d_forward_n_vnni\0" in binary and v4 and "avx512_vnni" in flags
     return {"built": True, "native": "x86-64-v4" if v4 else "avx2" if avx2 else "default",
-            "callgrind": "avx2" if avx2 else "default"}
+            "callgrind": "avx2" if avx2 else "default", "forward_vnni": vnni}
 
 
 # ---- the parts ---------------------------------------------------------------------------------

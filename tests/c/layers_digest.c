@@ -5,7 +5,8 @@
  * every input format, with and without ReLU, several layer scales, random and extreme tensors and
  * sparse gradients. Prints one line per case (statuses and an FNV-1a hash of every output), so that
  * two builds of the core (e.g. with and without ET_NO_MULTIVERSION) can be compared byte for byte.
- * Usage: layers_digest [ROUNDS_PER_CASE]
+ * Usage: layers_digest [ROUNDS_PER_CASE]; `layers_digest isa` prints whether the forward kernels'
+ * AVX-512 VNNI copy is built and picked on this CPU (csrc/src/hot_internal.h), and nothing else.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "edgetrain/edgetrain.h"
 #include "clip_internal.h"
 #include "digest.h"
+#include "hot_internal.h"
 
 #define BUF (1 << 18)
 static int8_t w[BUF];
@@ -97,6 +99,14 @@ int main(int argc, char **argv)
     unsigned fi, ai, act;
     int r;
     uint32_t seed = 12345;
+    if (argc > 1 && strcmp(argv[1], "isa") == 0) {
+#if ET_HOST_VNNI
+        printf("vnni built %d picked %d\n", 1, et_host_vnni());
+#else
+        printf("vnni built %d picked %d\n", 0, 0);
+#endif
+        return 0;
+    }
     for (ci = 0; ci < sizeof CONV / sizeof CONV[0] + sizeof DENSE / sizeof DENSE[0]; ci++) {
         int conv = ci < sizeof CONV / sizeof CONV[0];
         for (fi = 0; fi < sizeof FMTS; fi++) {
