@@ -65,6 +65,8 @@ static const conv_case_t CONV[] = {
     {10, 11, 2, 24, 3, ET_PAD_VALID}, /* thin, 16 + 8 output channels per pixel on x86 hosts */
     {7, 6, 3, 24, 5, ET_PAD_SAME},    /* thin, k = 5: taps cut by SAME padding on both sides */
     {8, 8, 14, 24, 3, ET_PAD_SAME},   /* m * oc = 3024: windows, too many weights for the x86 thin path */
+    {6, 7, 20, 130, 3, ET_PAD_SAME},  /* blocks backward, 130 output channels: three mask words on x86 */
+    {48, 48, 3, 5, 3, ET_PAD_SAME},   /* blocks backward, 2,304 output pixels: too many masks, scans */
 };
 
 static const int DENSE[][2] = {{784, 64}, {400, 64}, {64, 10}, {3, 1}, {200, 130}, {33, 7}};
