@@ -1026,6 +1026,40 @@ ET_ALWAYS_INLINE static void et_grad_store(void *dx, uint32_t idx, int32_t acc, 
     }
 }
 
+/*
+ * et_grad_store for a run: acc[0..len-1] into elements idx..idx+len-1 of dx. The shift's case and
+ * the format are chosen once per run, so the loop for shifts >= 1 has no branch (gcc vectorises it
+ * on the host).
+ */
+ET_HOT_INLINE void et_grad_store_run(void *dx, uint32_t idx, const int32_t *acc, uint32_t len, int shift,
+                                   int wide, uint32_t *n)
+{
+    uint32_t j;
+    uint32_t c = 0;
+    if (shift < 1) {
+        for (j = 0; j < len; j++) {
+            et_grad_store(dx, idx + j, acc[j], shift, wide, n);
+        }
+        return;
+    }
+    if (wide) {
+        int16_t *d = (int16_t *)dx + idx;
+        for (j = 0; j < len; j++) {
+            int32_t r = et_round_shift32(acc[j], shift);
+            c += (uint32_t)(r < INT16_MIN) | (uint32_t)(r > INT16_MAX);
+            d[j] = (int16_t)et_clamp32(r, INT16_MIN, INT16_MAX);
+        }
+    } else {
+        int8_t *d = (int8_t *)dx + idx;
+        for (j = 0; j < len; j++) {
+            int32_t r = et_round_shift32(acc[j], shift);
+            c += (uint32_t)(r < INT8_MIN) | (uint32_t)(r > INT8_MAX);
+            d[j] = (int8_t)et_clamp32(r, INT8_MIN, INT8_MAX);
+        }
+    }
+    *n += c;
+}
+
 /* The input gradient's rescale shift (et_grad_store). */
 static int et_grad_shift(const et_layer_t *l, int wide)
 {
@@ -1082,9 +1116,7 @@ ET_HOT static et_status_t et_conv2d_backward_input_rows(const et_layer_t *layer,
                 }
             }
         }
-        for (j = 0; j < rowlen; j++) {
-            et_grad_store(dx, (uint32_t)iy * rowlen + j, acc[j], shift, wide, &nclip);
-        }
+        et_grad_store_run(dx, (uint32_t)iy * rowlen, acc, rowlen, shift, wide, &nclip);
     }
     *grad += nclip;
     return ET_OK;
@@ -1153,9 +1185,7 @@ ET_HOT et_status_t et_conv2d_backward_input_n(const et_layer_t *layer, const int
                         et_grad_rows(acc, wt, g.m, dr, g.oc, nb);
                     }
                 }
-                for (c = 0; c < nb; c++) {
-                    et_grad_store(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0 + c, acc[c], shift, wide, &nclip);
-                }
+                et_grad_store_run(dx, ((uint32_t)(iy * g.iw + ix)) * g.ic + c0, acc, nb, shift, wide, &nclip);
             }
         }
     }
@@ -1444,9 +1474,7 @@ ET_HOT et_status_t et_dense_backward_input_n(const et_layer_t *layer, const int8
             acc[j] = 0;
         }
         et_grad_rows(acc, weights + j0, m, dz, n, nb);
-        for (j = 0; j < nb; j++) {
-            et_grad_store(dx, j0 + j, acc[j], shift, wide, &nclip);
-        }
+        et_grad_store_run(dx, j0, acc, nb, shift, wide, &nclip);
     }
     *grad += nclip;
     return ET_OK;
