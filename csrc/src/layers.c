@@ -604,7 +604,16 @@ et_status_t et_conv2d_forward(const et_layer_t *layer, const int8_t *weights, co
  * gradient. Same integer sums.
  */
 #define ET_WIN_MAX 128
-#define ET_FWD_BLOCK 16384 /* bytes of weights per block of output channels in the host's wide-window rows */
+
+/* The forward pass's window buffer: 4 KiB on the host (paper-cnn's 128-channel 3 x 3 windows are
+ * 1,152 bytes), ET_WIN_MAX on firmware stacks; and on the host the bytes of weights per block of
+ * output channels (et_conv2d_forward_n). */
+#if ET_HOST_WIDE
+#define ET_WIN_FWD_MAX 4096
+#define ET_FWD_BLOCK 16384
+#else
+#define ET_WIN_FWD_MAX ET_WIN_MAX
+#endif
 
 ET_HOT_INLINE void et_window(const et_conv_geom_t *g, const uint8_t *x, int32_t oy, int32_t ox, uint8_t *win)
 {
@@ -894,11 +903,11 @@ ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const
     et_conv_geom_t g;
     et_rq_t q;
     int32_t oy, ox, ky;
-    uint32_t o, o0, ob, nr;
+    uint32_t o, nr;
     int sgn;
     uint32_t npre = 0;
     uint32_t nact = 0;
-    uint8_t win[ET_WIN_MAX];
+    uint8_t win[ET_WIN_FWD_MAX];
     if (st != ET_OK) {
         return st;
     }
@@ -914,23 +923,35 @@ ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const
         return ET_OK;
     }
 #endif
-    if (g.m <= ET_WIN_MAX) {
-        for (oy = 0; oy < g.oh; oy++) {
-            for (ox = 0; ox < g.ow; ox++) {
-                uint32_t base = (uint32_t)(oy * g.ow + ox) * g.oc;
-                et_window(&g, x, oy, ox, win);
-                /* four output channels per pass while four are left, then one; one inlined store */
-                for (o = 0; o < g.oc; o += nr) {
-                    int32_t a4[4];
-                    uint32_t r;
-                    nr = g.oc - o >= 4 ? 4u : 1u;
-                    if (nr == 4) {
-                        et_dot4(weights + o * g.m, g.m, win, g.m, sgn, a4);
-                    } else {
-                        a4[0] = et_dot(weights + o * g.m, win, g.m, sgn);
-                    }
-                    for (r = 0; r < nr; r++) {
-                        et_mac_store(&q, a4[r], bias[o + r], out, base + o + r, &npre, &nact);
+    if (g.m <= ET_WIN_FWD_MAX) {
+        /* On the host the output channels go in blocks of about ET_FWD_BLOCK bytes of weights, each
+         * block over every pixel (the window copied again per block): the block stays in the L1
+         * cache, where one pixel's pass over all the weights (147 KiB for paper-cnn's 128 x 1152)
+         * streamed them from L2 for every pixel. Firmware takes all channels in one block. */
+        uint32_t o0, ob = g.oc;
+#if ET_HOST_WIDE
+        ob = ET_FWD_BLOCK / g.m;
+        ob = ob < 4 ? 4u : ob - ob % 4u;
+#endif
+        for (o0 = 0; o0 < g.oc; o0 += ob) {
+            uint32_t o1 = g.oc - o0 < ob ? g.oc : o0 + ob;
+            for (oy = 0; oy < g.oh; oy++) {
+                for (ox = 0; ox < g.ow; ox++) {
+                    uint32_t base = (uint32_t)(oy * g.ow + ox) * g.oc;
+                    et_window(&g, x, oy, ox, win);
+                    /* four output channels per pass while four are left, then one; one inlined store */
+                    for (o = o0; o < o1; o += nr) {
+                        int32_t a4[4];
+                        uint32_t r;
+                        nr = o1 - o >= 4 ? 4u : 1u;
+                        if (nr == 4) {
+                            et_dot4(weights + o * g.m, g.m, win, g.m, sgn, a4);
+                        } else {
+                            a4[0] = et_dot(weights + o * g.m, win, g.m, sgn);
+                        }
+                        for (r = 0; r < nr; r++) {
+                            et_mac_store(&q, a4[r], bias[o + r], out, base + o + r, &npre, &nact);
+                        }
                     }
                 }
             }
@@ -939,53 +960,43 @@ ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const
         *act += nact;
         return ET_OK;
     }
-    /* For one kernel row, the in-bounds taps kx0..kx1-1 are (kx1 - kx0) ic contiguous bytes of the
-     * input and of the weight row: one dot product each; on the host four output channels per pass
-     * while four are left (each activation loaded once for four weight rows), then one. Firmware
-     * takes one at a time: a second call of et_dot4 keeps gcc from inlining it into the window path
-     * above, which cost the M4 2 % of mcu-cnn's forward pass (whose windows all fit). On the host
-     * the output channels go in blocks of about ET_FWD_BLOCK bytes of weights, each block over
-     * every pixel: the block stays in the L1 cache, where one pixel's pass over all the weights
-     * (147 KiB for paper-cnn's 128 x 1152) streamed them from L2 for every pixel. */
-    ob = g.oc;
-#if ET_HOST_WIDE
-    ob = ET_FWD_BLOCK / g.m;
-    ob = ob < 4 ? 4u : ob - ob % 4u;
-#endif
-    for (o0 = 0; o0 < g.oc; o0 += ob) {
-        uint32_t o1 = g.oc - o0 < ob ? g.oc : o0 + ob;
-        for (oy = 0; oy < g.oh; oy++) {
-            for (ox = 0; ox < g.ow; ox++) {
-                uint32_t pix = (uint32_t)(oy * g.ow + ox);
-                int32_t kx0 = g.pad - ox > 0 ? g.pad - ox : 0;
-                int32_t kx1 = g.iw + g.pad - ox < g.k ? g.iw + g.pad - ox : g.k;
-                uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g.ic : 0u;
-                for (o = o0; o < o1; o += nr) {
-                    int32_t a4[4] = {0, 0, 0, 0};
-                    uint32_t r;
-                    nr = ET_HOST_WIDE && o1 - o >= 4 ? 4u : 1u;
-                    for (ky = 0; ky < g.k && span != 0; ky++) {
-                        int32_t iy = oy + ky - g.pad;
-                        const int8_t *wr;
-                        const uint8_t *xr;
-                        if (iy < 0 || iy >= g.ih) {
-                            continue;
-                        }
-                        wr = weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic;
-                        xr = x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic;
-                        if (nr == 4) {
-                            int32_t t[4];
-                            et_dot4(wr, g.m, xr, span, sgn, t);
-                            for (r = 0; r < 4; r++) {
-                                a4[r] += t[r];
-                            }
-                        } else {
-                            a4[0] += et_dot(wr, xr, span, sgn);
-                        }
+    /* Windows larger than the buffer. For one kernel row, the in-bounds taps kx0..kx1-1 are
+     * (kx1 - kx0) ic contiguous bytes of the input and of the weight row: one dot product each; on
+     * the host four output channels per pass while four are left (each activation loaded once for
+     * four weight rows), then one. Firmware takes one at a time: a second call of et_dot4 keeps gcc
+     * from inlining it into the window path above, which cost the M4 2 % of mcu-cnn's forward pass
+     * (whose windows all fit). */
+    for (oy = 0; oy < g.oh; oy++) {
+        for (ox = 0; ox < g.ow; ox++) {
+            uint32_t pix = (uint32_t)(oy * g.ow + ox);
+            int32_t kx0 = g.pad - ox > 0 ? g.pad - ox : 0;
+            int32_t kx1 = g.iw + g.pad - ox < g.k ? g.iw + g.pad - ox : g.k;
+            uint32_t span = kx1 > kx0 ? (uint32_t)(kx1 - kx0) * g.ic : 0u;
+            for (o = 0; o < g.oc; o += nr) {
+                int32_t a4[4] = {0, 0, 0, 0};
+                uint32_t r;
+                nr = ET_HOST_WIDE && g.oc - o >= 4 ? 4u : 1u;
+                for (ky = 0; ky < g.k && span != 0; ky++) {
+                    int32_t iy = oy + ky - g.pad;
+                    const int8_t *wr;
+                    const uint8_t *xr;
+                    if (iy < 0 || iy >= g.ih) {
+                        continue;
                     }
-                    for (r = 0; r < nr; r++) {
-                        et_mac_store(&q, a4[r], bias[o + r], out, pix * g.oc + o + r, &npre, &nact);
+                    wr = weights + o * g.m + ((uint32_t)(ky * g.k + kx0)) * g.ic;
+                    xr = x + ((uint32_t)(iy * g.iw + ox + kx0 - g.pad)) * g.ic;
+                    if (nr == 4) {
+                        int32_t t[4];
+                        et_dot4(wr, g.m, xr, span, sgn, t);
+                        for (r = 0; r < 4; r++) {
+                            a4[r] += t[r];
+                        }
+                    } else {
+                        a4[0] += et_dot(wr, xr, span, sgn);
                     }
+                }
+                for (r = 0; r < nr; r++) {
+                    et_mac_store(&q, a4[r], bias[o + r], out, pix * g.oc + o + r, &npre, &nact);
                 }
             }
         }
