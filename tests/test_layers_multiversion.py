@@ -20,7 +20,7 @@ BUILDS = {
     "portable": ["-O3", "-DET_NO_MULTIVERSION"],  # the loops firmware gets
     "portable-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION"],
 }
-CASES = 648  # 18 layers x 3 input formats x 6 layer scales x 2 activations
+CASES = 720  # 20 layers x 3 input formats x 6 layer scales x 2 activations
 VNNI = ("et_conv2d_forward_n", "et_dense_forward_n")  # ET_HOT_VNNI_DISPATCH: <name>_vnni and <name>_clones
 HOT = ("et_conv2d_forward_n_clones", "et_dense_forward_n_clones", "et_conv2d_backward_input_n", "et_conv2d_backward_input_rows",
        "et_dense_backward_input_n", "et_conv2d_weight_grad_windows", "et_conv2d_weight_grad_wide",

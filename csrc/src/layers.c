@@ -895,6 +895,80 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
 }
 #endif
 
+#if ET_HOST_VNNI
+#include <immintrin.h>
+
+/*
+ * Conv forward with AVX-512 VNNI on sixteen output channels at once, for windows that fit the
+ * window buffer, up to ET_VNNI_MAX_M bytes, and channel counts that are multiples of 16 (paper-cnn's
+ * 128-channel convs). The dot-product path reduces every output's vector of partial sums to one
+ * value; here the channels are the lanes: a block of 16 weight rows is transposed once per call into
+ * wt[j / 4][c][j % 4] (32 KiB on the stack at most), and per pixel each four window bytes, broadcast,
+ * meet the block's 64 weight bytes in one vpdpbusd (unsigned byte times signed byte, four products
+ * added into each int32 lane). vpdpbusd takes the activations as unsigned bytes: the signed format's
+ * bytes are flipped to b + 128 and 128 times the row's weight sum is taken off again. The same
+ * integer sums (|sum| < 2^31 as for et_dot_c) and the same stores and counts as the portable loops;
+ * tests/test_layers_multiversion.py compares the builds. Intrinsics: built by gcc on x86-64 only,
+ * run only where et_host_vnni() says the CPU has VNNI.
+ */
+#define ET_VNNI_MAX_M 2048
+
+__attribute__((target("arch=x86-64-v4,avx512vnni"))) static void
+et_conv2d_forward_vnni(const et_conv_geom_t *g, const et_rq_t *q, const int8_t *weights, const int16_t *bias,
+                       const uint8_t *x, void *out, int sgn, uint32_t *npre, uint32_t *nact)
+{
+    int8_t wt[ET_VNNI_MAX_M * 16];
+    uint8_t win[ET_VNNI_MAX_M];
+    int32_t corr[16];
+    int32_t sums[16];
+    uint32_t m4 = (g->m + 3u) & ~3u;
+    uint32_t o0, c, j;
+    int32_t oy, ox;
+    memset(win + g->m, 0, m4 - g->m); /* the weights there are zero; defined bytes all the same */
+    for (o0 = 0; o0 < g->oc; o0 += 16) {
+        for (c = 0; c < 16; c++) {
+            const int8_t *wr = weights + (o0 + c) * g->m;
+            int32_t s = 0;
+            for (j = 0; j < m4; j++) {
+                int8_t v = j < g->m ? wr[j] : 0;
+                wt[(j >> 2) * 64u + c * 4u + (j & 3u)] = v;
+                s += v;
+            }
+            corr[c] = sgn ? 128 * s : 0;
+        }
+        for (oy = 0; oy < g->oh; oy++) {
+            for (ox = 0; ox < g->ow; ox++) {
+                uint32_t base = (uint32_t)(oy * g->ow + ox) * g->oc + o0;
+                __m512i a0 = _mm512_setzero_si512();
+                __m512i a1 = _mm512_setzero_si512();
+                et_window(g, x, oy, ox, win);
+                if (sgn) {
+                    for (j = 0; j < m4; j++) {
+                        win[j] ^= 0x80u;
+                    }
+                }
+                for (j = 0; j + 8u <= m4; j += 8u) {
+                    uint32_t u0, u1;
+                    memcpy(&u0, win + j, 4);
+                    memcpy(&u1, win + j + 4u, 4);
+                    a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32((int)u0), _mm512_loadu_si512(wt + j * 16u));
+                    a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32((int)u1), _mm512_loadu_si512(wt + j * 16u + 64u));
+                }
+                if (j < m4) {
+                    uint32_t u0;
+                    memcpy(&u0, win + j, 4);
+                    a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32((int)u0), _mm512_loadu_si512(wt + j * 16u));
+                }
+                _mm512_storeu_si512(sums, _mm512_add_epi32(a0, a1));
+                for (c = 0; c < 16; c++) {
+                    et_mac_store(q, sums[c] - corr[c], bias[o0 + c], out, base + c, npre, nact);
+                }
+            }
+        }
+    }
+}
+#endif
+
 ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
                                                   const void *in, void *out, uint32_t *pre, uint32_t *act)
 {
@@ -920,6 +994,14 @@ ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const
 #if ET_HOST_WIDE
     if (et_thin_ok(&g)) {
         et_conv2d_forward_thin(&g, &q, weights, bias, x, out, sgn, pre, act);
+        return ET_OK;
+    }
+#endif
+#if ET_HOST_VNNI
+    if (g.oc % 16u == 0 && g.m <= ET_VNNI_MAX_M && et_host_vnni()) {
+        et_conv2d_forward_vnni(&g, &q, weights, bias, x, out, sgn, &npre, &nact);
+        *pre += npre;
+        *act += nact;
         return ET_OK;
     }
 #endif

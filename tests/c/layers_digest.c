@@ -67,6 +67,8 @@ static const conv_case_t CONV[] = {
     {8, 8, 14, 24, 3, ET_PAD_SAME},   /* m * oc = 3024: windows, too many weights for the x86 thin path */
     {6, 7, 20, 130, 3, ET_PAD_SAME},  /* blocks backward, 130 output channels: three mask words on x86 */
     {48, 48, 3, 5, 3, ET_PAD_SAME},   /* blocks backward, 2,304 output pixels: too many masks, scans */
+    {6, 7, 20, 32, 3, ET_PAD_SAME},   /* m = 180, 32 output channels: the VNNI lanes path on x86 hosts */
+    {5, 6, 7, 48, 3, ET_PAD_VALID},   /* m = 63 (not a multiple of 4), 48 output channels: VNNI lanes */
 };
 
 static const int DENSE[][2] = {{784, 64}, {400, 64}, {64, 10}, {3, 1}, {200, 130}, {33, 7}};
