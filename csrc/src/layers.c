@@ -928,38 +928,45 @@ et_conv2d_forward_vnni(const et_conv_geom_t *g, const et_rq_t *q, const int8_t *
     for (o0 = 0; o0 < g->oc; o0 += 16) {
         for (c = 0; c < 16; c++) {
             const int8_t *wr = weights + (o0 + c) * g->m;
+            int8_t tail[4] = {0, 0, 0, 0};
             int32_t s = 0;
-            for (j = 0; j < m4; j++) {
-                int8_t v = j < g->m ? wr[j] : 0;
-                wt[(j >> 2) * 64u + c * 4u + (j & 3u)] = v;
-                s += v;
+            for (j = 0; j < g->m; j++) {
+                s += wr[j];
             }
             corr[c] = sgn ? 128 * s : 0;
+            for (j = 0; j + 4u <= g->m; j += 4u) {
+                memcpy(wt + j * 16u + c * 4u, wr + j, 4);
+            }
+            if (j < m4) {
+                memcpy(tail, wr + j, g->m - j);
+                memcpy(wt + j * 16u + c * 4u, tail, 4);
+            }
         }
         for (oy = 0; oy < g->oh; oy++) {
             for (ox = 0; ox < g->ow; ox++) {
                 uint32_t base = (uint32_t)(oy * g->ow + ox) * g->oc + o0;
-                __m512i a0 = _mm512_setzero_si512();
-                __m512i a1 = _mm512_setzero_si512();
+                __m512i a[4];
                 et_window(g, x, oy, ox, win);
                 if (sgn) {
                     for (j = 0; j < m4; j++) {
                         win[j] ^= 0x80u;
                     }
                 }
-                for (j = 0; j + 8u <= m4; j += 8u) {
-                    uint32_t u0, u1;
-                    memcpy(&u0, win + j, 4);
-                    memcpy(&u1, win + j + 4u, 4);
-                    a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32((int)u0), _mm512_loadu_si512(wt + j * 16u));
-                    a1 = _mm512_dpbusd_epi32(a1, _mm512_set1_epi32((int)u1), _mm512_loadu_si512(wt + j * 16u + 64u));
+                a[0] = a[1] = a[2] = a[3] = _mm512_setzero_si512();
+                for (j = 0; j + 16u <= m4; j += 16u) { /* four chains: vpdpbusd's latency is several cycles */
+                    uint32_t u[4];
+                    memcpy(u, win + j, 16);
+                    for (c = 0; c < 4; c++) {
+                        a[c] = _mm512_dpbusd_epi32(a[c], _mm512_set1_epi32((int)u[c]),
+                                                   _mm512_loadu_si512(wt + (j + 4u * c) * 16u));
+                    }
                 }
-                if (j < m4) {
+                for (c = 0; j < m4; j += 4u, c++) {
                     uint32_t u0;
                     memcpy(&u0, win + j, 4);
-                    a0 = _mm512_dpbusd_epi32(a0, _mm512_set1_epi32((int)u0), _mm512_loadu_si512(wt + j * 16u));
+                    a[c] = _mm512_dpbusd_epi32(a[c], _mm512_set1_epi32((int)u0), _mm512_loadu_si512(wt + j * 16u));
                 }
-                _mm512_storeu_si512(sums, _mm512_add_epi32(a0, a1));
+                _mm512_storeu_si512(sums, _mm512_add_epi32(_mm512_add_epi32(a[0], a[1]), _mm512_add_epi32(a[2], a[3])));
                 for (c = 0; c < 16; c++) {
                     et_mac_store(q, sums[c] - corr[c], bias[o0 + c], out, base + c, npre, nact);
                 }
