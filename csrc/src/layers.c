@@ -924,7 +924,7 @@ et_conv2d_forward_vnni(const et_conv_geom_t *g, const et_rq_t *q, const int8_t *
     uint32_t m4 = (g->m + 3u) & ~3u;
     uint32_t o0, c, j;
     int32_t oy, ox;
-    memset(win + g->m, 0, m4 - g->m); /* the weights there are zero; defined bytes all the same */
+    memset(win + g->m, 0, m4 - g->m); /* read against zero weights: any defined bytes would do */
     for (o0 = 0; o0 < g->oc; o0 += 16) {
         for (c = 0; c < 16; c++) {
             const int8_t *wr = weights + (o0 + c) * g->m;
@@ -948,7 +948,7 @@ et_conv2d_forward_vnni(const et_conv_geom_t *g, const et_rq_t *q, const int8_t *
                 __m512i a[4];
                 et_window(g, x, oy, ox, win);
                 if (sgn) {
-                    for (j = 0; j < m4; j++) {
+                    for (j = 0; j < g->m; j++) {
                         win[j] ^= 0x80u;
                     }
                 }
