@@ -30,12 +30,16 @@ def build_all(tmp_path_factory, driver: str, core: tuple[str, ...], builds: dict
     return out
 
 
+def child_env() -> dict[str, str]:
+    """The environment for running a driver: without the sanitizer pass's preloaded libasan, since
+    the drivers are not built with ASan and valgrind cannot run a program that has it loaded."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def digest(binary, arg: int, cases: int, wrapper=()) -> list[str]:
-    """The driver's output lines, one per case. The children run without the sanitizer pass's
-    preloaded libasan: the drivers are not built with ASan, and valgrind cannot run a program
-    that has it loaded."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    proc = subprocess.run([*wrapper, str(binary), str(arg)], capture_output=True, text=True, check=True, env=env)
+    """The driver's output lines, one per case (run in child_env())."""
+    proc = subprocess.run([*wrapper, str(binary), str(arg)], capture_output=True, text=True, check=True,
+                          env=child_env())
     lines = proc.stdout.splitlines()
     assert len(lines) == cases, proc.stdout[-2000:]
     return lines

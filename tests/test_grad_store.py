@@ -6,13 +6,12 @@ and the same clamp count, and the count must be what the chosen sums say. Random
 rarely lands exactly on a limit, so the counters' boundaries are checked here."""
 from __future__ import annotations
 
-import os
 import subprocess
 
 import numpy as np
 import pytest
 
-from digest_builds import build_all
+from digest_builds import build_all, child_env
 from edgetrain.model.description import Activation, Layer, LayerKind, Shape
 from edgetrain.reference import layers as ref
 from edgetrain.reference.fixed import FMT_ACT, FMT_BIAS
@@ -66,8 +65,8 @@ def test_store_at_the_limits_matches_the_twin(driver, wide, alpha):
     w, dz = weights_for(sums)
     n, m = w.shape
     text = f"{n} {m} {alpha} {wide}\n" + " ".join(map(str, w.reshape(-1).tolist() + dz.tolist())) + "\n"
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}  # the driver is not an ASan build
-    out = subprocess.run([str(driver)], input=text, capture_output=True, text=True, check=True, env=env).stdout.split()
+    out = subprocess.run([str(driver)], input=text, capture_output=True, text=True, check=True,
+                         env=child_env()).stdout.split()
     c_dx, c_clips = [int(v) for v in out[:-2]], int(out[-1])
     layer = Layer(LayerKind.DENSE, Shape(1, 1, m, FMT_ACT), Shape(1, 1, n, FMT_BIAS), "d", Activation.NONE,
                   alpha_shift=alpha)

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from digest_builds import VALGRIND, build_all, digest, require_valgrind, symbols
+from digest_builds import VALGRIND, build_all, child_env, digest, require_valgrind, symbols
 
 BUILDS = {
     "dispatched": ["-O3"],  # x86-64 Linux gcc: AVX-512 / AVX2 / baseline clones, VNNI forward copy
@@ -73,7 +73,8 @@ def cpu_flags() -> set[str]:
 
 
 def isa(binary, wrapper=()) -> str:
-    return subprocess.run([*wrapper, str(binary), "isa"], capture_output=True, text=True, check=True).stdout
+    return subprocess.run([*wrapper, str(binary), "isa"], capture_output=True, text=True, check=True,
+                          env=child_env()).stdout
 
 
 def test_vnni_copy_is_built_and_picked_by_the_cpu(binaries):
