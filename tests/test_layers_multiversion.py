@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from digest_builds import VALGRIND, build_all, child_env, digest, require_valgrind, symbols
+from edgetrain.commands.bench import V4_FLAGS, cpu_flags
 
 BUILDS = {
     "dispatched": ["-O3"],  # x86-64 Linux gcc: AVX-512 / AVX2 / baseline clones, VNNI forward copy
@@ -61,17 +62,6 @@ def test_avx2_clone_under_valgrind(binaries):
     assert digest(binaries["dispatched"], 3, CASES, VALGRIND) == digest(binaries["portable"], 3, CASES)
 
 
-def cpu_flags() -> set[str]:
-    try:
-        text = open("/proc/cpuinfo").read()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
 def isa(binary, wrapper=()) -> str:
     return subprocess.run([*wrapper, str(binary), "isa"], capture_output=True, text=True, check=True,
                           env=child_env()).stdout
@@ -87,8 +77,7 @@ def test_vnni_copy_is_built_and_picked_by_the_cpu(binaries):
         assert f"{fn}_vnni" in names and f"{fn}_clones.arch_x86_64_v4" in names, fn
         assert f"{fn}_vnni" not in plain and f"{fn}_clones" not in plain, fn
         assert f"{fn}.arch_x86_64_v4" in plain, fn
-    v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "bmi2", "fma"}
-    want = int((v4 | {"avx512_vnni"}) <= cpu_flags())
+    want = int((V4_FLAGS | {"avx512_vnni"}) <= cpu_flags())
     assert isa(binaries["dispatched"]) == f"vnni built 1 picked {want}\n"
     assert isa(binaries["no-vnni"]) == "vnni built 0 picked 0\n"
 

@@ -219,6 +219,23 @@ def per_unit(spec: dict, toggle: str, count: int, argv: list[str] | None = None)
     return {k: (b[k] - a.get(k, 0)) / count for k in b}
 
 
+V4_FLAGS = frozenset({"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "bmi2", "fma"})
+"""The /proc/cpuinfo flags of x86-64-v4, the level of the core's AVX-512 copies."""
+
+
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (or the text given); empty where there is none."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = open("/proc/cpuinfo").read()
+        except OSError:
+            cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
 def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dict:
     """Which copy of the core's hot loops runs here (csrc/src/hot_internal.h).
 
@@ -237,19 +254,10 @@ def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dic
     except OSError:
         binary = b""
     built = b".arch_x86_64_v4\0" in binary and b".avx2\0" in binary
-    if cpuinfo is None:
-        try:
-            cpuinfo = open("/proc/cpuinfo").read()
-        except OSError:
-            cpuinfo = ""
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
+    flags = cpu_flags(cpuinfo)
     if not built:
         return {"built": False, "native": "portable", "callgrind": "portable", "forward_vnni": False}
-    v4 = {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "avx2", "bmi2", "fma"} <= flags
+    v4 = V4_FLAGS <= flags
     avx2 = "avx2" in flags
     vnni = b"et_conv2d_forward_n_vnni\0" in binary and v4 and "avx512_vnni" in flags
     return {"built": True, "native": "x86-64-v4" if v4 else "avx2" if avx2 else "default",
