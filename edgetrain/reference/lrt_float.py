@@ -207,6 +207,79 @@ def accumulate(st: FloatState, delta, x, *, unbiased: bool = True, kappa_th: flo
     return "ok"
 
 
+def truncate_many(sigma, rank: int, unbiased: bool, draw=None):
+    """Rank-r truncation of q >= rank + 1 sorted singular values: (c_new, T), T q x rank.
+
+    Biased: the first r (the best rank-r approximation). Unbiased: one OK step per dropped dimension
+    (q -> q - 1 -> ... -> r), each with a fresh draw of signs from ``draw()`` (a u32) where it mixes;
+    every step is unbiased given the one before, so the composition is (tower property). Each step
+    leaves its values sorted (sigma_{p-1} > s1 / k by the choice of p), as the next one needs.
+    """
+    s = np.asarray(sigma, dtype=np.float64)
+    t = np.eye(len(s))
+    for dim in range(len(s) - 1, rank - 1, -1):
+        mixing = unbiased and s[-1] > ZERO_SIGMA_REL * s[0]
+        if mixing and draw is None:
+            raise ArgumentError("unbiased truncation needs random draws")
+        _, s, step = truncate(s, dim, unbiased, draw() if mixing else 0)
+        t = t @ step
+    return s, t
+
+
+def project_block(q: np.ndarray, vecs: np.ndarray, passes: int = 2):
+    """Block Gram-Schmidt of the columns of vecs (len x k) against q (len x r), then a QR of what is
+    left: (coef r x k, u len x k with orthonormal columns, rfac k x k upper triangular with a
+    non-negative diagonal), vecs = q coef + u rfac."""
+    res = np.array(vecs, dtype=np.float64)
+    coef = np.zeros((q.shape[1], res.shape[1]))
+    for _ in range(passes):
+        a = q.T @ res
+        coef += a
+        res -= q @ a
+    u, rfac = np.linalg.qr(res)
+    sign = np.where(np.diag(rfac) < 0, -1.0, 1.0)  # diag(rfac) >= 0: for k = 1, u = res / rho as per term
+    return coef, u * sign, rfac * sign[:, None]
+
+
+def batch_core(st: FloatState, deltas: np.ndarray, xs: np.ndarray, gs_passes: int = 2):
+    """The (r + k) x (r + k) core of the estimate plus k terms, and the bases' new directions:
+    L R^T + sum_t delta_t x_t^T = [Q_L U_L] core [Q_R U_R]^T (deltas k x n, xs k x m)."""
+    a, u_l, r_l = project_block(st.ql, np.asarray(deltas, dtype=np.float64).T, gs_passes)
+    b, u_r, r_r = project_block(st.qr, np.asarray(xs, dtype=np.float64).T, gs_passes)
+    r, k = st.rank, len(deltas)
+    core = np.zeros((r + k, r + k))
+    core[:r, :r] = np.diag(st.c)
+    core += np.vstack([a, r_l]) @ np.vstack([b, r_r]).T
+    return core, u_l, u_r
+
+
+def accumulate_batch(st: FloatState, deltas, xs, *, unbiased: bool = True, gs_passes: int = 2,
+                     prng: Prng | None = None) -> int:
+    """Add the k rank-1 terms delta_t x_t^T at once (rows of deltas, k x n, and xs, k x m): one
+    rank-(r + k) core, one SVD, one truncation to rank r, one rotation of each basis. Biased, the new
+    estimate is the best rank-r approximation of the old one plus the k terms; unbiased, its
+    expectation is the old one plus the terms (truncate_many). Zero terms are dropped first; the
+    kappa rule does not apply (it judges one term). Returns the number of terms added."""
+    deltas = np.asarray(deltas, dtype=np.float64)
+    xs = np.asarray(xs, dtype=np.float64)
+    if deltas.ndim != 2 or xs.ndim != 2 or len(deltas) != len(xs) or deltas.shape[1] != st.n or xs.shape[1] != st.m:
+        raise ArgumentError(f"accumulate_batch: deltas k x {st.n} and xs k x {st.m} expected, "
+                            f"got {deltas.shape} and {xs.shape}")
+    live = np.any(deltas != 0, axis=1) & np.any(xs != 0, axis=1)
+    st.terms += len(deltas)
+    if not live.any():
+        return 0
+    core, u_l, u_r = batch_core(st, deltas[live], xs[live], gs_passes)
+    sigma, u, v = jacobi_svd(core)
+    if unbiased and prng is None:
+        raise ArgumentError("unbiased accumulation needs a PRNG")
+    c_new, t = truncate_many(sigma, st.rank, unbiased, prng.next_u32 if prng is not None else None)
+    st.ql = np.column_stack([st.ql, u_l]) @ (u @ t)
+    st.qr = np.column_stack([st.qr, u_r]) @ (v @ t)
+    st.c = c_new
+    return int(live.sum())
+
+
 @dataclass
 class FloatMaxNorm:
     """The paper's max-norm tracker in float64, with the integer version's constants."""
