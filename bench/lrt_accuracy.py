@@ -238,6 +238,8 @@ class Scheme:
     stored columns, the triangular factors folded into the core, an r x r SVD, a rotation);
     top_bits: mantissa width of the first column (the largest singular value's, which carries most
     of the estimate), stored with a scale of its own; 0 = as the others.
+    batch: terms per update (edgetrain.reference.lrt_float.accumulate_batch: one rank-(r + batch)
+    core, SVD, truncation and rotation, so the bases are rounded once per batch); 1 = per term.
     """
 
     name: str
@@ -248,6 +250,7 @@ class Scheme:
     rounding: str = "nearest"
     reorth: int = 0
     top_bits: int = 0
+    batch: int = 1
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
@@ -268,12 +271,15 @@ class Scheme:
         Wider mantissas (bits > 16) keep the arithmetic and widen loads, stores and the int64 headroom."""
         q = r + 1
         base = (n + m) * (4 * r + 2 * q * r)
-        extra_mac = 0
+        k = self.batch
+        # a batch of k: the same projection per term, two passes of Gram-Schmidt among the k
+        # residuals (k (k - 1) / 2 dot + axpy pairs each), the two rotation passes once per batch
+        extra_mac = (n + m) * (4 * r + 2 * (k - 1) + (2 * (r + k) * r + k - 1) // k) - base
         draws = 0
         if self.bits and self.scale == "full":
-            extra_mac += (n + m) * r  # one multiply by the reciprocal scale per entry when rounding
+            extra_mac += (n + m) * r // k  # one multiply by the reciprocal scale per entry when rounding
         if self.bits and self.rounding == "stochastic":
-            draws = (n + m) * r  # one random number per stored entry and term (16 bits suffice: half a u32 draw)
+            draws = (n + m) * r // k  # one random number per stored entry and rounding (16 bits: half a u32 draw)
         if self.reorth:
             extra_mac += (n + m) * (4 * r * r + r * r) // self.reorth  # 2 GS passes (dot + axpy) + rotation, amortised
         return {"base_mac": base, "extra_mac": extra_mac, "extra_mac_rel": extra_mac / base,
@@ -307,6 +313,17 @@ SCHEMES = [
            per="column", scale="full", top_bits=17, reorth=1000),
     Scheme("col16-full-sr-top17-reorth1000", "(f)+(a)+(b)+(c) column 1 at 17 bits, per-column full range, stochastic, "
            "reorth 1000", per="column", scale="full", rounding="stochastic", top_bits=17, reorth=1000),
+    Scheme("float64-b4", "float64, batches of 4 terms", bits=0, batch=4),
+    Scheme("float64-b8", "float64, batches of 8 terms", bits=0, batch=8),
+    Scheme("block16-b4", "(g) today's int16 block 2^e, batches of 4 terms", batch=4),
+    Scheme("block16-b8", "(g) today's int16 block 2^e, batches of 8 terms", batch=8),
+    Scheme("block16-b12", "(g) today's int16 block 2^e, batches of 12 terms", batch=12),
+    Scheme("block16-b16", "(g) today's int16 block 2^e, batches of 16 terms", batch=16),
+    Scheme("block16-full-b8", "(g)+(a) int16, block scale to the full range, batches of 8", scale="full", batch=8),
+    Scheme("block16-sr-b8", "(g)+(b) int16 block 2^e, stochastic, batches of 8", rounding="stochastic", batch=8),
+    Scheme("block16-b8-reorth1000", "(g)+(c) today's int16, batches of 8, reorth 1000", batch=8, reorth=1000),
+    Scheme("col16-full-sr-top17-reorth1000-b8", "(f)+(a)+(b)+(c)+(g) the study's scheme, batches of 8", per="column",
+           scale="full", rounding="stochastic", top_bits=17, reorth=1000, batch=8),
     Scheme("block24", "(e) 24-bit mantissas, block 2^e, nearest", bits=24),
     Scheme("block32", "(e) 32-bit mantissas, block 2^e, nearest", bits=32),
 ]
@@ -389,6 +406,21 @@ def emu_accumulate(st: EmuState, d: np.ndarray, x: np.ndarray, unbiased: bool, s
     st.c = c_new
 
 
+def emu_accumulate_batch(st: EmuState, d: np.ndarray, x: np.ndarray, unbiased: bool, sch: Scheme,
+                         rng: np.random.Generator) -> None:
+    """k terms (rows of d, x) at once, as lrt_float.accumulate_batch, the bases rounded after the rotation."""
+    live = np.any(d != 0, axis=1) & np.any(x != 0, axis=1)
+    if not live.any():
+        return
+    fs = flt.FloatState(st.ql.shape[0], st.qr.shape[0], st.r, st.ql, st.qr, st.c)
+    core, u_l, u_r = flt.batch_core(fs, d[live], x[live])
+    s, u, v = _svd_zeroed(core)
+    c_new, t = flt.truncate_many(s, st.r, unbiased, lambda: int(rng.integers(0, 2**32)))
+    st.ql = quantize(np.column_stack([st.ql, u_l]) @ (u @ t), sch, rng)
+    st.qr = quantize(np.column_stack([st.qr, u_r]) @ (v @ t), sch, rng)
+    st.c = c_new
+
+
 def emu_reorth(st: EmuState, sch: Scheme, rng: np.random.Generator) -> None:
     """Re-orthonormalise the stored bases: Q = Q' R (two MGS passes), core R_L diag(c) R_R^T, SVD."""
     keep = (st.c > 0) & np.any(st.ql != 0, axis=0) & np.any(st.qr != 0, axis=0)
@@ -412,9 +444,13 @@ def emu_run(d, x, rank: int, unbiased: bool, sch: Scheme, seed: int, checkpoints
     dv, xv = d.astype(np.float64) * 2.0**D_EXP, x.astype(np.float64) * 2.0**X_EXP
     out, done = {}, 0
     for t in checkpoints:
-        for i in range(done, t):
-            emu_accumulate(st, dv[i], xv[i], unbiased, sch, rng)
-            if sch.reorth and (i + 1) % sch.reorth == 0:
+        for i in range(done, t, sch.batch):  # a batch never spans a checkpoint
+            j = min(i + sch.batch, t)
+            if sch.batch == 1:
+                emu_accumulate(st, dv[i], xv[i], unbiased, sch, rng)
+            else:
+                emu_accumulate_batch(st, dv[i:j], xv[i:j], unbiased, sch, rng)
+            if sch.reorth and j // sch.reorth > i // sch.reorth:
                 emu_reorth(st, sch, rng)
         done = t
         out[t] = ((st.ql * st.c) @ st.qr.T, orth_error(st.ql), orth_error(st.qr))
@@ -439,7 +475,7 @@ def run_study(n: int, m: int, rank: int, terms: int, unb_terms: int, seeds: int,
         reps = repeats if sch.rounding == "stochastic" else 1
         runs = [emu_run(d, x, rank, False, sch, 101 * i, cps) for i in range(reps)]
         errs = {t: [rel(b[t][0], sums[t]) for b in runs] for t in cps}
-        if sch.bits == 0:
+        if sch.bits == 0 and sch.batch == 1:  # the yardstick: the per-term algorithm unrounded
             float_err = {t: errs[t][0] for t in cps}
         unb = [emu_run(d, x, rank, True, sch, s + 1, [unb_terms])[unb_terms][0] for s in range(seeds)] if seeds >= 2 else []
         mc = mc_deviation(unb, g_unb) if unb else None
@@ -539,7 +575,7 @@ def main(argv=None) -> int:
         if names is not None and names - {s.name for s in SCHEMES}:
             raise SystemExit(f"--schemes: unknown {sorted(names - {s.name for s in SCHEMES})}; known: "
                              f"{', '.join(s.name for s in SCHEMES)}")
-        schemes = [s for s in SCHEMES if names is None or s.name in names or s.bits == 0]
+        schemes = [s for s in SCHEMES if names is None or s.name in names or s.name == "float64"]
         report["study"] = []
         for n, m in shapes:
             res = run_study(n, m, args.rank, args.study_terms, args.study_unbiased_terms, args.seeds, spec, schemes, log,

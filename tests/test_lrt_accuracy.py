@@ -83,6 +83,22 @@ def test_emulation_float64_is_the_reference_algorithm(acc):
     assert acc.rel(emu, fs.estimate()) < 1e-9
 
 
+def test_emulation_float64_batches_are_the_reference_batches(acc):
+    """A batched scheme without rounding is edgetrain.reference.lrt_float.accumulate_batch, a batch
+    cut short at a checkpoint included (150 = 18 x 8 + 6); its work count is the batch's."""
+    d, x = acc.low_rank_stream(N, M, 150)
+    sch = next(s for s in acc.SCHEMES if s.name == "float64-b8")
+    emu = acc.emu_run(d, x, R, False, sch, 0, [150])[150][0]
+    fs = flt.state_init(N, M, R)
+    for t in range(0, 150, 8):
+        flt.accumulate_batch(fs, d[t:t + 8] * 2.0**acc.D_EXP, x[t:t + 8] * 2.0**acc.X_EXP, unbiased=False)
+    assert acc.rel(emu, fs.estimate()) < 1e-9
+    per_term = next(s for s in acc.SCHEMES if s.name == "float64")
+    assert acc.rel(emu, acc.emu_run(d, x, R, False, per_term, 0, [150])[150][0]) > 1e-6  # not the per-term path
+    # (n + m)(4r + 2(k - 1) + 2r(r + k) / k) against today's (n + m)(4r + 2r(r + 1)) at r = 4, k = 8: 42 / 56
+    assert sch.work(10, 20, 4)["extra_mac"] == 30 * (16 + 14 + 12) - 30 * 56
+
+
 def test_emulated_block16_matches_the_c_error(acc, measured):
     """The emulation of today's storage (int16, block 2^e exponent, round to nearest) departs from
     float64 as the C does, to within 10 % (the C's other roundings keep 25-31 bits): the study's
