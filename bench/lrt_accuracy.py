@@ -240,6 +240,9 @@ class Scheme:
     of the estimate), stored with a scale of its own; 0 = as the others.
     batch: terms per update (edgetrain.reference.lrt_float.accumulate_batch: one rank-(r + batch)
     core, SVD, truncation and rotation, so the bases are rounded once per batch); 1 = per term.
+    res_bits: mantissa width of the residual vectors during the projection (one 2^e per vector,
+    round to nearest, after every column's update; batched: after every pass); 0 = unrounded (the C
+    keeps int32 residuals of 28 bits, close enough to exact here).
     """
 
     name: str
@@ -251,6 +254,7 @@ class Scheme:
     reorth: int = 0
     top_bits: int = 0
     batch: int = 1
+    res_bits: int = 0
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
@@ -324,6 +328,10 @@ SCHEMES = [
     Scheme("block16-b8-reorth1000", "(g)+(c) today's int16, batches of 8, reorth 1000", batch=8, reorth=1000),
     Scheme("col16-full-sr-top17-reorth1000-b8", "(f)+(a)+(b)+(c)+(g) the study's scheme, batches of 8", per="column",
            scale="full", rounding="stochastic", top_bits=17, reorth=1000, batch=8),
+    Scheme("block16-res16", "(h) today's int16 bases, int16 residuals in the projection", res_bits=16),
+    Scheme("block16-full-b8-res16", "(g)+(a)+(h) full-range block scale, batches of 8, int16 residuals", scale="full",
+           batch=8, res_bits=16),
+    Scheme("block16-b12-res16", "(g)+(h) today's int16 bases, batches of 12, int16 residuals", batch=12, res_bits=16),
     Scheme("block24", "(e) 24-bit mantissas, block 2^e, nearest", bits=24),
     Scheme("block32", "(e) 32-bit mantissas, block 2^e, nearest", bits=32),
 ]
@@ -363,14 +371,26 @@ class EmuState:
         self.ql, self.qr, self.c, self.r = np.zeros((n, r)), np.zeros((m, r)), np.zeros(r), r
 
 
-def _mgs(q: np.ndarray, vec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def round_residual(res: np.ndarray, bits: int) -> np.ndarray:
+    """Each column of res (a vector: 1-d, or len x k) to a bits-wide mantissa on its own power of two
+    (largest mantissa in [2^(bits-2), 2^(bits-1)), as the bases' block exponent), half away from zero."""
+    if bits == 0:
+        return res
+    peak = np.max(np.abs(res), axis=0)
+    live = peak > 0
+    scale = 2.0 ** (np.floor(np.log2(np.where(live, peak, 1.0))) - (bits - 2))
+    v = res / scale
+    return np.where(live, np.sign(v) * np.floor(np.abs(v) + 0.5) * scale, 0.0)
+
+
+def _mgs(q: np.ndarray, vec: np.ndarray, res_bits: int = 0) -> tuple[np.ndarray, np.ndarray]:
     res = vec.copy()
     coef = np.zeros(q.shape[1])
     for _ in range(2):
         for j in range(q.shape[1]):
             a = q[:, j] @ res
             coef[j] += a
-            res -= a * q[:, j]
+            res = round_residual(res - a * q[:, j], res_bits)
     return coef, res
 
 
@@ -390,8 +410,8 @@ def emu_accumulate(st: EmuState, d: np.ndarray, x: np.ndarray, unbiased: bool, s
     if not d.any() or not x.any():
         return
     r = st.r
-    a, res_l = _mgs(st.ql, d)
-    b, res_r = _mgs(st.qr, x)
+    a, res_l = _mgs(st.ql, d, sch.res_bits)
+    b, res_r = _mgs(st.qr, x, sch.res_bits)
     rho_l, rho_r = float(np.linalg.norm(res_l)), float(np.linalg.norm(res_r))
     core = np.zeros((r + 1, r + 1))
     core[:r, :r] = np.diag(st.c)
@@ -413,7 +433,8 @@ def emu_accumulate_batch(st: EmuState, d: np.ndarray, x: np.ndarray, unbiased: b
     if not live.any():
         return
     fs = flt.FloatState(st.ql.shape[0], st.qr.shape[0], st.r, st.ql, st.qr, st.c)
-    core, u_l, u_r = flt.batch_core(fs, d[live], x[live])
+    core, u_l, u_r = flt.batch_core(fs, d[live], x[live],
+                                    round_res=(lambda v: round_residual(v, sch.res_bits)) if sch.res_bits else None)
     s, u, v = _svd_zeroed(core)
     c_new, t = flt.truncate_many(s, st.r, unbiased, lambda: int(rng.integers(0, 2**32)))
     st.ql = quantize(np.column_stack([st.ql, u_l]) @ (u @ t), sch, rng)

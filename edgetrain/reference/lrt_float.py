@@ -226,26 +226,29 @@ def truncate_many(sigma, rank: int, unbiased: bool, draw=None):
     return s, t
 
 
-def project_block(q: np.ndarray, vecs: np.ndarray, passes: int = 2):
+def project_block(q: np.ndarray, vecs: np.ndarray, passes: int = 2, round_res=None):
     """Block Gram-Schmidt of the columns of vecs (len x k) against q (len x r), then a QR of what is
     left: (coef r x k, u len x k with orthonormal columns, rfac k x k upper triangular with a
-    non-negative diagonal), vecs = q coef + u rfac."""
+    non-negative diagonal), vecs = q coef + u rfac. round_res (the accuracy study's emulation of
+    narrower formats) is applied to the residuals after each pass; None keeps them exact."""
     res = np.array(vecs, dtype=np.float64)
     coef = np.zeros((q.shape[1], res.shape[1]))
     for _ in range(passes):
         a = q.T @ res
         coef += a
         res -= q @ a
+        if round_res is not None:
+            res = round_res(res)
     u, rfac = np.linalg.qr(res)
     sign = np.where(np.diag(rfac) < 0, -1.0, 1.0)  # diag(rfac) >= 0: for k = 1, u = res / rho as per term
     return coef, u * sign, rfac * sign[:, None]
 
 
-def batch_core(st: FloatState, deltas: np.ndarray, xs: np.ndarray, gs_passes: int = 2):
+def batch_core(st: FloatState, deltas: np.ndarray, xs: np.ndarray, gs_passes: int = 2, round_res=None):
     """The (r + k) x (r + k) core of the estimate plus k terms, and the bases' new directions:
     L R^T + sum_t delta_t x_t^T = [Q_L U_L] core [Q_R U_R]^T (deltas k x n, xs k x m)."""
-    a, u_l, r_l = project_block(st.ql, np.asarray(deltas, dtype=np.float64).T, gs_passes)
-    b, u_r, r_r = project_block(st.qr, np.asarray(xs, dtype=np.float64).T, gs_passes)
+    a, u_l, r_l = project_block(st.ql, np.asarray(deltas, dtype=np.float64).T, gs_passes, round_res)
+    b, u_r, r_r = project_block(st.qr, np.asarray(xs, dtype=np.float64).T, gs_passes, round_res)
     r, k = st.rank, len(deltas)
     core = np.zeros((r + k, r + k))
     core[:r, :r] = np.diag(st.c)
