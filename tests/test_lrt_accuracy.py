@@ -128,6 +128,20 @@ def test_quantize_block16_is_the_c_format(acc):
     assert np.max(np.abs(full - q)) < np.max(np.abs(qq - q))  # a finer grid per column
 
 
+def test_round_residual_keeps_16_bits_per_column(acc):
+    rng = np.random.default_rng(4)
+    res = rng.normal(size=(300, 3)) * np.array([1e-3, 1.0, 5e4])
+    res[:, 1] = 0.0  # a zero column stays zero
+    out = acc.round_residual(res, 16)
+    for j in (0, 2):
+        e = np.floor(np.log2(np.max(np.abs(res[:, j])))) - 14
+        mant = out[:, j] / 2.0**e
+        assert np.array_equal(mant, np.round(mant)) and 2**14 <= np.max(np.abs(mant)) < 2**15
+        assert np.max(np.abs(out[:, j] - res[:, j])) <= 2.0 ** (e - 1)
+    assert not out[:, 1].any()
+    assert acc.round_residual(res, 0) is res
+
+
 def test_bench_writes_json(acc, tmp_path, capsys):
     out = tmp_path / "acc.json"
     assert acc.main(["--shapes", "16x40", "--terms", "50", "--seeds", "2", "--json", str(out)]) == 0
