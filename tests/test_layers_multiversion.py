@@ -1,7 +1,7 @@
 """The conv and dense kernels (csrc/src/layers.c) are compiled for several instruction sets on x86-64
 hosts like the accumulator (csrc/src/hot_internal.h: AVX-512, AVX2, baseline, picked at load time).
 The forward kernels have one more copy, for AVX-512 VNNI, picked by the CPU's feature bits (gcc's clones
-cannot select it on every CPU that has it). Integer arithmetic is exact, so every build must give the
+cannot select it on every CPU that has it), and the conv forward one for AVX2 without VNNI. Integer arithmetic is exact, so every build must give the
 same bits as the portable loops that
 firmware and -DET_NO_MULTIVERSION builds get: tests/c/layers_digest.c hashes the forward outputs and
 clip counters, the int8 and int16 input gradients and the conv weight gradient over layers that take
@@ -17,7 +17,8 @@ from edgetrain.commands.bench import V4_FLAGS, cpu_flags
 
 BUILDS = {
     "dispatched": ["-O3"],  # x86-64 Linux gcc: AVX-512 / AVX2 / baseline clones, VNNI forward copy
-    "no-vnni": ["-O3", "-DET_NO_VNNI"],  # the clones only: the AVX-512 one runs natively on a VNNI CPU
+    "no-vnni": ["-O3", "-DET_NO_VNNI"],  # the clones and the AVX2 lanes conv copy
+    "no-lanes": ["-O3", "-DET_NO_VNNI", "-DET_NO_LANES"],  # the clones only: the AVX-512 one runs natively
     "portable": ["-O3", "-DET_NO_MULTIVERSION"],  # the loops firmware gets
     "portable-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION"],
 }
@@ -78,13 +79,22 @@ def test_vnni_copy_is_built_and_picked_by_the_cpu(binaries):
         assert f"{fn}_vnni" not in plain and f"{fn}_clones" not in plain, fn
         assert f"{fn}.arch_x86_64_v4" in plain, fn
     want = int((V4_FLAGS | {"avx512_vnni"}) <= cpu_flags())
-    assert isa(binaries["dispatched"]) == f"vnni built 1 picked {want}\n"
-    assert isa(binaries["no-vnni"]) == "vnni built 0 picked 0\n"
+    avx2 = int("avx2" in cpu_flags())
+    assert isa(binaries["dispatched"]) == f"vnni built 1 picked {want}\nlanes built 1 picked {avx2}\n"
+    assert isa(binaries["no-vnni"]) == f"vnni built 0 picked 0\nlanes built 1 picked {avx2}\n"
+    assert isa(binaries["no-lanes"]) == "vnni built 0 picked 0\nlanes built 0 picked 0\n"
+
+
+def test_lanes_copy_is_built_where_enabled(binaries):
+    """The conv forward's AVX2 lanes copy exists unless -DET_NO_LANES (or a portable build) leaves it
+    out, so the no-vnni build's agreement covers it natively and no-lanes the clones' window loops."""
+    for name, built in (("dispatched", True), ("no-vnni", True), ("no-lanes", False), ("portable", False)):
+        assert ("et_conv2d_forward_lanes" in symbols(binaries[name])) == built, name
 
 
 def test_valgrind_runs_the_clones_not_the_vnni_copy(binaries):
-    """valgrind's CPU has no AVX-512, so the dispatcher must fall back to the clones there (and the
-    AVX2 comparison above is what it says)."""
+    """valgrind's CPU has no AVX-512, so the dispatcher must fall back to the clones there, and to the
+    AVX2 lanes copy of the conv forward (the AVX2 comparison above covers both)."""
     symbols(binaries["dispatched"])
     require_valgrind()
-    assert isa(binaries["dispatched"], VALGRIND) == "vnni built 1 picked 0\n"
+    assert isa(binaries["dispatched"], VALGRIND) == "vnni built 1 picked 0\nlanes built 1 picked 1\n"

@@ -72,4 +72,19 @@ static inline int et_host_vnni(void)
 #define ET_HOT_VNNI_DISPATCH(ret, name, params, args)
 #endif
 
+/*
+ * The conv forward kernel has one more copy for CPUs without VNNI: eight output channels in the lanes
+ * of AVX2's vpmaddwd (layers.c), picked on every call where the CPU has AVX2 and the VNNI copy does
+ * not apply. -DET_NO_LANES leaves it out (tests compare the builds).
+ */
+#if ET_HOST_WIDE && !defined(ET_NO_LANES)
+#define ET_HOST_LANES 1
+static inline int et_host_avx2(void)
+{
+    return __builtin_cpu_supports("avx2") != 0;
+}
+#else
+#define ET_HOST_LANES 0
+#endif
+
 #endif /* EDGETRAIN_HOT_INTERNAL_H */

@@ -895,6 +895,10 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
 }
 #endif
 
+#if ET_HOST_WIDE
+#define ET_VNNI_MAX_M 2048 /* the largest window of the channels-in-lanes kernels below */
+#endif
+
 #if ET_HOST_VNNI
 #include <immintrin.h>
 
@@ -911,8 +915,6 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
  * tests/test_layers_multiversion.py compares the builds. Intrinsics: built by gcc on x86-64 only,
  * run only where et_host_vnni() says the CPU has VNNI.
  */
-#define ET_VNNI_MAX_M 2048
-
 __attribute__((target("arch=x86-64-v4,avx512vnni"))) static void
 et_conv2d_forward_vnni(const et_conv_geom_t *g, const et_rq_t *q, const int8_t *weights, const int16_t *bias,
                        const uint8_t *x, void *out, int sgn, uint32_t *npre, uint32_t *nact)
@@ -976,6 +978,90 @@ et_conv2d_forward_vnni(const et_conv_geom_t *g, const et_rq_t *q, const int8_t *
 }
 #endif
 
+#if ET_HOST_LANES
+#if !ET_HOST_VNNI
+#include <immintrin.h>
+#endif
+
+/*
+ * The same channels-in-lanes scheme for CPUs with AVX2 and no VNNI: eight output channels per
+ * vector. The block's weight rows are widened to int16 and transposed once per call into
+ * wt[j / 2][c][j % 2] (32 KiB on the stack at most); per pixel the window is widened too (zero or
+ * sign extension, as the portable loops read it), and each two window values, broadcast, meet the
+ * block's sixteen weights in one vpmaddwd (two int16 products added into each int32 lane). Exact:
+ * every pair sum is below 2^17 and every total below 2^31, as for et_dot_c. The same stores and
+ * counts as the portable loops; tests/test_layers_multiversion.py compares the builds (-DET_NO_VNNI
+ * and valgrind's CPU take this kernel; -DET_NO_LANES leaves it out).
+ */
+__attribute__((target("avx2"))) static void et_conv2d_forward_lanes(const et_conv_geom_t *g, const et_rq_t *q,
+                                                                    const int8_t *weights, const int16_t *bias,
+                                                                    const uint8_t *x, void *out, int sgn,
+                                                                    uint32_t *npre, uint32_t *nact)
+{
+    int16_t wt[ET_VNNI_MAX_M * 8];
+    int16_t w16[ET_VNNI_MAX_M];
+    uint8_t win[ET_VNNI_MAX_M];
+    int32_t sums[8];
+    uint32_t m2 = (g->m + 1u) & ~1u;
+    uint32_t pairs = m2 / 2u;
+    uint32_t o0, c, j;
+    int32_t oy, ox;
+    w16[m2 - 1] = 0; /* an odd window's last pair meets a zero weight and a zero value */
+    for (o0 = 0; o0 < g->oc; o0 += 8) {
+        for (c = 0; c < 8; c++) {
+            const int8_t *wr = weights + (o0 + c) * g->m;
+            for (j = 0; j < g->m; j++) {
+                wt[(j >> 1) * 16u + c * 2u + (j & 1u)] = wr[j];
+            }
+            if (j < m2) {
+                wt[(j >> 1) * 16u + c * 2u + 1u] = 0;
+            }
+        }
+        for (oy = 0; oy < g->oh; oy++) {
+            for (ox = 0; ox < g->ow; ox++) {
+                uint32_t base = (uint32_t)(oy * g->ow + ox) * g->oc + o0;
+                const int16_t *wp = wt;
+                const int16_t *xp = w16;
+                __m256i a0 = _mm256_setzero_si256();
+                __m256i a1 = a0;
+                __m256i a2 = a0;
+                __m256i a3 = a0;
+                uint32_t t;
+                et_window(g, x, oy, ox, win);
+                if (sgn) {
+                    for (j = 0; j < g->m; j++) {
+                        w16[j] = (int8_t)win[j];
+                    }
+                } else {
+                    for (j = 0; j < g->m; j++) {
+                        w16[j] = win[j];
+                    }
+                }
+                /* pair t of the window, broadcast, against the block's sixteen weights of pair t; four
+                 * chains (vpmaddwd's latency is several cycles) */
+#define ET_LANES_PAIR(acc, k) \
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_broadcastd_epi32(_mm_loadu_si32(xp + 2 * (k))), \
+                                                  _mm256_loadu_si256((const __m256i *)(wp + 16 * (k)))))
+                for (t = 0; t + 4u <= pairs; t += 4u, xp += 8, wp += 64) {
+                    ET_LANES_PAIR(a0, 0);
+                    ET_LANES_PAIR(a1, 1);
+                    ET_LANES_PAIR(a2, 2);
+                    ET_LANES_PAIR(a3, 3);
+                }
+                for (; t < pairs; t++, xp += 2, wp += 16) {
+                    ET_LANES_PAIR(a0, 0);
+                }
+#undef ET_LANES_PAIR
+                _mm256_storeu_si256((__m256i *)sums, _mm256_add_epi32(_mm256_add_epi32(a0, a1), _mm256_add_epi32(a2, a3)));
+                for (c = 0; c < 8; c++) {
+                    et_mac_store(q, sums[c], bias[o0 + c], out, base + c, npre, nact);
+                }
+            }
+        }
+    }
+}
+#endif
+
 ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const int8_t *weights, const int16_t *bias,
                                                   const void *in, void *out, uint32_t *pre, uint32_t *act)
 {
@@ -1007,6 +1093,14 @@ ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const
 #if ET_HOST_VNNI
     if (g.oc % 16u == 0 && g.m <= ET_VNNI_MAX_M && et_host_vnni()) {
         et_conv2d_forward_vnni(&g, &q, weights, bias, x, out, sgn, &npre, &nact);
+        *pre += npre;
+        *act += nact;
+        return ET_OK;
+    }
+#endif
+#if ET_HOST_LANES
+    if (g.oc % 8u == 0 && g.m <= ET_VNNI_MAX_M && et_host_avx2()) {
+        et_conv2d_forward_lanes(&g, &q, weights, bias, x, out, sgn, &npre, &nact);
         *pre += npre;
         *act += nact;
         return ET_OK;

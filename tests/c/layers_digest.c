@@ -6,7 +6,8 @@
  * sparse gradients. Prints one line per case (statuses and an FNV-1a hash of every output), so that
  * two builds of the core (e.g. with and without ET_NO_MULTIVERSION) can be compared byte for byte.
  * Usage: layers_digest [ROUNDS_PER_CASE]; `layers_digest isa` prints whether the forward kernels'
- * AVX-512 VNNI copy is built and picked on this CPU (csrc/src/hot_internal.h), and nothing else.
+ * AVX-512 VNNI copy and the conv forward's AVX2 lanes copy are built and picked on this CPU
+ * (csrc/src/hot_internal.h), and nothing else.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,11 @@ int main(int argc, char **argv)
         printf("vnni built %d picked %d\n", 1, et_host_vnni());
 #else
         printf("vnni built %d picked %d\n", 0, 0);
+#endif
+#if ET_HOST_LANES
+        printf("lanes built %d picked %d\n", 1, et_host_avx2());
+#else
+        printf("lanes built %d picked %d\n", 0, 0);
 #endif
         return 0;
     }
