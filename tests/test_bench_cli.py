@@ -25,7 +25,7 @@ def test_bench_writes_the_documented_keys(tmp_path):
     assert [(r["model"], r["optimizer"]) for r in report["train"]] == [("mlp", "sgd")]
     assert report["train"][0]["ms_per_sample"] > 0
     assert "phases" not in report
-    assert set(report["machine"]["core_clones"]) == {"built", "native", "callgrind", "forward_vnni"}
+    assert set(report["machine"]["core_clones"]) == {"built", "native", "callgrind", "forward_vnni", "conv_forward_lanes"}
 
 
 V4_FLAGS = "flags\t\t: fpu sse2 avx2 bmi2 fma avx512f avx512bw avx512cd avx512dq avx512vl\n"
@@ -35,20 +35,24 @@ def test_core_clones_says_which_copy_runs(tmp_path):
     cloned = tmp_path / "cloned.so"
     cloned.write_bytes(b"\0et_dot.arch_x86_64_v4\0et_dot.avx2\0et_dot.resolver\0")
     vnni = tmp_path / "vnni.so"
-    vnni.write_bytes(b"\0et_dot.arch_x86_64_v4\0et_dot.avx2\0et_conv2d_forward_n_vnni\0")
+    vnni.write_bytes(b"\0et_dot.arch_x86_64_v4\0et_dot.avx2\0et_conv2d_forward_n_vnni\0et_conv2d_forward_lanes\0")
     plain = tmp_path / "plain.so"
     plain.write_bytes(b"\0et_dot\0")
     v4 = {"built": True, "native": "x86-64-v4", "callgrind": "avx2"}
-    assert core_clones(str(cloned), V4_FLAGS) == {**v4, "forward_vnni": False}
-    assert core_clones(str(cloned), V4_FLAGS + " avx512_vnni\n") == {**v4, "forward_vnni": False}
-    assert core_clones(str(vnni), V4_FLAGS.rstrip() + " avx512_vnni\n") == {**v4, "forward_vnni": True}
-    assert core_clones(str(vnni), V4_FLAGS) == {**v4, "forward_vnni": False}
+    none = {"forward_vnni": False, "conv_forward_lanes": False}
+    assert core_clones(str(cloned), V4_FLAGS) == {**v4, **none}
+    assert core_clones(str(cloned), V4_FLAGS + " avx512_vnni\n") == {**v4, **none}
+    assert core_clones(str(vnni), V4_FLAGS.rstrip() + " avx512_vnni\n") == \
+        {**v4, "forward_vnni": True, "conv_forward_lanes": True}
+    assert core_clones(str(vnni), V4_FLAGS) == {**v4, "forward_vnni": False, "conv_forward_lanes": True}
     assert core_clones(str(vnni), "flags\t\t: fpu sse2 avx2 bmi2 fma avx512_vnni\n") == \
-        {"built": True, "native": "avx2", "callgrind": "avx2", "forward_vnni": False}
+        {"built": True, "native": "avx2", "callgrind": "avx2", "forward_vnni": False, "conv_forward_lanes": True}
+    assert core_clones(str(vnni), "flags\t\t: fpu sse2\n") == \
+        {"built": True, "native": "default", "callgrind": "default", **none}
     assert core_clones(str(cloned), "flags\t\t: fpu sse2\n") == \
-        {"built": True, "native": "default", "callgrind": "default", "forward_vnni": False}
+        {"built": True, "native": "default", "callgrind": "default", **none}
     assert core_clones(str(plain), V4_FLAGS) == \
-        {"built": False, "native": "portable", "callgrind": "portable", "forward_vnni": False}
+        {"built": False, "native": "portable", "callgrind": "portable", **none}
     # the real library is the one the bindings loaded
     assert Path(library_path()).is_file() and Path(library_path()).name.startswith("_core")
 

@@ -243,8 +243,9 @@ def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dic
     x86-64, and the loader picks one for the CPU. Native times are that copy's; callgrind runs on
     valgrind's virtual CPU, which has AVX2 but no AVX-512, so instruction counts are the AVX2 copy's
     (baseline without AVX2). The conv and dense forward kernels have one more copy for AVX-512 VNNI,
-    picked by the CPU's feature bits (``forward_vnni``: it runs natively here; never under callgrind).
-    Every copy gives the same bits."""
+    picked by the CPU's feature bits (``forward_vnni``: it runs natively here; never under callgrind),
+    and the conv forward one more for AVX2, taken where the VNNI copy is not (``conv_forward_lanes``:
+    built and the CPU has AVX2, as valgrind's has). Every copy gives the same bits."""
     if core_path is None:
         from ..core import library_path
 
@@ -256,12 +257,14 @@ def core_clones(core_path: str | None = None, cpuinfo: str | None = None) -> dic
     built = b".arch_x86_64_v4\0" in binary and b".avx2\0" in binary
     flags = cpu_flags(cpuinfo)
     if not built:
-        return {"built": False, "native": "portable", "callgrind": "portable", "forward_vnni": False}
+        return {"built": False, "native": "portable", "callgrind": "portable", "forward_vnni": False,
+                "conv_forward_lanes": False}
     v4 = V4_FLAGS <= flags
     avx2 = "avx2" in flags
     vnni = b"et_conv2d_forward_n_vnni\0" in binary and v4 and "avx512_vnni" in flags
+    lanes = b"et_conv2d_forward_lanes\0" in binary and avx2
     return {"built": True, "native": "x86-64-v4" if v4 else "avx2" if avx2 else "default",
-            "callgrind": "avx2" if avx2 else "default", "forward_vnni": vnni}
+            "callgrind": "avx2" if avx2 else "default", "forward_vnni": vnni, "conv_forward_lanes": lanes}
 
 
 # ---- the parts ---------------------------------------------------------------------------------
