@@ -1006,15 +1006,20 @@ __attribute__((target("avx2"))) static void et_conv2d_forward_lanes(const et_con
     uint32_t pairs = m2 / 2u;
     uint32_t o0, c, j;
     int32_t oy, ox;
-    w16[m2 - 1] = 0; /* an odd window's last pair meets a zero weight and a zero value */
+    w16[m2 - 1] = 0; /* an odd window's last pair: a zero value (against a zero weight, below) */
     for (o0 = 0; o0 < g->oc; o0 += 8) {
-        for (c = 0; c < 8; c++) {
-            const int8_t *wr = weights + (o0 + c) * g->m;
-            for (j = 0; j < g->m; j++) {
-                wt[(j >> 1) * 16u + c * 2u + (j & 1u)] = wr[j];
+        for (j = 0; j + 2u <= g->m; j += 2u) { /* in store order: sixteen weights per pair */
+            int16_t *wp = wt + j * 8u;
+            const int8_t *wr = weights + o0 * g->m + j;
+            for (c = 0; c < 8; c++, wr += g->m) {
+                wp[2u * c] = wr[0];
+                wp[2u * c + 1u] = wr[1];
             }
-            if (j < m2) {
-                wt[(j >> 1) * 16u + c * 2u + 1u] = 0;
+        }
+        if (j < m2) { /* an odd window's last pair: its weight and a zero */
+            for (c = 0; c < 8; c++) {
+                wt[j * 8u + 2u * c] = weights[(o0 + c) * g->m + j];
+                wt[j * 8u + 2u * c + 1u] = 0;
             }
         }
         for (oy = 0; oy < g->oh; oy++) {
