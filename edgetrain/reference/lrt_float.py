@@ -266,16 +266,16 @@ def accumulate_batch(st: FloatState, deltas, xs, *, unbiased: bool = True, gs_pa
     deltas = np.asarray(deltas, dtype=np.float64)
     xs = np.asarray(xs, dtype=np.float64)
     if deltas.ndim != 2 or xs.ndim != 2 or len(deltas) != len(xs) or deltas.shape[1] != st.n or xs.shape[1] != st.m:
-        raise ArgumentError(f"accumulate_batch: deltas k x {st.n} and xs k x {st.m} expected, "
+        raise ArgumentError(f"accumulate_batch: deltas k x {st.n} and xs k x {st.m} expected (one row per term), "
                             f"got {deltas.shape} and {xs.shape}")
+    if unbiased and prng is None:
+        raise ArgumentError("unbiased accumulation needs a PRNG: pass prng=Prng(seed), or unbiased=False")
     live = np.any(deltas != 0, axis=1) & np.any(xs != 0, axis=1)
     st.terms += len(deltas)
     if not live.any():
         return 0
     core, u_l, u_r = batch_core(st, deltas[live], xs[live], gs_passes)
     sigma, u, v = jacobi_svd(core)
-    if unbiased and prng is None:
-        raise ArgumentError("unbiased accumulation needs a PRNG")
     c_new, t = truncate_many(sigma, st.rank, unbiased, prng.next_u32 if prng is not None else None)
     st.ql = np.column_stack([st.ql, u_l]) @ (u @ t)
     st.qr = np.column_stack([st.qr, u_r]) @ (v @ t)
