@@ -896,7 +896,7 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
 #endif
 
 #if ET_HOST_WIDE
-#define ET_VNNI_MAX_M 2048 /* the largest window of the channels-in-lanes kernels below */
+#define ET_LANES_MAX_M 2048 /* the largest window of the channels-in-lanes kernels below */
 #endif
 
 #if ET_HOST_VNNI
@@ -904,7 +904,7 @@ ET_HOT static void et_conv2d_forward_thin(const et_conv_geom_t *gp, const et_rq_
 
 /*
  * Conv forward with AVX-512 VNNI on sixteen output channels at once, for windows that fit the
- * window buffer, up to ET_VNNI_MAX_M bytes, and channel counts that are multiples of 16 (paper-cnn's
+ * window buffer, up to ET_LANES_MAX_M bytes, and channel counts that are multiples of 16 (paper-cnn's
  * 128-channel convs). The dot-product path reduces every output's vector of partial sums to one
  * value; here the channels are the lanes: a block of 16 weight rows is transposed once per call into
  * wt[j / 4][c][j % 4] (32 KiB on the stack at most), and per pixel each four window bytes, broadcast,
@@ -919,8 +919,8 @@ __attribute__((target("arch=x86-64-v4,avx512vnni"))) static void
 et_conv2d_forward_vnni(const et_conv_geom_t *g, const et_rq_t *q, const int8_t *weights, const int16_t *bias,
                        const uint8_t *x, void *out, int sgn, uint32_t *npre, uint32_t *nact)
 {
-    int8_t wt[ET_VNNI_MAX_M * 16];
-    uint8_t win[ET_VNNI_MAX_M];
+    int8_t wt[ET_LANES_MAX_M * 16];
+    uint8_t win[ET_LANES_MAX_M];
     int32_t corr[16];
     int32_t sums[16];
     uint32_t m4 = (g->m + 3u) & ~3u;
@@ -998,9 +998,9 @@ __attribute__((target("avx2"))) static void et_conv2d_forward_lanes(const et_con
                                                                     const uint8_t *x, void *out, int sgn,
                                                                     uint32_t *npre, uint32_t *nact)
 {
-    int16_t wt[ET_VNNI_MAX_M * 8];
-    int16_t w16[ET_VNNI_MAX_M];
-    uint8_t win[ET_VNNI_MAX_M];
+    int16_t wt[ET_LANES_MAX_M * 8];
+    int16_t w16[ET_LANES_MAX_M];
+    uint8_t win[ET_LANES_MAX_M];
     int32_t sums[8];
     uint32_t m2 = (g->m + 1u) & ~1u;
     uint32_t pairs = m2 / 2u;
@@ -1096,7 +1096,7 @@ ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const
     }
 #endif
 #if ET_HOST_VNNI
-    if (g.oc % 16u == 0 && g.m <= ET_VNNI_MAX_M && et_host_vnni()) {
+    if (g.oc % 16u == 0 && g.m <= ET_LANES_MAX_M && et_host_vnni()) {
         et_conv2d_forward_vnni(&g, &q, weights, bias, x, out, sgn, &npre, &nact);
         *pre += npre;
         *act += nact;
@@ -1104,7 +1104,7 @@ ET_HOT_VNNI_DEF(et_status_t, et_conv2d_forward_n)(const et_layer_t *layer, const
     }
 #endif
 #if ET_HOST_LANES
-    if (g.oc % 8u == 0 && g.m <= ET_VNNI_MAX_M && et_host_avx2()) {
+    if (g.oc % 8u == 0 && g.m <= ET_LANES_MAX_M && et_host_avx2()) {
         et_conv2d_forward_lanes(&g, &q, weights, bias, x, out, sgn, &npre, &nact);
         *pre += npre;
         *act += nact;
