@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "edgetrain/et_crc.h"
+#include "hot_internal.h"
 
 #if ET_CRC_SLICE != 4 && ET_CRC_SLICE != 8
 #error "ET_CRC_SLICE must be 4 or 8"
@@ -82,5 +83,22 @@ static inline uint32_t et_crc32_reg8_word(uint32_t reg, uint64_t d)
     }
     return et_crc32_reg8(reg, (uint32_t)d, (uint32_t)(d >> 32));
 }
+
+/*
+ * x86-64 hosts with the clones (hot_internal.h) also get a carry-less multiply path for long inputs:
+ * the register after the len bytes of a (b NULL) or of a XOR b (crc.c), the same value as the table
+ * steps, picked where the CPU has PCLMULQDQ (asked per call). -DET_NO_CLMUL leaves it out.
+ */
+#if ET_HOST_WIDE && !defined(ET_NO_CLMUL)
+#define ET_HOST_CLMUL 1
+#define ET_CRC32_CLMUL_MIN 64 /* shorter inputs take the table steps */
+static inline int et_host_clmul(void)
+{
+    return __builtin_cpu_supports("pclmul") != 0;
+}
+uint32_t et_crc32_reg_clmul(uint32_t reg, const uint8_t *a, const uint8_t *b, uint32_t len);
+#else
+#define ET_HOST_CLMUL 0
+#endif
 
 #endif /* EDGETRAIN_CRC_INTERNAL_H */
