@@ -21,7 +21,8 @@ PRNG seeds, how many standard errors the mean estimate lies from G_sum.
 
 Part 2 (--study): a NumPy emulation, float64 throughout, of the same algorithm with candidate
 storage and rounding of the bases (the only rounding that matters: the C's residuals, core and
-c keep 25-31 bits). It reports which scheme meets the targets (biased error <= 1.2x the unrounded
+c keep 25-31 bits), with terms taken one at a time or in batches (one rank-(r + k) update per k
+terms, edgetrain.reference.lrt_float.accumulate_batch), and optionally with 16-bit residuals. It reports which scheme meets the targets (biased error <= 1.2x the unrounded
 float64, max|Q^T Q - I| < 2e-3 after 10^4 terms, unbiased mean within 2 SE, bases within
 1.05 x 2r(n+m) bytes) and its cost in bytes and in counted work per term. The emulation changes nothing in the C; it is a study.
 
