@@ -8,6 +8,10 @@ the emulator's training samples per second without counting. Example:
 
     nice -n 10 python bench/bench_firmware.py --json bench/out/firmware.json
     python bench/bench_firmware.py --models mlp --samples 5
+    python bench/bench_firmware.py --cpus cortex-m4 --models mcu-cnn --optimizers lrt --profile 12
+
+--profile N adds, per model and optimizer, each phase's N costliest firmware functions (instructions
+per counted sample and share of the phase), summed from the emulator's blocks by the ELF's symbols.
 
 LRT uses the paper's settings except B = --batch for conv and dense layers, so that the counting
 window (--samples, after one warm-up sample) holds flushes; the update phase is amortized over B.
@@ -35,10 +39,14 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=10, help="LRT B for conv and dense layers (default: 10)")
     p.add_argument("--throughput-samples", type=int, default=20, help="samples timed without counting (default: 20)")
     p.add_argument("--build-dir", default="build/firmware-bench")
+    p.add_argument("--profile", type=int, default=0, metavar="N",
+                   help="also list each phase's N costliest firmware functions per counted sample (default: 0, off)")
     p.add_argument("--json", metavar="FILE", help="write the figures to FILE ('-' for stdout, the default)")
     args = p.parse_args(argv)
+    if args.profile < 0:
+        p.error(f"--profile {args.profile}: give a number of functions, 0 for none")
     figures = firmware_figures(args.build_dir, args.cpus, args.models, args.optimizers, args.count_cpu, args.samples,
-                               args.batch, args.throughput_samples)
+                               args.batch, args.throughput_samples, args.profile)
     text = json.dumps(figures, indent=1)
     if args.json and args.json != "-":
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -9,12 +9,14 @@ memory map's regions, with the map's NVM region emulated by firmware_sim.nvm.
   firmware calls ``et_port_wait``/``et_port_exit`` (Unicorn exits, no hooks).
 * ``count=True`` counts instructions: a block hook adds each translated block's instruction count
   to the phase the firmware last marked (ET_PORT_PHASE: a store to the phase register). Without it
-  no Python runs between mailbox exchanges.
+  no Python runs between mailbox exchanges. ``profile=True`` (implies counting) also keeps the
+  counts per block, which ``instruction_profile`` sums per function of the ELF's symbol table.
 
 ``ArmBackend`` is the ``arm`` engine of ``edgetrain run`` (the interface of edgetrain.backends).
 """
 from __future__ import annotations
 
+import bisect
 import struct
 from pathlib import Path
 
@@ -59,6 +61,16 @@ def _symbols(elf: Path) -> dict[str, int]:
         return {s.name: s["st_value"] for s in table.iter_symbols() if s.name}
 
 
+def _functions(elf: Path) -> list[tuple[int, int, str]]:
+    """(start, size, name) of the ELF's functions, by start address (Thumb bit cleared)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(elf, "rb") as fh:
+        table = ELFFile(fh).get_section_by_name(".symtab")
+        return sorted((s["st_value"] & ~1, s["st_size"], s.name) for s in table.iter_symbols()
+                      if s["st_info"]["type"] == "STT_FUNC" and s["st_size"])
+
+
 def _segments(elf: Path) -> list[tuple[int, bytes]]:
     from elftools.elf.elffile import ELFFile
 
@@ -76,7 +88,7 @@ class ArmMachine:
     """One boot of the firmware over ``region`` (an NvmRegion of the map's NVM region). A reboot is a
     new machine over the same region."""
 
-    def __init__(self, fw: fwb.Firmware, region, count: bool = False):
+    def __init__(self, fw: fwb.Firmware, region, count: bool = False, profile: bool = False):
         require_unicorn()
         if fw.board != "emu":
             raise ArgumentError(f"firmware for board {fw.board!r} does not run in firmware_sim; build it with board='emu'")
@@ -84,7 +96,9 @@ class ArmMachine:
         nvm, sram = mmap.nvm, mmap.sram
         if region.size != nvm.size:
             raise ArgumentError(f"NVM region of {region.size} bytes does not match {nvm.describe()} of {nvm.size}")
+        count = count or profile
         self.fw, self.region, self.counting = fw, region, count
+        self.profile: list[dict[int, int]] | None = [{} for _ in PHASES] if profile else None
         self.sym = _symbols(fw.elf)
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
         uc.ctl_set_cpu_model(getattr(arm_const, CPU_MODELS[fw.cpu]))
@@ -158,6 +172,26 @@ class ArmMachine:
                 n += 1
             self._block_sizes[key] = n
         self.counts[self.phase] += n
+        if self.profile is not None:
+            blocks = self.profile[self.phase]
+            blocks[address] = blocks.get(address, 0) + n
+
+    def function_counts(self) -> dict[str, dict[str, int]]:
+        """profile=True: instructions per phase and function since boot (blocks outside every function
+        symbol under their address)."""
+        if self.profile is None:
+            raise ArgumentError("a per-function profile needs profile=True")
+        funcs = _functions(self.fw.elf)
+        starts = [f[0] for f in funcs]
+        out: dict[str, dict[str, int]] = {}
+        for phase, blocks in zip(PHASES, self.profile):
+            per: dict[str, int] = {}
+            for address, n in blocks.items():
+                i = bisect.bisect_right(starts, address) - 1
+                name = funcs[i][2] if i >= 0 and address < funcs[i][0] + funcs[i][1] else f"{address:#x}"
+                per[name] = per.get(name, 0) + n
+            out[phase] = per
+        return out
 
     # -- running -----------------------------------------------------------------
     def run(self) -> None:
@@ -222,7 +256,7 @@ class ArmBackend(Backend):
 
     def __init__(self, model, config, image: bytes | None = None, region=None, cpu: str = "cortex-m4",
                  memory_map: str | MemoryMap = fwb.DEFAULT_MAP, build_dir: str | Path | None = None,
-                 count: bool = False, place_image: bool = True):
+                 count: bool = False, place_image: bool = True, profile: bool = False):
         super().__init__(model, config, image)
         require_unicorn()
         if image is not None:
@@ -237,7 +271,7 @@ class ArmBackend(Backend):
             raise ArgumentError(f"commit_stage_bytes {config.commit_stage_bytes} does not suit {self.region.tech.name}: "
                                 f"set TrainConfig(commit_stage_bytes={need}) (a multiple of {unit}, at least {need})")
         self.fw = fwb.build(cpu, build_dir or default_build_dir(), self.mmap, board="emu")
-        self.count = count
+        self.count, self.profile = count or profile, profile
         self.align = max(4, self.region.tech.program_unit)
         self.blob = write_etm(model, align=self.align, provenance=f"edgetrain arm backend, {cpu}")
         if len(self.blob) > self.region.size:
@@ -251,7 +285,7 @@ class ArmBackend(Backend):
 
     def boot(self, check_crc: bool = False) -> None:
         """Power up: a new core over the same NVM; the runner parses the blob and recovers the trained state."""
-        self.machine = ArmMachine(self.fw, self.region, count=self.count)
+        self.machine = ArmMachine(self.fw, self.region, count=self.count, profile=self.profile)
         out, _ = self.machine.command(fwb.MB_INIT, init_payload(self.config, True, check_crc))
         if out[1] != 0:
             raise_for_status(out[1], f"firmware INIT on {self.fw.cpu} (arena {out[6]} bytes, plan {out[5]} bytes)")
@@ -324,6 +358,12 @@ class ArmBackend(Backend):
         if not self.count:
             raise ArgumentError("instruction counts need ArmBackend(..., count=True)")
         return {p: int(c) for p, c in zip(PHASES, self.machine.counts)}
+
+    def instruction_profile(self) -> dict[str, dict[str, int]]:
+        """profile=True: instructions per phase and firmware function since the last boot."""
+        if not self.profile:
+            raise ArgumentError("a per-function profile needs ArmBackend(..., profile=True)")
+        return self.machine.function_counts()
 
 
 def default_build_dir() -> Path:

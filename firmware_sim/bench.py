@@ -46,23 +46,35 @@ def _samples(model, n: int, seed: int = 0):
             rng.integers(0, model.n_classes, size=n))
 
 
-def count_instructions(model_name: str, optimizer: str, cpu: str, samples: int, batch: int, build_dir) -> dict:
-    """Instructions per sample and per MAC per phase for one model and optimizer (counting emulator)."""
+def count_instructions(model_name: str, optimizer: str, cpu: str, samples: int, batch: int, build_dir,
+                       profile: int = 0) -> dict:
+    """Instructions per sample and per MAC per phase for one model and optimizer (counting emulator);
+    with ``profile`` N, also each phase's N costliest firmware functions per sample."""
     from .arm import PHASES, ArmBackend
 
     model = preset(model_name, 0)
     cfg = bench_config(optimizer, batch)
     xs, ys = _samples(model, samples + 1)
-    arm = ArmBackend(model, cfg, cpu=cpu, build_dir=build_dir, count=True)
+    arm = ArmBackend(model, cfg, cpu=cpu, build_dir=build_dir, count=True, profile=profile > 0)
     arm.step(xs[0], ys[0])  # warm-up: not counted (first translation of every block)
     start = arm.instruction_counts()
+    before = arm.instruction_profile() if profile else None
     for x, y in zip(xs[1:], ys[1:]):
         arm.step(x, y)
     end = arm.instruction_counts()
     per_sample = {p: (end[p] - start[p]) / samples for p in PHASES}
     macs = kinds.forward_macs(model)
     total = sum(per_sample.values())
-    return {
+    extra = {}
+    if profile:
+        after = arm.instruction_profile()
+        extra["profile"] = {}
+        for p in PHASES:
+            per = {f: (n - before[p].get(f, 0)) / samples for f, n in after[p].items()}
+            top = sorted(((n, f) for f, n in per.items() if n > 0), reverse=True)[:profile]
+            extra["profile"][p] = [{"function": f, "per_sample": round(n),
+                                    "share": round(n / per_sample[p], 4) if per_sample[p] else 0.0} for n, f in top]
+    return {**extra, 
         "model": model_name, "optimizer": optimizer, "cpu": cpu, "samples": samples,
         "batch": batch if optimizer == "lrt" else None, "forward_macs": macs,
         "instructions_per_sample": {**{p: round(v) for p, v in per_sample.items()}, "total": round(total)},
@@ -92,7 +104,7 @@ def throughput(model_name: str, optimizer: str, cpu: str, samples: int, batch: i
 
 def firmware_figures(build_dir, cpus=fwb.CPUS, models=("mcu-cnn", "mlp"), optimizers=("sgd", "lrt"),
                      count_cpu: str = "cortex-m4", samples: int = 10, batch: int = 10,
-                     throughput_samples: int = 20) -> dict:
+                     throughput_samples: int = 20, profile: int = 0) -> dict:
     """Sizes per CPU, instruction counts on ``count_cpu``, emulator throughput (see the module docstring)."""
     sizes = {}
     for cpu in cpus:
@@ -101,7 +113,7 @@ def firmware_figures(build_dir, cpus=fwb.CPUS, models=("mcu-cnn", "mlp"), optimi
         arenas = {f"{m}/{o}": c_plan(preset(m, 0), bench_config(o, batch))["total"] for m in models for o in optimizers}
         sizes[cpu] = {"flash": s["flash"], "text": s["text"], "data": s["data"], "bss": s["bss"], "stack": s["stack"],
                       "arena": arenas, "ram": {k: s["data"] + s["bss"] + s["stack"] + v for k, v in arenas.items()}}
-    counts = [count_instructions(m, o, count_cpu, samples, batch, build_dir) for m in models for o in optimizers]
+    counts = [count_instructions(m, o, count_cpu, samples, batch, build_dir, profile) for m in models for o in optimizers]
     speed = [throughput(m, o, count_cpu, throughput_samples, batch, build_dir) for m in models for o in optimizers]
     return {"memory_map": fwb.DEFAULT_MAP, "cflags": fwb.CFLAGS, "sizes": sizes, "instructions": counts,
             "throughput": speed, "machine": {"python": platform.python_version(), "processor": platform.machine(),

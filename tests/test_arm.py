@@ -282,6 +282,26 @@ def test_instruction_counts_per_phase(fw_dir):
 
 
 @needs_unicorn
+def test_instruction_profile_sums_to_the_phase_counts(fw_dir):
+    """The per-function profile splits each phase's count among the firmware's functions: the parts add
+    up to the phase, and the accumulator's own functions carry the accumulate phase."""
+    from firmware_sim.arm import ArmBackend
+
+    model = preset("mlp", 0)
+    xs, ys = samples(model, 3)
+    arm = ArmBackend(model, config(OPT_LRT), build_dir=fw_dir, profile=True)
+    train(arm, xs, ys)
+    counts, prof = arm.instruction_counts(), arm.instruction_profile()
+    for phase, total in counts.items():
+        assert sum(prof[phase].values()) == total, phase
+    acc = prof["accumulate"]
+    assert sum(n for f, n in acc.items() if f.startswith(("lrt_", "et_lrt_"))) > 0.5 * counts["accumulate"]
+    assert "lrt_mgs_pass" in acc and "et_dense_forward_n" in prof["forward"]
+    with pytest.raises(ArgumentError, match="profile=True"):
+        ArmBackend(model, config(OPT_SGD), build_dir=fw_dir, count=True).instruction_profile()
+
+
+@needs_unicorn
 def test_firmware_reports_a_too_small_arena(fw_dir):
     from edgetrain.errors import NoMemoryError
     from firmware_sim.arm import ArmBackend
