@@ -422,13 +422,20 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
     uint32_t i;
     const int16_t *qj = q + j;
     if (a >= INT32_MIN && a <= INT32_MAX) {
-        /* 32 x 32 -> 64-bit products, clamped only where the bound says a value could leave int32.
-         * Firmware has one copy per dot_next; the host one per case, and the int32-lane sweep. */
+        /* 32 x 32 -> 64-bit products, clamped only where the bound says a value could leave int32,
+         * or the int32-lane sweep where no value can and the shift allows it (most sweeps: the update
+         * in 32-bit multiplies, the next column's dot product still 64-bit). Firmware has one copy of
+         * each per dot_next (the clamp and the sign run-time flags); the host one per case. */
         int32_t a32 = (int32_t)a;
         uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1; /* < 2^32 */
         int clamp = *bound + step > (uint64_t)INT32_MAX;
         *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
         if (!LRT_WIDE) {
+            if (!clamp && sh >= 17) {
+                uint32_t amag = (uint32_t)lrt_abs(a);
+                return dot_next ? lrt_mgs_sweep16(qj, rank, amag, a < 0, sh, res, len, 1)
+                                : lrt_mgs_sweep16(qj, rank, amag, a < 0, sh, res, len, 0);
+            }
             return dot_next ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 1)
                             : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 0);
         }
