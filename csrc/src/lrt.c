@@ -430,23 +430,23 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
         uint64_t step = ((lrt_abs(a) << 15) >> sh) + 1; /* < 2^32 */
         int clamp = *bound + step > (uint64_t)INT32_MAX;
         *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
-        if (!LRT_WIDE) {
-            if (!clamp && sh >= 17) {
-                uint32_t amag = (uint32_t)lrt_abs(a);
-                return dot_next ? lrt_mgs_sweep16(qj, rank, amag, a < 0, sh, res, len, 1)
-                                : lrt_mgs_sweep16(qj, rank, amag, a < 0, sh, res, len, 0);
-            }
-            return dot_next ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 1)
-                            : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 0);
-        }
         if (!clamp && sh >= 17) {
             uint32_t amag = (uint32_t)lrt_abs(a);
-            if (dot_next) {
-                return a < 0 ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 1)
-                             : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 1);
+            int neg = a < 0;
+            if (!LRT_WIDE) {
+                return dot_next ? lrt_mgs_sweep16(qj, rank, amag, neg, sh, res, len, 1)
+                                : lrt_mgs_sweep16(qj, rank, amag, neg, sh, res, len, 0);
             }
-            return a < 0 ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 0)
-                         : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 0);
+            if (dot_next) {
+                return neg ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 1)
+                           : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 1);
+            }
+            return neg ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 0)
+                       : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 0);
+        }
+        if (!LRT_WIDE) {
+            return dot_next ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 1)
+                            : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 0);
         }
         if (dot_next) {
             return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 1)
