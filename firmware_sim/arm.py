@@ -53,22 +53,19 @@ def require_unicorn() -> None:
         raise UnsupportedError("the ARM emulator needs unicorn and pyelftools: pip install 'edgetrain[arm]'")
 
 
-def _symbols(elf: Path) -> dict[str, int]:
+def _symtab(elf: Path) -> list[tuple[str, int, int, bool]]:
+    """(name, value, size, is a function) of every named symbol of the ELF."""
     from elftools.elf.elffile import ELFFile
 
     with open(elf, "rb") as fh:
         table = ELFFile(fh).get_section_by_name(".symtab")
-        return {s.name: s["st_value"] for s in table.iter_symbols() if s.name}
+        return [(s.name, s["st_value"], s["st_size"], s["st_info"]["type"] == "STT_FUNC")
+                for s in table.iter_symbols() if s.name]
 
 
-def _functions(elf: Path) -> list[tuple[int, int, str]]:
-    """(start, size, name) of the ELF's functions, by start address (Thumb bit cleared)."""
-    from elftools.elf.elffile import ELFFile
-
-    with open(elf, "rb") as fh:
-        table = ELFFile(fh).get_section_by_name(".symtab")
-        return sorted((s["st_value"] & ~1, s["st_size"], s.name) for s in table.iter_symbols()
-                      if s["st_info"]["type"] == "STT_FUNC" and s["st_size"])
+def _functions(symtab) -> list[tuple[int, int, str]]:
+    """(start, size, name) of the functions of a _symtab, by start address (Thumb bit cleared)."""
+    return sorted((value & ~1, size, name) for name, value, size, func in symtab if func and size)
 
 
 def _segments(elf: Path) -> list[tuple[int, bytes]]:
@@ -99,7 +96,9 @@ class ArmMachine:
         count = count or profile
         self.fw, self.region, self.counting = fw, region, count
         self.profile: list[dict[int, int]] | None = [{} for _ in PHASES] if profile else None
-        self.sym = _symbols(fw.elf)
+        symtab = _symtab(fw.elf)
+        self.sym = {name: value for name, value, _, _ in symtab}
+        self._funcs = _functions(symtab) if profile else []
         uc = unicorn.Uc(unicorn.UC_ARCH_ARM, unicorn.UC_MODE_THUMB | unicorn.UC_MODE_MCLASS)
         uc.ctl_set_cpu_model(getattr(arm_const, CPU_MODELS[fw.cpu]))
         uc.mem_map(fwb.CODE_BASE, fwb.CODE_SIZE, unicorn.UC_PROT_READ | unicorn.UC_PROT_EXEC)
@@ -181,7 +180,7 @@ class ArmMachine:
         symbol under their address)."""
         if self.profile is None:
             raise ArgumentError("a per-function profile needs profile=True")
-        funcs = _functions(self.fw.elf)
+        funcs = self._funcs
         starts = [f[0] for f in funcs]
         out: dict[str, dict[str, int]] = {}
         for phase, blocks in zip(PHASES, self.profile):

@@ -65,16 +65,7 @@ def count_instructions(model_name: str, optimizer: str, cpu: str, samples: int, 
     per_sample = {p: (end[p] - start[p]) / samples for p in PHASES}
     macs = kinds.forward_macs(model)
     total = sum(per_sample.values())
-    extra = {}
-    if profile:
-        after = arm.instruction_profile()
-        extra["profile"] = {}
-        for p in PHASES:
-            per = {f: (n - before[p].get(f, 0)) / samples for f, n in after[p].items()}
-            top = sorted(((n, f) for f, n in per.items() if n > 0), reverse=True)[:profile]
-            extra["profile"][p] = [{"function": f, "per_sample": round(n),
-                                    "share": round(n / per_sample[p], 4) if per_sample[p] else 0.0} for n, f in top]
-    return {**extra, 
+    out = {
         "model": model_name, "optimizer": optimizer, "cpu": cpu, "samples": samples,
         "batch": batch if optimizer == "lrt" else None, "forward_macs": macs,
         "instructions_per_sample": {**{p: round(v) for p, v in per_sample.items()}, "total": round(total)},
@@ -83,6 +74,15 @@ def count_instructions(model_name: str, optimizer: str, cpu: str, samples: int, 
             round((per_sample["accumulate"] + per_sample["update"]) / (per_sample["forward"] + per_sample["backward"]), 3)
             if optimizer == "lrt" else None,
     }
+    if profile:
+        after = arm.instruction_profile()
+        out["profile"] = {}
+        for p in PHASES:
+            per = {f: (n - before[p].get(f, 0)) / samples for f, n in after[p].items()}
+            top = sorted(((n, f) for f, n in per.items() if n > 0), reverse=True)[:profile]
+            out["profile"][p] = [{"function": f, "per_sample": round(n),
+                                  "share": round(n / per_sample[p], 4) if per_sample[p] else 0.0} for n, f in top]
+    return out
 
 
 def throughput(model_name: str, optimizer: str, cpu: str, samples: int, batch: int, build_dir) -> dict:
