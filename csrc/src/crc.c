@@ -392,8 +392,8 @@ const uint32_t et_crc32_tab[ET_CRC_SLICE][256] = {
  * into one, then over the remaining blocks; the last 128-bit remainder and the tail of fewer than
  * sixteen bytes go through the table steps. The register enters XORed into the first four bytes.
  * Constants: x^544, x^480 (512-bit fold) and x^160, x^96 (128-bit fold) mod P, bit-reflected and
- * shifted left by one (the product of two reflected operands lands one bit up); the twin's tests
- * compare the result with zlib and with the table steps for every length and offset.
+ * shifted left by one (the product of two reflected operands lands one bit up);
+ * tests/test_crc_clmul.py compares the result with zlib and with the table steps.
  */
 #define ET_CLMUL_FOLD(x, k) _mm_xor_si128(_mm_clmulepi64_si128((x), (k), 0x00), _mm_clmulepi64_si128((x), (k), 0x11))
 #define ET_CLMUL_LOAD(a, b, off)                                                                                       \
