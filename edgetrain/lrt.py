@@ -46,6 +46,13 @@ def accumulate_get_buffer_size(n_max: int, m_max: int, rank: int) -> int:
     return int(out[0])
 
 
+def accumulate_batch_get_buffer_size(n_max: int, m_max: int, rank: int, count_max: int) -> int:
+    out = ffi.new("size_t *")
+    ref.accumulate_batch_get_buffer_size(n_max, m_max, rank, count_max)  # checks the ranges, with a message
+    call("et_lrt_accumulate_batch_get_buffer_size", n_max, m_max, rank, count_max, out)
+    return int(out[0])
+
+
 def _ufloat(u) -> UFloat:
     return UFloat(int(u.mant), int(u.exp))
 
@@ -114,6 +121,39 @@ class LrtLayer:
         ctype = "int8_t *" if xv.dtype == np.int8 else "uint8_t *"
         call(fn, self.state, self.cfg, ffi.cast("int8_t *", ffi.from_buffer(d)), int(delta_exp),
              ffi.cast(ctype, ffi.from_buffer(xv)), int(x_exp), self.scratch, self.scratch_size, self.prng)
+
+    def accumulate_batch(self, deltas, delta_exps, xs, x_exps) -> None:
+        """Add the k terms deltas[t] xs[t]^T at once (et_lrt_accumulate_batch_*: the bases rounded once):
+        deltas int8 (k, n), xs int8 or uint8 (k, m), one exponent per term, k = 1..BATCH_MAX. The scratch
+        must hold accumulate_batch_get_buffer_size(n, m, rank, k) bytes (a larger one is made if the
+        layer's own is too small)."""
+        d = np.ascontiguousarray(deltas)
+        xv = np.ascontiguousarray(xs)
+        de = np.ascontiguousarray(np.atleast_1d(delta_exps), dtype=np.int64)
+        xe = np.ascontiguousarray(np.atleast_1d(x_exps), dtype=np.int64)
+        k = de.shape[0]
+        if not 1 <= k <= ref.BATCH_MAX or de.shape != (k,) or xe.shape != (k,):
+            raise ArgumentError(f"a batch has 1..{ref.BATCH_MAX} terms with one delta_exp and one x_exp each, "
+                                f"got delta_exps of shape {de.shape} and x_exps of shape {xe.shape}")
+        if d.dtype != np.int8 or d.shape != (k, self.n):
+            raise ArgumentError(f"deltas must be int8 of shape ({k}, {self.n}) (terms x the layer's outputs), "
+                                f"got {d.dtype} {d.shape}")
+        if xv.dtype not in (np.int8, np.uint8) or xv.shape != (k, self.m):
+            raise ArgumentError(f"xs must be int8 or uint8 of shape ({k}, {self.m}) (terms x the layer's inputs), "
+                                f"got {xv.dtype} {xv.shape}")
+        for name, es in (("delta_exps", de), ("x_exps", xe)):
+            if np.any(es < ref.EXP_MIN) or np.any(es > ref.EXP_MAX):
+                raise ArgumentError(f"{name} {es.tolist()} has values outside {ref.EXP_MIN}..{ref.EXP_MAX}")
+        ref.check_c_values(self.state)
+        need = accumulate_batch_get_buffer_size(self.n, self.m, self.rank, k)
+        if self.scratch_size < need:
+            self.scratch = ffi.new("uint32_t[]", (need + 3) // 4)
+            self.scratch_size = ffi.sizeof(self.scratch)
+        fn = "et_lrt_accumulate_batch_s8" if xv.dtype == np.int8 else "et_lrt_accumulate_batch_u8"
+        ctype = "int8_t *" if xv.dtype == np.int8 else "uint8_t *"
+        call(fn, self.state, self.cfg, k, ffi.cast("int8_t *", ffi.from_buffer(d)),
+             ffi.new("int32_t[]", de.tolist()), ffi.cast(ctype, ffi.from_buffer(xv)), ffi.new("int32_t[]", xe.tolist()),
+             self.scratch, self.scratch_size, self.prng)
 
     def reorthonormalize(self) -> None:
         """The same estimate on orthonormal bases (et_lrt_reorthonormalize; docs/lrt.md). Every 100 terms

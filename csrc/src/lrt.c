@@ -512,11 +512,16 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, 
     return 0; /* not reached: the last column returns */
 }
 
-/* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise. */
+/* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise;
+ * so does rank 1. */
 ET_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
                                      int64_t *coef)
 {
-    return LRT_WIDE && rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef)
+    if (LRT_WIDE && rank == 4) {
+        return lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef);
+    }
+    /* one column: a batch's frame columns (et_lrt_accumulate_batch_*), contiguous */
+    return LRT_WIDE && rank == 1 ? lrt_mgs_pass_r(q, 1, q_exp, res, len, s_in, coef)
                                  : lrt_mgs_pass_r(q, rank, q_exp, res, len, s_in, coef);
 }
 
@@ -668,15 +673,21 @@ ET_HOT static int lrt_cols_contract(const int16_t *q, int rank, int q_exp, uint3
     return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, 4, q_exp, len) : lrt_cols_contract_r(q, rank, q_exp, len);
 }
 
-/* c > kappa rho_l rho_r (rho_l at exp_l, ...), formed as the kappa rule forms it. */
-static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t rho_l, int exp_l, uint64_t rho_r,
-                              int exp_r)
+/* c_1 > kappa rho_l rho_r (c_1 = c1 2^c_exp, rho_l at exp_l, ...), formed as the kappa rule forms it. */
+static int lrt_kappa_discards_c(uint32_t c1, int c_exp, uint32_t kappa, uint64_t rho_l, int exp_l, uint64_t rho_r,
+                                int exp_r)
 {
     et_ufloat_t thr = et_ufloat_make(rho_l * rho_r, (int32_t)(exp_l + exp_r));
     if (thr.mant != 0) {
         thr = et_ufloat_make((uint64_t)thr.mant * kappa, thr.exp);
     }
-    return et_ufloat_cmp(et_ufloat_make(st->c_mant[0], st->c_exp), thr) > 0;
+    return et_ufloat_cmp(et_ufloat_make(c1, c_exp), thr) > 0;
+}
+
+static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t rho_l, int exp_l, uint64_t rho_r,
+                              int exp_r)
+{
+    return lrt_kappa_discards_c(st->c_mant[0], st->c_exp, kappa, rho_l, exp_l, rho_r, exp_r);
 }
 
 #ifdef ET_LRT_EARLY_CHECK
@@ -710,31 +721,39 @@ static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, uint64_t 
            lrt_cols_contract(lrt_qr(st), st->rank, st->exp_r, st->m);
 }
 
-/* [a; rho] on one exponent with the largest magnitude below 2^30 (one rounding each). */
-static void lrt_align(const lrt_side_t *s, int rank, int64_t *out, int *exp)
+/* [a (count values at a_exp); rho (at res_exp)] on one exponent with the largest magnitude below 2^bits
+ * (one rounding each); all zero: exponent 0. */
+static void lrt_align_n(const int64_t *a, int count, int a_exp, uint64_t rho, int res_exp, int bits, int64_t *out,
+                        int *exp)
 {
     int top = INT16_MIN;
     int j;
-    for (j = 0; j < rank; j++) {
-        if (s->a[j] != 0 && lrt_bitlen(lrt_abs(s->a[j])) + s->a_exp > top) {
-            top = lrt_bitlen(lrt_abs(s->a[j])) + s->a_exp;
+    for (j = 0; j < count; j++) {
+        if (a[j] != 0 && lrt_bitlen(lrt_abs(a[j])) + a_exp > top) {
+            top = lrt_bitlen(lrt_abs(a[j])) + a_exp;
         }
     }
-    if (s->rho != 0 && lrt_bitlen(s->rho) + s->res_exp > top) {
-        top = lrt_bitlen(s->rho) + s->res_exp;
+    if (rho != 0 && lrt_bitlen(rho) + res_exp > top) {
+        top = lrt_bitlen(rho) + res_exp;
     }
     if (top == INT16_MIN) {
-        for (j = 0; j <= rank; j++) {
+        for (j = 0; j <= count; j++) {
             out[j] = 0;
         }
         *exp = 0;
         return;
     }
-    *exp = top - 30;
-    for (j = 0; j < rank; j++) {
-        out[j] = LRT_RSHIFT(s->a[j], *exp - s->a_exp);
+    *exp = top - bits;
+    for (j = 0; j < count; j++) {
+        out[j] = LRT_RSHIFT(a[j], *exp - a_exp);
     }
-    out[rank] = LRT_RSHIFT((int64_t)s->rho, *exp - s->res_exp);
+    out[count] = LRT_RSHIFT((int64_t)rho, *exp - res_exp);
+}
+
+/* [a; rho] on one exponent with the largest magnitude below 2^30. */
+static void lrt_align(const lrt_side_t *s, int rank, int64_t *out, int *exp)
+{
+    lrt_align_n(s->a, rank, s->a_exp, s->rho, s->res_exp, 30, out, exp);
 }
 
 /* ---- the core SVD ---------------------------------------------------------------- */
@@ -1444,6 +1463,52 @@ static et_status_t lrt_rotate_commit(et_lrt_state_t *st, const lrt_rot_t *rot_l,
     return ET_OK;
 }
 
+/*
+ * Steps 3 to 5 of a term: the core C = diag(c, 0) + [a; rho_L][b; rho_R]^T (lv at 2^el, rv at 2^er, each
+ * below 2^30; entries <= 2^25 on exponent e_c), its SVD and truncation. M_L, M_R (q x r, Q30) into ml, mr,
+ * c_new (r values at *e_c); ua, va (q x q) and tt (q x r) are work space; rng draws one u32 when unbiased
+ * and sigma_q > 0.
+ */
+static void lrt_core_step(const uint32_t *c_mant, int c_exp, int r, const int64_t *lv, int el, const int64_t *rv,
+                          int er, int unbiased, et_prng_t *rng, int32_t *ua, int32_t *va, int32_t *tt, int32_t *ml,
+                          int32_t *mr, uint32_t *c_new, int *e_c)
+{
+    int q = r + 1;
+    int j;
+    int k;
+    int p;
+    int top;
+    uint64_t lmax = 0;
+    uint64_t rmax = 0;
+    uint32_t bits = 0;
+    uint32_t sigma[LRT_QMAX];
+    for (j = 0; j < q; j++) {
+        lmax = lrt_abs(lv[j]) > lmax ? lrt_abs(lv[j]) : lmax;
+        rmax = lrt_abs(rv[j]) > rmax ? lrt_abs(rv[j]) : rmax;
+    }
+    top = lrt_bitlen(lmax * rmax) + el + er;
+    if (c_mant[0] != 0 && lrt_bitlen(c_mant[0]) + c_exp > top) {
+        top = lrt_bitlen(c_mant[0]) + c_exp;
+    }
+    *e_c = top + 1 - LRT_CORE_BITS;
+    for (j = 0; j < q; j++) {
+        for (k = 0; k < q; k++) {
+            int64_t e = LRT_RSHIFT(lv[j] * rv[k], *e_c - (el + er));
+            if (j == k && j < r) {
+                e += LRT_RSHIFT(c_mant[j], *e_c - c_exp);
+            }
+            ua[j * q + k] = (int32_t)e;
+        }
+    }
+    (void)et_lrt_svd(ua, q, sigma, ua, va);
+    if (unbiased && sigma[q - 1] != 0) {
+        (void)et_prng_next_u32(rng, &bits);
+    }
+    (void)et_lrt_truncate(sigma, r, unbiased, bits, c_new, tt, &p);
+    lrt_matmul_q30(ua, tt, q, r, ml);
+    lrt_matmul_q30(va, tt, q, r, mr);
+}
+
 static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg, const int8_t *delta, int delta_exp,
                                   const int8_t *x_s8, const uint8_t *x_u8, int x_exp, void *scratch,
                                   size_t scratch_size, et_prng_t *prng)
@@ -1451,8 +1516,6 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int r;
     int q;
     uint32_t i;
-    int j;
-    int k;
     size_t need;
     int32_t *res_l;
     int32_t *res_r;
@@ -1469,15 +1532,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int64_t rv[LRT_QMAX];
     int el;
     int er;
-    uint64_t lmax = 0;
-    uint64_t rmax = 0;
-    uint64_t pmax;
-    int top;
     int e_c;
-    uint32_t sigma[LRT_QMAX];
     uint32_t c_new[ET_LRT_MAX_RANK];
-    uint32_t bits = 0;
-    int p;
     et_prng_t rng;
     int64_t gl[ET_LRT_MAX_RANK];
     int64_t gr[ET_LRT_MAX_RANK];
@@ -1595,38 +1651,11 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         return ET_OK;
     }
 
-    /* 3. core C = diag(c, 0) + [a; rho_L][b; rho_R]^T, entries <= 2^25 on exponent e_c */
+    /* 3.-5. core, SVD, truncation (a local copy of the PRNG is committed at the end) */
     lrt_align(&left, r, lv, &el);
     lrt_align(&right, r, rv, &er);
-    for (j = 0; j < q; j++) {
-        lmax = lrt_abs(lv[j]) > lmax ? lrt_abs(lv[j]) : lmax;
-        rmax = lrt_abs(rv[j]) > rmax ? lrt_abs(rv[j]) : rmax;
-    }
-    pmax = lmax * rmax;
-    top = lrt_bitlen(pmax) + el + er;
-    if (st->c_mant[0] != 0 && lrt_bitlen(st->c_mant[0]) + st->c_exp > top) {
-        top = lrt_bitlen(st->c_mant[0]) + st->c_exp;
-    }
-    e_c = top + 1 - LRT_CORE_BITS;
-    for (j = 0; j < q; j++) {
-        for (k = 0; k < q; k++) {
-            int64_t e = LRT_RSHIFT(lv[j] * rv[k], e_c - (el + er));
-            if (j == k && j < r) {
-                e += LRT_RSHIFT(st->c_mant[j], e_c - st->c_exp);
-            }
-            ua[j * q + k] = (int32_t)e;
-        }
-    }
-
-    /* 4. SVD; 5. truncation (a local copy of the PRNG is committed at the end) */
-    (void)et_lrt_svd(ua, q, sigma, ua, va);
     rng.state = cfg->unbiased ? prng->state : 0u;
-    if (cfg->unbiased && sigma[q - 1] != 0) {
-        (void)et_prng_next_u32(&rng, &bits);
-    }
-    (void)et_lrt_truncate(sigma, r, cfg->unbiased, bits, c_new, tt, &p);
-    lrt_matmul_q30(ua, tt, q, r, ml);
-    lrt_matmul_q30(va, tt, q, r, mr);
+    lrt_core_step(st->c_mant, st->c_exp, r, lv, el, rv, er, cfg->unbiased, &rng, ua, va, tt, ml, mr, c_new, &e_c);
 
     /* 6. rotate both bases: pass 1 finds the new exponents, checked before anything is written */
     lrt_rot_coef(ml, r, left.rho, gl);
@@ -1665,6 +1694,535 @@ et_status_t et_lrt_accumulate_u8(et_lrt_state_t *state, const et_lrt_config_t *c
         return ET_ERR_ARG;
     }
     return lrt_accumulate(state, cfg, delta, delta_exp, NULL, x, x_exp, scratch, scratch_size, prng);
+}
+
+/* ---- batches of terms: the bases rounded once per batch ------------------------------ */
+
+/*
+ * docs/lrt.md, "Batches of terms". Within a batch the bases are not rewritten: the current basis of a
+ * side is Q = [Q0, w_1 .. w_t] P, with Q0 the basis the batch started from, w_s one int16 column per
+ * accepted term (its residual's direction, close to a unit vector on its own power of two) and P
+ * ((r + t) x r, Q30) the coordinates, updated per term from the same core, SVD and truncation as one
+ * term's. A term is projected against the whole frame (the same Gram-Schmidt passes), its coefficients
+ * are taken into the current basis through P, and only the last term's rotation is written, once.
+ */
+#define LRT_COORD_BITS 28  /* frame coordinates [a; rho] aligned below 2^28 */
+#define LRT_FRAME_GUARD 12 /* the batch rotation works at 2^(largest frame exponent - 30 - 12) */
+#define LRT_UNIT_EXP 61    /* a new column is formed as res round(2^61 / rho) */
+#define LRT_FRAME_MAX (ET_LRT_MAX_RANK + ET_LRT_BATCH_MAX)
+
+typedef struct {
+    const int16_t *q0; /* the basis the batch started from, len x rank, at exp0 (0: empty) */
+    int exp0;
+    int16_t *cols;     /* column s (len int16 mantissas at 2^exps[s]; exps[s] = 0: a zero column) at cols + s len */
+    int exps[ET_LRT_BATCH_MAX];
+    int t;             /* columns so far */
+    int32_t *p;        /* coordinates of the current basis in [Q0, cols]: (rank + t) x rank, Q30 */
+    uint32_t len;
+} lrt_frame_t;
+
+et_status_t et_lrt_accumulate_batch_get_buffer_size(uint32_t n_max, uint32_t m_max, uint32_t rank, uint32_t count_max,
+                                                    size_t *bytes)
+{
+    size_t base;
+    size_t cols;
+    if (bytes == NULL || count_max < 1 || count_max > ET_LRT_BATCH_MAX ||
+        et_lrt_accumulate_get_buffer_size(n_max, m_max, rank, &base) != ET_OK) {
+        return ET_ERR_ARG;
+    }
+    cols = 2 * (size_t)count_max * ((size_t)n_max + m_max);
+    *bytes = base + ((cols + 3) & ~(size_t)3) + 8 * ((size_t)rank + count_max) * rank;
+    return ET_OK;
+}
+
+static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_t len, int rank, int16_t *cols,
+                           int32_t *p)
+{
+    int j;
+    int k;
+    fr->q0 = q0;
+    fr->exp0 = exp0;
+    fr->cols = cols;
+    fr->t = 0;
+    fr->p = p;
+    fr->len = len;
+    for (j = 0; j < rank; j++) {
+        for (k = 0; k < rank; k++) {
+            p[j * rank + k] = j == k ? (int32_t)LRT_Q30 : 0;
+        }
+    }
+}
+
+/* One Gram-Schmidt pass of res (s: its sum of squares) against Q0's columns, then each w_s; the
+ * coefficients (rank + t) in the residual's units. Returns the new sum of squares. */
+static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, uint64_t s, int64_t *coef)
+{
+    int i;
+    s = lrt_mgs_pass(fr->q0, rank, fr->exp0, res, fr->len, s, coef);
+    for (i = 0; i < fr->t; i++) {
+        s = lrt_mgs_pass(fr->cols + (size_t)i * fr->len, 1, fr->exps[i], res, fr->len, s, &coef[rank + i]);
+    }
+    return s;
+}
+
+/* The input in res (at 2^e0) projected as lrt_project_rescale/begin/end do, against the whole frame:
+ * coefficients a at side->a_exp, the residual left in res at side->res_exp, side->rho. */
+static void lrt_frame_project(const lrt_frame_t *fr, int rank, int32_t *res, int e0, int passes, lrt_side_t *side,
+                              int64_t *a)
+{
+    int64_t a2[LRT_FRAME_MAX];
+    uint64_t s;
+    int e;
+    int j;
+    side->a_exp = e0 - lrt_rescale(res, fr->len, lrt_sumsq(res, fr->len), &s);
+    e = side->a_exp;
+    s = lrt_frame_pass(fr, rank, res, s, a);
+    if (passes == 2 && s != 0) {
+        e -= lrt_rescale(res, fr->len, s, &s);
+        s = lrt_frame_pass(fr, rank, res, s, a2);
+        for (j = 0; j < rank + fr->t; j++) {
+            a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
+        }
+    }
+    e -= lrt_rescale(res, fr->len, s, &s);
+    side->res_exp = e;
+    side->rho = lrt_sqrt_round(s);
+}
+
+/*
+ * The term in the current basis Q = [Q0, w] P. y = [a; rho] on one exponent *ey below 2^28; aq = P^T y
+ * (the coefficients on Q's columns), z = [y - P aq; y_rho] the residual against Q, in frame
+ * coordinates; returns its norm rho_q (at *ey) and leaves v = z / rho_q (Q30; zero for rho_q = 0).
+ * Bounds: P has orthonormal columns up to rounding, so its rows have norm <= 1 and |P^T y|, |P aq| <= |y|
+ * (Cauchy-Schwarz): with |y| < 5 2^28 (25 entries below 2^28) every sum stays below 2^61 and z^2 summed
+ * below 2^61; |z_j| <= rho_q + 1/2 keeps |v_j| <= 2^30.
+ */
+static uint64_t lrt_frame_coords(const lrt_frame_t *fr, int rank, const int64_t *a, const lrt_side_t *side,
+                                 int64_t *aq, int *ey, int32_t *v)
+{
+    int t = rank + fr->t;
+    int64_t y[LRT_FRAME_MAX + 1];
+    int64_t z[LRT_FRAME_MAX + 1];
+    uint64_t ss = 0;
+    uint64_t rho;
+    int j;
+    int k;
+    lrt_align_n(a, t, side->a_exp, side->rho, side->res_exp, LRT_COORD_BITS, y, ey);
+    for (k = 0; k < rank; k++) {
+        int64_t acc = 0;
+        for (j = 0; j < t; j++) {
+            acc += (int64_t)fr->p[j * rank + k] * y[j];
+        }
+        aq[k] = LRT_RSHIFT(acc, 30);
+    }
+    for (j = 0; j < t; j++) {
+        int64_t acc = 0;
+        for (k = 0; k < rank; k++) {
+            acc += (int64_t)fr->p[j * rank + k] * aq[k];
+        }
+        z[j] = y[j] - LRT_RSHIFT(acc, 30);
+    }
+    z[t] = y[t];
+    for (j = 0; j <= t; j++) {
+        ss += (uint64_t)(z[j] * z[j]);
+    }
+    rho = lrt_sqrt_round(ss);
+    for (j = 0; j <= t; j++) {
+        v[j] = rho != 0 ? (int32_t)lrt_div(z[j] * LRT_Q30, (int64_t)rho) : 0;
+    }
+    return rho;
+}
+
+/*
+ * After a term's truncation M ((r + 1) x r, Q30): P <- [P, v] M (one rounding per entry; P gains a row for
+ * the new column), and the new column w_t, res / rho (res below 2^28, rho in [2^27, 2^28]) as int16
+ * mantissas on a power of two: res_i round(2^61 / rho) (below 2^62) rounded once; a zero column for rho = 0.
+ */
+static void lrt_frame_advance(lrt_frame_t *fr, int rank, const int32_t *v, const int32_t *m, const int32_t *res,
+                              uint64_t rho)
+{
+    int t = rank + fr->t;
+    int16_t *col = fr->cols + (size_t)fr->t * fr->len;
+    int64_t row[ET_LRT_MAX_RANK];
+    uint32_t n;
+    int i;
+    int j;
+    int k;
+    for (j = 0; j < t; j++) {
+        for (k = 0; k < rank; k++) {
+            int64_t acc = (int64_t)v[j] * m[rank * rank + k];
+            for (i = 0; i < rank; i++) {
+                acc += (int64_t)fr->p[j * rank + i] * m[i * rank + k];
+            }
+            row[k] = LRT_RSHIFT(acc, 30);
+        }
+        for (k = 0; k < rank; k++) {
+            fr->p[j * rank + k] = (int32_t)row[k];
+        }
+    }
+    for (k = 0; k < rank; k++) {
+        fr->p[t * rank + k] = (int32_t)LRT_RSHIFT((int64_t)v[t] * m[rank * rank + k], 30);
+    }
+    if (rho == 0) {
+        memset(col, 0, sizeof(int16_t) * fr->len);
+        fr->exps[fr->t] = 0;
+    } else {
+        int64_t recip = lrt_div(INT64_C(1) << LRT_UNIT_EXP, (int64_t)rho);
+        uint64_t peak = 0;
+        int sh;
+        for (n = 0; n < fr->len; n++) {
+            uint64_t mag = lrt_abs(res[n] * recip);
+            peak = mag > peak ? mag : peak;
+        }
+        sh = et_norm_shift_u64(peak, 15);
+        for (n = 0; n < fr->len; n++) {
+            int64_t w = LRT_RSHIFT(res[n] * recip, sh);
+            col[n] = (int16_t)(w > INT16_MAX ? INT16_MAX : (w < INT16_MIN ? INT16_MIN : w));
+        }
+        fr->exps[fr->t] = sh - LRT_UNIT_EXP;
+    }
+    fr->t++;
+}
+
+/* v 2^-sh: an exact left shift for sh <= 0, else the rounding rule. */
+static int64_t lrt_frame_shift(int64_t v, int sh)
+{
+    return sh <= 0 ? (int64_t)((uint64_t)v << -sh) : LRT_RSHIFT(v, sh);
+}
+
+/*
+ * The batch's rotation [Q0, w] P at 2^x, x = (largest live exponent) - 30 - 12. Q0's r products are summed
+ * first (|sum| <= 8 2^15 2^30.0001 < 2^48.1) and shifted by sh0 = x - (exp0 - 30) >= -12, each column's
+ * product (< 2^45.1) by its own shift likewise: every shifted part is below 2^60.1 (Q0) or 2^57.1 (each of
+ * at most 16 columns), so a row's entries stay below 2^62. Where every shift is <= 0 (the usual case:
+ * exponents within 12 of each other) the shifts are exact and are folded into the weights, g = P 2^-sh,
+ * and a row is a plain sum of products (the same values).
+ */
+typedef struct {
+    int x;
+    int exact;                                     /* every shift <= 0: g holds P 2^-sh */
+    int sh0;                                       /* Q0's shift (Q0 empty: its weights are 0) */
+    int sh[ET_LRT_BATCH_MAX];                      /* column s's shift */
+    int64_t g0[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK]; /* Q0's weights, r x r */
+    int64_t g[ET_LRT_BATCH_MAX * ET_LRT_MAX_RANK]; /* column s's weights at g + s r (0 for a zero column) */
+} lrt_frame_rot_t;
+
+/* The work exponent and weights; 0 when no frame column is live (the new basis is zero). */
+static int lrt_frame_rot_init(const lrt_frame_t *fr, int rank, lrt_frame_rot_t *fw)
+{
+    int top = fr->exp0;
+    int live = fr->exp0 != 0;
+    int s;
+    int j;
+    int k;
+    for (s = 0; s < fr->t; s++) {
+        if (fr->exps[s] != 0) {
+            top = !live || fr->exps[s] > top ? fr->exps[s] : top;
+            live = 1;
+        }
+    }
+    if (!live) {
+        return 0;
+    }
+    fw->x = top - 30 - LRT_FRAME_GUARD;
+    fw->sh0 = fr->exp0 != 0 ? fw->x - (fr->exp0 - 30) : 0;
+    fw->exact = fw->sh0 <= 0;
+    for (s = 0; s < fr->t; s++) {
+        fw->sh[s] = fr->exps[s] != 0 ? fw->x - (fr->exps[s] - 30) : 0;
+        fw->exact &= fw->sh[s] <= 0;
+    }
+    for (j = 0; j < rank; j++) {
+        for (k = 0; k < rank; k++) {
+            int64_t p = fr->exp0 != 0 ? fr->p[j * rank + k] : 0;
+            fw->g0[j * rank + k] = fw->exact ? lrt_frame_shift(p, fw->sh0) : p;
+        }
+    }
+    for (s = 0; s < fr->t; s++) {
+        for (k = 0; k < rank; k++) {
+            int64_t p = fr->exps[s] != 0 ? fr->p[(rank + s) * rank + k] : 0;
+            fw->g[s * rank + k] = fw->exact ? lrt_frame_shift(p, fw->sh[s]) : p;
+        }
+    }
+    return 1;
+}
+
+/* Row i of the new basis at 2^x into out. */
+LRT_INLINE void lrt_frame_row(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, uint32_t i,
+                              int64_t *out)
+{
+    const int16_t *qrow = fr->q0 + (size_t)i * rank;
+    int j;
+    int k;
+    int s;
+    if (fw->exact) {
+        for (k = 0; k < rank; k++) {
+            int64_t acc = 0;
+            for (j = 0; j < rank; j++) {
+                acc += qrow[j] * fw->g0[j * rank + k];
+            }
+            out[k] = acc;
+        }
+        for (s = 0; s < fr->t; s++) {
+            int64_t w = fr->cols[(size_t)s * fr->len + i];
+            for (k = 0; k < rank; k++) {
+                out[k] += w * fw->g[s * rank + k];
+            }
+        }
+        return;
+    }
+    for (k = 0; k < rank; k++) {
+        int64_t dot = 0;
+        for (j = 0; j < rank; j++) {
+            dot += qrow[j] * fw->g0[j * rank + k];
+        }
+        out[k] = lrt_frame_shift(dot, fw->sh0);
+        for (s = 0; s < fr->t; s++) {
+            out[k] += lrt_frame_shift(fr->cols[(size_t)s * fr->len + i] * fw->g[s * rank + k], fw->sh[s]);
+        }
+    }
+}
+
+LRT_INLINE uint64_t lrt_frame_peak_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank)
+{
+    int64_t row[ET_LRT_MAX_RANK];
+    uint64_t peak = 0;
+    uint32_t i;
+    int k;
+    for (i = 0; i < fr->len; i++) {
+        lrt_frame_row(fr, fw, rank, i, row);
+        for (k = 0; k < rank; k++) {
+            uint64_t mag = lrt_abs(row[k]);
+            peak = mag > peak ? mag : peak;
+        }
+    }
+    return peak;
+}
+
+/* Pass 1 of the batch's rotation: the new basis' block exponent (0: all zero) and its shift. */
+ET_HOT static int lrt_frame_peak(const lrt_frame_t *fr, int rank, const lrt_frame_rot_t *fw, int *shift)
+{
+    uint64_t peak = LRT_WIDE && rank == 4 ? lrt_frame_peak_r(fr, fw, 4) : lrt_frame_peak_r(fr, fw, rank);
+    *shift = 0;
+    if (peak == 0) {
+        return 0;
+    }
+    *shift = et_norm_shift_u64(peak, 15);
+    return fw->x + *shift;
+}
+
+LRT_INLINE void lrt_frame_store_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, int shift,
+                                  int16_t *q)
+{
+    int64_t row[ET_LRT_MAX_RANK];
+    uint32_t i;
+    int k;
+    for (i = 0; i < fr->len; i++) {
+        lrt_frame_row(fr, fw, rank, i, row);
+        for (k = 0; k < rank; k++) {
+            int64_t v = lrt_frame_shift(row[k], shift);
+            q[(size_t)i * rank + k] = (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
+        }
+    }
+}
+
+/* Pass 2: the new basis into q (which may be Q0 itself: row i is read before it is written); new_exp = 0
+ * (no live column, or all zero) clears it. */
+ET_HOT static void lrt_frame_store(const lrt_frame_t *fr, int rank, const lrt_frame_rot_t *fw, int shift,
+                                   int new_exp, int16_t *q)
+{
+    if (new_exp == 0) {
+        memset(q, 0, sizeof(int16_t) * (size_t)fr->len * (size_t)rank);
+    } else if (LRT_WIDE && rank == 4) {
+        lrt_frame_store_r(fr, fw, 4, shift, q);
+    } else {
+        lrt_frame_store_r(fr, fw, rank, shift, q);
+    }
+}
+
+static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_t *cfg, uint32_t count,
+                                        const int8_t *deltas, const int32_t *delta_exps, const int8_t *xs_s8,
+                                        const uint8_t *xs_u8, const int32_t *x_exps, void *scratch,
+                                        size_t scratch_size, et_prng_t *prng)
+{
+    int r;
+    int q;
+    uint32_t t;
+    uint32_t i;
+    int k;
+    size_t need;
+    size_t base;
+    int32_t *res_l;
+    int32_t *res_r;
+    int32_t *ua;
+    int32_t *va;
+    int32_t *tt;
+    int32_t *ml;
+    int32_t *mr;
+    lrt_frame_t fl;
+    lrt_frame_t fr;
+    lrt_side_t left;
+    lrt_side_t right;
+    int64_t al[LRT_FRAME_MAX];
+    int64_t ar[LRT_FRAME_MAX];
+    int64_t aql[ET_LRT_MAX_RANK];
+    int64_t aqr[ET_LRT_MAX_RANK];
+    int32_t vl[LRT_FRAME_MAX + 1];
+    int32_t vr[LRT_FRAME_MAX + 1];
+    int64_t lv[LRT_QMAX];
+    int64_t rv[LRT_QMAX];
+    uint32_t c_mant[ET_LRT_MAX_RANK];
+    uint32_t c_new[ET_LRT_MAX_RANK];
+    int c_exp;
+    uint32_t terms;
+    uint32_t skipped;
+    uint32_t before;
+    et_prng_t rng;
+
+    if (!lrt_state_ok(st) || et_lrt_config_check(cfg) != ET_OK || cfg->rank != st->rank || deltas == NULL ||
+        delta_exps == NULL || x_exps == NULL || (xs_s8 == NULL && xs_u8 == NULL) || count < 1 ||
+        count > ET_LRT_BATCH_MAX || scratch == NULL || ((uintptr_t)scratch & 3u) != 0 ||
+        (cfg->unbiased && (prng == NULL || prng->state == 0))) {
+        return ET_ERR_ARG;
+    }
+    for (t = 0; t < count; t++) {
+        if (delta_exps[t] < ET_LRT_EXP_MIN || delta_exps[t] > ET_LRT_EXP_MAX || x_exps[t] < ET_LRT_EXP_MIN ||
+            x_exps[t] > ET_LRT_EXP_MAX) {
+            return ET_ERR_ARG;
+        }
+    }
+    r = st->rank;
+    q = r + 1;
+    if (et_lrt_accumulate_batch_get_buffer_size(st->n, st->m, (uint32_t)r, count, &need) != ET_OK ||
+        scratch_size < need) {
+        return ET_ERR_NOMEM;
+    }
+    (void)et_lrt_accumulate_get_buffer_size(st->n, st->m, (uint32_t)r, &base);
+    res_l = (int32_t *)scratch;
+    res_r = res_l + st->n;
+    ua = res_r + st->m;
+    va = ua + q * q;
+    tt = va + q * q;
+    ml = tt + q * r;
+    mr = ml + q * r;
+    {
+        int16_t *cols_l = (int16_t *)((uint8_t *)scratch + base);
+        size_t cols_bytes = 2 * (size_t)count * ((size_t)st->n + st->m);
+        int32_t *p_l = (int32_t *)((uint8_t *)scratch + base + ((cols_bytes + 3) & ~(size_t)3));
+        lrt_frame_init(&fl, lrt_ql(st), st->exp_l, st->n, r, cols_l, p_l);
+        lrt_frame_init(&fr, lrt_qr(st), st->exp_r, st->m, r, cols_l + (size_t)count * st->n, p_l + (r + (int)count) * r);
+    }
+    for (k = 0; k < r; k++) {
+        c_mant[k] = st->c_mant[k];
+    }
+    c_exp = st->c_exp;
+    terms = st->terms;
+    skipped = st->skipped;
+    rng.state = cfg->unbiased ? prng->state : 0u;
+
+    for (t = 0; t < count; t++) {
+        const int8_t *d = deltas + (size_t)t * st->n;
+        int any_d = 0;
+        int any_x = 0;
+        int eyl;
+        int eyr;
+        int el;
+        int er;
+        int e_c;
+        uint64_t rho_l;
+        uint64_t rho_r;
+        for (i = 0; i < st->n; i++) {
+            res_l[i] = d[i];
+            any_d |= d[i] != 0;
+        }
+        for (i = 0; i < st->m; i++) {
+            res_r[i] = xs_s8 != NULL ? (int32_t)xs_s8[(size_t)t * st->m + i] : (int32_t)xs_u8[(size_t)t * st->m + i];
+            any_x |= res_r[i] != 0;
+        }
+        if (!any_d || !any_x) {
+            terms += terms < UINT32_MAX ? 1u : 0u; /* a zero term adds nothing */
+            continue;
+        }
+        lrt_frame_project(&fl, r, res_l, delta_exps[t], cfg->gs_passes, &left, al);
+        lrt_frame_project(&fr, r, res_r, x_exps[t], cfg->gs_passes, &right, ar);
+        rho_l = lrt_frame_coords(&fl, r, al, &left, aql, &eyl, vl);
+        rho_r = lrt_frame_coords(&fr, r, ar, &right, aqr, &eyr, vr);
+        if (cfg->kappa_th != 0 && c_mant[0] != 0 &&
+            lrt_kappa_discards_c(c_mant[0], c_exp, cfg->kappa_th, rho_l, eyl, rho_r, eyr)) {
+            skipped += skipped < UINT32_MAX ? 1u : 0u;
+            continue;
+        }
+        lrt_align_n(aql, r, eyl, rho_l, eyl, 30, lv, &el);
+        lrt_align_n(aqr, r, eyr, rho_r, eyr, 30, rv, &er);
+        lrt_core_step(c_mant, c_exp, r, lv, el, rv, er, cfg->unbiased, &rng, ua, va, tt, ml, mr, c_new, &e_c);
+        lrt_frame_advance(&fl, r, vl, ml, res_l, left.rho);
+        lrt_frame_advance(&fr, r, vr, mr, res_r, right.rho);
+        if (c_new[0] != 0) {
+            int c_sh = et_norm_shift_u64(c_new[0], 31);
+            c_exp = e_c + c_sh;
+            for (k = 0; k < r; k++) {
+                c_mant[k] = (uint32_t)LRT_RSHIFT(c_new[k], c_sh);
+            }
+        } else {
+            c_exp = 0;
+            for (k = 0; k < r; k++) {
+                c_mant[k] = 0;
+            }
+        }
+        if (!lrt_exp_ok16(c_exp)) {
+            return ET_ERR_RANGE;
+        }
+        terms += terms < UINT32_MAX ? 1u : 0u;
+    }
+
+    if (fl.t > 0) {
+        lrt_frame_rot_t wl;
+        lrt_frame_rot_t wr;
+        int sh_l = 0;
+        int sh_r = 0;
+        int new_el = lrt_frame_rot_init(&fl, r, &wl) ? lrt_frame_peak(&fl, r, &wl, &sh_l) : 0;
+        int new_er = lrt_frame_rot_init(&fr, r, &wr) ? lrt_frame_peak(&fr, r, &wr, &sh_r) : 0;
+        if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er)) {
+            return ET_ERR_RANGE;
+        }
+        lrt_frame_store(&fl, r, &wl, sh_l, new_el, lrt_ql(st));
+        lrt_frame_store(&fr, r, &wr, sh_r, new_er, lrt_qr(st));
+        st->exp_l = (int16_t)new_el;
+        st->exp_r = (int16_t)new_er;
+        for (k = 0; k < r; k++) {
+            st->c_mant[k] = c_mant[k];
+        }
+        st->c_exp = (int16_t)c_exp;
+    }
+    if (cfg->unbiased) {
+        *prng = rng;
+    }
+    before = st->terms;
+    st->terms = terms;
+    st->skipped = skipped;
+    if (cfg->reorth_terms != 0 && terms < UINT32_MAX && terms / cfg->reorth_terms > before / cfg->reorth_terms) {
+        (void)et_lrt_reorthonormalize(st, scratch, scratch_size);
+    }
+    return ET_OK;
+}
+
+et_status_t et_lrt_accumulate_batch_s8(et_lrt_state_t *state, const et_lrt_config_t *cfg, uint32_t count,
+                                       const int8_t *deltas, const int32_t *delta_exps, const int8_t *xs,
+                                       const int32_t *x_exps, void *scratch, size_t scratch_size, et_prng_t *prng)
+{
+    if (xs == NULL) {
+        return ET_ERR_ARG;
+    }
+    return lrt_accumulate_batch(state, cfg, count, deltas, delta_exps, xs, NULL, x_exps, scratch, scratch_size, prng);
+}
+
+et_status_t et_lrt_accumulate_batch_u8(et_lrt_state_t *state, const et_lrt_config_t *cfg, uint32_t count,
+                                       const int8_t *deltas, const int32_t *delta_exps, const uint8_t *xs,
+                                       const int32_t *x_exps, void *scratch, size_t scratch_size, et_prng_t *prng)
+{
+    if (xs == NULL) {
+        return ET_ERR_ARG;
+    }
+    return lrt_accumulate_batch(state, cfg, count, deltas, delta_exps, NULL, xs, x_exps, scratch, scratch_size, prng);
 }
 
 /* ---- flush --------------------------------------------------------------------------- */

@@ -395,6 +395,35 @@ def _rotate_commit(st: State, left: _Side, ml: list, right: _Side, mr: list, c_n
     st.c_mant, st.c_exp = new_c, new_ce
 
 
+def _core_step(c_mant: list, c_exp: int, lv: list, el: int, rv: list, er: int, cfg: LrtConfig, prng):
+    """Steps 3 to 5 of a term: the core diag(c, 0) + [a; rho_L][b; rho_R]^T (aligned vectors lv at 2^el,
+    rv at 2^er), its SVD and truncation. Returns M_L, M_R (q x r, Q30), c_new and its exponent e_c."""
+    r = len(c_mant)
+    q = r + 1
+    c1 = c_mant[0]
+    e_p = el + er
+    p_max = max(abs(v) for v in lv) * max(abs(v) for v in rv)
+    tops = [_bitlen(p_max) + e_p] + ([_bitlen(c1) + c_exp] if c1 else [])
+    e_c = max(tops) + 1 - CORE_BITS
+    core = [[rshift(lv[i] * rv[k], e_c - e_p) for k in range(q)] for i in range(q)]
+    for k in range(r):
+        core[k][k] += rshift(c_mant[k], e_c - c_exp)
+    sigma, u, v = svd(core)
+    bits = 0
+    if cfg.unbiased and sigma[-1]:
+        bits = prng.next_u32() if isinstance(prng, fixed.Prng) else fixed.prng_next_u32(prng)
+    _, c_new, t = truncate(sigma, r, cfg.unbiased, bits)
+    return _matmul_q30(u, t), _matmul_q30(v, t), c_new, e_c
+
+
+def _kappa_discards(c_mant: list, c_exp: int, kappa: int, rho_l: int, exp_l: int, rho_r: int, exp_r: int) -> bool:
+    """c_1 > kappa rho_L rho_R, formed as the C forms it (compared, never divided)."""
+    thr = mn.ufloat_make(rho_l * rho_r, exp_l + exp_r)
+    if thr.mant:
+        thr = mn.ufloat_make(thr.mant * kappa, thr.exp)
+    return mn.ufloat_cmp(mn.ufloat_make(c_mant[0], c_exp), thr) > 0
+
+
 def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, x_dtype, prng) -> str:
     lrt_config_check(cfg)
     if cfg.rank != st.rank:
@@ -407,35 +436,20 @@ def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int,
     xv = _check_vector(x, st.m, x_dtype, "x")
     if cfg.unbiased and prng is None:
         raise ArgumentError("unbiased accumulation needs a PRNG (et_prng_t)")
-    r, q = st.rank, st.rank + 1
+    r = st.rank
     if not d.any() or not xv.any():
         st.terms = min(st.terms + 1, 0xFFFFFFFF)
         return "zero"
     left = _project_side(st.ql, st.exp_l, d, int(delta_exp), cfg.gs_passes)
     right = _project_side(st.qr, st.exp_r, xv, int(x_exp), cfg.gs_passes)
-    c1 = st.c_mant[0]
-    if cfg.kappa_th and c1:
-        thr = mn.ufloat_make(left.rho * right.rho, left.res_exp + right.res_exp)
-        if thr.mant:
-            thr = mn.ufloat_make(thr.mant * cfg.kappa_th, thr.exp)
-        if mn.ufloat_cmp(mn.ufloat_make(c1, st.c_exp), thr) > 0:
-            st.skipped = min(st.skipped + 1, 0xFFFFFFFF)
-            return "skipped"
+    if cfg.kappa_th and st.c_mant[0] and _kappa_discards(st.c_mant, st.c_exp, cfg.kappa_th, left.rho, left.res_exp,
+                                                         right.rho, right.res_exp):
+        st.skipped = min(st.skipped + 1, 0xFFFFFFFF)
+        return "skipped"
     lv, el = _align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
     rv, er = _align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
-    e_p = el + er
-    p_max = max(abs(v) for v in lv) * max(abs(v) for v in rv)
-    tops = [_bitlen(p_max) + e_p] + ([_bitlen(c1) + st.c_exp] if c1 else [])
-    e_c = max(tops) + 1 - CORE_BITS
-    core = [[rshift(lv[i] * rv[k], e_c - e_p) for k in range(q)] for i in range(q)]
-    for k in range(r):
-        core[k][k] += rshift(st.c_mant[k], e_c - st.c_exp)
-    sigma, u, v = svd(core)
-    bits = 0
-    if cfg.unbiased and sigma[-1]:
-        bits = prng.next_u32() if isinstance(prng, fixed.Prng) else fixed.prng_next_u32(prng)
-    _, c_new, t = truncate(sigma, r, cfg.unbiased, bits)
-    _rotate_commit(st, left, _matmul_q30(u, t), right, _matmul_q30(v, t), c_new, e_c)
+    ml, mr, c_new, e_c = _core_step(st.c_mant, st.c_exp, lv, el, rv, er, cfg, prng)
+    _rotate_commit(st, left, ml, right, mr, c_new, e_c)
     st.terms = min(st.terms + 1, 0xFFFFFFFF)
     if cfg.reorth_terms and st.terms < 0xFFFFFFFF and st.terms % cfg.reorth_terms == 0:
         try:
@@ -453,6 +467,219 @@ def accumulate_s8(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: in
 def accumulate_u8(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None) -> str:
     """As accumulate_s8 with x uint8 (activations after ReLU, network input)."""
     return _accumulate(st, cfg, delta, delta_exp, x, x_exp, np.uint8, prng)
+
+
+# ---- batches of terms (one rounding of the bases per batch) ---------------------------
+
+BATCH_MAX = 16  # ET_LRT_BATCH_MAX: terms per accumulate_batch call
+COORD_BITS = 28  # frame coordinates [a; rho] are aligned below 2^28 (docs/lrt.md, "Batches of terms")
+FRAME_GUARD = 12  # the batch rotation works at 2^(largest frame exponent - 30 - FRAME_GUARD)
+UNIT_EXP = 61  # a new frame column is formed as res * round(2^61 / rho)
+
+
+def accumulate_batch_get_buffer_size(n_max: int, m_max: int, rank: int, count_max: int) -> int:
+    """Bytes of the scratch for batches of up to count_max terms: the per-term scratch, the batch's
+    int16 frame columns (count_max of each side) and the two coordinate matrices P_L, P_R."""
+    check_dims(n_max, m_max, rank)
+    if not 1 <= int(count_max) <= BATCH_MAX:
+        raise ArgumentError(f"batch size {count_max} is outside 1..{BATCH_MAX}")
+    cols = 2 * int(count_max) * (int(n_max) + int(m_max))
+    return accumulate_get_buffer_size(n_max, m_max, rank) + ((cols + 3) & ~3) + 8 * (int(rank) + int(count_max)) * int(rank)
+
+
+@dataclass
+class _Frame:
+    """One side of a batch: the basis Q0 it started from, the new columns w_s (int16 mantissas at
+    2^e_s, each close to a unit vector; e_s = 0: a zero column) and P, the coordinates of the current
+    basis in [Q0, w_1 .. w_t] ((r + t) x r, Q30 ints)."""
+
+    q0: np.ndarray
+    exp0: int
+    cols: list = field(default_factory=list)
+    exps: list = field(default_factory=list)
+    p: list = field(default_factory=list)
+
+
+def _frame_init(q0: np.ndarray, exp0: int, rank: int) -> _Frame:
+    return _Frame(q0, exp0, [], [], [[Q30 if j == k else 0 for k in range(rank)] for j in range(rank)])
+
+
+def _frame_pass(fr: _Frame, res: np.ndarray) -> tuple[np.ndarray, list]:
+    """One Gram-Schmidt pass against Q0's columns, then each w_s in turn: coefficients in the residual's units."""
+    res, coef = _mgs_pass(fr.q0, fr.exp0, res)
+    for w, e in zip(fr.cols, fr.exps):
+        res, (a,) = _mgs_pass(w[:, None], e, res)
+        coef.append(a)
+    return res, coef
+
+
+def _project_frame(fr: _Frame, src: np.ndarray, src_exp: int, passes: int) -> _Side:
+    """_project_side against the whole frame [Q0, w_1 .. w_t]."""
+    res = src.astype(np.int64)
+    k = _norm_k(res)
+    res, e = _scale(res, k), src_exp - k
+    a_exp = e
+    res, a = _frame_pass(fr, res)
+    if passes == 2 and np.any(res):
+        k = _norm_k(res)
+        res, e = _scale(res, k), e - k
+        res, a2 = _frame_pass(fr, res)
+        a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
+    k = _norm_k(res)
+    res, e = _scale(res, k), e - k
+    return _Side(a, a_exp, res, e, sqrt_round(_sumsq(res)))
+
+
+def _align_bits(values: list, exps: list, bits: int) -> tuple[list, int]:
+    """_align with the largest magnitude below 2^bits."""
+    tops = [_bitlen(v) + e for v, e in zip(values, exps) if v]
+    if not tops:
+        return [0] * len(values), 0
+    big = max(tops) - bits
+    return [rshift(v, big - e) for v, e in zip(values, exps)], big
+
+
+def _frame_coords(fr: _Frame, side: _Side, rank: int) -> tuple[list, int, int, list]:
+    """The term in the current basis Q = [Q0, w] P: a = P^T y (y: the frame coefficients and rho on one
+    exponent ey, below 2^COORD_BITS), the residual against Q, z = [y - P a; y_rho], its norm rho_q and
+    its direction's frame coordinates v = z / rho_q (Q30; all zero when rho_q = 0)."""
+    t = len(side.a)
+    y, ey = _align_bits(side.a + [side.rho], [side.a_exp] * t + [side.res_exp], COORD_BITS)
+    a = [rshift(sum(fr.p[j][k] * y[j] for j in range(t)), 30) for k in range(rank)]
+    z = [y[j] - rshift(sum(fr.p[j][k] * a[k] for k in range(rank)), 30) for j in range(t)] + [y[t]]
+    rho_q = sqrt_round(sum(v * v for v in z))
+    v = [fixed.div_round_s64(zj << 30, rho_q) for zj in z] if rho_q else [0] * (t + 1)
+    return a, rho_q, ey, v
+
+
+def _frame_advance(fr: _Frame, v: list, m: list, side: _Side, rank: int) -> None:
+    """P <- [P, v] M (M (r + 1) x r, Q30; P gains a row for the new column), and the new column w_t: the
+    residual's direction res / rho as int16 mantissas on a power of two (a zero column for rho = 0)."""
+    t = len(fr.p)
+    pn = [[rshift(sum(fr.p[j][i] * m[i][k] for i in range(rank)) + v[j] * m[rank][k], 30) for k in range(rank)]
+          for j in range(t)]
+    pn.append([rshift(v[t] * m[rank][k], 30) for k in range(rank)])
+    fr.p = pn
+    if side.rho == 0:
+        fr.cols.append(np.zeros(side.res.shape, np.int16))
+        fr.exps.append(0)
+        return
+    val = side.res * fixed.div_round_s64(1 << UNIT_EXP, side.rho)  # |res| <= rho + 1: below 2^62
+    sh = fixed.norm_shift_u64(int(np.max(np.abs(val))), 15)
+    fr.cols.append(np.clip(_rs(val, sh), INT16_MIN, INT16_MAX).astype(np.int16))
+    fr.exps.append(sh - UNIT_EXP)
+
+
+def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, int]:
+    """The new basis [Q0, w] P as int16 mantissas on one exponent (zero basis: exponent 0). Every product
+    is taken to 2^X, X = (largest live frame exponent) - 30 - FRAME_GUARD: Q0's r products summed first
+    (|sum| < 2^48.5, then a left shift of at most 12 or a rounding right shift), each w_s on its own
+    (|w P| < 2^45.1, the same), so the total stays below 2^62; then one rounding to int16."""
+    live = ([fr.exp0] if fr.exp0 else []) + [e for e in fr.exps if e]
+    if not live:
+        return np.zeros((fr.q0.shape[0], rank), np.int16), 0
+    x = max(live) - 30 - FRAME_GUARD
+    total = np.zeros((fr.q0.shape[0], rank), dtype=np.int64)
+    if fr.exp0:
+        total += _rs(fr.q0.astype(np.int64) @ np.array(fr.p[:rank], dtype=np.int64), x - (fr.exp0 - 30))
+    for s, (w, e) in enumerate(zip(fr.cols, fr.exps)):
+        if e:
+            total += _rs(w.astype(np.int64)[:, None] * np.array(fr.p[rank + s], dtype=np.int64)[None, :], x - (e - 30))
+    peak = int(np.max(np.abs(total)))
+    if peak == 0:
+        return np.zeros_like(fr.q0), 0
+    sh = fixed.norm_shift_u64(peak, 15)
+    return np.clip(_rs(total, sh), INT16_MIN, INT16_MAX).astype(np.int16), x + sh
+
+
+def _check_batch(arr, count: int, length: int, dtype, name: str) -> np.ndarray:
+    a = np.asarray(arr)
+    if a.dtype != dtype:
+        raise ArgumentError(f"{name} must be a {np.dtype(dtype).name} array, got {a.dtype}")
+    if a.shape != (count, length):
+        raise ArgumentError(f"{name} must have shape ({count}, {length}) (terms x the layer's size), got {a.shape}")
+    return a.astype(np.int64)
+
+
+def _accumulate_batch(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps, x_dtype, prng) -> list:
+    lrt_config_check(cfg)
+    if cfg.rank != st.rank:
+        raise ArgumentError(f"config rank {cfg.rank} differs from the state's rank {st.rank}")
+    check_c_values(st)
+    dexp = [int(e) for e in np.atleast_1d(delta_exps)]
+    xexp = [int(e) for e in np.atleast_1d(x_exps)]
+    count = len(dexp)
+    if not 1 <= count <= BATCH_MAX or len(xexp) != count:
+        raise ArgumentError(f"a batch has 1..{BATCH_MAX} terms with one delta_exp and one x_exp each, "
+                            f"got {count} delta_exps and {len(xexp)} x_exps")
+    for name, es in (("delta_exps", dexp), ("x_exps", xexp)):
+        if any(not EXP_MIN <= e <= EXP_MAX for e in es):
+            raise ArgumentError(f"{name} {es} has values outside {EXP_MIN}..{EXP_MAX}")
+    d = _check_batch(deltas, count, st.n, np.int8, "deltas")
+    xv = _check_batch(xs, count, st.m, x_dtype, "xs")
+    if cfg.unbiased and prng is None:
+        raise ArgumentError("unbiased accumulation needs a PRNG (et_prng_t)")
+    r = st.rank
+    rng = fixed.Prng(0)
+    rng.state = prng.state if cfg.unbiased else 0
+    left, right = _frame_init(st.ql, st.exp_l, r), _frame_init(st.qr, st.exp_r, r)
+    c_mant, c_exp, terms, skipped, out = list(st.c_mant), st.c_exp, st.terms, st.skipped, []
+    for i in range(count):
+        if not d[i].any() or not xv[i].any():
+            terms = min(terms + 1, 0xFFFFFFFF)
+            out.append("zero")
+            continue
+        sl = _project_frame(left, d[i], dexp[i], cfg.gs_passes)
+        sr = _project_frame(right, xv[i], xexp[i], cfg.gs_passes)
+        al, rho_l, ey_l, vl = _frame_coords(left, sl, r)
+        ar, rho_r, ey_r, vr = _frame_coords(right, sr, r)
+        if cfg.kappa_th and c_mant[0] and _kappa_discards(c_mant, c_exp, cfg.kappa_th, rho_l, ey_l, rho_r, ey_r):
+            skipped = min(skipped + 1, 0xFFFFFFFF)
+            out.append("skipped")
+            continue
+        lv, el = _align(al + [rho_l], [ey_l] * (r + 1))
+        rv, er = _align(ar + [rho_r], [ey_r] * (r + 1))
+        ml, mr, c_new, e_c = _core_step(c_mant, c_exp, lv, el, rv, er, cfg, rng)
+        _frame_advance(left, vl, ml, sl, r)
+        _frame_advance(right, vr, mr, sr, r)
+        top = c_new[0]
+        sh = fixed.norm_shift_u64(top, 31) if top else 0
+        c_mant = [rshift(c, sh) for c in c_new[:r]] if top else [0] * r
+        c_exp = e_c + sh if top else 0
+        if not fixed.INT16_MIN <= c_exp <= fixed.INT16_MAX:
+            raise RangeError(f"LRT c exponent {c_exp} leaves the int16 range: the inputs' exponents are extreme")
+        terms = min(terms + 1, 0xFFFFFFFF)
+        out.append("ok")
+    if left.cols:
+        new_ql, new_el = _frame_rotate(left, r)
+        new_qr, new_er = _frame_rotate(right, r)
+        for name, e in (("Q_L", new_el), ("Q_R", new_er)):
+            if e != 0 and not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
+                raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: "
+                                 "the basis lost its unit columns")
+        st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
+        st.c_mant, st.c_exp = c_mant, c_exp
+    if cfg.unbiased:
+        prng.state = rng.state
+    before, st.terms, st.skipped = st.terms, terms, skipped
+    if cfg.reorth_terms and terms < 0xFFFFFFFF and terms // cfg.reorth_terms > before // cfg.reorth_terms:
+        try:
+            reorthonormalize(st)
+        except RangeError:  # bases far from orthonormal (never the accumulator's): left as they are
+            pass
+    return out
+
+
+def accumulate_batch_s8(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps, prng=None) -> list:
+    """Add the k terms deltas[t] xs[t]^T (k = len(delta_exps), 1..BATCH_MAX; deltas k x n int8 at
+    2^delta_exps[t], xs k x m int8 at 2^x_exps[t]) as accumulate_s8 would one by one, except that the
+    bases are rounded once, after the last term (docs/lrt.md). Returns each term's outcome."""
+    return _accumulate_batch(st, cfg, deltas, delta_exps, xs, x_exps, np.int8, prng)
+
+
+def accumulate_batch_u8(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps, prng=None) -> list:
+    """As accumulate_batch_s8 with xs uint8."""
+    return _accumulate_batch(st, cfg, deltas, delta_exps, xs, x_exps, np.uint8, prng)
 
 
 # ---- re-orthonormalisation -------------------------------------------------------------
