@@ -14,7 +14,9 @@ so a longer stream extends a shorter one.
 
 Part 1 (always): the stream through the C accumulator (edgetrain.lrt.LrtLayer, kappa off, no
 flush), the float64 reference (edgetrain.reference.lrt_float, same algorithm, no rounding) and,
-with --twin, the bit-exact twin (bases, exponents and c compared with the C's at every checkpoint). At each
+with --twin, the bit-exact twin (bases, exponents and c compared with the C's at every checkpoint); with
+--batch K the C and the twin take K terms per call (et_lrt_accumulate_batch_u8: the bases rounded once per
+batch). At each
 checkpoint: ||G^ - G_sum|| / ||G_sum|| (Frobenius) for C and float64 and their ratio, the best
 rank-r error (SVD of G_sum), max|Q^T Q - I| of both bases; and for the unbiased (OK) mode over S
 PRNG seeds, how many standard errors the mean estimate lies from G_sum.
@@ -28,6 +30,7 @@ float64, max|Q^T Q - I| < 2e-3 after 10^4 terms, unbiased mean within 2 SE, base
 
     python bench/lrt_accuracy.py --json lrt-accuracy.json
     python bench/lrt_accuracy.py --terms 10000 --shapes 128x1152          # optional long run
+    python bench/lrt_accuracy.py --terms 10000 --seeds 8 --batch 16       # the C in batches of 16
     python bench/lrt_accuracy.py --terms 10000 --seeds 0 --reorth 1000    # with et_lrt_reorthonormalize
     python bench/lrt_accuracy.py --study --json lrt-study.json            # emulation only
 Figures are measurements, nothing asserts on them (tests/test_lrt_accuracy.py runs a small size).
@@ -129,20 +132,28 @@ def mc_deviation(estimates: list, g: np.ndarray) -> dict:
 # ---- part 1: C, twin, float64 ------------------------------------------------------------------
 
 
-def run_c(d, x, rank: int, unbiased: int, seed: int, checkpoints: list, twin: bool = False, reorth: int = 0) -> dict:
+def run_c(d, x, rank: int, unbiased: int, seed: int, checkpoints: list, twin: bool = False, reorth: int = 0,
+          batch: int = 1) -> dict:
     """Stream through the C accumulator; {t: (estimate, orth_l, orth_r, twin_equal or None)}.
-    reorth: re-orthonormalise the bases after every this many terms (0: never)."""
+    reorth: re-orthonormalise the bases after every this many terms (0: never); batch: terms per
+    et_lrt_accumulate_batch_u8 call (1: et_lrt_accumulate_u8 per term; a batch never spans a checkpoint)."""
     cfg = LrtConfig(rank=rank, unbiased=unbiased, kappa_th=0)
     layer = LrtLayer(d.shape[1], x.shape[1], cfg, seed=seed)
     tw = ref.state_init(d.shape[1], x.shape[1], cfg) if twin else None
     tprng = Prng(seed) if twin else None
     out, done = {}, 0
     for t in checkpoints:
-        for i in range(done, t):
-            layer.accumulate(d[i], D_EXP, x[i], X_EXP)
-            if twin:
-                ref.accumulate_u8(tw, cfg, d[i], D_EXP, x[i], X_EXP, tprng)
-            if reorth and (i + 1) % reorth == 0:
+        for i in range(done, t, batch):
+            j = min(i + batch, t)
+            if batch == 1:
+                layer.accumulate(d[i], D_EXP, x[i], X_EXP)
+                if twin:
+                    ref.accumulate_u8(tw, cfg, d[i], D_EXP, x[i], X_EXP, tprng)
+            else:
+                layer.accumulate_batch(d[i:j], [D_EXP] * (j - i), x[i:j], [X_EXP] * (j - i))
+                if twin:
+                    ref.accumulate_batch_u8(tw, cfg, d[i:j], [D_EXP] * (j - i), x[i:j], [X_EXP] * (j - i), tprng)
+            if reorth and j // reorth > i // reorth:
                 layer.reorthonormalize()
                 if twin:
                     ref.reorthonormalize(tw)
@@ -170,16 +181,16 @@ def run_float(d, x, rank: int, unbiased: int, seed: int, checkpoints: list) -> d
 
 
 def measure_shape(n: int, m: int, rank: int, terms: int, seeds: int, spec: StreamSpec, twin: bool, log,
-                  reorth: int = 0) -> dict:
+                  reorth: int = 0, batch: int = 1) -> dict:
     cps = sorted({t for t in DEFAULT_CHECKPOINTS if t <= terms} | {terms})
     d, x = low_rank_stream(n, m, terms, spec)
     sums = {t: exact_prefix_sum(d, x, t) for t in cps}
     t0 = time.perf_counter()
-    c_b = run_c(d, x, rank, 0, 0, cps, twin, reorth)
+    c_b = run_c(d, x, rank, 0, 0, cps, twin, reorth, batch)
     f_b = run_float(d, x, rank, 0, 0, cps)
     log(f"  {n}x{m}: biased C + float64{' + twin' if twin else ''} {time.perf_counter() - t0:.1f} s")
     t0 = time.perf_counter()
-    c_u = [run_c(d, x, rank, 1, s + 1, cps, reorth=reorth) for s in range(seeds)]
+    c_u = [run_c(d, x, rank, 1, s + 1, cps, reorth=reorth, batch=batch) for s in range(seeds)]
     f_u = [run_float(d, x, rank, 1, s + 1, cps) for s in range(seeds)]
     log(f"  {n}x{m}: unbiased C + float64 over {seeds} seeds {time.perf_counter() - t0:.1f} s")
     rows = []
@@ -205,13 +216,14 @@ def measure_shape(n: int, m: int, rank: int, terms: int, seeds: int, spec: Strea
                 "float_rel_err_median": float(np.median([rel(run[t][0], g) for run in f_u])),
             }
         rows.append(row)
-    return {"n": n, "m": m, "rank": rank, "reorth": reorth, "checkpoints": rows,
+    return {"n": n, "m": m, "rank": rank, "reorth": reorth, "batch": batch, "checkpoints": rows,
             "state_bytes": ref.state_get_size(n, m, rank), "bases_bytes": 2 * rank * (n + m)}
 
 
 def print_measure(res: dict) -> None:
     print(f"\n{res['n']} x {res['m']}, r = {res['rank']}"
-          f"{', re-orthonormalised every %d terms' % res['reorth'] if res.get('reorth') else ''}: biased (kappa off)"
+          f"{', re-orthonormalised every %d terms' % res['reorth'] if res.get('reorth') else ''}"
+          f"{', C in batches of %d terms' % res['batch'] if res.get('batch', 1) > 1 else ''}: biased (kappa off)"
           f"{'' if 'unbiased' not in res['checkpoints'][0] else ' and unbiased over %d seeds' % res['checkpoints'][0]['unbiased']['seeds']}")
     print(f"{'terms':>6} {'best r':>9} {'C err':>9} {'f64 err':>9} {'C/f64':>7} {'C orth L':>9} {'C orth R':>9}"
           f" {'f64 orth':>9} {'C unb SE':>9} {'f64 unbSE':>9}")
@@ -566,6 +578,8 @@ def main(argv=None) -> int:
     ap.add_argument("--noise", type=float, default=0.05, help="noise of the stream, relative (default 0.05)")
     ap.add_argument("--reorth", type=int, default=0, metavar="K",
                     help="re-orthonormalise the C's (and twin's) bases every K terms (et_lrt_reorthonormalize; default 0: never)")
+    ap.add_argument("--batch", type=int, default=1, metavar="K",
+                    help="feed the C (and twin) K terms per et_lrt_accumulate_batch_u8 call, 1..16 (default 1: per term)")
     ap.add_argument("--twin", action="store_true", help="also run the bit-exact twin (slow) and compare")
     ap.add_argument("--study", action="store_true", help="run the emulation study instead of part 1")
     ap.add_argument("--study-terms", type=int, default=10000, help="study: biased terms (default 10000)")
@@ -578,6 +592,8 @@ def main(argv=None) -> int:
         raise SystemExit(f"--reorth {args.reorth}: give 0 (never) or a number of terms")
     if args.terms < 1 or args.study_terms < 1 or args.study_unbiased_terms < 1:
         raise SystemExit("--terms, --study-terms and --study-unbiased-terms must be at least 1")
+    if not 1 <= args.batch <= ref.BATCH_MAX:
+        raise SystemExit(f"--batch {args.batch} is outside 1..{ref.BATCH_MAX}")
     if not 1 <= args.rank <= 8:
         raise SystemExit(f"--rank {args.rank} is outside 1..8")
     spec = StreamSpec(k=args.k, noise=args.noise)
@@ -607,7 +623,7 @@ def main(argv=None) -> int:
     else:
         report["results"] = []
         for n, m in shapes:
-            res = measure_shape(n, m, args.rank, args.terms, args.seeds, spec, args.twin, log, args.reorth)
+            res = measure_shape(n, m, args.rank, args.terms, args.seeds, spec, args.twin, log, args.reorth, args.batch)
             print_measure(res)
             report["results"].append(res)
     if args.json:
