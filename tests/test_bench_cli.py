@@ -19,8 +19,12 @@ def test_bench_writes_the_documented_keys(tmp_path):
                        "--terms", "3", "--samples", "2", "--repeat", "1", "--no-instructions", "--json", str(out)])
     assert status == 0
     report = json.loads(out.read_text())
-    assert [(r["n"], r["m"], r["mode"]) for r in report["lrt"]] == [(8, 12, "biased"), (8, 12, "unbiased-k100")]
-    assert all(r["us_per_term"] > 0 and r["terms_timed"] == 3 and r["us_per_reorthonormalize"] > 0 for r in report["lrt"])
+    assert [(r["n"], r["m"], r["mode"]) for r in report["lrt"]] == [(8, 12, "biased"), (8, 12, "unbiased-k100"),
+                                                                      (8, 12, "biased-batch16")]
+    assert [r["terms_per_call"] for r in report["lrt"]] == [1, 1, 16]
+    # a batch mode times whole batches: 3 terms round up to one call of 16
+    assert [r["terms_timed"] for r in report["lrt"]] == [3, 3, 16]
+    assert all(r["us_per_term"] > 0 and r["us_per_reorthonormalize"] > 0 for r in report["lrt"])
     assert "instructions_per_term" not in report["lrt"][0]
     assert [(r["model"], r["optimizer"]) for r in report["train"]] == [("mlp", "sgd")]
     assert report["train"][0]["ms_per_sample"] > 0
@@ -118,3 +122,7 @@ def test_reorthonormalize_is_counted_per_call():
     reorth = per_unit(dict(spec, kind="lrt-reorth"), "et_lrt_reorthonormalize", 3)["et_lrt_reorthonormalize"]
     term = per_unit(spec, "et_lrt_accumulate_u8", 40)["et_lrt_accumulate_u8"]
     assert 0 < reorth < term
+    # the batch mode's count is per term too: 32 terms are two calls of 16 (the pool cycles, so the
+    # difference of 32 and 64 terms is four calls' worth over 32 terms)
+    batched = per_unit(dict(spec, mode="biased-batch16"), "et_lrt_accumulate_batch_u8", 32)["et_lrt_accumulate_batch_u8"]
+    assert term / 4 < batched < 4 * term

@@ -5,7 +5,8 @@ entry-point group ``edgetrain.bench``: firmware_sim's ``firmware``, the Cortex-M
 and instructions per phase, see docs/firmware.md):
 
 * ``lrt``: the low-rank accumulator per rank-1 term, per shape and mode (biased with the kappa rule
-  off: every term projected, decomposed and rotated; unbiased with kappa 100, the paper's setting):
+  off: every term projected, decomposed and rotated; unbiased with kappa 100, the paper's setting;
+  biased in batches of 16 terms per call, the bases rounded once per batch, docs/lrt.md):
   microseconds per term (median of timed blocks, after a warm-up that fills the bases) and, with
   valgrind present, x86 instructions per term (callgrind);
 * ``train``: milliseconds per training sample of the C backend per model and optimizer (MNIST from
@@ -45,7 +46,8 @@ from ..errors import ArgumentError, UnsupportedError
 from ..outputs import write_report
 from . import argtypes
 
-MODES = {"biased": (0, 0), "unbiased-k100": (1, 100)}  # name -> (unbiased, kappa_th)
+# name -> (unbiased, kappa_th, terms per call: 1 = et_lrt_accumulate_u8, else et_lrt_accumulate_batch_u8)
+MODES = {"biased": (0, 0, 1), "unbiased-k100": (1, 100, 1), "biased-batch16": (0, 0, 16)}
 DEFAULT_SHAPES = "128x1152,512x2048"
 QUICK_SHAPES = "16x72,64x288"
 PHASES = {  # phase -> functions whose inclusive callgrind cost it sums (gcc clones: name.constprop.0 ...)
@@ -127,16 +129,45 @@ class LrtRun:
         from ..lrt import LrtLayer
         from ..config import LrtConfig
 
-        unbiased, kappa = MODES[mode]
+        from ..lrt import accumulate_batch_get_buffer_size
+
+        unbiased, kappa, self.batch = MODES[mode]
         self.layer = LrtLayer(n, m, LrtConfig(rank=rank, unbiased=unbiased, kappa_th=kappa), seed=1)
         self.pool = term_pool(n, m)
-        self.d = [ffi.cast("int8_t *", ffi.from_buffer(d)) for d, _ in self.pool]
-        self.x = [ffi.cast("uint8_t *", ffi.from_buffer(x)) for _, x in self.pool]
-        self.fn = lib.et_lrt_accumulate_u8
         self.done = 0
+        if self.batch == 1:
+            self.d = [ffi.cast("int8_t *", ffi.from_buffer(d)) for d, _ in self.pool]
+            self.x = [ffi.cast("uint8_t *", ffi.from_buffer(x)) for _, x in self.pool]
+            self.fn = lib.et_lrt_accumulate_u8
+            return
+        # the pool as len(pool) / batch blocks of rows, one call each
+        self._keep = [(np.ascontiguousarray(np.stack([d for d, _ in self.pool[i:i + self.batch]])),
+                       np.ascontiguousarray(np.stack([x for _, x in self.pool[i:i + self.batch]])))
+                      for i in range(0, len(self.pool), self.batch)]
+        self.d = [ffi.cast("int8_t *", ffi.from_buffer(d)) for d, _ in self._keep]
+        self.x = [ffi.cast("uint8_t *", ffi.from_buffer(x)) for _, x in self._keep]
+        self.d_exp = ffi.new("int32_t[]", [-9] * self.batch)
+        self.x_exp = ffi.new("int32_t[]", [-7] * self.batch)
+        need = accumulate_batch_get_buffer_size(n, m, rank, self.batch)
+        self.scratch = ffi.new("uint32_t[]", (need + 3) // 4)
+        self.scratch_size = ffi.sizeof(self.scratch)
+        self.fn = lib.et_lrt_accumulate_batch_u8
+
+    def terms(self, count: int) -> int:
+        """count rounded up to whole calls (a batch mode runs whole batches)."""
+        return -(-count // self.batch) * self.batch
 
     def run(self, count: int) -> None:
+        """count terms (whole batches: see terms())."""
         L = self.layer
+        if self.batch > 1:
+            for _ in range(self.terms(count) // self.batch):
+                k = (self.done // self.batch) % len(self.d)
+                if self.fn(L.state, L.cfg, self.batch, self.d[k], self.d_exp, self.x[k], self.x_exp, self.scratch,
+                           self.scratch_size, L.prng) != 0:
+                    raise RuntimeError("et_lrt_accumulate_batch_u8 failed")
+                self.done += self.batch
+            return
         for _ in range(count):
             k = self.done % len(self.pool)
             if self.fn(L.state, L.cfg, self.d[k], -9, self.x[k], -7, L.scratch, L.scratch_size, L.prng) != 0:
@@ -277,12 +308,14 @@ def bench_lrt(args, shapes, counting: bool) -> list[dict]:
             bench = LrtRun(n, m, args.rank, mode)
             bench.run(4 * args.rank)
             blocks = []
+            timed = bench.terms(args.terms)
             for _ in range(args.repeat):
                 t0 = time.perf_counter()
-                bench.run(args.terms)
-                blocks.append((time.perf_counter() - t0) / args.terms)
+                bench.run(timed)
+                blocks.append((time.perf_counter() - t0) / timed)
             st = bench.layer.state
-            row = {"n": n, "m": m, "rank": args.rank, "mode": mode, "terms_timed": args.terms * args.repeat,
+            row = {"n": n, "m": m, "rank": args.rank, "mode": mode, "terms_per_call": bench.batch,
+                   "terms_timed": timed * args.repeat,
                    "us_per_term": 1e6 * statistics.median(blocks), "us_per_term_min": 1e6 * min(blocks),
                    "skipped_fraction": int(st.skipped) / max(1, int(st.terms) + int(st.skipped))}
             calls = max(1, args.terms // 10)
@@ -294,9 +327,10 @@ def bench_lrt(args, shapes, counting: bool) -> list[dict]:
             row["us_per_reorthonormalize"] = 1e6 * statistics.median(reorth)
             if counting:
                 spec = {"kind": "lrt", "n": n, "m": m, "rank": args.rank, "mode": mode}
-                count = args.count_terms or max(20, 8 * args.rank)
-                costs = per_unit(spec, "et_lrt_accumulate_u8", count)
-                row["instructions_per_term"] = costs.get("et_lrt_accumulate_u8")
+                count = bench.terms(args.count_terms or max(20, 8 * args.rank))
+                fn = "et_lrt_accumulate_u8" if bench.batch == 1 else "et_lrt_accumulate_batch_u8"
+                costs = per_unit(spec, fn, count)
+                row["instructions_per_term"] = costs.get(fn)
                 row["counted_terms"] = [count + 1, 2 * count]
                 probe = LrtRun(n, m, args.rank, mode)
                 probe.run(count)
