@@ -1724,7 +1724,7 @@ typedef struct {
 et_status_t et_lrt_accumulate_batch_get_buffer_size(uint32_t n_max, uint32_t m_max, uint32_t rank, uint32_t count_max,
                                                     size_t *bytes)
 {
-    size_t base;
+    size_t base = 0;
     size_t cols;
     if (bytes == NULL || count_max < 1 || count_max > ET_LRT_BATCH_MAX ||
         et_lrt_accumulate_get_buffer_size(n_max, m_max, rank, &base) != ET_OK) {
@@ -2050,7 +2050,7 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     uint32_t i;
     int k;
     size_t need;
-    size_t base;
+    size_t base = 0;
     int32_t *res_l;
     int32_t *res_r;
     int32_t *ua;
