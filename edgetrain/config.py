@@ -36,10 +36,11 @@ class LrtConfig:
     rho_min_ppm: int = 10000  # rho_min in parts per million, 0..1000000 (1 %)
     kappa_th: int = 100  # kappa threshold; 0 disables the skip rule; <= 2^31 - 1
     reorth_terms: int = 0  # re-orthonormalise the bases every this many terms; 0 = never; <= 65535
+    conv_term_batch: int = 0  # training, conv layers: terms per accumulate_batch call, 0..16; 0 or 1 = per term
 
 
 LRT_FIELDS = ("rank", "unbiased", "maxnorm", "gs_passes", "batch_conv", "batch_dense", "eta0_q24", "rho_min_ppm",
-              "kappa_th", "reorth_terms")
+              "kappa_th", "reorth_terms", "conv_term_batch")
 
 
 def lrt_config_default() -> LrtConfig:
@@ -59,6 +60,7 @@ def lrt_config_check(cfg: LrtConfig) -> None:
         ("rho_min_ppm", 0, 1000000, "minimum update density in parts per million"),
         ("kappa_th", 0, (1 << 31) - 1, "kappa threshold (0 disables the skip rule)"),
         ("reorth_terms", 0, 65535, "terms between re-orthonormalisations of the bases (0 = never)"),
+        ("conv_term_batch", 0, 16, "a conv layer's terms per batched accumulate call (0 or 1 = one call per term)"),
     ]
     for name, lo, hi, what in checks:
         v = getattr(cfg, name)

@@ -286,7 +286,7 @@ def lrt_report(model, config: TrainConfig) -> dict:
                                for i, layer in enumerate(model.layers) if layer.weights is not None},
             "batch_conv": c.batch_conv, "batch_dense": c.batch_dense,
             "eta0": c.eta0_q24 / 2**24, "rho_min": c.rho_min_ppm / 1e6, "kappa": c.kappa_th, "maxnorm": bool(c.maxnorm),
-            "reorth_terms": c.reorth_terms}
+            "reorth_terms": c.reorth_terms, "conv_term_batch": c.conv_term_batch}
 
 
 def _progress(total: int, enabled: bool | None):

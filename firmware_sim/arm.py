@@ -230,6 +230,9 @@ def init_payload(config, counters: bool, check_crc: bool) -> bytes:
     if any(int(t) for t in config.lrt_truncation):
         raise UnsupportedError("the firmware's INIT mailbox carries no per-layer truncation (lrt_truncation): "
                             "use lrt.unbiased for every layer, or the host C backend")
+    if int(lrt.conv_term_batch) > 1:
+        raise UnsupportedError(f"the firmware's INIT mailbox carries no conv_term_batch ({lrt.conv_term_batch}): "
+                               "leave it at 0 (one term per call), or use the host C backend")
     ranks = [int(r) for r in config.lrt_rank] + [0] * (32 - len(config.lrt_rank))
     return _INIT.pack(
         fwb.MB_INIT_CHECK_CRC if check_crc else 0, config.optimizer, int(config.conv_per_pixel), int(config.bn_warm),

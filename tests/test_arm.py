@@ -56,6 +56,18 @@ def config(optimizer, seed=3, reorth=0):
                        lrt=replace(LrtConfig(), batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=reorth))
 
 
+@needs_unicorn
+def test_term_batch_is_refused_for_the_firmware():
+    """The INIT mailbox has no field for conv_term_batch: asking for it says so instead of training per term."""
+    from edgetrain.errors import UnsupportedError
+    from firmware_sim.arm import init_payload
+
+    cfg = TrainConfig(optimizer=OPT_LRT, lrt=replace(LrtConfig(), conv_term_batch=16))
+    with pytest.raises(UnsupportedError, match="conv_term_batch"):
+        init_payload(cfg, counters=False, check_crc=False)
+    assert init_payload(replace(cfg, lrt=replace(cfg.lrt, conv_term_batch=1)), counters=False, check_crc=False)
+
+
 def train(backend, xs, ys):
     preds = [backend.step(x, y) for x, y in zip(xs, ys)]
     backend.checkpoint()

@@ -77,6 +77,9 @@ STEP_CONFIGS = [
     ("r8-gate", dict(rank=8, batch_conv=2, batch_dense=2, rho_min_ppm=300000, eta0_q24=1 << 15)),
     ("no-maxnorm-1pass", dict(maxnorm=0, gs_passes=1, batch_conv=2, batch_dense=3, eta0_q24=1 << 12)),
     ("reorth-5", dict(reorth_terms=5, kappa_th=0, batch_conv=2, batch_dense=4, rho_min_ppm=0)),
+    # conv layers' terms through et_lrt_accumulate_batch_*, 16 or 5 at a time (the last of a sample shorter)
+    ("term-batch-16", dict(conv_term_batch=16, kappa_th=0, batch_conv=2, batch_dense=3, rho_min_ppm=0)),
+    ("term-batch-5-r3", dict(conv_term_batch=5, rank=3, batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=7)),
 ]
 
 
@@ -186,12 +189,14 @@ def test_mcu_cnn_mixed_truncation_steps_agree(core, twin, conv, dense):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("unbiased, reorth", [(1, 0), (0, 0), (1, 50)])
-def test_mcu_cnn_lrt_steps_agree(core, twin, unbiased, reorth):
+@pytest.mark.parametrize("unbiased, reorth, term_batch", [(1, 0, 0), (0, 0, 0), (1, 50, 0), (1, 0, 16)])
+def test_mcu_cnn_lrt_steps_agree(core, twin, unbiased, reorth, term_batch):
     """The deployed shape: conv terms per pixel (up to 676 per sample), BN-fed dense, flushes of every layer;
-    with reorth, the conv layers' bases are re-orthonormalised many times between flushes."""
+    with reorth, the conv layers' bases are re-orthonormalised many times between flushes; with term_batch,
+    the conv layers' terms go to the batched accumulate 16 at a time."""
     model = preset("mcu-cnn", 2)
-    cfg = lrt_config(seed=9, unbiased=unbiased, batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=reorth)
+    cfg = lrt_config(seed=9, unbiased=unbiased, batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=reorth,
+                     conv_term_batch=term_batch)
     cb, nb = CBackend(model, cfg), NumpyBackend(model, cfg)
     for k, x in enumerate(inputs(model, 6, 8, "digits")):
         twin.equal(cb.step(x, k % 10), nb.step(x, k % 10), f"prediction {k}")
@@ -220,10 +225,10 @@ def test_weights_change_only_at_flushes(core):
 
 
 @pytest.mark.parametrize("model_name", ["tiny-bn", "tiny-dense-bn", "mlp", "mcu-cnn"])
-@pytest.mark.parametrize("rank", [1, 4, 8])
-def test_lrt_plan_agrees_with_twin(core, twin, model_name, rank):
+@pytest.mark.parametrize("rank, term_batch", [(1, 0), (4, 0), (8, 0), (4, 16), (8, 3)])
+def test_lrt_plan_agrees_with_twin(core, twin, model_name, rank, term_batch):
     model = MODELS[model_name](0)
-    cfg = lrt_config(rank=rank)
+    cfg = lrt_config(rank=rank, conv_term_batch=term_batch)
     planner = CPlanner(model)
     c = planner.plan(cfg)
     twin.equal(c, ref_plan.plan(model, cfg, context_bytes=c["context"]), f"plan {model_name} r={rank}")

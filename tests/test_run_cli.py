@@ -88,6 +88,7 @@ def test_progress_bar_goes_to_stderr(capsys, mnist_dir):
     (["--model", "mlp", "--optimizer", "lrt", "--rho-min", "2"], "argument --rho-min: 2.0 must lie in [0, 1]"),
     (["--model", "mlp", "--optimizer", "lrt", "--kappa", "-1"], "argument --kappa: -1 is outside 0..2147483647"),
     (["--model", "mlp", "--optimizer", "lrt", "--reorth", "65536"], "argument --reorth: 65536 is outside 0..65535"),
+    (["--model", "mcu-cnn", "--optimizer", "lrt", "--term-batch", "17"], "argument --term-batch: 17 is outside 0..16"),
     (["--model", "mlp", "--optimizer", "lrt", "--layer-ranks", "4,4,4"], "has 2 trainable layers (fc1, fc2)"),
     (["--model", "mlp", "--optimizer", "lrt", "--layer-ranks", "4,0"], "rank 0 of layer fc2 is outside 1..8"),
     (["--model", "mlp", "--backend", "arm", "--memory-map", "rram-mcu"], "backend 'arm' has none"),
@@ -166,7 +167,7 @@ def test_lrt_runs_give_the_same_weights_on_both_backends_mlp(tmp_path, capsys, m
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed, extra", [(0, []), (3, ["--biased", "--rank", "2"]), (5, ["--layer-ranks", "3,1,5,2", "--kappa", "0"]),
-                                         (6, ["--reorth", "30"])])
+                                         (6, ["--reorth", "30"]), (7, ["--term-batch", "16"])])
 def test_lrt_runs_give_the_same_weights_on_both_backends_mcu_cnn(tmp_path, capsys, mnist_dir, seed, extra):
     """mcu-cnn: conv layers feed one term per output pixel; B = 3 (conv) and 4 (dense) so that every layer flushes."""
     common = ["--model", "mcu-cnn", "--optimizer", "lrt", "--samples", "8", "--batch-conv", "3", "--batch-dense", "4",
@@ -186,7 +187,7 @@ def test_lrt_report(tmp_path, capsys, mnist_dir):
     assert r["aux_bytes"] == c_plan(preset("mcu-cnn"), lrt_train_config(4))["total"] == r["plan"]["total"]
     lrt = r["lrt"]
     assert (lrt["rank"], lrt["batch_conv"], lrt["batch_dense"], lrt["unbiased"], lrt["kappa"]) == (4, 10, 100, True, 100)
-    assert lrt["maxnorm"] is True and lrt["reorth_terms"] == 0
+    assert lrt["maxnorm"] is True and lrt["reorth_terms"] == 0 and lrt["conv_term_batch"] == 0
     assert lrt["layer_ranks"] == {"conv1": 4, "conv2": 4, "fc1": 4, "fc2": 4}
     # 25 samples: conv layers attempted two flushes (samples 10 and 20), dense layers none yet.
     assert {k: v["flushes"] for k, v in lrt["layers"].items()} == {"conv1": 2, "conv2": 2, "fc1": 0, "fc2": 0}

@@ -160,7 +160,7 @@ et_status_t et_lrt_config_check(const et_lrt_config_t *cfg)
     if (cfg == NULL || cfg->rank < 1 || cfg->rank > ET_LRT_MAX_RANK || cfg->unbiased > 1 || cfg->maxnorm > 1 ||
         cfg->gs_passes < 1 || cfg->gs_passes > 2 || cfg->batch_conv < 1 || cfg->batch_dense < 1 ||
         cfg->eta0_q24 < 1 || cfg->eta0_q24 > (UINT32_C(1) << 24) || cfg->rho_min_ppm > 1000000u ||
-        cfg->kappa_th > (uint32_t)INT32_MAX) {
+        cfg->kappa_th > (uint32_t)INT32_MAX || cfg->conv_term_batch > ET_LRT_BATCH_MAX) {
         return ET_ERR_ARG;
     }
     return ET_OK;

@@ -132,19 +132,37 @@ void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, 
     }
 }
 
-/* One weight layer's LRT figures (the config and layer checked by the caller). */
+uint32_t et_train_lrt_term_batch(const et_layer_t *l, const et_lrt_config_t *lc)
+{
+    return l->kind == ET_LAYER_CONV2D && lc->conv_term_batch > 1 ? lc->conv_term_batch : 1u;
+}
+
+uint32_t et_train_lrt_batch_input_bytes(uint32_t n, uint32_t m, uint32_t k)
+{
+    return k > 1 ? ((k * (n + m) + 3u) & ~3u) + 8u * k : 0u;
+}
+
+/* One weight layer's LRT figures (the config and layer checked by the caller). The scratch holds, for a
+ * layer that batches its terms, the buffered terms and then the batched accumulate's scratch. */
 static void et_lrt_figures(const et_layer_t *l, const et_train_config_t *cfg, uint16_t i, et_plan_lrt_layer_t *f)
 {
     et_lrt_config_t lc;
     size_t state = 0;
     size_t scratch = 0;
+    uint32_t k;
     et_train_lrt_layer_config(cfg, i, &lc);
     f->n = l->out.c;
     f->m = (uint16_t)et_cols(l);
     f->rank = lc.rank;
     f->kind = (uint8_t)(l->kind == ET_LAYER_CONV2D ? ET_LRT_CONV : ET_LRT_DENSE);
+    k = et_train_lrt_term_batch(l, &lc);
     (void)et_lrt_state_get_size(f->n, f->m, lc.rank, &state);
-    (void)et_lrt_accumulate_get_buffer_size(f->n, f->m, lc.rank, &scratch);
+    if (k > 1) {
+        (void)et_lrt_accumulate_batch_get_buffer_size(f->n, f->m, lc.rank, k, &scratch);
+        scratch += et_train_lrt_batch_input_bytes(f->n, f->m, k);
+    } else {
+        (void)et_lrt_accumulate_get_buffer_size(f->n, f->m, lc.rank, &scratch);
+    }
     f->state_bytes = (uint32_t)state;
     f->norms_bytes = (uint32_t)sizeof(et_lrt_norms_t);
     f->scratch_bytes = (uint32_t)scratch;

@@ -843,9 +843,43 @@ static et_status_t et_sgd_conv_summed(et_train_t *ctx, uint16_t i, const void *i
 }
 
 /*
+ * A conv layer with conv_term_batch k > 1 buffers its terms at the start of lrt_scratch
+ * (et_train_lrt_batch_input_bytes) and hands them to et_lrt_accumulate_batch_* k at a time, the
+ * last, shorter batch when the layer's terms of the sample end (et_lrt_update).
+ */
+static et_status_t et_lrt_batch_drain(et_train_t *ctx, uint16_t layer)
+{
+    const et_layer_t *l = &ctx->model->layers[layer];
+    et_lrt_config_t lc;
+    uint32_t n = l->out.c;
+    uint32_t m = et_cols(l);
+    uint32_t k;
+    uint32_t count = ctx->lrt_batch_count;
+    uint32_t off;
+    uint8_t *base = (uint8_t *)ctx->lrt_scratch;
+    const int32_t *d_exp;
+    if (count == 0) {
+        return ET_OK;
+    }
+    et_train_lrt_layer_config(&ctx->config, layer, &lc);
+    k = et_train_lrt_term_batch(l, &lc);
+    off = et_train_lrt_batch_input_bytes(n, m, k);
+    d_exp = (const int32_t *)(base + ((k * (n + m) + 3u) & ~3u));
+    ctx->lrt_batch_count = 0;
+    if (l->in.fmt == ET_FMT_BN_OUT) {
+        return et_lrt_accumulate_batch_s8(ctx->layers[layer].lrt, &lc, count, (const int8_t *)base, d_exp,
+                                          (const int8_t *)(base + k * n), d_exp + k, base + off,
+                                          ctx->lrt_scratch_size - off, ctx->prng);
+    }
+    return et_lrt_accumulate_batch_u8(ctx->layers[layer].lrt, &lc, count, (const int8_t *)base, d_exp, base + k * n,
+                                      d_exp + k, base + off, ctx->lrt_scratch_size - off, ctx->prng);
+}
+
+/*
  * LRT on one rank-1 term: the x row (int16 holding the input format's stored
- * integers) is narrowed into the row buffer as bytes, then accumulated into
- * the layer's state with the context's PRNG (unbiased truncation draws from it).
+ * integers) is narrowed into the row buffer as bytes (or into the batch buffer,
+ * above), then accumulated into the layer's state with the context's PRNG
+ * (unbiased truncation draws from it).
  */
 static et_status_t et_lrt_pair(void *user, uint16_t layer, const et_grad_pair_t *pair)
 {
@@ -854,9 +888,24 @@ static et_status_t et_lrt_pair(void *user, uint16_t layer, const et_grad_pair_t 
     uint8_t *x = (uint8_t *)ctx->row;
     et_lrt_config_t lc;
     uint32_t j;
+    uint32_t k;
     et_train_lrt_layer_config(&ctx->config, layer, &lc);
+    k = et_train_lrt_term_batch(&ctx->model->layers[layer], &lc);
+    if (k > 1) {
+        uint8_t *base = (uint8_t *)ctx->lrt_scratch;
+        uint32_t c = ctx->lrt_batch_count;
+        int32_t *d_exp = (int32_t *)(base + ((k * (pair->n + pair->m) + 3u) & ~3u));
+        x = base + k * pair->n + c * pair->m;
+        memcpy(base + c * pair->n, pair->delta, pair->n);
+        d_exp[c] = pair->delta_exp;
+        d_exp[k + c] = pair->x_exp;
+    }
     for (j = 0; j < pair->m; j++) {
         x[j] = (uint8_t)pair->x[j]; /* modulo 256: an int8 value reads back through int8_t */
+    }
+    if (k > 1) {
+        ctx->lrt_batch_count += 1;
+        return ctx->lrt_batch_count == k ? et_lrt_batch_drain(ctx, layer) : ET_OK;
     }
     if (ctx->model->layers[layer].in.fmt == ET_FMT_BN_OUT) {
         return et_lrt_accumulate_s8(rec->lrt, &lc, pair->delta, pair->delta_exp, (const int8_t *)ctx->row,
@@ -924,7 +973,9 @@ static et_status_t et_lrt_update(et_train_t *ctx, uint16_t i, const void *in, co
     uint32_t batch = ctx->model->layers[i].kind == ET_LAYER_CONV2D ? lc->batch_conv : lc->batch_dense;
     et_status_t st;
     ET_PORT_PHASE(ET_PHASE_ACCUMULATE);
-    if ((st = et_for_each_pair(ctx, i, in, dz, et_lrt_pair, ctx, 1)) != ET_OK) {
+    ctx->lrt_batch_count = 0;
+    if ((st = et_for_each_pair(ctx, i, in, dz, et_lrt_pair, ctx, 1)) != ET_OK ||
+        (st = et_lrt_batch_drain(ctx, i)) != ET_OK) {
         return st;
     }
     ET_PORT_PHASE(ET_PHASE_UPDATE);

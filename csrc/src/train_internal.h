@@ -68,7 +68,8 @@ struct et_train {
     et_prng_t *prng;
     et_lrt_flush_t *lrt_flush;  /* ET_OPT_LRT: the flush context (lrt_scratch part) */
     void *lrt_scratch;          /* ET_OPT_LRT: accumulate scratch shared by the layers */
-    uint32_t lrt_scratch_size;  /* its bytes: the largest et_lrt_accumulate_get_buffer_size of the layers */
+    uint32_t lrt_scratch_size;  /* its bytes: the largest need of the layers (et_lrt_figures in plan.c) */
+    uint32_t lrt_batch_count;   /* ET_OPT_LRT: terms buffered for the layer's next batch (conv_term_batch > 1) */
     uint32_t samples;           /* training steps taken */
     uint16_t last_pred;
     et_pair_fn hook;
@@ -103,6 +104,14 @@ et_status_t et_train_config_check(const et_train_config_t *config);
  * (lrt_truncation[layer], else lrt.unbiased).
  */
 void et_train_lrt_layer_config(const et_train_config_t *config, uint16_t layer, et_lrt_config_t *out);
+
+/* Terms per et_lrt_accumulate_batch_* call of weight layer l under lc: lc->conv_term_batch for a conv layer
+ * when above 1, else 1 (one et_lrt_accumulate_* call per term). */
+uint32_t et_train_lrt_term_batch(const et_layer_t *l, const et_lrt_config_t *lc);
+
+/* Bytes at the start of lrt_scratch that hold a layer's buffered terms for batches of k (k > 1; 0 for k = 1):
+ * k deltas (n bytes each) and k x rows (m bytes each), padded to 4, then k delta and k x exponents (int32). */
+uint32_t et_train_lrt_batch_input_bytes(uint32_t n, uint32_t m, uint32_t k);
 
 /* The factor config of weight layer `layer` under an ET_OPT_LGA config: config->lga with the layer's rank. */
 void et_train_lga_layer_config(const et_train_config_t *config, uint16_t layer, et_lga_config_t *out);

@@ -26,7 +26,7 @@ from .lga_flags import add_lga_arguments, lga_config
 from .plan import MAX_ARENA_DEFAULT, parse_size
 
 LRT_LIMITS = {"rank": (1, LRT_MAX_RANK), "batch_conv": (1, 65535), "batch_dense": (1, 65535), "kappa_th": (0, 2**31 - 1),
-              "reorth_terms": (0, 65535)}
+              "reorth_terms": (0, 65535), "conv_term_batch": (0, 16)}
 OPTIMIZER_CHOICES = ("lrt", "lga", "sgd", "bias", "none")
 BIASED_KINDS = ("all", "conv", "dense")  # --biased KIND: the layers whose truncation is biased
 
@@ -96,6 +96,11 @@ def add_lrt_arguments(p) -> None:
     g.add_argument("--reorth", type=argtypes.int_range(0, 65535), default=d.reorth_terms, metavar="K",
                    help="re-orthonormalise a layer's bases whenever its count of terms reaches a multiple of K, undoing the int16 rounding's drift "
                         f"on long accumulations (100 keeps it below 2e-3, docs/lrt.md); 0 = never (default: {d.reorth_terms})")
+    g.add_argument("--term-batch", type=argtypes.int_range(0, 16), default=d.conv_term_batch, metavar="K",
+                   help="give a conv layer's terms of a sample to the accumulator K at a time, rounding its int16 bases "
+                        "once per K terms instead of once per term (16 keeps a long low-rank stream within 1.1x of the "
+                        "float64 algorithm's error against 2.5x, at about twice the time per term, docs/lrt.md); "
+                        f"0 or 1 = one term at a time (default: {d.conv_term_batch})")
     g.add_argument("--rho-min", type=argtypes.fraction, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
                    f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
     g.add_argument("--no-max-norm", dest="max_norm", action="store_false",
@@ -127,9 +132,9 @@ def lrt_config(args, model) -> tuple[LrtConfig, tuple, tuple]:
     cfg = LrtConfig(rank=args.rank, unbiased=unbiased, maxnorm=int(args.max_norm),
                     batch_conv=args.batch_conv, batch_dense=args.batch_dense,
                     eta0_q24=round(args.lr * 2**24), rho_min_ppm=round(args.rho_min * 1e6), kappa_th=args.kappa,
-                    reorth_terms=args.reorth)
+                    reorth_terms=args.reorth, conv_term_batch=args.term_batch)
     flags = {"rank": "--rank", "batch_conv": "--batch-conv", "batch_dense": "--batch-dense", "kappa_th": "--kappa",
-             "reorth_terms": "--reorth"}
+             "reorth_terms": "--reorth", "conv_term_batch": "--term-batch"}
     for name, flag in flags.items():
         lo, hi = LRT_LIMITS[name]
         if not lo <= getattr(cfg, name) <= hi:

@@ -75,7 +75,26 @@ def lrt_layer(model: Model, config: TrainConfig, i: int) -> dict[str, int]:
     n, m = layer.out_shape.c, weight_cols(layer)
     return {"n": n, "m": m, "rank": cfg.rank, "kind": lrt.KIND_CONV if per_pixel_terms(layer) else lrt.KIND_DENSE,
             "state_bytes": lrt.state_get_size(n, m, cfg.rank), "norms_bytes": LRT_NORMS_BYTES,
-            "scratch_bytes": lrt.accumulate_get_buffer_size(n, m, cfg.rank)}
+            "scratch_bytes": lrt_scratch_bytes(n, m, cfg.rank, lrt_term_batch(layer, cfg))}
+
+
+def lrt_term_batch(layer, cfg) -> int:
+    """Terms per accumulate_batch call of a weight layer in training (et_train_lrt_term_batch): a conv
+    layer's conv_term_batch when above 1, else 1 (one accumulate call per term)."""
+    return cfg.conv_term_batch if per_pixel_terms(layer) and cfg.conv_term_batch > 1 else 1
+
+
+def lrt_batch_input_bytes(n: int, m: int, k: int) -> int:
+    """Bytes of a layer's buffered terms at the start of its scratch (et_train_lrt_batch_input_bytes): k deltas
+    and k x rows, padded to 4, then 2 k int32 exponents; 0 for k = 1."""
+    return ((k * (n + m) + 3) & ~3) + 8 * k if k > 1 else 0
+
+
+def lrt_scratch_bytes(n: int, m: int, rank: int, k: int) -> int:
+    """A layer's need of the shared accumulate scratch: per term, or the buffered terms plus the batch's."""
+    if k == 1:
+        return lrt.accumulate_get_buffer_size(n, m, rank)
+    return lrt_batch_input_bytes(n, m, k) + lrt.accumulate_batch_get_buffer_size(n, m, rank, k)
 
 
 def lga_layer(model: Model, config: TrainConfig, i: int) -> dict[str, int]:

@@ -24,7 +24,7 @@ from ..model.description import Activation, LayerKind, Model
 from ..model.image import TensorOffsets
 from ..model.kinds import has_weights, per_pixel_terms, spec, weight_cols
 from ..model.validate import check_model
-from . import fixed, layers, lga, lrt, maxnorm
+from . import fixed, layers, lga, lrt, maxnorm, plan
 
 U32_MAX = 0xFFFFFFFF
 
@@ -306,10 +306,20 @@ def _lrt_update(state: TrainState, i: int, x: np.ndarray, dz: np.ndarray) -> Non
     layer, ls = state.model.layers[i], state.layers[i]
     cfg = state.config.lrt_layer_config(i)
     signed = layer.in_shape.fmt == fixed.FMT_BN_OUT
-    accumulate = lrt.accumulate_s8 if signed else lrt.accumulate_u8
-    for pair in pairs(state, i, x, dz, skip_zero=True):
-        xv = pair.x.astype(np.int8 if signed else np.uint8)
-        accumulate(ls.lrt, cfg, pair.delta, pair.delta_exp, xv, pair.x_exp, state.prng)
+    k = plan.lrt_term_batch(layer, cfg)
+    if k == 1:
+        accumulate = lrt.accumulate_s8 if signed else lrt.accumulate_u8
+        for pair in pairs(state, i, x, dz, skip_zero=True):
+            xv = pair.x.astype(np.int8 if signed else np.uint8)
+            accumulate(ls.lrt, cfg, pair.delta, pair.delta_exp, xv, pair.x_exp, state.prng)
+    else:  # a conv layer's terms k at a time, the last batch shorter (et_lrt_batch_drain)
+        batch = lrt.accumulate_batch_s8 if signed else lrt.accumulate_batch_u8
+        terms = list(pairs(state, i, x, dz, skip_zero=True))
+        for b in range(0, len(terms), k):
+            part = terms[b:b + k]
+            batch(ls.lrt, cfg, np.stack([p.delta for p in part]), [p.delta_exp for p in part],
+                  np.stack([p.x.astype(np.int8 if signed else np.uint8) for p in part]), [p.x_exp for p in part],
+                  state.prng)
     ls.lrt_samples += 1
     if ls.lrt_samples < (cfg.batch_conv if per_pixel_terms(layer) else cfg.batch_dense):
         return

@@ -81,6 +81,10 @@ typedef struct {
     uint16_t reorth_terms; /* re-orthonormalise the bases after a term that leaves `terms` a multiple of
                               this (et_lrt_reorthonormalize): 0 (never, default) .. 65535; 100 holds
                               max|Q^T Q - I| below 2e-3 on long low-rank streams (docs/lrt.md) */
+    uint8_t conv_term_batch; /* training step, conv layers: a sample's terms go to et_lrt_accumulate_batch_*
+                                this many at a time (the bases rounded once per call): 0..ET_LRT_BATCH_MAX;
+                                0 or 1: one et_lrt_accumulate_* call per term (default 0). Dense layers
+                                have one term per sample and always take it alone (docs/lrt.md) */
 } et_lrt_config_t;
 
 /*
