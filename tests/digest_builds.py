@@ -36,9 +36,9 @@ def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
 
 
-def digest(binary, arg: int, cases: int, wrapper=()) -> list[str]:
-    """The driver's output lines, one per case (run in child_env())."""
-    proc = subprocess.run([*wrapper, str(binary), str(arg)], capture_output=True, text=True, check=True,
+def digest(binary, arg: int, cases: int, wrapper=(), extra=()) -> list[str]:
+    """The driver's output lines, one per case (run in child_env()); extra: more arguments after arg."""
+    proc = subprocess.run([*wrapper, str(binary), str(arg), *extra], capture_output=True, text=True, check=True,
                           env=child_env())
     lines = proc.stdout.splitlines()
     assert len(lines) == cases, proc.stdout[-2000:]

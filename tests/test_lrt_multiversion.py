@@ -39,6 +39,16 @@ def test_builds_agree_bit_for_bit(binaries):
     assert any(" err 0 " not in line for line in out["portable"])
 
 
+def test_builds_agree_bit_for_bit_in_batches(binaries):
+    """The same streams through et_lrt_accumulate_batch_u8 in batches of 1..16 (the frame passes, the
+    blocked rotation: 32 rows per block in wide builds, 8 in portable ones)."""
+    out = {name: digest(b, 60, CASES, extra=("batch",)) for name, b in binaries.items()}
+    for name in BUILDS:
+        assert out[name] == out["portable"], name
+    assert any(" err 0 " in line for line in out["portable"])
+    assert out["portable"] != digest(binaries["portable"], 60, CASES)  # the batches took another path
+
+
 def test_dispatch_builds_clones_on_x86_64(binaries):
     """Where the guard in hot_internal.h enables it (gcc, x86-64 Linux), the clones exist: otherwise the
     dispatched build above would be one more copy of the baseline-ISA loops."""
@@ -54,3 +64,5 @@ def test_avx2_clone_under_valgrind(binaries):
     this run covers the clone a native run on an AVX-512 machine does not take."""
     require_valgrind()
     assert digest(binaries["dispatched"], 30, CASES, VALGRIND) == digest(binaries["portable"], 30, CASES)
+    assert (digest(binaries["dispatched"], 30, CASES, VALGRIND, extra=("batch",))
+            == digest(binaries["portable"], 30, CASES, extra=("batch",)))

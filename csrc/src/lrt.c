@@ -342,9 +342,10 @@ LRT_INLINE int64_t lrt_col_res_dot(const int16_t *q, const int rank, int j, cons
  * (x + 2^62 + half - [x < 0]) >> sh is round(x 2^-sh) + 2^(62-sh), the rounding rule's
  * floor(x 2^-sh) + ((r + half - [x < 0]) >> sh) plus a constant that the update takes off again.
  * clamp = 0 when the caller has shown that no result leaves int32 (then the saturation is a no-op).
- * Returns the dot product of the new res with column j + 1 (dot_next), or else its sum of squares.
+ * Returns the dot product of the new res with the next column (qn, dot_next), or else its sum of squares.
  */
-LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int rank, int32_t a32, int sh, int32_t *res,
+LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int16_t *qn, const int rank, int32_t a32, int sh,
+                                    int32_t *res,
                                     uint32_t len, const int clamp, const int dot_next)
 {
     uint64_t hi = 0;
@@ -360,7 +361,7 @@ LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int rank, int32_t a
         int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
         res[i] = v;
         if (dot_next) {
-            dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
+            dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
         } else {
             uint64_t sq = (uint64_t)((int64_t)v * v);
             hi += sq >> 32;
@@ -378,7 +379,8 @@ LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int rank, int32_t a
  * >> (sh - 16) (floor of a floor), every step inside int32. The rounding rule is odd, so
  * round(a q 2^-sh) = -round(|a| q 2^-sh) for a < 0 (neg).
  */
-LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int rank, uint32_t amag, const int neg, int sh,
+LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const int rank, uint32_t amag,
+                                    const int neg, int sh,
                                     int32_t *res, uint32_t len, const int dot_next)
 {
     uint64_t hi = 0;
@@ -397,7 +399,7 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int rank, uint32_t 
         int32_t v = neg ? res[i] + d : res[i] - d;
         res[i] = v;
         if (dot_next) {
-            dot += (int64_t)(int32_t)qj[(size_t)i * rank + 1] * v;
+            dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
         } else {
             uint64_t sq = (uint64_t)((int64_t)v * v);
             hi += sq >> 32;
@@ -414,7 +416,7 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int rank, uint32_t 
  * int32 nothing saturates and the sweep runs without the clamp (the same values).
  */
 LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64_t a, int sh, int32_t *res,
-                                  uint32_t len, int dot_next, uint64_t *bound)
+                                  uint32_t len, int dot_next, uint64_t *bound, const size_t next)
 {
     uint64_t hi = 0;
     uint64_t lo = 0;
@@ -434,26 +436,26 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
             uint32_t amag = (uint32_t)lrt_abs(a);
             int neg = a < 0;
             if (!LRT_WIDE) {
-                return dot_next ? lrt_mgs_sweep16(qj, rank, amag, neg, sh, res, len, 1)
-                                : lrt_mgs_sweep16(qj, rank, amag, neg, sh, res, len, 0);
+                return dot_next ? lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 1)
+                                : lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 0);
             }
             if (dot_next) {
-                return neg ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 1)
-                           : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 1);
+                return neg ? lrt_mgs_sweep16(qj, qj + next, rank, amag, 1, sh, res, len, 1)
+                           : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 1);
             }
-            return neg ? lrt_mgs_sweep16(qj, rank, amag, 1, sh, res, len, 0)
-                       : lrt_mgs_sweep16(qj, rank, amag, 0, sh, res, len, 0);
+            return neg ? lrt_mgs_sweep16(qj, qj + next, rank, amag, 1, sh, res, len, 0)
+                       : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 0);
         }
         if (!LRT_WIDE) {
-            return dot_next ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 1)
-                            : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, clamp, 0);
+            return dot_next ? lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, clamp, 1)
+                            : lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, clamp, 0);
         }
         if (dot_next) {
-            return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 1)
-                         : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 1);
+            return clamp ? lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 1, 1)
+                         : lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 0, 1);
         }
-        return clamp ? lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 1, 0)
-                     : lrt_mgs_sweep32(qj, rank, a32, sh, res, len, 0, 0);
+        return clamp ? lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 1, 0)
+                     : lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 0, 0);
     }
     *bound = UINT64_C(1) << 31;
     for (i = 0; i < len; i++) {
@@ -462,7 +464,7 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
         uint64_t sq = (uint64_t)((int64_t)v * v);
         res[i] = v;
         if (dot_next) {
-            dot += (int64_t)qj[(size_t)i * rank + 1] * v;
+            dot += (int64_t)qj[(size_t)i * rank + next] * v;
         } else {
             hi += sq >> 32;
             lo += sq & 0xFFFFFFFFu;
@@ -505,23 +507,18 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, 
             return lrt_sumsq(res, len);
         }
         if (!next) {
-            return lrt_mgs_sweep(q, rank, j, a, sh, res, len, 0, &bound);
+            return lrt_mgs_sweep(q, rank, j, a, sh, res, len, 0, &bound, 1);
         }
-        dot = (int64_t)lrt_mgs_sweep(q, rank, j, a, sh, res, len, 1, &bound);
+        dot = (int64_t)lrt_mgs_sweep(q, rank, j, a, sh, res, len, 1, &bound, 1);
     }
     return 0; /* not reached: the last column returns */
 }
 
-/* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise;
- * so does rank 1. */
+/* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise. */
 ET_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
                                      int64_t *coef)
 {
-    if (LRT_WIDE && rank == 4) {
-        return lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef);
-    }
-    /* one column: a batch's frame columns (et_lrt_accumulate_batch_*), contiguous */
-    return LRT_WIDE && rank == 1 ? lrt_mgs_pass_r(q, 1, q_exp, res, len, s_in, coef)
+    return LRT_WIDE && rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef)
                                  : lrt_mgs_pass_r(q, rank, q_exp, res, len, s_in, coef);
 }
 
@@ -1714,7 +1711,7 @@ et_status_t et_lrt_accumulate_u8(et_lrt_state_t *state, const et_lrt_config_t *c
 typedef struct {
     const int16_t *q0; /* the basis the batch started from, len x rank, at exp0 (0: empty) */
     int exp0;
-    int16_t *cols;     /* column s (len int16 mantissas at 2^exps[s]; exps[s] = 0: a zero column) at cols + s len */
+    int16_t *cols;     /* column s at cols + s len: len int16 mantissas at 2^exps[s] (0: a zero column) */
     int exps[ET_LRT_BATCH_MAX];
     int t;             /* columns so far */
     int32_t *p;        /* coordinates of the current basis in [Q0, cols]: (rank + t) x rank, Q30 */
@@ -1753,16 +1750,56 @@ static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_
     }
 }
 
-/* One Gram-Schmidt pass of res (s: its sum of squares) against Q0's columns, then each w_s; the
- * coefficients (rank + t) in the residual's units. Returns the new sum of squares. */
+/*
+ * The Gram-Schmidt pass of res against the frame's columns w_0 .. w_{t-1} in turn, each at its own
+ * exponent (0: a zero column, coefficient 0), as lrt_mgs_pass against each alone would give: a column's
+ * update shares its sweep with the next column's dot product (the columns are contiguous, len apart).
+ * s_in: sum(res^2) on entry; returns the new one.
+ */
+ET_HOT static uint64_t lrt_frame_cols_pass(const lrt_frame_t *fr, int32_t *res, uint64_t s_in, int64_t *coef)
+{
+    const uint32_t len = fr->len;
+    uint64_t bound = s_in < (UINT64_C(1) << 56) ? (UINT64_C(1) << 28) : (UINT64_C(1) << 31);
+    uint64_t s = s_in; /* sum(res^2) while s_ok */
+    int s_ok = 1;
+    int64_t dot = 0;
+    int have_dot = 0;
+    int j;
+    for (j = 0; j < fr->t; j++) {
+        const int16_t *col = fr->cols + (size_t)j * len;
+        int sh = -fr->exps[j];
+        int64_t a;
+        coef[j] = 0;
+        if (fr->exps[j] == 0) {
+            continue; /* a zero column (have_dot is 0: the previous sweep did not form a dot for it) */
+        }
+        if (!have_dot) {
+            dot = lrt_col_res_dot(col, 1, 0, res, len);
+        }
+        have_dot = 0;
+        a = LRT_SAT(LRT_RSHIFT(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+        coef[j] = a;
+        if (a == 0) {
+            continue;
+        }
+        if (j + 1 < fr->t && fr->exps[j + 1] != 0) {
+            dot = (int64_t)lrt_mgs_sweep(col, 1, 0, a, sh, res, len, 1, &bound, len);
+            have_dot = 1;
+            s_ok = 0;
+        } else {
+            s = lrt_mgs_sweep(col, 1, 0, a, sh, res, len, 0, &bound, 0);
+            s_ok = 1;
+        }
+    }
+    return s_ok ? s : lrt_sumsq(res, len);
+}
+
+/* One Gram-Schmidt pass of res (s: its sum of squares) against Q0's columns, then the frame's columns;
+ * the coefficients (rank + t) in the residual's units. Returns the new sum of squares. */
 static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, uint64_t s, int64_t *coef)
 {
-    int i;
     s = lrt_mgs_pass(fr->q0, rank, fr->exp0, res, fr->len, s, coef);
-    for (i = 0; i < fr->t; i++) {
-        s = lrt_mgs_pass(fr->cols + (size_t)i * fr->len, 1, fr->exps[i], res, fr->len, s, &coef[rank + i]);
-    }
-    return s;
+    return fr->t > 0 ? lrt_frame_cols_pass(fr, res, s, coef + rank) : s;
 }
 
 /* The input in res (at 2^e0) projected as lrt_project_rescale/begin/end do, against the whole frame:
@@ -1834,9 +1871,39 @@ static uint64_t lrt_frame_coords(const lrt_frame_t *fr, int rank, const int64_t 
 }
 
 /*
+ * The new column w = res / rho (res below 2^28, rho in [2^27, 2^28]) as int16 mantissas on a power of two:
+ * w_i = round(res_i recip 2^-sh), recip = round(2^61 / rho), clamped to int16; returns its exponent
+ * sh - 61. max |res_i recip| is max |res_i| recip (recip > 0), so the peak needs no products:
+ * max |res_i| >= rho / 2^8 >= 2^19 (len < 2^16) and recip lies in [2^33, 2^34], so the peak lies in
+ * [2^52, 2^62) and sh in 38..47. The rounding rule is taken at the offset 2^62 with logical shifts only,
+ * as in lrt_mgs_sweep32 (the same values).
+ */
+ET_HOT static int lrt_frame_unit_col(const int32_t *res, uint32_t len, uint64_t rho, int16_t *col)
+{
+    int64_t recip = lrt_div(INT64_C(1) << LRT_UNIT_EXP, (int64_t)rho);
+    uint32_t rmax = 0;
+    uint32_t n;
+    int sh;
+    uint64_t k1;
+    uint64_t k2;
+    for (n = 0; n < len; n++) {
+        uint32_t mag = (uint32_t)(res[n] < 0 ? -(int64_t)res[n] : res[n]);
+        rmax = mag > rmax ? mag : rmax;
+    }
+    sh = et_norm_shift_u64((uint64_t)rmax * (uint64_t)recip, 15);
+    k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1));
+    k2 = UINT64_C(1) << (62 - sh);
+    for (n = 0; n < len; n++) {
+        int64_t x = res[n] * recip;
+        int64_t w = (int64_t)((((uint64_t)x + k1 - (uint64_t)(x < 0)) >> sh) - k2);
+        col[n] = (int16_t)(w > INT16_MAX ? INT16_MAX : (w < INT16_MIN ? INT16_MIN : w));
+    }
+    return sh - LRT_UNIT_EXP;
+}
+
+/*
  * After a term's truncation M ((r + 1) x r, Q30): P <- [P, v] M (one rounding per entry; P gains a row for
- * the new column), and the new column w_t, res / rho (res below 2^28, rho in [2^27, 2^28]) as int16
- * mantissas on a power of two: res_i round(2^61 / rho) (below 2^62) rounded once; a zero column for rho = 0.
+ * the new column), and the new column w_t (lrt_frame_unit_col; a zero column for rho = 0).
  */
 static void lrt_frame_advance(lrt_frame_t *fr, int rank, const int32_t *v, const int32_t *m, const int32_t *res,
                               uint64_t rho)
@@ -1844,7 +1911,6 @@ static void lrt_frame_advance(lrt_frame_t *fr, int rank, const int32_t *v, const
     int t = rank + fr->t;
     int16_t *col = fr->cols + (size_t)fr->t * fr->len;
     int64_t row[ET_LRT_MAX_RANK];
-    uint32_t n;
     int i;
     int j;
     int k;
@@ -1867,19 +1933,7 @@ static void lrt_frame_advance(lrt_frame_t *fr, int rank, const int32_t *v, const
         memset(col, 0, sizeof(int16_t) * fr->len);
         fr->exps[fr->t] = 0;
     } else {
-        int64_t recip = lrt_div(INT64_C(1) << LRT_UNIT_EXP, (int64_t)rho);
-        uint64_t peak = 0;
-        int sh;
-        for (n = 0; n < fr->len; n++) {
-            uint64_t mag = lrt_abs(res[n] * recip);
-            peak = mag > peak ? mag : peak;
-        }
-        sh = et_norm_shift_u64(peak, 15);
-        for (n = 0; n < fr->len; n++) {
-            int64_t w = LRT_RSHIFT(res[n] * recip, sh);
-            col[n] = (int16_t)(w > INT16_MAX ? INT16_MAX : (w < INT16_MIN ? INT16_MIN : w));
-        }
-        fr->exps[fr->t] = sh - LRT_UNIT_EXP;
+        fr->exps[fr->t] = lrt_frame_unit_col(res, fr->len, rho, col);
     }
     fr->t++;
 }
@@ -1982,17 +2036,80 @@ LRT_INLINE void lrt_frame_row(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, 
     }
 }
 
+/* Rows per block of the batch's rotation: a block's sums are held on the stack (8 bytes per row and column). */
+#if LRT_WIDE
+#define LRT_FRAME_BLOCK 32
+#else
+#define LRT_FRAME_BLOCK 8
+#endif
+
+/*
+ * Rows i0 .. i0 + cnt - 1 (cnt <= LRT_FRAME_BLOCK) of the new basis at 2^x into acc, column k at
+ * acc + k LRT_FRAME_BLOCK. In the exact case column by column of the frame (the same sums in another
+ * order: contiguous loads the compiler can vectorise), else row by row with the per-product roundings.
+ */
+LRT_INLINE void lrt_frame_block(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, uint32_t i0,
+                                uint32_t cnt, int64_t *acc)
+{
+    uint32_t i;
+    int j;
+    int k;
+    int s;
+    if (!fw->exact) {
+        int64_t row[ET_LRT_MAX_RANK];
+        for (i = 0; i < cnt; i++) {
+            lrt_frame_row(fr, fw, rank, i0 + i, row);
+            for (k = 0; k < rank; k++) {
+                acc[k * LRT_FRAME_BLOCK + i] = row[k];
+            }
+        }
+        return;
+    }
+    for (k = 0; k < rank; k++) {
+        for (i = 0; i < cnt; i++) {
+            acc[k * LRT_FRAME_BLOCK + i] = 0;
+        }
+    }
+    for (j = 0; fr->exp0 != 0 && j < rank; j++) {
+        const int16_t *q = fr->q0 + (size_t)i0 * rank + j;
+        for (k = 0; k < rank; k++) {
+            const int64_t g = fw->g0[j * rank + k];
+            int64_t *out = acc + k * LRT_FRAME_BLOCK;
+            for (i = 0; i < cnt; i++) {
+                out[i] += q[(size_t)i * rank] * g;
+            }
+        }
+    }
+    for (s = 0; s < fr->t; s++) {
+        const int16_t *w = fr->cols + (size_t)s * fr->len + i0;
+        for (k = 0; k < rank; k++) {
+            const int64_t g = fw->g[s * rank + k];
+            int64_t *out = acc + k * LRT_FRAME_BLOCK;
+            if (g == 0) {
+                continue; /* a zero column, or a zero weight */
+            }
+            for (i = 0; i < cnt; i++) {
+                out[i] += w[i] * g;
+            }
+        }
+    }
+}
+
 LRT_INLINE uint64_t lrt_frame_peak_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank)
 {
-    int64_t row[ET_LRT_MAX_RANK];
+    int64_t acc[ET_LRT_MAX_RANK * LRT_FRAME_BLOCK];
     uint64_t peak = 0;
+    uint32_t i0;
     uint32_t i;
     int k;
-    for (i = 0; i < fr->len; i++) {
-        lrt_frame_row(fr, fw, rank, i, row);
+    for (i0 = 0; i0 < fr->len; i0 += LRT_FRAME_BLOCK) {
+        uint32_t cnt = fr->len - i0 < LRT_FRAME_BLOCK ? fr->len - i0 : LRT_FRAME_BLOCK;
+        lrt_frame_block(fr, fw, rank, i0, cnt, acc);
         for (k = 0; k < rank; k++) {
-            uint64_t mag = lrt_abs(row[k]);
-            peak = mag > peak ? mag : peak;
+            for (i = 0; i < cnt; i++) {
+                uint64_t mag = lrt_abs(acc[k * LRT_FRAME_BLOCK + i]);
+                peak = mag > peak ? mag : peak;
+            }
         }
     }
     return peak;
@@ -2010,23 +2127,33 @@ ET_HOT static int lrt_frame_peak(const lrt_frame_t *fr, int rank, const lrt_fram
     return fw->x + *shift;
 }
 
+/* The entries rounded by shift (the peak below 2^62, so shift <= 47; >= 1: the rounding rule at the offset
+ * 2^62, as in lrt_mgs_sweep32) and clamped to int16, into q's rows. */
 LRT_INLINE void lrt_frame_store_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, int shift,
                                   int16_t *q)
 {
-    int64_t row[ET_LRT_MAX_RANK];
+    int64_t acc[ET_LRT_MAX_RANK * LRT_FRAME_BLOCK];
+    const uint64_t k1 = shift >= 1 ? (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1)) : 0;
+    const uint64_t k2 = shift >= 1 ? UINT64_C(1) << (62 - shift) : 0;
+    uint32_t i0;
     uint32_t i;
     int k;
-    for (i = 0; i < fr->len; i++) {
-        lrt_frame_row(fr, fw, rank, i, row);
+    for (i0 = 0; i0 < fr->len; i0 += LRT_FRAME_BLOCK) {
+        uint32_t cnt = fr->len - i0 < LRT_FRAME_BLOCK ? fr->len - i0 : LRT_FRAME_BLOCK;
+        lrt_frame_block(fr, fw, rank, i0, cnt, acc);
         for (k = 0; k < rank; k++) {
-            int64_t v = lrt_frame_shift(row[k], shift);
-            q[(size_t)i * rank + k] = (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
+            for (i = 0; i < cnt; i++) {
+                int64_t x = acc[k * LRT_FRAME_BLOCK + i];
+                int64_t v = shift >= 1 ? (int64_t)((((uint64_t)x + k1 - (uint64_t)(x < 0)) >> shift) - k2)
+                                       : lrt_frame_shift(x, shift);
+                q[(size_t)(i0 + i) * rank + k] = (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
+            }
         }
     }
 }
 
-/* Pass 2: the new basis into q (which may be Q0 itself: row i is read before it is written); new_exp = 0
- * (no live column, or all zero) clears it. */
+/* Pass 2: the new basis into q (which may be Q0 itself: a block's rows are read before they are written);
+ * new_exp = 0 (no live column, or all zero) clears it. */
 ET_HOT static void lrt_frame_store(const lrt_frame_t *fr, int rank, const lrt_frame_rot_t *fw, int shift,
                                    int new_exp, int16_t *q)
 {
@@ -2109,7 +2236,8 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
         size_t cols_bytes = 2 * (size_t)count * ((size_t)st->n + st->m);
         int32_t *p_l = (int32_t *)((uint8_t *)scratch + base + ((cols_bytes + 3) & ~(size_t)3));
         lrt_frame_init(&fl, lrt_ql(st), st->exp_l, st->n, r, cols_l, p_l);
-        lrt_frame_init(&fr, lrt_qr(st), st->exp_r, st->m, r, cols_l + (size_t)count * st->n, p_l + (r + (int)count) * r);
+        lrt_frame_init(&fr, lrt_qr(st), st->exp_r, st->m, r, cols_l + (size_t)count * st->n,
+                       p_l + (r + (int)count) * r);
     }
     for (k = 0; k < r; k++) {
         c_mant[k] = st->c_mant[k];

@@ -6,7 +6,9 @@
  * compared byte for byte. Every 29th term re-orthonormalises the bases. Every 23rd term starts from a random state (any mantissas, any valid
  * exponents: the paths valid bases never take). Usage: lrt_digest [TERMS_PER_CASE]
  * [N M RANK UNBIASED KAPPA] (the second form runs one case in steady state, for profiling:
- * random terms only, no flush).
+ * random terms only, no flush). "lrt_digest TERMS batch" runs every case through
+ * et_lrt_accumulate_batch_u8 instead, in batches of 1..16 terms (each batch's terms are the stream's
+ * next ones; the hash after every batch).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,9 +23,20 @@ static union {
     unsigned char b[1 << 22];
 } mem;
 
+/* batch mode: the batch scratch and the buffered terms, past what lrt_case_init lays out */
+#define BATCH_AT (1u << 21)
+
 static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_t kappa, int terms, uint32_t seed,
-                    int steady)
+                    int steady, int batched)
 {
+    int8_t *bdelta = (int8_t *)(mem.b + BATCH_AT);
+    uint8_t *bx = (uint8_t *)(bdelta + ET_LRT_BATCH_MAX * n);
+    int32_t bdexp[ET_LRT_BATCH_MAX];
+    int32_t bxexp[ET_LRT_BATCH_MAX];
+    unsigned char *bscratch = mem.b + BATCH_AT + (((size_t)ET_LRT_BATCH_MAX * (n + m) + 63) & ~(size_t)63);
+    size_t bscr_size = 0;
+    uint32_t fill = 0;
+    uint32_t want = 1;
     lrt_case_t c;
     et_lrt_state_t *st = NULL;
     et_lrt_norms_t norms;
@@ -45,6 +58,7 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
     delta = c.delta;
     x = c.x;
     row = (int8_t *)(x + m);
+    (void)et_lrt_accumulate_batch_get_buffer_size(n, m, rank, ET_LRT_BATCH_MAX, &bscr_size);
     (void)et_lrt_norms_init(&norms);
     (void)et_prng_seed(&prng, seed * 2654435761u + 1u);
     for (t = 0; t < terms; t++) {
@@ -67,7 +81,21 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
                 x[i] = (uint8_t)(i % 3 == 0 ? 200 : 10);
             }
         }
-        rc = et_lrt_accumulate_u8(st, &c.cfg, delta, dexp, x, xexp, c.scratch, c.scr_size, &prng);
+        if (batched) {
+            /* buffer the term; a batch of `want` (1..16, drawn per batch) goes in at once */
+            memcpy(bdelta + fill * n, delta, n);
+            memcpy(bx + fill * m, x, m);
+            bdexp[fill] = dexp;
+            bxexp[fill] = xexp;
+            if (++fill < want && t + 1 < terms) {
+                continue;
+            }
+            rc = et_lrt_accumulate_batch_u8(st, &c.cfg, fill, bdelta, bdexp, bx, bxexp, bscratch, bscr_size, &prng);
+            fill = 0;
+            want = 1 + rnd(&s) % ET_LRT_BATCH_MAX;
+        } else {
+            rc = et_lrt_accumulate_u8(st, &c.cfg, delta, dexp, x, xexp, c.scratch, c.scr_size, &prng);
+        }
         ok += rc == ET_OK;
         bad += rc != ET_OK;
         h = fnv(h, &rc, sizeof(rc));
@@ -95,7 +123,7 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
         }
         if (t % 29 == 28 && !steady) {
             /* re-orthonormalise (a random state above is refused: nothing may change then) */
-            rc = et_lrt_reorthonormalize(st, c.scratch, c.scr_size);
+            rc = et_lrt_reorthonormalize(st, batched ? bscratch : c.scratch, batched ? bscr_size : c.scr_size);
             h = fnv(h, &rc, sizeof(rc));
             h = fnv(h, st, c.st_size);
         }
@@ -122,18 +150,19 @@ int main(int argc, char **argv)
     static const uint32_t shapes[][2] = {{1, 1}, {1, 9}, {3, 2}, {7, 33}, {16, 144}, {64, 577}, {128, 1152},
                                          {200, 17}, {513, 96}};
     int terms = argc > 1 ? atoi(argv[1]) : 60;
+    int batched = argc == 3 && strcmp(argv[2], "batch") == 0;
     size_t s;
     uint32_t rank;
     if (argc == 7) {
         return run_case((uint32_t)atoi(argv[2]), (uint32_t)atoi(argv[3]), (uint32_t)atoi(argv[4]), atoi(argv[5]),
-                        (uint32_t)atoi(argv[6]), terms, 1u, 1);
+                        (uint32_t)atoi(argv[6]), terms, 1u, 1, 0);
     }
     for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         for (rank = 1; rank <= ET_LRT_MAX_RANK; rank++) {
             int mode;
             for (mode = 0; mode < 3; mode++) {
                 if (run_case(shapes[s][0], shapes[s][1], rank, mode != 0, mode == 2 ? 100u : 0u, terms,
-                             (uint32_t)(s * 131 + rank * 7 + (uint32_t)mode + 1u), 0) != 0) {
+                             (uint32_t)(s * 131 + rank * 7 + (uint32_t)mode + 1u), 0, batched) != 0) {
                     return 1;
                 }
             }
