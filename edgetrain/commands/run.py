@@ -99,7 +99,7 @@ def add_lrt_arguments(p) -> None:
     g.add_argument("--term-batch", type=argtypes.int_range(0, 16), default=d.conv_term_batch, metavar="K",
                    help="give a conv layer's terms of a sample to the accumulator K at a time, rounding its int16 bases "
                         "once per K terms instead of once per term (16 keeps a long low-rank stream within 1.1x of the "
-                        "float64 algorithm's error against 2.5x, at about twice the time per term, docs/lrt.md); "
+                        "float64 algorithm's error against 2.5x, at about 1.5x the time per term, docs/lrt.md); "
                         f"0 or 1 = one term at a time (default: {d.conv_term_batch})")
     g.add_argument("--rho-min", type=argtypes.fraction, default=d.rho_min_ppm / 1e6, help="write only when more than this fraction of a layer's "
                    f"quantized update is non-zero, 0..1 (default: {d.rho_min_ppm / 1e6})")
