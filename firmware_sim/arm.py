@@ -40,7 +40,7 @@ CPU_MODELS = {"cortex-m0plus": "UC_CPU_ARM_CORTEX_M0", "cortex-m4": "UC_CPU_ARM_
               "cortex-m33": "UC_CPU_ARM_CORTEX_M33"}
 PHASES = ("other", "forward", "backward", "accumulate", "update")
 PAGE = 0x1000
-_INIT = struct.Struct("<4IIiIiI10I32I3I")
+_INIT = struct.Struct("<4IIiIiI11I32I3I")
 _OUT = struct.Struct("<IiIIIIII")
 
 
@@ -230,15 +230,13 @@ def init_payload(config, counters: bool, check_crc: bool) -> bytes:
     if any(int(t) for t in config.lrt_truncation):
         raise UnsupportedError("the firmware's INIT mailbox carries no per-layer truncation (lrt_truncation): "
                             "use lrt.unbiased for every layer, or the host C backend")
-    if int(lrt.conv_term_batch) > 1:
-        raise UnsupportedError(f"the firmware's INIT mailbox carries no conv_term_batch ({lrt.conv_term_batch}): "
-                               "leave it at 0 (one term per call), or use the host C backend")
     ranks = [int(r) for r in config.lrt_rank] + [0] * (32 - len(config.lrt_rank))
     return _INIT.pack(
         fwb.MB_INIT_CHECK_CRC if check_crc else 0, config.optimizer, int(config.conv_per_pixel), int(config.bn_warm),
         config.lr_weight, config.lr_weight_exp, config.lr_bias, config.lr_bias_exp, config.seed & 0xFFFFFFFF,
         lrt.rank, int(lrt.unbiased), int(lrt.maxnorm), lrt.gs_passes, lrt.batch_conv, lrt.batch_dense, lrt.eta0_q24,
-        lrt.rho_min_ppm, lrt.kappa_th, lrt.reorth_terms, *ranks, config.commit_stage_bytes, config.ring_slots, int(counters))
+        lrt.rho_min_ppm, lrt.kappa_th, lrt.reorth_terms, lrt.conv_term_batch, *ranks, config.commit_stage_bytes,
+        config.ring_slots, int(counters))
 
 
 def sample_records(model, xs, labels) -> bytes:

@@ -50,22 +50,11 @@ def samples(model, n, seed=0):
     return xs, rng.integers(0, model.n_classes, size=n)
 
 
-def config(optimizer, seed=3, reorth=0):
+def config(optimizer, seed=3, reorth=0, term_batch=0):
     # Small B so that LRT flushes (and writes) within a few samples.
     return TrainConfig(optimizer=optimizer, seed=seed,
-                       lrt=replace(LrtConfig(), batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=reorth))
-
-
-@needs_unicorn
-def test_term_batch_is_refused_for_the_firmware():
-    """The INIT mailbox has no field for conv_term_batch: asking for it says so instead of training per term."""
-    from edgetrain.errors import UnsupportedError
-    from firmware_sim.arm import init_payload
-
-    cfg = TrainConfig(optimizer=OPT_LRT, lrt=replace(LrtConfig(), conv_term_batch=16))
-    with pytest.raises(UnsupportedError, match="conv_term_batch"):
-        init_payload(cfg, counters=False, check_crc=False)
-    assert init_payload(replace(cfg, lrt=replace(cfg.lrt, conv_term_batch=1)), counters=False, check_crc=False)
+                       lrt=replace(LrtConfig(), batch_conv=2, batch_dense=3, rho_min_ppm=0, reorth_terms=reorth,
+                                   conv_term_batch=term_batch))
 
 
 def train(backend, xs, ys):
@@ -99,20 +88,23 @@ def test_arm_matches_host_and_twin(fw_dir, cpu, optimizer):
 
 
 @needs_unicorn
-@pytest.mark.parametrize("optimizer, reorth", [(OPT_SGD, 0), (OPT_LRT, 0), (OPT_LRT, 40)], ids=["sgd", "lrt", "lrt-reorth"])
-def test_arm_mcu_cnn_on_m4(fw_dir, optimizer, reorth):
-    """With reorth, the conv layers' bases are re-orthonormalised every 40 terms (the INIT mailbox carries it)."""
+@pytest.mark.parametrize("optimizer, reorth, term_batch", [(OPT_SGD, 0, 0), (OPT_LRT, 0, 0), (OPT_LRT, 40, 0),
+                                                          (OPT_LRT, 0, 16)],
+                         ids=["sgd", "lrt", "lrt-reorth", "lrt-term-batch"])
+def test_arm_mcu_cnn_on_m4(fw_dir, optimizer, reorth, term_batch):
+    """With reorth, the conv layers' bases are re-orthonormalised every 40 terms; with term_batch, the conv
+    layers' terms go to the batched accumulate 16 at a time (the INIT mailbox carries both)."""
     from firmware_sim.arm import ArmBackend
 
     model = preset("mcu-cnn", 0)
-    cfg = config(optimizer, reorth=reorth)
+    cfg = config(optimizer, reorth=reorth, term_batch=term_batch)
     xs, ys = samples(model, 3 if optimizer == OPT_LRT else 4)
     arm = ArmBackend(model, cfg, cpu="cortex-m4", build_dir=fw_dir)
     c = make_backend("c", model, cfg)
     assert train(arm, xs, ys) == train(c, xs, ys)
     assert arm.weights_sha256() == c.weights_sha256()
     assert np.array_equal(arm.cell_writes, c.cell_writes)
-    if reorth:  # it reached the device: without it the weights come out otherwise
+    if reorth or term_batch:  # it reached the device: without it the weights come out otherwise
         plain = make_backend("c", model, config(optimizer))
         train(plain, xs, ys)
         assert arm.weights_sha256() != plain.weights_sha256()

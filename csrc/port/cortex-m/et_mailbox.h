@@ -52,7 +52,7 @@ typedef struct {
     int32_t lr_bias_exp;
     uint32_t seed;
     uint32_t lrt_rank, lrt_unbiased, lrt_maxnorm, lrt_gs_passes, lrt_batch_conv, lrt_batch_dense,
-        lrt_eta0_q24, lrt_rho_min_ppm, lrt_kappa_th, lrt_reorth_terms;
+        lrt_eta0_q24, lrt_rho_min_ppm, lrt_kappa_th, lrt_reorth_terms, lrt_conv_term_batch;
     uint32_t layer_rank[32]; /* per layer index (ET_MAX_LAYERS) */
     uint32_t commit_stage_bytes;
     uint32_t ring_slots;

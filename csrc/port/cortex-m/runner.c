@@ -63,6 +63,7 @@ static et_status_t et_fw_init(const et_mb_init_t *in, et_mb_out_t *out)
     cfg.lrt.rho_min_ppm = in->lrt_rho_min_ppm;
     cfg.lrt.kappa_th = in->lrt_kappa_th;
     cfg.lrt.reorth_terms = (uint16_t)in->lrt_reorth_terms;
+    cfg.lrt.conv_term_batch = (uint8_t)in->lrt_conv_term_batch;
     for (i = 0; i < ET_MAX_LAYERS; i++) {
         cfg.lrt_rank[i] = (uint8_t)in->layer_rank[i];
     }
