@@ -300,7 +300,7 @@ def test_instruction_profile_sums_to_the_phase_counts(fw_dir):
         assert sum(prof[phase].values()) == total, phase
     acc = prof["accumulate"]
     assert sum(n for f, n in acc.items() if f.startswith(("lrt_", "et_lrt_"))) > 0.5 * counts["accumulate"]
-    assert "lrt_mgs_pass" in acc and "et_dense_forward_n" in prof["forward"]
+    assert "lrt_mgs_pass_cols" in acc and "et_dense_forward_n" in prof["forward"]
     with pytest.raises(ArgumentError, match="profile=True"):
         ArmBackend(model, config(OPT_SGD), build_dir=fw_dir, count=True).instruction_profile()
 

@@ -53,7 +53,8 @@ def test_dispatch_builds_clones_on_x86_64(binaries):
     """Where the guard in hot_internal.h enables it (gcc, x86-64 Linux), the clones exist: otherwise the
     dispatched build above would be one more copy of the baseline-ISA loops."""
     names = symbols(binaries["dispatched"])
-    for fn in ("lrt_mgs_pass", "lrt_rot_peak", "lrt_rot_store", "lrt_rescale", "lrt_sumsq"):
+    for fn in ("lrt_mgs_pass_cols", "lrt_rot_peak", "lrt_rot_store", "lrt_rescale", "lrt_sumsq", "lrt_frame_peak",
+               "lrt_frame_store"):
         assert f"{fn}.avx2" in names and f"{fn}.arch_x86_64_v4" in names, fn
     portable = symbols(binaries["portable"])
     assert ".avx2" not in portable

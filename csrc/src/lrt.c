@@ -474,52 +474,70 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
 }
 
 /*
- * One MGS pass of res against the columns of q (len x rank); coef in residual
- * units. Column j's update and column j + 1's dot product share one sweep over
- * res (the dot reads each element after its update, as MGS needs); the last
- * update sweep also sums the squares of the new residual, which the pass returns.
- * q_exp is -44..-14, so every rescale is a rounding right shift by 14..44.
- * s_in is sum(res^2) on entry (below 2^56 after a rescale: every |res_i| < 2^28).
+ * One MGS pass of res against `cols` columns of q, entry i of column j at q[j next + i stride] (a
+ * basis: stride = rank, next = 1; a batch's frame columns: stride = 1, next = len); coef in residual
+ * units. Column j's update and column j + 1's dot product share one sweep over res (the dot reads
+ * each element after its update, as MGS needs); the last update sweep also sums the squares of the
+ * new residual, which the pass returns. The columns' exponent is q_exp (0: an empty basis), or
+ * exps[j] each where exps is given (0: a zero column, coefficient 0); -44..-14, so every rescale is
+ * a rounding right shift by 14..44. s_in is sum(res^2) on entry (below 2^56 after a rescale: every
+ * |res_i| < 2^28).
  */
-LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int rank, int q_exp, int32_t *res, uint32_t len,
-                                   uint64_t s_in, int64_t *coef)
+LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const size_t next, const int cols, int q_exp,
+                                   const int *exps, int32_t *res, uint32_t len, uint64_t s_in, int64_t *coef)
 {
     int j;
-    int sh = -q_exp;
     int64_t dot;
     uint64_t bound = s_in < (UINT64_C(1) << 56) ? (UINT64_C(1) << 28) : (UINT64_C(1) << 31);
-    for (j = 0; j < rank; j++) {
+    for (j = 0; j < cols; j++) {
         coef[j] = 0;
     }
-    if (q_exp == 0) {
+    if (exps == NULL && q_exp == 0) {
         return s_in; /* empty basis */
     }
-    dot = lrt_col_res_dot(q, rank, 0, res, len);
-    for (j = 0; j < rank; j++) {
-        int64_t a = LRT_SAT(LRT_RSHIFT(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
-        int next = j + 1 < rank;
+    dot = lrt_col_res_dot(q, stride, 0, res, len);
+    for (j = 0; j < cols; j++) {
+        const int16_t *qj = q + (size_t)j * next;
+        int e = exps != NULL ? exps[j] : q_exp;
+        int64_t a = e == 0 ? 0 : LRT_SAT(LRT_RSHIFT(dot, -e), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+        int more = j + 1 < cols;
         coef[j] = a;
         if (a == 0) {
-            if (next) {
-                dot = lrt_col_res_dot(q, rank, j + 1, res, len);
+            if (more) {
+                dot = lrt_col_res_dot(qj + next, stride, 0, res, len);
                 continue;
             }
             return lrt_sumsq(res, len);
         }
-        if (!next) {
-            return lrt_mgs_sweep(q, rank, j, a, sh, res, len, 0, &bound, 1);
+        if (!more) {
+            return lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 0, &bound, next);
         }
-        dot = (int64_t)lrt_mgs_sweep(q, rank, j, a, sh, res, len, 1, &bound, 1);
+        dot = (int64_t)lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 1, &bound, next);
     }
     return 0; /* not reached: the last column returns */
 }
 
-/* Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can vectorise. */
-ET_HOT static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
-                                     int64_t *coef)
+/*
+ * Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can
+ * vectorise; so do a batch's contiguous frame columns. Firmware has the one generic copy.
+ */
+ET_HOT static uint64_t lrt_mgs_pass_cols(const int16_t *q, int stride, size_t next, int cols, int q_exp,
+                                         const int *exps, int32_t *res, uint32_t len, uint64_t s_in, int64_t *coef)
 {
-    return LRT_WIDE && rank == 4 ? lrt_mgs_pass_r(q, 4, q_exp, res, len, s_in, coef)
-                                 : lrt_mgs_pass_r(q, rank, q_exp, res, len, s_in, coef);
+    if (LRT_WIDE && stride == 4 && next == 1 && cols == 4 && exps == NULL) {
+        return lrt_mgs_pass_r(q, 4, 1, 4, q_exp, NULL, res, len, s_in, coef);
+    }
+    if (LRT_WIDE && stride == 1) {
+        return lrt_mgs_pass_r(q, 1, next, cols, q_exp, exps, res, len, s_in, coef);
+    }
+    return lrt_mgs_pass_r(q, stride, next, cols, q_exp, exps, res, len, s_in, coef);
+}
+
+/* One pass against a basis (len x rank, row-major, at q_exp). */
+static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
+                             int64_t *coef)
+{
+    return lrt_mgs_pass_cols(q, rank, 1, rank, q_exp, NULL, res, len, s_in, coef);
 }
 
 typedef struct {
@@ -1750,56 +1768,12 @@ static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_
     }
 }
 
-/*
- * The Gram-Schmidt pass of res against the frame's columns w_0 .. w_{t-1} in turn, each at its own
- * exponent (0: a zero column, coefficient 0), as lrt_mgs_pass against each alone would give: a column's
- * update shares its sweep with the next column's dot product (the columns are contiguous, len apart).
- * s_in: sum(res^2) on entry; returns the new one.
- */
-ET_HOT static uint64_t lrt_frame_cols_pass(const lrt_frame_t *fr, int32_t *res, uint64_t s_in, int64_t *coef)
-{
-    const uint32_t len = fr->len;
-    uint64_t bound = s_in < (UINT64_C(1) << 56) ? (UINT64_C(1) << 28) : (UINT64_C(1) << 31);
-    uint64_t s = s_in; /* sum(res^2) while s_ok */
-    int s_ok = 1;
-    int64_t dot = 0;
-    int have_dot = 0;
-    int j;
-    for (j = 0; j < fr->t; j++) {
-        const int16_t *col = fr->cols + (size_t)j * len;
-        int sh = -fr->exps[j];
-        int64_t a;
-        coef[j] = 0;
-        if (fr->exps[j] == 0) {
-            continue; /* a zero column (have_dot is 0: the previous sweep did not form a dot for it) */
-        }
-        if (!have_dot) {
-            dot = lrt_col_res_dot(col, 1, 0, res, len);
-        }
-        have_dot = 0;
-        a = LRT_SAT(LRT_RSHIFT(dot, sh), -LRT_COEF_GUARD, LRT_COEF_GUARD);
-        coef[j] = a;
-        if (a == 0) {
-            continue;
-        }
-        if (j + 1 < fr->t && fr->exps[j + 1] != 0) {
-            dot = (int64_t)lrt_mgs_sweep(col, 1, 0, a, sh, res, len, 1, &bound, len);
-            have_dot = 1;
-            s_ok = 0;
-        } else {
-            s = lrt_mgs_sweep(col, 1, 0, a, sh, res, len, 0, &bound, 0);
-            s_ok = 1;
-        }
-    }
-    return s_ok ? s : lrt_sumsq(res, len);
-}
-
 /* One Gram-Schmidt pass of res (s: its sum of squares) against Q0's columns, then the frame's columns;
  * the coefficients (rank + t) in the residual's units. Returns the new sum of squares. */
 static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, uint64_t s, int64_t *coef)
 {
     s = lrt_mgs_pass(fr->q0, rank, fr->exp0, res, fr->len, s, coef);
-    return fr->t > 0 ? lrt_frame_cols_pass(fr, res, s, coef + rank) : s;
+    return fr->t > 0 ? lrt_mgs_pass_cols(fr->cols, 1, fr->len, fr->t, 0, fr->exps, res, fr->len, s, coef + rank) : s;
 }
 
 /* The input in res (at 2^e0) projected as lrt_project_rescale/begin/end do, against the whole frame:
@@ -2036,11 +2010,14 @@ LRT_INLINE void lrt_frame_row(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, 
     }
 }
 
-/* Rows per block of the batch's rotation: a block's sums are held on the stack (8 bytes per row and column). */
+/* Rows per block of the batch's rotation: a block's sums are held on the stack (8 bytes per row and column).
+ * Hosts inline the block into each pass (with rank 4 a constant); firmware keeps one copy for both. */
 #if LRT_WIDE
 #define LRT_FRAME_BLOCK 32
+#define LRT_FRAME_BLOCK_FN LRT_INLINE
 #else
 #define LRT_FRAME_BLOCK 8
+#define LRT_FRAME_BLOCK_FN static
 #endif
 
 /*
@@ -2048,8 +2025,8 @@ LRT_INLINE void lrt_frame_row(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, 
  * acc + k LRT_FRAME_BLOCK. In the exact case column by column of the frame (the same sums in another
  * order: contiguous loads the compiler can vectorise), else row by row with the per-product roundings.
  */
-LRT_INLINE void lrt_frame_block(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, uint32_t i0,
-                                uint32_t cnt, int64_t *acc)
+LRT_FRAME_BLOCK_FN void lrt_frame_block(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, uint32_t i0,
+                                        uint32_t cnt, int64_t *acc)
 {
     uint32_t i;
     int j;
