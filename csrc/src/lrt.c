@@ -2072,9 +2072,17 @@ LRT_FRAME_BLOCK_FN void lrt_frame_block(const lrt_frame_t *fr, const lrt_frame_r
     }
 }
 
-LRT_INLINE uint64_t lrt_frame_peak_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank)
+/*
+ * The new basis block by block: with q NULL its peak (the largest |entry|), returned; else its entries
+ * rounded by shift and clamped to int16, into q's rows (the peak below 2^62, so shift <= 47; >= 1: the
+ * rounding rule at the offset 2^62, as in lrt_mgs_sweep32).
+ */
+LRT_INLINE uint64_t lrt_frame_walk_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, int shift,
+                                     int16_t *q)
 {
     int64_t acc[ET_LRT_MAX_RANK * LRT_FRAME_BLOCK];
+    const uint64_t k1 = shift >= 1 ? (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1)) : 0;
+    const uint64_t k2 = shift >= 1 ? UINT64_C(1) << (62 - shift) : 0;
     uint64_t peak = 0;
     uint32_t i0;
     uint32_t i;
@@ -2084,8 +2092,16 @@ LRT_INLINE uint64_t lrt_frame_peak_r(const lrt_frame_t *fr, const lrt_frame_rot_
         lrt_frame_block(fr, fw, rank, i0, cnt, acc);
         for (k = 0; k < rank; k++) {
             for (i = 0; i < cnt; i++) {
-                uint64_t mag = lrt_abs(acc[k * LRT_FRAME_BLOCK + i]);
-                peak = mag > peak ? mag : peak;
+                int64_t x = acc[k * LRT_FRAME_BLOCK + i];
+                int64_t v;
+                if (q == NULL) {
+                    uint64_t mag = lrt_abs(x);
+                    peak = mag > peak ? mag : peak;
+                    continue;
+                }
+                v = shift >= 1 ? (int64_t)((((uint64_t)x + k1 - (uint64_t)(x < 0)) >> shift) - k2)
+                               : lrt_frame_shift(x, shift);
+                q[(size_t)(i0 + i) * rank + k] = (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
             }
         }
     }
@@ -2095,38 +2111,14 @@ LRT_INLINE uint64_t lrt_frame_peak_r(const lrt_frame_t *fr, const lrt_frame_rot_
 /* Pass 1 of the batch's rotation: the new basis' block exponent (0: all zero) and its shift. */
 ET_HOT static int lrt_frame_peak(const lrt_frame_t *fr, int rank, const lrt_frame_rot_t *fw, int *shift)
 {
-    uint64_t peak = LRT_WIDE && rank == 4 ? lrt_frame_peak_r(fr, fw, 4) : lrt_frame_peak_r(fr, fw, rank);
+    uint64_t peak = LRT_WIDE && rank == 4 ? lrt_frame_walk_r(fr, fw, 4, 0, NULL)
+                                          : lrt_frame_walk_r(fr, fw, rank, 0, NULL);
     *shift = 0;
     if (peak == 0) {
         return 0;
     }
     *shift = et_norm_shift_u64(peak, 15);
     return fw->x + *shift;
-}
-
-/* The entries rounded by shift (the peak below 2^62, so shift <= 47; >= 1: the rounding rule at the offset
- * 2^62, as in lrt_mgs_sweep32) and clamped to int16, into q's rows. */
-LRT_INLINE void lrt_frame_store_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, int shift,
-                                  int16_t *q)
-{
-    int64_t acc[ET_LRT_MAX_RANK * LRT_FRAME_BLOCK];
-    const uint64_t k1 = shift >= 1 ? (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1)) : 0;
-    const uint64_t k2 = shift >= 1 ? UINT64_C(1) << (62 - shift) : 0;
-    uint32_t i0;
-    uint32_t i;
-    int k;
-    for (i0 = 0; i0 < fr->len; i0 += LRT_FRAME_BLOCK) {
-        uint32_t cnt = fr->len - i0 < LRT_FRAME_BLOCK ? fr->len - i0 : LRT_FRAME_BLOCK;
-        lrt_frame_block(fr, fw, rank, i0, cnt, acc);
-        for (k = 0; k < rank; k++) {
-            for (i = 0; i < cnt; i++) {
-                int64_t x = acc[k * LRT_FRAME_BLOCK + i];
-                int64_t v = shift >= 1 ? (int64_t)((((uint64_t)x + k1 - (uint64_t)(x < 0)) >> shift) - k2)
-                                       : lrt_frame_shift(x, shift);
-                q[(size_t)(i0 + i) * rank + k] = (int16_t)(v > INT16_MAX ? INT16_MAX : (v < INT16_MIN ? INT16_MIN : v));
-            }
-        }
-    }
 }
 
 /* Pass 2: the new basis into q (which may be Q0 itself: a block's rows are read before they are written);
@@ -2137,9 +2129,9 @@ ET_HOT static void lrt_frame_store(const lrt_frame_t *fr, int rank, const lrt_fr
     if (new_exp == 0) {
         memset(q, 0, sizeof(int16_t) * (size_t)fr->len * (size_t)rank);
     } else if (LRT_WIDE && rank == 4) {
-        lrt_frame_store_r(fr, fw, 4, shift, q);
+        (void)lrt_frame_walk_r(fr, fw, 4, shift, q);
     } else {
-        lrt_frame_store_r(fr, fw, rank, shift, q);
+        (void)lrt_frame_walk_r(fr, fw, rank, shift, q);
     }
 }
 
