@@ -513,7 +513,7 @@ def _frame_pass(fr: _Frame, res: np.ndarray) -> tuple[np.ndarray, list]:
     return res, coef
 
 
-def _project_frame(fr: _Frame, src: np.ndarray, src_exp: int, passes: int) -> _Side:
+def _frame_project(fr: _Frame, src: np.ndarray, src_exp: int, passes: int) -> _Side:
     """_project_side against the whole frame [Q0, w_1 .. w_t]."""
     res = src.astype(np.int64)
     k = _norm_k(res)
@@ -564,10 +564,17 @@ def _frame_advance(fr: _Frame, v: list, m: list, side: _Side, rank: int) -> None
         fr.cols.append(np.zeros(side.res.shape, np.int16))
         fr.exps.append(0)
         return
-    val = side.res * fixed.div_round_s64(1 << UNIT_EXP, side.rho)  # |res| <= rho + 1: below 2^62
+    col, e = _frame_unit_col(side.res, side.rho)
+    fr.cols.append(col)
+    fr.exps.append(e)
+
+
+def _frame_unit_col(res: np.ndarray, rho: int) -> tuple[np.ndarray, int]:
+    """res / rho as int16 mantissas on a power of two and that exponent: res_i round(2^61 / rho), below
+    2^62, rounded once (lrt_frame_unit_col)."""
+    val = res * fixed.div_round_s64(1 << UNIT_EXP, rho)
     sh = fixed.norm_shift_u64(int(np.max(np.abs(val))), 15)
-    fr.cols.append(np.clip(_rs(val, sh), INT16_MIN, INT16_MAX).astype(np.int16))
-    fr.exps.append(sh - UNIT_EXP)
+    return np.clip(_rs(val, sh), INT16_MIN, INT16_MAX).astype(np.int16), sh - UNIT_EXP
 
 
 def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, int]:
@@ -629,8 +636,8 @@ def _accumulate_batch(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps,
             terms = min(terms + 1, 0xFFFFFFFF)
             out.append("zero")
             continue
-        sl = _project_frame(left, d[i], dexp[i], cfg.gs_passes)
-        sr = _project_frame(right, xv[i], xexp[i], cfg.gs_passes)
+        sl = _frame_project(left, d[i], dexp[i], cfg.gs_passes)
+        sr = _frame_project(right, xv[i], xexp[i], cfg.gs_passes)
         al, rho_l, ey_l, vl = _frame_coords(left, sl, r)
         ar, rho_r, ey_r, vr = _frame_coords(right, sr, r)
         if cfg.kappa_th and c_mant[0] and _kappa_discards(c_mant, c_exp, cfg.kappa_th, rho_l, ey_l, rho_r, ey_r):
