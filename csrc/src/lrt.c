@@ -1449,6 +1449,18 @@ static void lrt_rot_coef(const int32_t *mrot, int rank, uint64_t rho, int64_t *g
  * exponent e_c, 31-bit mantissas; c_new[0] = 0: all zero). Pass 1 finds the new exponents, which are
  * checked (with c's) before anything is written; ET_ERR_RANGE then, with nothing changed.
  */
+/* c_new (r values on exponent e_c; c_new[0] = 0: all zero) as a state keeps c: 31-bit mantissas into out;
+ * returns their exponent (0 when all zero), for the caller to check against int16. */
+static int64_t lrt_c_stored(const uint32_t *c_new, int r, int64_t e_c, uint32_t *out)
+{
+    int c_sh = c_new[0] != 0 ? et_norm_shift_u64(c_new[0], 31) : 0;
+    int k;
+    for (k = 0; k < r; k++) {
+        out[k] = c_new[0] != 0 ? (uint32_t)LRT_RSHIFT(c_new[k], c_sh) : 0u;
+    }
+    return c_new[0] != 0 ? e_c + c_sh : 0;
+}
+
 static et_status_t lrt_rotate_commit(et_lrt_state_t *st, const lrt_rot_t *rot_l, const int32_t *res_l,
                                      const lrt_rot_t *rot_r, const int32_t *res_r, const uint32_t *c_new, int64_t e_c)
 {
@@ -1456,14 +1468,10 @@ static et_status_t lrt_rotate_commit(et_lrt_state_t *st, const lrt_rot_t *rot_l,
     int sh_l;
     int sh_r;
     int k;
-    int c_sh = 0;
-    int64_t new_ce = 0;
+    uint32_t c_out[ET_LRT_MAX_RANK];
+    int64_t new_ce = lrt_c_stored(c_new, r, e_c, c_out);
     int new_el = lrt_rot_peak(lrt_ql(st), st->n, r, rot_l, res_l, &sh_l);
     int new_er = lrt_rot_peak(lrt_qr(st), st->m, r, rot_r, res_r, &sh_r);
-    if (c_new[0] != 0) {
-        c_sh = et_norm_shift_u64(c_new[0], 31);
-        new_ce = e_c + c_sh;
-    }
     if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
         return ET_ERR_RANGE;
     }
@@ -1472,7 +1480,7 @@ static et_status_t lrt_rotate_commit(et_lrt_state_t *st, const lrt_rot_t *rot_l,
     st->exp_l = (int16_t)new_el;
     st->exp_r = (int16_t)new_er;
     for (k = 0; k < r; k++) {
-        st->c_mant[k] = c_new[0] != 0 ? (uint32_t)LRT_RSHIFT(c_new[k], c_sh) : 0u;
+        st->c_mant[k] = c_out[k];
     }
     st->c_exp = (int16_t)new_ce;
     return ET_OK;
@@ -2225,6 +2233,7 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
         int el;
         int er;
         int e_c;
+        int64_t c_exp64;
         uint64_t rho_l;
         uint64_t rho_r;
         for (i = 0; i < st->n; i++) {
@@ -2253,21 +2262,11 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
         lrt_core_step(c_mant, c_exp, r, lv, el, rv, er, cfg->unbiased, &rng, ua, va, tt, ml, mr, c_new, &e_c);
         lrt_frame_advance(&fl, r, vl, ml, res_l, left.rho);
         lrt_frame_advance(&fr, r, vr, mr, res_r, right.rho);
-        if (c_new[0] != 0) {
-            int c_sh = et_norm_shift_u64(c_new[0], 31);
-            c_exp = e_c + c_sh;
-            for (k = 0; k < r; k++) {
-                c_mant[k] = (uint32_t)LRT_RSHIFT(c_new[k], c_sh);
-            }
-        } else {
-            c_exp = 0;
-            for (k = 0; k < r; k++) {
-                c_mant[k] = 0;
-            }
-        }
-        if (!lrt_exp_ok16(c_exp)) {
+        c_exp64 = lrt_c_stored(c_new, r, e_c, c_mant);
+        if (!lrt_exp_ok16(c_exp64)) {
             return ET_ERR_RANGE;
         }
+        c_exp = (int)c_exp64;
         terms += terms < UINT32_MAX ? 1u : 0u;
     }
 
