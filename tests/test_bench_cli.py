@@ -20,10 +20,11 @@ def test_bench_writes_the_documented_keys(tmp_path):
     assert status == 0
     report = json.loads(out.read_text())
     assert [(r["n"], r["m"], r["mode"]) for r in report["lrt"]] == [(8, 12, "biased"), (8, 12, "unbiased-k100"),
-                                                                      (8, 12, "biased-batch16")]
-    assert [r["terms_per_call"] for r in report["lrt"]] == [1, 1, 16]
+                                                                      (8, 12, "biased-batch16"),
+                                                                      (8, 12, "unbiased-k100-batch16")]
+    assert [r["terms_per_call"] for r in report["lrt"]] == [1, 1, 16, 16]
     # a batch mode times whole batches: 3 terms round up to one call of 16
-    assert [r["terms_timed"] for r in report["lrt"]] == [3, 3, 16]
+    assert [r["terms_timed"] for r in report["lrt"]] == [3, 3, 16, 16]
     assert all(r["us_per_term"] > 0 and r["us_per_reorthonormalize"] > 0 for r in report["lrt"])
     assert "instructions_per_term" not in report["lrt"][0]
     assert [(r["model"], r["optimizer"]) for r in report["train"]] == [("mlp", "sgd")]

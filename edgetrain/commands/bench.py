@@ -6,7 +6,7 @@ and instructions per phase, see docs/firmware.md):
 
 * ``lrt``: the low-rank accumulator per rank-1 term, per shape and mode (biased with the kappa rule
   off: every term projected, decomposed and rotated; unbiased with kappa 100, the paper's setting;
-  biased in batches of 16 terms per call, the bases rounded once per batch, docs/lrt.md):
+  both again in batches of 16 terms per call, the bases rounded once per batch, docs/lrt.md):
   microseconds per term (median of timed blocks, after a warm-up that fills the bases) and, with
   valgrind present, x86 instructions per term (callgrind);
 * ``train``: milliseconds per training sample of the C backend per model and optimizer (MNIST from
@@ -47,7 +47,8 @@ from ..outputs import write_report
 from . import argtypes
 
 # name -> (unbiased, kappa_th, terms per call: 1 = et_lrt_accumulate_u8, else et_lrt_accumulate_batch_u8)
-MODES = {"biased": (0, 0, 1), "unbiased-k100": (1, 100, 1), "biased-batch16": (0, 0, 16)}
+MODES = {"biased": (0, 0, 1), "unbiased-k100": (1, 100, 1), "biased-batch16": (0, 0, 16),
+         "unbiased-k100-batch16": (1, 100, 16)}
 DEFAULT_SHAPES = "128x1152,512x2048"
 QUICK_SHAPES = "16x72,64x288"
 PHASES = {  # phase -> functions whose inclusive callgrind cost it sums (gcc clones: name.constprop.0 ...)
