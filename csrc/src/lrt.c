@@ -301,7 +301,8 @@ static int lrt_norm_k(uint64_t s)
 /*
  * res <<= k (k < 0: rounding right shift), given s = sum(res^2); returns k and leaves the
  * new sum of squares in *s_new. Nothing saturates: k > 0 leaves sum(res^2) below 2^56, so
- * every |res_i| 2^k < 2^28; k < 0 is a right shift (by 1..4: s <= UINT64_MAX) of an int32.
+ * every |res_i| 2^k < 2^28, and the new sum is exactly s 2^2k (no pass to sum it); k < 0 is a
+ * right shift (by 1..4: s <= UINT64_MAX) of an int32, rounded, so its squares are summed again.
  */
 ET_HOT static int lrt_rescale(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new)
 {
@@ -313,8 +314,15 @@ ET_HOT static int lrt_rescale(int32_t *res, uint32_t len, uint64_t s, uint64_t *
         *s_new = s;
         return 0;
     }
+    if (k > 0) {
+        for (i = 0; i < len; i++) {
+            res[i] = (int32_t)((uint32_t)res[i] << k);
+        }
+        *s_new = s << (2 * k);
+        return k;
+    }
     for (i = 0; i < len; i++) {
-        int64_t v = k > 0 ? (int64_t)((uint64_t)(int64_t)res[i] << k) : lrt_round_shift_sm(res[i], -k);
+        int64_t v = lrt_round_shift_sm(res[i], -k);
         uint64_t sq = (uint64_t)(v * v);
         res[i] = (int32_t)v;
         hi += sq >> 32;
@@ -333,6 +341,114 @@ LRT_INLINE int64_t lrt_col_res_dot(const int16_t *q, const int rank, int j, cons
         dot += (int64_t)(int32_t)q[(size_t)i * rank + j] * res[i];
     }
     return dot;
+}
+
+/*
+ * lrt_rescale, and the dot product of the new res with column 0 of q (stride apart) in *dot: one
+ * sweep where the shift is a left one (the usual case: a pass leaves its residual's sum of squares
+ * below the 2^56 it started under).
+ */
+LRT_INLINE int lrt_rescale_dot_r(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new, const int16_t *q,
+                                 const int stride, int64_t *dot)
+{
+    int k = lrt_norm_k(s);
+    int64_t d = 0;
+    uint32_t i;
+    if (k <= 0) {
+        k = lrt_rescale(res, len, s, s_new);
+        *dot = lrt_col_res_dot(q, stride, 0, res, len);
+        return k;
+    }
+    for (i = 0; i < len; i++) {
+        int32_t v = (int32_t)((uint32_t)res[i] << k);
+        res[i] = v;
+        d += (int64_t)(int32_t)q[(size_t)i * stride] * v;
+    }
+    *dot = d;
+    *s_new = s << (2 * k);
+    return k;
+}
+
+ET_HOT static int lrt_rescale_dot(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new, const int16_t *q,
+                                  int stride, int64_t *dot)
+{
+    if (LRT_WIDE && stride == 4) {
+        return lrt_rescale_dot_r(res, len, s, s_new, q, 4, dot);
+    }
+    return lrt_rescale_dot_r(res, len, s, s_new, q, stride, dot);
+}
+
+/* sum of squares of an 8-bit input (s8 or u8): below 2^32 for len <= 65535 (255^2 65535 < 2^32) */
+ET_HOT static uint32_t lrt_input_sumsq(const int8_t *s8, const uint8_t *u8, uint32_t len)
+{
+    uint32_t s = 0;
+    uint32_t i;
+    if (!LRT_WIDE) { /* firmware: one loop */
+        for (i = 0; i < len; i++) {
+            int32_t v = s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i];
+            s += (uint32_t)(v * v);
+        }
+        return s;
+    }
+    if (s8 != NULL) {
+        for (i = 0; i < len; i++) {
+            s += (uint32_t)((int32_t)s8[i] * s8[i]);
+        }
+        return s;
+    }
+    for (i = 0; i < len; i++) {
+        s += (uint32_t)u8[i] * u8[i];
+    }
+    return s;
+}
+
+/*
+ * res = input 2^k (k > 0 from lrt_norm_k of its sum of squares, below 2^32: so |res_i| < 2^28) and,
+ * where q is given, the dot product of res with column 0 of q (stride apart): the input's rescale
+ * and the first pass' first dot product in one sweep.
+ */
+LRT_INLINE int64_t lrt_input_load_r(const int8_t *s8, const uint8_t *u8, uint32_t len, int k, int32_t *res,
+                                    const int16_t *q, const int stride)
+{
+    int64_t d = 0;
+    uint32_t i;
+    if (!LRT_WIDE) { /* firmware: one loop */
+        for (i = 0; i < len; i++) {
+            int32_t v = (s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i]) * ((int32_t)1 << k);
+            res[i] = v;
+            d += q != NULL ? (int64_t)(int32_t)q[(size_t)i * stride] * v : 0;
+        }
+        return d;
+    }
+    if (q == NULL) {
+        for (i = 0; i < len; i++) {
+            res[i] = s8 != NULL ? (int32_t)s8[i] * ((int32_t)1 << k) : (int32_t)u8[i] << k;
+        }
+        return 0;
+    }
+    if (s8 != NULL) {
+        for (i = 0; i < len; i++) {
+            int32_t v = (int32_t)s8[i] * ((int32_t)1 << k);
+            res[i] = v;
+            d += (int64_t)(int32_t)q[(size_t)i * stride] * v;
+        }
+        return d;
+    }
+    for (i = 0; i < len; i++) {
+        int32_t v = (int32_t)u8[i] << k;
+        res[i] = v;
+        d += (int64_t)(int32_t)q[(size_t)i * stride] * v;
+    }
+    return d;
+}
+
+ET_HOT static int64_t lrt_input_load(const int8_t *s8, const uint8_t *u8, uint32_t len, int k, int32_t *res,
+                                     const int16_t *q, int stride)
+{
+    if (LRT_WIDE && stride == 4) {
+        return lrt_input_load_r(s8, u8, len, k, res, q, 4);
+    }
+    return lrt_input_load_r(s8, u8, len, k, res, q, stride);
 }
 
 /*
@@ -481,10 +597,12 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
  * new residual, which the pass returns. The columns' exponent is q_exp (0: an empty basis), or
  * exps[j] each where exps is given (0: a zero column, coefficient 0); -44..-14, so every rescale is
  * a rounding right shift by 14..44. s_in is sum(res^2) on entry (below 2^56 after a rescale: every
- * |res_i| < 2^28).
+ * |res_i| < 2^28); dot0, where given, the dot product of res with the first column (the sweep that
+ * rescaled res formed it: lrt_rescale_dot).
  */
 LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const size_t next, const int cols, int q_exp,
-                                   const int *exps, int32_t *res, uint32_t len, uint64_t s_in, int64_t *coef)
+                                   const int *exps, int32_t *res, uint32_t len, uint64_t s_in, const int64_t *dot0,
+                                   int64_t *coef)
 {
     int j;
     int64_t dot;
@@ -495,7 +613,7 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
     if (exps == NULL && q_exp == 0) {
         return s_in; /* empty basis */
     }
-    dot = lrt_col_res_dot(q, stride, 0, res, len);
+    dot = dot0 != NULL ? *dot0 : lrt_col_res_dot(q, stride, 0, res, len);
     for (j = 0; j < cols; j++) {
         const int16_t *qj = q + (size_t)j * next;
         int e = exps != NULL ? exps[j] : q_exp;
@@ -522,22 +640,23 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
  * vectorise; so do a batch's contiguous frame columns. Firmware has the one generic copy.
  */
 ET_HOT static uint64_t lrt_mgs_pass_cols(const int16_t *q, int stride, size_t next, int cols, int q_exp,
-                                         const int *exps, int32_t *res, uint32_t len, uint64_t s_in, int64_t *coef)
+                                         const int *exps, int32_t *res, uint32_t len, uint64_t s_in,
+                                         const int64_t *dot0, int64_t *coef)
 {
     if (LRT_WIDE && stride == 4 && next == 1 && cols == 4 && exps == NULL) {
-        return lrt_mgs_pass_r(q, 4, 1, 4, q_exp, NULL, res, len, s_in, coef);
+        return lrt_mgs_pass_r(q, 4, 1, 4, q_exp, NULL, res, len, s_in, dot0, coef);
     }
     if (LRT_WIDE && stride == 1) {
-        return lrt_mgs_pass_r(q, 1, next, cols, q_exp, exps, res, len, s_in, coef);
+        return lrt_mgs_pass_r(q, 1, next, cols, q_exp, exps, res, len, s_in, dot0, coef);
     }
-    return lrt_mgs_pass_r(q, stride, next, cols, q_exp, exps, res, len, s_in, coef);
+    return lrt_mgs_pass_r(q, stride, next, cols, q_exp, exps, res, len, s_in, dot0, coef);
 }
 
-/* One pass against a basis (len x rank, row-major, at q_exp). */
+/* One pass against a basis (len x rank, row-major, at q_exp); dot0 as for lrt_mgs_pass_r. */
 static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
-                             int64_t *coef)
+                             const int64_t *dot0, int64_t *coef)
 {
-    return lrt_mgs_pass_cols(q, rank, 1, rank, q_exp, NULL, res, len, s_in, coef);
+    return lrt_mgs_pass_cols(q, rank, 1, rank, q_exp, NULL, res, len, s_in, dot0, coef);
 }
 
 typedef struct {
@@ -546,21 +665,28 @@ typedef struct {
     int res_exp;  /* exponent of the residual left in the scratch */
     uint64_t rho; /* ||residual||, rounded, at res_exp; in [2^27, 2^28] or 0 */
     uint64_t s0;  /* the rescaled input's sum(res^2), at a_exp: in [2^54, 2^56) */
+    int k0;       /* the input's rescale: res = input 2^k0 */
     uint64_t s1;  /* after the first pass: sum(res^2) (UINT64_MAX when it does not fit) */
     int e1;       /* and the residual's exponent then */
 } lrt_side_t;
 
-/* The input (in res at exponent e0) rescaled: its sum of squares and exponent in side->s0, a_exp. */
-static void lrt_project_rescale(int32_t *res, uint32_t len, int e0, lrt_side_t *side)
+/* The rescale of an input at exponent e0 with sum of squares s (> 0, from lrt_input_sumsq): its
+ * shift, sum of squares and exponent in side->k0, s0, a_exp. Nothing is read or written yet: a term
+ * the early kappa test discards never loads its input. */
+static void lrt_project_rescale(uint32_t s, int e0, lrt_side_t *side)
 {
-    side->a_exp = e0 - lrt_rescale(res, len, lrt_sumsq(res, len), &side->s0);
+    side->k0 = lrt_norm_k(s);
+    side->s0 = (uint64_t)s << (2 * side->k0);
+    side->a_exp = e0 - side->k0;
 }
 
-/* First MGS pass of the rescaled input: the pass' residual in res on exit (its sum of squares and
- * exponent in side->s1, side->e1). */
-static void lrt_project_begin(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, lrt_side_t *side)
+/* The input loaded into res at its rescale, then the first MGS pass: the pass' residual in res on exit
+ * (its sum of squares and exponent in side->s1, side->e1). */
+static void lrt_project_begin(const int16_t *q, int rank, int q_exp, const int8_t *s8, const uint8_t *u8,
+                              int32_t *res, uint32_t len, lrt_side_t *side)
 {
-    side->s1 = lrt_mgs_pass(q, rank, q_exp, res, len, side->s0, side->a);
+    int64_t dot0 = lrt_input_load(s8, u8, len, side->k0, res, q_exp != 0 ? q : NULL, rank);
+    side->s1 = lrt_mgs_pass(q, rank, q_exp, res, len, side->s0, &dot0, side->a);
     side->e1 = side->a_exp;
 }
 
@@ -573,8 +699,9 @@ static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res,
     int j;
     if (passes == 2 && s != 0) {
         int64_t a2[ET_LRT_MAX_RANK];
-        e -= lrt_rescale(res, len, s, &s);
-        s = lrt_mgs_pass(q, rank, q_exp, res, len, s, a2);
+        int64_t dot0 = 0;
+        e -= q_exp != 0 ? lrt_rescale_dot(res, len, s, &s, q, rank, &dot0) : lrt_rescale(res, len, s, &s);
+        s = lrt_mgs_pass(q, rank, q_exp, res, len, s, &dot0, a2);
         for (j = 0; j < rank; j++) {
             side->a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
         }
@@ -1538,7 +1665,6 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
 {
     int r;
     int q;
-    uint32_t i;
     size_t need;
     int32_t *res_l;
     int32_t *res_r;
@@ -1547,8 +1673,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int32_t *tt;
     int32_t *ml;
     int32_t *mr;
-    int any_d = 0;
-    int any_x = 0;
+    uint32_t s_d;
+    uint32_t s_x;
     lrt_side_t left;
     lrt_side_t right;
     int64_t lv[LRT_QMAX];
@@ -1582,23 +1708,17 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     ml = tt + q * r;
     mr = ml + q * r;
 
-    for (i = 0; i < st->n; i++) {
-        res_l[i] = delta[i];
-        any_d |= delta[i] != 0;
-    }
-    for (i = 0; i < st->m; i++) {
-        res_r[i] = x_s8 != NULL ? (int32_t)x_s8[i] : (int32_t)x_u8[i];
-        any_x |= res_r[i] != 0;
-    }
-    if (!any_d || !any_x) {
+    s_d = lrt_input_sumsq(delta, NULL, st->n);
+    s_x = lrt_input_sumsq(x_s8, x_u8, st->m);
+    if (s_d == 0 || s_x == 0) {
         st->terms += st->terms < UINT32_MAX ? 1u : 0u;
         return ET_OK; /* a zero term adds nothing */
     }
 
     /* 1. project onto the bases; residual norms. 2. kappa rule: discard when c_1 > kappa rho_L rho_R
-     * (compared, never divided), decided early where the first pass already shows it */
-    lrt_project_rescale(res_l, st->n, delta_exp, &left);
-    lrt_project_rescale(res_r, st->m, x_exp, &right);
+     * (compared, never divided), decided early where the input's norms or the first pass show it */
+    lrt_project_rescale(s_d, delta_exp, &left);
+    lrt_project_rescale(s_x, x_exp, &right);
 #ifdef ET_LRT_EARLY_CHECK
     {
         int early0 = cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
@@ -1616,8 +1736,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         int el1;
         int er1;
         int exact;
-        lrt_project_begin(lrt_ql(st), r, st->exp_l, res_l, st->n, &left);
-        lrt_project_begin(lrt_qr(st), r, st->exp_r, res_r, st->m, &right);
+        lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
+        lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
         early = cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
                 lrt_early_discard(st, cfg->kappa_th, left.s1, left.e1, right.s1, right.e1, LRT_EARLY_MARGIN1);
         applies = cfg->gs_passes == 2 && left.s1 < LRT_EARLY_S1_MAX && right.s1 < LRT_EARLY_S1_MAX && contract;
@@ -1658,8 +1778,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
         return ET_OK;
     }
-    lrt_project_begin(lrt_ql(st), r, st->exp_l, res_l, st->n, &left);
-    lrt_project_begin(lrt_qr(st), r, st->exp_r, res_r, st->m, &right);
+    lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
+    lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
     if (cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
         lrt_early_discard(st, cfg->kappa_th, left.s1, left.e1, right.s1, right.e1, LRT_EARLY_MARGIN1)) {
         st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
@@ -1776,29 +1896,37 @@ static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_
     }
 }
 
-/* One Gram-Schmidt pass of res (s: its sum of squares) against Q0's columns, then the frame's columns;
- * the coefficients (rank + t) in the residual's units. Returns the new sum of squares. */
-static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, uint64_t s, int64_t *coef)
+/* One Gram-Schmidt pass of res (s: its sum of squares; dot0: its dot product with Q0's first column)
+ * against Q0's columns, then the frame's columns; the coefficients (rank + t) in the residual's units.
+ * Returns the new sum of squares. */
+static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, uint64_t s, const int64_t *dot0,
+                               int64_t *coef)
 {
-    s = lrt_mgs_pass(fr->q0, rank, fr->exp0, res, fr->len, s, coef);
-    return fr->t > 0 ? lrt_mgs_pass_cols(fr->cols, 1, fr->len, fr->t, 0, fr->exps, res, fr->len, s, coef + rank) : s;
+    s = lrt_mgs_pass(fr->q0, rank, fr->exp0, res, fr->len, s, dot0, coef);
+    return fr->t > 0 ? lrt_mgs_pass_cols(fr->cols, 1, fr->len, fr->t, 0, fr->exps, res, fr->len, s, NULL,
+                                         coef + rank)
+                     : s;
 }
 
-/* The input in res (at 2^e0) projected as lrt_project_rescale/begin/end do, against the whole frame:
- * coefficients a at side->a_exp, the residual left in res at side->res_exp, side->rho. */
-static void lrt_frame_project(const lrt_frame_t *fr, int rank, int32_t *res, int e0, int passes, lrt_side_t *side,
-                              int64_t *a)
+/* The input (s8 or u8 at 2^e0, sum of squares s > 0) projected as lrt_project_rescale/begin/end do,
+ * against the whole frame: coefficients a at side->a_exp, the residual left in res at side->res_exp,
+ * side->rho. */
+static void lrt_frame_project(const lrt_frame_t *fr, int rank, const int8_t *s8, const uint8_t *u8, uint32_t s_in,
+                              int32_t *res, int e0, int passes, lrt_side_t *side, int64_t *a)
 {
+    const int16_t *q0 = fr->exp0 != 0 ? fr->q0 : NULL;
     int64_t a2[LRT_FRAME_MAX];
+    int64_t dot0;
     uint64_t s;
     int e;
     int j;
-    side->a_exp = e0 - lrt_rescale(res, fr->len, lrt_sumsq(res, fr->len), &s);
+    lrt_project_rescale(s_in, e0, side);
+    dot0 = lrt_input_load(s8, u8, fr->len, side->k0, res, q0, rank);
     e = side->a_exp;
-    s = lrt_frame_pass(fr, rank, res, s, a);
+    s = lrt_frame_pass(fr, rank, res, side->s0, &dot0, a);
     if (passes == 2 && s != 0) {
-        e -= lrt_rescale(res, fr->len, s, &s);
-        s = lrt_frame_pass(fr, rank, res, s, a2);
+        e -= q0 != NULL ? lrt_rescale_dot(res, fr->len, s, &s, q0, rank, &dot0) : lrt_rescale(res, fr->len, s, &s);
+        s = lrt_frame_pass(fr, rank, res, s, &dot0, a2);
         for (j = 0; j < rank + fr->t; j++) {
             a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
         }
@@ -2151,7 +2279,6 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     int r;
     int q;
     uint32_t t;
-    uint32_t i;
     int k;
     size_t need;
     size_t base = 0;
@@ -2226,8 +2353,10 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
 
     for (t = 0; t < count; t++) {
         const int8_t *d = deltas + (size_t)t * st->n;
-        int any_d = 0;
-        int any_x = 0;
+        const int8_t *x8 = xs_s8 != NULL ? xs_s8 + (size_t)t * st->m : NULL;
+        const uint8_t *xu = xs_u8 != NULL ? xs_u8 + (size_t)t * st->m : NULL;
+        uint32_t s_d = lrt_input_sumsq(d, NULL, st->n);
+        uint32_t s_x = lrt_input_sumsq(x8, xu, st->m);
         int eyl;
         int eyr;
         int el;
@@ -2236,20 +2365,12 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
         int64_t c_exp64;
         uint64_t rho_l;
         uint64_t rho_r;
-        for (i = 0; i < st->n; i++) {
-            res_l[i] = d[i];
-            any_d |= d[i] != 0;
-        }
-        for (i = 0; i < st->m; i++) {
-            res_r[i] = xs_s8 != NULL ? (int32_t)xs_s8[(size_t)t * st->m + i] : (int32_t)xs_u8[(size_t)t * st->m + i];
-            any_x |= res_r[i] != 0;
-        }
-        if (!any_d || !any_x) {
+        if (s_d == 0 || s_x == 0) {
             terms += terms < UINT32_MAX ? 1u : 0u; /* a zero term adds nothing */
             continue;
         }
-        lrt_frame_project(&fl, r, res_l, delta_exps[t], cfg->gs_passes, &left, al);
-        lrt_frame_project(&fr, r, res_r, x_exps[t], cfg->gs_passes, &right, ar);
+        lrt_frame_project(&fl, r, d, NULL, s_d, res_l, delta_exps[t], cfg->gs_passes, &left, al);
+        lrt_frame_project(&fr, r, x8, xu, s_x, res_r, x_exps[t], cfg->gs_passes, &right, ar);
         rho_l = lrt_frame_coords(&fl, r, al, &left, aql, &eyl, vl);
         rho_r = lrt_frame_coords(&fr, r, ar, &right, aqr, &eyr, vr);
         if (cfg->kappa_th != 0 && c_mant[0] != 0 &&
