@@ -28,14 +28,15 @@ def runs(tmp_path_factory):
     binaries = build_all(tmp_path_factory, "lrt_early.c", ("lrt.c", "fixed.c", "maxnorm.c"), BUILDS)
     out = {}
     for name, binary in binaries.items():
-        cases = CASES + 2 * (name != "default")  # the check builds add their counters
+        cases = CASES + 3 * (name != "default")  # the check builds add their counters
         out[name] = digest(binary, TERMS, cases)
     return out
 
 
 def counters(lines, when="after"):
-    """The check build's counters for the test after the first pass or before it."""
-    line = lines[-2] if when == "after" else lines[-1]
+    """The check build's counters for the test after the first pass, before it, or with the shorter side
+    after its first pass and the longer one before any (mixed)."""
+    line = lines[{"after": -3, "before": -2, "mixed": -1}[when]]
     m = re.fullmatch(rf"{when} applied (\d+) exceeded (\d+) early (\d+) kept (\d+) margin (\d+)", line)
     assert m, line
     return dict(zip(("applied", "exceeded", "early", "kept", "margin"), map(int, m.groups())))
@@ -43,7 +44,7 @@ def counters(lines, when="after"):
 
 def test_outputs_equal_with_the_early_test_compiled_out(runs):
     """Every state, PRNG and status after every term is the same whether discards are decided early."""
-    assert runs["check"][:-2] == runs["default"]
+    assert runs["check"][:-3] == runs["default"]
     assert runs["check-portable"] == runs["check"]
     # the streams reach both outcomes of the kappa rule
     skipped = [int(re.search(r"skipped (\d+)", line).group(1)) for line in runs["default"]]
@@ -57,6 +58,17 @@ def test_every_early_discard_is_a_final_discard(runs):
     c0 = counters(runs["check"], "before")
     assert c0["kept"] == 0, c0
     assert c0["early"] > 5000, c0  # about 9,000 before any pass
+
+
+def test_every_discard_with_one_side_past_its_first_pass_is_final(runs):
+    """The shorter side's bound after its first pass times the longer side's before any: the test that
+    lets a term skip the longer side's passes. Each side's U bounds its own rho, so the product bounds
+    rho_L rho_R; on these streams it decides a good share of the discards."""
+    c = counters(runs["check"], "mixed")
+    assert c["exceeded"] == 0, c
+    assert c["kept"] == 0, c
+    assert c["applied"] > 20000, c
+    assert c["early"] > 5000, c  # about 9,500 of the 11,000 the test after both first passes makes
 
 
 def test_bound_holds_on_every_term_it_applies_to(runs):

@@ -835,7 +835,8 @@ static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t
 #ifdef ET_LRT_EARLY_CHECK
 /* terms where the bound applied; of them, rho above U (either side); early discards; of them, ones
  * the exact test kept; terms where rho 2^res_exp exceeded isqrt(s1) 2^e1 (the margin was needed) */
-uint64_t et_lrt_early_stats[10]; /* [5..9]: the same for the test before the first pass */
+uint64_t et_lrt_early_stats[15]; /* [5..9]: the same for the test before the first pass; [10..13]: for the
+                                  * test with the shorter side after its first pass, the longer before any */
 
 /* rho 2^e > u 2^eu, exactly, for rho <= 2^28 + 1 and u < 2^30 */
 static int lrt_above_bound(uint64_t rho, int e, uint64_t u, int eu)
@@ -850,17 +851,35 @@ static int lrt_above_bound(uint64_t rho, int e, uint64_t u, int eu)
 }
 #endif
 
-/* 1 when the exact kappa test is sure to discard the term, from both sides' sums of squares s (at
- * exponent e) before the first pass (margin LRT_EARLY_MARGIN0: s0, a_exp) or after it (MARGIN1: s1, e1). */
-static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, uint64_t s_l, int e_l, uint64_t s_r, int e_r,
-                             int margin)
+/* One side's bound U on its final rho, at exponent e; u = 0: none (s at or above LRT_EARLY_S1_MAX). */
+typedef struct {
+    uint64_t u;
+    int e;
+} lrt_bound_t;
+
+/* From the side's sum of squares s at exponent e: before the first pass (margin LRT_EARLY_MARGIN0: s0,
+ * a_exp) or after it (MARGIN1: s1, e1). */
+static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
 {
-    if (s_l >= LRT_EARLY_S1_MAX || s_r >= LRT_EARLY_S1_MAX ||
-        !lrt_kappa_discards(st, kappa, lrt_rho_bound(s_l, margin), e_l, lrt_rho_bound(s_r, margin), e_r)) {
+    lrt_bound_t b;
+    b.u = s < LRT_EARLY_S1_MAX ? lrt_rho_bound(s, margin) : 0;
+    b.e = e;
+    return b;
+}
+
+/* 1 when the exact kappa test is sure to discard the term, from each side's bound: each bounds its
+ * own rho, so the sides may be at different stages. *contract caches the column check (-1: not yet
+ * made), which only a discard needs. */
+static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, lrt_bound_t l, lrt_bound_t r, int *contract)
+{
+    if (l.u == 0 || r.u == 0 || !lrt_kappa_discards(st, kappa, l.u, l.e, r.u, r.e)) {
         return 0;
     }
-    return lrt_cols_contract(lrt_ql(st), st->rank, st->exp_l, st->n) &&
-           lrt_cols_contract(lrt_qr(st), st->rank, st->exp_r, st->m);
+    if (*contract < 0) {
+        *contract = lrt_cols_contract(lrt_ql(st), st->rank, st->exp_l, st->n) &&
+                    lrt_cols_contract(lrt_qr(st), st->rank, st->exp_r, st->m);
+    }
+    return *contract;
 }
 
 /* [a (count values at a_exp); rho (at res_exp)] on one exponent with the largest magnitude below 2^bits
@@ -1659,6 +1678,13 @@ static void lrt_core_step(const uint32_t *c_mant, int c_exp, int r, const int64_
     lrt_matmul_q30(va, tt, q, r, mr);
 }
 
+/* A term the kappa rule discards: counted, nothing else changes. */
+static et_status_t lrt_discard(et_lrt_state_t *st)
+{
+    st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
+    return ET_OK;
+}
+
 static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg, const int8_t *delta, int delta_exp,
                                   const int8_t *x_s8, const uint8_t *x_u8, int x_exp, void *scratch,
                                   size_t scratch_size, et_prng_t *prng)
@@ -1675,6 +1701,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int32_t *mr;
     uint32_t s_d;
     uint32_t s_x;
+    int kappa_on;
     lrt_side_t left;
     lrt_side_t right;
     int64_t lv[LRT_QMAX];
@@ -1719,10 +1746,13 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
      * (compared, never divided), decided early where the input's norms or the first pass show it */
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
+    kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
 #ifdef ET_LRT_EARLY_CHECK
     {
-        int early0 = cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
-                     lrt_early_discard(st, cfg->kappa_th, left.s0, left.a_exp, right.s0, right.a_exp, LRT_EARLY_MARGIN0);
+        int known = -1;
+        int early0 = kappa_on && lrt_early_discard(st, cfg->kappa_th, lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
+                                                   lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0), &known);
+        int mixed;
         int contract = lrt_cols_contract(lrt_ql(st), r, st->exp_l, st->n) &&
                        lrt_cols_contract(lrt_qr(st), r, st->exp_r, st->m);
         int early;
@@ -1738,8 +1768,15 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         int exact;
         lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
         lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
-        early = cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
-                lrt_early_discard(st, cfg->kappa_th, left.s1, left.e1, right.s1, right.e1, LRT_EARLY_MARGIN1);
+        early = cfg->gs_passes == 2 && kappa_on &&
+                lrt_early_discard(st, cfg->kappa_th, lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1),
+                                  lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1), &known);
+        mixed = cfg->gs_passes == 2 && kappa_on &&
+                lrt_early_discard(st, cfg->kappa_th,
+                                  st->n <= st->m ? lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1)
+                                                 : lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
+                                  st->n <= st->m ? lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0)
+                                                 : lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1), &known);
         applies = cfg->gs_passes == 2 && left.s1 < LRT_EARLY_S1_MAX && right.s1 < LRT_EARLY_S1_MAX && contract;
         ul = lrt_rho_bound(left.s1, LRT_EARLY_MARGIN1);
         ur = lrt_rho_bound(right.s1, LRT_EARLY_MARGIN1);
@@ -1771,27 +1808,65 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             et_lrt_early_stats[7] += 1;
             et_lrt_early_stats[8] += (uint64_t)!exact;
         }
+        if (applies) { /* the shorter side after its first pass, the longer one before any */
+            et_lrt_early_stats[10] += 1;
+            et_lrt_early_stats[11] += (uint64_t)(st->n <= st->m ? lrt_above_bound(left.rho, left.res_exp, ul, el1) |
+                                                                      lrt_above_bound(right.rho, right.res_exp, ur0, er0)
+                                                                : lrt_above_bound(left.rho, left.res_exp, ul0, el0) |
+                                                                      lrt_above_bound(right.rho, right.res_exp, ur, er1));
+        }
+        if (mixed) {
+            et_lrt_early_stats[12] += 1;
+            et_lrt_early_stats[13] += (uint64_t)!exact;
+        }
     }
 #else
-    if (cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
-        lrt_early_discard(st, cfg->kappa_th, left.s0, left.a_exp, right.s0, right.a_exp, LRT_EARLY_MARGIN0)) {
-        st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
-        return ET_OK;
-    }
-    lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
-    lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
-    if (cfg->gs_passes == 2 && cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
-        lrt_early_discard(st, cfg->kappa_th, left.s1, left.e1, right.s1, right.e1, LRT_EARLY_MARGIN1)) {
-        st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
-        return ET_OK;
+    {
+        int early = kappa_on && cfg->gs_passes == 2; /* the tests after a first pass */
+        int contract = -1;
+        lrt_bound_t ul0 = {0, 0};
+        lrt_bound_t ur0 = {0, 0};
+        lrt_bound_t ul1 = {0, 0};
+        lrt_bound_t ur1 = {0, 0};
+        if (kappa_on) {
+            ul0 = lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0);
+            ur0 = lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0);
+            if (lrt_early_discard(st, cfg->kappa_th, ul0, ur0, &contract)) {
+                return lrt_discard(st);
+            }
+        }
+        /* the shorter side's first pass, then the test with the longer side still at its input's
+         * bound: a discard there skips all of the longer side's work */
+        if (st->n <= st->m) {
+            lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
+            if (early) {
+                ul1 = lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1);
+                if (lrt_early_discard(st, cfg->kappa_th, ul1, ur0, &contract)) {
+                    return lrt_discard(st);
+                }
+            }
+            lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
+            ur1 = early ? lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1) : ur1;
+        } else {
+            lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
+            if (early) {
+                ur1 = lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1);
+                if (lrt_early_discard(st, cfg->kappa_th, ul0, ur1, &contract)) {
+                    return lrt_discard(st);
+                }
+            }
+            lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
+            ul1 = early ? lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1) : ul1;
+        }
+        if (early && lrt_early_discard(st, cfg->kappa_th, ul1, ur1, &contract)) {
+            return lrt_discard(st);
+        }
     }
     lrt_project_end(lrt_ql(st), r, st->exp_l, res_l, st->n, cfg->gs_passes, &left);
     lrt_project_end(lrt_qr(st), r, st->exp_r, res_r, st->m, cfg->gs_passes, &right);
 #endif
-    if (cfg->kappa_th != 0 && st->c_mant[0] != 0 &&
-        lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp)) {
-        st->skipped += st->skipped < UINT32_MAX ? 1u : 0u;
-        return ET_OK;
+    if (kappa_on && lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp)) {
+        return lrt_discard(st);
     }
 
     /* 3.-5. core, SVD, truncation (a local copy of the PRNG is committed at the end) */

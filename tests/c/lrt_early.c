@@ -5,7 +5,9 @@
  * core is, and with -DET_LRT_EARLY_CHECK, where the core keeps every term on the exact path (the
  * early test compiled out) and counts what the early test would have done. Both builds print one
  * hash line per case (state, PRNG and status after every term; they must agree), the check build
- * then a line of counters, for the test after the first pass and then for the one before it: terms
+ * then a line of counters, for the test after the first pass, for the one before it, and for the one
+ * with the shorter side after its first pass and the longer before any (the "exceeded" count there:
+ * either side's final rho above its bound; no margin count): terms
  * where the bound applies, of them terms where a final rho exceeded its bound, early discards, of
  * them ones the exact test would have kept, and terms where the margin in the bound was needed (the
  * final rho above the norm the bound starts from).
@@ -28,7 +30,7 @@
 #include "lrt_case.h"
 
 #ifdef ET_LRT_EARLY_CHECK
-extern uint64_t et_lrt_early_stats[10];
+extern uint64_t et_lrt_early_stats[15];
 #endif
 
 static union {
@@ -215,8 +217,9 @@ int main(int argc, char **argv)
 #ifdef ET_LRT_EARLY_CHECK
     {
         int k;
-        for (k = 0; k < 10; k += 5) {
-            printf("%s applied %llu exceeded %llu early %llu kept %llu margin %llu\n", k == 0 ? "after" : "before",
+        for (k = 0; k < 15; k += 5) {
+            printf("%s applied %llu exceeded %llu early %llu kept %llu margin %llu\n",
+                   k == 0 ? "after" : k == 5 ? "before" : "mixed",
                    (unsigned long long)et_lrt_early_stats[k], (unsigned long long)et_lrt_early_stats[k + 1],
                    (unsigned long long)et_lrt_early_stats[k + 2], (unsigned long long)et_lrt_early_stats[k + 3],
                    (unsigned long long)et_lrt_early_stats[k + 4]);
