@@ -680,6 +680,17 @@ static void lrt_project_rescale(uint32_t s, int e0, lrt_side_t *side)
     side->a_exp = e0 - side->k0;
 }
 
+/* One side of a term: its basis, 8-bit input, residual scratch and projection. */
+typedef struct {
+    const int16_t *q;
+    int q_exp;
+    const int8_t *s8;
+    const uint8_t *u8;
+    int32_t *res;
+    uint32_t len;
+    lrt_side_t *side;
+} lrt_input_t;
+
 /* The input loaded into res at its rescale, then the first MGS pass: the pass' residual in res on exit
  * (its sum of squares and exponent in side->s1, side->e1). */
 static void lrt_project_begin(const int16_t *q, int rank, int q_exp, const int8_t *s8, const uint8_t *u8,
@@ -1822,44 +1833,32 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     }
 #else
     {
+        /* the shorter side first: its bound after its first pass times the other side's from its input
+         * decides a discard before the longer side is touched (the threshold is symmetric in the sides) */
+        const int first = st->n <= st->m ? 0 : 1;
+        const lrt_input_t in[2] = {{lrt_ql(st), st->exp_l, delta, NULL, res_l, st->n, &left},
+                                   {lrt_qr(st), st->exp_r, x_s8, x_u8, res_r, st->m, &right}};
         int early = kappa_on && cfg->gs_passes == 2; /* the tests after a first pass */
         int contract = -1;
-        lrt_bound_t ul0 = {0, 0};
-        lrt_bound_t ur0 = {0, 0};
-        lrt_bound_t ul1 = {0, 0};
-        lrt_bound_t ur1 = {0, 0};
+        lrt_bound_t u0[2]; /* per side, from its input */
+        lrt_bound_t u1[2]; /* in pass order, after the side's first pass */
+        int p;
         if (kappa_on) {
-            ul0 = lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0);
-            ur0 = lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0);
-            if (lrt_early_discard(st, cfg->kappa_th, ul0, ur0, &contract)) {
+            u0[0] = lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0);
+            u0[1] = lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0);
+            if (lrt_early_discard(st, cfg->kappa_th, u0[0], u0[1], &contract)) {
                 return lrt_discard(st);
             }
         }
-        /* the shorter side's first pass, then the test with the longer side still at its input's
-         * bound: a discard there skips all of the longer side's work */
-        if (st->n <= st->m) {
-            lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
+        for (p = 0; p < 2; p++) {
+            const lrt_input_t *cur = &in[p == 0 ? first : 1 - first];
+            lrt_project_begin(cur->q, r, cur->q_exp, cur->s8, cur->u8, cur->res, cur->len, cur->side);
             if (early) {
-                ul1 = lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1);
-                if (lrt_early_discard(st, cfg->kappa_th, ul1, ur0, &contract)) {
+                u1[p] = lrt_bound(cur->side->s1, cur->side->e1, LRT_EARLY_MARGIN1);
+                if (lrt_early_discard(st, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0], &contract)) {
                     return lrt_discard(st);
                 }
             }
-            lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
-            ur1 = early ? lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1) : ur1;
-        } else {
-            lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
-            if (early) {
-                ur1 = lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1);
-                if (lrt_early_discard(st, cfg->kappa_th, ul0, ur1, &contract)) {
-                    return lrt_discard(st);
-                }
-            }
-            lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
-            ul1 = early ? lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1) : ul1;
-        }
-        if (early && lrt_early_discard(st, cfg->kappa_th, ul1, ur1, &contract)) {
-            return lrt_discard(st);
         }
     }
     lrt_project_end(lrt_ql(st), r, st->exp_l, res_l, st->n, cfg->gs_passes, &left);
