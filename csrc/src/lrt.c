@@ -693,18 +693,22 @@ typedef struct {
 
 /* The input loaded into res at its rescale, then the first MGS pass: the pass' residual in res on exit
  * (its sum of squares and exponent in side->s1, side->e1). */
-static void lrt_project_begin(const int16_t *q, int rank, int q_exp, const int8_t *s8, const uint8_t *u8,
-                              int32_t *res, uint32_t len, lrt_side_t *side)
+static void lrt_project_begin(const lrt_input_t *in, int rank)
 {
-    int64_t dot0 = lrt_input_load(s8, u8, len, side->k0, res, q_exp != 0 ? q : NULL, rank);
-    side->s1 = lrt_mgs_pass(q, rank, q_exp, res, len, side->s0, &dot0, side->a);
+    lrt_side_t *side = in->side;
+    int64_t dot0 = lrt_input_load(in->s8, in->u8, in->len, side->k0, in->res, in->q_exp != 0 ? in->q : NULL, rank);
+    side->s1 = lrt_mgs_pass(in->q, rank, in->q_exp, in->res, in->len, side->s0, &dot0, side->a);
     side->e1 = side->a_exp;
 }
 
 /* The second pass (passes == 2) and the final rescale: the residual and rho. */
-static void lrt_project_end(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, int passes,
-                            lrt_side_t *side)
+static void lrt_project_end(const lrt_input_t *in, int rank, int passes)
 {
+    const int16_t *q = in->q;
+    int q_exp = in->q_exp;
+    int32_t *res = in->res;
+    uint32_t len = in->len;
+    lrt_side_t *side = in->side;
     uint64_t s = side->s1;
     int e = side->e1;
     int j;
@@ -1714,6 +1718,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     uint32_t s_x;
     int kappa_on;
     lrt_side_t left;
+    lrt_input_t in[2]; /* the sides: left (delta, Q_L), right (x, Q_R) */
     lrt_side_t right;
     int64_t lv[LRT_QMAX];
     int64_t rv[LRT_QMAX];
@@ -1758,6 +1763,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
+    in[0] = (lrt_input_t){lrt_ql(st), st->exp_l, delta, NULL, res_l, st->n, &left};
+    in[1] = (lrt_input_t){lrt_qr(st), st->exp_r, x_s8, x_u8, res_r, st->m, &right};
 #ifdef ET_LRT_EARLY_CHECK
     {
         int known = -1;
@@ -1777,8 +1784,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         int el1;
         int er1;
         int exact;
-        lrt_project_begin(lrt_ql(st), r, st->exp_l, delta, NULL, res_l, st->n, &left);
-        lrt_project_begin(lrt_qr(st), r, st->exp_r, x_s8, x_u8, res_r, st->m, &right);
+        lrt_project_begin(&in[0], r);
+        lrt_project_begin(&in[1], r);
         early = cfg->gs_passes == 2 && kappa_on &&
                 lrt_early_discard(st, cfg->kappa_th, lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1),
                                   lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1), &known);
@@ -1793,8 +1800,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         ur = lrt_rho_bound(right.s1, LRT_EARLY_MARGIN1);
         el1 = left.e1;
         er1 = right.e1;
-        lrt_project_end(lrt_ql(st), r, st->exp_l, res_l, st->n, cfg->gs_passes, &left);
-        lrt_project_end(lrt_qr(st), r, st->exp_r, res_r, st->m, cfg->gs_passes, &right);
+        lrt_project_end(&in[0], r, cfg->gs_passes);
+        lrt_project_end(&in[1], r, cfg->gs_passes);
         exact = lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp);
         if (applies) {
             int bad_l = lrt_above_bound(left.rho, left.res_exp, ul, el1);
@@ -1836,8 +1843,6 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         /* the shorter side first: its bound after its first pass times the other side's from its input
          * decides a discard before the longer side is touched (the threshold is symmetric in the sides) */
         const int first = st->n <= st->m ? 0 : 1;
-        const lrt_input_t in[2] = {{lrt_ql(st), st->exp_l, delta, NULL, res_l, st->n, &left},
-                                   {lrt_qr(st), st->exp_r, x_s8, x_u8, res_r, st->m, &right}};
         int early = kappa_on && cfg->gs_passes == 2; /* the tests after a first pass */
         int contract = -1;
         lrt_bound_t u0[2]; /* per side, from its input */
@@ -1852,7 +1857,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         }
         for (p = 0; p < 2; p++) {
             const lrt_input_t *cur = &in[p == 0 ? first : 1 - first];
-            lrt_project_begin(cur->q, r, cur->q_exp, cur->s8, cur->u8, cur->res, cur->len, cur->side);
+            lrt_project_begin(cur, r);
             if (early) {
                 u1[p] = lrt_bound(cur->side->s1, cur->side->e1, LRT_EARLY_MARGIN1);
                 if (lrt_early_discard(st, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0], &contract)) {
@@ -1861,8 +1866,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             }
         }
     }
-    lrt_project_end(lrt_ql(st), r, st->exp_l, res_l, st->n, cfg->gs_passes, &left);
-    lrt_project_end(lrt_qr(st), r, st->exp_r, res_r, st->m, cfg->gs_passes, &right);
+    lrt_project_end(&in[0], r, cfg->gs_passes);
+    lrt_project_end(&in[1], r, cfg->gs_passes);
 #endif
     if (kappa_on && lrt_kappa_discards(st, cfg->kappa_th, left.rho, left.res_exp, right.rho, right.res_exp)) {
         return lrt_discard(st);

@@ -127,10 +127,8 @@ class LrtRun:
 
     def __init__(self, n: int, m: int, rank: int, mode: str):
         from ..core import ffi, lib
-        from ..lrt import LrtLayer
+        from ..lrt import LrtLayer, accumulate_batch_get_buffer_size
         from ..config import LrtConfig
-
-        from ..lrt import accumulate_batch_get_buffer_size
 
         unbiased, kappa, self.batch = MODES[mode]
         self.layer = LrtLayer(n, m, LrtConfig(rank=rank, unbiased=unbiased, kappa_th=kappa), seed=1)
