@@ -251,6 +251,9 @@ class Scheme:
     stored columns, the triangular factors folded into the core, an r x r SVD, a rotation);
     top_bits: mantissa width of the first column (the largest singular value's, which carries most
     of the estimate), stored with a scale of its own; 0 = as the others.
+    top_shared: the first column's extra bits lie below the basis' own scale instead (no scale of its
+    own: its mantissa is the others' with top_bits - bits more fraction bits, a plane of low bits
+    beside the int16 bases); only with per="block".
     batch: terms per update (edgetrain.reference.lrt_float.accumulate_batch: one rank-(r + batch)
     core, SVD, truncation and rotation, so the bases are rounded once per batch); 1 = per term.
     res_bits: mantissa width of the residual vectors during the projection (one 2^e per vector,
@@ -268,6 +271,7 @@ class Scheme:
     top_bits: int = 0
     batch: int = 1
     res_bits: int = 0
+    top_shared: bool = False
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
@@ -279,7 +283,7 @@ class Scheme:
             extra = 2 * r * (3 if self.scale == "full" else 1)
         else:  # today's block exponents are in the header; full range adds a 16-bit multiplier per basis
             extra = 4 if self.scale == "full" else 0
-            if wide != self.bits:  # the first column's own exponent (and multiplier) per basis
+            if wide != self.bits and not self.top_shared:  # the first column's own exponent (and multiplier)
                 extra += 2 * (3 if self.scale == "full" else 1)
         return base, extra
 
@@ -330,6 +334,16 @@ SCHEMES = [
            per="column", scale="full", top_bits=17, reorth=1000),
     Scheme("col16-full-sr-top17-reorth1000", "(f)+(a)+(b)+(c) column 1 at 17 bits, per-column full range, stochastic, "
            "reorth 1000", per="column", scale="full", rounding="stochastic", top_bits=17, reorth=1000),
+    Scheme("block16-full-top17-reorth1000", "(f)+(a)+(c) column 1 at 17 bits (own scale), block full range, "
+           "reorth 1000", scale="full", top_bits=17, reorth=1000),
+    Scheme("block16-full-top18s", "(f')+(a) column 1 at 18 bits on the block full-range scale, nearest", scale="full",
+           top_bits=18, top_shared=True),
+    Scheme("block16-full-top17s-reorth1000", "(f')+(a)+(c) column 1 at 17 bits on the block full-range scale, "
+           "reorth 1000", scale="full", top_bits=17, top_shared=True, reorth=1000),
+    Scheme("block16-full-top18s-reorth1000", "(f')+(a)+(c) column 1 at 18 bits on the block full-range scale, "
+           "reorth 1000", scale="full", top_bits=18, top_shared=True, reorth=1000),
+    Scheme("block16-top18s-reorth1000", "(f')+(c) column 1 at 18 bits on the block 2^e, reorth 1000", top_bits=18,
+           top_shared=True, reorth=1000),
     Scheme("float64-b4", "float64, batches of 4 terms", bits=0, batch=4),
     Scheme("float64-b8", "float64, batches of 8 terms", bits=0, batch=8),
     Scheme("block16-b4", "(g) today's int16 block 2^e, batches of 4 terms", batch=4),
@@ -356,27 +370,42 @@ def _round_up16(v: np.ndarray) -> np.ndarray:
     return np.ceil(v / 2.0**e) * 2.0**e
 
 
-def quantize(q: np.ndarray, sch: Scheme, rng: np.random.Generator) -> np.ndarray:
-    if sch.bits == 0:
-        return q
-    if sch.top_bits and q.shape[1] > 1:  # the first column on its own scale and width, then the rest
-        rest = replace(sch, top_bits=0)
-        return np.column_stack([quantize(q[:, :1], replace(rest, bits=sch.top_bits), rng), quantize(q[:, 1:], rest, rng)])
+def _scale(q: np.ndarray, sch: Scheme) -> np.ndarray:
+    """The scale of each column of q (per="block": one for all, shape (1, 1)) under sch's format; 1.0
+    where a column (or the block) is all zero."""
     top = 2.0 ** (sch.bits - 1) - 1
     peak = np.max(np.abs(q), axis=0, keepdims=True) if sch.per == "column" else np.full((1, 1), np.max(np.abs(q)))
-    live = peak > 0
-    peak = np.where(live, peak, 1.0)
+    peak = np.where(peak > 0, peak, 1.0)
     if sch.scale == "pow2":
-        scale = 2.0 ** (np.floor(np.log2(peak)) - (sch.bits - 2))
-    else:
-        scale = _round_up16(peak / top)
-    v = q / scale
+        return 2.0 ** (np.floor(np.log2(peak)) - (sch.bits - 2))
+    return _round_up16(peak / top)
+
+
+def _round_mant(v: np.ndarray, sch: Scheme, rng: np.random.Generator, bits: int) -> np.ndarray:
+    """v (in units of the scale) to an integer mantissa of `bits` bits, rounded as sch says."""
+    top = 2.0 ** (bits - 1) - 1
     if sch.rounding == "nearest":
         mant = np.sign(v) * np.floor(np.abs(v) + 0.5)
     else:
         mant = np.floor(v + rng.random(v.shape))
-    mant = np.clip(mant, -top - 1, top)
-    return np.where(live, mant * scale, 0.0)
+    return np.clip(mant, -top - 1, top)
+
+
+def quantize(q: np.ndarray, sch: Scheme, rng: np.random.Generator) -> np.ndarray:
+    if sch.bits == 0:
+        return q
+    if sch.top_bits and sch.top_shared and q.shape[1] > 1:  # the block scale; column 1 on a finer grid of it
+        rest = replace(sch, top_bits=0, top_shared=False)
+        out = quantize(q, rest, rng)
+        fine = _scale(q, rest) / 2.0 ** (sch.top_bits - sch.bits)
+        out[:, :1] = _round_mant(q[:, :1] / fine, sch, rng, sch.top_bits) * fine
+        return out
+    if sch.top_bits and q.shape[1] > 1:  # the first column on its own scale and width, then the rest
+        rest = replace(sch, top_bits=0)
+        return np.column_stack([quantize(q[:, :1], replace(rest, bits=sch.top_bits), rng), quantize(q[:, 1:], rest, rng)])
+    live = (np.max(np.abs(q), axis=0, keepdims=True) if sch.per == "column" else np.full((1, 1), np.max(np.abs(q)))) > 0
+    scale = _scale(q, sch)
+    return np.where(live, _round_mant(q / scale, sch, rng, sch.bits) * scale, 0.0)
 
 
 class EmuState:

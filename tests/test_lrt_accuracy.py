@@ -186,3 +186,23 @@ def test_quantize_top_bits_widens_the_first_column_only(acc):
     assert wide.bytes_per_layer(100, 200, 1) == plain.bytes_per_layer(100, 200, 1)
     full = sch["col16-full-sr-top17-reorth1000"]
     assert full.bytes_per_layer(100, 200, 4) == (-(-(16 * 3 + 17) * 300 // 8), 24)  # whole bytes, rounded up
+
+
+def test_quantize_top_shared_refines_the_first_column_on_the_block_scale(acc):
+    """Scheme.top_shared: column 1 keeps the basis' one scale and gains top_bits - bits fraction bits
+    below it (a plane of low bits, no scale of its own); the other columns are stored as without it."""
+    rng = np.random.default_rng(6)
+    q = np.linalg.qr(rng.normal(size=(60, 4)))[0] * np.array([0.6, 1.0, 1.0, 1.0])  # the block peak off column 1
+    sch = {s.name: s for s in acc.SCHEMES}
+    shared, full = sch["block16-full-top18s"], sch["block16-full"]
+    qq, qf = acc.quantize(q, shared, rng), acc.quantize(q, full, rng)
+    assert np.array_equal(qq[:, 1:], qf[:, 1:])
+    scale = acc._round_up16(np.max(np.abs(q)) / (2**15 - 1))
+    assert np.max(np.abs(qf / scale)) == 2**15 - 1  # the full range of int16
+    mant = qq[:, 0] / (scale / 4)
+    assert np.array_equal(mant, np.round(mant)) and not np.array_equal(mant % 4, np.zeros_like(mant))
+    assert np.max(np.abs(qq[:, 0] - q[:, 0])) <= scale / 8
+    assert np.max(np.abs(qq[:, 0] - q[:, 0])) < np.max(np.abs(qf[:, 0] - q[:, 0]))
+    # two more bits in column 1 and the block's 16-bit multiplier per basis; nothing more per column
+    assert shared.bytes_per_layer(100, 200, 4) == ((16 * 3 + 18) * 300 // 8, 4)
+    assert shared.bytes_per_layer(100, 200, 1) == full.bytes_per_layer(100, 200, 1)
