@@ -206,3 +206,16 @@ def test_quantize_top_shared_refines_the_first_column_on_the_block_scale(acc):
     # two more bits in column 1 and the block's 16-bit multiplier per basis; nothing more per column
     assert shared.bytes_per_layer(100, 200, 4) == ((16 * 3 + 18) * 300 // 8, 4)
     assert shared.bytes_per_layer(100, 200, 1) == full.bytes_per_layer(100, 200, 1)
+
+
+def test_emulation_reports_the_drift_before_each_reorthonormalisation(acc):
+    """The checkpoints fall just after a re-orthonormalisation, where the bases are orthonormal again;
+    the drift (max|Q^T Q - I| just before one) is what the orthogonality target judges."""
+    d, x = acc.low_rank_stream(N, M, TERMS)
+    sch = {s.name: s for s in acc.SCHEMES}
+    run = acc.emu_run(d, x, R, False, sch["block16-reorth100"], 0, [100, TERMS])
+    _, orth_l, orth_r, drift = run[TERMS]
+    assert drift > 3 * max(orth_l, orth_r)  # 1.4e-4 against 2.8e-5 here
+    assert run[100][3] <= drift
+    plain = acc.emu_run(d, x, R, False, sch["block16"], 0, [TERMS])[TERMS]
+    assert plain[3] == 0.0 and max(plain[1], plain[2]) > max(orth_l, orth_r)
