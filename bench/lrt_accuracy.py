@@ -372,15 +372,16 @@ def _round_up16(v: np.ndarray) -> np.ndarray:
     return np.ceil(v / 2.0**e) * 2.0**e
 
 
-def _scale(q: np.ndarray, sch: Scheme) -> np.ndarray:
-    """The scale of each column of q (per="block": one for all, shape (1, 1)) under sch's format; 1.0
-    where a column (or the block) is all zero."""
+def _scale(q: np.ndarray, sch: Scheme) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, live): the scale of each column of q (per="block": one for all, shape (1, 1)) under
+    sch's format, and whether that column (or the block) holds anything; the scale is 1.0 where not."""
     top = 2.0 ** (sch.bits - 1) - 1
     peak = np.max(np.abs(q), axis=0, keepdims=True) if sch.per == "column" else np.full((1, 1), np.max(np.abs(q)))
-    peak = np.where(peak > 0, peak, 1.0)
+    live = peak > 0
+    peak = np.where(live, peak, 1.0)
     if sch.scale == "pow2":
-        return 2.0 ** (np.floor(np.log2(peak)) - (sch.bits - 2))
-    return _round_up16(peak / top)
+        return 2.0 ** (np.floor(np.log2(peak)) - (sch.bits - 2)), live
+    return _round_up16(peak / top), live
 
 
 def _round_mant(v: np.ndarray, sch: Scheme, rng: np.random.Generator, bits: int) -> np.ndarray:
@@ -399,14 +400,13 @@ def quantize(q: np.ndarray, sch: Scheme, rng: np.random.Generator) -> np.ndarray
     if sch.top_bits and sch.top_shared and q.shape[1] > 1:  # the block scale; column 1 on a finer grid of it
         rest = replace(sch, top_bits=0, top_shared=False)
         out = quantize(q, rest, rng)
-        fine = _scale(q, rest) / 2.0 ** (sch.top_bits - sch.bits)
+        fine = _scale(q, rest)[0] / 2.0 ** (sch.top_bits - sch.bits)
         out[:, :1] = _round_mant(q[:, :1] / fine, sch, rng, sch.top_bits) * fine
         return out
     if sch.top_bits and q.shape[1] > 1:  # the first column on its own scale and width, then the rest
         rest = replace(sch, top_bits=0)
         return np.column_stack([quantize(q[:, :1], replace(rest, bits=sch.top_bits), rng), quantize(q[:, 1:], rest, rng)])
-    live = (np.max(np.abs(q), axis=0, keepdims=True) if sch.per == "column" else np.full((1, 1), np.max(np.abs(q)))) > 0
-    scale = _scale(q, sch)
+    scale, live = _scale(q, sch)
     return np.where(live, _round_mant(q / scale, sch, rng, sch.bits) * scale, 0.0)
 
 
