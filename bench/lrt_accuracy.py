@@ -344,6 +344,8 @@ SCHEMES = [
            "reorth 1000", scale="full", top_bits=18, top_shared=True, reorth=1000),
     Scheme("block16-full-top18s-reorth500", "(f')+(a)+(c) column 1 at 18 bits on the block full-range scale, "
            "reorth 500", scale="full", top_bits=18, top_shared=True, reorth=500),
+    Scheme("block16-full-top18s-reorth250", "(f')+(a)+(c) column 1 at 18 bits on the block full-range scale, "
+           "reorth 250", scale="full", top_bits=18, top_shared=True, reorth=250),
     Scheme("block16-top18s-reorth1000", "(f')+(c) column 1 at 18 bits on the block 2^e, reorth 1000", top_bits=18,
            top_shared=True, reorth=1000),
     Scheme("float64-b4", "float64, batches of 4 terms", bits=0, batch=4),
