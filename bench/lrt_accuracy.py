@@ -251,9 +251,9 @@ class Scheme:
     stored columns, the triangular factors folded into the core, an r x r SVD, a rotation);
     top_bits: mantissa width of the first column (the largest singular value's, which carries most
     of the estimate), stored with a scale of its own; 0 = as the others.
-    top_shared: the first column's extra bits lie below the basis' own scale instead (no scale of its
-    own: its mantissa is the others' with top_bits - bits more fraction bits, a plane of low bits
-    beside the int16 bases); only with per="block".
+    top_shared: the first column's extra bits lie below the scale it has without them instead (the
+    basis' one scale; per="column": its own), no scale of its own: its mantissa is the others' with
+    top_bits - bits more fraction bits, a plane of low bits beside the int16 bases.
     batch: terms per update (edgetrain.reference.lrt_float.accumulate_batch: one rank-(r + batch)
     core, SVD, truncation and rotation, so the bases are rounded once per batch); 1 = per term.
     res_bits: mantissa width of the residual vectors during the projection (one 2^e per vector,
@@ -402,7 +402,7 @@ def quantize(q: np.ndarray, sch: Scheme, rng: np.random.Generator) -> np.ndarray
     if sch.top_bits and sch.top_shared and q.shape[1] > 1:  # the block scale; column 1 on a finer grid of it
         rest = replace(sch, top_bits=0, top_shared=False)
         out = quantize(q, rest, rng)
-        fine = _scale(q, rest)[0] / 2.0 ** (sch.top_bits - sch.bits)
+        fine = _scale(q, rest)[0][:, :1] / 2.0 ** (sch.top_bits - sch.bits)
         out[:, :1] = _round_mant(q[:, :1] / fine, sch, rng, sch.top_bits) * fine
         return out
     if sch.top_bits and q.shape[1] > 1:  # the first column on its own scale and width, then the rest
