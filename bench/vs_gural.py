@@ -2,8 +2,9 @@
 """edgetrain's C core side by side with the low-rank training authors' reference code.
 
 The user supplies a checkout of the authors' repository (agural/low-rank-training; it needs numba,
-scipy and profilehooks installed beside NumPy); nothing of it is part of edgetrain. Two comparisons,
-each interleaved block by block in this one process so that both see the same machine load:
+scipy, matplotlib and profilehooks installed beside NumPy); nothing of it is part of edgetrain. Two
+comparisons, each interleaved block by block in this one process so that both see the same machine
+load:
 
 * ``acc``: the accumulator per rank-1 term on identical streams (uniform random int8 deltas and
   uint8 inputs, given to the authors' float32 kernel as the same values): their batched numba
@@ -57,7 +58,9 @@ def import_gural(path: Path):
     try:
         from lr import sks  # noqa: PLC0415
     except ImportError as exc:
-        sys.exit(f"importing their code failed ({exc}): install numba, scipy and profilehooks")
+        what = exc.name if getattr(exc, "name", None) else "what is missing"
+        sys.exit(f"importing their code failed ({exc}): install {what} (their code needs numba, scipy, "
+                 "matplotlib and profilehooks)")
     return sks
 
 
