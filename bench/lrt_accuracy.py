@@ -27,6 +27,8 @@ c keep 25-31 bits), with terms taken one at a time or in batches (one rank-(r + 
 terms, edgetrain.reference.lrt_float.accumulate_batch), and optionally with 16-bit residuals. It reports which scheme meets the targets (biased error <= 1.2x the unrounded
 float64, max|Q^T Q - I| < 2e-3 after 10^4 terms, unbiased mean within 2 SE, bases within
 1.05 x 2r(n+m) bytes) and its cost in bytes and in counted work per term. The emulation changes nothing in the C; it is a study.
+The int-* schemes are not emulations: they run the integer algorithm of the recommended storage,
+scheme (f'), per term (bench/lrt_fullrange.py), to measure the roundings of its integer form.
 
     python bench/lrt_accuracy.py --json lrt-accuracy.json
     python bench/lrt_accuracy.py --terms 10000 --shapes 128x1152          # optional long run
@@ -55,6 +57,9 @@ from edgetrain.lrt import LrtLayer  # noqa: E402
 from edgetrain.reference import lrt as ref  # noqa: E402
 from edgetrain.reference import lrt_float as flt  # noqa: E402
 from edgetrain.reference.fixed import Prng  # noqa: E402
+
+sys.path.append(str(Path(__file__).resolve().parent))  # lrt_fullrange beside this file
+import lrt_fullrange  # noqa: E402
 
 D_EXP, X_EXP = -9, -7
 DEFAULT_SHAPES = "128x1152,512x2048"
@@ -259,6 +264,8 @@ class Scheme:
     res_bits: mantissa width of the residual vectors during the projection (one 2^e per vector,
     round to nearest, after every column's update; batched: after every pass); 0 = unrounded (the C
     keeps int32 residuals of 28 bits, close enough to exact here).
+    integer: not an emulation but the integer algorithm of scheme (f') per term (bench/lrt_fullrange.py:
+    the twin's steps with that storage); the other fields only describe it (bytes, work).
     """
 
     name: str
@@ -272,6 +279,7 @@ class Scheme:
     batch: int = 1
     res_bits: int = 0
     top_shared: bool = False
+    integer: bool = False
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
@@ -348,6 +356,12 @@ SCHEMES = [
            "reorth 250", scale="full", top_bits=18, top_shared=True, reorth=250),
     Scheme("block16-top18s-reorth1000", "(f')+(c) column 1 at 18 bits on the block 2^e, reorth 1000", top_bits=18,
            top_shared=True, reorth=1000),
+    Scheme("int-full-top18s", "(f') in integers (bench/lrt_fullrange.py), no re-orthonormalisation", scale="full",
+           top_bits=18, top_shared=True, integer=True),
+    Scheme("int-full-top18s-reorth500", "(f') in integers, re-orthonormalised (float64) every 500 terms",
+           scale="full", top_bits=18, top_shared=True, reorth=500, integer=True),
+    Scheme("int-full-top18s-reorth250", "(f') in integers, re-orthonormalised (float64) every 250 terms",
+           scale="full", top_bits=18, top_shared=True, reorth=250, integer=True),
     Scheme("float64-b4", "float64, batches of 4 terms", bits=0, batch=4),
     Scheme("float64-b8", "float64, batches of 8 terms", bits=0, batch=8),
     Scheme("block16-b4", "(g) today's int16 block 2^e, batches of 4 terms", batch=4),
@@ -510,6 +524,8 @@ def emu_run(d, x, rank: int, unbiased: bool, sch: Scheme, seed: int, checkpoints
     max|Q^T Q - I| of either basis just before a re-orthonormalisation so far (0 without one): the
     checkpoints fall on multiples of the re-orthonormalisation interval, where the bases have just
     been made orthonormal, so orth_l and orth_r alone would hide the drift in between."""
+    if sch.integer:
+        return lrt_fullrange.run(d, x, D_EXP, X_EXP, rank, unbiased, seed, checkpoints, reorth=sch.reorth)
     rng = np.random.default_rng(1000 + seed)
     st = EmuState(d.shape[1], x.shape[1], rank)
     dv, xv = d.astype(np.float64) * 2.0**D_EXP, x.astype(np.float64) * 2.0**X_EXP
@@ -579,7 +595,7 @@ def run_study(n: int, m: int, rank: int, terms: int, unb_terms: int, seeds: int,
 
 
 def print_study(res: dict) -> None:
-    print(f"\nStudy (float64 emulation) {res['n']} x {res['m']}, r = {res['rank']}: biased at {res['terms']} terms "
+    print(f"\nStudy (float64 emulation; int-* in integers) {res['n']} x {res['m']}, r = {res['rank']}: biased at {res['terms']} terms "
           f"({res['repeats']} rounding draws of a stochastic scheme; 'max x' the worst), "
           f"unbiased at {res['unbiased_terms']} terms over {res['seeds']} seeds")
     print(f"{'scheme':26} {'err':>9} {'x f64':>6} {'max x':>6} {'orth L':>9} {'orth R':>9} {'drift':>9} {'unb SE':>7} {'bytes':>6} {'+work':>6} {'draws':>6} ok")

@@ -237,3 +237,52 @@ def test_recommended_storage_meets_the_targets_where_todays_misses_them(acc):
     assert 1.25 < ratio["block16-full"] < 0.75 * ratio["block16"]
     assert ratio["block16-full-top18s-reorth500"] < 1.15
     assert runs["block16-full-top18s-reorth500"][3] < acc.TARGET_ORTH
+
+
+# ---- scheme (f') in integers (bench/lrt_fullrange.py) ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fullrange(acc):
+    return sys.modules["lrt_fullrange"]  # imported by the bench
+
+
+@pytest.mark.parametrize("rank", [1, 2, 4])
+def test_fullrange_store_uses_the_whole_int16_range(fullrange, rank):
+    """A basis stored in the format: the multiplier in [2^15, 2^16), the largest extended mantissa
+    within one unit of 32767 2^b (the full range; today's block exponent leaves up to half unused),
+    column 1 with b = 2, 1, 0 more bits at r >= 3, 2, 1, and every entry within half a unit of the
+    value it stores."""
+    rng = np.random.default_rng(rank)
+    v = np.linalg.qr(rng.normal(size=(300, rank)))[0] * 0.7
+    basis = fullrange._store_values(v, rank)
+    b = fullrange.low_bits(rank)
+    assert basis.b == b == {1: 0, 2: 1, 4: 2}[rank]
+    assert 1 << 15 <= basis.f < 1 << 16
+    ext = basis.ext()
+    assert np.max(np.abs(ext[:, 0])) <= (2**15 - 1) * 2**b + 2**b - 1
+    assert np.max(np.abs(ext)) >= (2**15 - 2) * 2**b
+    assert np.all((basis.lo >= 0) & (basis.lo < 2**b))
+    unit = basis.f * 2.0 ** (basis.exp - 16)  # one step of an int16 mantissa
+    err = np.abs(basis.values() - v)
+    assert np.max(err[:, 1:], initial=0) <= unit / 2 * (1 + 1e-9)
+    assert np.max(err[:, 0]) <= unit / 2**(b + 1) * (1 + 1e-9)
+    if b:
+        assert np.max(err[:, 0]) < np.max(err[:, 1:])  # column 1 is finer
+
+
+def test_fullrange_in_integers_keeps_the_emulated_accuracy(acc, fullrange):
+    """The integer algorithm of scheme (f') (its own roundings: the multiplier folded into each
+    coefficient and into the rotation's weights) is as accurate as the float64 emulation of its
+    storage: 128 x 512, 3000 terms, r = 4, re-orthonormalised every 500 terms. Measured: 1.05x
+    float64's error (emulation 1.04x, today's C 2.72x), drift 1.0e-3."""
+    n, m, terms = 128, 512, 3000
+    d, x = acc.low_rank_stream(n, m, terms)
+    g = acc.exact_prefix_sum(d, x, terms)
+    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
+    sch = {s.name: s for s in acc.SCHEMES}
+    est, orth_l, orth_r, drift = acc.emu_run(d, x, R, False, sch["int-full-top18s-reorth500"], 0, [terms])[terms]
+    assert acc.rel(est, g) / f64 < 1.15
+    assert 0 < drift < acc.TARGET_ORTH and max(orth_l, orth_r) < 1e-4
+    c_err = acc.rel(acc.run_c(d, x, R, 0, 0, [terms])[terms][0], g)
+    assert c_err / f64 > 2.2  # today's storage on the same stream

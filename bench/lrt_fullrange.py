@@ -1,0 +1,254 @@
+"""The storage the study recommends for the bases, scheme (f'), carried in integers as the C would.
+
+docs/lrt.md ("Recommendation") proposes int16 bases with one full-range scale per basis and two more
+bits for column 1, and sketches how the C's integers would carry them. The study's emulation
+(bench/lrt_accuracy.py) rounds float64 bases to that format; this module is the integer algorithm
+itself, per term, so that the sketch's own roundings are measured before the C changes:
+
+- a basis is int16 mantissas q (len x r), a block exponent e and a 16-bit multiplier f in
+  [2^15, 2^16): entry (i, k) is worth q_ik f 2^(e - 16); column 1 also has ``low_bits`` (2 at
+  r >= 3, 1 at r = 2, 0 at r = 1) more fraction bits, a plane of unsigned low bits lo_i, so that
+  its entries are worth (2^b q_i0 + lo_i) f 2^(e - 16 - b). All columns are read as the extended
+  mantissas E = 2^b q (+ lo in column 1) at the exponent e - b;
+- the projection (the twin's Gram-Schmidt pass): a0 = round(E_j . res 2^(e - b)) as today, the
+  coefficient a = round(a0 f 2^-16) and the update res -= round(round(a f 2^-16) E_j 2^(e - b)):
+  f enters only through two scalar products per column and pass;
+- the rotation: the old basis' weights M (Q30) times the old f, the entries formed exactly at
+  2^-60 as today; the peak pass finds the largest |entry| P and with it the shift s (P 2^-s in
+  [2^14, 2^15)) and the new multiplier f = ceil(P 2^16 / (32767 2^s)), at most 2^16 - 1. The store
+  pass forms the entries again with M and g times round(2^46 / f) (2^16 / f in Q30), so it keeps
+  its one rounding per entry (to int16, or for column 1 to 16 + b bits) and no divide;
+- everything else (rescales, the core, its SVD and truncation, c) is the twin's
+  (edgetrain.reference.lrt), unchanged.
+
+The re-orthonormalisation here is the study's float64 one (QR, SVD), stored in the format
+afterwards; the kappa rule is left out (the study runs kappa off). Nothing of this is in the
+C or the twin yet.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgetrain.config import LrtConfig
+from edgetrain.reference import fixed
+from edgetrain.reference import lrt as ref
+from edgetrain.reference.fixed import Prng
+from edgetrain.reference.fixed import round_shift_s64 as rshift
+
+F_BITS = 16  # the multiplier f is a Q16 value in [1/2, 1)
+MANT_TOP = (1 << 15) - 1
+
+
+def low_bits(rank: int) -> int:
+    """Extra fraction bits of column 1: two at r >= 3, one at r = 2, none at r = 1."""
+    return 2 if rank >= 3 else (1 if rank == 2 else 0)
+
+
+@dataclass
+class Basis:
+    q: np.ndarray  # int16 mantissas, len x r
+    lo: np.ndarray  # column 1's low bits, 0 .. 2^b - 1 (int64 for arithmetic)
+    exp: int  # block exponent e; 0: an empty basis
+    f: int  # multiplier, 2^15 .. 2^16 - 1
+    b: int  # low_bits(rank)
+
+    @classmethod
+    def empty(cls, length: int, rank: int) -> "Basis":
+        return cls(np.zeros((length, rank), np.int16), np.zeros(length, np.int64), 0, 1 << 15, low_bits(rank))
+
+    def ext(self) -> np.ndarray:
+        """The extended mantissas E (int64, len x r) at exponent exp - b with multiplier f."""
+        e = self.q.astype(np.int64) << self.b
+        e[:, 0] += self.lo
+        return e
+
+    def values(self) -> np.ndarray:
+        if self.exp == 0:
+            return np.zeros(self.q.shape)
+        return self.ext() * (self.f * 2.0 ** (self.exp - F_BITS - self.b))
+
+
+@dataclass
+class FullRangeState:
+    left: Basis
+    right: Basis
+    c_mant: list
+    c_exp: int = 0
+
+    @property
+    def rank(self) -> int:
+        return len(self.c_mant)
+
+    def c_values(self) -> np.ndarray:
+        return np.array(self.c_mant, dtype=np.float64) * 2.0**self.c_exp
+
+    def estimate(self) -> np.ndarray:
+        return (self.left.values() * self.c_values()) @ self.right.values().T
+
+
+def state_init(n: int, m: int, rank: int) -> FullRangeState:
+    return FullRangeState(Basis.empty(n, rank), Basis.empty(m, rank), [0] * rank)
+
+
+def mgs_pass(basis: Basis, res: np.ndarray) -> tuple[np.ndarray, list]:
+    """One Gram-Schmidt pass against the basis: coefficients in units of the residual's LSB."""
+    r = basis.q.shape[1]
+    if basis.exp == 0:
+        return res, [0] * r
+    ext, ee = basis.ext(), basis.exp - basis.b
+    coef = []
+    for j in range(r):
+        col = ext[:, j]
+        a0 = max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(col @ res), -ee)))
+        a = rshift(a0 * basis.f, F_BITS)
+        if a:
+            res = np.clip(res - ref._rs(rshift(a * basis.f, F_BITS) * col, -ee), ref.INT32_MIN, ref.INT32_MAX)
+        coef.append(a)
+    return res, coef
+
+
+def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int) -> ref._Side:
+    """The twin's _project_side with this format's pass."""
+    res = src.astype(np.int64)
+    k = ref._norm_k(res)
+    res, e = ref._scale(res, k), src_exp - k
+    a_exp = e
+    res, a = mgs_pass(basis, res)
+    if passes == 2 and np.any(res):
+        k = ref._norm_k(res)
+        res, e = ref._scale(res, k), e - k
+        res, a2 = mgs_pass(basis, res)
+        a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
+    k = ref._norm_k(res)
+    res, e = ref._scale(res, k), e - k
+    return ref._Side(a, a_exp, res, e, ref.sqrt_round(ref._sumsq(res)))
+
+
+def _times_q30(v: int, scale: int) -> int:
+    """v scale 2^-30, rounded half away from zero (Python ints: v scale may pass 2^63)."""
+    mag = (abs(int(v)) * scale + (1 << 29)) >> 30
+    return -mag if v < 0 else mag
+
+
+def _entries(ext: np.ndarray, up: int, m_old: list | None, res: np.ndarray, g: list) -> np.ndarray:
+    """ext M 2^up + res g (exact, at 2^-60): m_old r x r ints (None: an empty old basis), g r ints."""
+    total = np.zeros(ext.shape, dtype=np.int64)
+    if m_old is not None:
+        mo = np.array(m_old, dtype=np.int64)
+        total = ref._rs(ext @ mo, -up)
+    return total + res[:, None] * np.array(g, dtype=np.int64)[None, :]
+
+
+def store(total_fn, rank: int) -> Basis:
+    """Peak pass, then the store pass through total_fn(scale): the entries formed with every weight
+    times scale (Q30; None: unscaled). Returns the new basis (empty when every entry is 0)."""
+    total = total_fn(None)
+    peak = int(np.max(np.abs(total))) if total.size else 0
+    b = low_bits(rank)
+    if peak == 0:
+        return Basis.empty(total.shape[0], rank)
+    sh = fixed.norm_shift_u64(peak, 15)  # peak 2^-sh in [2^14, 2^15)
+    f = min((1 << F_BITS) - 1, -(-(peak << F_BITS) // (MANT_TOP << sh)))
+    inv = fixed.div_round_s64(1 << (F_BITS + 30), f)  # 2^16 / f in Q30, in (2^30, 2^31]
+    scaled = total_fn(inv)
+    q = np.clip(ref._rs(scaled, sh), ref.INT16_MIN, ref.INT16_MAX).astype(np.int16)
+    v = np.clip(ref._rs(scaled[:, 0], sh - b), -(1 << (15 + b)), (1 << (15 + b)) - 1)
+    q[:, 0] = (v >> b).astype(np.int16)
+    return Basis(q, v & ((1 << b) - 1), ref.WORK_EXP + sh, f, b)
+
+
+def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int) -> Basis:
+    """[Q, u] M in this format (u = residual / rho): the old weights times the old f; two passes."""
+    ext = basis.ext()
+    up = basis.exp - basis.b - ref.WORK_EXP - 30
+    m_old = None
+    if basis.exp != 0:
+        m_old = [[rshift(m_cols[j][k] * basis.f, F_BITS) for k in range(rank)] for j in range(rank)]
+    g = [fixed.div_round_s64(m_cols[rank][k] << 30, side.rho) for k in range(rank)] if side.rho else [0] * rank
+
+    def total_fn(scale):
+        if scale is None:
+            return _entries(ext, up, m_old, side.res, g)
+        ms = None if m_old is None else [[_times_q30(v, scale) for v in row] for row in m_old]
+        return _entries(ext, up, ms, side.res, [_times_q30(v, scale) for v in g])
+
+    return store(total_fn, rank)
+
+
+def _set_c(st: FullRangeState, c_new: list, e_c: int) -> None:
+    top = c_new[0]
+    sh = fixed.norm_shift_u64(top, 31) if top else 0
+    st.c_mant = [rshift(c, sh) for c in c_new[: st.rank]] if top else [0] * st.rank
+    st.c_exp = e_c + sh if top else 0
+
+
+def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None) -> None:
+    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off."""
+    d, xv = np.asarray(delta, np.int64), np.asarray(x, np.int64)
+    if not d.any() or not xv.any():
+        return
+    r = st.rank
+    left = project_side(st.left, d, delta_exp, cfg.gs_passes)
+    right = project_side(st.right, xv, x_exp, cfg.gs_passes)
+    lv, el = ref._align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
+    rv, er = ref._align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
+    ml, mr, c_new, e_c = ref._core_step(st.c_mant, st.c_exp, lv, el, rv, er, cfg, prng)
+    st.left = rotate(st.left, left, ml, r)
+    st.right = rotate(st.right, right, mr, r)
+    _set_c(st, c_new, e_c)
+
+
+def _store_values(v: np.ndarray, rank: int) -> Basis:
+    """Float values into the format (the entries at 2^-60, then the same two passes)."""
+    work = v * 2.0 ** -ref.WORK_EXP  # below 2^61: the entries of unit columns
+    return store(lambda scale: np.round(work if scale is None else work * (scale / 2.0**30)).astype(np.int64), rank)
+
+
+def reorthonormalize(st: FullRangeState) -> None:
+    """The study's float64 re-orthonormalisation (QR of each basis, SVD of R_L diag(c) R_R^T), stored in
+    the format."""
+    c = st.c_values()
+    ql, qr = st.left.values(), st.right.values()
+    keep = (c > 0) & np.any(ql != 0, axis=0) & np.any(qr != 0, axis=0)
+    if not keep.any():
+        return
+    r = st.rank
+    kk = int(keep.sum())
+    ql2, rl = np.linalg.qr(ql[:, keep])
+    qr2, rr = np.linalg.qr(qr[:, keep])
+    u, s, vt = np.linalg.svd(rl @ np.diag(c[keep]) @ rr.T)
+    new_l, new_r = np.zeros_like(ql), np.zeros_like(qr)
+    new_l[:, :kk], new_r[:, :kk] = ql2 @ u, qr2 @ vt.T
+    st.left, st.right = _store_values(new_l, r), _store_values(new_r, r)
+    c_exp = int(np.floor(np.log2(s[0]))) - 30
+    st.c_mant = [int(round(v * 2.0**-c_exp)) for v in s] + [0] * (r - kk)
+    st.c_exp = c_exp
+
+
+def orth_error(basis: Basis) -> float:
+    v = basis.values()
+    keep = np.any(v != 0, axis=0)
+    if not keep.any():
+        return 0.0
+    v = v[:, keep]
+    return float(np.max(np.abs(v.T @ v - np.eye(v.shape[1]))))
+
+
+def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, checkpoints: list,
+        reorth: int = 0) -> dict:
+    """{t: (estimate, orth_l, orth_r, drift)} at each checkpoint t, as the study's emu_run."""
+    cfg = LrtConfig(rank=rank, unbiased=int(unbiased), kappa_th=0)
+    st = state_init(d.shape[1], x.shape[1], rank)
+    prng = Prng(seed) if unbiased else None
+    out, done, drift = {}, 0, 0.0
+    for t in checkpoints:
+        for i in range(done, t):
+            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng)
+            if reorth and (i + 1) % reorth == 0:
+                drift = max(drift, orth_error(st.left), orth_error(st.right))
+                reorthonormalize(st)
+        done = t
+        out[t] = (st.estimate(), orth_error(st.left), orth_error(st.right), drift)
+    return out
