@@ -21,9 +21,9 @@ itself, per term, so that the sketch's own roundings are measured before the C c
 - everything else (rescales, the core, its SVD and truncation, c) is the twin's
   (edgetrain.reference.lrt), unchanged.
 
-The re-orthonormalisation here is the study's float64 one (QR, SVD), stored in the format
-afterwards; the kappa rule is left out (the study runs kappa off). Nothing of this is in the
-C or the twin yet.
+The re-orthonormalisation is the twin's, with the Gram matrices formed in this format (E^T E, then
+times f twice) and this rotation. The kappa rule is left out (the study runs kappa off). Nothing
+of this is in the C or the twin yet.
 """
 from __future__ import annotations
 
@@ -200,31 +200,66 @@ def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, 
     _set_c(st, c_new, e_c)
 
 
-def _store_values(v: np.ndarray, rank: int) -> Basis:
-    """Float values into the format (the entries at 2^-60, then the same two passes)."""
-    work = v * 2.0 ** -ref.WORK_EXP  # below 2^61: the entries of unit columns
+def store_values(v: np.ndarray, rank: int) -> Basis:
+    """Float values (len x rank, entries below 2) in the format: the entries at 2^-60, then the same
+    two passes as a rotation (for checks of the format)."""
+    work = v * 2.0 ** -ref.WORK_EXP
     return store(lambda scale: np.round(work if scale is None else work * (scale / 2.0**30)).astype(np.int64), rank)
 
 
+def _gram_q30(basis: Basis, p: int) -> list | None:
+    """The twin's _gram_q30 in this format: the first p columns' Gram matrix in Q30 real units (E^T E
+    at 2^(2e - 2b + 30) as today, then times f twice, one rounding each), None when an entry is more
+    than 1/(4p) from the identity."""
+    cols = basis.ext()[:, :p]
+    gram = cols.T @ cols  # exact: |E| <= 2^17, so below 2^50 for len <= 65535
+    tol = ref.Q30 // (4 * p)
+    out = [[0] * p for _ in range(p)]
+    for j in range(p):
+        for k in range(j, p):
+            v = rshift(int(gram[j, k]), -(2 * (basis.exp - basis.b) + 30))
+            v = rshift(rshift(v * basis.f, F_BITS) * basis.f, F_BITS)
+            if abs(v - (ref.Q30 if j == k else 0)) > tol:
+                return None
+            out[j][k] = v
+    return out
+
+
 def reorthonormalize(st: FullRangeState) -> None:
-    """The study's float64 re-orthonormalisation (QR of each basis, SVD of R_L diag(c) R_R^T), stored in
-    the format."""
-    c = st.c_values()
-    ql, qr = st.left.values(), st.right.values()
-    keep = (c > 0) & np.any(ql != 0, axis=0) & np.any(qr != 0, axis=0)
-    if not keep.any():
-        return
+    """et_lrt_reorthonormalize in this format: the twin's steps (Cholesky of each Gram matrix, the SVD
+    of R_L diag(c) R_R^T, one rotation per basis) with the Gram matrices above and this rotation."""
     r = st.rank
-    kk = int(keep.sum())
-    ql2, rl = np.linalg.qr(ql[:, keep])
-    qr2, rr = np.linalg.qr(qr[:, keep])
-    u, s, vt = np.linalg.svd(rl @ np.diag(c[keep]) @ rr.T)
-    new_l, new_r = np.zeros_like(ql), np.zeros_like(qr)
-    new_l[:, :kk], new_r[:, :kk] = ql2 @ u, qr2 @ vt.T
-    st.left, st.right = _store_values(new_l, r), _store_values(new_r, r)
-    c_exp = int(np.floor(np.log2(s[0]))) - 30
-    st.c_mant = [int(round(v * 2.0**-c_exp)) for v in s] + [0] * (r - kk)
-    st.c_exp = c_exp
+    p = 0
+    while p < r and st.c_mant[p] != 0:
+        p += 1
+    if p == 0 or st.left.exp == 0 or st.right.exp == 0:
+        return
+    rl, rr = _gram_q30(st.left, p), _gram_q30(st.right, p)
+    if rl is None or rr is None:
+        return  # far from orthonormal: left as it is (never the accumulator's bases)
+    ref._cholesky(rl, p)
+    ref._cholesky(rr, p)
+    cs = ref._bitlen(st.c_mant[0]) - 24
+    c24 = [rshift(int(st.c_mant[k]), cs) for k in range(p)]
+    raw = [[ref._core_entry(rl, rr, c24, p, j, k) for k in range(p)] for j in range(p)]
+    ks = ref._bitlen(max(abs(v) for row in raw for v in row)) - 24
+    qq = max(r, 2)
+    core = [[rshift(raw[j][k], ks) if j < p and k < p else 0 for k in range(qq)] for j in range(qq)]
+    e_k = st.c_exp + cs - 30 + ks
+    sigma, u, v = ref.svd(core)
+    ref._upper_inverse(rl, p)
+    ref._upper_inverse(rr, p)
+
+    def first_r(a: list) -> list:
+        return [[a[j][k] if j < len(a) and k < len(a) else 0 for k in range(r)] for j in range(r)]
+
+    ml = ref._matmul_q30(first_r(rl), first_r(u)) + [[0] * r]
+    mr = ref._matmul_q30(first_r(rr), first_r(v)) + [[0] * r]
+    none = ref._Side([], 0, np.zeros(st.left.q.shape[0], dtype=np.int64), 0, 0)
+    st.left = rotate(st.left, none, ml, r)
+    none = ref._Side([], 0, np.zeros(st.right.q.shape[0], dtype=np.int64), 0, 0)
+    st.right = rotate(st.right, none, mr, r)
+    _set_c(st, sigma, e_k)
 
 
 def orth_error(basis: Basis) -> float:
