@@ -92,37 +92,76 @@ def state_init(n: int, m: int, rank: int) -> FullRangeState:
     return FullRangeState(Basis.empty(n, rank), Basis.empty(m, rank), [0] * rank)
 
 
-def mgs_pass(basis: Basis, res: np.ndarray) -> tuple[np.ndarray, list]:
-    """One Gram-Schmidt pass against the basis: coefficients in units of the residual's LSB."""
+def mgs_pass(basis: Basis, res: np.ndarray, res16: bool = False) -> tuple[np.ndarray, list]:
+    """One Gram-Schmidt pass against the basis: coefficients in units of the residual's LSB. res16:
+    the residual is int16 and stays so, each update saturated to int16 in place (no rescale in a pass)."""
     r = basis.q.shape[1]
     if basis.exp == 0:
         return res, [0] * r
     ext, ee = basis.ext(), basis.exp - basis.b
+    lo, hi = (ref.INT16_MIN, ref.INT16_MAX) if res16 else (ref.INT32_MIN, ref.INT32_MAX)
     coef = []
     for j in range(r):
         col = ext[:, j]
         a0 = max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(col @ res), -ee)))
         a = rshift(a0 * basis.f, F_BITS)
         if a:
-            res = np.clip(res - ref._rs(rshift(a * basis.f, F_BITS) * col, -ee), ref.INT32_MIN, ref.INT32_MAX)
+            res = np.clip(res - ref._rs(rshift(a * basis.f, F_BITS) * col, -ee), lo, hi)
         coef.append(a)
     return res, coef
 
 
-def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int) -> ref._Side:
-    """The twin's _project_side with this format's pass."""
-    res = src.astype(np.int64)
-    k = ref._norm_k(res)
-    res, e = ref._scale(res, k), src_exp - k
-    a_exp = e
-    res, a = mgs_pass(basis, res)
+def cgs_pass(basis: Basis, res: np.ndarray) -> tuple[np.ndarray, list]:
+    """A classical Gram-Schmidt pass: every coefficient from the same res, then one update."""
+    r = basis.q.shape[1]
+    if basis.exp == 0:
+        return res, [0] * r
+    ext, ee = basis.ext(), basis.exp - basis.b
+    coef = [rshift(max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(ext[:, j] @ res), -ee))) * basis.f, F_BITS)
+            for j in range(r)]
+    upd = sum(ref._rs(rshift(a * basis.f, F_BITS) * ext[:, j], -ee) for j, a in enumerate(coef))
+    return np.clip(res - upd, ref.INT32_MIN, ref.INT32_MAX), coef
+
+
+def _rescale16(res: np.ndarray) -> tuple[np.ndarray, int]:
+    """res 2^k as int16 with its largest |entry| in [2^14, 2^15) (a rounding shift for k < 0)."""
+    peak = int(np.max(np.abs(res))) if res.size else 0
+    if peak == 0:
+        return res, 0
+    k = 15 - peak.bit_length()
+    return np.clip(ref._rs(res, -k), ref.INT16_MIN, ref.INT16_MAX), k
+
+
+def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int, res16=False) -> ref._Side:
+    """The twin's _project_side with this format's pass. res16 = True: the residual is held as int16
+    (study (h) in integers): each rescale brings its peak to [2^14, 2^15) instead of its sum of squares
+    to [2^54, 2^56), and the passes update it in place. res16 = "cgs": the first pass is classical
+    (cgs_pass, on the int32-scaled input, whose every coefficient is a dot product of 8-bit inputs
+    with the mantissas), its int32 result is rescaled to int16, and the second pass runs on int16."""
+
+    def rescale(v):
+        if res16:
+            return _rescale16(v)
+        k = ref._norm_k(v)
+        return ref._scale(v, k), k
+
+    if res16 == "cgs":  # the first pass from the int32 input (classical), the second on int16
+        k = ref._norm_k(src.astype(np.int64))
+        res, e = ref._scale(src.astype(np.int64), k), src_exp - k
+        a_exp = e
+        res, a = cgs_pass(basis, res)
+    else:
+        res, k = rescale(src.astype(np.int64))
+        e = src_exp - k
+        a_exp = e
+        res, a = mgs_pass(basis, res, res16)
     if passes == 2 and np.any(res):
-        k = ref._norm_k(res)
-        res, e = ref._scale(res, k), e - k
-        res, a2 = mgs_pass(basis, res)
+        res, k = rescale(res)
+        e -= k
+        res, a2 = mgs_pass(basis, res, res16)
         a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
-    k = ref._norm_k(res)
-    res, e = ref._scale(res, k), e - k
+    res, k = rescale(res)
+    e -= k
     return ref._Side(a, a_exp, res, e, ref.sqrt_round(ref._sumsq(res)))
 
 
@@ -184,14 +223,15 @@ def _set_c(st: FullRangeState, c_new: list, e_c: int) -> None:
     st.c_exp = e_c + sh if top else 0
 
 
-def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None) -> None:
-    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off."""
+def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None,
+                  res16: bool = False) -> None:
+    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off; res16: int16 residuals."""
     d, xv = np.asarray(delta, np.int64), np.asarray(x, np.int64)
     if not d.any() or not xv.any():
         return
     r = st.rank
-    left = project_side(st.left, d, delta_exp, cfg.gs_passes)
-    right = project_side(st.right, xv, x_exp, cfg.gs_passes)
+    left = project_side(st.left, d, delta_exp, cfg.gs_passes, res16)
+    right = project_side(st.right, xv, x_exp, cfg.gs_passes, res16)
     lv, el = ref._align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
     rv, er = ref._align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
     ml, mr, c_new, e_c = ref._core_step(st.c_mant, st.c_exp, lv, el, rv, er, cfg, prng)
@@ -272,7 +312,7 @@ def orth_error(basis: Basis) -> float:
 
 
 def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, checkpoints: list,
-        reorth: int = 0) -> dict:
+        reorth: int = 0, res16: bool = False) -> dict:
     """{t: (estimate, orth_l, orth_r, drift)} at each checkpoint t, as the study's emu_run."""
     cfg = LrtConfig(rank=rank, unbiased=int(unbiased), kappa_th=0)
     st = state_init(d.shape[1], x.shape[1], rank)
@@ -280,7 +320,7 @@ def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, chec
     out, done, drift = {}, 0, 0.0
     for t in checkpoints:
         for i in range(done, t):
-            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng)
+            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16)
             if reorth and (i + 1) % reorth == 0:
                 drift = max(drift, orth_error(st.left), orth_error(st.right))
                 reorthonormalize(st)
