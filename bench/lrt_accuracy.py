@@ -267,7 +267,9 @@ class Scheme:
     integer: not an emulation but the integer algorithm of scheme (f') per term (bench/lrt_fullrange.py:
     the twin's steps with that storage); the other fields only describe it (bytes, work), except
     res_bits = 16 (int16 residuals, updated in place within a pass) and cgs_first (with res_bits = 16:
-    the first pass classical, every coefficient from the int32-scaled input, then int16).
+    the first pass classical, every coefficient from the int32-scaled input, then int16) and
+    one_pass (the rotation without its peak pass, scaled from a bound through the old basis' largest
+    mantissa).
     """
 
     name: str
@@ -283,6 +285,7 @@ class Scheme:
     top_shared: bool = False
     integer: bool = False
     cgs_first: bool = False
+    one_pass: bool = False
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
@@ -370,6 +373,9 @@ SCHEMES = [
     Scheme("int-full-top18s-reorth500-cgs16", "(f')+(h) in integers, a classical first pass from the input, "
            "then int16 residuals, reorth 500", scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16,
            integer=True, cgs_first=True),
+    Scheme("int-full-top18s-reorth500-cgs16-1pass", "(f')+(h) in integers, classical first pass, int16 "
+           "residuals, one rotation pass, reorth 500", scale="full", top_bits=18, top_shared=True, reorth=500,
+           res_bits=16, integer=True, cgs_first=True, one_pass=True),
     Scheme("float64-b4", "float64, batches of 4 terms", bits=0, batch=4),
     Scheme("float64-b8", "float64, batches of 8 terms", bits=0, batch=8),
     Scheme("block16-b4", "(g) today's int16 block 2^e, batches of 4 terms", batch=4),
@@ -535,7 +541,7 @@ def emu_run(d, x, rank: int, unbiased: bool, sch: Scheme, seed: int, checkpoints
     if sch.integer:
         res16 = ("cgs" if sch.cgs_first else True) if sch.res_bits == 16 else False
         return lrt_fullrange.run(d, x, D_EXP, X_EXP, rank, unbiased, seed, checkpoints, reorth=sch.reorth,
-                                 res16=res16)
+                                 res16=res16, one_pass="block" if sch.one_pass else False)
     rng = np.random.default_rng(1000 + seed)
     st = EmuState(d.shape[1], x.shape[1], rank)
     dv, xv = d.astype(np.float64) * 2.0**D_EXP, x.astype(np.float64) * 2.0**X_EXP

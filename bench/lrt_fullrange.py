@@ -180,14 +180,19 @@ def _entries(ext: np.ndarray, up: int, m_old: list | None, res: np.ndarray, g: l
     return total + res[:, None] * np.array(g, dtype=np.int64)[None, :]
 
 
-def store(total_fn, rank: int) -> Basis:
+def store(total_fn, rank: int, length: int | None = None, bound: int | None = None) -> Basis:
     """Peak pass, then the store pass through total_fn(scale): the entries formed with every weight
-    times scale (Q30; None: unscaled). Returns the new basis (empty when every entry is 0)."""
-    total = total_fn(None)
-    peak = int(np.max(np.abs(total))) if total.size else 0
+    times scale (Q30; None: unscaled). Returns the new basis (empty when every entry is 0). With a
+    bound (>= every |entry|) there is no peak pass: the scale comes from the bound instead."""
+    if bound is None:
+        total = total_fn(None)
+        length = total.shape[0]
+        peak = int(np.max(np.abs(total))) if total.size else 0
+    else:
+        peak = bound
     b = low_bits(rank)
     if peak == 0:
-        return Basis.empty(total.shape[0], rank)
+        return Basis.empty(length, rank)
     sh = fixed.norm_shift_u64(peak, 15)  # peak 2^-sh in [2^14, 2^15)
     f = min((1 << F_BITS) - 1, -(-(peak << F_BITS) // (MANT_TOP << sh)))
     inv = fixed.div_round_s64(1 << (F_BITS + 30), f)  # 2^16 / f in Q30, in (2^30, 2^31]
@@ -198,8 +203,12 @@ def store(total_fn, rank: int) -> Basis:
     return Basis(q, v & ((1 << b) - 1), ref.WORK_EXP + sh, f, b)
 
 
-def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int) -> Basis:
-    """[Q, u] M in this format (u = residual / rho): the old weights times the old f; two passes."""
+def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass=False) -> Basis:
+    """[Q, u] M in this format (u = residual / rho): the old weights times the old f; two passes, or
+    with one_pass the store pass alone, its scale from a bound |entry (i, k)| <= sum_j t_j |M_jk f|
+    2^up + max|res| |g_k|, t_j a bound on column j's old mantissas: one_pass = "block" the largest of
+    the whole old basis (one number a store pass can leave in the state), "column" each column's own
+    (r numbers)."""
     ext = basis.ext()
     up = basis.exp - basis.b - ref.WORK_EXP - 30
     m_old = None
@@ -213,7 +222,14 @@ def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int) -> Basis:
         ms = None if m_old is None else [[_times_q30(v, scale) for v in row] for row in m_old]
         return _entries(ext, up, ms, side.res, [_times_q30(v, scale) for v in g])
 
-    return store(total_fn, rank)
+    if not one_pass:
+        return store(total_fn, rank)
+    rmax = int(np.max(np.abs(side.res))) if side.res.size else 0
+    cmax = np.max(np.abs(ext), axis=0) if ext.size else np.zeros(rank, np.int64)
+    tops = [int(np.max(cmax))] * rank if one_pass == "block" else [int(v) for v in cmax]
+    bound = max((sum(tops[j] * abs(m_old[j][k]) for j in range(rank)) << up if m_old is not None else 0)
+                + rmax * abs(g[k]) for k in range(rank))
+    return store(total_fn, rank, ext.shape[0], bound)
 
 
 def _set_c(st: FullRangeState, c_new: list, e_c: int) -> None:
@@ -224,8 +240,9 @@ def _set_c(st: FullRangeState, c_new: list, e_c: int) -> None:
 
 
 def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None,
-                  res16: bool = False) -> None:
-    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off; res16: int16 residuals."""
+                  res16=False, one_pass: bool = False) -> None:
+    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off; res16: int16 residuals
+    (project_side); one_pass: the rotation without its peak pass (rotate)."""
     d, xv = np.asarray(delta, np.int64), np.asarray(x, np.int64)
     if not d.any() or not xv.any():
         return
@@ -235,8 +252,8 @@ def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, 
     lv, el = ref._align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
     rv, er = ref._align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
     ml, mr, c_new, e_c = ref._core_step(st.c_mant, st.c_exp, lv, el, rv, er, cfg, prng)
-    st.left = rotate(st.left, left, ml, r)
-    st.right = rotate(st.right, right, mr, r)
+    st.left = rotate(st.left, left, ml, r, one_pass)
+    st.right = rotate(st.right, right, mr, r, one_pass)
     _set_c(st, c_new, e_c)
 
 
@@ -312,7 +329,7 @@ def orth_error(basis: Basis) -> float:
 
 
 def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, checkpoints: list,
-        reorth: int = 0, res16: bool = False) -> dict:
+        reorth: int = 0, res16=False, one_pass: bool = False) -> dict:
     """{t: (estimate, orth_l, orth_r, drift)} at each checkpoint t, as the study's emu_run."""
     cfg = LrtConfig(rank=rank, unbiased=int(unbiased), kappa_th=0)
     st = state_init(d.shape[1], x.shape[1], rank)
@@ -320,7 +337,7 @@ def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, chec
     out, done, drift = {}, 0, 0.0
     for t in checkpoints:
         for i in range(done, t):
-            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16)
+            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16, one_pass)
             if reorth and (i + 1) % reorth == 0:
                 drift = max(drift, orth_error(st.left), orth_error(st.right))
                 reorthonormalize(st)

@@ -302,3 +302,31 @@ def test_int16_residuals_need_a_first_pass_from_the_input(acc):
              for name in ("int-full-top18s-reorth500-res16", "int-full-top18s-reorth500-cgs16")}
     assert ratio["int-full-top18s-reorth500-res16"] > 1.3
     assert ratio["int-full-top18s-reorth500-cgs16"] < 1.15
+
+
+def test_one_rotation_pass_scaled_from_a_bound(acc, fullrange, monkeypatch):
+    """The rotation without its peak pass: the new basis' scale from a bound on its entries through
+    the old basis' largest mantissa (the old mantissas' maximum is a cheap pass, or the previous store
+    pass's by-product). The bound is never below the true peak and is tight (measured at 128 x 512:
+    median 1.03x the peak, 90 % within 1.14x), so the accuracy stays: 1.05x float64 after 3000 terms
+    with int16 residuals and the classical first pass."""
+    n, m, terms = 128, 512, 3000
+    d, x = acc.low_rank_stream(n, m, terms)
+    ratios = []
+    store = fullrange.store
+
+    def checked(total_fn, rank, length=None, bound=None):
+        if bound is not None:
+            peak = int(np.max(np.abs(total_fn(None))))
+            assert bound >= peak
+            if peak:
+                ratios.append(bound / peak)
+        return store(total_fn, rank, length, bound)
+
+    monkeypatch.setattr(fullrange, "store", checked)
+    g = acc.exact_prefix_sum(d, x, terms)
+    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
+    sch = {s.name: s for s in acc.SCHEMES}["int-full-top18s-reorth500-cgs16-1pass"]
+    est = acc.emu_run(d, x, R, False, sch, 0, [terms])[terms][0]
+    assert acc.rel(est, g) / f64 < 1.15
+    assert len(ratios) > terms and np.median(ratios) < 1.1
