@@ -203,12 +203,21 @@ def store(total_fn, rank: int, length: int | None = None, bound: int | None = No
     return Basis(q, v & ((1 << b) - 1), ref.WORK_EXP + sh, f, b)
 
 
-def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass=False) -> Basis:
+def _narrow(values: list, bits: int) -> list:
+    """values (ints) to `bits`-bit mantissas on one shared power of two, rounded; bits = 0: unchanged."""
+    top = max((abs(v) for v in values), default=0)
+    sh = max(0, top.bit_length() - (bits - 1)) if bits and top else 0
+    return [rshift(v, sh) << sh for v in values] if sh else list(values)
+
+
+def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass=False, weight_bits: int = 0) -> Basis:
     """[Q, u] M in this format (u = residual / rho): the old weights times the old f; two passes, or
     with one_pass the store pass alone, its scale from a bound |entry (i, k)| <= sum_j t_j |M_jk f|
     2^up + max|res| |g_k|, t_j a bound on column j's old mantissas: one_pass = "block" the largest of
     the whole old basis (one number a store pass can leave in the state), "column" each column's own
-    (r numbers)."""
+    (r numbers). weight_bits: the store pass's weights (the old part's r x r, the residual's r) each
+    set narrowed to that many bits on one power of two (the width an int16 x int16 kernel could take
+    in two halves); 0: the exact Q30 weights."""
     ext = basis.ext()
     up = basis.exp - basis.b - ref.WORK_EXP - 30
     m_old = None
@@ -219,8 +228,11 @@ def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass=Fals
     def total_fn(scale):
         if scale is None:
             return _entries(ext, up, m_old, side.res, g)
-        ms = None if m_old is None else [[_times_q30(v, scale) for v in row] for row in m_old]
-        return _entries(ext, up, ms, side.res, [_times_q30(v, scale) for v in g])
+        ms = None
+        if m_old is not None:
+            flat = _narrow([_times_q30(v, scale) for row in m_old for v in row], weight_bits)
+            ms = [flat[j * rank:(j + 1) * rank] for j in range(rank)]
+        return _entries(ext, up, ms, side.res, _narrow([_times_q30(v, scale) for v in g], weight_bits))
 
     if not one_pass:
         return store(total_fn, rank)
@@ -240,9 +252,9 @@ def _set_c(st: FullRangeState, c_new: list, e_c: int) -> None:
 
 
 def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None,
-                  res16=False, one_pass: bool = False) -> None:
+                  res16=False, one_pass=False, weight_bits: int = 0) -> None:
     """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off; res16: int16 residuals
-    (project_side); one_pass: the rotation without its peak pass (rotate)."""
+    (project_side); one_pass, weight_bits: how the rotation runs (rotate)."""
     d, xv = np.asarray(delta, np.int64), np.asarray(x, np.int64)
     if not d.any() or not xv.any():
         return
@@ -252,8 +264,8 @@ def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, 
     lv, el = ref._align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
     rv, er = ref._align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
     ml, mr, c_new, e_c = ref._core_step(st.c_mant, st.c_exp, lv, el, rv, er, cfg, prng)
-    st.left = rotate(st.left, left, ml, r, one_pass)
-    st.right = rotate(st.right, right, mr, r, one_pass)
+    st.left = rotate(st.left, left, ml, r, one_pass, weight_bits)
+    st.right = rotate(st.right, right, mr, r, one_pass, weight_bits)
     _set_c(st, c_new, e_c)
 
 
@@ -329,7 +341,7 @@ def orth_error(basis: Basis) -> float:
 
 
 def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, checkpoints: list,
-        reorth: int = 0, res16=False, one_pass: bool = False) -> dict:
+        reorth: int = 0, res16=False, one_pass=False, weight_bits: int = 0) -> dict:
     """{t: (estimate, orth_l, orth_r, drift)} at each checkpoint t, as the study's emu_run."""
     cfg = LrtConfig(rank=rank, unbiased=int(unbiased), kappa_th=0)
     st = state_init(d.shape[1], x.shape[1], rank)
@@ -337,7 +349,7 @@ def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, chec
     out, done, drift = {}, 0, 0.0
     for t in checkpoints:
         for i in range(done, t):
-            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16, one_pass)
+            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16, one_pass, weight_bits)
             if reorth and (i + 1) % reorth == 0:
                 drift = max(drift, orth_error(st.left), orth_error(st.right))
                 reorthonormalize(st)

@@ -330,3 +330,19 @@ def test_one_rotation_pass_scaled_from_a_bound(acc, fullrange, monkeypatch):
     est = acc.emu_run(d, x, R, False, sch, 0, [terms])[terms][0]
     assert acc.rel(est, g) / f64 < 1.15
     assert len(ratios) > terms and np.median(ratios) < 1.1
+
+
+def test_store_pass_weights_need_20_bits(acc):
+    """With every other cheaper step (int16 residuals after a classical first pass, one rotation
+    pass), the store pass's weights can be narrowed to 20 bits but not to 16: an int16 x int16 store
+    kernel needs them in two halves. 128 x 512, 3000 terms; measured 1.05x and 1.68x float64's error
+    (exact Q30 weights: 1.05x)."""
+    n, m, terms = 128, 512, 3000
+    d, x = acc.low_rank_stream(n, m, terms)
+    g = acc.exact_prefix_sum(d, x, terms)
+    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
+    sch = {s.name: s for s in acc.SCHEMES}
+    ratio = {bits: acc.rel(acc.emu_run(d, x, R, False, sch[f"int-full-top18s-reorth500-cgs16-1pass-w{bits}"], 0,
+                                       [terms])[terms][0], g) / f64 for bits in (20, 16)}
+    assert ratio[20] < 1.15
+    assert ratio[16] > 1.3
