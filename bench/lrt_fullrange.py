@@ -24,6 +24,11 @@ itself, per term, so that the sketch's own roundings are measured before the C c
 The re-orthonormalisation is the twin's, with the Gram matrices formed in this format (E^T E, then
 times f twice) and this rotation. The kappa rule is left out (the study runs kappa off). Nothing
 of this is in the C or the twin yet.
+
+Options for the cheaper loops a faster C would need (run(), accumulate_u8()): res16 (int16
+residuals, updated in place, or after a classical first pass: project_side), one_pass (the rotation
+scaled from a bound, without its peak pass) and weight_bits (the store pass's weights narrowed):
+rotate().
 """
 from __future__ import annotations
 
