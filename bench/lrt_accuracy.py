@@ -548,7 +548,7 @@ def emu_run(d, x, rank: int, unbiased: bool, sch: Scheme, seed: int, checkpoints
     if sch.integer:
         res16 = ("cgs" if sch.cgs_first else True) if sch.res_bits == 16 else False
         return lrt_fullrange.run(d, x, D_EXP, X_EXP, rank, unbiased, seed, checkpoints, reorth=sch.reorth,
-                                 res16=res16, one_pass="block" if sch.one_pass else False,
+                                 res16=res16, one_pass=sch.one_pass,
                                  weight_bits=sch.weight_bits)
     rng = np.random.default_rng(1000 + seed)
     st = EmuState(d.shape[1], x.shape[1], rank)

@@ -215,14 +215,14 @@ def _narrow(values: list, bits: int) -> list:
     return [rshift(v, sh) << sh for v in values] if sh else list(values)
 
 
-def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass=False, weight_bits: int = 0) -> Basis:
+def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass: bool = False,
+           weight_bits: int = 0) -> Basis:
     """[Q, u] M in this format (u = residual / rho): the old weights times the old f; two passes, or
-    with one_pass the store pass alone, its scale from a bound |entry (i, k)| <= sum_j t_j |M_jk f|
-    2^up + max|res| |g_k|, t_j a bound on column j's old mantissas: one_pass = "block" the largest of
-    the whole old basis (one number a store pass can leave in the state), "column" each column's own
-    (r numbers). weight_bits: the store pass's weights (the old part's r x r, the residual's r) each
-    set narrowed to that many bits on one power of two (the width an int16 x int16 kernel could take
-    in two halves); 0: the exact Q30 weights."""
+    with one_pass the store pass alone, its scale from a bound |entry (i, k)| <= t sum_j |M_jk f| 2^up
+    + max|res| |g_k|, t the old basis' largest mantissa (a max over int16, or the previous store
+    pass's by-product). weight_bits: the store pass's weights (the old part's r x r, the residual's r)
+    each set narrowed to that many bits on one power of two (the width an int16 x int16 kernel could
+    take in two halves); 0: the exact Q30 weights."""
     ext = basis.ext()
     up = basis.exp - basis.b - ref.WORK_EXP - 30
     m_old = None
@@ -242,9 +242,8 @@ def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass=Fals
     if not one_pass:
         return store(total_fn, rank)
     rmax = int(np.max(np.abs(side.res))) if side.res.size else 0
-    cmax = np.max(np.abs(ext), axis=0) if ext.size else np.zeros(rank, np.int64)
-    tops = [int(np.max(cmax))] * rank if one_pass == "block" else [int(v) for v in cmax]
-    bound = max((sum(tops[j] * abs(m_old[j][k]) for j in range(rank)) << up if m_old is not None else 0)
+    top = int(np.max(np.abs(ext))) if ext.size else 0
+    bound = max((top * sum(abs(m_old[j][k]) for j in range(rank)) << up if m_old is not None else 0)
                 + rmax * abs(g[k]) for k in range(rank))
     return store(total_fn, rank, ext.shape[0], bound)
 
