@@ -269,7 +269,8 @@ class Scheme:
     res_bits = 16 (int16 residuals, updated in place within a pass) and cgs_first (with res_bits = 16:
     the first pass classical, every coefficient from the int32-scaled input, then int16) and
     one_pass (the rotation without its peak pass, scaled from a bound through the old basis' largest
-    mantissa) and weight_bits (the store pass's weights narrowed to that many bits; 0: Q30).
+    mantissa), weight_bits (the store pass's weights narrowed to that many bits; 0: Q30) and coef_bits
+    (the projection's update scalars narrowed likewise).
     """
 
     name: str
@@ -287,6 +288,7 @@ class Scheme:
     cgs_first: bool = False
     one_pass: bool = False
     weight_bits: int = 0
+    coef_bits: int = 0
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
@@ -383,6 +385,9 @@ SCHEMES = [
     Scheme("int-full-top18s-reorth500-cgs16-1pass-w16", "the same, the store pass's weights at 16 bits",
            scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16, integer=True, cgs_first=True,
            one_pass=True, weight_bits=16),
+    Scheme("int-full-top18s-reorth500-cgs16-1pass-w20-c16", "the same with 20-bit weights, the projection's "
+           "update scalars at 16 bits", scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16,
+           integer=True, cgs_first=True, one_pass=True, weight_bits=20, coef_bits=16),
     Scheme("float64-b4", "float64, batches of 4 terms", bits=0, batch=4),
     Scheme("float64-b8", "float64, batches of 8 terms", bits=0, batch=8),
     Scheme("block16-b4", "(g) today's int16 block 2^e, batches of 4 terms", batch=4),
@@ -549,7 +554,7 @@ def emu_run(d, x, rank: int, unbiased: bool, sch: Scheme, seed: int, checkpoints
         res16 = ("cgs" if sch.cgs_first else True) if sch.res_bits == 16 else False
         return lrt_fullrange.run(d, x, D_EXP, X_EXP, rank, unbiased, seed, checkpoints, reorth=sch.reorth,
                                  res16=res16, one_pass=sch.one_pass,
-                                 weight_bits=sch.weight_bits)
+                                 weight_bits=sch.weight_bits, coef_bits=sch.coef_bits)
     rng = np.random.default_rng(1000 + seed)
     st = EmuState(d.shape[1], x.shape[1], rank)
     dv, xv = d.astype(np.float64) * 2.0**D_EXP, x.astype(np.float64) * 2.0**X_EXP

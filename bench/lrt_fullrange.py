@@ -28,7 +28,7 @@ of this is in the C or the twin yet.
 Options for the cheaper loops a faster C would need (run(), accumulate_u8()): res16 (int16
 residuals, updated in place, or after a classical first pass: project_side), one_pass (the rotation
 scaled from a bound, without its peak pass) and weight_bits (the store pass's weights narrowed):
-rotate().
+rotate(); coef_bits (the projection's update scalars narrowed): mgs_pass().
 """
 from __future__ import annotations
 
@@ -97,9 +97,18 @@ def state_init(n: int, m: int, rank: int) -> FullRangeState:
     return FullRangeState(Basis.empty(n, rank), Basis.empty(m, rank), [0] * rank)
 
 
-def mgs_pass(basis: Basis, res: np.ndarray, res16: bool = False) -> tuple[np.ndarray, list]:
+def _narrow(values: list, bits: int) -> list:
+    """values (ints) to `bits`-bit mantissas on one shared power of two, rounded; bits = 0: unchanged."""
+    top = max((abs(v) for v in values), default=0)
+    sh = max(0, top.bit_length() - (bits - 1)) if bits and top else 0
+    return [rshift(v, sh) << sh for v in values] if sh else list(values)
+
+
+def mgs_pass(basis: Basis, res: np.ndarray, res16: bool = False, coef_bits: int = 0) -> tuple[np.ndarray, list]:
     """One Gram-Schmidt pass against the basis: coefficients in units of the residual's LSB. res16:
-    the residual is int16 and stays so, each update saturated to int16 in place (no rescale in a pass)."""
+    the residual is int16 and stays so, each update saturated to int16 in place (no rescale in a pass).
+    coef_bits: each update's scalar narrowed to that many bits on its own power of two (0: as is);
+    the coefficients handed to the core keep their width."""
     r = basis.q.shape[1]
     if basis.exp == 0:
         return res, [0] * r
@@ -111,20 +120,23 @@ def mgs_pass(basis: Basis, res: np.ndarray, res16: bool = False) -> tuple[np.nda
         a0 = max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(col @ res), -ee)))
         a = rshift(a0 * basis.f, F_BITS)
         if a:
-            res = np.clip(res - ref._rs(rshift(a * basis.f, F_BITS) * col, -ee), lo, hi)
+            af = _narrow([rshift(a * basis.f, F_BITS)], coef_bits)[0]
+            res = np.clip(res - ref._rs(af * col, -ee), lo, hi)
         coef.append(a)
     return res, coef
 
 
-def cgs_pass(basis: Basis, res: np.ndarray) -> tuple[np.ndarray, list]:
-    """A classical Gram-Schmidt pass: every coefficient from the same res, then one update."""
+def cgs_pass(basis: Basis, res: np.ndarray, coef_bits: int = 0) -> tuple[np.ndarray, list]:
+    """A classical Gram-Schmidt pass: every coefficient from the same res, then one update (its scalars
+    narrowed as in mgs_pass)."""
     r = basis.q.shape[1]
     if basis.exp == 0:
         return res, [0] * r
     ext, ee = basis.ext(), basis.exp - basis.b
     coef = [rshift(max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(ext[:, j] @ res), -ee))) * basis.f, F_BITS)
             for j in range(r)]
-    upd = sum(ref._rs(rshift(a * basis.f, F_BITS) * ext[:, j], -ee) for j, a in enumerate(coef))
+    upd = sum(ref._rs(_narrow([rshift(a * basis.f, F_BITS)], coef_bits)[0] * ext[:, j], -ee)
+              for j, a in enumerate(coef))
     return np.clip(res - upd, ref.INT32_MIN, ref.INT32_MAX), coef
 
 
@@ -137,7 +149,8 @@ def _rescale16(res: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(ref._rs(res, -k), ref.INT16_MIN, ref.INT16_MAX), k
 
 
-def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int, res16=False) -> ref._Side:
+def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int, res16=False,
+                 coef_bits: int = 0) -> ref._Side:
     """The twin's _project_side with this format's pass. res16 = True: the residual is held as int16
     (study (h) in integers): each rescale brings its peak to [2^14, 2^15) instead of its sum of squares
     to [2^54, 2^56), and the passes update it in place. res16 = "cgs": the first pass is classical
@@ -154,16 +167,16 @@ def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int, res16
         k = ref._norm_k(src.astype(np.int64))
         res, e = ref._scale(src.astype(np.int64), k), src_exp - k
         a_exp = e
-        res, a = cgs_pass(basis, res)
+        res, a = cgs_pass(basis, res, coef_bits)
     else:
         res, k = rescale(src.astype(np.int64))
         e = src_exp - k
         a_exp = e
-        res, a = mgs_pass(basis, res, res16)
+        res, a = mgs_pass(basis, res, res16, coef_bits)
     if passes == 2 and np.any(res):
         res, k = rescale(res)
         e -= k
-        res, a2 = mgs_pass(basis, res, res16)
+        res, a2 = mgs_pass(basis, res, res16, coef_bits)
         a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
     res, k = rescale(res)
     e -= k
@@ -208,13 +221,6 @@ def store(total_fn, rank: int, length: int | None = None, bound: int | None = No
     return Basis(q, v & ((1 << b) - 1), ref.WORK_EXP + sh, f, b)
 
 
-def _narrow(values: list, bits: int) -> list:
-    """values (ints) to `bits`-bit mantissas on one shared power of two, rounded; bits = 0: unchanged."""
-    top = max((abs(v) for v in values), default=0)
-    sh = max(0, top.bit_length() - (bits - 1)) if bits and top else 0
-    return [rshift(v, sh) << sh for v in values] if sh else list(values)
-
-
 def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass: bool = False,
            weight_bits: int = 0) -> Basis:
     """[Q, u] M in this format (u = residual / rho): the old weights times the old f; two passes, or
@@ -256,15 +262,15 @@ def _set_c(st: FullRangeState, c_new: list, e_c: int) -> None:
 
 
 def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None,
-                  res16=False, one_pass=False, weight_bits: int = 0) -> None:
-    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off; res16: int16 residuals
-    (project_side); one_pass, weight_bits: how the rotation runs (rotate)."""
+                  res16=False, one_pass=False, weight_bits: int = 0, coef_bits: int = 0) -> None:
+    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off; res16, coef_bits: how the
+    projection runs (project_side, mgs_pass); one_pass, weight_bits: how the rotation runs (rotate)."""
     d, xv = np.asarray(delta, np.int64), np.asarray(x, np.int64)
     if not d.any() or not xv.any():
         return
     r = st.rank
-    left = project_side(st.left, d, delta_exp, cfg.gs_passes, res16)
-    right = project_side(st.right, xv, x_exp, cfg.gs_passes, res16)
+    left = project_side(st.left, d, delta_exp, cfg.gs_passes, res16, coef_bits)
+    right = project_side(st.right, xv, x_exp, cfg.gs_passes, res16, coef_bits)
     lv, el = ref._align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
     rv, er = ref._align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
     ml, mr, c_new, e_c = ref._core_step(st.c_mant, st.c_exp, lv, el, rv, er, cfg, prng)
@@ -345,7 +351,7 @@ def orth_error(basis: Basis) -> float:
 
 
 def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, checkpoints: list,
-        reorth: int = 0, res16=False, one_pass=False, weight_bits: int = 0) -> dict:
+        reorth: int = 0, res16=False, one_pass=False, weight_bits: int = 0, coef_bits: int = 0) -> dict:
     """{t: (estimate, orth_l, orth_r, drift)} at each checkpoint t, as the study's emu_run."""
     cfg = LrtConfig(rank=rank, unbiased=int(unbiased), kappa_th=0)
     st = state_init(d.shape[1], x.shape[1], rank)
@@ -353,7 +359,7 @@ def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, chec
     out, done, drift = {}, 0, 0.0
     for t in checkpoints:
         for i in range(done, t):
-            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16, one_pass, weight_bits)
+            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16, one_pass, weight_bits, coef_bits)
             if reorth and (i + 1) % reorth == 0:
                 drift = max(drift, orth_error(st.left), orth_error(st.right))
                 reorthonormalize(st)
