@@ -264,13 +264,9 @@ class Scheme:
     res_bits: mantissa width of the residual vectors during the projection (one 2^e per vector,
     round to nearest, after every column's update; batched: after every pass); 0 = unrounded (the C
     keeps int32 residuals of 28 bits, close enough to exact here).
-    integer: not an emulation but the integer algorithm of scheme (f') per term (bench/lrt_fullrange.py:
-    the twin's steps with that storage); the other fields only describe it (bytes, work), except
-    res_bits = 16 (int16 residuals, updated in place within a pass) and cgs_first (with res_bits = 16:
-    the first pass classical, every coefficient from the int32-scaled input, then int16) and
-    one_pass (the rotation without its peak pass, scaled from a bound through the old basis' largest
-    mantissa), weight_bits (the store pass's weights narrowed to that many bits; 0: Q30) and coef_bits
-    (the projection's update scalars narrowed likewise).
+    loops: not an emulation but the integer algorithm of scheme (f') per term, its loops run as these
+    options say (bench/lrt_fullrange.py: the twin's steps with that storage); the other fields then
+    only describe it (bytes, work). None: the emulation.
     """
 
     name: str
@@ -284,11 +280,7 @@ class Scheme:
     batch: int = 1
     res_bits: int = 0
     top_shared: bool = False
-    integer: bool = False
-    cgs_first: bool = False
-    one_pass: bool = False
-    weight_bits: int = 0
-    coef_bits: int = 0
+    loops: lrt_fullrange.Loops | None = None
 
     def bytes_per_layer(self, n: int, m: int, r: int) -> tuple[int, int]:
         """(bytes of the two bases, extra header bytes beyond today's 56) of one layer."""
@@ -323,6 +315,13 @@ class Scheme:
         return {"base_mac": base, "extra_mac": extra_mac, "extra_mac_rel": extra_mac / base,
                 "random_draws": draws, "random_u32_draws": (draws + 1) // 2}
 
+
+def _int_fp(loops=lrt_fullrange.Loops()) -> dict:
+    """The fields of an integer scheme (f'): its storage (for bytes and work) and its loops."""
+    return {"scale": "full", "top_bits": 18, "top_shared": True, "loops": loops}
+
+
+Loops = lrt_fullrange.Loops
 
 SCHEMES = [
     Scheme("float64", "float64, no rounding (the target's yardstick)", bits=0),
@@ -365,29 +364,24 @@ SCHEMES = [
            "reorth 250", scale="full", top_bits=18, top_shared=True, reorth=250),
     Scheme("block16-top18s-reorth1000", "(f')+(c) column 1 at 18 bits on the block 2^e, reorth 1000", top_bits=18,
            top_shared=True, reorth=1000),
-    Scheme("int-full-top18s", "(f') in integers (bench/lrt_fullrange.py), no re-orthonormalisation", scale="full",
-           top_bits=18, top_shared=True, integer=True),
-    Scheme("int-full-top18s-reorth500", "(f') in integers, re-orthonormalised every 500 terms",
-           scale="full", top_bits=18, top_shared=True, reorth=500, integer=True),
-    Scheme("int-full-top18s-reorth250", "(f') in integers, re-orthonormalised every 250 terms",
-           scale="full", top_bits=18, top_shared=True, reorth=250, integer=True),
-    Scheme("int-full-top18s-reorth500-res16", "(f')+(h) in integers, int16 residuals updated in place, "
-           "reorth 500", scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16, integer=True),
-    Scheme("int-full-top18s-reorth500-cgs16", "(f')+(h) in integers, a classical first pass from the input, "
-           "then int16 residuals, reorth 500", scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16,
-           integer=True, cgs_first=True),
-    Scheme("int-full-top18s-reorth500-cgs16-1pass", "(f')+(h) in integers, classical first pass, int16 "
-           "residuals, one rotation pass, reorth 500", scale="full", top_bits=18, top_shared=True, reorth=500,
-           res_bits=16, integer=True, cgs_first=True, one_pass=True),
-    Scheme("int-full-top18s-reorth500-cgs16-1pass-w20", "the same, the store pass's weights at 20 bits",
-           scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16, integer=True, cgs_first=True,
-           one_pass=True, weight_bits=20),
-    Scheme("int-full-top18s-reorth500-cgs16-1pass-w16", "the same, the store pass's weights at 16 bits",
-           scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16, integer=True, cgs_first=True,
-           one_pass=True, weight_bits=16),
-    Scheme("int-full-top18s-reorth500-cgs16-1pass-w20-c16", "the same with 20-bit weights, the projection's "
-           "update scalars at 16 bits", scale="full", top_bits=18, top_shared=True, reorth=500, res_bits=16,
-           integer=True, cgs_first=True, one_pass=True, weight_bits=20, coef_bits=16),
+    Scheme("int-full-top18s", "(f') in integers (bench/lrt_fullrange.py), no re-orthonormalisation", **_int_fp()),
+    Scheme("int-full-top18s-reorth500", "(f') in integers, re-orthonormalised every 500 terms", reorth=500,
+           **_int_fp()),
+    Scheme("int-full-top18s-reorth250", "(f') in integers, re-orthonormalised every 250 terms", reorth=250,
+           **_int_fp()),
+    Scheme("int-full-top18s-reorth500-res16", "(f')+(h) in integers, int16 residuals updated in place, reorth 500",
+           reorth=500, **_int_fp(Loops(res16=True))),
+    Scheme("int-full-top18s-reorth500-cgs16", "(f')+(h) in integers, a classical first pass from the input, then "
+           "int16 residuals, reorth 500", reorth=500, **_int_fp(Loops(res16=True, cgs_first=True))),
+    Scheme("int-full-top18s-reorth500-cgs16-1pass", "(f')+(h) in integers, classical first pass, int16 residuals, "
+           "one rotation pass, reorth 500", reorth=500, **_int_fp(Loops(res16=True, cgs_first=True, one_pass=True))),
+    Scheme("int-full-top18s-reorth500-cgs16-1pass-w20", "the same, the store pass's weights at 20 bits", reorth=500,
+           **_int_fp(Loops(res16=True, cgs_first=True, one_pass=True, weight_bits=20))),
+    Scheme("int-full-top18s-reorth500-cgs16-1pass-w16", "the same, the store pass's weights at 16 bits", reorth=500,
+           **_int_fp(Loops(res16=True, cgs_first=True, one_pass=True, weight_bits=16))),
+    Scheme("int-full-top18s-reorth500-cgs16-1pass-w20-c16", "the same with 20-bit weights, the projection's update "
+           "scalars at 16 bits", reorth=500,
+           **_int_fp(Loops(res16=True, cgs_first=True, one_pass=True, weight_bits=20, coef_bits=16))),
     Scheme("float64-b4", "float64, batches of 4 terms", bits=0, batch=4),
     Scheme("float64-b8", "float64, batches of 8 terms", bits=0, batch=8),
     Scheme("block16-b4", "(g) today's int16 block 2^e, batches of 4 terms", batch=4),
@@ -550,11 +544,8 @@ def emu_run(d, x, rank: int, unbiased: bool, sch: Scheme, seed: int, checkpoints
     max|Q^T Q - I| of either basis just before a re-orthonormalisation so far (0 without one): the
     checkpoints fall on multiples of the re-orthonormalisation interval, where the bases have just
     been made orthonormal, so orth_l and orth_r alone would hide the drift in between."""
-    if sch.integer:
-        res16 = ("cgs" if sch.cgs_first else True) if sch.res_bits == 16 else False
-        return lrt_fullrange.run(d, x, D_EXP, X_EXP, rank, unbiased, seed, checkpoints, reorth=sch.reorth,
-                                 res16=res16, one_pass=sch.one_pass,
-                                 weight_bits=sch.weight_bits, coef_bits=sch.coef_bits)
+    if sch.loops is not None:
+        return lrt_fullrange.run(d, x, D_EXP, X_EXP, rank, unbiased, seed, checkpoints, sch.reorth, sch.loops)
     rng = np.random.default_rng(1000 + seed)
     st = EmuState(d.shape[1], x.shape[1], rank)
     dv, xv = d.astype(np.float64) * 2.0**D_EXP, x.astype(np.float64) * 2.0**X_EXP

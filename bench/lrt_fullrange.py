@@ -25,10 +25,7 @@ The re-orthonormalisation is the twin's, with the Gram matrices formed in this f
 times f twice) and this rotation. The kappa rule is left out (the study runs kappa off). Nothing
 of this is in the C or the twin yet.
 
-Options for the cheaper loops a faster C would need (run(), accumulate_u8()): res16 (int16
-residuals, updated in place, or after a classical first pass: project_side), one_pass (the rotation
-scaled from a bound, without its peak pass) and weight_bits (the store pass's weights narrowed):
-rotate(); coef_bits (the projection's update scalars narrowed): mgs_pass().
+Loops: the cheaper loops a faster C would need, each an option of run() and accumulate_u8().
 """
 from __future__ import annotations
 
@@ -44,6 +41,27 @@ from edgetrain.reference.fixed import round_shift_s64 as rshift
 
 F_BITS = 16  # the multiplier f is a Q16 value in [1/2, 1)
 MANT_TOP = (1 << 15) - 1
+
+
+@dataclass(frozen=True)
+class Loops:
+    """How the loops run; the defaults are the C's today (int32 residuals, exact weights, two passes).
+
+    res16: int16 residuals, each rescale bringing the peak to [2^14, 2^15) instead of the sum of
+      squares to [2^54, 2^56), each update saturated to int16 in place (no rescale within a pass);
+    cgs_first: the first pass classical (cgs_pass), on the int32-scaled input: every coefficient a dot
+      product of the 8-bit inputs with the mantissas; its result is rescaled as res16 says;
+    coef_bits: each update's scalar (coefficient times f) narrowed to that many bits (0: as is); the
+      coefficients handed to the core keep their width;
+    one_pass: the rotation without its peak pass, scaled from a bound (rotate);
+    weight_bits: the store pass's weights narrowed to that many bits (0: the exact Q30 weights).
+    """
+
+    res16: bool = False
+    cgs_first: bool = False
+    coef_bits: int = 0
+    one_pass: bool = False
+    weight_bits: int = 0
 
 
 def low_bits(rank: int) -> int:
@@ -104,39 +122,41 @@ def _narrow(values: list, bits: int) -> list:
     return [rshift(v, sh) << sh for v in values] if sh else list(values)
 
 
-def mgs_pass(basis: Basis, res: np.ndarray, res16: bool = False, coef_bits: int = 0) -> tuple[np.ndarray, list]:
-    """One Gram-Schmidt pass against the basis: coefficients in units of the residual's LSB. res16:
-    the residual is int16 and stays so, each update saturated to int16 in place (no rescale in a pass).
-    coef_bits: each update's scalar narrowed to that many bits on its own power of two (0: as is);
-    the coefficients handed to the core keep their width."""
+def _coef(basis: Basis, col: np.ndarray, ee: int, res: np.ndarray) -> int:
+    """Column col's coefficient of res in res's units: E_j . res 2^(e - b) as today, then times f."""
+    return rshift(max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(col @ res), -ee))) * basis.f, F_BITS)
+
+
+def _update(basis: Basis, a: int, col: np.ndarray, ee: int, coef_bits: int) -> np.ndarray:
+    """What an update takes off res for coefficient a: round(a f 2^-16), narrowed to coef_bits, times E_j."""
+    return ref._rs(_narrow([rshift(a * basis.f, F_BITS)], coef_bits)[0] * col, -ee)
+
+
+def mgs_pass(basis: Basis, res: np.ndarray, loops: Loops = Loops()) -> tuple[np.ndarray, list]:
+    """One Gram-Schmidt pass against the basis: coefficients in units of the residual's LSB (loops:
+    res16, coef_bits)."""
     r = basis.q.shape[1]
     if basis.exp == 0:
         return res, [0] * r
     ext, ee = basis.ext(), basis.exp - basis.b
-    lo, hi = (ref.INT16_MIN, ref.INT16_MAX) if res16 else (ref.INT32_MIN, ref.INT32_MAX)
+    lo, hi = (ref.INT16_MIN, ref.INT16_MAX) if loops.res16 else (ref.INT32_MIN, ref.INT32_MAX)
     coef = []
     for j in range(r):
-        col = ext[:, j]
-        a0 = max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(col @ res), -ee)))
-        a = rshift(a0 * basis.f, F_BITS)
+        a = _coef(basis, ext[:, j], ee, res)
         if a:
-            af = _narrow([rshift(a * basis.f, F_BITS)], coef_bits)[0]
-            res = np.clip(res - ref._rs(af * col, -ee), lo, hi)
+            res = np.clip(res - _update(basis, a, ext[:, j], ee, loops.coef_bits), lo, hi)
         coef.append(a)
     return res, coef
 
 
-def cgs_pass(basis: Basis, res: np.ndarray, coef_bits: int = 0) -> tuple[np.ndarray, list]:
-    """A classical Gram-Schmidt pass: every coefficient from the same res, then one update (its scalars
-    narrowed as in mgs_pass)."""
+def cgs_pass(basis: Basis, res: np.ndarray, coef_bits: int) -> tuple[np.ndarray, list]:
+    """A classical Gram-Schmidt pass: every coefficient from the same res, then one int32 update."""
     r = basis.q.shape[1]
     if basis.exp == 0:
         return res, [0] * r
     ext, ee = basis.ext(), basis.exp - basis.b
-    coef = [rshift(max(-ref.COEF_GUARD, min(ref.COEF_GUARD, rshift(int(ext[:, j] @ res), -ee))) * basis.f, F_BITS)
-            for j in range(r)]
-    upd = sum(ref._rs(_narrow([rshift(a * basis.f, F_BITS)], coef_bits)[0] * ext[:, j], -ee)
-              for j, a in enumerate(coef))
+    coef = [_coef(basis, ext[:, j], ee, res) for j in range(r)]
+    upd = sum(_update(basis, a, ext[:, j], ee, coef_bits) for j, a in enumerate(coef))
     return np.clip(res - upd, ref.INT32_MIN, ref.INT32_MAX), coef
 
 
@@ -149,34 +169,28 @@ def _rescale16(res: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(ref._rs(res, -k), ref.INT16_MIN, ref.INT16_MAX), k
 
 
-def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int, res16=False,
-                 coef_bits: int = 0) -> ref._Side:
-    """The twin's _project_side with this format's pass. res16 = True: the residual is held as int16
-    (study (h) in integers): each rescale brings its peak to [2^14, 2^15) instead of its sum of squares
-    to [2^54, 2^56), and the passes update it in place. res16 = "cgs": the first pass is classical
-    (cgs_pass, on the int32-scaled input, whose every coefficient is a dot product of 8-bit inputs
-    with the mantissas), its int32 result is rescaled to int16, and the second pass runs on int16."""
+def project_side(basis: Basis, src: np.ndarray, src_exp: int, passes: int, loops: Loops = Loops()) -> ref._Side:
+    """The twin's _project_side with this format's passes, run as loops says."""
 
     def rescale(v):
-        if res16:
+        if loops.res16:
             return _rescale16(v)
         k = ref._norm_k(v)
         return ref._scale(v, k), k
 
-    if res16 == "cgs":  # the first pass from the int32 input (classical), the second on int16
-        k = ref._norm_k(src.astype(np.int64))
-        res, e = ref._scale(src.astype(np.int64), k), src_exp - k
-        a_exp = e
-        res, a = cgs_pass(basis, res, coef_bits)
+    src = src.astype(np.int64)
+    if loops.cgs_first:  # the input on int32 as today, whatever res16 says
+        k = ref._norm_k(src)
+        res = ref._scale(src, k)
     else:
-        res, k = rescale(src.astype(np.int64))
-        e = src_exp - k
-        a_exp = e
-        res, a = mgs_pass(basis, res, res16, coef_bits)
+        res, k = rescale(src)
+    e = src_exp - k
+    a_exp = e
+    res, a = cgs_pass(basis, res, loops.coef_bits) if loops.cgs_first else mgs_pass(basis, res, loops)
     if passes == 2 and np.any(res):
         res, k = rescale(res)
         e -= k
-        res, a2 = mgs_pass(basis, res, res16, coef_bits)
+        res, a2 = mgs_pass(basis, res, loops)
         a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
     res, k = rescale(res)
     e -= k
@@ -221,14 +235,13 @@ def store(total_fn, rank: int, length: int | None = None, bound: int | None = No
     return Basis(q, v & ((1 << b) - 1), ref.WORK_EXP + sh, f, b)
 
 
-def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass: bool = False,
-           weight_bits: int = 0) -> Basis:
+def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, loops: Loops = Loops()) -> Basis:
     """[Q, u] M in this format (u = residual / rho): the old weights times the old f; two passes, or
-    with one_pass the store pass alone, its scale from a bound |entry (i, k)| <= t sum_j |M_jk f| 2^up
-    + max|res| |g_k|, t the old basis' largest mantissa (a max over int16, or the previous store
-    pass's by-product). weight_bits: the store pass's weights (the old part's r x r, the residual's r)
-    each set narrowed to that many bits on one power of two (the width an int16 x int16 kernel could
-    take in two halves); 0: the exact Q30 weights."""
+    with loops.one_pass the store pass alone, its scale from a bound |entry (i, k)| <= t sum_j |M_jk f|
+    2^up + max|res| |g_k|, t the old basis' largest mantissa (a max over int16, or the previous store
+    pass's by-product). loops.weight_bits: the store pass's weights (the old part's r x r, the
+    residual's r) each set narrowed to that many bits on one power of two (the width an int16 x int16
+    kernel could take in two halves)."""
     ext = basis.ext()
     up = basis.exp - basis.b - ref.WORK_EXP - 30
     m_old = None
@@ -241,11 +254,11 @@ def rotate(basis: Basis, side: ref._Side, m_cols: list, rank: int, one_pass: boo
             return _entries(ext, up, m_old, side.res, g)
         ms = None
         if m_old is not None:
-            flat = _narrow([_times_q30(v, scale) for row in m_old for v in row], weight_bits)
+            flat = _narrow([_times_q30(v, scale) for row in m_old for v in row], loops.weight_bits)
             ms = [flat[j * rank:(j + 1) * rank] for j in range(rank)]
-        return _entries(ext, up, ms, side.res, _narrow([_times_q30(v, scale) for v in g], weight_bits))
+        return _entries(ext, up, ms, side.res, _narrow([_times_q30(v, scale) for v in g], loops.weight_bits))
 
-    if not one_pass:
+    if not loops.one_pass:
         return store(total_fn, rank)
     rmax = int(np.max(np.abs(side.res))) if side.res.size else 0
     top = int(np.max(np.abs(ext))) if ext.size else 0
@@ -262,20 +275,19 @@ def _set_c(st: FullRangeState, c_new: list, e_c: int) -> None:
 
 
 def accumulate_u8(st: FullRangeState, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int, prng=None,
-                  res16=False, one_pass=False, weight_bits: int = 0, coef_bits: int = 0) -> None:
-    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off; res16, coef_bits: how the
-    projection runs (project_side, mgs_pass); one_pass, weight_bits: how the rotation runs (rotate)."""
+                  loops: Loops = Loops()) -> None:
+    """One term delta x^T (int8 at 2^delta_exp, uint8 at 2^x_exp), kappa off, its loops run as loops says."""
     d, xv = np.asarray(delta, np.int64), np.asarray(x, np.int64)
     if not d.any() or not xv.any():
         return
     r = st.rank
-    left = project_side(st.left, d, delta_exp, cfg.gs_passes, res16, coef_bits)
-    right = project_side(st.right, xv, x_exp, cfg.gs_passes, res16, coef_bits)
+    left = project_side(st.left, d, delta_exp, cfg.gs_passes, loops)
+    right = project_side(st.right, xv, x_exp, cfg.gs_passes, loops)
     lv, el = ref._align(left.a + [left.rho], [left.a_exp] * r + [left.res_exp])
     rv, er = ref._align(right.a + [right.rho], [right.a_exp] * r + [right.res_exp])
     ml, mr, c_new, e_c = ref._core_step(st.c_mant, st.c_exp, lv, el, rv, er, cfg, prng)
-    st.left = rotate(st.left, left, ml, r, one_pass, weight_bits)
-    st.right = rotate(st.right, right, mr, r, one_pass, weight_bits)
+    st.left = rotate(st.left, left, ml, r, loops)
+    st.right = rotate(st.right, right, mr, r, loops)
     _set_c(st, c_new, e_c)
 
 
@@ -351,7 +363,7 @@ def orth_error(basis: Basis) -> float:
 
 
 def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, checkpoints: list,
-        reorth: int = 0, res16=False, one_pass=False, weight_bits: int = 0, coef_bits: int = 0) -> dict:
+        reorth: int = 0, loops: Loops = Loops()) -> dict:
     """{t: (estimate, orth_l, orth_r, drift)} at each checkpoint t, as the study's emu_run."""
     cfg = LrtConfig(rank=rank, unbiased=int(unbiased), kappa_th=0)
     st = state_init(d.shape[1], x.shape[1], rank)
@@ -359,7 +371,7 @@ def run(d, x, d_exp: int, x_exp: int, rank: int, unbiased: bool, seed: int, chec
     out, done, drift = {}, 0, 0.0
     for t in checkpoints:
         for i in range(done, t):
-            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, res16, one_pass, weight_bits, coef_bits)
+            accumulate_u8(st, cfg, d[i], d_exp, x[i], x_exp, prng, loops)
             if reorth and (i + 1) % reorth == 0:
                 drift = max(drift, orth_error(st.left), orth_error(st.right))
                 reorthonormalize(st)
