@@ -38,6 +38,17 @@ def measured(acc):
     return acc.measure_shape(N, M, R, TERMS, 8, acc.StreamSpec(), True, lambda s: None)
 
 
+LONG = 3000  # terms of the 128 x 512 stream the storage tests share
+
+
+@pytest.fixture(scope="module")
+def long_stream(acc):
+    """(d, x, G_sum, float64's error) of the structured stream at 128 x 512 after LONG terms."""
+    d, x = acc.low_rank_stream(128, 512, LONG)
+    g = acc.exact_prefix_sum(d, x, LONG)
+    return d, x, g, acc.rel(acc.run_float(d, x, R, 0, 0, [LONG])[LONG][0], g)
+
+
 def test_the_stream_is_low_rank_in_the_c_formats(acc):
     d, x = acc.low_rank_stream(N, M, TERMS)
     assert d.dtype == np.int8 and x.dtype == np.uint8 and d.shape == (TERMS, N) and x.shape == (TERMS, M)
@@ -221,16 +232,14 @@ def test_emulation_reports_the_drift_before_each_reorthonormalisation(acc):
     assert plain[3] == 0.0 and max(plain[1], plain[2]) > max(orth_l, orth_r)
 
 
-def test_recommended_storage_meets_the_targets_where_todays_misses_them(acc):
+def test_recommended_storage_meets_the_targets_where_todays_misses_them(acc, long_stream):
     """The study's conclusion at a size a test affords (128 x 512, 3000 terms, r = 4): today's storage
     is well beyond 1.2x float64's error, one full-range scale per basis halves the excess, and scheme
     (f') (column 1 two bits finer on that scale, re-orthonormalised every 500 terms) is within 1.2x
     with its drift below 2e-3. Measured: 2.73x, 1.46x, 1.04x; drift 8.8e-4."""
-    n, m, terms = 128, 512, 3000
-    d, x = acc.low_rank_stream(n, m, terms)
-    g = acc.exact_prefix_sum(d, x, terms)
+    d, x, g, _ = long_stream
     sch = {s.name: s for s in acc.SCHEMES}
-    runs = {name: acc.emu_run(d, x, R, False, sch[name], 0, [terms])[terms]
+    runs = {name: acc.emu_run(d, x, R, False, sch[name], 0, [LONG])[LONG]
             for name in ("float64", "block16", "block16-full", "block16-full-top18s-reorth500")}
     ratio = {name: acc.rel(run[0], g) / acc.rel(runs["float64"][0], g) for name, run in runs.items()}
     assert ratio["block16"] > 2.2
@@ -271,47 +280,40 @@ def test_fullrange_store_uses_the_whole_int16_range(fullrange, rank):
         assert np.max(err[:, 0]) < np.max(err[:, 1:])  # column 1 is finer
 
 
-def test_fullrange_in_integers_keeps_the_emulated_accuracy(acc, fullrange):
+def test_fullrange_in_integers_keeps_the_emulated_accuracy(acc, fullrange, long_stream):
     """The integer algorithm of scheme (f') (its own roundings: the multiplier folded into each
     coefficient, the rotation's weights and the re-orthonormalisation's Gram matrices) is as accurate
     as the float64 emulation of its storage: 128 x 512, 3000 terms, r = 4, re-orthonormalised every
     500 terms. Measured: 1.05x float64's error (emulation 1.04x, today's C 2.72x), drift 6.7e-4."""
-    n, m, terms = 128, 512, 3000
-    d, x = acc.low_rank_stream(n, m, terms)
-    g = acc.exact_prefix_sum(d, x, terms)
-    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
+    d, x, g, f64 = long_stream
     sch = {s.name: s for s in acc.SCHEMES}
-    est, orth_l, orth_r, drift = acc.emu_run(d, x, R, False, sch["int-full-top18s-reorth500"], 0, [terms])[terms]
+    est, orth_l, orth_r, drift = acc.emu_run(d, x, R, False, sch["int-full-top18s-reorth500"], 0, [LONG])[LONG]
     assert acc.rel(est, g) / f64 < 1.15
     assert 0 < drift < acc.TARGET_ORTH and max(orth_l, orth_r) < 1e-4
-    c_err = acc.rel(acc.run_c(d, x, R, 0, 0, [terms])[terms][0], g)
+    c_err = acc.rel(acc.run_c(d, x, R, 0, 0, [LONG])[LONG][0], g)
     assert c_err / f64 > 2.2  # today's storage on the same stream
 
 
-def test_int16_residuals_need_a_first_pass_from_the_input(acc):
+def test_int16_residuals_need_a_first_pass_from_the_input(acc, long_stream):
     """Study (h) in integers, with the storage of (f'): int16 residuals updated in place lose the bits
     that the first pass cancels (the float64 emulation rounded them afresh after every update), while
     a classical first pass from the input, rescaled to int16 before the second pass, keeps the int32
     residuals' accuracy. 128 x 512, 3000 terms; measured 1.54x and 1.05x float64's error (int32: 1.05x)."""
-    n, m, terms = 128, 512, 3000
-    d, x = acc.low_rank_stream(n, m, terms)
-    g = acc.exact_prefix_sum(d, x, terms)
-    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
+    d, x, g, f64 = long_stream
     sch = {s.name: s for s in acc.SCHEMES}
-    ratio = {name: acc.rel(acc.emu_run(d, x, R, False, sch[name], 0, [terms])[terms][0], g) / f64
+    ratio = {name: acc.rel(acc.emu_run(d, x, R, False, sch[name], 0, [LONG])[LONG][0], g) / f64
              for name in ("int-full-top18s-reorth500-res16", "int-full-top18s-reorth500-cgs16")}
     assert ratio["int-full-top18s-reorth500-res16"] > 1.3
     assert ratio["int-full-top18s-reorth500-cgs16"] < 1.15
 
 
-def test_one_rotation_pass_scaled_from_a_bound(acc, fullrange, monkeypatch):
+def test_one_rotation_pass_scaled_from_a_bound(acc, fullrange, long_stream, monkeypatch):
     """The rotation without its peak pass: the new basis' scale from a bound on its entries through
     the old basis' largest mantissa (the old mantissas' maximum is a cheap pass, or the previous store
     pass's by-product). The bound is never below the true peak and is tight (measured at 128 x 512:
     median 1.03x the peak, 90 % within 1.14x), so the accuracy stays: 1.05x float64 after 3000 terms
     with int16 residuals and the classical first pass."""
-    n, m, terms = 128, 512, 3000
-    d, x = acc.low_rank_stream(n, m, terms)
+    d, x, g, f64 = long_stream
     ratios = []
     store = fullrange.store
 
@@ -324,43 +326,35 @@ def test_one_rotation_pass_scaled_from_a_bound(acc, fullrange, monkeypatch):
         return store(total_fn, rank, length, bound)
 
     monkeypatch.setattr(fullrange, "store", checked)
-    g = acc.exact_prefix_sum(d, x, terms)
-    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
     sch = {s.name: s for s in acc.SCHEMES}["int-full-top18s-reorth500-cgs16-1pass"]
-    est = acc.emu_run(d, x, R, False, sch, 0, [terms])[terms][0]
+    est = acc.emu_run(d, x, R, False, sch, 0, [LONG])[LONG][0]
     assert acc.rel(est, g) / f64 < 1.15
-    assert len(ratios) > terms and np.median(ratios) < 1.1
+    assert len(ratios) > LONG and np.median(ratios) < 1.1
 
 
-def test_store_pass_weights_need_20_bits(acc):
+def test_store_pass_weights_need_20_bits(acc, long_stream):
     """With every other cheaper step (int16 residuals after a classical first pass, one rotation
     pass), the store pass's weights can be narrowed to 20 bits but not to 16: an int16 x int16 store
     kernel needs them in two halves. 128 x 512, 3000 terms; measured 1.05x and 1.68x float64's error
     (exact Q30 weights: 1.05x)."""
-    n, m, terms = 128, 512, 3000
-    d, x = acc.low_rank_stream(n, m, terms)
-    g = acc.exact_prefix_sum(d, x, terms)
-    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
+    d, x, g, f64 = long_stream
     sch = {s.name: s for s in acc.SCHEMES}
     ratio = {bits: acc.rel(acc.emu_run(d, x, R, False, sch[f"int-full-top18s-reorth500-cgs16-1pass-w{bits}"], 0,
-                                       [terms])[terms][0], g) / f64 for bits in (20, 16)}
+                                       [LONG])[LONG][0], g) / f64 for bits in (20, 16)}
     assert ratio[20] < 1.15
     assert ratio[16] > 1.3
 
 
-def test_projection_update_scalars_fit_16_bits(acc, fullrange):
+def test_projection_update_scalars_fit_16_bits(acc, fullrange, long_stream):
     """In the same design the projection's update scalars (a f, times each mantissa in an update) can
     be narrowed to 16 bits, so every product of the projection is int16 x int16; far narrower ones
     show in the error. 128 x 512, 3000 terms; measured 1.05x float64 at 16 bits, 1.09x at 8, 1.38x
     at 6."""
-    n, m, terms = 128, 512, 3000
-    d, x = acc.low_rank_stream(n, m, terms)
-    g = acc.exact_prefix_sum(d, x, terms)
-    f64 = acc.rel(acc.run_float(d, x, R, 0, 0, [terms])[terms][0], g)
+    d, x, g, f64 = long_stream
     ratio = {}
     for bits in (16, 6):
-        est = fullrange.run(d, x, acc.D_EXP, acc.X_EXP, R, False, 0, [terms], reorth=500, res16="cgs",
-                            one_pass=True, weight_bits=20, coef_bits=bits)[terms][0]
+        loops = fullrange.Loops(res16=True, cgs_first=True, one_pass=True, weight_bits=20, coef_bits=bits)
+        est = fullrange.run(d, x, acc.D_EXP, acc.X_EXP, R, False, 0, [LONG], 500, loops)[LONG][0]
         ratio[bits] = acc.rel(est, g) / f64
     assert ratio[16] < 1.15
     assert ratio[6] > 1.25
