@@ -137,12 +137,12 @@ def mc_deviation(estimates: list, g: np.ndarray) -> dict:
 # ---- part 1: C, twin, float64 ------------------------------------------------------------------
 
 
-def run_c(d, x, rank: int, unbiased: int, seed: int, checkpoints: list, twin: bool = False, reorth: int = 0,
-          batch: int = 1) -> dict:
+def run_c(d, x, rank: int, unbiased: int, seed: int, checkpoints: list, twin: bool = False,
+          reorth: int = LrtConfig().reorth_terms, batch: int = 1) -> dict:
     """Stream through the C accumulator; {t: (estimate, orth_l, orth_r, twin_equal or None)}.
-    reorth: re-orthonormalise the bases after every this many terms (0: never); batch: terms per
+    reorth: LrtConfig.reorth_terms, re-orthonormalise the bases every this many terms (0: never); batch: terms per
     et_lrt_accumulate_batch_u8 call (1: et_lrt_accumulate_u8 per term; a batch never spans a checkpoint)."""
-    cfg = LrtConfig(rank=rank, unbiased=unbiased, kappa_th=0)
+    cfg = LrtConfig(rank=rank, unbiased=unbiased, kappa_th=0, reorth_terms=reorth)
     layer = LrtLayer(d.shape[1], x.shape[1], cfg, seed=seed)
     tw = ref.state_init(d.shape[1], x.shape[1], cfg) if twin else None
     tprng = Prng(seed) if twin else None
@@ -158,17 +158,15 @@ def run_c(d, x, rank: int, unbiased: int, seed: int, checkpoints: list, twin: bo
                 layer.accumulate_batch(d[i:j], [D_EXP] * (j - i), x[i:j], [X_EXP] * (j - i))
                 if twin:
                     ref.accumulate_batch_u8(tw, cfg, d[i:j], [D_EXP] * (j - i), x[i:j], [X_EXP] * (j - i), tprng)
-            if reorth and j // reorth > i // reorth:
-                layer.reorthonormalize()
-                if twin:
-                    ref.reorthonormalize(tw)
         done = t
         st = layer.to_state()
         same = None
         if twin:
             same = bool(np.array_equal(st.ql, tw.ql) and np.array_equal(st.qr, tw.qr) and st.exp_l == tw.exp_l
-                        and st.exp_r == tw.exp_r and list(st.c_mant) == list(tw.c_mant) and st.c_exp == tw.c_exp)
-        out[t] = (st.estimate(), ref.orthonormality_error(st.ql, st.exp_l), ref.orthonormality_error(st.qr, st.exp_r), same)
+                        and st.exp_r == tw.exp_r and (st.f_l, st.f_r) == (tw.f_l, tw.f_r)
+                        and list(st.c_mant) == list(tw.c_mant) and st.c_exp == tw.c_exp)
+        out[t] = (st.estimate(), ref.orthonormality_error(st.ql, st.exp_l, st.f_l),
+                  ref.orthonormality_error(st.qr, st.exp_r, st.f_r), same)
     return out
 
 
@@ -186,7 +184,7 @@ def run_float(d, x, rank: int, unbiased: int, seed: int, checkpoints: list) -> d
 
 
 def measure_shape(n: int, m: int, rank: int, terms: int, seeds: int, spec: StreamSpec, twin: bool, log,
-                  reorth: int = 0, batch: int = 1) -> dict:
+                  reorth: int = LrtConfig().reorth_terms, batch: int = 1) -> dict:
     cps = sorted({t for t in DEFAULT_CHECKPOINTS if t <= terms} | {terms})
     d, x = low_rank_stream(n, m, terms, spec)
     sums = {t: exact_prefix_sum(d, x, t) for t in cps}
@@ -651,8 +649,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=16, help="PRNG seeds for the unbiased mean (0 or 1: skip)")
     ap.add_argument("--k", type=int, default=3, help="rank of the stream's ground truth")
     ap.add_argument("--noise", type=float, default=0.05, help="noise of the stream, relative (default 0.05)")
-    ap.add_argument("--reorth", type=int, default=0, metavar="K",
-                    help="re-orthonormalise the C's (and twin's) bases every K terms (et_lrt_reorthonormalize; default 0: never)")
+    ap.add_argument("--reorth", type=int, default=LrtConfig().reorth_terms, metavar="K",
+                    help="re-orthonormalise the C's (and twin's) bases every K terms (LrtConfig.reorth_terms; "
+                         f"0: never; default {LrtConfig().reorth_terms}, the accumulator's)")
     ap.add_argument("--batch", type=int, default=1, metavar="K",
                     help="feed the C (and twin) K terms per et_lrt_accumulate_batch_u8 call, 1..16 (default 1: per term)")
     ap.add_argument("--twin", action="store_true", help="also run the bit-exact twin (slow) and compare")

@@ -110,20 +110,22 @@ def test_emulation_float64_batches_are_the_reference_batches(acc):
     assert sch.work(10, 20, 4)["extra_mac"] == 30 * (16 + 14 + 12) - 30 * 56
 
 
-def test_emulated_block16_matches_the_c_error(acc, measured):
-    """The emulation of today's storage (int16, block 2^e exponent, round to nearest) departs from
-    float64 as the C does, to within 10 % (the C's other roundings keep 25-31 bits): the study's
-    figures for other storage schemes are comparable with the C's."""
+def test_emulated_block16_full_matches_the_c_error(acc, measured):
+    """The emulation of the C's storage (int16, one full-range scale per basis, round to nearest)
+    departs from float64 as the C does, to within 15 % (the C's other roundings keep 25-31 bits, and
+    its scale comes from a bound a few per cent above the peak, which the emulation leaves out:
+    measured 0.89 and 0.90 of the C's departure): the study's figures for other storage schemes are
+    comparable with the C's."""
     d, x = acc.low_rank_stream(N, M, TERMS)
     cps = [100, TERMS]
     sch = {s.name: s for s in acc.SCHEMES}
-    emu = acc.emu_run(d, x, R, False, sch["block16"], 0, cps)
+    emu = acc.emu_run(d, x, R, False, sch["block16-full"], 0, cps)
     f64 = acc.emu_run(d, x, R, False, sch["float64"], 0, cps)
     for row in measured["checkpoints"]:
         t = row["terms"]
         g_norm = np.linalg.norm(acc.exact_prefix_sum(d, x, t))
         emu_diff = float(np.linalg.norm(emu[t][0] - f64[t][0]) / g_norm)
-        assert abs(emu_diff / row["biased"]["c_minus_float_rel"] - 1) < 0.1, (t, emu_diff, row["biased"])
+        assert abs(emu_diff / row["biased"]["c_minus_float_rel"] - 1) < 0.15, (t, emu_diff, row["biased"])
 
 
 def test_quantize_block16_is_the_c_format(acc):
@@ -284,14 +286,15 @@ def test_fullrange_in_integers_keeps_the_emulated_accuracy(acc, fullrange, long_
     """The integer algorithm of scheme (f') (its own roundings: the multiplier folded into each
     coefficient, the rotation's weights and the re-orthonormalisation's Gram matrices) is as accurate
     as the float64 emulation of its storage: 128 x 512, 3000 terms, r = 4, re-orthonormalised every
-    500 terms. Measured: 1.05x float64's error (emulation 1.04x, today's C 2.72x), drift 6.7e-4."""
+    500 terms. Measured: 1.05x float64's error (emulation 1.04x; the C, with one full-range scale per
+    basis and no wider column 1, 1.41x; before the scale, 2.72x), drift 6.7e-4."""
     d, x, g, f64 = long_stream
     sch = {s.name: s for s in acc.SCHEMES}
     est, orth_l, orth_r, drift = acc.emu_run(d, x, R, False, sch["int-full-top18s-reorth500"], 0, [LONG])[LONG]
     assert acc.rel(est, g) / f64 < 1.15
     assert 0 < drift < acc.TARGET_ORTH and max(orth_l, orth_r) < 1e-4
     c_err = acc.rel(acc.run_c(d, x, R, 0, 0, [LONG])[LONG][0], g)
-    assert c_err / f64 > 2.2  # today's storage on the same stream
+    assert 1.25 < c_err / f64 < 1.6  # the C's storage on the same stream: the wider column 1 is what is left
 
 
 def test_int16_residuals_need_a_first_pass_from_the_input(acc, long_stream):

@@ -56,12 +56,12 @@ def test_bad_config_is_rejected_everywhere(core, field, value):
 
 def test_state_and_scratch_sizes_are_exact(core):
     ffi, lib = core
-    assert ffi.sizeof("et_lrt_state_t") == 56 == lib.ET_LRT_STATE_HEADER == ref.STATE_HEADER_BYTES
+    assert ffi.sizeof("et_lrt_state_t") == 60 == lib.ET_LRT_STATE_HEADER == ref.STATE_HEADER_BYTES
     assert ffi.sizeof("et_lrt_norms_t") == 32
     for rank in range(1, 9):
         for n, m in ((1, 1), (10, 64), (128, 1152), (512, 2048), (65535, 65535)):
             size = state_get_size(n, m, rank)
-            assert size == 56 + 2 * rank * (n + m) == ref.state_get_size(n, m, rank)  # overhead 56 <= 64
+            assert size == 60 + 2 * rank * (n + m) == ref.state_get_size(n, m, rank)  # overhead 60 <= 64
             q = rank + 1
             assert accumulate_get_buffer_size(n, m, rank) == 4 * (n + m + 2 * q * q + 3 * q * rank)
             assert accumulate_get_buffer_size(n, m, rank) == ref.accumulate_get_buffer_size(n, m, rank)
@@ -86,7 +86,7 @@ def test_state_init_too_small_is_nomem_and_untouched(core):
     assert lib.et_lrt_state_init(mem, need - 1, 10, 20, 0, cfg, out) == ET_ERR_NOMEM
     assert all(raw[i] == POISON for i in range(800))
     assert lib.et_lrt_state_init(mem, need, 10, 20, 0, cfg, out) == ET_OK
-    assert all(raw[i] == 0 for i in range(56, need)) and raw[need] == POISON  # exactly the planned bytes
+    assert all(raw[i] == 0 for i in range(60, need)) and raw[need] == POISON  # exactly the planned bytes
     assert (out[0].n, out[0].m, out[0].rank, out[0].kind, out[0].b_eff) == (10, 20, 4, 0, 0)
     with pytest.raises(NoMemoryError) as info:
         ref.state_init(10, 20, LrtConfig(), size=need - 1)

@@ -18,7 +18,6 @@ BUILDS = {
     "wide": ["-O3", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],  # the wide loops for the baseline ISA
     "wide-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],
     "no-early-discard": ["-O3", "-DET_LRT_EARLY_CHECK"],  # every kappa discard decided after both passes
-    "exact-peak": ["-O3", "-DET_LRT_NO_PEAK_APPROX"],  # the exact peak pass for every rotation
     # fixed.c's 32-bit-target square root and the clz without an instruction (Cortex-M0+)
     "mcu-isqrt-clz": ["-O2", "-DET_NO_MULTIVERSION", "-DET_ISQRT_DIGITS", "-DET_CLZ_PORTABLE"],
 }
@@ -53,7 +52,7 @@ def test_dispatch_builds_clones_on_x86_64(binaries):
     """Where the guard in hot_internal.h enables it (gcc, x86-64 Linux), the clones exist: otherwise the
     dispatched build above would be one more copy of the baseline-ISA loops."""
     names = symbols(binaries["dispatched"])
-    for fn in ("lrt_mgs_pass_cols", "lrt_rot_peak", "lrt_rot_store", "lrt_rescale", "lrt_sumsq", "lrt_frame_peak",
+    for fn in ("lrt_mgs_pass_cols", "lrt_abs_max16", "lrt_abs_max32", "lrt_rot_commit_side", "lrt_rescale", "lrt_sumsq", "lrt_frame_peak",
                "lrt_frame_store"):
         assert f"{fn}.avx2" in names and f"{fn}.arch_x86_64_v4" in names, fn
     portable = symbols(binaries["portable"])

@@ -90,13 +90,13 @@ def test_estimate_is_kept_and_bases_come_out_orthonormal(rank):
         for _ in range(400):
             layer.accumulate(rng.integers(-128, 128, n).astype(np.int8), -9, rng.integers(0, 256, m).astype(np.uint8), -7)
         before = layer.to_state()
-        drift = max(ref.orthonormality_error(before.ql, before.exp_l), ref.orthonormality_error(before.qr, before.exp_r))
+        drift = max(ref.orthonormality_error(before.ql, before.exp_l, before.f_l), ref.orthonormality_error(before.qr, before.exp_r, before.f_r))
         layer.reorthonormalize()
         after = layer.to_state()
         g0, g1 = before.estimate(), after.estimate()
         # rounding only: each basis entry to half a unit of 2^exp (measured up to 5e-5 at these sizes)
         assert np.linalg.norm(g1 - g0) <= 2e-4 * np.linalg.norm(g0)
-        orth = max(ref.orthonormality_error(after.ql, after.exp_l), ref.orthonormality_error(after.qr, after.exp_r))
+        orth = max(ref.orthonormality_error(after.ql, after.exp_l, after.f_l), ref.orthonormality_error(after.qr, after.exp_r, after.f_r))
         assert orth <= 1.5e-4 and orth <= drift, (orth, drift)
         assert list(after.c_mant) == sorted(after.c_mant, reverse=True) and after.c_mant[0] >= 1 << 30
         assert (after.terms, after.skipped, after.b_eff) == (before.terms, before.skipped, before.b_eff)
@@ -128,23 +128,22 @@ def acc():
 
 @pytest.mark.parametrize("n,m", [(128, 1152), (512, 2048)])
 def test_structured_stream_stays_orthonormal_over_ten_thousand_terms(acc, n, m):
-    """The orthogonality target on the long structured stream (r = 4, biased, kappa off): with the
-    bases re-orthonormalised every 100 terms, max|Q^T Q - I| < 2e-3 at every 500th term up to 10^4,
-    each checkpoint just before a re-orthonormalisation, where the drift is largest (measured at most
-    8.2e-4 and 7.0e-4). Without it the drift passes 5e-3 (measured 1.0e-2 and 8.7e-3 at 10^4 terms),
-    so the stream can tell. Every 250 terms is not enough on this stream: the drift comes in bursts
-    (measured 1.5e-3 and 3.2e-3). The error against the exact sum stays as it was (measured 1.01x and
-    1.04x the error without)."""
+    """The orthogonality target on the long structured stream (r = 4, biased, kappa off): the bases'
+    full-range scale keeps max|Q^T Q - I| below 2e-3 after 10^4 terms without any re-orthonormalisation
+    (measured 1.2e-3 and 7.7e-4; the power-of-two exponent alone let it pass 5e-3: 1.0e-2 and 8.7e-3).
+    The stream does drift (above 2e-4), and re-orthonormalising every 100 terms keeps it below 1e-3 at
+    every 500th term up to 10^4, each checkpoint just before a re-orthonormalisation, where the drift
+    is largest, with the error against the exact sum as it was (within 10 %)."""
     terms = 9999
     d, x = acc.low_rank_stream(n, m, terms)
     cps = list(range(499, terms + 1, 500))
     with_re = acc.run_c(d, x, 4, 0, 0, cps, reorth=100)
-    without = acc.run_c(d, x, 4, 0, 0, [terms])
+    without = acc.run_c(d, x, 4, 0, 0, [terms], reorth=0)
     for t in cps:
-        assert max(with_re[t][1], with_re[t][2]) < 2e-3, (t, with_re[t][1:3])
+        assert max(with_re[t][1], with_re[t][2]) < 1e-3, (t, with_re[t][1:3])
     g = acc.exact_prefix_sum(d, x, terms)
     assert acc.rel(with_re[terms][0], g) <= 1.1 * acc.rel(without[terms][0], g)
-    assert max(without[terms][1], without[terms][2]) > 5e-3
+    assert 2e-4 < max(without[terms][1], without[terms][2]) < 2e-3
 
 
 def test_bad_input_changes_nothing(core):
@@ -196,18 +195,20 @@ def near_orthonormal_states(draw):
 
 
 def _load(layer, rng, c, c_exp, tilt):
-    """Write a state into the C layer: each basis Q (1 + tilt E) on a block exponent, int16 mantissas."""
-    from edgetrain.reference.fixed import norm_shift_u64
-
-    for ptr, rows, attr in ((layer._ql, layer.n, "exp_l"), (layer._qr, layer.m, "exp_r")):
+    """Write a state into the C layer: each basis Q (1 + tilt E) as int16 mantissas on a block exponent
+    with a random multiplier f in [2^15, 2^16)."""
+    for ptr, rows, side in ((layer._ql, layer.n, "l"), (layer._qr, layer.m, "r")):
         q = np.linalg.qr(rng.normal(size=(rows, layer.rank)))[0] @ (np.eye(layer.rank) + tilt * rng.normal(size=(layer.rank,) * 2))
         live = sum(1 for v in c if v)
         q[:, live:] = 0.0
-        e = int(np.floor(np.log2(np.max(np.abs(q))))) - 14
-        mant = np.clip(np.round(q / 2.0**e), -32768, 32767).astype(np.int16).reshape(-1)
+        top = float(np.max(np.abs(q)))
+        e = int(np.floor(np.log2(top))) - 14  # top / 2^e in [2^14, 2^15)
+        f = int(rng.integers(min(65535, int(np.ceil(top * 2.0 ** (16 - e) / 32767))), 1 << 16))  # mantissas fit
+        mant = np.clip(np.round(q / (f * 2.0 ** (e - 16))), -32768, 32767).astype(np.int16).reshape(-1)
         for i, v in enumerate(mant):
             ptr[i] = int(v)
-        setattr(layer.state, attr, e)
+        setattr(layer.state, "exp_" + side, e)
+        setattr(layer.state, "f_" + side, f)
     for k, v in enumerate(c):
         layer.state.c_mant[k] = int(v)
     layer.state.c_exp = c_exp
@@ -241,8 +242,8 @@ def test_random_states_c_equals_twin_or_both_refuse(case):
         return
     assert layer.snapshot() == reference_snapshot(tw, None, ref.norms_init()) | {"prng": layer.snapshot()["prng"]}
     g0 = ref.State(n, m, rank, 0, np.array(before["ql"], np.int16), np.array(before["qr"], np.int16), before["exp_l"],
-                   before["exp_r"], before["c_mant"], before["c_exp"]).estimate()
+                   before["exp_r"], before["c_mant"], before["c_exp"], f_l=before["f_l"], f_r=before["f_r"]).estimate()
     g1 = layer.estimate()
     assert np.linalg.norm(g1 - g0) <= 1e-3 * np.linalg.norm(g0)
     after = layer.to_state()
-    assert max(ref.orthonormality_error(after.ql, after.exp_l), ref.orthonormality_error(after.qr, after.exp_r)) < 1e-3
+    assert max(ref.orthonormality_error(after.ql, after.exp_l, after.f_l), ref.orthonormality_error(after.qr, after.exp_r, after.f_r)) < 1e-3

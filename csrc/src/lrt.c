@@ -31,6 +31,12 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 #define LRT_BASIS_EXP_MAX (-14)
 #define LRT_COEF_GUARD (INT64_C(1) << 40) /* |a_j| bound; valid bases give < 2^29 */
 #define LRT_QMAX (ET_LRT_MAX_RANK + 1)
+#define LRT_F_BITS 16                     /* a basis' multiplier f: Q16 in [1/2, 1) */
+#define LRT_F_MIN (UINT32_C(1) << 15)
+#define LRT_F_MAX (UINT32_C(65535))
+#define LRT_F_ONE (UINT32_C(1) << 16)     /* a batch's own frame columns: no multiplier */
+#define LRT_MANT_TOP 32767                /* a rotation scales its bound to this mantissa */
+#define LRT_BOUND_CAP (UINT64_C(1) << 62) /* a rotation's entry bound is capped here */
 
 /*
  * hot_internal.h: on x86-64 Linux gcc hosts the ET_HOT loops below are compiled for AVX-512, AVX2
@@ -187,11 +193,18 @@ static int lrt_c_ok(const et_lrt_state_t *st)
     return 1;
 }
 
+/* A basis' multiplier: 0 for an empty basis, else 2^15 .. 2^16 - 1. */
+static int lrt_basis_f_ok(int e, uint32_t f)
+{
+    return e == 0 ? f == 0 : f >= LRT_F_MIN;
+}
+
 /* A state as et_lrt_state_init and et_lrt_accumulate_* leave it. */
 static int lrt_state_ok(const et_lrt_state_t *st)
 {
     return st != NULL && lrt_dims_ok(st->n, st->m, st->rank) && st->kind <= ET_LRT_CONV &&
-           lrt_basis_exp_ok(st->exp_l) && lrt_basis_exp_ok(st->exp_r) && lrt_c_ok(st);
+           lrt_basis_exp_ok(st->exp_l) && lrt_basis_exp_ok(st->exp_r) && lrt_basis_f_ok(st->exp_l, st->f_l) &&
+           lrt_basis_f_ok(st->exp_r, st->f_r) && lrt_c_ok(st);
 }
 
 et_status_t et_lrt_state_get_size(uint32_t n, uint32_t m, uint32_t rank, size_t *bytes)
@@ -247,6 +260,8 @@ et_status_t et_lrt_reset(et_lrt_state_t *state)
     state->skipped = 0;
     state->exp_l = 0;
     state->exp_r = 0;
+    state->f_l = 0;
+    state->f_r = 0;
     state->c_exp = 0;
     return ET_OK;
 }
@@ -596,13 +611,15 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
  * each element after its update, as MGS needs); the last update sweep also sums the squares of the
  * new residual, which the pass returns. The columns' exponent is q_exp (0: an empty basis), or
  * exps[j] each where exps is given (0: a zero column, coefficient 0); -44..-14, so every rescale is
- * a rounding right shift by 14..44. s_in is sum(res^2) on entry (below 2^56 after a rescale: every
+ * a rounding right shift by 14..44. f is the columns' multiplier (a basis' f, or LRT_F_ONE for a
+ * batch's frame columns): the coefficient is a = round(round(q_j . res 2^e) f 2^-16) and the update
+ * res -= round(s q_j 2^e) with s = round(a f 2^-16). s_in is sum(res^2) on entry (below 2^56 after a rescale: every
  * |res_i| < 2^28); dot0, where given, the dot product of res with the first column (the sweep that
  * rescaled res formed it: lrt_rescale_dot).
  */
 LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const size_t next, const int cols, int q_exp,
-                                   const int *exps, int32_t *res, uint32_t len, uint64_t s_in, const int64_t *dot0,
-                                   int64_t *coef)
+                                   uint32_t f, const int *exps, int32_t *res, uint32_t len, uint64_t s_in,
+                                   const int64_t *dot0, int64_t *coef)
 {
     int j;
     int64_t dot;
@@ -619,6 +636,9 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
         int e = exps != NULL ? exps[j] : q_exp;
         int64_t a = e == 0 ? 0 : LRT_SAT(LRT_RSHIFT(dot, -e), -LRT_COEF_GUARD, LRT_COEF_GUARD);
         int more = j + 1 < cols;
+        if (f != LRT_F_ONE) { /* |a f| < 2^56 */
+            a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS);
+        }
         coef[j] = a;
         if (a == 0) {
             if (more) {
@@ -626,6 +646,9 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
                 continue;
             }
             return lrt_sumsq(res, len);
+        }
+        if (f != LRT_F_ONE) {
+            a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS); /* the update's scalar s */
         }
         if (!more) {
             return lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 0, &bound, next);
@@ -639,24 +662,24 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
  * Rank 4 (the default) gets its own copy with the rank a constant: strided loads the compiler can
  * vectorise; so do a batch's contiguous frame columns. Firmware has the one generic copy.
  */
-ET_HOT static uint64_t lrt_mgs_pass_cols(const int16_t *q, int stride, size_t next, int cols, int q_exp,
+ET_HOT static uint64_t lrt_mgs_pass_cols(const int16_t *q, int stride, size_t next, int cols, int q_exp, uint32_t f,
                                          const int *exps, int32_t *res, uint32_t len, uint64_t s_in,
                                          const int64_t *dot0, int64_t *coef)
 {
     if (LRT_WIDE && stride == 4 && next == 1 && cols == 4 && exps == NULL) {
-        return lrt_mgs_pass_r(q, 4, 1, 4, q_exp, NULL, res, len, s_in, dot0, coef);
+        return lrt_mgs_pass_r(q, 4, 1, 4, q_exp, f, NULL, res, len, s_in, dot0, coef);
     }
     if (LRT_WIDE && stride == 1) {
-        return lrt_mgs_pass_r(q, 1, next, cols, q_exp, exps, res, len, s_in, dot0, coef);
+        return lrt_mgs_pass_r(q, 1, next, cols, q_exp, f, exps, res, len, s_in, dot0, coef);
     }
-    return lrt_mgs_pass_r(q, stride, next, cols, q_exp, exps, res, len, s_in, dot0, coef);
+    return lrt_mgs_pass_r(q, stride, next, cols, q_exp, f, exps, res, len, s_in, dot0, coef);
 }
 
-/* One pass against a basis (len x rank, row-major, at q_exp); dot0 as for lrt_mgs_pass_r. */
-static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, int32_t *res, uint32_t len, uint64_t s_in,
-                             const int64_t *dot0, int64_t *coef)
+/* One pass against a basis (len x rank, row-major, at q_exp, multiplier f); dot0 as for lrt_mgs_pass_r. */
+static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, uint32_t f, int32_t *res, uint32_t len,
+                             uint64_t s_in, const int64_t *dot0, int64_t *coef)
 {
-    return lrt_mgs_pass_cols(q, rank, 1, rank, q_exp, NULL, res, len, s_in, dot0, coef);
+    return lrt_mgs_pass_cols(q, rank, 1, rank, q_exp, f, NULL, res, len, s_in, dot0, coef);
 }
 
 typedef struct {
@@ -684,6 +707,7 @@ static void lrt_project_rescale(uint32_t s, int e0, lrt_side_t *side)
 typedef struct {
     const int16_t *q;
     int q_exp;
+    uint32_t f;
     const int8_t *s8;
     const uint8_t *u8;
     int32_t *res;
@@ -697,7 +721,7 @@ static void lrt_project_begin(const lrt_input_t *in, int rank)
 {
     lrt_side_t *side = in->side;
     int64_t dot0 = lrt_input_load(in->s8, in->u8, in->len, side->k0, in->res, in->q_exp != 0 ? in->q : NULL, rank);
-    side->s1 = lrt_mgs_pass(in->q, rank, in->q_exp, in->res, in->len, side->s0, &dot0, side->a);
+    side->s1 = lrt_mgs_pass(in->q, rank, in->q_exp, in->f, in->res, in->len, side->s0, &dot0, side->a);
     side->e1 = side->a_exp;
 }
 
@@ -716,7 +740,7 @@ static void lrt_project_end(const lrt_input_t *in, int rank, int passes)
         int64_t a2[ET_LRT_MAX_RANK];
         int64_t dot0 = 0;
         e -= q_exp != 0 ? lrt_rescale_dot(res, len, s, &s, q, rank, &dot0) : lrt_rescale(res, len, s, &s);
-        s = lrt_mgs_pass(q, rank, q_exp, res, len, s, &dot0, a2);
+        s = lrt_mgs_pass(q, rank, q_exp, in->f, res, len, s, &dot0, a2);
         for (j = 0; j < rank; j++) {
             side->a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
         }
@@ -734,21 +758,23 @@ static void lrt_project_end(const lrt_input_t *in, int rank, int passes)
  * residual, implies the exact test (step 2 in lrt_accumulate) for every state, so the second pass
  * is skipped for such terms and nothing else changes (the twin needs no copy of it).
  *
- * Why U bounds rho. Write u_j = q_j 2^q_exp for column j as a real vector. A sweep of the second
- * pass maps res to clamp(res - round(a u_j)) with a = round(u_j . res) saturated at +-2^40
- * (LRT_COEF_GUARD), entries rounded once. When |u_j|^2 <= 2, I - u_j u_j^T is symmetric with
- * eigenvalues 1 and 1 - |u_j|^2, both in [-1, 1]: a contraction. So, in residual units,
- *   |res - a u_j| <= |res - (u_j . res) u_j| + |a - u_j . res| |u_j| <= |res| + sqrt(2)/2
+ * Why U bounds rho. Write u_j = q_j f 2^(q_exp - 16) for column j as a real vector. A sweep of the
+ * second pass maps res to clamp(res - round(s q_j 2^q_exp)) with s = round(a f 2^-16) and
+ * a = round(round(q_j . res 2^q_exp) f 2^-16), the inner value saturated at +-2^40 (LRT_COEF_GUARD),
+ * entries rounded once. s q_j 2^q_exp = (s 2^16 / f) u_j, and s 2^16 / f = u_j . res + eps with
+ * |eps| <= 1/2 2^16 / f + 1/2 + 1/2 f / 2^16 <= 2 (f >= 2^15). When |u_j|^2 <= 2, I - u_j u_j^T is
+ * symmetric with eigenvalues 1 and 1 - |u_j|^2, both in [-1, 1]: a contraction. So, in residual units,
+ *   |res - (u_j . res + eps) u_j| <= |res - (u_j . res) u_j| + |eps| |u_j| <= |res| + 2 sqrt(2)
  * (a saturated a is lambda (u_j . res) with lambda in (0, 1), and |res - lambda (u.res) u|^2 =
  * |res|^2 - lambda (u.res)^2 (2 - lambda |u|^2) <= |res|^2: no error term at all); rounding each
  * entry adds at most sqrt(n)/2, and the clamp only shrinks entries. Let R1 = sqrt(s1) 2^e1 be the
  * first pass' residual norm. The second pass rescales by an exact left shift (or a rounding right
  * shift: + sqrt(n)/2) to units w with sum(res^2) >= 2^54, so w <= R1 2^-27 and |res| < 2^28 + 128;
- * r sweeps give |res2| <= R1 / w + sqrt(n)/2 + r (sqrt(2) + sqrt(n))/2 < 2^28 + 2^10.5 (n <= 65535,
+ * r sweeps give |res2| <= R1 / w + sqrt(n)/2 + r (2 sqrt(2) + sqrt(n)/2) < 2^28 + 2^10.5 (n <= 65535,
  * r <= 8). The final rescale works in units w_f <= 2.0001 w (a right shift by s needs sum(res2^2)
  * >= 2^(54+2s), so 2^s <= |res2| 2^-27), adding sqrt(n)/2 units of w_f, and rho = sqrt_round(...)
  * another 1/2. Together
- *   rho 2^res_exp <= R1 + w (128 + 8 (0.71 + 128) + 2.0001 (128 + 0.5)) < R1 + 2^11 w
+ *   rho 2^res_exp <= R1 + w (128 + 8 (2.83 + 128) + 2.0001 (128 + 0.5)) < R1 + 2^11 w
  *                 <= R1 (1 + 2^-16).
  * (s1 == 0 leaves rho = 0; an empty basis has no sweeps.) So U = (isqrt(s1) + 1)(1 + 2^-16),
  * rounded up, at exponent e1 bounds rho 2^res_exp, and U_L U_R bounds rho_L rho_R.
@@ -756,7 +782,7 @@ static void lrt_project_end(const lrt_input_t *in, int rank, int passes)
  * Before the first pass. The input rescale is an exact left shift (an 8-bit input has
  * sum(res^2) < 2^32) to units w0 with s0 = sum(res^2) in [2^54, 2^56), so w0 <= R0 2^-27 for
  * R0 = sqrt(s0) 2^e0. The first pass is r sweeps of the same kind: its residual has norm
- * R1 <= R0 + w0 8 (0.71 + 128) < R0 (1 + 2^-16.99), and with the lemma above (for one pass the
+ * R1 <= R0 + w0 8 (2.83 + 128) < R0 (1 + 2^-16.96), and with the lemma above (for one pass the
  * final rescale alone: less) rho 2^res_exp <= R1 (1 + 2^-16) < R0 (1 + 2^-15). So
  * U0 = (isqrt(s0) + 1)(1 + 2^-15), rounded up, at exponent e0 bounds rho 2^res_exp for either
  * number of passes, and c_1 > kappa U0_L U0_R discards a term before any pass: for a term far
@@ -765,8 +791,8 @@ static void lrt_project_end(const lrt_input_t *in, int rank, int passes)
  * which is monotone in the value: exponents here are far inside its +-2^24), so the early
  * threshold is >= the exact one, and c_1 above it is above the exact one.
  *
- * The contraction needs |u_j|^2 <= 2, i.e. sum_i q_ij^2 <= 2^(1 - 2 q_exp): always true for
- * q_exp <= -23 (sum < 2^46 <= 2^47), and shown for the bases of larger exponents by one pass over
+ * The contraction needs |u_j|^2 <= 2, i.e. sum_i q_ij^2 <= 2^(33 - 2 q_exp) / f^2: always true for
+ * q_exp <= -23 (sum < 2^46 <= 2^47, and f < 2^16), and shown for the bases of larger exponents by one pass over
  * Q (lrt_cols_contract), only when the early test would discard. The bases accumulate leaves have
  * nearly unit columns (|u_j|^2 within about 1e-2 of 1, docs/lrt.md); a state that fails the check
  * takes the exact path.
@@ -790,21 +816,25 @@ static uint64_t lrt_rho_bound(uint64_t s, int margin)
 }
 
 /*
- * Every column of q (len x rank, exponent q_exp != 0) has sum(q_ij^2) <= 2^(1 - 2 q_exp), shown with
- * 32-bit sums of floor(q_ij^2 / 2^16) (each <= 2^14, so a sum over 65535 rows stays below 2^30):
+ * Every column of q (len x rank, exponent q_exp != 0, multiplier f) has |u_j|^2 = sum(q_ij^2) f^2
+ * 2^(2 q_exp - 32) <= 2, i.e. sum(q_ij^2) <= 2^(33 - 2 q_exp) / f^2 (taken a little low: lim), shown
+ * with 32-bit sums of floor(q_ij^2 / 2^16) (each <= 2^14, so a sum over 65535 rows stays below 2^30):
  * sum(q_ij^2) < 2^16 (sum floor(q_ij^2 / 2^16) + len). Sufficient, not necessary: a column within
  * 2^16 len of the limit (2^-14 of it at most, for q_exp >= -22) takes the exact path.
  */
-LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int rank, int q_exp, uint32_t len)
+LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int rank, int q_exp, uint32_t f, uint32_t len)
 {
     uint32_t acc[ET_LRT_MAX_RANK];
     uint64_t lim;
+    uint64_t scale;
     uint32_t i;
     int k;
     if (q_exp <= -23) {
         return 1;
     }
-    lim = UINT64_C(1) << (1 - 2 * q_exp);
+    /* lim <= 2^(1 - 2 q_exp) 2^32 / f^2: floor(2^62 / f^2) (in [2^30, 2^32]) times 2^(1 - 2 q_exp - 30) */
+    scale = (UINT64_C(1) << 62) / ((uint64_t)f * f);
+    lim = q_exp >= -14 ? scale >> (2 * q_exp + 29) : scale << (1 - 2 * q_exp - 30);
     for (k = 0; k < rank; k++) {
         acc[k] = 0;
     }
@@ -822,12 +852,13 @@ LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int rank, int q_exp, 
     return 1;
 }
 
-ET_HOT static int lrt_cols_contract(const int16_t *q, int rank, int q_exp, uint32_t len)
+ET_HOT static int lrt_cols_contract(const int16_t *q, int rank, int q_exp, uint32_t f, uint32_t len)
 {
     if (q_exp == 0) {
         return 1; /* empty basis: no sweeps */
     }
-    return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, 4, q_exp, len) : lrt_cols_contract_r(q, rank, q_exp, len);
+    return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, 4, q_exp, f, len)
+                                 : lrt_cols_contract_r(q, rank, q_exp, f, len);
 }
 
 /* c_1 > kappa rho_l rho_r (c_1 = c1 2^c_exp, rho_l at exp_l, ...), formed as the kappa rule forms it. */
@@ -891,8 +922,8 @@ static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, lrt_bound
         return 0;
     }
     if (*contract < 0) {
-        *contract = lrt_cols_contract(lrt_ql(st), st->rank, st->exp_l, st->n) &&
-                    lrt_cols_contract(lrt_qr(st), st->rank, st->exp_r, st->m);
+        *contract = lrt_cols_contract(lrt_ql(st), st->rank, st->exp_l, st->f_l, st->n) &&
+                    lrt_cols_contract(lrt_qr(st), st->rank, st->exp_r, st->f_r, st->m);
     }
     return *contract;
 }
@@ -1253,28 +1284,121 @@ static void lrt_matmul_q30(const int32_t *a, const int32_t *t, int q, int rank, 
 }
 
 /*
+ * round(v inv 2^-31), half away from zero, for |v| < 2^63 and inv <= 2^31 (the product may pass 2^63:
+ * |v| inv = hi 2^32 + lo with hi = (|v| >> 32) inv < 2^62, and 2^31 divides hi 2^32).
+ */
+static int64_t lrt_scaled(int64_t v, uint32_t inv)
+{
+    uint64_t mag = lrt_abs(v);
+    uint64_t hi = (mag >> 32) * inv;
+    uint64_t lo = (mag & 0xFFFFFFFFu) * inv;
+    uint64_t y = 2 * hi + ((lo + (UINT64_C(1) << 30)) >> 31);
+    return v < 0 ? (int64_t)((uint64_t)0 - y) : (int64_t)y;
+}
+
+/*
+ * The full-range scale of a new basis whose entries are at most bound (> 0) in magnitude, sh =
+ * et_norm_shift_u64(bound, 15) (bound 2^-sh in [2^14, 2^15)): returns f = ceil(bound 2^16 / (32767
+ * 2^sh)), at most 65535 (so f >= 2^15), the multiplier that brings the largest entry to 32767, and
+ * inv = round(2^46 / f) (2^16 / f in Q30, in (2^30, 2^31]). The store pass forms every entry with the
+ * weights times inv 2^-31 and rounds it by sh - 1: one rounding, to a mantissa q worth q f 2^(sh - 16)
+ * of the entry's units. The quotient is taken without overflow: bound < 2^(15 + sh).
+ */
+static uint32_t lrt_full_range_scale(uint64_t bound, int sh, uint32_t *inv)
+{
+    uint64_t num;
+    uint64_t den;
+    uint64_t f;
+    if (sh >= 16) {
+        num = bound;
+        den = (uint64_t)LRT_MANT_TOP << (sh - 16);
+    } else if (sh >= 0) {
+        num = bound << 16;
+        den = (uint64_t)LRT_MANT_TOP << sh;
+    } else {
+        num = bound << (16 - sh);
+        den = LRT_MANT_TOP;
+    }
+    f = (num + den - 1) / den;
+    f = f > LRT_F_MAX ? LRT_F_MAX : f;
+    *inv = (uint32_t)lrt_div(INT64_C(1) << (LRT_F_BITS + 30), (int64_t)f);
+    return (uint32_t)f;
+}
+
+/*
  * Entry (i, k) of the new basis [Q, res/rho] M (M q x r, Q30) at 2^-60, exact:
- * the old basis enters as (sum_j Q_ij M_jk) 2^(q_exp+30) (q_exp >= -44: a left
- * shift by at most 16, or a rounding right shift), the residual column as
+ * the old basis enters as (sum_j Q_ij m_jk) 2^(q_exp+30) with m_jk = round(M_jk f 2^-16)
+ * (q_exp >= -44: a left shift by at most 16, or a rounding right shift), the residual column as
  * res_i g_k with g_k = M_rk 2^30 / rho computed once per term. |entry| < 2^63
- * for any int16 mantissas: |sum| <= 2^46.5, |res_i g_k| <= 2^61 (docs/lrt.md).
+ * for any int16 mantissas: |sum| <= 2^46.5, |res_i g_k| <= 2^61 (docs/lrt.md). The store pass
+ * scales every weight by inv 2^-31 <= 1 (lrt_rot_scale), which keeps these bounds.
  *
- * lrt_rot_t holds what is the same for every row (no copy of M: the stack
+ * lrt_rot_t holds what is the same for every row (the weights live in the caller's M: the stack
  * stays small on a Cortex-M).
  */
 typedef struct {
-    const int32_t *m; /* M, q x r, Q30 (its first r rows: the old basis' weights) */
-    const int64_t *g;
+    int32_t *m; /* the old basis' weights, the first r rows of M (q x r) */
+    int64_t *g;
     int mode; /* 0: empty old basis; 1: up >= 0 (an exact left shift); 2: up < 0 (a rounding right shift) */
     int up;
 } lrt_rot_t;
 
-static void lrt_rot_init(lrt_rot_t *rt, const int32_t *mrot, int q_exp, const int64_t *g)
+/* The rotation of a basis at q_exp with multiplier f by M (its first r rows become m = round(M f 2^-16)). */
+static void lrt_rot_init(lrt_rot_t *rt, int32_t *mrot, int rank, int q_exp, uint32_t f, int64_t *g)
 {
+    int i;
     rt->m = mrot;
     rt->g = g;
     rt->up = q_exp - LRT_WORK_EXP - 30; /* q_exp + 30: 0..16 for a unit-column basis */
     rt->mode = q_exp == 0 ? 0 : (rt->up >= 0 ? 1 : 2);
+    for (i = 0; rt->mode != 0 && i < rank * rank; i++) {
+        mrot[i] = (int32_t)LRT_RSHIFT((int64_t)mrot[i] * f, LRT_F_BITS); /* |M f| < 2^47 */
+    }
+}
+
+/*
+ * A bound on every |entry| of the new basis, capped at LRT_BOUND_CAP: max over k of
+ * top sum_j |m_jk| 2^up (up < 0: shifted down, plus one for the rounding) + rmax |g_k|, with top the
+ * old basis' largest |mantissa| and rmax the residual's (lrt_abs_max_*). It replaces a pass that
+ * would form every entry to find the peak; it lies within a few per cent of it (docs/lrt.md).
+ */
+static uint64_t lrt_rot_bound(const lrt_rot_t *rt, int rank, uint32_t top, uint64_t rmax)
+{
+    uint64_t bound = 0;
+    int j;
+    int k;
+    for (k = 0; k < rank; k++) {
+        uint64_t ag = lrt_abs(rt->g[k]);
+        uint64_t b = rmax != 0 && ag > LRT_BOUND_CAP / rmax ? LRT_BOUND_CAP : rmax * ag;
+        if (rt->mode != 0) {
+            uint64_t t = 0;
+            for (j = 0; j < rank; j++) {
+                t += lrt_abs(rt->m[j * rank + k]); /* < 2^34 */
+            }
+            t *= top; /* < 2^49 */
+            if (rt->up >= 0) {
+                t = t >= (LRT_BOUND_CAP >> rt->up) ? LRT_BOUND_CAP : t << rt->up;
+            } else {
+                t = (t >> -rt->up) + (t != 0);
+            }
+            b += t; /* both <= 2^62 */
+        }
+        b = b > LRT_BOUND_CAP ? LRT_BOUND_CAP : b;
+        bound = b > bound ? b : bound;
+    }
+    return bound;
+}
+
+/* The store pass' weights: every m_jk and g_k times inv 2^-31. */
+static void lrt_rot_scale(lrt_rot_t *rt, int rank, uint32_t inv)
+{
+    int i;
+    for (i = 0; rt->mode != 0 && i < rank * rank; i++) {
+        rt->m[i] = (int32_t)lrt_scaled(rt->m[i], inv);
+    }
+    for (i = 0; i < rank; i++) {
+        rt->g[i] = lrt_scaled(rt->g[i], inv);
+    }
 }
 
 /* Row i of the new basis into out; rank is a constant where the callers below inline it. */
@@ -1295,9 +1419,8 @@ static inline void lrt_rot_row(const lrt_rot_t *rt, const int16_t *qrow, int32_t
     }
 }
 
-/* The largest |entry| of the new basis. */
-static inline uint64_t lrt_rot_max(const int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res,
-                                   const int rank)
+/* The largest |entry| of the new basis, every entry formed (lrt_rot_plan's fallback). */
+static uint64_t lrt_rot_max(const int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int rank)
 {
     uint64_t peak = 0;
     int64_t row[ET_LRT_MAX_RANK];
@@ -1369,26 +1492,7 @@ LRT_INLINE int64_t lrt_rot_entry(const int16_t *qrow, const int32_t *m, int up, 
     return (int64_t)(((uint64_t)acc << up) + ((uint64_t)((int64_t)res * gh) << 31) + (uint64_t)((int64_t)res * gl));
 }
 
-LRT_INLINE uint64_t lrt_rot_max_fast(const int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res,
-                                     const int32_t *gh, const int32_t *gl, const int rank)
-{
-    const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
-    int up = rt->mode == 0 ? 0 : rt->up;
-    int64_t hi = 0;
-    int64_t lo = 0;
-    uint32_t i;
-    int k;
-    for (i = 0; i < len; i++) {
-        for (k = 0; k < rank; k++) {
-            int64_t v = lrt_rot_entry(q + (size_t)i * rank, m, up, res[i], gh[k], gl[k], rank, k);
-            hi = v > hi ? v : hi;
-            lo = v < lo ? v : lo;
-        }
-    }
-    return (uint64_t)hi > (uint64_t)0 - (uint64_t)lo ? (uint64_t)hi : (uint64_t)0 - (uint64_t)lo;
-}
-
-/* shift 1..47: the peak lies in [2^15, 2^62) */
+/* shift 1..47, every |entry| below 2^62 */
 LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
                                    const int32_t *gh, const int32_t *gl, const int rank)
 {
@@ -1405,195 +1509,41 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
             row[k] = lrt_rot_entry(qrow, m, up, res[i], gh[k], gl[k], rank, k);
         }
         for (k = 0; k < rank; k++) {
-            /* the rounding at the offset 2^62 (|row| <= peak < 2^62), as in lrt_mgs_sweep32;
-             * |v| <= round(peak 2^-shift) <= 2^15, so only the top needs the clamp */
+            /* the rounding at the offset 2^62 (|row| < 2^62), as in lrt_mgs_sweep32 */
             uint64_t d = ((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift;
-            int32_t v = (int32_t)(int64_t)(d - k2);
+            int64_t v = (int64_t)(d - k2);
+            v = v < INT16_MIN ? INT16_MIN : v;
             qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
         }
     }
 }
 
-#if LRT_WIDE
-/*
- * The peak pass only needs bitlen(peak), so most terms get it from entries formed in int32 (twice
- * the lanes of int64 per vector, native products and max/min) with an error bound, and the exact
- * pass runs only when the bound straddles a power of two. For an empty old basis (mode 0) or
- * up >= 0 (mode 1), |g_k| < 2^35 and sum_j |M_jk| < 2^32 (valid terms: g_k <= 2^34.5, sums near
- * 2^30), in units of 2^t (2^-60 units, as lrt_rot_row):
- *   B_k = 2^15 sum_j |M_jk| 2^up + rmax |g_k| >= every |entry| of column k (rmax = max |res_i|),
- *   t = max(0, bitlen(max B_k) - 29), so every |entry| / 2^t < 2^29;
- *   old part: Mt_jk = round(M_jk 2^(up - t)) (exact when t <= up), error <= |Q_ij| / 2 <= 2^14 per j;
- *   new part: rt_i = floor(res_i / 2^s) with s = max(0, bitlen(rmax) - 15) (|rt_i| <= 2^15),
- *     gt_k = round(g_k 2^(s - t)); error <= 2^s |g_k| / 2^t + 2^15 / 2, and 2^s |g_k| / 2^t <= 2^15
- *     (rmax >= 2^(14 + s) when s > 0, and rmax |g_k| / 2^t < 2^29).
- * Each int32 entry is then within E = (r + 1) 2^14 + ceil(2^s |g_k| / 2^t) of entry / 2^t (mode 0:
- * 2^14 + ceil(2^s |g_k| / 2^t), no old part), and below 2^29 + 2^17 + 2^30 + 2^16 < 2^31 in
- * magnitude (|rt_i gt_k| <= rmax |g_k| / 2^t + rmax / 2^(s+1) + 2^s |g_k| / 2^t + 1/2; every
- * product below 2^30 + 2^16: no int32 overflow).
- * The largest |int32 entry| P~ is within E of peak / 2^t (a max of magnitudes moves by no more than
- * its arguments), so when P~ - E >= 1 and bitlen(P~ - E) == bitlen(P~ + E), peak lies in
- * [2^(L-1), 2^L) with L = bitlen(P~ + E) + t, and et_norm_shift_u64(peak, 15) = L - 15: the same
- * exponent and shift as the exact pass, so the same bits. Returns that L, or 0 (use the exact pass).
- * Host (LRT_WIDE) builds only: the portable loops keep the exact pass, which their scalar int64
- * code does about as cheaply (measured on x86-64 baseline: the int32 pass cost more there).
- */
-LRT_INLINE void lrt_rot_max_approx_r(const int16_t *q, uint32_t len, const int32_t *mt, const int32_t *res, int s,
-                                     const int32_t *gt, const int rank, const int old, uint32_t *peak)
+/* max |q_i| over a basis' len x rank mantissas (32-bit lanes: the compiler vectorises it). */
+ET_HOT static uint32_t lrt_abs_max16(const int16_t *q, size_t count)
 {
     int32_t hi = 0;
     int32_t lo = 0;
-    const uint32_t off = UINT32_C(1) << 31;
-    const int32_t off_s = (int32_t)(off >> s);
+    size_t i;
+    for (i = 0; i < count; i++) {
+        int32_t v = q[i];
+        hi = v > hi ? v : hi;
+        lo = v < lo ? v : lo;
+    }
+    return (uint32_t)(hi > -lo ? hi : -lo);
+}
+
+/* max |res_i| of a residual (int32; the magnitude of INT32_MIN is 2^31). */
+ET_HOT static uint64_t lrt_abs_max32(const int32_t *res, uint32_t len)
+{
+    int64_t hi = 0;
+    int64_t lo = 0;
     uint32_t i;
-    int j;
-    int k;
     for (i = 0; i < len; i++) {
-        /* floor(res_i / 2^s) with a logical shift at an offset (|res_i| < 2^31) */
-        int32_t rt = (int32_t)(((uint32_t)res[i] + off) >> s) - off_s;
-        for (k = 0; k < rank; k++) {
-            int32_t v = rt * gt[k];
-            if (old) {
-                for (j = 0; j < rank; j++) {
-                    v += (int32_t)q[(size_t)i * rank + j] * mt[j * rank + k];
-                }
-            }
-            hi = v > hi ? v : hi;
-            lo = v < lo ? v : lo;
-        }
+        int64_t v = res[i];
+        hi = v > hi ? v : hi;
+        lo = v < lo ? v : lo;
     }
-    *peak = (uint32_t)hi > (uint32_t)0 - (uint32_t)lo ? (uint32_t)hi : (uint32_t)0 - (uint32_t)lo;
-}
-
-ET_HOT static int lrt_rot_bitlen_approx(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt,
-                                        const int32_t *res)
-{
-    int32_t mt[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK];
-    int32_t gt[ET_LRT_MAX_RANK];
-    uint64_t bmax = 0;
-    uint64_t gmax = 0;
-    uint64_t rmax = 0;
-    uint64_t err;
-    uint32_t peak;
-    uint32_t i;
-    int old = rt->mode == 1;
-    int s;
-    int t;
-    int j;
-    int k;
-    if (rt->mode == 2) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        uint64_t a = lrt_abs(res[i]);
-        rmax = a > rmax ? a : rmax;
-    }
-    if (rmax >= (UINT64_C(1) << 28)) {
-        return 0; /* not a rescaled residual (those stay within 2^28) */
-    }
-    for (k = 0; k < rank; k++) {
-        uint64_t msum = 0;
-        uint64_t ag = rmax != 0 ? lrt_abs(rt->g[k]) : 0; /* without a residual g plays no part */
-        if (ag >= (UINT64_C(1) << 35)) {
-            return 0;
-        }
-        if (old) {
-            for (j = 0; j < rank; j++) {
-                msum += lrt_abs(rt->m[j * rank + k]);
-            }
-            if (msum >= (UINT64_C(1) << 32)) {
-                return 0;
-            }
-        }
-        msum = ((msum << 15) << rt->up) + rmax * ag; /* B_k < 2^63 + 2^63 (up <= 16 in mode 1) */
-        bmax = msum > bmax ? msum : bmax;
-        gmax = ag > gmax ? ag : gmax;
-    }
-    if (bmax == 0) {
-        return 0; /* every entry is 0: the exact pass says so */
-    }
-    t = lrt_bitlen(bmax) - 29;
-    t = t > 0 ? t : 0;
-    s = rmax == 0 ? 0 : lrt_bitlen(rmax) - 15;
-    s = s > 0 ? s : 0;
-    for (k = 0; k < rank; k++) {
-        int64_t g = rmax != 0 ? rt->g[k] : 0;
-        gt[k] = (int32_t)(s >= t ? g * ((int64_t)1 << (s - t)) : LRT_RSHIFT(g, t - s));
-        for (j = 0; old && j < rank; j++) {
-            int64_t m = rt->m[j * rank + k];
-            mt[j * rank + k] = (int32_t)(t <= rt->up ? m * ((int64_t)1 << (rt->up - t)) : LRT_RSHIFT(m, t - rt->up));
-        }
-    }
-    if (LRT_WIDE && rank == 4) {
-        if (old) {
-            lrt_rot_max_approx_r(q, len, mt, res, s, gt, 4, 1, &peak);
-        } else {
-            lrt_rot_max_approx_r(q, len, mt, res, s, gt, 4, 0, &peak);
-        }
-    } else {
-        lrt_rot_max_approx_r(q, len, mt, res, s, gt, rank, old, &peak);
-    }
-    err = (uint64_t)(old ? rank + 1 : 1) * (UINT64_C(1) << 14) + (((gmax << s) + (UINT64_C(1) << t) - 1) >> t);
-    if ((uint64_t)peak <= err || lrt_bitlen(peak - err) != lrt_bitlen(peak + err)) {
-        return 0;
-    }
-    return lrt_bitlen(peak + err) + t;
-}
-#endif
-
-/* Pass 1 of the rotation: the block exponent of the new basis (0 when all zero) and its shift.
- * Rank 4 (the default) gets its own copy with the rank a constant: unrolled, no inner loop. */
-ET_HOT static int lrt_rot_peak(const int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
-                                int *shift)
-{
-    int32_t gh[ET_LRT_MAX_RANK];
-    int32_t gl[ET_LRT_MAX_RANK];
-    uint64_t peak;
-#if LRT_WIDE && !defined(ET_LRT_NO_PEAK_APPROX)
-    int bits = lrt_rot_bitlen_approx(q, len, rank, rt, res);
-#elif LRT_WIDE /* ET_LRT_NO_PEAK_APPROX (tests): the exact pass for every rotation */
-    int bits = 0;
-    (void)lrt_rot_bitlen_approx;
-#else
-    int bits = 0;
-#endif
-    if (bits != 0) {
-        *shift = bits - 15;
-        return LRT_WORK_EXP + *shift;
-    }
-    if (LRT_LONG_MUL && lrt_rot_fast(rt, rank, gh, gl)) {
-        peak = LRT_WIDE && rank == 4 ? lrt_rot_max_fast(q, len, rt, res, gh, gl, 4)
-                                     : lrt_rot_max_fast(q, len, rt, res, gh, gl, rank);
-    } else {
-        peak = !LRT_WIDE && rank == 4 ? lrt_rot_max(q, len, rt, res, 4) : lrt_rot_max(q, len, rt, res, rank);
-    }
-    if (peak == 0) {
-        *shift = 0;
-        return 0;
-    }
-    *shift = et_norm_shift_u64(peak, 15);
-    return LRT_WORK_EXP + *shift;
-}
-
-/* Pass 2: overwrite q row by row with the rounded int16 mantissas. */
-ET_HOT static void lrt_rot_store(int16_t *q, uint32_t len, int rank, const lrt_rot_t *rt, const int32_t *res,
-                                  int shift)
-{
-    int32_t gh[ET_LRT_MAX_RANK];
-    int32_t gl[ET_LRT_MAX_RANK];
-    if (LRT_LONG_MUL && shift >= 1 && shift <= 47 && lrt_rot_fast(rt, rank, gh, gl)) {
-        if (LRT_WIDE && rank == 4) {
-            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
-        } else {
-            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, rank);
-        }
-    } else {
-        if (!LRT_WIDE && rank == 4) {
-            lrt_rot_write(q, len, rt, res, shift, 4);
-        } else {
-            lrt_rot_write(q, len, rt, res, shift, rank);
-        }
-    }
+    return (uint64_t)(hi > -lo ? hi : -lo);
 }
 
 /* g_k = M_rk 2^30 / rho (0 without a residual): the residual column's weights at 2^-60. */
@@ -1622,24 +1572,87 @@ static int64_t lrt_c_stored(const uint32_t *c_new, int r, int64_t e_c, uint32_t 
     return c_new[0] != 0 ? e_c + c_sh : 0;
 }
 
-static et_status_t lrt_rotate_commit(et_lrt_state_t *st, const lrt_rot_t *rot_l, const int32_t *res_l,
-                                     const lrt_rot_t *rot_r, const int32_t *res_r, const uint32_t *c_new, int64_t e_c)
+/* One side's new exponent (0: an empty basis), shift, multiplier and inv (lrt_full_range_scale). */
+typedef struct {
+    int exp;
+    int sh;
+    uint32_t f;
+    uint32_t inv;
+    uint64_t bound;
+} lrt_scale_t;
+
+static void lrt_rot_plan(const lrt_rot_t *rt, int rank, const int16_t *q, uint32_t len, const int32_t *res,
+                         lrt_scale_t *sc)
+{
+    uint32_t top = rt->mode != 0 ? lrt_abs_max16(q, (size_t)len * rank) : 0;
+    uint64_t rmax = lrt_abs_max32(res, len);
+    sc->bound = lrt_rot_bound(rt, rank, top, rmax);
+    if (sc->bound != 0 && LRT_WORK_EXP + et_norm_shift_u64(sc->bound, 15) > LRT_BASIS_EXP_MAX) {
+        /* a basis with entries near 1 (a few rows) and a loose bound: the exact peak instead */
+        sc->bound = lrt_rot_max(q, len, rt, res, rank);
+    }
+    sc->exp = 0;
+    sc->sh = 0;
+    sc->f = 0;
+    sc->inv = 0;
+    if (sc->bound != 0) {
+        sc->sh = et_norm_shift_u64(sc->bound, 15);
+        sc->exp = LRT_WORK_EXP + sc->sh;
+        sc->f = lrt_full_range_scale(sc->bound, sc->sh, &sc->inv);
+    }
+}
+
+/* The store pass of one side (its weights scaled in place first), or a zero basis. */
+ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint32_t len, const int32_t *res,
+                                const lrt_scale_t *sc)
+{
+    int32_t gh[ET_LRT_MAX_RANK];
+    int32_t gl[ET_LRT_MAX_RANK];
+    int shift = sc->sh - 1;
+    if (sc->exp == 0) {
+        memset(q, 0, sizeof(int16_t) * (size_t)len * (size_t)rank);
+        return;
+    }
+    lrt_rot_scale(rt, rank, sc->inv);
+    if (LRT_LONG_MUL && shift >= 1 && shift <= 47 && sc->bound < LRT_BOUND_CAP && lrt_rot_fast(rt, rank, gh, gl)) {
+        if (LRT_WIDE && rank == 4) {
+            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
+        } else {
+            lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, rank);
+        }
+    } else if (!LRT_WIDE && rank == 4) {
+        lrt_rot_write(q, len, rt, res, shift, 4);
+    } else {
+        lrt_rot_write(q, len, rt, res, shift, rank);
+    }
+}
+
+/*
+ * Rotate both bases (rot_l, rot_r prepared, residuals res_l, res_r) and set c to c_new (r values on
+ * exponent e_c, 31-bit mantissas; c_new[0] = 0: all zero). The new exponents come from the bounds
+ * (lrt_rot_bound) and are checked (with c's) before anything is written; ET_ERR_RANGE then, with
+ * nothing changed.
+ */
+static et_status_t lrt_rotate_commit(et_lrt_state_t *st, lrt_rot_t *rot_l, const int32_t *res_l, lrt_rot_t *rot_r,
+                                     const int32_t *res_r, const uint32_t *c_new, int64_t e_c)
 {
     int r = st->rank;
-    int sh_l;
-    int sh_r;
     int k;
     uint32_t c_out[ET_LRT_MAX_RANK];
     int64_t new_ce = lrt_c_stored(c_new, r, e_c, c_out);
-    int new_el = lrt_rot_peak(lrt_ql(st), st->n, r, rot_l, res_l, &sh_l);
-    int new_er = lrt_rot_peak(lrt_qr(st), st->m, r, rot_r, res_r, &sh_r);
-    if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er) || !lrt_exp_ok16(new_ce)) {
+    lrt_scale_t sl;
+    lrt_scale_t sr;
+    lrt_rot_plan(rot_l, r, lrt_ql(st), st->n, res_l, &sl);
+    lrt_rot_plan(rot_r, r, lrt_qr(st), st->m, res_r, &sr);
+    if (!lrt_basis_exp_ok(sl.exp) || !lrt_basis_exp_ok(sr.exp) || !lrt_exp_ok16(new_ce)) {
         return ET_ERR_RANGE;
     }
-    lrt_rot_store(lrt_ql(st), st->n, r, rot_l, res_l, sh_l);
-    lrt_rot_store(lrt_qr(st), st->m, r, rot_r, res_r, sh_r);
-    st->exp_l = (int16_t)new_el;
-    st->exp_r = (int16_t)new_er;
+    lrt_rot_commit_side(rot_l, r, lrt_ql(st), st->n, res_l, &sl);
+    lrt_rot_commit_side(rot_r, r, lrt_qr(st), st->m, res_r, &sr);
+    st->exp_l = (int16_t)sl.exp;
+    st->exp_r = (int16_t)sr.exp;
+    st->f_l = (uint16_t)sl.f;
+    st->f_r = (uint16_t)sr.f;
     for (k = 0; k < r; k++) {
         st->c_mant[k] = c_out[k];
     }
@@ -1763,16 +1776,16 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
-    in[0] = (lrt_input_t){lrt_ql(st), st->exp_l, delta, NULL, res_l, st->n, &left};
-    in[1] = (lrt_input_t){lrt_qr(st), st->exp_r, x_s8, x_u8, res_r, st->m, &right};
+    in[0] = (lrt_input_t){lrt_ql(st), st->exp_l, st->f_l, delta, NULL, res_l, st->n, &left};
+    in[1] = (lrt_input_t){lrt_qr(st), st->exp_r, st->f_r, x_s8, x_u8, res_r, st->m, &right};
 #ifdef ET_LRT_EARLY_CHECK
     {
         int known = -1;
         int early0 = kappa_on && lrt_early_discard(st, cfg->kappa_th, lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
                                                    lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0), &known);
         int mixed;
-        int contract = lrt_cols_contract(lrt_ql(st), r, st->exp_l, st->n) &&
-                       lrt_cols_contract(lrt_qr(st), r, st->exp_r, st->m);
+        int contract = lrt_cols_contract(lrt_ql(st), r, st->exp_l, st->f_l, st->n) &&
+                       lrt_cols_contract(lrt_qr(st), r, st->exp_r, st->f_r, st->m);
         int early;
         int applies;
         uint64_t ul0 = lrt_rho_bound(left.s0, LRT_EARLY_MARGIN0);
@@ -1882,8 +1895,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     /* 6. rotate both bases: pass 1 finds the new exponents, checked before anything is written */
     lrt_rot_coef(ml, r, left.rho, gl);
     lrt_rot_coef(mr, r, right.rho, gr);
-    lrt_rot_init(&rot_l, ml, st->exp_l, gl);
-    lrt_rot_init(&rot_r, mr, st->exp_r, gr);
+    lrt_rot_init(&rot_l, ml, r, st->exp_l, st->f_l, gl);
+    lrt_rot_init(&rot_r, mr, r, st->exp_r, st->f_r, gr);
     if (lrt_rotate_commit(st, &rot_l, res_l, &rot_r, res_r, c_new, e_c) != ET_OK) {
         return ET_ERR_RANGE;
     }
@@ -1934,8 +1947,9 @@ et_status_t et_lrt_accumulate_u8(et_lrt_state_t *state, const et_lrt_config_t *c
 #define LRT_FRAME_MAX (ET_LRT_MAX_RANK + ET_LRT_BATCH_MAX)
 
 typedef struct {
-    const int16_t *q0; /* the basis the batch started from, len x rank, at exp0 (0: empty) */
+    const int16_t *q0; /* the basis the batch started from, len x rank, at exp0 (0: empty), multiplier f0 */
     int exp0;
+    uint32_t f0;
     int16_t *cols;     /* column s at cols + s len: len int16 mantissas at 2^exps[s] (0: a zero column) */
     int exps[ET_LRT_BATCH_MAX];
     int t;             /* columns so far */
@@ -1957,13 +1971,14 @@ et_status_t et_lrt_accumulate_batch_get_buffer_size(uint32_t n_max, uint32_t m_m
     return ET_OK;
 }
 
-static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_t len, int rank, int16_t *cols,
-                           int32_t *p)
+static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_t f0, uint32_t len, int rank,
+                           int16_t *cols, int32_t *p)
 {
     int j;
     int k;
     fr->q0 = q0;
     fr->exp0 = exp0;
+    fr->f0 = f0;
     fr->cols = cols;
     fr->t = 0;
     fr->p = p;
@@ -1981,8 +1996,8 @@ static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_
 static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, uint64_t s, const int64_t *dot0,
                                int64_t *coef)
 {
-    s = lrt_mgs_pass(fr->q0, rank, fr->exp0, res, fr->len, s, dot0, coef);
-    return fr->t > 0 ? lrt_mgs_pass_cols(fr->cols, 1, fr->len, fr->t, 0, fr->exps, res, fr->len, s, NULL,
+    s = lrt_mgs_pass(fr->q0, rank, fr->exp0, fr->f0, res, fr->len, s, dot0, coef);
+    return fr->t > 0 ? lrt_mgs_pass_cols(fr->cols, 1, fr->len, fr->t, 0, LRT_F_ONE, fr->exps, res, fr->len, s, NULL,
                                          coef + rank)
                      : s;
 }
@@ -2150,8 +2165,10 @@ typedef struct {
     int64_t g[ET_LRT_BATCH_MAX * ET_LRT_MAX_RANK]; /* column s's weights at g + s r (0 for a zero column) */
 } lrt_frame_rot_t;
 
-/* The work exponent and weights; 0 when no frame column is live (the new basis is zero). */
-static int lrt_frame_rot_init(const lrt_frame_t *fr, int rank, lrt_frame_rot_t *fw)
+/* The work exponent and weights; 0 when no frame column is live (the new basis is zero). Q0's weights
+ * are round(P f0 2^-16); with inv != 0 (the store pass) every weight is then scaled by inv 2^-31
+ * (lrt_full_range_scale). */
+static int lrt_frame_rot_init(const lrt_frame_t *fr, int rank, uint32_t inv, lrt_frame_rot_t *fw)
 {
     int top = fr->exp0;
     int live = fr->exp0 != 0;
@@ -2176,13 +2193,15 @@ static int lrt_frame_rot_init(const lrt_frame_t *fr, int rank, lrt_frame_rot_t *
     }
     for (j = 0; j < rank; j++) {
         for (k = 0; k < rank; k++) {
-            int64_t p = fr->exp0 != 0 ? fr->p[j * rank + k] : 0;
+            int64_t p = fr->exp0 != 0 ? LRT_RSHIFT((int64_t)fr->p[j * rank + k] * fr->f0, LRT_F_BITS) : 0;
+            p = inv != 0 ? lrt_scaled(p, inv) : p;
             fw->g0[j * rank + k] = fw->exact ? lrt_frame_shift(p, fw->sh0) : p;
         }
     }
     for (s = 0; s < fr->t; s++) {
         for (k = 0; k < rank; k++) {
             int64_t p = fr->exps[s] != 0 ? fr->p[(rank + s) * rank + k] : 0;
+            p = inv != 0 ? lrt_scaled(p, inv) : p;
             fw->g[s * rank + k] = fw->exact ? lrt_frame_shift(p, fw->sh[s]) : p;
         }
     }
@@ -2323,17 +2342,10 @@ LRT_INLINE uint64_t lrt_frame_walk_r(const lrt_frame_t *fr, const lrt_frame_rot_
     return peak;
 }
 
-/* Pass 1 of the batch's rotation: the new basis' block exponent (0: all zero) and its shift. */
-ET_HOT static int lrt_frame_peak(const lrt_frame_t *fr, int rank, const lrt_frame_rot_t *fw, int *shift)
+/* Pass 1 of the batch's rotation: the largest |entry| of the new basis at 2^x (0: all zero). */
+ET_HOT static uint64_t lrt_frame_peak(const lrt_frame_t *fr, int rank, const lrt_frame_rot_t *fw)
 {
-    uint64_t peak = LRT_WIDE && rank == 4 ? lrt_frame_walk_r(fr, fw, 4, 0, NULL)
-                                          : lrt_frame_walk_r(fr, fw, rank, 0, NULL);
-    *shift = 0;
-    if (peak == 0) {
-        return 0;
-    }
-    *shift = et_norm_shift_u64(peak, 15);
-    return fw->x + *shift;
+    return LRT_WIDE && rank == 4 ? lrt_frame_walk_r(fr, fw, 4, 0, NULL) : lrt_frame_walk_r(fr, fw, rank, 0, NULL);
 }
 
 /* Pass 2: the new basis into q (which may be Q0 itself: a block's rows are read before they are written);
@@ -2418,8 +2430,8 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
         int16_t *cols_l = (int16_t *)((uint8_t *)scratch + base);
         size_t cols_bytes = 2 * (size_t)count * ((size_t)st->n + st->m);
         int32_t *p_l = (int32_t *)((uint8_t *)scratch + base + ((cols_bytes + 3) & ~(size_t)3));
-        lrt_frame_init(&fl, lrt_ql(st), st->exp_l, st->n, r, cols_l, p_l);
-        lrt_frame_init(&fr, lrt_qr(st), st->exp_r, st->m, r, cols_l + (size_t)count * st->n,
+        lrt_frame_init(&fl, lrt_ql(st), st->exp_l, st->f_l, st->n, r, cols_l, p_l);
+        lrt_frame_init(&fr, lrt_qr(st), st->exp_r, st->f_r, st->m, r, cols_l + (size_t)count * st->n,
                        p_l + (r + (int)count) * r);
     }
     for (k = 0; k < r; k++) {
@@ -2473,17 +2485,31 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     if (fl.t > 0) {
         lrt_frame_rot_t wl;
         lrt_frame_rot_t wr;
-        int sh_l = 0;
-        int sh_r = 0;
-        int new_el = lrt_frame_rot_init(&fl, r, &wl) ? lrt_frame_peak(&fl, r, &wl, &sh_l) : 0;
-        int new_er = lrt_frame_rot_init(&fr, r, &wr) ? lrt_frame_peak(&fr, r, &wr, &sh_r) : 0;
+        uint64_t pk_l = lrt_frame_rot_init(&fl, r, 0, &wl) ? lrt_frame_peak(&fl, r, &wl) : 0;
+        uint64_t pk_r = lrt_frame_rot_init(&fr, r, 0, &wr) ? lrt_frame_peak(&fr, r, &wr) : 0;
+        int sh_l = pk_l != 0 ? et_norm_shift_u64(pk_l, 15) : 0;
+        int sh_r = pk_r != 0 ? et_norm_shift_u64(pk_r, 15) : 0;
+        int new_el = pk_l != 0 ? wl.x + sh_l : 0;
+        int new_er = pk_r != 0 ? wr.x + sh_r : 0;
+        uint32_t inv_l = 0;
+        uint32_t inv_r = 0;
+        uint32_t f_l = pk_l != 0 ? lrt_full_range_scale(pk_l, sh_l, &inv_l) : 0;
+        uint32_t f_r = pk_r != 0 ? lrt_full_range_scale(pk_r, sh_r, &inv_r) : 0;
         if (!lrt_basis_exp_ok(new_el) || !lrt_basis_exp_ok(new_er)) {
             return ET_ERR_RANGE;
         }
-        lrt_frame_store(&fl, r, &wl, sh_l, new_el, lrt_ql(st));
-        lrt_frame_store(&fr, r, &wr, sh_r, new_er, lrt_qr(st));
+        if (new_el != 0) {
+            (void)lrt_frame_rot_init(&fl, r, inv_l, &wl);
+        }
+        if (new_er != 0) {
+            (void)lrt_frame_rot_init(&fr, r, inv_r, &wr);
+        }
+        lrt_frame_store(&fl, r, &wl, sh_l - 1, new_el, lrt_ql(st));
+        lrt_frame_store(&fr, r, &wr, sh_r - 1, new_er, lrt_qr(st));
         st->exp_l = (int16_t)new_el;
         st->exp_r = (int16_t)new_er;
+        st->f_l = (uint16_t)f_l;
+        st->f_r = (uint16_t)f_r;
         for (k = 0; k < r; k++) {
             st->c_mant[k] = c_mant[k];
         }
@@ -2533,8 +2559,8 @@ et_status_t et_lrt_norms_init(et_lrt_norms_t *norms)
     return ET_OK;
 }
 
-/* max |Q diag(sqrt c)| as a rounded integer and its exponent. */
-static void lrt_factor_max(const int16_t *qm, uint32_t len, int rank, int q_exp, const et_lrt_state_t *st,
+/* max |Q diag(sqrt c)| as a rounded integer and its exponent (Q at q_exp with multiplier f). */
+static void lrt_factor_max(const int16_t *qm, uint32_t len, int rank, int q_exp, uint32_t f, const et_lrt_state_t *st,
                            uint64_t *max_abs, int32_t *exp)
 {
     uint64_t best = 0;
@@ -2555,7 +2581,7 @@ static void lrt_factor_max(const int16_t *qm, uint32_t len, int rank, int q_exp,
         best <<= 1;
         e -= 1;
     }
-    *max_abs = lrt_sqrt_round(best);
+    *max_abs = (uint64_t)LRT_RSHIFT((int64_t)(lrt_sqrt_round(best) * f), LRT_F_BITS); /* < 2^31.5 2^16 */
     *exp = e / 2;
 }
 
@@ -2625,8 +2651,8 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     batch = state->kind == ET_LRT_CONV ? cfg->batch_conv : cfg->batch_dense;
     state->b_eff = state->b_eff > UINT32_MAX - batch ? UINT32_MAX : state->b_eff + batch;
     if (cfg->maxnorm) {
-        lrt_factor_max(lrt_ql(state), state->n, r, state->exp_l, state, &max_l, &exp_l);
-        lrt_factor_max(lrt_qr(state), state->m, r, state->exp_r, state, &max_r, &exp_r);
+        lrt_factor_max(lrt_ql(state), state->n, r, state->exp_l, state->f_l, state, &max_l, &exp_l);
+        lrt_factor_max(lrt_qr(state), state->m, r, state->exp_r, state->f_r, state, &max_r, &exp_r);
         (void)et_maxnorm_update(&norms->l, max_l, exp_l, &fl.div_l);
         (void)et_maxnorm_update(&norms->r, max_r, exp_r, &fl.div_r);
     } else {
@@ -2645,7 +2671,9 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     sh = lrt_bitlen((uint64_t)top) - 29;
     sh = sh > 0 ? sh : 0;
     for (k = 0; k < r; k++) {
-        fl.g[k] = (int32_t)LRT_RSHIFT(quot[k], sh);
+        /* times the bases' multipliers f_l f_r 2^-32 (< 1; 0 for an empty basis): |g| stays <= 2^29 */
+        fl.g[k] = (int32_t)LRT_RSHIFT(LRT_RSHIFT(quot[k], sh) * (int64_t)((uint64_t)state->f_l * state->f_r),
+                                      2 * LRT_F_BITS);
     }
     /* dW = acc * 2^(eta.exp + c_exp - den_exp + sh + exp_l + exp_r) in units of 2^-7 */
     shift = -((int64_t)fl.eta.exp + state->c_exp - ((int64_t)fl.div_l.exp + fl.div_r.exp + 31) + sh + state->exp_l +
@@ -2682,12 +2710,14 @@ et_status_t et_lrt_delta_row(const et_lrt_state_t *state, const et_lrt_flush_t *
 /* ---- re-orthonormalisation ---------------------------------------------------------- */
 
 /*
- * Gram matrix of the first p columns of q (len x rank int16, exponent q_exp) in Q30 real units,
- * upper triangle into g (rank x rank). 0 when some entry is more than 1/(4p) from the identity:
+ * Gram matrix of the first p columns of q (len x rank int16, exponent q_exp, multiplier f) in Q30 real
+ * units (q^T q at 2^(2 q_exp + 30), then times f 2^-16 twice, one rounding each), upper triangle into g
+ * (rank x rank). 0 when some entry is more than 1/(4p) from the identity:
  * then the eigenvalues of Q^T Q lie in [3/4, 5/4] (Gershgorin), which keeps every later
  * quantity within the bounds given at et_lrt_reorthonormalize.
  */
-LRT_INLINE int lrt_gram_q30_r(const int16_t *q, uint32_t len, const int rank, int p, int q_exp, int32_t *g)
+LRT_INLINE int lrt_gram_q30_r(const int16_t *q, uint32_t len, const int rank, int p, int q_exp, uint32_t f,
+                              int32_t *g)
 {
     int j;
     int k;
@@ -2701,6 +2731,10 @@ LRT_INLINE int lrt_gram_q30_r(const int16_t *q, uint32_t len, const int rank, in
                 acc += (int64_t)q[(size_t)i * rank + j] * q[(size_t)i * rank + k];
             }
             v = LRT_RSHIFT(acc, -(2 * q_exp + 30)); /* 2 q_exp + 30 <= 2: a left shift stays below 2^48 */
+            if (lrt_abs(v) >= (UINT64_C(1) << 46)) {
+                return 0; /* times f^2 2^-32 >= 2^44: far from the identity (and v f stays below 2^63) */
+            }
+            v = LRT_RSHIFT(LRT_RSHIFT(v * (int64_t)f, LRT_F_BITS) * (int64_t)f, LRT_F_BITS);
             if (lrt_abs(v - (j == k ? LRT_Q30 : 0)) > (uint64_t)tol) {
                 return 0;
             }
@@ -2711,9 +2745,10 @@ LRT_INLINE int lrt_gram_q30_r(const int16_t *q, uint32_t len, const int rank, in
 }
 
 /* Rank 4 (the default) with the rank a constant, as the accumulate's hot loops. */
-ET_HOT static int lrt_gram_q30(const int16_t *q, uint32_t len, int rank, int p, int q_exp, int32_t *g)
+ET_HOT static int lrt_gram_q30(const int16_t *q, uint32_t len, int rank, int p, int q_exp, uint32_t f, int32_t *g)
 {
-    return LRT_WIDE && rank == 4 ? lrt_gram_q30_r(q, len, 4, p, q_exp, g) : lrt_gram_q30_r(q, len, rank, p, q_exp, g);
+    return LRT_WIDE && rank == 4 ? lrt_gram_q30_r(q, len, 4, p, q_exp, f, g)
+                                 : lrt_gram_q30_r(q, len, rank, p, q_exp, f, g);
 }
 
 /*
@@ -2798,7 +2833,8 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     int32_t *ml;
     uint32_t sigma[LRT_QMAX];
     int64_t c24[ET_LRT_MAX_RANK];
-    const int64_t g0[ET_LRT_MAX_RANK] = {0};
+    int64_t g0l[ET_LRT_MAX_RANK] = {0};
+    int64_t g0r[ET_LRT_MAX_RANK] = {0};
     uint64_t kmax = 0;
     int cs;
     int ks;
@@ -2830,8 +2866,8 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     memset(xl, 0, sizeof(int32_t) * (size_t)(2 * r * r + qq * qq));
 
     /* Q = Q' R on each side (Cholesky of the Gram matrix), so Q_L diag(c) Q_R^T = Q'_L K Q'_R^T */
-    if (!lrt_gram_q30(lrt_ql(state), state->n, r, p, state->exp_l, xl) ||
-        !lrt_gram_q30(lrt_qr(state), state->m, r, p, state->exp_r, xr)) {
+    if (!lrt_gram_q30(lrt_ql(state), state->n, r, p, state->exp_l, state->f_l, xl) ||
+        !lrt_gram_q30(lrt_qr(state), state->m, r, p, state->exp_r, state->f_r, xr)) {
         return ET_ERR_RANGE;
     }
     lrt_cholesky(xl, r, p);
@@ -2865,8 +2901,8 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     lrt_matmul_q30(xr, v, r, r, u);
 
     memset(zero_l, 0, sizeof(int32_t) * ((size_t)state->n + state->m));
-    lrt_rot_init(&rot_l, ml, state->exp_l, g0);
-    lrt_rot_init(&rot_r, u, state->exp_r, g0);
+    lrt_rot_init(&rot_l, ml, r, state->exp_l, state->f_l, g0l);
+    lrt_rot_init(&rot_r, u, r, state->exp_r, state->f_r, g0r);
     /* sigma_1 > 0 (K_11 is about c_1 2^-cs): column 1 of both new bases is a unit vector */
     return lrt_rotate_commit(state, &rot_l, zero_l, &rot_r, zero_r, sigma, e_k);
 }

@@ -6,7 +6,7 @@ in docs/lrt.md; this module reproduces them bit for bit, written in NumPy idiom:
 int64 arrays (every product and sum is bounded below 2^63 by the formats), the small
 (r+1) x (r+1) matrices as Python integers.
 
-Memory model (mirrors the C): a layer's persistent state is a 56-byte header plus the int16
+Memory model (mirrors the C): a layer's persistent state is a 60-byte header plus the int16
 bases, Q_L (n x r) and Q_R (m x r), row-major; transient work lives in one scratch buffer
 shared by all layers (accumulate_get_buffer_size).
 """
@@ -25,7 +25,7 @@ from .fixed import round_shift_s64 as rshift
 
 MAX_DIM = 65535
 JACOBI_SWEEPS = 8  # cap; docs/lrt.md: 6 reach the rounding floor for every q <= 9 tested
-STATE_HEADER_BYTES = 56
+STATE_HEADER_BYTES = 60
 KIND_DENSE, KIND_CONV = 0, 1
 EXP_MIN, EXP_MAX = -128, 127  # accepted input exponents (delta_exp, x_exp)
 Q30 = 1 << 30
@@ -34,6 +34,11 @@ CORE_BITS = 25  # core matrix entries are < 2^25
 WORK_EXP = -60  # rotation results are formed exactly at 2^-60, then rounded once to int16
 BASIS_EXP_MIN, BASIS_EXP_MAX = -44, -14  # block exponents of a non-empty basis (0 = empty)
 COEF_GUARD = 1 << 40  # |a_j| clamp; valid (orthonormal) bases give |a_j| < 2^29
+F_BITS = 16  # a basis' multiplier f is a Q16 value in [1/2, 1): entries are worth q f 2^(exp - 16)
+F_MIN, F_MAX = 1 << 15, (1 << 16) - 1
+F_ONE = 1 << 16  # the multiplier of a batch's own frame columns (no scale)
+MANT_TOP = (1 << 15) - 1  # a rotation scales its bound to this mantissa
+BOUND_CAP = 1 << 62  # a rotation's entry bound is capped here (valid terms stay far below)
 INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 U64_MAX = (1 << 64) - 1
@@ -44,7 +49,8 @@ U64_MAX = (1 << 64) - 1
 
 @dataclass
 class State:
-    """et_lrt_state_t plus its bases. Values: Q_L = ql * 2^exp_l, c_k = c_mant[k] * 2^c_exp."""
+    """et_lrt_state_t plus its bases. Values: Q_L = ql * f_l * 2^(exp_l - 16), c_k = c_mant[k] * 2^c_exp;
+    f_l (f_r) is 0 for an empty basis (exp 0), else in [2^15, 2^16): the basis' full-range scale."""
 
     n: int
     m: int
@@ -59,15 +65,20 @@ class State:
     b_eff: int = 0
     terms: int = 0
     skipped: int = 0
+    f_l: int = 0
+    f_r: int = 0
 
     def c_values(self) -> np.ndarray:
         return np.array(self.c_mant, dtype=np.float64) * 2.0**self.c_exp
 
     def estimate(self) -> np.ndarray:
         """Q_L diag(c) Q_R^T in float64 (exact up to float64 rounding)."""
-        ql = self.ql.astype(np.float64) * 2.0**self.exp_l
-        qr = self.qr.astype(np.float64) * 2.0**self.exp_r
-        return (ql * self.c_values()) @ qr.T
+        return (basis_values(self.ql, self.exp_l, self.f_l) * self.c_values()) @ basis_values(self.qr, self.exp_r, self.f_r).T
+
+
+def basis_values(q: np.ndarray, q_exp: int, f: int) -> np.ndarray:
+    """A basis' entries q f 2^(q_exp - 16) in float64 (exact: 31-bit products)."""
+    return q.astype(np.float64) * (float(f) * 2.0 ** (q_exp - F_BITS))
 
 
 def check_dims(n: int, m: int, rank: int) -> None:
@@ -79,7 +90,7 @@ def check_dims(n: int, m: int, rank: int) -> None:
 
 
 def state_get_size(n: int, m: int, rank: int) -> int:
-    """Bytes of one layer's persistent state: the header plus 2 r (n + m) bytes of bases."""
+    """Bytes of one layer's persistent state: the 60-byte header plus 2 r (n + m) bytes of bases."""
     check_dims(n, m, rank)
     return STATE_HEADER_BYTES + 2 * int(rank) * (int(n) + int(m))
 
@@ -102,6 +113,7 @@ def reset(st: State) -> None:
     st.ql[:] = 0
     st.qr[:] = 0
     st.exp_l = st.exp_r = st.c_exp = 0
+    st.f_l = st.f_r = 0
     st.c_mant = [0] * st.rank
     st.b_eff = st.terms = st.skipped = 0
 
@@ -158,16 +170,18 @@ def _scale(res: np.ndarray, k: int) -> np.ndarray:
     return np.clip(_rs(res, -k), INT32_MIN, INT32_MAX)
 
 
-def _mgs_pass(q: np.ndarray, q_exp: int, res: np.ndarray) -> tuple[np.ndarray, list]:
-    """One modified Gram-Schmidt pass: coefficients in units of the residual's LSB."""
+def _mgs_pass(q: np.ndarray, q_exp: int, f: int, res: np.ndarray) -> tuple[np.ndarray, list]:
+    """One modified Gram-Schmidt pass against columns worth q f 2^(q_exp - 16): coefficients in units of
+    the residual's LSB. Column j's coefficient is a = round(round(q_j . res 2^q_exp) f 2^-16) and its
+    update res -= round(s q_j 2^q_exp) with s = round(a f 2^-16): f enters through two scalar products."""
     if q_exp == 0:  # empty basis
         return res, [0] * q.shape[1]
     coef = []
     for j in range(q.shape[1]):
         col = q[:, j].astype(np.int64)
-        a = max(-COEF_GUARD, min(COEF_GUARD, rshift(int(col @ res), -q_exp)))
+        a = rshift(max(-COEF_GUARD, min(COEF_GUARD, rshift(int(col @ res), -q_exp))) * f, F_BITS)
         if a:
-            res = np.clip(res - _rs(a * col, -q_exp), INT32_MIN, INT32_MAX)
+            res = np.clip(res - _rs(rshift(a * f, F_BITS) * col, -q_exp), INT32_MIN, INT32_MAX)
         coef.append(a)
     return res, coef
 
@@ -181,16 +195,16 @@ class _Side:
     rho: int  # ||res|| rounded, at res_exp
 
 
-def _project_side(q: np.ndarray, q_exp: int, src: np.ndarray, src_exp: int, passes: int) -> _Side:
+def _project_side(q: np.ndarray, q_exp: int, f: int, src: np.ndarray, src_exp: int, passes: int) -> _Side:
     res = src.astype(np.int64)
     k = _norm_k(res)
     res, e = _scale(res, k), src_exp - k
     a_exp = e
-    res, a = _mgs_pass(q, q_exp, res)
+    res, a = _mgs_pass(q, q_exp, f, res)
     if passes == 2 and np.any(res):
         k = _norm_k(res)
         res, e = _scale(res, k), e - k
-        res, a2 = _mgs_pass(q, q_exp, res)
+        res, a2 = _mgs_pass(q, q_exp, f, res)
         a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
     k = _norm_k(res)
     res, e = _scale(res, k), e - k
@@ -340,25 +354,66 @@ def _check_vector(v, length: int, dtype, name: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def _rotate(q: np.ndarray, q_exp: int, side: _Side, m_cols: list, rank: int) -> tuple[np.ndarray, int]:
-    """New int16 basis [Q, u] M (u = residual / rho) and its exponent.
+def full_range_scale(bound: int) -> tuple[int, int, int]:
+    """(sh, f, inv) for a new basis whose entries (at 2^WORK_EXP or a frame's 2^x) are at most bound
+    (> 0) in magnitude: bound 2^-sh in [2^14, 2^15), the multiplier f = ceil(bound 2^16 / (MANT_TOP
+    2^sh)) (at most F_MAX) that brings the largest entry to MANT_TOP, and inv = round(2^46 / f), 2^16 / f
+    in Q30. The store pass forms the entries again with every weight times inv 2^-31 and rounds them
+    by sh - 1: each entry is rounded once, to q with q f 2^(sh - 16) its value."""
+    sh = fixed.norm_shift_u64(bound, 15)
+    num, den = (bound << F_BITS, MANT_TOP << sh) if sh >= 0 else (bound << (F_BITS - sh), MANT_TOP)
+    f = min(F_MAX, -(-num // den))
+    return sh, f, fixed.div_round_s64(1 << (F_BITS + 30), f)
 
-    The product is exact at 2^WORK_EXP (old basis: a shift of Q M; residual column: res * g
-    with g = M_r 2^30 / rho), then rounded once to int16 mantissas.
+
+def _scaled(w: int, inv: int) -> int:
+    """A store pass' weight: w inv 2^-31, rounded (|w| < 2^63, inv <= 2^31: the product may pass 2^63)."""
+    mag = (abs(int(w)) * inv + (1 << 30)) >> 31
+    return -mag if w < 0 else mag
+
+
+def _rotate(q: np.ndarray, q_exp: int, f: int, side: _Side, m_cols: list, rank: int) -> tuple[np.ndarray, int, int]:
+    """New int16 basis [Q, u] M (u = residual / rho), its exponent and multiplier (zeros, 0, 0: empty).
+
+    Entry (i, k) is exact at 2^WORK_EXP: the old basis' part sum_j q_ij m_jk 2^up with m_jk =
+    round(M_jk f 2^-16) (up = q_exp - WORK_EXP - 30; a rounding shift for up < 0), the residual's
+    res_i g_k with g_k = M_rk 2^30 / rho. No pass finds the peak: the scale comes from the bound
+    B = max_k (t sum_j |m_jk| 2^up + max|res| |g_k|), t the old basis' largest |mantissa|, capped at
+    BOUND_CAP; the store pass (full_range_scale) then rounds each entry once to int16. Where B would
+    put the exponent above BASIS_EXP_MAX (entries near 1 and a loose bound), the exact peak is B.
     """
-    total = np.zeros(q.shape, dtype=np.int64)
-    if q_exp != 0:
-        mq = np.array([m_cols[j] for j in range(rank)], dtype=np.int64)  # r x r, Q30
-        total = _rs(q.astype(np.int64) @ mq, -(q_exp - WORK_EXP - 30))
-    if side.rho:
-        g = np.array([fixed.div_round_s64(m_cols[rank][k] << 30, side.rho) for k in range(rank)], dtype=np.int64)
-        total = total + side.res[:, None] * g[None, :]
-    peak = int(np.max(np.abs(total))) if total.size else 0
-    if peak == 0:
-        return np.zeros_like(q), 0
-    sh = fixed.norm_shift_u64(peak, 15)
-    mant = np.clip(_rs(total, sh), INT16_MIN, INT16_MAX).astype(np.int16)
-    return mant, WORK_EXP + sh
+    n = q.shape[0]
+    g = [fixed.div_round_s64(m_cols[rank][k] << 30, side.rho) for k in range(rank)] if side.rho else [0] * rank
+    rmax = int(np.max(np.abs(side.res))) if side.rho and side.res.size else 0
+    up = q_exp - WORK_EXP - 30
+    mo = [[rshift(m_cols[j][k] * f, F_BITS) for k in range(rank)] for j in range(rank)] if q_exp else None
+    top = int(np.max(np.abs(q.astype(np.int64)))) if q_exp and n else 0
+    bound = 0
+    for k in range(rank):
+        b = rmax * abs(g[k])
+        if mo is not None:
+            t = top * sum(abs(mo[j][k]) for j in range(rank))
+            b += t << up if up >= 0 else (t >> -up) + (t != 0)
+        bound = max(bound, min(b, BOUND_CAP))
+    def total(inv: int | None) -> np.ndarray:
+        def w(v: int) -> int:
+            return v if inv is None else _scaled(v, inv)
+
+        out = np.zeros(q.shape, dtype=np.int64)
+        if mo is not None:
+            out = _rs(q.astype(np.int64) @ np.array([[w(v) for v in row] for row in mo], dtype=np.int64), -up)
+        if side.rho:
+            out = out + side.res[:, None] * np.array([w(v) for v in g], dtype=np.int64)[None, :]
+        return out
+
+    if bound and WORK_EXP + fixed.norm_shift_u64(bound, 15) > BASIS_EXP_MAX:
+        # a basis with entries near 1 (a few rows) and a loose bound: the exact peak instead
+        bound = int(np.max(np.abs(total(None)))) if q.size else 0
+    if bound == 0:
+        return np.zeros_like(q), 0, 0
+    sh, f_new, inv = full_range_scale(bound)
+    mant = np.clip(_rs(total(inv), sh - 1), INT16_MIN, INT16_MAX).astype(np.int16)
+    return mant, WORK_EXP + sh, f_new
 
 
 def _matmul_q30(a: list, b: list) -> list:
@@ -380,8 +435,8 @@ def _rotate_commit(st: State, left: _Side, ml: list, right: _Side, mr: list, c_n
     """Rotate both bases and set c to c_new (on exponent e_c; c_new[0] = 0: all zero). The new exponents
     are checked before anything is written: RangeError then, with nothing changed."""
     r = st.rank
-    new_ql, new_el = _rotate(st.ql, st.exp_l, left, ml, r)
-    new_qr, new_er = _rotate(st.qr, st.exp_r, right, mr, r)
+    new_ql, new_el, new_fl = _rotate(st.ql, st.exp_l, st.f_l, left, ml, r)
+    new_qr, new_er, new_fr = _rotate(st.qr, st.exp_r, st.f_r, right, mr, r)
     top = c_new[0]
     sh = fixed.norm_shift_u64(top, 31) if top else 0
     new_c = [rshift(c, sh) for c in c_new[:r]] if top else [0] * r
@@ -391,7 +446,7 @@ def _rotate_commit(st: State, left: _Side, ml: list, right: _Side, mr: list, c_n
             raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the basis lost its unit columns")
     if not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
         raise RangeError(f"LRT c exponent {new_ce} leaves the int16 range: the inputs' exponents are extreme")
-    st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
+    st.ql, st.exp_l, st.f_l, st.qr, st.exp_r, st.f_r = new_ql, new_el, new_fl, new_qr, new_er, new_fr
     st.c_mant, st.c_exp = new_c, new_ce
 
 
@@ -440,8 +495,8 @@ def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int,
     if not d.any() or not xv.any():
         st.terms = min(st.terms + 1, 0xFFFFFFFF)
         return "zero"
-    left = _project_side(st.ql, st.exp_l, d, int(delta_exp), cfg.gs_passes)
-    right = _project_side(st.qr, st.exp_r, xv, int(x_exp), cfg.gs_passes)
+    left = _project_side(st.ql, st.exp_l, st.f_l, d, int(delta_exp), cfg.gs_passes)
+    right = _project_side(st.qr, st.exp_r, st.f_r, xv, int(x_exp), cfg.gs_passes)
     if cfg.kappa_th and st.c_mant[0] and _kappa_discards(st.c_mant, st.c_exp, cfg.kappa_th, left.rho, left.res_exp,
                                                          right.rho, right.res_exp):
         st.skipped = min(st.skipped + 1, 0xFFFFFFFF)
@@ -489,26 +544,27 @@ def accumulate_batch_get_buffer_size(n_max: int, m_max: int, rank: int, count_ma
 
 @dataclass
 class _Frame:
-    """One side of a batch: the basis Q0 it started from, the new columns w_s (int16 mantissas at
+    """One side of a batch: the basis Q0 it started from (multiplier f0), the new columns w_s (int16 mantissas at
     2^e_s, each close to a unit vector; e_s = 0: a zero column) and P, the coordinates of the current
     basis in [Q0, w_1 .. w_t] ((r + t) x r, Q30 ints)."""
 
     q0: np.ndarray
     exp0: int
+    f0: int
     cols: list = field(default_factory=list)
     exps: list = field(default_factory=list)
     p: list = field(default_factory=list)
 
 
-def _frame_init(q0: np.ndarray, exp0: int, rank: int) -> _Frame:
-    return _Frame(q0, exp0, [], [], [[Q30 if j == k else 0 for k in range(rank)] for j in range(rank)])
+def _frame_init(q0: np.ndarray, exp0: int, f0: int, rank: int) -> _Frame:
+    return _Frame(q0, exp0, f0, [], [], [[Q30 if j == k else 0 for k in range(rank)] for j in range(rank)])
 
 
 def _frame_pass(fr: _Frame, res: np.ndarray) -> tuple[np.ndarray, list]:
     """One Gram-Schmidt pass against Q0's columns, then each w_s in turn: coefficients in the residual's units."""
-    res, coef = _mgs_pass(fr.q0, fr.exp0, res)
+    res, coef = _mgs_pass(fr.q0, fr.exp0, fr.f0, res)
     for w, e in zip(fr.cols, fr.exps):
-        res, (a,) = _mgs_pass(w[:, None], e, res)
+        res, (a,) = _mgs_pass(w[:, None], e, F_ONE, res)
         coef.append(a)
     return res, coef
 
@@ -577,26 +633,37 @@ def _frame_unit_col(res: np.ndarray, rho: int) -> tuple[np.ndarray, int]:
     return np.clip(_rs(val, sh), INT16_MIN, INT16_MAX).astype(np.int16), sh - UNIT_EXP
 
 
-def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, int]:
-    """The new basis [Q0, w] P as int16 mantissas on one exponent (zero basis: exponent 0). Every product
-    is taken to 2^X, X = (largest live frame exponent) - 30 - FRAME_GUARD: Q0's r products summed first
-    (|sum| < 2^48.5, then a left shift of at most 12 or a rounding right shift), each w_s on its own
-    (|w P| < 2^45.1, the same), so the total stays below 2^62; then one rounding to int16."""
+def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, int, int]:
+    """The new basis [Q0, w] P as int16 mantissas, exponent and multiplier (zeros, 0, 0: empty). Q0 enters
+    with the weights round(P f0 2^-16), each w_s with its rows of P. Every product is taken to 2^X,
+    X = (largest live frame exponent) - 30 - FRAME_GUARD: Q0's r products summed first (|sum| < 2^48.5,
+    then a left shift of at most 12 or a rounding right shift), each w_s on its own (|w P| < 2^45.1, the
+    same), so the total stays below 2^62. A peak pass finds the largest |entry|, full_range_scale its
+    scale, and the store pass forms the entries again with the weights times inv 2^-31 and rounds them
+    once to int16."""
     live = ([fr.exp0] if fr.exp0 else []) + [e for e in fr.exps if e]
     if not live:
-        return np.zeros((fr.q0.shape[0], rank), np.int16), 0
+        return np.zeros((fr.q0.shape[0], rank), np.int16), 0, 0
     x = max(live) - 30 - FRAME_GUARD
-    total = np.zeros((fr.q0.shape[0], rank), dtype=np.int64)
-    if fr.exp0:
-        total += _rs(fr.q0.astype(np.int64) @ np.array(fr.p[:rank], dtype=np.int64), x - (fr.exp0 - 30))
-    for s, (w, e) in enumerate(zip(fr.cols, fr.exps)):
-        if e:
-            total += _rs(w.astype(np.int64)[:, None] * np.array(fr.p[rank + s], dtype=np.int64)[None, :], x - (e - 30))
-    peak = int(np.max(np.abs(total)))
+    w0 = [[rshift(fr.p[j][k] * fr.f0, F_BITS) for k in range(rank)] for j in range(rank)] if fr.exp0 else None
+
+    def total(inv: int | None) -> np.ndarray:
+        def weights(rows: list) -> np.ndarray:
+            return np.array(rows if inv is None else [[_scaled(v, inv) for v in row] for row in rows], dtype=np.int64)
+
+        out = np.zeros((fr.q0.shape[0], rank), dtype=np.int64)
+        if w0 is not None:
+            out += _rs(fr.q0.astype(np.int64) @ weights(w0), x - (fr.exp0 - 30))
+        for s, (w, e) in enumerate(zip(fr.cols, fr.exps)):
+            if e:
+                out += _rs(w.astype(np.int64)[:, None] * weights([fr.p[rank + s]]), x - (e - 30))
+        return out
+
+    peak = int(np.max(np.abs(total(None))))
     if peak == 0:
-        return np.zeros_like(fr.q0), 0
-    sh = fixed.norm_shift_u64(peak, 15)
-    return np.clip(_rs(total, sh), INT16_MIN, INT16_MAX).astype(np.int16), x + sh
+        return np.zeros_like(fr.q0), 0, 0
+    sh, f_new, inv = full_range_scale(peak)
+    return np.clip(_rs(total(inv), sh - 1), INT16_MIN, INT16_MAX).astype(np.int16), x + sh, f_new
 
 
 def _check_batch(arr, count: int, length: int, dtype, name: str) -> np.ndarray:
@@ -629,7 +696,7 @@ def _accumulate_batch(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps,
     r = st.rank
     rng = fixed.Prng(0)
     rng.state = prng.state if cfg.unbiased else 0
-    left, right = _frame_init(st.ql, st.exp_l, r), _frame_init(st.qr, st.exp_r, r)
+    left, right = _frame_init(st.ql, st.exp_l, st.f_l, r), _frame_init(st.qr, st.exp_r, st.f_r, r)
     c_mant, c_exp, terms, skipped, out = list(st.c_mant), st.c_exp, st.terms, st.skipped, []
     for i in range(count):
         if not d[i].any() or not xv[i].any():
@@ -658,13 +725,13 @@ def _accumulate_batch(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps,
         terms = min(terms + 1, 0xFFFFFFFF)
         out.append("ok")
     if left.cols:
-        new_ql, new_el = _frame_rotate(left, r)
-        new_qr, new_er = _frame_rotate(right, r)
+        new_ql, new_el, new_fl = _frame_rotate(left, r)
+        new_qr, new_er, new_fr = _frame_rotate(right, r)
         for name, e in (("Q_L", new_el), ("Q_R", new_er)):
             if e != 0 and not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
                 raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: "
                                  "the basis lost its unit columns")
-        st.ql, st.exp_l, st.qr, st.exp_r = new_ql, new_el, new_qr, new_er
+        st.ql, st.exp_l, st.f_l, st.qr, st.exp_r, st.f_r = new_ql, new_el, new_fl, new_qr, new_er, new_fr
         st.c_mant, st.c_exp = c_mant, c_exp
     if cfg.unbiased:
         prng.state = rng.state
@@ -692,9 +759,10 @@ def accumulate_batch_u8(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exp
 # ---- re-orthonormalisation -------------------------------------------------------------
 
 
-def _gram_q30(q: np.ndarray, q_exp: int, p: int) -> list | None:
-    """Upper triangle of the first p columns' Gram matrix in Q30 real units, or None when an entry
-    is more than 1/(4p) from the identity (eigenvalues then lie in [3/4, 5/4])."""
+def _gram_q30(q: np.ndarray, q_exp: int, f: int, p: int) -> list | None:
+    """Upper triangle of the first p columns' Gram matrix in Q30 real units (q^T q at 2^(2 q_exp + 30),
+    then times f 2^-16 twice, one rounding each), or None when an entry is more than 1/(4p) from the
+    identity (eigenvalues then lie in [3/4, 5/4])."""
     cols = q[:, :p].astype(np.int64)
     gram = cols.T @ cols  # exact: |q| <= 2^15, n <= 65535
     tol = Q30 // (4 * p)
@@ -702,6 +770,7 @@ def _gram_q30(q: np.ndarray, q_exp: int, p: int) -> list | None:
     for j in range(p):
         for k in range(j, p):
             v = rshift(int(gram[j, k]), -(2 * q_exp + 30))
+            v = rshift(rshift(v * f, F_BITS) * f, F_BITS)
             if abs(v - (Q30 if j == k else 0)) > tol:
                 return None
             out[j][k] = v
@@ -748,7 +817,7 @@ def reorthonormalize(st: State) -> str:
         p += 1
     if p == 0 or st.exp_l == 0 or st.exp_r == 0:
         return "empty"
-    rl, rr = _gram_q30(st.ql, st.exp_l, p), _gram_q30(st.qr, st.exp_r, p)
+    rl, rr = _gram_q30(st.ql, st.exp_l, st.f_l, p), _gram_q30(st.qr, st.exp_r, st.f_r, p)
     if rl is None or rr is None:
         raise RangeError(
             f"LRT bases are more than 1/(4*{p}) from orthonormal in some entry of Q^T Q: not a basis the "
@@ -806,14 +875,15 @@ def norms_init() -> Norms:
     return Norms()
 
 
-def _factor_max(q: np.ndarray, q_exp: int, c_mant: list, c_exp: int) -> tuple[int, int]:
-    """max |Q diag(sqrt c)| as (integer, exponent), rounded."""
+def _factor_max(q: np.ndarray, q_exp: int, f: int, c_mant: list, c_exp: int) -> tuple[int, int]:
+    """max |Q diag(sqrt c)| as (integer, exponent), rounded: sqrt(max_k p_k^2 c_k) with p_k column k's
+    largest |mantissa| (exact, then rounded), times f 2^-16 (rounded once more)."""
     peaks = np.max(np.abs(q.astype(np.int64)), axis=0)
     v = max(int(p) * int(p) * int(c) for p, c in zip(peaks, c_mant))
     e = 2 * q_exp + c_exp
     if e % 2:
         v, e = v << 1, e - 1
-    return sqrt_round(v), e // 2
+    return rshift(sqrt_round(v) * f, F_BITS), e // 2
 
 
 def _stamp(st: State) -> tuple:
@@ -831,8 +901,8 @@ def flush_begin(st: State, cfg: LrtConfig, norms: Norms | None) -> Flush:
         raise ArgumentError("max-norm is on: flush_begin needs the layer's trackers (norms_init)")
     st.b_eff = min(st.b_eff + (cfg.batch_conv if st.kind == KIND_CONV else cfg.batch_dense), 0xFFFFFFFF)
     if cfg.maxnorm:
-        div_l = mn.maxnorm_update(norms.l, *_factor_max(st.ql, st.exp_l, st.c_mant, st.c_exp))
-        div_r = mn.maxnorm_update(norms.r, *_factor_max(st.qr, st.exp_r, st.c_mant, st.c_exp))
+        div_l = mn.maxnorm_update(norms.l, *_factor_max(st.ql, st.exp_l, st.f_l, st.c_mant, st.c_exp))
+        div_r = mn.maxnorm_update(norms.r, *_factor_max(st.qr, st.exp_r, st.f_r, st.c_mant, st.c_exp))
     else:
         div_l = div_r = mn.ufloat_make(1, 0)
     root_s = (64 - st.b_eff.bit_length()) // 2  # B_eff * 4^s in [2^62, 2^64): 31 bits of sqrt
@@ -842,7 +912,7 @@ def flush_begin(st: State, cfg: LrtConfig, norms: Norms | None) -> Flush:
     quot = [fixed.div_round_s64(eta.mant * c, den) for c in st.c_mant]
     top = max(quot)
     sh = max(0, top.bit_length() - 29)
-    g = [rshift(v, sh) for v in quot]
+    g = [rshift(rshift(v, sh) * (st.f_l * st.f_r), 2 * F_BITS) for v in quot]  # the bases' scales
     shift = -(eta.exp + st.c_exp - den_exp + sh + st.exp_l + st.exp_r - fixed.FORMATS[fixed.FMT_WEIGHT].lsb_exp)
     fl = Flush(g, shift, 0, 0, eta, div_l, div_r)
     nonzero = int(np.count_nonzero(_delta_matrix(st, fl)))
@@ -874,11 +944,12 @@ def delta_matrix(st: State, fl: Flush) -> np.ndarray:
     return _delta_matrix(st, fl)
 
 
-def orthonormality_error(q: np.ndarray, q_exp: int) -> float:
-    """max |Q^T Q - I| over the non-zero columns (exact products, then float)."""
+def orthonormality_error(q: np.ndarray, q_exp: int, f: int) -> float:
+    """max |Q^T Q - I| over the non-zero columns of a basis worth q f 2^(q_exp - 16) (exact products,
+    then float)."""
     qi = q.astype(np.int64)
     keep = np.any(qi != 0, axis=0)
-    gram = (qi[:, keep].T @ qi[:, keep]).astype(np.float64) * 2.0 ** (2 * q_exp)
+    gram = (qi[:, keep].T @ qi[:, keep]).astype(np.float64) * (float(f) * 2.0 ** (q_exp - F_BITS)) ** 2
     return float(np.max(np.abs(gram - np.eye(int(keep.sum()))))) if keep.any() else 0.0
 
 

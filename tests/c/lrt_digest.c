@@ -113,6 +113,8 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
             }
             st->exp_l = (int16_t)(rnd(&s) % 4 == 0 ? 0 : -44 + (int)(rnd(&s) % 31));
             st->exp_r = (int16_t)(rnd(&s) % 4 == 0 ? 0 : -44 + (int)(rnd(&s) % 31));
+            st->f_l = (uint16_t)(st->exp_l == 0 ? 0 : 32768u + (rnd(&s) >> 17));
+            st->f_r = (uint16_t)(st->exp_r == 0 ? 0 : 32768u + (rnd(&s) >> 17));
             /* c descending, as every accumulate leaves it (the core's entries then stay below
              * 2^25; an unsorted c is outside what the core is defined for) */
             st->c_mant[0] = rnd(&s) >> 1;

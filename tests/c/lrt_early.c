@@ -156,6 +156,8 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
             }
             st->exp_l = (int16_t)(rnd(&s) % 4 == 0 ? 0 : -44 + (int)(rnd(&s) % 31));
             st->exp_r = (int16_t)(rnd(&s) % 4 == 0 ? 0 : -44 + (int)(rnd(&s) % 31));
+            st->f_l = (uint16_t)(st->exp_l == 0 ? 0 : 32768u + (rnd(&s) >> 17));
+            st->f_r = (uint16_t)(st->exp_r == 0 ? 0 : 32768u + (rnd(&s) >> 17));
             st->c_mant[0] = rnd(&s) >> 1;
             for (i = 1; i < rank; i++) {
                 st->c_mant[i] = st->c_mant[i - 1] >> (rnd(&s) % 4);
@@ -168,6 +170,8 @@ static int run_case(uint32_t n, uint32_t m, uint32_t rank, int unbiased, uint32_
             (void)et_lrt_bases(st, &ql, &qr);
             limit_basis(ql, n, rank, &st->exp_l, &s);
             limit_basis(qr, m, rank, &st->exp_r, &s);
+            st->f_l = 65535; /* the multiplier nearest 1: columns at the contraction limit */
+            st->f_r = 65535;
             st->c_mant[0] = (rnd(&s) >> 1) | (UINT32_C(1) << 30);
             for (i = 1; i < rank; i++) {
                 st->c_mant[i] = st->c_mant[i - 1] >> (rnd(&s) % 4);

@@ -19,7 +19,7 @@
  * without the et_lrt_ prefix); edgetrain/reference/lrt_float.py is the same
  * algorithm in float64.
  *
- * Memory: a layer's persistent state is one et_lrt_state_t header (56 bytes)
+ * Memory: a layer's persistent state is one et_lrt_state_t header (60 bytes)
  * followed by the bases, 2 r (n + m) bytes, in caller memory
  * (et_lrt_state_get_size). The scratch of et_lrt_accumulate_* is one buffer
  * shared by all layers (only one layer accumulates at a time), sized by
@@ -53,7 +53,7 @@
 #define ET_LRT_MAX_RANK 8          /* r: 1..8 */
 #define ET_LRT_MAX_DIM 65535       /* n and m: 1..65535 */
 #define ET_LRT_JACOBI_SWEEPS 8     /* most cyclic Jacobi sweeps per term (docs/lrt.md) */
-#define ET_LRT_STATE_HEADER 56     /* sizeof(et_lrt_state_t) on every target */
+#define ET_LRT_STATE_HEADER 60     /* sizeof(et_lrt_state_t) on every target */
 #define ET_LRT_EXP_MIN (-128)      /* accepted delta_exp / x_exp */
 #define ET_LRT_EXP_MAX 127
 #define ET_LRT_CORE_MAX 33554432   /* 2^25: largest |entry| et_lrt_svd accepts */
@@ -90,10 +90,11 @@ typedef struct {
 /*
  * One layer's persistent state; the int16 bases follow it in the same buffer:
  * Q_L (n x r, row-major) then Q_R (m x r, row-major). Values:
- * Q_L[i][k] = mant * 2^exp_l, Q_R[j][k] = mant * 2^exp_r,
+ * Q_L[i][k] = mant * f_l * 2^(exp_l - 16), Q_R[j][k] = mant * f_r * 2^(exp_r - 16)
+ * (f: the basis' full-range scale, 2^15..2^16-1, so that its largest mantissa is near 32767),
  * c_k = c_mant[k] * 2^c_exp (c_mant <= 2^31, descending; zero beyond rank).
  * A zero column (with c_k = 0) is an empty slot. "A bad state" below is one
- * whose dimensions, kind or basis exponents are out of range or whose first
+ * whose dimensions, kind, basis exponents or multipliers are out of range or whose first
  * rank c_mant are not descending with c_mant[0] <= 2^31.
  */
 typedef struct {
@@ -108,6 +109,8 @@ typedef struct {
     int16_t c_exp;    /* shared exponent of c */
     uint8_t rank;     /* r */
     uint8_t kind;     /* et_lrt_kind_t */
+    uint16_t f_l;     /* multiplier of Q_L, Q16: 2^15..2^16-1 (0 while Q_L is all zero) */
+    uint16_t f_r;     /* multiplier of Q_R */
 } et_lrt_state_t;
 
 /* The max-norm trackers of one layer's two factors (lrt-paper-spec §4). */
