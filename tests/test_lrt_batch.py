@@ -191,7 +191,7 @@ def test_structured_stream_targets_at_128x1152(acc):
 def test_batches_at_rank_8_round_a_quarter_of_the_error(acc):
     """At r = 8 the per-term C's error is its bases' rounding (float64 keeps the rank-3 stream almost
     exactly); batches of 16 round a sixteenth as often. Measured after 2000 terms on 128 x 1152: batched
-    1.21e-3 of ||G||, per term 5.1e-3, float64 7.4e-5 (docs/lrt.md, "At r = 8 the bias shows")."""
+    7.9e-4 of ||G||, per term 3.2e-3, float64 7.4e-5 (docs/lrt.md, "At r = 8")."""
     n, m, terms = 128, 1152, 2000
     d, x = acc.low_rank_stream(n, m, terms)
     g = acc.exact_prefix_sum(d, x, terms)
