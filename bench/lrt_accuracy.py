@@ -164,9 +164,10 @@ def run_c(d, x, rank: int, unbiased: int, seed: int, checkpoints: list, twin: bo
         if twin:
             same = bool(np.array_equal(st.ql, tw.ql) and np.array_equal(st.qr, tw.qr) and st.exp_l == tw.exp_l
                         and st.exp_r == tw.exp_r and (st.f_l, st.f_r) == (tw.f_l, tw.f_r)
+                        and np.array_equal(st.lo_l, tw.lo_l) and np.array_equal(st.lo_r, tw.lo_r)
                         and list(st.c_mant) == list(tw.c_mant) and st.c_exp == tw.c_exp)
-        out[t] = (st.estimate(), ref.orthonormality_error(st.ql, st.exp_l, st.f_l),
-                  ref.orthonormality_error(st.qr, st.exp_r, st.f_r), same)
+        out[t] = (st.estimate(), ref.orthonormality_error(st.ql, st.lo_l, st.exp_l, st.f_l),
+                  ref.orthonormality_error(st.qr, st.lo_r, st.exp_r, st.f_r), same)
     return out
 
 

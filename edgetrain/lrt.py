@@ -198,8 +198,12 @@ class LrtLayer:
         st, r = self.state, self.rank
         ql = np.frombuffer(ffi.buffer(self._ql, 2 * self.n * r), dtype=np.int16).reshape(self.n, r).copy()
         qr = np.frombuffer(ffi.buffer(self._qr, 2 * self.m * r), dtype=np.int16).reshape(self.m, r).copy()
+        planes = ffi.buffer(ffi.cast("uint8_t *", self._qr) + 2 * self.m * r,
+                            ref.plane_bytes(self.n, r) + ref.plane_bytes(self.m, r))[:]
+        lo_l, lo_r = ref.planes_unpack(planes, self.n, self.m, r)
         return {
-            "ql": ql.tolist(), "qr": qr.tolist(), "exp_l": st.exp_l, "exp_r": st.exp_r, "f_l": st.f_l, "f_r": st.f_r,
+            "ql": ql.tolist(), "qr": qr.tolist(), "lo_l": lo_l.tolist(), "lo_r": lo_r.tolist(),
+            "exp_l": st.exp_l, "exp_r": st.exp_r, "f_l": st.f_l, "f_r": st.f_r,
             "c_mant": [int(st.c_mant[k]) for k in range(r)], "c_exp": st.c_exp,
             "b_eff": st.b_eff, "terms": st.terms, "skipped": st.skipped,
             "c_mant_unused": [int(st.c_mant[k]) for k in range(r, LRT_MAX_RANK)],
@@ -212,7 +216,8 @@ class LrtLayer:
         s = self.snapshot()
         return ref.State(self.n, self.m, self.rank, int(self.state.kind), np.array(s["ql"], np.int16).reshape(self.n, self.rank),
                          np.array(s["qr"], np.int16).reshape(self.m, self.rank), s["exp_l"], s["exp_r"], s["c_mant"],
-                         s["c_exp"], s["b_eff"], s["terms"], s["skipped"], s["f_l"], s["f_r"])
+                         s["c_exp"], s["b_eff"], s["terms"], s["skipped"], s["f_l"], s["f_r"],
+                         np.array(s["lo_l"], np.int64), np.array(s["lo_r"], np.int64))
 
     def estimate(self) -> np.ndarray:
         return self.to_state().estimate()
@@ -221,8 +226,8 @@ class LrtLayer:
 def reference_snapshot(st: ref.State, prng=None, norms: ref.Norms | None = None) -> dict:
     """The twin's state in LrtLayer.snapshot's layout."""
     out = {
-        "ql": st.ql.tolist(), "qr": st.qr.tolist(), "exp_l": st.exp_l, "exp_r": st.exp_r, "f_l": st.f_l,
-        "f_r": st.f_r, "c_mant": list(st.c_mant), "c_exp": st.c_exp, "b_eff": st.b_eff, "terms": st.terms, "skipped": st.skipped,
+        "ql": st.ql.tolist(), "qr": st.qr.tolist(), "lo_l": [int(v) for v in st.lo_l], "lo_r": [int(v) for v in st.lo_r],
+        "exp_l": st.exp_l, "exp_r": st.exp_r, "f_l": st.f_l, "f_r": st.f_r, "c_mant": list(st.c_mant), "c_exp": st.c_exp, "b_eff": st.b_eff, "terms": st.terms, "skipped": st.skipped,
         "c_mant_unused": [0] * (LRT_MAX_RANK - st.rank),
     }
     if prng is not None:

@@ -1,12 +1,12 @@
 """bench/lrt_accuracy.py at a small size: the structured stream, the measurement, the emulation.
 
 The bounds are today's measured figures with a margin (docs/lrt.md, "Accuracy on structured
-streams"), so that a regression of the current accumulator fails here. They are not the targets
-of a future storage change (those are the study's, and today's C does not meet them at 10^4 terms).
-Measured at 64 x 256, r = 4, 300 terms (`python bench/lrt_accuracy.py --shapes 64x256 --terms 300
---seeds 8 --twin`): C error 1.59e-3 against float64 1.52e-3 (ratio 1.05; 1.08 at 100 terms), best
-rank-4 1.42e-3, max|Q^T Q - I| 1.7e-4 (left) and 1.2e-4 (right), unbiased mean 0.85 standard errors
-off (1.19 at 100 terms; 8 seeds).
+streams"), so that a regression of the current accumulator fails here; the study's targets at 10^4
+terms are checked in tests/test_lrt_batch.py. Measured at 64 x 256, r = 4, 300 terms (`python
+bench/lrt_accuracy.py --shapes 64x256 --terms 300 --seeds 8 --twin`): C error 1.53e-3 against float64
+1.52e-3 (ratio 1.00; 1.01 at 100 terms), best rank-4 1.42e-3, max|Q^T Q - I| 1.5e-4 (left) and
+8.7e-5 (right), unbiased mean 0.85 standard errors off (1.19 at 100 terms; 8 seeds). Before the
+bases' full-range scale and column 1's low bits: 1.59e-3 (1.05; 1.08 at 100 terms).
 """
 from __future__ import annotations
 
@@ -69,12 +69,12 @@ def test_c_accumulator_tracks_float64_on_the_structured_stream(measured):
     for row in rows.values():
         b = row["biased"]
         assert b["twin_equal"] is True  # the bench drives the same accumulator the twin mirrors
-        assert b["c_rel_err"] <= 1.25 * b["float_rel_err"], b  # measured 1.08 and 1.05
-        # ||G^_C - G^_f64|| / ||G||, measured 2.7e-4 and 4.7e-4; one bit less in the bases doubles it
-        # (the emulation with 15-bit mantissas: 5.4e-4 and 9.9e-4)
-        assert b["c_minus_float_rel"] <= {100: 4e-4, TERMS: 7e-4}[row["terms"]], b
+        assert b["c_rel_err"] <= 1.1 * b["float_rel_err"], b  # measured 1.01 and 1.00
+        # ||G^_C - G^_f64|| / ||G||, measured 8.5e-5 and 1.4e-4 (2.7e-4 and 4.7e-4 with the power-of-two
+        # exponent alone, 2.2e-4 and 4.6e-4 with the full-range scale but no low bits in column 1)
+        assert b["c_minus_float_rel"] <= {100: 1.5e-4, TERMS: 2.5e-4}[row["terms"]], b
         assert b["float_rel_err"] <= 1.5 * row["best_rank_r_rel_err"], row  # measured 1.01 and 1.07
-        assert max(b["c_orth_l"], b["c_orth_r"]) <= 1e-3, b  # measured 1.7e-4 at 300 terms
+        assert max(b["c_orth_l"], b["c_orth_r"]) <= 1e-3, b  # measured 1.5e-4 at 300 terms
         assert max(b["float_orth_l"], b["float_orth_r"]) <= 1e-10
         u = row["unbiased"]
         assert u["seeds"] == 8
@@ -110,22 +110,22 @@ def test_emulation_float64_batches_are_the_reference_batches(acc):
     assert sch.work(10, 20, 4)["extra_mac"] == 30 * (16 + 14 + 12) - 30 * 56
 
 
-def test_emulated_block16_full_matches_the_c_error(acc, measured):
-    """The emulation of the C's storage (int16, one full-range scale per basis, round to nearest)
-    departs from float64 as the C does, to within 15 % (the C's other roundings keep 25-31 bits, and
-    its scale comes from a bound a few per cent above the peak, which the emulation leaves out:
-    measured 0.89 and 0.90 of the C's departure): the study's figures for other storage schemes are
-    comparable with the C's."""
+def test_emulated_storage_matches_the_c_error(acc, measured):
+    """The emulation of the C's storage, scheme (f') (int16, one full-range scale per basis, column 1
+    with two more low bits, round to nearest), departs from float64 as the C does: within 10 % after
+    300 terms (measured 0.97 of the C's departure) and 20 % after 100 (0.84), where the C's scale, taken
+    from a bound above the peak that the emulation leaves out, weighs more against a departure of only
+    8.5e-5 of ||G||. The study's figures for other storage schemes are comparable with the C's."""
     d, x = acc.low_rank_stream(N, M, TERMS)
     cps = [100, TERMS]
     sch = {s.name: s for s in acc.SCHEMES}
-    emu = acc.emu_run(d, x, R, False, sch["block16-full"], 0, cps)
+    emu = acc.emu_run(d, x, R, False, sch["block16-full-top18s"], 0, cps)
     f64 = acc.emu_run(d, x, R, False, sch["float64"], 0, cps)
     for row in measured["checkpoints"]:
         t = row["terms"]
         g_norm = np.linalg.norm(acc.exact_prefix_sum(d, x, t))
         emu_diff = float(np.linalg.norm(emu[t][0] - f64[t][0]) / g_norm)
-        assert abs(emu_diff / row["biased"]["c_minus_float_rel"] - 1) < 0.15, (t, emu_diff, row["biased"])
+        assert abs(emu_diff / row["biased"]["c_minus_float_rel"] - 1) < {100: 0.2, TERMS: 0.1}[t], (t, emu_diff, row["biased"])
 
 
 def test_quantize_block16_is_the_c_format(acc):
@@ -286,15 +286,16 @@ def test_fullrange_in_integers_keeps_the_emulated_accuracy(acc, fullrange, long_
     """The integer algorithm of scheme (f') (its own roundings: the multiplier folded into each
     coefficient, the rotation's weights and the re-orthonormalisation's Gram matrices) is as accurate
     as the float64 emulation of its storage: 128 x 512, 3000 terms, r = 4, re-orthonormalised every
-    500 terms. Measured: 1.05x float64's error (emulation 1.04x; the C, with one full-range scale per
-    basis and no wider column 1, 1.41x; before the scale, 2.72x), drift 6.7e-4."""
+    500 terms. Measured: 1.05x float64's error (emulation 1.04x; the C, which stores (f') with its scale
+    from a bound and no re-orthonormalisation, 1.05x; with the scale alone 1.41x, before it 2.72x),
+    drift 6.7e-4."""
     d, x, g, f64 = long_stream
     sch = {s.name: s for s in acc.SCHEMES}
     est, orth_l, orth_r, drift = acc.emu_run(d, x, R, False, sch["int-full-top18s-reorth500"], 0, [LONG])[LONG]
     assert acc.rel(est, g) / f64 < 1.15
     assert 0 < drift < acc.TARGET_ORTH and max(orth_l, orth_r) < 1e-4
     c_err = acc.rel(acc.run_c(d, x, R, 0, 0, [LONG])[LONG][0], g)
-    assert 1.25 < c_err / f64 < 1.6  # the C's storage on the same stream: the wider column 1 is what is left
+    assert c_err / f64 < 1.15  # the C's storage is (f') too
 
 
 def test_int16_residuals_need_a_first_pass_from_the_input(acc, long_stream):

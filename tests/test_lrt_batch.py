@@ -171,8 +171,10 @@ def c_batched(acc, d, x, cfg, seed, count):
 
 @pytest.mark.slow
 def test_structured_stream_targets_at_128x1152(acc):
-    """The storage study's targets, met by batches of 16 in today's 16-bit storage (docs/lrt.md). Measured:
-    biased error 1.06x float64's after 10^4 terms (per term: 1.46x), max|Q^T Q - I| 8.5e-4 and 9.0e-5."""
+    """The storage study's targets on the long structured stream (r = 4, biased, kappa off, 10^4 terms),
+    met per term and in batches of 16 (docs/lrt.md, "Accuracy on structured streams"): biased error within
+    1.2x float64's and max|Q^T Q - I| below 2e-3. Measured per term 1.05x; batched 1.03x. Before column
+    1's low bits the per term figure was 1.46x, before the bases' full-range scale 2.70x."""
     n, m, terms = 128, 1152, 10000
     d, x = acc.low_rank_stream(n, m, terms)
     g = acc.exact_prefix_sum(d, x, terms)
@@ -180,12 +182,13 @@ def test_structured_stream_targets_at_128x1152(acc):
     st_ = c_batched(acc, d, x, LrtConfig(rank=4, unbiased=0, kappa_th=0), 0, 16)
     ratio = acc.rel(st_.estimate(), g) / flt_err
     assert ratio <= 1.2, ratio
-    assert max(ref.orthonormality_error(st_.ql, st_.exp_l, st_.f_l), ref.orthonormality_error(st_.qr, st_.exp_r, st_.f_r)) < 2e-3
-    # the same stream per term misses the target: the test can tell the two apart
+    assert max(ref.orthonormality_error(st_.ql, st_.lo_l, st_.exp_l, st_.f_l), ref.orthonormality_error(st_.qr, st_.lo_r, st_.exp_r, st_.f_r)) < 2e-3
     per_term = LrtLayer(n, m, LrtConfig(rank=4, unbiased=0, kappa_th=0))
     for t in range(terms):
         per_term.accumulate(d[t], acc.D_EXP, x[t], acc.X_EXP)
-    assert acc.rel(per_term.estimate(), g) / flt_err > 1.3
+    pt = per_term.to_state()
+    assert acc.rel(pt.estimate(), g) / flt_err <= 1.2
+    assert max(ref.orthonormality_error(pt.ql, pt.lo_l, pt.exp_l, pt.f_l), ref.orthonormality_error(pt.qr, pt.lo_r, pt.exp_r, pt.f_r)) < 2e-3
 
 
 def test_batches_at_rank_8_round_a_quarter_of_the_error(acc):

@@ -275,7 +275,7 @@ def _orth_after(steps: int, rank: int, stream: str, passes: int = 2) -> float:
     for d, x in terms:
         layer.accumulate(d, -9, x, -7)
     st_ = layer.to_state()
-    return max(ref.orthonormality_error(st_.ql, st_.exp_l, st_.f_l), ref.orthonormality_error(st_.qr, st_.exp_r, st_.f_r))
+    return max(ref.orthonormality_error(st_.ql, st_.lo_l, st_.exp_l, st_.f_l), ref.orthonormality_error(st_.qr, st_.lo_r, st_.exp_r, st_.f_r))
 
 
 @pytest.mark.slow
@@ -304,8 +304,8 @@ def test_single_gram_schmidt_pass_loses_orthogonality():
 
 def _float_flush(st_: ref.State, cfg: LrtConfig, norm_l: flt.FloatMaxNorm, norm_r: flt.FloatMaxNorm):
     """The float64 flush formula applied to the exact values of an integer state."""
-    ql = ref.basis_values(st_.ql, st_.exp_l, st_.f_l)
-    qr = ref.basis_values(st_.qr, st_.exp_r, st_.f_r)
+    ql = ref.basis_values(st_.ql, st_.lo_l, st_.exp_l, st_.f_l)
+    qr = ref.basis_values(st_.qr, st_.lo_r, st_.exp_r, st_.f_r)
     root = np.sqrt(st_.c_values())
     lf, rf = ql * root, qr * root
     lf = lf / norm_l.update(float(np.max(np.abs(lf))))

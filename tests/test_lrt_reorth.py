@@ -90,13 +90,13 @@ def test_estimate_is_kept_and_bases_come_out_orthonormal(rank):
         for _ in range(400):
             layer.accumulate(rng.integers(-128, 128, n).astype(np.int8), -9, rng.integers(0, 256, m).astype(np.uint8), -7)
         before = layer.to_state()
-        drift = max(ref.orthonormality_error(before.ql, before.exp_l, before.f_l), ref.orthonormality_error(before.qr, before.exp_r, before.f_r))
+        drift = max(ref.orthonormality_error(before.ql, before.lo_l, before.exp_l, before.f_l), ref.orthonormality_error(before.qr, before.lo_r, before.exp_r, before.f_r))
         layer.reorthonormalize()
         after = layer.to_state()
         g0, g1 = before.estimate(), after.estimate()
         # rounding only: each basis entry to half a unit of 2^exp (measured up to 5e-5 at these sizes)
         assert np.linalg.norm(g1 - g0) <= 2e-4 * np.linalg.norm(g0)
-        orth = max(ref.orthonormality_error(after.ql, after.exp_l, after.f_l), ref.orthonormality_error(after.qr, after.exp_r, after.f_r))
+        orth = max(ref.orthonormality_error(after.ql, after.lo_l, after.exp_l, after.f_l), ref.orthonormality_error(after.qr, after.lo_r, after.exp_r, after.f_r))
         assert orth <= 1.5e-4 and orth <= drift, (orth, drift)
         assert list(after.c_mant) == sorted(after.c_mant, reverse=True) and after.c_mant[0] >= 1 << 30
         assert (after.terms, after.skipped, after.b_eff) == (before.terms, before.skipped, before.b_eff)
@@ -246,4 +246,4 @@ def test_random_states_c_equals_twin_or_both_refuse(case):
     g1 = layer.estimate()
     assert np.linalg.norm(g1 - g0) <= 1e-3 * np.linalg.norm(g0)
     after = layer.to_state()
-    assert max(ref.orthonormality_error(after.ql, after.exp_l, after.f_l), ref.orthonormality_error(after.qr, after.exp_r, after.f_r)) < 1e-3
+    assert max(ref.orthonormality_error(after.ql, after.lo_l, after.exp_l, after.f_l), ref.orthonormality_error(after.qr, after.lo_r, after.exp_r, after.f_r)) < 1e-3

@@ -29,12 +29,13 @@ def test_plan_json_follows_the_contract(capsys):
     assert r["aux_bytes"] == c_plan(preset("mcu-cnn"), lrt_train_config(4))["total"] == sum(r["parts"].values())
     assert [(l["name"], l["n"], l["m"]) for l in r["layers"]] == MCU_CNN
     for l in r["layers"]:
-        assert l["lrt_bytes"] == 60 + 2 * 4 * (l["n"] + l["m"]) and l["rank"] == 4
+        planes = (2 * l["n"] + 7) // 8 + (2 * l["m"] + 7) // 8  # column 1's two low bits per row
+        assert l["lrt_bytes"] == 60 + 2 * 4 * (l["n"] + l["m"]) + planes and l["rank"] == 4
     assert r["parts"]["lrt_state"] == sum((l["lrt_bytes"] + 7) // 8 * 8 for l in r["layers"])
     assert set(r["parts"]) >= {"context", "activations", "gradients", "optimizer", "prng", "lrt_state", "lrt_scratch"}
     r8 = plan_json(capsys, "mcu-cnn", "--rank", "8")
     assert r8["aux_bytes"] > r["aux_bytes"] and [l["lrt_bytes"] for l in r8["layers"]] == [
-        60 + 16 * (n + m) for _, n, m in MCU_CNN]
+        60 + 16 * (n + m) + (2 * n + 7) // 8 + (2 * m + 7) // 8 for _, n, m in MCU_CNN]
 
 
 def test_plan_text_and_other_optimizers(capsys):

@@ -141,6 +141,61 @@ static int16_t *lrt_qr(const et_lrt_state_t *st)
     return lrt_ql(st) + (size_t)st->n * st->rank;
 }
 
+/* Column 1's extra fraction bits: two at r >= 3, one at r = 2, none at r = 1. */
+static int lrt_low_bits(int rank)
+{
+    return rank >= 3 ? 2 : (rank == 2 ? 1 : 0);
+}
+
+/* Bytes of one basis' plane of column-1 low bits: b bits per row, packed from bit 0 of byte 0. */
+static size_t lrt_plane_bytes(uint32_t len, int rank)
+{
+    return ((size_t)len * (size_t)lrt_low_bits(rank) + 7) / 8;
+}
+
+static uint8_t *lrt_plane_l(const et_lrt_state_t *st)
+{
+    return (uint8_t *)(void *)(lrt_qr(st) + (size_t)st->m * st->rank);
+}
+
+static uint8_t *lrt_plane_r(const et_lrt_state_t *st)
+{
+    return lrt_plane_l(st) + lrt_plane_bytes(st->n, st->rank);
+}
+
+/* Row i's low bits of column 1 in a plane. */
+static int32_t lrt_plane_lo(const uint8_t *plane, uint32_t i, int b)
+{
+    uint32_t bit = i * (uint32_t)b;
+    return b != 0 ? (int32_t)(((uint32_t)plane[bit >> 3] >> (bit & 7u)) & ((UINT32_C(1) << b) - 1u)) : 0;
+}
+
+/* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch. */
+static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0)
+{
+    int b = lrt_low_bits(rank);
+    uint32_t i;
+    for (i = 0; i < len; i++) {
+        e0[i] = (int32_t)q[(size_t)i * rank] * ((int32_t)1 << b) + lrt_plane_lo(plane, i, b);
+    }
+}
+
+/* The plane from new extended mantissas (their low b bits; two's complement, so e0 & mask is lo). */
+static void lrt_ext_pack(const int32_t *e0, uint32_t len, int rank, uint8_t *plane)
+{
+    int b = lrt_low_bits(rank);
+    uint32_t mask = (UINT32_C(1) << b) - 1u;
+    uint32_t i;
+    if (b == 0) {
+        return;
+    }
+    memset(plane, 0, lrt_plane_bytes(len, rank));
+    for (i = 0; i < len; i++) {
+        uint32_t bit = i * (uint32_t)b;
+        plane[bit >> 3] = (uint8_t)(plane[bit >> 3] | (((uint32_t)e0[i] & mask) << (bit & 7u)));
+    }
+}
+
 /* ---- configuration and state -------------------------------------------------- */
 
 et_status_t et_lrt_config_default(et_lrt_config_t *cfg)
@@ -212,7 +267,8 @@ et_status_t et_lrt_state_get_size(uint32_t n, uint32_t m, uint32_t rank, size_t 
     if (bytes == NULL || !lrt_dims_ok(n, m, rank)) {
         return ET_ERR_ARG;
     }
-    *bytes = sizeof(et_lrt_state_t) + (size_t)2 * rank * ((size_t)n + m);
+    *bytes = sizeof(et_lrt_state_t) + (size_t)2 * rank * ((size_t)n + m) + lrt_plane_bytes(n, (int)rank) +
+             lrt_plane_bytes(m, (int)rank);
     return ET_OK;
 }
 
@@ -253,7 +309,8 @@ et_status_t et_lrt_reset(et_lrt_state_t *state)
     if (!lrt_state_ok(state)) {
         return ET_ERR_ARG;
     }
-    memset(lrt_ql(state), 0, (size_t)2 * state->rank * ((size_t)state->n + state->m));
+    memset(lrt_ql(state), 0, (size_t)2 * state->rank * ((size_t)state->n + state->m) +
+                                 lrt_plane_bytes(state->n, state->rank) + lrt_plane_bytes(state->m, state->rank));
     memset(state->c_mant, 0, sizeof(state->c_mant));
     state->b_eff = 0;
     state->terms = 0;
@@ -272,7 +329,7 @@ et_status_t et_lrt_accumulate_get_buffer_size(uint32_t n_max, uint32_t m_max, ui
     if (bytes == NULL || !lrt_dims_ok(n_max, m_max, rank)) {
         return ET_ERR_ARG;
     }
-    *bytes = 4 * ((size_t)n_max + m_max + 2 * q * q + 3 * q * rank);
+    *bytes = 4 * (2 * ((size_t)n_max + m_max) + 2 * q * q + 3 * q * rank); /* residuals, column 1 (int32) */
     return ET_OK;
 }
 
@@ -358,39 +415,41 @@ LRT_INLINE int64_t lrt_col_res_dot(const int16_t *q, const int rank, int j, cons
     return dot;
 }
 
+/* dot(e0, res) for a column as int32 extended mantissas (|e0| < 2^17, |res| < 2^28): below 2^61 */
+LRT_INLINE int64_t lrt_e0_res_dot(const int32_t *e0, const int32_t *res, uint32_t len)
+{
+    int64_t dot = 0;
+    uint32_t i;
+    for (i = 0; i < len; i++) {
+        dot += (int64_t)e0[i] * res[i];
+    }
+    return dot;
+}
+
 /*
- * lrt_rescale, and the dot product of the new res with column 0 of q (stride apart) in *dot: one
+ * lrt_rescale, and the dot product of the new res with column 1 (e0, extended mantissas) in *dot: one
  * sweep where the shift is a left one (the usual case: a pass leaves its residual's sum of squares
  * below the 2^56 it started under).
  */
-LRT_INLINE int lrt_rescale_dot_r(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new, const int16_t *q,
-                                 const int stride, int64_t *dot)
+ET_HOT static int lrt_rescale_dot(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new, const int32_t *e0,
+                                  int64_t *dot)
 {
     int k = lrt_norm_k(s);
     int64_t d = 0;
     uint32_t i;
     if (k <= 0) {
         k = lrt_rescale(res, len, s, s_new);
-        *dot = lrt_col_res_dot(q, stride, 0, res, len);
+        *dot = lrt_e0_res_dot(e0, res, len);
         return k;
     }
     for (i = 0; i < len; i++) {
         int32_t v = (int32_t)((uint32_t)res[i] << k);
         res[i] = v;
-        d += (int64_t)(int32_t)q[(size_t)i * stride] * v;
+        d += (int64_t)e0[i] * v;
     }
     *dot = d;
     *s_new = s << (2 * k);
     return k;
-}
-
-ET_HOT static int lrt_rescale_dot(int32_t *res, uint32_t len, uint64_t s, uint64_t *s_new, const int16_t *q,
-                                  int stride, int64_t *dot)
-{
-    if (LRT_WIDE && stride == 4) {
-        return lrt_rescale_dot_r(res, len, s, s_new, q, 4, dot);
-    }
-    return lrt_rescale_dot_r(res, len, s, s_new, q, stride, dot);
 }
 
 /* sum of squares of an 8-bit input (s8 or u8): below 2^32 for len <= 65535 (255^2 65535 < 2^32) */
@@ -419,11 +478,11 @@ ET_HOT static uint32_t lrt_input_sumsq(const int8_t *s8, const uint8_t *u8, uint
 
 /*
  * res = input 2^k (k > 0 from lrt_norm_k of its sum of squares, below 2^32: so |res_i| < 2^28) and,
- * where q is given, the dot product of res with column 0 of q (stride apart): the input's rescale
+ * where e0 is given, the dot product of res with column 1 (extended mantissas): the input's rescale
  * and the first pass' first dot product in one sweep.
  */
-LRT_INLINE int64_t lrt_input_load_r(const int8_t *s8, const uint8_t *u8, uint32_t len, int k, int32_t *res,
-                                    const int16_t *q, const int stride)
+ET_HOT static int64_t lrt_input_load(const int8_t *s8, const uint8_t *u8, uint32_t len, int k, int32_t *res,
+                                     const int32_t *e0)
 {
     int64_t d = 0;
     uint32_t i;
@@ -431,11 +490,11 @@ LRT_INLINE int64_t lrt_input_load_r(const int8_t *s8, const uint8_t *u8, uint32_
         for (i = 0; i < len; i++) {
             int32_t v = (s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i]) * ((int32_t)1 << k);
             res[i] = v;
-            d += q != NULL ? (int64_t)(int32_t)q[(size_t)i * stride] * v : 0;
+            d += e0 != NULL ? (int64_t)e0[i] * v : 0;
         }
         return d;
     }
-    if (q == NULL) {
+    if (e0 == NULL) {
         for (i = 0; i < len; i++) {
             res[i] = s8 != NULL ? (int32_t)s8[i] * ((int32_t)1 << k) : (int32_t)u8[i] << k;
         }
@@ -445,25 +504,16 @@ LRT_INLINE int64_t lrt_input_load_r(const int8_t *s8, const uint8_t *u8, uint32_
         for (i = 0; i < len; i++) {
             int32_t v = (int32_t)s8[i] * ((int32_t)1 << k);
             res[i] = v;
-            d += (int64_t)(int32_t)q[(size_t)i * stride] * v;
+            d += (int64_t)e0[i] * v;
         }
         return d;
     }
     for (i = 0; i < len; i++) {
         int32_t v = (int32_t)u8[i] << k;
         res[i] = v;
-        d += (int64_t)(int32_t)q[(size_t)i * stride] * v;
+        d += (int64_t)e0[i] * v;
     }
     return d;
-}
-
-ET_HOT static int64_t lrt_input_load(const int8_t *s8, const uint8_t *u8, uint32_t len, int k, int32_t *res,
-                                     const int16_t *q, int stride)
-{
-    if (LRT_WIDE && stride == 4) {
-        return lrt_input_load_r(s8, u8, len, k, res, q, 4);
-    }
-    return lrt_input_load_r(s8, u8, len, k, res, q, stride);
 }
 
 /*
@@ -606,29 +656,26 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
 
 /*
  * One MGS pass of res against `cols` columns of q, entry i of column j at q[j next + i stride] (a
- * basis: stride = rank, next = 1; a batch's frame columns: stride = 1, next = len); coef in residual
+ * basis' columns 2 .. r: stride = rank, next = 1; a batch's frame columns: stride = 1, next = len); coef in residual
  * units. Column j's update and column j + 1's dot product share one sweep over res (the dot reads
  * each element after its update, as MGS needs); the last update sweep also sums the squares of the
  * new residual, which the pass returns. The columns' exponent is q_exp (0: an empty basis), or
  * exps[j] each where exps is given (0: a zero column, coefficient 0); -44..-14, so every rescale is
- * a rounding right shift by 14..44. f is the columns' multiplier (a basis' f, or LRT_F_ONE for a
+ * a rounding right shift by 14..44. bound is a bound on max|res_i| on entry (lrt_res_bound, or what
+ * column 1's sweep left). f is the columns' multiplier (a basis' f, or LRT_F_ONE for a
  * batch's frame columns): the coefficient is a = round(round(q_j . res 2^e) f 2^-16) and the update
  * res -= round(s q_j 2^e) with s = round(a f 2^-16). s_in is sum(res^2) on entry (below 2^56 after a rescale: every
  * |res_i| < 2^28); dot0, where given, the dot product of res with the first column (the sweep that
  * rescaled res formed it: lrt_rescale_dot).
  */
 LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const size_t next, const int cols, int q_exp,
-                                   uint32_t f, const int *exps, int32_t *res, uint32_t len, uint64_t s_in,
+                                   uint32_t f, const int *exps, int32_t *res, uint32_t len, uint64_t bound,
                                    const int64_t *dot0, int64_t *coef)
 {
     int j;
     int64_t dot;
-    uint64_t bound = s_in < (UINT64_C(1) << 56) ? (UINT64_C(1) << 28) : (UINT64_C(1) << 31);
     for (j = 0; j < cols; j++) {
         coef[j] = 0;
-    }
-    if (exps == NULL && q_exp == 0) {
-        return s_in; /* empty basis */
     }
     dot = dot0 != NULL ? *dot0 : lrt_col_res_dot(q, stride, 0, res, len);
     for (j = 0; j < cols; j++) {
@@ -663,23 +710,88 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
  * vectorise; so do a batch's contiguous frame columns. Firmware has the one generic copy.
  */
 ET_HOT static uint64_t lrt_mgs_pass_cols(const int16_t *q, int stride, size_t next, int cols, int q_exp, uint32_t f,
-                                         const int *exps, int32_t *res, uint32_t len, uint64_t s_in,
+                                         const int *exps, int32_t *res, uint32_t len, uint64_t bound,
                                          const int64_t *dot0, int64_t *coef)
 {
-    if (LRT_WIDE && stride == 4 && next == 1 && cols == 4 && exps == NULL) {
-        return lrt_mgs_pass_r(q, 4, 1, 4, q_exp, f, NULL, res, len, s_in, dot0, coef);
+    if (LRT_WIDE && stride == 4 && next == 1 && cols == 3 && exps == NULL) {
+        return lrt_mgs_pass_r(q, 4, 1, 3, q_exp, f, NULL, res, len, bound, dot0, coef);
     }
     if (LRT_WIDE && stride == 1) {
-        return lrt_mgs_pass_r(q, 1, next, cols, q_exp, f, exps, res, len, s_in, dot0, coef);
+        return lrt_mgs_pass_r(q, 1, next, cols, q_exp, f, exps, res, len, bound, dot0, coef);
     }
-    return lrt_mgs_pass_r(q, stride, next, cols, q_exp, f, exps, res, len, s_in, dot0, coef);
+    return lrt_mgs_pass_r(q, stride, next, cols, q_exp, f, exps, res, len, bound, dot0, coef);
 }
 
-/* One pass against a basis (len x rank, row-major, at q_exp, multiplier f); dot0 as for lrt_mgs_pass_r. */
-static uint64_t lrt_mgs_pass(const int16_t *q, int rank, int q_exp, uint32_t f, int32_t *res, uint32_t len,
-                             uint64_t s_in, const int64_t *dot0, int64_t *coef)
+/* A bound on max|res_i| from sum(res^2) = s: below 2^56 (after a rescale) every |res_i| < 2^28. */
+static uint64_t lrt_res_bound(uint64_t s)
 {
-    return lrt_mgs_pass_cols(q, rank, 1, rank, q_exp, f, NULL, res, len, s_in, dot0, coef);
+    return s < (UINT64_C(1) << 56) ? (UINT64_C(1) << 28) : (UINT64_C(1) << 31);
+}
+
+/*
+ * Column 1's update, res_i -= round(a e0_i 2^-sh) with e0 its extended mantissas (|e0_i| <= 2^(15+b),
+ * |a| <= 2^40: the product below 2^57), clamped to int32 only where *bound (updated) says a value could
+ * leave it (the same values either way). Returns the dot product of the new res with column 2 (qn,
+ * stride rank) or, without one (qn NULL), the new sum of squares.
+ */
+ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, int rank, int64_t a, int sh, int b,
+                                        int32_t *res, uint32_t len, uint64_t *bound)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    uint64_t step = ((lrt_abs(a) << (15 + b)) >> sh) + 1;
+    int clamp = *bound + step > (uint64_t)INT32_MAX;
+    *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
+    for (i = 0; i < len; i++) {
+        int64_t w = (int64_t)res[i] - lrt_round_shift_sm(a * e0[i], sh);
+        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
+        res[i] = v;
+        if (qn != NULL) {
+            dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return qn != NULL ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
+ * One pass against a basis (len x rank, row-major, at q_exp, multiplier f), column 1 read as e0, its
+ * extended mantissas at q_exp - b; dot0: its dot product with res (the sweep that rescaled res formed
+ * it), or NULL. Columns 2 .. r at q_exp give exactly what their mantissas times 2^b at q_exp - b give.
+ */
+static uint64_t lrt_mgs_pass(const int16_t *q, const int32_t *e0, int rank, int q_exp, uint32_t f, int32_t *res,
+                             uint32_t len, uint64_t s_in, const int64_t *dot0, int64_t *coef)
+{
+    int b = lrt_low_bits(rank);
+    int ee = q_exp - b;
+    uint64_t bound = lrt_res_bound(s_in);
+    int64_t dot;
+    int64_t a;
+    int j;
+    if (q_exp == 0) {
+        for (j = 0; j < rank; j++) {
+            coef[j] = 0;
+        }
+        return s_in; /* empty basis */
+    }
+    dot = dot0 != NULL ? *dot0 : lrt_e0_res_dot(e0, res, len);
+    a = LRT_SAT(LRT_RSHIFT(dot, -ee), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+    a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS);
+    coef[0] = a;
+    if (a != 0) {
+        a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS); /* the update's scalar s */
+    }
+    if (rank == 1) {
+        return a == 0 ? lrt_sumsq(res, len) : lrt_mgs_sweep_e0(e0, NULL, rank, a, -ee, b, res, len, &bound);
+    }
+    dot = a == 0 ? lrt_col_res_dot(q, rank, 1, res, len)
+                 : (int64_t)lrt_mgs_sweep_e0(e0, q + 1, rank, a, -ee, b, res, len, &bound);
+    return lrt_mgs_pass_cols(q + 1, rank, 1, rank - 1, q_exp, f, NULL, res, len, bound, &dot, coef + 1);
 }
 
 typedef struct {
@@ -706,6 +818,7 @@ static void lrt_project_rescale(uint32_t s, int e0, lrt_side_t *side)
 /* One side of a term: its basis, 8-bit input, residual scratch and projection. */
 typedef struct {
     const int16_t *q;
+    const int32_t *e0; /* column 1's extended mantissas */
     int q_exp;
     uint32_t f;
     const int8_t *s8;
@@ -720,8 +833,8 @@ typedef struct {
 static void lrt_project_begin(const lrt_input_t *in, int rank)
 {
     lrt_side_t *side = in->side;
-    int64_t dot0 = lrt_input_load(in->s8, in->u8, in->len, side->k0, in->res, in->q_exp != 0 ? in->q : NULL, rank);
-    side->s1 = lrt_mgs_pass(in->q, rank, in->q_exp, in->f, in->res, in->len, side->s0, &dot0, side->a);
+    int64_t dot0 = lrt_input_load(in->s8, in->u8, in->len, side->k0, in->res, in->q_exp != 0 ? in->e0 : NULL);
+    side->s1 = lrt_mgs_pass(in->q, in->e0, rank, in->q_exp, in->f, in->res, in->len, side->s0, &dot0, side->a);
     side->e1 = side->a_exp;
 }
 
@@ -739,8 +852,8 @@ static void lrt_project_end(const lrt_input_t *in, int rank, int passes)
     if (passes == 2 && s != 0) {
         int64_t a2[ET_LRT_MAX_RANK];
         int64_t dot0 = 0;
-        e -= q_exp != 0 ? lrt_rescale_dot(res, len, s, &s, q, rank, &dot0) : lrt_rescale(res, len, s, &s);
-        s = lrt_mgs_pass(q, rank, q_exp, in->f, res, len, s, &dot0, a2);
+        e -= q_exp != 0 ? lrt_rescale_dot(res, len, s, &s, in->e0, &dot0) : lrt_rescale(res, len, s, &s);
+        s = lrt_mgs_pass(q, in->e0, rank, q_exp, in->f, res, len, s, &dot0, a2);
         for (j = 0; j < rank; j++) {
             side->a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
         }
@@ -822,13 +935,16 @@ static uint64_t lrt_rho_bound(uint64_t s, int margin)
  * sum(q_ij^2) < 2^16 (sum floor(q_ij^2 / 2^16) + len). Sufficient, not necessary: a column within
  * 2^16 len of the limit (2^-14 of it at most, for q_exp >= -22) takes the exact path.
  */
-LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int rank, int q_exp, uint32_t f, uint32_t len)
+LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int32_t *e0, const int rank, int q_exp, uint32_t f,
+                                   uint32_t len)
 {
     uint32_t acc[ET_LRT_MAX_RANK];
+    uint64_t acc0 = 0;
     uint64_t lim;
     uint64_t scale;
     uint32_t i;
     int k;
+    int b = lrt_low_bits(rank);
     if (q_exp <= -23) {
         return 1;
     }
@@ -839,26 +955,28 @@ LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int rank, int q_exp, 
         acc[k] = 0;
     }
     for (i = 0; i < len; i++) {
-        for (k = 0; k < rank; k++) {
+        for (k = 1; k < rank; k++) {
             int32_t v = q[(size_t)i * rank + k];
             acc[k] += (uint32_t)(v * v) >> 16;
         }
+        acc0 += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16; /* column 1 at q_exp - b: 2^2b times the limit */
     }
-    for (k = 0; k < rank; k++) {
+    for (k = 1; k < rank; k++) {
         if (((uint64_t)acc[k] + len) << 16 > lim) {
             return 0;
         }
     }
-    return 1;
+    return ((acc0 + len) << 16) <= (lim << (2 * b));
 }
 
-ET_HOT static int lrt_cols_contract(const int16_t *q, int rank, int q_exp, uint32_t f, uint32_t len)
+ET_HOT static int lrt_cols_contract(const int16_t *q, const int32_t *e0, int rank, int q_exp, uint32_t f,
+                                    uint32_t len)
 {
     if (q_exp == 0) {
         return 1; /* empty basis: no sweeps */
     }
-    return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, 4, q_exp, f, len)
-                                 : lrt_cols_contract_r(q, rank, q_exp, f, len);
+    return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, e0, 4, q_exp, f, len)
+                                 : lrt_cols_contract_r(q, e0, rank, q_exp, f, len);
 }
 
 /* c_1 > kappa rho_l rho_r (c_1 = c1 2^c_exp, rho_l at exp_l, ...), formed as the kappa rule forms it. */
@@ -916,14 +1034,15 @@ static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
 /* 1 when the exact kappa test is sure to discard the term, from each side's bound: each bounds its
  * own rho, so the sides may be at different stages. *contract caches the column check (-1: not yet
  * made), which only a discard needs. */
-static int lrt_early_discard(const et_lrt_state_t *st, uint32_t kappa, lrt_bound_t l, lrt_bound_t r, int *contract)
+static int lrt_early_discard(const et_lrt_state_t *st, const int32_t *e0_l, const int32_t *e0_r, uint32_t kappa,
+                             lrt_bound_t l, lrt_bound_t r, int *contract)
 {
     if (l.u == 0 || r.u == 0 || !lrt_kappa_discards(st, kappa, l.u, l.e, r.u, r.e)) {
         return 0;
     }
     if (*contract < 0) {
-        *contract = lrt_cols_contract(lrt_ql(st), st->rank, st->exp_l, st->f_l, st->n) &&
-                    lrt_cols_contract(lrt_qr(st), st->rank, st->exp_r, st->f_r, st->m);
+        *contract = lrt_cols_contract(lrt_ql(st), e0_l, st->rank, st->exp_l, st->f_l, st->n) &&
+                    lrt_cols_contract(lrt_qr(st), e0_r, st->rank, st->exp_r, st->f_r, st->m);
     }
     return *contract;
 }
@@ -1327,29 +1446,34 @@ static uint32_t lrt_full_range_scale(uint64_t bound, int sh, uint32_t *inv)
 
 /*
  * Entry (i, k) of the new basis [Q, res/rho] M (M q x r, Q30) at 2^-60, exact:
- * the old basis enters as (sum_j Q_ij m_jk) 2^(q_exp+30) with m_jk = round(M_jk f 2^-16)
- * (q_exp >= -44: a left shift by at most 16, or a rounding right shift), the residual column as
- * res_i g_k with g_k = M_rk 2^30 / rho computed once per term. |entry| < 2^63
- * for any int16 mantissas: |sum| <= 2^46.5, |res_i g_k| <= 2^61 (docs/lrt.md). The store pass
- * scales every weight by inv 2^-31 <= 1 (lrt_rot_scale), which keeps these bounds.
+ * the old basis enters as (sum_j E_ij m_jk) 2^(q_exp-b+30) with E its extended mantissas (column 1:
+ * q 2^b + lo; the others q 2^b) and m_jk = round(M_jk f 2^-16) (q_exp >= -44: a left shift by at most
+ * 14, or a rounding right shift), the residual column as res_i g_k with g_k = M_rk 2^30 / rho computed
+ * once per term. |entry| < 2^63 for any mantissas: |sum| <= 2^48.5, |res_i g_k| <= 2^61 (docs/lrt.md).
+ * The store pass scales every weight by inv 2^-31 <= 1 (lrt_rot_scale), which keeps these bounds.
  *
  * lrt_rot_t holds what is the same for every row (the weights live in the caller's M: the stack
  * stays small on a Cortex-M).
  */
 typedef struct {
-    int32_t *m; /* the old basis' weights, the first r rows of M (q x r) */
+    int32_t *m;  /* the old basis' weights, the first r rows of M (q x r) */
     int64_t *g;
-    int mode; /* 0: empty old basis; 1: up >= 0 (an exact left shift); 2: up < 0 (a rounding right shift) */
+    int32_t *e0; /* column 1's extended mantissas: the old ones, replaced row by row by the store pass */
+    int b;       /* their extra bits */
+    int mode;    /* 0: empty old basis; 1: up >= 0 (an exact left shift); 2: up < 0 (a rounding right shift) */
     int up;
 } lrt_rot_t;
 
-/* The rotation of a basis at q_exp with multiplier f by M (its first r rows become m = round(M f 2^-16)). */
-static void lrt_rot_init(lrt_rot_t *rt, int32_t *mrot, int rank, int q_exp, uint32_t f, int64_t *g)
+/* The rotation of a basis at q_exp with multiplier f by M (its first r rows become m = round(M f 2^-16));
+ * e0: its column 1 as extended mantissas (scratch). */
+static void lrt_rot_init(lrt_rot_t *rt, int32_t *mrot, int rank, int q_exp, uint32_t f, int64_t *g, int32_t *e0)
 {
     int i;
     rt->m = mrot;
     rt->g = g;
-    rt->up = q_exp - LRT_WORK_EXP - 30; /* q_exp + 30: 0..16 for a unit-column basis */
+    rt->e0 = e0;
+    rt->b = lrt_low_bits(rank);
+    rt->up = q_exp - rt->b - LRT_WORK_EXP - 30; /* the extended mantissas' q_exp - b + 30: 0..14 for unit columns */
     rt->mode = q_exp == 0 ? 0 : (rt->up >= 0 ? 1 : 2);
     for (i = 0; rt->mode != 0 && i < rank * rank; i++) {
         mrot[i] = (int32_t)LRT_RSHIFT((int64_t)mrot[i] * f, LRT_F_BITS); /* |M f| < 2^47 */
@@ -1358,8 +1482,8 @@ static void lrt_rot_init(lrt_rot_t *rt, int32_t *mrot, int rank, int q_exp, uint
 
 /*
  * A bound on every |entry| of the new basis, capped at LRT_BOUND_CAP: max over k of
- * top sum_j |m_jk| 2^up (up < 0: shifted down, plus one for the rounding) + rmax |g_k|, with top the
- * old basis' largest |mantissa| and rmax the residual's (lrt_abs_max_*). It replaces a pass that
+ * top sum_j |m_jk| 2^up (up < 0: shifted down, plus one for the rounding) + rmax |g_k|, with top a bound
+ * on the old basis' extended mantissas and rmax the residual's largest |value| (lrt_abs_max_*). It replaces a pass that
  * would form every entry to find the peak; it lies within a few per cent of it (docs/lrt.md).
  */
 static uint64_t lrt_rot_bound(const lrt_rot_t *rt, int rank, uint32_t top, uint64_t rmax)
@@ -1375,7 +1499,7 @@ static uint64_t lrt_rot_bound(const lrt_rot_t *rt, int rank, uint32_t top, uint6
             for (j = 0; j < rank; j++) {
                 t += lrt_abs(rt->m[j * rank + k]); /* < 2^34 */
             }
-            t *= top; /* < 2^49 */
+            t *= top; /* < 2^51 */
             if (rt->up >= 0) {
                 t = t >= (LRT_BOUND_CAP >> rt->up) ? LRT_BOUND_CAP : t << rt->up;
             } else {
@@ -1402,17 +1526,19 @@ static void lrt_rot_scale(lrt_rot_t *rt, int rank, uint32_t inv)
 }
 
 /* Row i of the new basis into out; rank is a constant where the callers below inline it. */
-static inline void lrt_rot_row(const lrt_rot_t *rt, const int16_t *qrow, int32_t res, int64_t *out, const int rank)
+static inline void lrt_rot_row(const lrt_rot_t *rt, const int16_t *qrow, int32_t e0, int32_t res, int64_t *out,
+                               const int rank)
 {
     int j;
     int k;
     for (k = 0; k < rank; k++) {
         int64_t acc = 0;
         if (rt->mode != 0) {
-            for (j = 0; j < rank; j++) {
+            for (j = 1; j < rank; j++) {
                 acc += (int64_t)qrow[j] * rt->m[j * rank + k];
             }
-            /* exact: |acc| <= 2^46.5, so acc 2^up < 2^63 */
+            acc = acc * ((int64_t)1 << rt->b) + (int64_t)e0 * rt->m[k];
+            /* exact: |acc| <= 2^48.5, so acc 2^up < 2^63 */
             acc = rt->mode == 1 ? acc * ((int64_t)1 << rt->up) : et_round_shift_pos_inline(acc, -rt->up);
         }
         out[k] = acc + (int64_t)res * rt->g[k];
@@ -1427,7 +1553,7 @@ static uint64_t lrt_rot_max(const int16_t *q, uint32_t len, const lrt_rot_t *rt,
     uint32_t i;
     int k;
     for (i = 0; i < len; i++) {
-        lrt_rot_row(rt, q + (size_t)i * rank, res[i], row, rank);
+        lrt_rot_row(rt, q + (size_t)i * rank, rt->e0[i], res[i], row, rank);
         for (k = 0; k < rank; k++) {
             uint64_t a = lrt_abs(row[k]);
             peak = a > peak ? a : peak;
@@ -1436,7 +1562,28 @@ static uint64_t lrt_rot_max(const int16_t *q, uint32_t len, const lrt_rot_t *rt,
     return peak;
 }
 
-/* Overwrite q row by row with the new basis' int16 mantissas (the one rounding, shift 1..63 or <= 0). */
+/* x 2^-shift by the rounding rule for |x| < 2^62 (shift >= 1: at the offset 2^62, as in lrt_mgs_sweep32;
+ * shift <= 0: an exact left shift, the value small enough to stay below 2^63). */
+LRT_INLINE int64_t lrt_store_round(int64_t x, int shift)
+{
+    if (shift < 1) {
+        return (int64_t)((uint64_t)x << -shift);
+    }
+    return (int64_t)((((uint64_t)x + (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1)) - (uint64_t)(x < 0)) >> shift) -
+                     (UINT64_C(1) << (62 - shift)));
+}
+
+/* Column 1's new entry: v = its 16 + b-bit value (clamped), kept in *e0, and the int16 part q = floor(v 2^-b). */
+LRT_INLINE int16_t lrt_store_col1(int64_t v, int b, int32_t *e0)
+{
+    const int64_t top = (int64_t)1 << (15 + b);
+    v = v < -top ? -top : (v > top - 1 ? top - 1 : v);
+    *e0 = (int32_t)v;
+    return (int16_t)((v - (v & (((int64_t)1 << b) - 1))) / ((int64_t)1 << b));
+}
+
+/* Overwrite q row by row with the new basis' int16 mantissas (the one rounding, shift 1..63 or <= 0;
+ * column 1 by shift - b into rt->e0 and q). */
 static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
                                  const int rank)
 {
@@ -1445,8 +1592,9 @@ static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, 
     int k;
     for (i = 0; i < len; i++) {
         int16_t *qrow = q + (size_t)i * rank;
-        lrt_rot_row(rt, qrow, res[i], row, rank);
-        for (k = 0; k < rank; k++) {
+        lrt_rot_row(rt, qrow, rt->e0[i], res[i], row, rank);
+        qrow[0] = lrt_store_col1(et_round_shift_s64_inline(row[0], shift - rt->b), rt->b, rt->e0 + i);
+        for (k = 1; k < rank; k++) {
             int64_t v = et_round_shift_s64_inline(row[k], shift);
             v = v < INT16_MIN ? INT16_MIN : v;
             qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
@@ -1481,14 +1629,15 @@ static int lrt_rot_fast(const lrt_rot_t *rt, int rank, int32_t *gh, int32_t *gl)
 }
 
 /* Entry (i, k): qrow . M[:, k] 2^up + res g_k. */
-LRT_INLINE int64_t lrt_rot_entry(const int16_t *qrow, const int32_t *m, int up, int32_t res, int32_t gh, int32_t gl,
-                                 const int rank, int k)
+LRT_INLINE int64_t lrt_rot_entry(const int16_t *qrow, int32_t e0, const int32_t *m, int up, int b, int32_t res,
+                                 int32_t gh, int32_t gl, const int rank, int k)
 {
     int64_t acc = 0;
     int j;
-    for (j = 0; j < rank; j++) {
+    for (j = 1; j < rank; j++) {
         acc += (int64_t)(int32_t)qrow[j] * m[j * rank + k];
     }
+    acc = (int64_t)((uint64_t)acc << b) + (int64_t)e0 * m[k]; /* sum_j E_ij m_jk */
     return (int64_t)(((uint64_t)acc << up) + ((uint64_t)((int64_t)res * gh) << 31) + (uint64_t)((int64_t)res * gl));
 }
 
@@ -1500,15 +1649,17 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
     const uint64_t k2 = UINT64_C(1) << (62 - shift);
     const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
     int up = rt->mode == 0 ? 0 : rt->up;
+    const int b = rt->b;
     uint32_t i;
     int k;
     for (i = 0; i < len; i++) {
         int16_t *qrow = q + (size_t)i * rank;
         int64_t row[ET_LRT_MAX_RANK];
         for (k = 0; k < rank; k++) {
-            row[k] = lrt_rot_entry(qrow, m, up, res[i], gh[k], gl[k], rank, k);
+            row[k] = lrt_rot_entry(qrow, rt->e0[i], m, up, b, res[i], gh[k], gl[k], rank, k);
         }
-        for (k = 0; k < rank; k++) {
+        qrow[0] = lrt_store_col1(lrt_store_round(row[0], shift - b), b, rt->e0 + i);
+        for (k = 1; k < rank; k++) {
             /* the rounding at the offset 2^62 (|row| < 2^62), as in lrt_mgs_sweep32 */
             uint64_t d = ((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift;
             int64_t v = (int64_t)(d - k2);
@@ -1584,12 +1735,13 @@ typedef struct {
 static void lrt_rot_plan(const lrt_rot_t *rt, int rank, const int16_t *q, uint32_t len, const int32_t *res,
                          lrt_scale_t *sc)
 {
-    uint32_t top = rt->mode != 0 ? lrt_abs_max16(q, (size_t)len * rank) : 0;
+    /* >= every |extended mantissa|: column 1's are q 2^b + lo with lo < 2^b */
+    uint32_t top = rt->mode != 0 ? (lrt_abs_max16(q, (size_t)len * rank) << rt->b) + (UINT32_C(1) << rt->b) - 1u : 0;
     uint64_t rmax = lrt_abs_max32(res, len);
     sc->bound = lrt_rot_bound(rt, rank, top, rmax);
     if (sc->bound != 0 && LRT_WORK_EXP + et_norm_shift_u64(sc->bound, 15) > LRT_BASIS_EXP_MAX) {
         /* a basis with entries near 1 (a few rows) and a loose bound: the exact peak instead */
-        sc->bound = lrt_rot_max(q, len, rt, res, rank);
+        sc->bound = lrt_rot_max(q, len, rt, res, rank); /* reads rt->e0, which nothing has written yet */
     }
     sc->exp = 0;
     sc->sh = 0;
@@ -1603,14 +1755,15 @@ static void lrt_rot_plan(const lrt_rot_t *rt, int rank, const int16_t *q, uint32
 }
 
 /* The store pass of one side (its weights scaled in place first), or a zero basis. */
-ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint32_t len, const int32_t *res,
-                                const lrt_scale_t *sc)
+ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint8_t *plane, uint32_t len,
+                                       const int32_t *res, const lrt_scale_t *sc)
 {
     int32_t gh[ET_LRT_MAX_RANK];
     int32_t gl[ET_LRT_MAX_RANK];
     int shift = sc->sh - 1;
     if (sc->exp == 0) {
         memset(q, 0, sizeof(int16_t) * (size_t)len * (size_t)rank);
+        memset(plane, 0, lrt_plane_bytes(len, rank));
         return;
     }
     lrt_rot_scale(rt, rank, sc->inv);
@@ -1625,6 +1778,7 @@ ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint
     } else {
         lrt_rot_write(q, len, rt, res, shift, rank);
     }
+    lrt_ext_pack(rt->e0, len, rank, plane);
 }
 
 /*
@@ -1647,8 +1801,8 @@ static et_status_t lrt_rotate_commit(et_lrt_state_t *st, lrt_rot_t *rot_l, const
     if (!lrt_basis_exp_ok(sl.exp) || !lrt_basis_exp_ok(sr.exp) || !lrt_exp_ok16(new_ce)) {
         return ET_ERR_RANGE;
     }
-    lrt_rot_commit_side(rot_l, r, lrt_ql(st), st->n, res_l, &sl);
-    lrt_rot_commit_side(rot_r, r, lrt_qr(st), st->m, res_r, &sr);
+    lrt_rot_commit_side(rot_l, r, lrt_ql(st), lrt_plane_l(st), st->n, res_l, &sl);
+    lrt_rot_commit_side(rot_r, r, lrt_qr(st), lrt_plane_r(st), st->m, res_r, &sr);
     st->exp_l = (int16_t)sl.exp;
     st->exp_r = (int16_t)sr.exp;
     st->f_l = (uint16_t)sl.f;
@@ -1722,6 +1876,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     size_t need;
     int32_t *res_l;
     int32_t *res_r;
+    int32_t *e0_l;
+    int32_t *e0_r;
     int32_t *ua;
     int32_t *va;
     int32_t *tt;
@@ -1758,7 +1914,9 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     }
     res_l = (int32_t *)scratch;
     res_r = res_l + st->n;
-    ua = res_r + st->m;
+    e0_l = res_r + st->m;
+    e0_r = e0_l + st->n;
+    ua = e0_r + st->m;
     va = ua + q * q;
     tt = va + q * q;
     ml = tt + q * r;
@@ -1776,16 +1934,18 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
-    in[0] = (lrt_input_t){lrt_ql(st), st->exp_l, st->f_l, delta, NULL, res_l, st->n, &left};
-    in[1] = (lrt_input_t){lrt_qr(st), st->exp_r, st->f_r, x_s8, x_u8, res_r, st->m, &right};
+    lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l);
+    lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r);
+    in[0] = (lrt_input_t){lrt_ql(st), e0_l, st->exp_l, st->f_l, delta, NULL, res_l, st->n, &left};
+    in[1] = (lrt_input_t){lrt_qr(st), e0_r, st->exp_r, st->f_r, x_s8, x_u8, res_r, st->m, &right};
 #ifdef ET_LRT_EARLY_CHECK
     {
         int known = -1;
-        int early0 = kappa_on && lrt_early_discard(st, cfg->kappa_th, lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
+        int early0 = kappa_on && lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
                                                    lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0), &known);
         int mixed;
-        int contract = lrt_cols_contract(lrt_ql(st), r, st->exp_l, st->f_l, st->n) &&
-                       lrt_cols_contract(lrt_qr(st), r, st->exp_r, st->f_r, st->m);
+        int contract = lrt_cols_contract(lrt_ql(st), e0_l, r, st->exp_l, st->f_l, st->n) &&
+                       lrt_cols_contract(lrt_qr(st), e0_r, r, st->exp_r, st->f_r, st->m);
         int early;
         int applies;
         uint64_t ul0 = lrt_rho_bound(left.s0, LRT_EARLY_MARGIN0);
@@ -1800,10 +1960,10 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         lrt_project_begin(&in[0], r);
         lrt_project_begin(&in[1], r);
         early = cfg->gs_passes == 2 && kappa_on &&
-                lrt_early_discard(st, cfg->kappa_th, lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1),
+                lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1),
                                   lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1), &known);
         mixed = cfg->gs_passes == 2 && kappa_on &&
-                lrt_early_discard(st, cfg->kappa_th,
+                lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th,
                                   st->n <= st->m ? lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1)
                                                  : lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
                                   st->n <= st->m ? lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0)
@@ -1864,7 +2024,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         if (kappa_on) {
             u0[0] = lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0);
             u0[1] = lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0);
-            if (lrt_early_discard(st, cfg->kappa_th, u0[0], u0[1], &contract)) {
+            if (lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
                 return lrt_discard(st);
             }
         }
@@ -1873,7 +2033,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             lrt_project_begin(cur, r);
             if (early) {
                 u1[p] = lrt_bound(cur->side->s1, cur->side->e1, LRT_EARLY_MARGIN1);
-                if (lrt_early_discard(st, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0], &contract)) {
+                if (lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0], &contract)) {
                     return lrt_discard(st);
                 }
             }
@@ -1895,8 +2055,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     /* 6. rotate both bases: pass 1 finds the new exponents, checked before anything is written */
     lrt_rot_coef(ml, r, left.rho, gl);
     lrt_rot_coef(mr, r, right.rho, gr);
-    lrt_rot_init(&rot_l, ml, r, st->exp_l, st->f_l, gl);
-    lrt_rot_init(&rot_r, mr, r, st->exp_r, st->f_r, gr);
+    lrt_rot_init(&rot_l, ml, r, st->exp_l, st->f_l, gl, e0_l);
+    lrt_rot_init(&rot_r, mr, r, st->exp_r, st->f_r, gr, e0_r);
     if (lrt_rotate_commit(st, &rot_l, res_l, &rot_r, res_r, c_new, e_c) != ET_OK) {
         return ET_ERR_RANGE;
     }
@@ -1948,6 +2108,7 @@ et_status_t et_lrt_accumulate_u8(et_lrt_state_t *state, const et_lrt_config_t *c
 
 typedef struct {
     const int16_t *q0; /* the basis the batch started from, len x rank, at exp0 (0: empty), multiplier f0 */
+    int32_t *e0;       /* its column 1 as extended mantissas (scratch; the store pass writes the new ones) */
     int exp0;
     uint32_t f0;
     int16_t *cols;     /* column s at cols + s len: len int16 mantissas at 2^exps[s] (0: a zero column) */
@@ -1971,12 +2132,13 @@ et_status_t et_lrt_accumulate_batch_get_buffer_size(uint32_t n_max, uint32_t m_m
     return ET_OK;
 }
 
-static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_t f0, uint32_t len, int rank,
-                           int16_t *cols, int32_t *p)
+static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int32_t *e0, int exp0, uint32_t f0, uint32_t len,
+                           int rank, int16_t *cols, int32_t *p)
 {
     int j;
     int k;
     fr->q0 = q0;
+    fr->e0 = e0;
     fr->exp0 = exp0;
     fr->f0 = f0;
     fr->cols = cols;
@@ -1996,8 +2158,9 @@ static void lrt_frame_init(lrt_frame_t *fr, const int16_t *q0, int exp0, uint32_
 static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, uint64_t s, const int64_t *dot0,
                                int64_t *coef)
 {
-    s = lrt_mgs_pass(fr->q0, rank, fr->exp0, fr->f0, res, fr->len, s, dot0, coef);
-    return fr->t > 0 ? lrt_mgs_pass_cols(fr->cols, 1, fr->len, fr->t, 0, LRT_F_ONE, fr->exps, res, fr->len, s, NULL,
+    s = lrt_mgs_pass(fr->q0, fr->e0, rank, fr->exp0, fr->f0, res, fr->len, s, dot0, coef);
+    return fr->t > 0 ? lrt_mgs_pass_cols(fr->cols, 1, fr->len, fr->t, 0, LRT_F_ONE, fr->exps, res, fr->len,
+                                         lrt_res_bound(s), NULL,
                                          coef + rank)
                      : s;
 }
@@ -2008,18 +2171,18 @@ static uint64_t lrt_frame_pass(const lrt_frame_t *fr, int rank, int32_t *res, ui
 static void lrt_frame_project(const lrt_frame_t *fr, int rank, const int8_t *s8, const uint8_t *u8, uint32_t s_in,
                               int32_t *res, int e0, int passes, lrt_side_t *side, int64_t *a)
 {
-    const int16_t *q0 = fr->exp0 != 0 ? fr->q0 : NULL;
+    const int32_t *q0 = fr->exp0 != 0 ? fr->e0 : NULL; /* column 1 of Q0, for the fused dot products */
     int64_t a2[LRT_FRAME_MAX];
     int64_t dot0;
     uint64_t s;
     int e;
     int j;
     lrt_project_rescale(s_in, e0, side);
-    dot0 = lrt_input_load(s8, u8, fr->len, side->k0, res, q0, rank);
+    dot0 = lrt_input_load(s8, u8, fr->len, side->k0, res, q0);
     e = side->a_exp;
     s = lrt_frame_pass(fr, rank, res, side->s0, &dot0, a);
     if (passes == 2 && s != 0) {
-        e -= q0 != NULL ? lrt_rescale_dot(res, fr->len, s, &s, q0, rank, &dot0) : lrt_rescale(res, fr->len, s, &s);
+        e -= q0 != NULL ? lrt_rescale_dot(res, fr->len, s, &s, q0, &dot0) : lrt_rescale(res, fr->len, s, &s);
         s = lrt_frame_pass(fr, rank, res, s, &dot0, a2);
         for (j = 0; j < rank + fr->t; j++) {
             a[j] += LRT_RSHIFT(a2[j], side->a_exp - e);
@@ -2149,19 +2312,20 @@ static int64_t lrt_frame_shift(int64_t v, int sh)
 }
 
 /*
- * The batch's rotation [Q0, w] P at 2^x, x = (largest live exponent) - 30 - 12. Q0's r products are summed
- * first (|sum| <= 8 2^15 2^30.0001 < 2^48.1) and shifted by sh0 = x - (exp0 - 30) >= -12, each column's
- * product (< 2^45.1) by its own shift likewise: every shifted part is below 2^60.1 (Q0) or 2^57.1 (each of
- * at most 16 columns), so a row's entries stay below 2^62. Where every shift is <= 0 (the usual case:
- * exponents within 12 of each other) the shifts are exact and are folded into the weights, g = P 2^-sh,
- * and a row is a plain sum of products (the same values).
+ * The batch's rotation [Q0, w] P at 2^x, x = (largest live exponent) - 30 - 12. Q0 enters with its extended
+ * mantissas E (column 1: e0; the others q 2^b, the 2^b folded into their weights) at exp0 - b; its r
+ * products are summed first (|sum| <= 8 2^17 2^30.0001 < 2^50.1) and shifted by sh0 = x - (exp0 - b - 30)
+ * >= b - 12, each column's product (< 2^45.1) by its own shift likewise: every shifted part is below
+ * 2^60.1 (Q0) or 2^57.1 (each of at most 16 columns), so a row's entries stay below 2^62. Where every
+ * shift is <= 0 (the usual case: exponents within 12 - b of each other) the shifts are exact and are
+ * folded into the weights, g = P 2^-sh, and a row is a plain sum of products (the same values).
  */
 typedef struct {
     int x;
     int exact;                                     /* every shift <= 0: g holds P 2^-sh */
     int sh0;                                       /* Q0's shift (Q0 empty: its weights are 0) */
     int sh[ET_LRT_BATCH_MAX];                      /* column s's shift */
-    int64_t g0[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK]; /* Q0's weights, r x r */
+    int64_t g0[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK]; /* Q0's weights, r x r (rows 2 .. r times 2^b) */
     int64_t g[ET_LRT_BATCH_MAX * ET_LRT_MAX_RANK]; /* column s's weights at g + s r (0 for a zero column) */
 } lrt_frame_rot_t;
 
@@ -2185,7 +2349,7 @@ static int lrt_frame_rot_init(const lrt_frame_t *fr, int rank, uint32_t inv, lrt
         return 0;
     }
     fw->x = top - 30 - LRT_FRAME_GUARD;
-    fw->sh0 = fr->exp0 != 0 ? fw->x - (fr->exp0 - 30) : 0;
+    fw->sh0 = fr->exp0 != 0 ? fw->x - (fr->exp0 - lrt_low_bits(rank) - 30) : 0;
     fw->exact = fw->sh0 <= 0;
     for (s = 0; s < fr->t; s++) {
         fw->sh[s] = fr->exps[s] != 0 ? fw->x - (fr->exps[s] - 30) : 0;
@@ -2195,7 +2359,8 @@ static int lrt_frame_rot_init(const lrt_frame_t *fr, int rank, uint32_t inv, lrt
         for (k = 0; k < rank; k++) {
             int64_t p = fr->exp0 != 0 ? LRT_RSHIFT((int64_t)fr->p[j * rank + k] * fr->f0, LRT_F_BITS) : 0;
             p = inv != 0 ? lrt_scaled(p, inv) : p;
-            fw->g0[j * rank + k] = fw->exact ? lrt_frame_shift(p, fw->sh0) : p;
+            p = fw->exact ? lrt_frame_shift(p, fw->sh0) : p;
+            fw->g0[j * rank + k] = j == 0 ? p : p * ((int64_t)1 << lrt_low_bits(rank)); /* |p| < 2^43 */
         }
     }
     for (s = 0; s < fr->t; s++) {
@@ -2213,13 +2378,14 @@ LRT_INLINE void lrt_frame_row(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, 
                               int64_t *out)
 {
     const int16_t *qrow = fr->q0 + (size_t)i * rank;
+    const int64_t e0 = fr->exp0 != 0 ? fr->e0[i] : 0;
     int j;
     int k;
     int s;
     if (fw->exact) {
         for (k = 0; k < rank; k++) {
-            int64_t acc = 0;
-            for (j = 0; j < rank; j++) {
+            int64_t acc = e0 * fw->g0[k];
+            for (j = 1; j < rank; j++) {
                 acc += qrow[j] * fw->g0[j * rank + k];
             }
             out[k] = acc;
@@ -2233,8 +2399,8 @@ LRT_INLINE void lrt_frame_row(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, 
         return;
     }
     for (k = 0; k < rank; k++) {
-        int64_t dot = 0;
-        for (j = 0; j < rank; j++) {
+        int64_t dot = e0 * fw->g0[k];
+        for (j = 1; j < rank; j++) {
             dot += qrow[j] * fw->g0[j * rank + k];
         }
         out[k] = lrt_frame_shift(dot, fw->sh0);
@@ -2281,7 +2447,15 @@ LRT_FRAME_BLOCK_FN void lrt_frame_block(const lrt_frame_t *fr, const lrt_frame_r
             acc[k * LRT_FRAME_BLOCK + i] = 0;
         }
     }
-    for (j = 0; fr->exp0 != 0 && j < rank; j++) {
+    for (k = 0; fr->exp0 != 0 && k < rank; k++) {
+        const int32_t *e0 = fr->e0 + i0;
+        const int64_t g = fw->g0[k];
+        int64_t *out = acc + k * LRT_FRAME_BLOCK;
+        for (i = 0; i < cnt; i++) {
+            out[i] += e0[i] * g;
+        }
+    }
+    for (j = 1; fr->exp0 != 0 && j < rank; j++) {
         const int16_t *q = fr->q0 + (size_t)i0 * rank + j;
         for (k = 0; k < rank; k++) {
             const int64_t g = fw->g0[j * rank + k];
@@ -2308,8 +2482,8 @@ LRT_FRAME_BLOCK_FN void lrt_frame_block(const lrt_frame_t *fr, const lrt_frame_r
 
 /*
  * The new basis block by block: with q NULL its peak (the largest |entry|), returned; else its entries
- * rounded by shift and clamped to int16, into q's rows (the peak below 2^62, so shift <= 47; >= 1: the
- * rounding rule at the offset 2^62, as in lrt_mgs_sweep32).
+ * rounded by shift and clamped to int16, into q's rows, column 1 by shift - b into fr->e0 and q (the
+ * peak below 2^62, so shift <= 47).
  */
 LRT_INLINE uint64_t lrt_frame_walk_r(const lrt_frame_t *fr, const lrt_frame_rot_t *fw, const int rank, int shift,
                                      int16_t *q)
@@ -2317,6 +2491,7 @@ LRT_INLINE uint64_t lrt_frame_walk_r(const lrt_frame_t *fr, const lrt_frame_rot_
     int64_t acc[ET_LRT_MAX_RANK * LRT_FRAME_BLOCK];
     const uint64_t k1 = shift >= 1 ? (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1)) : 0;
     const uint64_t k2 = shift >= 1 ? UINT64_C(1) << (62 - shift) : 0;
+    const int b = lrt_low_bits(rank);
     uint64_t peak = 0;
     uint32_t i0;
     uint32_t i;
@@ -2331,6 +2506,10 @@ LRT_INLINE uint64_t lrt_frame_walk_r(const lrt_frame_t *fr, const lrt_frame_rot_
                 if (q == NULL) {
                     uint64_t mag = lrt_abs(x);
                     peak = mag > peak ? mag : peak;
+                    continue;
+                }
+                if (k == 0) {
+                    q[(size_t)(i0 + i) * rank] = lrt_store_col1(lrt_store_round(x, shift - b), b, fr->e0 + i0 + i);
                     continue;
                 }
                 v = shift >= 1 ? (int64_t)((((uint64_t)x + k1 - (uint64_t)(x < 0)) >> shift) - k2)
@@ -2348,18 +2527,22 @@ ET_HOT static uint64_t lrt_frame_peak(const lrt_frame_t *fr, int rank, const lrt
     return LRT_WIDE && rank == 4 ? lrt_frame_walk_r(fr, fw, 4, 0, NULL) : lrt_frame_walk_r(fr, fw, rank, 0, NULL);
 }
 
-/* Pass 2: the new basis into q (which may be Q0 itself: a block's rows are read before they are written);
- * new_exp = 0 (no live column, or all zero) clears it. */
+/* Pass 2: the new basis into q (which may be Q0 itself: a block's rows are read before they are written)
+ * and column 1's low bits into plane; new_exp = 0 (no live column, or all zero) clears both. */
 ET_HOT static void lrt_frame_store(const lrt_frame_t *fr, int rank, const lrt_frame_rot_t *fw, int shift,
-                                   int new_exp, int16_t *q)
+                                   int new_exp, int16_t *q, uint8_t *plane)
 {
     if (new_exp == 0) {
         memset(q, 0, sizeof(int16_t) * (size_t)fr->len * (size_t)rank);
-    } else if (LRT_WIDE && rank == 4) {
+        memset(plane, 0, lrt_plane_bytes(fr->len, rank));
+        return;
+    }
+    if (LRT_WIDE && rank == 4) {
         (void)lrt_frame_walk_r(fr, fw, 4, shift, q);
     } else {
         (void)lrt_frame_walk_r(fr, fw, rank, shift, q);
     }
+    lrt_ext_pack(fr->e0, fr->len, rank, plane);
 }
 
 static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_t *cfg, uint32_t count,
@@ -2375,6 +2558,8 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     size_t base = 0;
     int32_t *res_l;
     int32_t *res_r;
+    int32_t *e0_l;
+    int32_t *e0_r;
     int32_t *ua;
     int32_t *va;
     int32_t *tt;
@@ -2421,17 +2606,21 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     (void)et_lrt_accumulate_get_buffer_size(st->n, st->m, (uint32_t)r, &base);
     res_l = (int32_t *)scratch;
     res_r = res_l + st->n;
-    ua = res_r + st->m;
+    e0_l = res_r + st->m;
+    e0_r = e0_l + st->n;
+    ua = e0_r + st->m;
     va = ua + q * q;
     tt = va + q * q;
     ml = tt + q * r;
     mr = ml + q * r;
+    lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l);
+    lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r);
     {
         int16_t *cols_l = (int16_t *)((uint8_t *)scratch + base);
         size_t cols_bytes = 2 * (size_t)count * ((size_t)st->n + st->m);
         int32_t *p_l = (int32_t *)((uint8_t *)scratch + base + ((cols_bytes + 3) & ~(size_t)3));
-        lrt_frame_init(&fl, lrt_ql(st), st->exp_l, st->f_l, st->n, r, cols_l, p_l);
-        lrt_frame_init(&fr, lrt_qr(st), st->exp_r, st->f_r, st->m, r, cols_l + (size_t)count * st->n,
+        lrt_frame_init(&fl, lrt_ql(st), e0_l, st->exp_l, st->f_l, st->n, r, cols_l, p_l);
+        lrt_frame_init(&fr, lrt_qr(st), e0_r, st->exp_r, st->f_r, st->m, r, cols_l + (size_t)count * st->n,
                        p_l + (r + (int)count) * r);
     }
     for (k = 0; k < r; k++) {
@@ -2504,8 +2693,8 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
         if (new_er != 0) {
             (void)lrt_frame_rot_init(&fr, r, inv_r, &wr);
         }
-        lrt_frame_store(&fl, r, &wl, sh_l - 1, new_el, lrt_ql(st));
-        lrt_frame_store(&fr, r, &wr, sh_r - 1, new_er, lrt_qr(st));
+        lrt_frame_store(&fl, r, &wl, sh_l - 1, new_el, lrt_ql(st), lrt_plane_l(st));
+        lrt_frame_store(&fr, r, &wr, sh_r - 1, new_er, lrt_qr(st), lrt_plane_r(st));
         st->exp_l = (int16_t)new_el;
         st->exp_r = (int16_t)new_er;
         st->f_l = (uint16_t)f_l;
@@ -2600,18 +2789,23 @@ static uint32_t lrt_row(const et_lrt_state_t *st, const et_lrt_flush_t *fl, uint
 {
     const int16_t *ql = lrt_ql(st) + (size_t)i * st->rank;
     const int16_t *qr = lrt_qr(st);
+    const uint8_t *plane_r = lrt_plane_r(st);
     int64_t h[ET_LRT_MAX_RANK];
     uint32_t nz = 0;
     uint32_t j;
     int k;
     int r = st->rank;
-    for (k = 0; k < r; k++) {
-        h[k] = (int64_t)fl->g[k] * ql[k]; /* |h| <= 2^44 */
+    int b = lrt_low_bits(r);
+    /* sum_k g_k E_L,ik E_R,jk with E the extended mantissas (|g| <= 2^(29 - 2b)): h_0 = g_0 E_L,i0 times
+     * E_R,j0, h_k = g_k E_L,ik 2^b times q_R,jk (|h| <= 2^44) */
+    h[0] = (int64_t)fl->g[0] * ((int64_t)ql[0] * ((int64_t)1 << b) + lrt_plane_lo(lrt_plane_l(st), i, b));
+    for (k = 1; k < r; k++) {
+        h[k] = (int64_t)fl->g[k] * ql[k] * ((int64_t)1 << (2 * b));
     }
     for (j = 0; j < st->m; j++) {
-        int64_t acc = 0;
+        int64_t acc = h[0] * ((int64_t)qr[(size_t)j * r] * ((int64_t)1 << b) + lrt_plane_lo(plane_r, j, b));
         int64_t w;
-        for (k = 0; k < r; k++) {
+        for (k = 1; k < r; k++) {
             acc += h[k] * qr[(size_t)j * r + k]; /* |acc| <= 2^62 */
         }
         w = et_saturate_s64_inline(et_round_shift_s64_inline(acc, fl->shift), INT8_MIN, INT8_MAX); /* requantize to the weight grid */
@@ -2668,7 +2862,7 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
         quot[k] = lrt_div((int64_t)((uint64_t)fl.eta.mant * state->c_mant[k]), den);
         top = quot[k] > top ? quot[k] : top;
     }
-    sh = lrt_bitlen((uint64_t)top) - 29;
+    sh = lrt_bitlen((uint64_t)top) - (29 - 2 * lrt_low_bits(r)); /* the rows take E, 2 b bits wider than q */
     sh = sh > 0 ? sh : 0;
     for (k = 0; k < r; k++) {
         /* times the bases' multipliers f_l f_r 2^-32 (< 1; 0 for an empty basis): |g| stays <= 2^29 */
@@ -2677,7 +2871,7 @@ et_status_t et_lrt_flush_begin(et_lrt_state_t *state, const et_lrt_config_t *cfg
     }
     /* dW = acc * 2^(eta.exp + c_exp - den_exp + sh + exp_l + exp_r) in units of 2^-7 */
     shift = -((int64_t)fl.eta.exp + state->c_exp - ((int64_t)fl.div_l.exp + fl.div_r.exp + 31) + sh + state->exp_l +
-              state->exp_r + 7);
+              state->exp_r - 2 * lrt_low_bits(r) + 7);
     fl.shift = (int32_t)LRT_SAT(shift, -1000000, 1000000);
     for (i = 0; i < state->n; i++) {
         fl.nonzero += lrt_row(state, &fl, i, NULL);
@@ -2710,27 +2904,30 @@ et_status_t et_lrt_delta_row(const et_lrt_state_t *state, const et_lrt_flush_t *
 /* ---- re-orthonormalisation ---------------------------------------------------------- */
 
 /*
- * Gram matrix of the first p columns of q (len x rank int16, exponent q_exp, multiplier f) in Q30 real
- * units (q^T q at 2^(2 q_exp + 30), then times f 2^-16 twice, one rounding each), upper triangle into g
- * (rank x rank). 0 when some entry is more than 1/(4p) from the identity:
+ * Gram matrix of the first p columns of a basis (len x rank int16 q, column 1 as extended mantissas e0,
+ * exponent q_exp, multiplier f) in Q30 real units (E^T E at 2^(2 (q_exp - b) + 30), then times f 2^-16
+ * twice, one rounding each), upper triangle into g (rank x rank). 0 when some entry is more than 1/(4p) from the identity:
  * then the eigenvalues of Q^T Q lie in [3/4, 5/4] (Gershgorin), which keeps every later
  * quantity within the bounds given at et_lrt_reorthonormalize.
  */
-LRT_INLINE int lrt_gram_q30_r(const int16_t *q, uint32_t len, const int rank, int p, int q_exp, uint32_t f,
-                              int32_t *g)
+LRT_INLINE int lrt_gram_q30_r(const int16_t *q, const int32_t *e0, uint32_t len, const int rank, int p, int q_exp,
+                              uint32_t f, int32_t *g)
 {
     int j;
     int k;
     uint32_t i;
     int64_t tol = LRT_Q30 / (4 * p);
+    const int b = lrt_low_bits(rank);
     for (j = 0; j < p; j++) {
         for (k = j; k < p; k++) {
-            int64_t acc = 0; /* exact: |q| <= 2^15, len <= 65535, so |acc| < 2^46 */
+            int64_t acc = 0; /* exact: |E| <= 2^17, len <= 65535, so |acc| < 2^50 */
             int64_t v;
             for (i = 0; i < len; i++) {
-                acc += (int64_t)q[(size_t)i * rank + j] * q[(size_t)i * rank + k];
+                int64_t ej = j == 0 ? e0[i] : (int64_t)q[(size_t)i * rank + j] * ((int64_t)1 << b);
+                int64_t ek = k == 0 ? e0[i] : (int64_t)q[(size_t)i * rank + k] * ((int64_t)1 << b);
+                acc += ej * ek;
             }
-            v = LRT_RSHIFT(acc, -(2 * q_exp + 30)); /* 2 q_exp + 30 <= 2: a left shift stays below 2^48 */
+            v = LRT_RSHIFT(acc, -(2 * (q_exp - b) + 30)); /* 2 (q_exp - b) + 30 <= 2: a left shift stays below 2^52 */
             if (lrt_abs(v) >= (UINT64_C(1) << 46)) {
                 return 0; /* times f^2 2^-32 >= 2^44: far from the identity (and v f stays below 2^63) */
             }
@@ -2745,10 +2942,11 @@ LRT_INLINE int lrt_gram_q30_r(const int16_t *q, uint32_t len, const int rank, in
 }
 
 /* Rank 4 (the default) with the rank a constant, as the accumulate's hot loops. */
-ET_HOT static int lrt_gram_q30(const int16_t *q, uint32_t len, int rank, int p, int q_exp, uint32_t f, int32_t *g)
+ET_HOT static int lrt_gram_q30(const int16_t *q, const int32_t *e0, uint32_t len, int rank, int p, int q_exp,
+                               uint32_t f, int32_t *g)
 {
-    return LRT_WIDE && rank == 4 ? lrt_gram_q30_r(q, len, 4, p, q_exp, f, g)
-                                 : lrt_gram_q30_r(q, len, rank, p, q_exp, f, g);
+    return LRT_WIDE && rank == 4 ? lrt_gram_q30_r(q, e0, len, 4, p, q_exp, f, g)
+                                 : lrt_gram_q30_r(q, e0, len, rank, p, q_exp, f, g);
 }
 
 /*
@@ -2826,6 +3024,8 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     size_t need;
     int32_t *zero_l;
     int32_t *zero_r;
+    int32_t *e0_l;
+    int32_t *e0_r;
     int32_t *xl;
     int32_t *xr;
     int32_t *u;
@@ -2858,7 +3058,9 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     qq = r < 2 ? 2 : r;
     zero_l = (int32_t *)scratch;
     zero_r = zero_l + state->n;
-    xl = zero_r + state->m;
+    e0_l = zero_r + state->m;
+    e0_r = e0_l + state->n;
+    xl = e0_r + state->m;
     xr = xl + r * r;
     u = xr + r * r;
     v = u + qq * qq;
@@ -2866,8 +3068,10 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     memset(xl, 0, sizeof(int32_t) * (size_t)(2 * r * r + qq * qq));
 
     /* Q = Q' R on each side (Cholesky of the Gram matrix), so Q_L diag(c) Q_R^T = Q'_L K Q'_R^T */
-    if (!lrt_gram_q30(lrt_ql(state), state->n, r, p, state->exp_l, state->f_l, xl) ||
-        !lrt_gram_q30(lrt_qr(state), state->m, r, p, state->exp_r, state->f_r, xr)) {
+    lrt_ext_unpack(lrt_ql(state), lrt_plane_l(state), state->n, r, e0_l);
+    lrt_ext_unpack(lrt_qr(state), lrt_plane_r(state), state->m, r, e0_r);
+    if (!lrt_gram_q30(lrt_ql(state), e0_l, state->n, r, p, state->exp_l, state->f_l, xl) ||
+        !lrt_gram_q30(lrt_qr(state), e0_r, state->m, r, p, state->exp_r, state->f_r, xr)) {
         return ET_ERR_RANGE;
     }
     lrt_cholesky(xl, r, p);
@@ -2901,8 +3105,8 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     lrt_matmul_q30(xr, v, r, r, u);
 
     memset(zero_l, 0, sizeof(int32_t) * ((size_t)state->n + state->m));
-    lrt_rot_init(&rot_l, ml, r, state->exp_l, state->f_l, g0l);
-    lrt_rot_init(&rot_r, u, r, state->exp_r, state->f_r, g0r);
+    lrt_rot_init(&rot_l, ml, r, state->exp_l, state->f_l, g0l, e0_l);
+    lrt_rot_init(&rot_r, u, r, state->exp_r, state->f_r, g0r, e0_r);
     /* sigma_1 > 0 (K_11 is about c_1 2^-cs): column 1 of both new bases is a unit vector */
     return lrt_rotate_commit(state, &rot_l, zero_l, &rot_r, zero_r, sigma, e_k);
 }

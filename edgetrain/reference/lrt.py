@@ -49,7 +49,8 @@ U64_MAX = (1 << 64) - 1
 
 @dataclass
 class State:
-    """et_lrt_state_t plus its bases. Values: Q_L = ql * f_l * 2^(exp_l - 16), c_k = c_mant[k] * 2^c_exp;
+    """et_lrt_state_t plus its bases. Values: Q_L = E_l * f_l * 2^(exp_l - 16 - b), c_k = c_mant[k] * 2^c_exp,
+    with E_l = ql * 2^b plus lo_l in column 1 (the extended mantissas, ext(); b = low_bits(rank));
     f_l (f_r) is 0 for an empty basis (exp 0), else in [2^15, 2^16): the basis' full-range scale."""
 
     n: int
@@ -67,18 +68,57 @@ class State:
     skipped: int = 0
     f_l: int = 0
     f_r: int = 0
+    lo_l: np.ndarray | None = field(default=None, repr=False)  # column 1's low bits, n values in 0 .. 2^b - 1
+    lo_r: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        for name, rows in (("lo_l", self.n), ("lo_r", self.m)):
+            if getattr(self, name) is None:
+                setattr(self, name, np.zeros(rows, np.int64))
 
     def c_values(self) -> np.ndarray:
         return np.array(self.c_mant, dtype=np.float64) * 2.0**self.c_exp
 
     def estimate(self) -> np.ndarray:
         """Q_L diag(c) Q_R^T in float64 (exact up to float64 rounding)."""
-        return (basis_values(self.ql, self.exp_l, self.f_l) * self.c_values()) @ basis_values(self.qr, self.exp_r, self.f_r).T
+        left = basis_values(self.ql, self.lo_l, self.exp_l, self.f_l)
+        return (left * self.c_values()) @ basis_values(self.qr, self.lo_r, self.exp_r, self.f_r).T
 
 
-def basis_values(q: np.ndarray, q_exp: int, f: int) -> np.ndarray:
-    """A basis' entries q f 2^(q_exp - 16) in float64 (exact: 31-bit products)."""
-    return q.astype(np.float64) * (float(f) * 2.0 ** (q_exp - F_BITS))
+def low_bits(rank: int) -> int:
+    """Column 1's extra fraction bits b: two at r >= 3, one at r = 2, none at r = 1."""
+    return 2 if rank >= 3 else (1 if rank == 2 else 0)
+
+
+def plane_bytes(length: int, rank: int) -> int:
+    """Bytes of one basis' plane of column-1 low bits (b bits per row, packed from bit 0 of byte 0)."""
+    return (int(length) * low_bits(rank) + 7) // 8
+
+
+def planes_unpack(raw: bytes, n: int, m: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column 1's low bits of both bases from the state's planes (the bytes after the bases)."""
+    b = low_bits(rank)
+    bits = np.unpackbits(np.frombuffer(bytes(raw), np.uint8), bitorder="little").astype(np.int64)
+    out = []
+    for start, length in ((0, n), (8 * plane_bytes(n, rank), m)):
+        vals = np.zeros(length, np.int64)
+        for t in range(b):
+            vals += bits[start + t: start + length * b: b][:length] << t
+        out.append(vals)
+    return out[0], out[1]
+
+
+def ext(q: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """The extended mantissas E (int64): q 2^b, plus lo in column 1 (b = low_bits(rank))."""
+    e = q.astype(np.int64) << low_bits(q.shape[1])
+    if q.shape[1]:
+        e[:, 0] += lo
+    return e
+
+
+def basis_values(q: np.ndarray, lo: np.ndarray, q_exp: int, f: int) -> np.ndarray:
+    """A basis' entries E f 2^(q_exp - 16 - b) in float64 (exact: 33-bit products)."""
+    return ext(q, lo).astype(np.float64) * (float(f) * 2.0 ** (q_exp - F_BITS - low_bits(q.shape[1])))
 
 
 def check_dims(n: int, m: int, rank: int) -> None:
@@ -90,9 +130,10 @@ def check_dims(n: int, m: int, rank: int) -> None:
 
 
 def state_get_size(n: int, m: int, rank: int) -> int:
-    """Bytes of one layer's persistent state: the 60-byte header plus 2 r (n + m) bytes of bases."""
+    """Bytes of one layer's persistent state: the 60-byte header, 2 r (n + m) bytes of bases and the two
+    planes of column 1's low bits."""
     check_dims(n, m, rank)
-    return STATE_HEADER_BYTES + 2 * int(rank) * (int(n) + int(m))
+    return STATE_HEADER_BYTES + 2 * int(rank) * (int(n) + int(m)) + plane_bytes(n, rank) + plane_bytes(m, rank)
 
 
 def state_init(n: int, m: int, cfg: LrtConfig, kind: int = KIND_DENSE, size: int | None = None) -> State:
@@ -112,6 +153,8 @@ def reset(st: State) -> None:
     """Forget the accumulated gradient (after a successful weight write)."""
     st.ql[:] = 0
     st.qr[:] = 0
+    st.lo_l[:] = 0
+    st.lo_r[:] = 0
     st.exp_l = st.exp_r = st.c_exp = 0
     st.f_l = st.f_r = 0
     st.c_mant = [0] * st.rank
@@ -119,10 +162,11 @@ def reset(st: State) -> None:
 
 
 def accumulate_get_buffer_size(n_max: int, m_max: int, rank: int) -> int:
-    """Bytes of the scratch shared by all layers: int32 residuals plus the small matrices."""
+    """Bytes of the scratch shared by all layers: int32 residuals, each basis' column 1 as int32 extended
+    mantissas, and the small matrices."""
     check_dims(n_max, m_max, rank)
     q = int(rank) + 1
-    return 4 * (int(n_max) + int(m_max) + 2 * q * q + 3 * q * int(rank))
+    return 4 * (2 * (int(n_max) + int(m_max)) + 2 * q * q + 3 * q * int(rank))
 
 
 # ---- integer helpers (built on reference.fixed) ----------------------------------
@@ -170,20 +214,27 @@ def _scale(res: np.ndarray, k: int) -> np.ndarray:
     return np.clip(_rs(res, -k), INT32_MIN, INT32_MAX)
 
 
-def _mgs_pass(q: np.ndarray, q_exp: int, f: int, res: np.ndarray) -> tuple[np.ndarray, list]:
-    """One modified Gram-Schmidt pass against columns worth q f 2^(q_exp - 16): coefficients in units of
-    the residual's LSB. Column j's coefficient is a = round(round(q_j . res 2^q_exp) f 2^-16) and its
-    update res -= round(s q_j 2^q_exp) with s = round(a f 2^-16): f enters through two scalar products."""
-    if q_exp == 0:  # empty basis
-        return res, [0] * q.shape[1]
+def _mgs_pass(e: np.ndarray, e_exp: int, f: int, res: np.ndarray) -> tuple[np.ndarray, list]:
+    """One modified Gram-Schmidt pass against columns worth e f 2^(e_exp - 16) (e: extended mantissas,
+    int64; e_exp = 0: an empty basis): coefficients in units of the residual's LSB. Column j's
+    coefficient is a = round(round(e_j . res 2^e_exp) f 2^-16) and its update res -= round(s e_j 2^e_exp)
+    with s = round(a f 2^-16): f enters through two scalar products. (Columns 2 .. r, e = q 2^b at
+    q_exp - b, give exactly what q at q_exp gives: only column 1 gains from its low bits.)"""
+    if e_exp == 0:  # empty basis
+        return res, [0] * e.shape[1]
     coef = []
-    for j in range(q.shape[1]):
-        col = q[:, j].astype(np.int64)
-        a = rshift(max(-COEF_GUARD, min(COEF_GUARD, rshift(int(col @ res), -q_exp))) * f, F_BITS)
+    for j in range(e.shape[1]):
+        col = e[:, j]
+        a = rshift(max(-COEF_GUARD, min(COEF_GUARD, rshift(int(col @ res), -e_exp))) * f, F_BITS)
         if a:
-            res = np.clip(res - _rs(rshift(a * f, F_BITS) * col, -q_exp), INT32_MIN, INT32_MAX)
+            res = np.clip(res - _rs(rshift(a * f, F_BITS) * col, -e_exp), INT32_MIN, INT32_MAX)
         coef.append(a)
     return res, coef
+
+
+def _ext_exp(q: np.ndarray, q_exp: int) -> int:
+    """The extended mantissas' exponent, q_exp - b (0 for an empty basis)."""
+    return q_exp - low_bits(q.shape[1]) if q_exp else 0
 
 
 @dataclass
@@ -195,20 +246,22 @@ class _Side:
     rho: int  # ||res|| rounded, at res_exp
 
 
-def _project_side(q: np.ndarray, q_exp: int, f: int, src: np.ndarray, src_exp: int, passes: int) -> _Side:
+def _project_side(q: np.ndarray, lo: np.ndarray, q_exp: int, f: int, src: np.ndarray, src_exp: int,
+                  passes: int) -> _Side:
+    e, ee = ext(q, lo), _ext_exp(q, q_exp)
     res = src.astype(np.int64)
     k = _norm_k(res)
-    res, e = _scale(res, k), src_exp - k
-    a_exp = e
-    res, a = _mgs_pass(q, q_exp, f, res)
+    res, r_exp = _scale(res, k), src_exp - k
+    a_exp = r_exp
+    res, a = _mgs_pass(e, ee, f, res)
     if passes == 2 and np.any(res):
         k = _norm_k(res)
-        res, e = _scale(res, k), e - k
-        res, a2 = _mgs_pass(q, q_exp, f, res)
-        a = [x + rshift(y, a_exp - e) for x, y in zip(a, a2)]
+        res, r_exp = _scale(res, k), r_exp - k
+        res, a2 = _mgs_pass(e, ee, f, res)
+        a = [x + rshift(y, a_exp - r_exp) for x, y in zip(a, a2)]
     k = _norm_k(res)
-    res, e = _scale(res, k), e - k
-    return _Side(a, a_exp, res, e, sqrt_round(_sumsq(res)))
+    res, r_exp = _scale(res, k), r_exp - k
+    return _Side(a, a_exp, res, r_exp, sqrt_round(_sumsq(res)))
 
 
 def _align(values: list, exps: list) -> tuple[list, int]:
@@ -372,36 +425,59 @@ def _scaled(w: int, inv: int) -> int:
     return -mag if w < 0 else mag
 
 
-def _rotate(q: np.ndarray, q_exp: int, f: int, side: _Side, m_cols: list, rank: int) -> tuple[np.ndarray, int, int]:
-    """New int16 basis [Q, u] M (u = residual / rho), its exponent and multiplier (zeros, 0, 0: empty).
+def _store(total, bound: int, rank: int, x: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """A new basis from its entries at 2^x, at most bound (> 0) in magnitude: total(inv) forms them with
+    every weight times inv 2^-31 (None: unscaled). Returns the int16 mantissas, column 1's low bits,
+    the exponent and the multiplier (full_range_scale): each entry rounded once, column 1 by b more bits
+    (its 16 + b-bit value split into q = v >> b and lo = v & (2^b - 1))."""
+    b = low_bits(rank)
+    sh, f_new, inv = full_range_scale(bound)
+    t = total(inv)
+    mant = np.clip(_rs(t, sh - 1), INT16_MIN, INT16_MAX).astype(np.int16)
+    v = np.clip(_rs(t[:, 0], sh - 1 - b), -(1 << (15 + b)), (1 << (15 + b)) - 1)
+    mant[:, 0] = (v >> b).astype(np.int16)
+    return mant, v & ((1 << b) - 1), x + sh, f_new
 
-    Entry (i, k) is exact at 2^WORK_EXP: the old basis' part sum_j q_ij m_jk 2^up with m_jk =
-    round(M_jk f 2^-16) (up = q_exp - WORK_EXP - 30; a rounding shift for up < 0), the residual's
-    res_i g_k with g_k = M_rk 2^30 / rho. No pass finds the peak: the scale comes from the bound
-    B = max_k (t sum_j |m_jk| 2^up + max|res| |g_k|), t the old basis' largest |mantissa|, capped at
-    BOUND_CAP; the store pass (full_range_scale) then rounds each entry once to int16. Where B would
-    put the exponent above BASIS_EXP_MAX (entries near 1 and a loose bound), the exact peak is B.
+
+def _empty(length: int, rank: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    return np.zeros((length, rank), np.int16), np.zeros(length, np.int64), 0, 0
+
+
+def _rotate(q: np.ndarray, lo: np.ndarray, q_exp: int, f: int, side: _Side, m_cols: list,
+            rank: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """New basis [Q, u] M (u = residual / rho): int16 mantissas, column 1's low bits, exponent and
+    multiplier (_store; _empty when every entry is 0).
+
+    Entry (i, k) is exact at 2^WORK_EXP: the old basis' part sum_j E_ij m_jk 2^up (E the extended
+    mantissas, m_jk = round(M_jk f 2^-16), up = q_exp - b - WORK_EXP - 30; a rounding shift for up < 0),
+    the residual's res_i g_k with g_k = M_rk 2^30 / rho. No pass finds the peak: the scale comes from
+    the bound B = max_k (t sum_j |m_jk| 2^up + max|res| |g_k|), t = max|q| 2^b + 2^b - 1 >= max|E|,
+    capped at BOUND_CAP. Where B would put the exponent above BASIS_EXP_MAX (entries near 1 and a
+    loose bound), the exact peak is B.
     """
     n = q.shape[0]
+    b = low_bits(rank)
     g = [fixed.div_round_s64(m_cols[rank][k] << 30, side.rho) for k in range(rank)] if side.rho else [0] * rank
     rmax = int(np.max(np.abs(side.res))) if side.rho and side.res.size else 0
-    up = q_exp - WORK_EXP - 30
+    up = q_exp - b - WORK_EXP - 30
     mo = [[rshift(m_cols[j][k] * f, F_BITS) for k in range(rank)] for j in range(rank)] if q_exp else None
-    top = int(np.max(np.abs(q.astype(np.int64)))) if q_exp and n else 0
+    top = (int(np.max(np.abs(q.astype(np.int64)))) << b) + (1 << b) - 1 if q_exp and n else 0
+    e = ext(q, lo)
     bound = 0
     for k in range(rank):
-        b = rmax * abs(g[k])
+        bk = rmax * abs(g[k])
         if mo is not None:
             t = top * sum(abs(mo[j][k]) for j in range(rank))
-            b += t << up if up >= 0 else (t >> -up) + (t != 0)
-        bound = max(bound, min(b, BOUND_CAP))
+            bk += t << up if up >= 0 else (t >> -up) + (t != 0)
+        bound = max(bound, min(bk, BOUND_CAP))
+
     def total(inv: int | None) -> np.ndarray:
         def w(v: int) -> int:
             return v if inv is None else _scaled(v, inv)
 
         out = np.zeros(q.shape, dtype=np.int64)
         if mo is not None:
-            out = _rs(q.astype(np.int64) @ np.array([[w(v) for v in row] for row in mo], dtype=np.int64), -up)
+            out = _rs(e @ np.array([[w(v) for v in row] for row in mo], dtype=np.int64), -up)
         if side.rho:
             out = out + side.res[:, None] * np.array([w(v) for v in g], dtype=np.int64)[None, :]
         return out
@@ -410,10 +486,8 @@ def _rotate(q: np.ndarray, q_exp: int, f: int, side: _Side, m_cols: list, rank: 
         # a basis with entries near 1 (a few rows) and a loose bound: the exact peak instead
         bound = int(np.max(np.abs(total(None)))) if q.size else 0
     if bound == 0:
-        return np.zeros_like(q), 0, 0
-    sh, f_new, inv = full_range_scale(bound)
-    mant = np.clip(_rs(total(inv), sh - 1), INT16_MIN, INT16_MAX).astype(np.int16)
-    return mant, WORK_EXP + sh, f_new
+        return _empty(n, rank)
+    return _store(total, bound, rank, WORK_EXP)
 
 
 def _matmul_q30(a: list, b: list) -> list:
@@ -435,8 +509,8 @@ def _rotate_commit(st: State, left: _Side, ml: list, right: _Side, mr: list, c_n
     """Rotate both bases and set c to c_new (on exponent e_c; c_new[0] = 0: all zero). The new exponents
     are checked before anything is written: RangeError then, with nothing changed."""
     r = st.rank
-    new_ql, new_el, new_fl = _rotate(st.ql, st.exp_l, st.f_l, left, ml, r)
-    new_qr, new_er, new_fr = _rotate(st.qr, st.exp_r, st.f_r, right, mr, r)
+    new_ql, new_lol, new_el, new_fl = _rotate(st.ql, st.lo_l, st.exp_l, st.f_l, left, ml, r)
+    new_qr, new_lor, new_er, new_fr = _rotate(st.qr, st.lo_r, st.exp_r, st.f_r, right, mr, r)
     top = c_new[0]
     sh = fixed.norm_shift_u64(top, 31) if top else 0
     new_c = [rshift(c, sh) for c in c_new[:r]] if top else [0] * r
@@ -446,7 +520,8 @@ def _rotate_commit(st: State, left: _Side, ml: list, right: _Side, mr: list, c_n
             raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: the basis lost its unit columns")
     if not fixed.INT16_MIN <= new_ce <= fixed.INT16_MAX:
         raise RangeError(f"LRT c exponent {new_ce} leaves the int16 range: the inputs' exponents are extreme")
-    st.ql, st.exp_l, st.f_l, st.qr, st.exp_r, st.f_r = new_ql, new_el, new_fl, new_qr, new_er, new_fr
+    st.ql, st.lo_l, st.exp_l, st.f_l = new_ql, new_lol, new_el, new_fl
+    st.qr, st.lo_r, st.exp_r, st.f_r = new_qr, new_lor, new_er, new_fr
     st.c_mant, st.c_exp = new_c, new_ce
 
 
@@ -495,8 +570,8 @@ def _accumulate(st: State, cfg: LrtConfig, delta, delta_exp: int, x, x_exp: int,
     if not d.any() or not xv.any():
         st.terms = min(st.terms + 1, 0xFFFFFFFF)
         return "zero"
-    left = _project_side(st.ql, st.exp_l, st.f_l, d, int(delta_exp), cfg.gs_passes)
-    right = _project_side(st.qr, st.exp_r, st.f_r, xv, int(x_exp), cfg.gs_passes)
+    left = _project_side(st.ql, st.lo_l, st.exp_l, st.f_l, d, int(delta_exp), cfg.gs_passes)
+    right = _project_side(st.qr, st.lo_r, st.exp_r, st.f_r, xv, int(x_exp), cfg.gs_passes)
     if cfg.kappa_th and st.c_mant[0] and _kappa_discards(st.c_mant, st.c_exp, cfg.kappa_th, left.rho, left.res_exp,
                                                          right.rho, right.res_exp):
         st.skipped = min(st.skipped + 1, 0xFFFFFFFF)
@@ -549,6 +624,7 @@ class _Frame:
     basis in [Q0, w_1 .. w_t] ((r + t) x r, Q30 ints)."""
 
     q0: np.ndarray
+    lo0: np.ndarray
     exp0: int
     f0: int
     cols: list = field(default_factory=list)
@@ -556,15 +632,15 @@ class _Frame:
     p: list = field(default_factory=list)
 
 
-def _frame_init(q0: np.ndarray, exp0: int, f0: int, rank: int) -> _Frame:
-    return _Frame(q0, exp0, f0, [], [], [[Q30 if j == k else 0 for k in range(rank)] for j in range(rank)])
+def _frame_init(q0: np.ndarray, lo0: np.ndarray, exp0: int, f0: int, rank: int) -> _Frame:
+    return _Frame(q0, lo0, exp0, f0, [], [], [[Q30 if j == k else 0 for k in range(rank)] for j in range(rank)])
 
 
 def _frame_pass(fr: _Frame, res: np.ndarray) -> tuple[np.ndarray, list]:
     """One Gram-Schmidt pass against Q0's columns, then each w_s in turn: coefficients in the residual's units."""
-    res, coef = _mgs_pass(fr.q0, fr.exp0, fr.f0, res)
+    res, coef = _mgs_pass(ext(fr.q0, fr.lo0), _ext_exp(fr.q0, fr.exp0), fr.f0, res)
     for w, e in zip(fr.cols, fr.exps):
-        res, (a,) = _mgs_pass(w[:, None], e, F_ONE, res)
+        res, (a,) = _mgs_pass(w.astype(np.int64)[:, None], e, F_ONE, res)
         coef.append(a)
     return res, coef
 
@@ -633,19 +709,19 @@ def _frame_unit_col(res: np.ndarray, rho: int) -> tuple[np.ndarray, int]:
     return np.clip(_rs(val, sh), INT16_MIN, INT16_MAX).astype(np.int16), sh - UNIT_EXP
 
 
-def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, int, int]:
-    """The new basis [Q0, w] P as int16 mantissas, exponent and multiplier (zeros, 0, 0: empty). Q0 enters
-    with the weights round(P f0 2^-16), each w_s with its rows of P. Every product is taken to 2^X,
-    X = (largest live frame exponent) - 30 - FRAME_GUARD: Q0's r products summed first (|sum| < 2^48.5,
-    then a left shift of at most 12 or a rounding right shift), each w_s on its own (|w P| < 2^45.1, the
-    same), so the total stays below 2^62. A peak pass finds the largest |entry|, full_range_scale its
-    scale, and the store pass forms the entries again with the weights times inv 2^-31 and rounds them
-    once to int16."""
+def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The new basis [Q0, w] P (_store's four parts; _empty: no live column, or all zero). Q0 enters with
+    its extended mantissas and the weights round(P f0 2^-16), each w_s with its row of P. Every product
+    is taken to 2^X, X = (largest live frame exponent) - 30 - FRAME_GUARD: Q0's r products summed first
+    (|sum| < 2^50.5, then a left shift of at most 10 or a rounding right shift), each w_s on its own
+    (|w P| < 2^45.1, shifted likewise), so the total stays below 2^62. A peak pass finds the largest
+    |entry|, and the store pass forms the entries again with the weights times inv 2^-31."""
     live = ([fr.exp0] if fr.exp0 else []) + [e for e in fr.exps if e]
     if not live:
-        return np.zeros((fr.q0.shape[0], rank), np.int16), 0, 0
+        return _empty(fr.q0.shape[0], rank)
     x = max(live) - 30 - FRAME_GUARD
     w0 = [[rshift(fr.p[j][k] * fr.f0, F_BITS) for k in range(rank)] for j in range(rank)] if fr.exp0 else None
+    e0 = ext(fr.q0, fr.lo0)
 
     def total(inv: int | None) -> np.ndarray:
         def weights(rows: list) -> np.ndarray:
@@ -653,7 +729,7 @@ def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, int, int]:
 
         out = np.zeros((fr.q0.shape[0], rank), dtype=np.int64)
         if w0 is not None:
-            out += _rs(fr.q0.astype(np.int64) @ weights(w0), x - (fr.exp0 - 30))
+            out += _rs(e0 @ weights(w0), x - (_ext_exp(fr.q0, fr.exp0) - 30))
         for s, (w, e) in enumerate(zip(fr.cols, fr.exps)):
             if e:
                 out += _rs(w.astype(np.int64)[:, None] * weights([fr.p[rank + s]]), x - (e - 30))
@@ -661,9 +737,8 @@ def _frame_rotate(fr: _Frame, rank: int) -> tuple[np.ndarray, int, int]:
 
     peak = int(np.max(np.abs(total(None))))
     if peak == 0:
-        return np.zeros_like(fr.q0), 0, 0
-    sh, f_new, inv = full_range_scale(peak)
-    return np.clip(_rs(total(inv), sh - 1), INT16_MIN, INT16_MAX).astype(np.int16), x + sh, f_new
+        return _empty(fr.q0.shape[0], rank)
+    return _store(total, peak, rank, x)
 
 
 def _check_batch(arr, count: int, length: int, dtype, name: str) -> np.ndarray:
@@ -696,7 +771,8 @@ def _accumulate_batch(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps,
     r = st.rank
     rng = fixed.Prng(0)
     rng.state = prng.state if cfg.unbiased else 0
-    left, right = _frame_init(st.ql, st.exp_l, st.f_l, r), _frame_init(st.qr, st.exp_r, st.f_r, r)
+    left = _frame_init(st.ql, st.lo_l, st.exp_l, st.f_l, r)
+    right = _frame_init(st.qr, st.lo_r, st.exp_r, st.f_r, r)
     c_mant, c_exp, terms, skipped, out = list(st.c_mant), st.c_exp, st.terms, st.skipped, []
     for i in range(count):
         if not d[i].any() or not xv[i].any():
@@ -725,13 +801,14 @@ def _accumulate_batch(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exps,
         terms = min(terms + 1, 0xFFFFFFFF)
         out.append("ok")
     if left.cols:
-        new_ql, new_el, new_fl = _frame_rotate(left, r)
-        new_qr, new_er, new_fr = _frame_rotate(right, r)
+        new_ql, new_lol, new_el, new_fl = _frame_rotate(left, r)
+        new_qr, new_lor, new_er, new_fr = _frame_rotate(right, r)
         for name, e in (("Q_L", new_el), ("Q_R", new_er)):
             if e != 0 and not BASIS_EXP_MIN <= e <= BASIS_EXP_MAX:
                 raise RangeError(f"LRT {name} block exponent {e} is outside {BASIS_EXP_MIN}..{BASIS_EXP_MAX}: "
                                  "the basis lost its unit columns")
-        st.ql, st.exp_l, st.f_l, st.qr, st.exp_r, st.f_r = new_ql, new_el, new_fl, new_qr, new_er, new_fr
+        st.ql, st.lo_l, st.exp_l, st.f_l = new_ql, new_lol, new_el, new_fl
+        st.qr, st.lo_r, st.exp_r, st.f_r = new_qr, new_lor, new_er, new_fr
         st.c_mant, st.c_exp = c_mant, c_exp
     if cfg.unbiased:
         prng.state = rng.state
@@ -759,17 +836,18 @@ def accumulate_batch_u8(st: State, cfg: LrtConfig, deltas, delta_exps, xs, x_exp
 # ---- re-orthonormalisation -------------------------------------------------------------
 
 
-def _gram_q30(q: np.ndarray, q_exp: int, f: int, p: int) -> list | None:
-    """Upper triangle of the first p columns' Gram matrix in Q30 real units (q^T q at 2^(2 q_exp + 30),
+def _gram_q30(q: np.ndarray, lo: np.ndarray, q_exp: int, f: int, p: int) -> list | None:
+    """Upper triangle of the first p columns' Gram matrix in Q30 real units (E^T E at 2^(2 (q_exp - b) + 30),
     then times f 2^-16 twice, one rounding each), or None when an entry is more than 1/(4p) from the
     identity (eigenvalues then lie in [3/4, 5/4])."""
-    cols = q[:, :p].astype(np.int64)
-    gram = cols.T @ cols  # exact: |q| <= 2^15, n <= 65535
+    cols = ext(q, lo)[:, :p]
+    ee = _ext_exp(q, q_exp)
+    gram = cols.T @ cols  # exact: |E| <= 2^17, n <= 65535
     tol = Q30 // (4 * p)
     out = [[0] * p for _ in range(p)]
     for j in range(p):
         for k in range(j, p):
-            v = rshift(int(gram[j, k]), -(2 * q_exp + 30))
+            v = rshift(int(gram[j, k]), -(2 * ee + 30))
             v = rshift(rshift(v * f, F_BITS) * f, F_BITS)
             if abs(v - (Q30 if j == k else 0)) > tol:
                 return None
@@ -817,7 +895,7 @@ def reorthonormalize(st: State) -> str:
         p += 1
     if p == 0 or st.exp_l == 0 or st.exp_r == 0:
         return "empty"
-    rl, rr = _gram_q30(st.ql, st.exp_l, st.f_l, p), _gram_q30(st.qr, st.exp_r, st.f_r, p)
+    rl, rr = _gram_q30(st.ql, st.lo_l, st.exp_l, st.f_l, p), _gram_q30(st.qr, st.lo_r, st.exp_r, st.f_r, p)
     if rl is None or rr is None:
         raise RangeError(
             f"LRT bases are more than 1/(4*{p}) from orthonormal in some entry of Q^T Q: not a basis the "
@@ -911,9 +989,10 @@ def flush_begin(st: State, cfg: LrtConfig, norms: Norms | None) -> Flush:
     den_exp = div_l.exp + div_r.exp + 31
     quot = [fixed.div_round_s64(eta.mant * c, den) for c in st.c_mant]
     top = max(quot)
-    sh = max(0, top.bit_length() - 29)
+    b = low_bits(st.rank)
+    sh = max(0, top.bit_length() - (29 - 2 * b))  # the rows' products take E, 2 b bits wider than q
     g = [rshift(rshift(v, sh) * (st.f_l * st.f_r), 2 * F_BITS) for v in quot]  # the bases' scales
-    shift = -(eta.exp + st.c_exp - den_exp + sh + st.exp_l + st.exp_r - fixed.FORMATS[fixed.FMT_WEIGHT].lsb_exp)
+    shift = -(eta.exp + st.c_exp - den_exp + sh + st.exp_l + st.exp_r - 2 * b - fixed.FORMATS[fixed.FMT_WEIGHT].lsb_exp)
     fl = Flush(g, shift, 0, 0, eta, div_l, div_r)
     nonzero = int(np.count_nonzero(_delta_matrix(st, fl)))
     fl.nonzero = nonzero
@@ -923,8 +1002,8 @@ def flush_begin(st: State, cfg: LrtConfig, norms: Norms | None) -> Flush:
 
 
 def _delta_matrix(st: State, fl: Flush, rows=slice(None)) -> np.ndarray:
-    h = st.ql[rows].astype(np.int64) * np.array(fl.g, dtype=np.int64)[None, :]
-    acc = h @ st.qr.astype(np.int64).T
+    h = ext(st.ql, st.lo_l)[rows] * np.array(fl.g, dtype=np.int64)[None, :]
+    acc = h @ ext(st.qr, st.lo_r).T
     return np.clip(rshift(acc, fl.shift), -128, 127).astype(np.int8)
 
 
@@ -944,12 +1023,13 @@ def delta_matrix(st: State, fl: Flush) -> np.ndarray:
     return _delta_matrix(st, fl)
 
 
-def orthonormality_error(q: np.ndarray, q_exp: int, f: int) -> float:
-    """max |Q^T Q - I| over the non-zero columns of a basis worth q f 2^(q_exp - 16) (exact products,
-    then float)."""
-    qi = q.astype(np.int64)
+def orthonormality_error(q: np.ndarray, lo: np.ndarray, q_exp: int, f: int) -> float:
+    """max |Q^T Q - I| over the non-zero columns of a basis worth E f 2^(q_exp - 16 - b) (exact
+    products, then float)."""
+    qi = ext(q, lo)
     keep = np.any(qi != 0, axis=0)
-    gram = (qi[:, keep].T @ qi[:, keep]).astype(np.float64) * (float(f) * 2.0 ** (q_exp - F_BITS)) ** 2
+    scale = float(f) * 2.0 ** (q_exp - F_BITS - low_bits(q.shape[1]))
+    gram = (qi[:, keep].T @ qi[:, keep]).astype(np.float64) * scale**2
     return float(np.max(np.abs(gram - np.eye(int(keep.sum()))))) if keep.any() else 0.0
 
 

@@ -4,7 +4,7 @@
  * value, and lrt_full_range_scale turns the bound into the block exponent and the multiplier f. This
  * driver includes lrt.c to reach those static functions and checks, over random rotations (every
  * rank, modes 0, 1 and 2, lengths 1..700, old multipliers across their range, weights up to 2^31 and
- * residual weights up to 2^35), that the bound is never below the exact peak (or the cap, 2^62) (every entry formed by
+ * residual weights up to 2^35, column 1 with random low bits), that the bound is never below the exact peak (or the cap, 2^62) (every entry formed by
  * lrt_rot_row), that f lies in [2^15, 2^16) with inv = round(2^46 / f), and that the store pass
  * (lrt_rot_commit_side) leaves every mantissa within int16 and the largest one at least half of
  * 32767 peak / bound (the scale wastes no more than the bound's slack). Prints: cases, cases with a
@@ -19,6 +19,8 @@
 static int16_t qbuf[700 * ET_LRT_MAX_RANK];
 static int16_t qnew[700 * ET_LRT_MAX_RANK];
 static int32_t resbuf[700];
+static int32_t e0buf[700];
+static uint8_t plane[700];
 
 static int64_t srnd(uint32_t *s, int bits)
 {
@@ -65,10 +67,14 @@ int main(int argc, char **argv)
         for (k = 0; k < rank; k++) {
             g[k] = rnd(&s) % 7 == 0 ? 0 : srnd(&s, g_bits);
         }
-        lrt_rot_init(&rt, mrot, rank, q_exp, f_old, g);
+        for (i = 0; i < len; i++) { /* column 1's extended mantissas: q 2^b plus random low bits */
+            int b = lrt_low_bits(rank);
+            e0buf[i] = (int32_t)qbuf[(size_t)i * rank] * (1 << b) + (int32_t)(rnd(&s) & ((1u << b) - 1u));
+        }
+        lrt_rot_init(&rt, mrot, rank, q_exp, f_old, g, e0buf);
         for (i = 0; i < len; i++) {
             int64_t row[ET_LRT_MAX_RANK];
-            lrt_rot_row(&rt, qbuf + (size_t)i * rank, resbuf[i], row, rank);
+            lrt_rot_row(&rt, qbuf + (size_t)i * rank, e0buf[i], resbuf[i], row, rank);
             for (k = 0; k < rank; k++) {
                 uint64_t a = lrt_abs(row[k]);
                 peak = a > peak ? a : peak;
@@ -90,7 +96,7 @@ int main(int argc, char **argv)
             continue;
         }
         memcpy(qnew, qbuf, sizeof(int16_t) * len * (size_t)rank);
-        lrt_rot_commit_side(&rt, rank, qnew, len, resbuf, &sc);
+        lrt_rot_commit_side(&rt, rank, qnew, plane, len, resbuf, &sc);
         for (i = 0; i < len * (uint32_t)rank; i++) {
             uint32_t a = (uint32_t)(qnew[i] < 0 ? -qnew[i] : qnew[i]);
             top = a > top ? a : top;

@@ -20,8 +20,8 @@
  * algorithm in float64.
  *
  * Memory: a layer's persistent state is one et_lrt_state_t header (60 bytes)
- * followed by the bases, 2 r (n + m) bytes, in caller memory
- * (et_lrt_state_get_size). The scratch of et_lrt_accumulate_* is one buffer
+ * followed by the bases, 2 r (n + m) bytes, and their column 1's low bits,
+ * ceil(n b / 8) + ceil(m b / 8) bytes, in caller memory (et_lrt_state_get_size). The scratch of et_lrt_accumulate_* is one buffer
  * shared by all layers (only one layer accumulates at a time), sized by
  * et_lrt_accumulate_get_buffer_size for the largest layer. The two max-norm
  * trackers of a layer (et_lrt_norms_t, 32 bytes) are optimizer state the
@@ -89,8 +89,11 @@ typedef struct {
 
 /*
  * One layer's persistent state; the int16 bases follow it in the same buffer:
- * Q_L (n x r, row-major) then Q_R (m x r, row-major). Values:
- * Q_L[i][k] = mant * f_l * 2^(exp_l - 16), Q_R[j][k] = mant * f_r * 2^(exp_r - 16)
+ * Q_L (n x r, row-major) then Q_R (m x r, row-major), then column 1's low bits
+ * of Q_L, b per row packed from bit 0 of the first byte (ceil(n b / 8) bytes),
+ * then Q_R's (b = 2 at r >= 3, 1 at r = 2, 0 at r = 1). Values, with
+ * E = mant * 2^b (+ the row's low bits in column 1):
+ * Q_L[i][k] = E * f_l * 2^(exp_l - 16 - b), Q_R[j][k] = E * f_r * 2^(exp_r - 16 - b)
  * (f: the basis' full-range scale, 2^15..2^16-1, so that its largest mantissa is near 32767),
  * c_k = c_mant[k] * 2^c_exp (c_mant <= 2^31, descending; zero beyond rank).
  * A zero column (with c_k = 0) is an empty slot. "A bad state" below is one
@@ -138,7 +141,8 @@ et_status_t et_lrt_config_default(et_lrt_config_t *cfg);
 et_status_t et_lrt_config_check(const et_lrt_config_t *cfg);
 
 /*
- * Bytes of one layer's state: ET_LRT_STATE_HEADER + 2 * rank * (n + m).
+ * Bytes of one layer's state: ET_LRT_STATE_HEADER + 2 * rank * (n + m)
+ * + ceil(n b / 8) + ceil(m b / 8), b = 2 at rank >= 3, 1 at rank 2, 0 at rank 1.
  * n, m: 1..65535; rank: 1..8. ET_ERR_ARG otherwise.
  */
 et_status_t et_lrt_state_get_size(uint32_t n, uint32_t m, uint32_t rank, size_t *bytes);
@@ -160,7 +164,8 @@ et_status_t et_lrt_reset(et_lrt_state_t *state);
 
 /*
  * Bytes of the scratch shared by every layer's accumulate:
- * 4 * (n_max + m_max + 2 q^2 + 3 q r), q = r + 1. Ranges as et_lrt_state_get_size.
+ * 4 * (2 (n_max + m_max) + 2 q^2 + 3 q r), q = r + 1 (the residuals, each basis'
+ * column 1 as int32, the small matrices). Ranges as et_lrt_state_get_size.
  */
 et_status_t et_lrt_accumulate_get_buffer_size(uint32_t n_max, uint32_t m_max, uint32_t rank, size_t *bytes);
 
