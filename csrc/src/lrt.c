@@ -170,13 +170,64 @@ static int32_t lrt_plane_lo(const uint8_t *plane, uint32_t i, int b)
     return b != 0 ? (int32_t)(((uint32_t)plane[bit >> 3] >> (bit & 7u)) & ((UINT32_C(1) << b) - 1u)) : 0;
 }
 
+/* lrt_ext_unpack for b = 1 or 2 (a constant where inlined): the plane byte by byte, 8 / b rows each. */
+LRT_INLINE void lrt_ext_unpack_b(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0,
+                                 const int b)
+{
+    const uint32_t per = 8u / (uint32_t)b;
+    const uint32_t mask = (UINT32_C(1) << b) - 1u;
+    uint32_t full = len / per;
+    uint32_t j;
+    uint32_t t;
+    for (j = 0; j < full; j++) {
+        uint32_t byte = plane[j];
+        for (t = 0; t < per; t++) {
+            uint32_t i = j * per + t;
+            e0[i] = (int32_t)q[(size_t)i * rank] * ((int32_t)1 << b) + (int32_t)((byte >> (t * (uint32_t)b)) & mask);
+        }
+    }
+    for (t = full * per; t < len; t++) {
+        e0[t] = (int32_t)q[(size_t)t * rank] * ((int32_t)1 << b) + lrt_plane_lo(plane, t, b);
+    }
+}
+
 /* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch. */
 static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0)
 {
     int b = lrt_low_bits(rank);
     uint32_t i;
-    for (i = 0; i < len; i++) {
-        e0[i] = (int32_t)q[(size_t)i * rank] * ((int32_t)1 << b) + lrt_plane_lo(plane, i, b);
+    if (b == 2) {
+        lrt_ext_unpack_b(q, plane, len, rank, e0, 2);
+    } else if (b == 1) {
+        lrt_ext_unpack_b(q, plane, len, rank, e0, 1);
+    } else {
+        for (i = 0; i < len; i++) {
+            e0[i] = q[(size_t)i * rank];
+        }
+    }
+}
+
+/* lrt_ext_pack for b = 1 or 2 (a constant where inlined). */
+LRT_INLINE void lrt_ext_pack_b(const int32_t *e0, uint32_t len, uint8_t *plane, const int b)
+{
+    const uint32_t per = 8u / (uint32_t)b;
+    const uint32_t mask = (UINT32_C(1) << b) - 1u;
+    uint32_t full = len / per;
+    uint32_t j;
+    uint32_t t;
+    for (j = 0; j < full; j++) {
+        uint32_t byte = 0;
+        for (t = 0; t < per; t++) {
+            byte |= ((uint32_t)e0[j * per + t] & mask) << (t * (uint32_t)b);
+        }
+        plane[j] = (uint8_t)byte;
+    }
+    if (full * per < len) { /* the last, partial byte */
+        uint32_t byte = 0;
+        for (t = 0; full * per + t < len; t++) {
+            byte |= ((uint32_t)e0[full * per + t] & mask) << (t * (uint32_t)b);
+        }
+        plane[full] = (uint8_t)byte;
     }
 }
 
@@ -184,15 +235,10 @@ static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len,
 static void lrt_ext_pack(const int32_t *e0, uint32_t len, int rank, uint8_t *plane)
 {
     int b = lrt_low_bits(rank);
-    uint32_t mask = (UINT32_C(1) << b) - 1u;
-    uint32_t i;
-    if (b == 0) {
-        return;
-    }
-    memset(plane, 0, lrt_plane_bytes(len, rank));
-    for (i = 0; i < len; i++) {
-        uint32_t bit = i * (uint32_t)b;
-        plane[bit >> 3] = (uint8_t)(plane[bit >> 3] | (((uint32_t)e0[i] & mask) << (bit & 7u)));
+    if (b == 2) {
+        lrt_ext_pack_b(e0, len, plane, 2);
+    } else if (b == 1) {
+        lrt_ext_pack_b(e0, len, plane, 1);
     }
 }
 
@@ -729,10 +775,41 @@ static uint64_t lrt_res_bound(uint64_t s)
 }
 
 /*
- * Column 1's update, res_i -= round(a e0_i 2^-sh) with e0 its extended mantissas (|e0_i| <= 2^(15+b),
- * |a| <= 2^40: the product below 2^57), clamped to int32 only where *bound (updated) says a value could
- * leave it (the same values either way). Returns the dot product of the new res with column 2 (qn,
- * stride rank) or, without one (qn NULL), the new sum of squares.
+ * Column 1's update, res_i -= round(a e0_i 2^-sh) with e0 its extended mantissas (|e0_i| <= 2^(15+b)),
+ * for |a| < 2^31: the product below 2^48, rounded at the offset 2^62 as in lrt_mgs_sweep32; clamped to
+ * int32 where clamp says a value could leave it. Returns the dot product of the new res with column 2
+ * (qn, stride rank; dot_next) or the new sum of squares.
+ */
+LRT_INLINE uint64_t lrt_mgs_sweep_e0_r(const int32_t *e0, const int16_t *qn, const int rank, int32_t a32, int sh,
+                                       int32_t *res, uint32_t len, const int clamp, const int dot_next)
+{
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    int64_t dot = 0;
+    uint32_t i;
+    const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1));
+    const uint64_t k2 = UINT64_C(1) << (62 - sh);
+    for (i = 0; i < len; i++) {
+        int64_t x = (int64_t)a32 * e0[i];
+        uint64_t d = ((uint64_t)x + k1 - (uint64_t)(x < 0)) >> sh;
+        int64_t w = (int64_t)((uint64_t)(int64_t)res[i] + k2 - d); /* res_i - round(x 2^-sh), exact */
+        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
+ * Column 1's update for any |a| <= 2^40 (the coefficient guard), *bound updated as lrt_mgs_sweep does:
+ * |round(a e0 2^-sh)| <= (|a| 2^(15+b) >> sh) + 1. Returns what lrt_mgs_sweep_e0_r returns (qn NULL:
+ * the sum of squares).
  */
 ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, int rank, int64_t a, int sh, int b,
                                         int32_t *res, uint32_t len, uint64_t *bound)
@@ -744,9 +821,21 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
     uint64_t step = ((lrt_abs(a) << (15 + b)) >> sh) + 1;
     int clamp = *bound + step > (uint64_t)INT32_MAX;
     *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
+    if (a >= INT32_MIN && a <= INT32_MAX) {
+        int32_t a32 = (int32_t)a;
+        if (qn != NULL && LRT_WIDE && rank == 4 && !clamp) { /* the default rank, a constant stride */
+            return lrt_mgs_sweep_e0_r(e0, qn, 4, a32, sh, res, len, 0, 1);
+        }
+        if (qn != NULL) {
+            return clamp ? lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 1, 1)
+                         : lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 0, 1);
+        }
+        return clamp ? lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 1, 0)
+                     : lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 0, 0);
+    }
     for (i = 0; i < len; i++) {
         int64_t w = (int64_t)res[i] - lrt_round_shift_sm(a * e0[i], sh);
-        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
+        int32_t v = lrt_clamp32(w);
         res[i] = v;
         if (qn != NULL) {
             dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
@@ -1641,24 +1730,33 @@ LRT_INLINE int64_t lrt_rot_entry(const int16_t *qrow, int32_t e0, const int32_t 
     return (int64_t)(((uint64_t)acc << up) + ((uint64_t)((int64_t)res * gh) << 31) + (uint64_t)((int64_t)res * gl));
 }
 
-/* shift 1..47, every |entry| below 2^62 */
+/* shift - b 1..47, every |entry| below 2^62; column 1 by shift - b to 16 + b bits (clamped), its
+ * int16 part floor(v 2^-b) taken at the offset 2^(15+b) so that the shift is a logical one */
 LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
                                    const int32_t *gh, const int32_t *gl, const int rank)
 {
     const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1));
     const uint64_t k2 = UINT64_C(1) << (62 - shift);
+    const int b = rt->b;
+    const uint64_t k10 = (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - b - 1));
+    const uint64_t k20 = UINT64_C(1) << (62 - shift + b);
+    const int64_t top0 = (int64_t)1 << (15 + b);
     const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
     int up = rt->mode == 0 ? 0 : rt->up;
-    const int b = rt->b;
+    int32_t *e0 = rt->e0;
     uint32_t i;
     int k;
     for (i = 0; i < len; i++) {
         int16_t *qrow = q + (size_t)i * rank;
         int64_t row[ET_LRT_MAX_RANK];
+        int64_t v0;
         for (k = 0; k < rank; k++) {
-            row[k] = lrt_rot_entry(qrow, rt->e0[i], m, up, b, res[i], gh[k], gl[k], rank, k);
+            row[k] = lrt_rot_entry(qrow, e0[i], m, up, b, res[i], gh[k], gl[k], rank, k);
         }
-        qrow[0] = lrt_store_col1(lrt_store_round(row[0], shift - b), b, rt->e0 + i);
+        v0 = (int64_t)((((uint64_t)row[0] + k10 - (uint64_t)(row[0] < 0)) >> (shift - b)) - k20);
+        v0 = v0 < -top0 ? -top0 : (v0 > top0 - 1 ? top0 - 1 : v0);
+        e0[i] = (int32_t)v0;
+        qrow[0] = (int16_t)((int32_t)(((uint32_t)(v0 + top0)) >> b) - (int32_t)(top0 >> b));
         for (k = 1; k < rank; k++) {
             /* the rounding at the offset 2^62 (|row| < 2^62), as in lrt_mgs_sweep32 */
             uint64_t d = ((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift;
@@ -1767,7 +1865,8 @@ ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint
         return;
     }
     lrt_rot_scale(rt, rank, sc->inv);
-    if (LRT_LONG_MUL && shift >= 1 && shift <= 47 && sc->bound < LRT_BOUND_CAP && lrt_rot_fast(rt, rank, gh, gl)) {
+    if (LRT_LONG_MUL && shift - rt->b >= 1 && shift <= 47 && sc->bound < LRT_BOUND_CAP &&
+        lrt_rot_fast(rt, rank, gh, gl)) {
         if (LRT_WIDE && rank == 4) {
             lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
         } else {
@@ -2922,10 +3021,20 @@ LRT_INLINE int lrt_gram_q30_r(const int16_t *q, const int32_t *e0, uint32_t len,
         for (k = j; k < p; k++) {
             int64_t acc = 0; /* exact: |E| <= 2^17, len <= 65535, so |acc| < 2^50 */
             int64_t v;
-            for (i = 0; i < len; i++) {
-                int64_t ej = j == 0 ? e0[i] : (int64_t)q[(size_t)i * rank + j] * ((int64_t)1 << b);
-                int64_t ek = k == 0 ? e0[i] : (int64_t)q[(size_t)i * rank + k] * ((int64_t)1 << b);
-                acc += ej * ek;
+            if (j == 0 && k == 0) {
+                for (i = 0; i < len; i++) {
+                    acc += (int64_t)e0[i] * e0[i];
+                }
+            } else if (j == 0) { /* E_k = q_k 2^b */
+                for (i = 0; i < len; i++) {
+                    acc += (int64_t)e0[i] * q[(size_t)i * rank + k];
+                }
+                acc *= (int64_t)1 << b;
+            } else {
+                for (i = 0; i < len; i++) {
+                    acc += (int64_t)q[(size_t)i * rank + j] * q[(size_t)i * rank + k];
+                }
+                acc *= (int64_t)1 << (2 * b);
             }
             v = LRT_RSHIFT(acc, -(2 * (q_exp - b) + 30)); /* 2 (q_exp - b) + 30 <= 2: a left shift stays below 2^52 */
             if (lrt_abs(v) >= (UINT64_C(1) << 46)) {
