@@ -22,8 +22,10 @@ itself, per term, so that the sketch's own roundings are measured before the C c
   (edgetrain.reference.lrt), unchanged.
 
 The re-orthonormalisation is the twin's, with the Gram matrices formed in this format (E^T E, then
-times f twice) and this rotation. The kappa rule is left out (the study runs kappa off). Nothing
-of this is in the C or the twin yet.
+times f twice) and this rotation. The kappa rule is left out (the study runs kappa off). The C and
+the twin (edgetrain.reference.lrt) now store this format, with the new scale taken from a bound on
+the entries instead of their peak; this module keeps the peak form, and the loop options below, for
+the speed studies.
 
 Loops: the cheaper loops a faster C would need, each an option of run() and accumulate_u8().
 """
