@@ -569,11 +569,13 @@ ET_HOT static int64_t lrt_input_load(const int8_t *s8, const uint8_t *u8, uint32
  * (x + 2^62 + half - [x < 0]) >> sh is round(x 2^-sh) + 2^(62-sh), the rounding rule's
  * floor(x 2^-sh) + ((r + half - [x < 0]) >> sh) plus a constant that the update takes off again.
  * clamp = 0 when the caller has shown that no result leaves int32 (then the saturation is a no-op).
- * Returns the dot product of the new res with the next column (qn, dot_next), or else its sum of squares.
+ * The column is qj (int16, stride rank) or, where e0 is given, column 1's int32 extended mantissas
+ * (|e0| <= 2^17: the product below 2^48). Returns the dot product of the new res with the next column
+ * (qn, dot_next), or else its sum of squares.
  */
-LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int16_t *qn, const int rank, int32_t a32, int sh,
-                                    int32_t *res,
-                                    uint32_t len, const int clamp, const int dot_next)
+LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int32_t *e0, const int16_t *qn, const int rank,
+                                    int32_t a32, int sh, int32_t *res, uint32_t len, const int clamp,
+                                    const int dot_next)
 {
     uint64_t hi = 0;
     uint64_t lo = 0;
@@ -582,7 +584,7 @@ LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int16_t *qn, const 
     const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1));
     const uint64_t k2 = UINT64_C(1) << (62 - sh);
     for (i = 0; i < len; i++) {
-        int64_t x = (int64_t)a32 * (int32_t)qj[(size_t)i * rank];
+        int64_t x = (int64_t)a32 * (e0 != NULL ? e0[i] : (int32_t)qj[(size_t)i * rank]);
         uint64_t d = ((uint64_t)x + k1 - (uint64_t)(x < 0)) >> sh;
         int64_t w = (int64_t)((uint64_t)(int64_t)res[i] + k2 - d); /* res_i - round(x 2^-sh), exact */
         int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
@@ -674,15 +676,15 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
                        : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 0);
         }
         if (!LRT_WIDE) {
-            return dot_next ? lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, clamp, 1)
-                            : lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, clamp, 0);
+            return dot_next ? lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, clamp, 1)
+                            : lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, clamp, 0);
         }
         if (dot_next) {
-            return clamp ? lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 1, 1)
-                         : lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 0, 1);
+            return clamp ? lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, 1, 1)
+                         : lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, 0, 1);
         }
-        return clamp ? lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 1, 0)
-                     : lrt_mgs_sweep32(qj, qj + next, rank, a32, sh, res, len, 0, 0);
+        return clamp ? lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, 1, 0)
+                     : lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, 0, 0);
     }
     *bound = UINT64_C(1) << 31;
     for (i = 0; i < len; i++) {
@@ -775,41 +777,10 @@ static uint64_t lrt_res_bound(uint64_t s)
 }
 
 /*
- * Column 1's update, res_i -= round(a e0_i 2^-sh) with e0 its extended mantissas (|e0_i| <= 2^(15+b)),
- * for |a| < 2^31: the product below 2^48, rounded at the offset 2^62 as in lrt_mgs_sweep32; clamped to
- * int32 where clamp says a value could leave it. Returns the dot product of the new res with column 2
- * (qn, stride rank; dot_next) or the new sum of squares.
- */
-LRT_INLINE uint64_t lrt_mgs_sweep_e0_r(const int32_t *e0, const int16_t *qn, const int rank, int32_t a32, int sh,
-                                       int32_t *res, uint32_t len, const int clamp, const int dot_next)
-{
-    uint64_t hi = 0;
-    uint64_t lo = 0;
-    int64_t dot = 0;
-    uint32_t i;
-    const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1));
-    const uint64_t k2 = UINT64_C(1) << (62 - sh);
-    for (i = 0; i < len; i++) {
-        int64_t x = (int64_t)a32 * e0[i];
-        uint64_t d = ((uint64_t)x + k1 - (uint64_t)(x < 0)) >> sh;
-        int64_t w = (int64_t)((uint64_t)(int64_t)res[i] + k2 - d); /* res_i - round(x 2^-sh), exact */
-        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
-        res[i] = v;
-        if (dot_next) {
-            dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
-        } else {
-            uint64_t sq = (uint64_t)((int64_t)v * v);
-            hi += sq >> 32;
-            lo += sq & 0xFFFFFFFFu;
-        }
-    }
-    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
-}
-
-/*
  * Column 1's update for any |a| <= 2^40 (the coefficient guard), *bound updated as lrt_mgs_sweep does:
- * |round(a e0 2^-sh)| <= (|a| 2^(15+b) >> sh) + 1. Returns what lrt_mgs_sweep_e0_r returns (qn NULL:
- * the sum of squares).
+ * |round(a e0 2^-sh)| <= (|a| 2^(15+b) >> sh) + 1; |a| < 2^31 takes lrt_mgs_sweep32. Returns the dot
+ * product of the new res with column 2 (qn, stride rank) or, without one (qn NULL), the new sum of
+ * squares.
  */
 ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, int rank, int64_t a, int sh, int b,
                                         int32_t *res, uint32_t len, uint64_t *bound)
@@ -824,14 +795,14 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
     if (a >= INT32_MIN && a <= INT32_MAX) {
         int32_t a32 = (int32_t)a;
         if (qn != NULL && LRT_WIDE && rank == 4 && !clamp) { /* the default rank, a constant stride */
-            return lrt_mgs_sweep_e0_r(e0, qn, 4, a32, sh, res, len, 0, 1);
+            return lrt_mgs_sweep32(NULL, e0, qn, 4, a32, sh, res, len, 0, 1);
         }
         if (qn != NULL) {
-            return clamp ? lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 1, 1)
-                         : lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 0, 1);
+            return clamp ? lrt_mgs_sweep32(NULL, e0, qn, rank, a32, sh, res, len, 1, 1)
+                         : lrt_mgs_sweep32(NULL, e0, qn, rank, a32, sh, res, len, 0, 1);
         }
-        return clamp ? lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 1, 0)
-                     : lrt_mgs_sweep_e0_r(e0, qn, rank, a32, sh, res, len, 0, 0);
+        return clamp ? lrt_mgs_sweep32(NULL, e0, qn, rank, a32, sh, res, len, 1, 0)
+                     : lrt_mgs_sweep32(NULL, e0, qn, rank, a32, sh, res, len, 0, 0);
     }
     for (i = 0; i < len; i++) {
         int64_t w = (int64_t)res[i] - lrt_round_shift_sm(a * e0[i], sh);
