@@ -196,7 +196,9 @@ static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len,
 {
     int b = lrt_low_bits(rank);
     uint32_t i;
-    if (b == 2) {
+    if (!LRT_WIDE && b != 0) { /* firmware: one copy */
+        lrt_ext_unpack_b(q, plane, len, rank, e0, b);
+    } else if (b == 2) {
         lrt_ext_unpack_b(q, plane, len, rank, e0, 2);
     } else if (b == 1) {
         lrt_ext_unpack_b(q, plane, len, rank, e0, 1);
@@ -235,7 +237,9 @@ LRT_INLINE void lrt_ext_pack_b(const int32_t *e0, uint32_t len, uint8_t *plane, 
 static void lrt_ext_pack(const int32_t *e0, uint32_t len, int rank, uint8_t *plane)
 {
     int b = lrt_low_bits(rank);
-    if (b == 2) {
+    if (!LRT_WIDE && b != 0) { /* firmware: one copy */
+        lrt_ext_pack_b(e0, len, plane, b);
+    } else if (b == 2) {
         lrt_ext_pack_b(e0, len, plane, 2);
     } else if (b == 1) {
         lrt_ext_pack_b(e0, len, plane, 1);
@@ -778,7 +782,8 @@ static uint64_t lrt_res_bound(uint64_t s)
 
 /*
  * Column 1's update for any |a| <= 2^40 (the coefficient guard), *bound updated as lrt_mgs_sweep does:
- * |round(a e0 2^-sh)| <= (|a| 2^(15+b) >> sh) + 1; |a| < 2^31 takes lrt_mgs_sweep32. Returns the dot
+ * |round(a e0 2^-sh)| <= (|a| 2^(15+b) >> sh) + 1; on hosts |a| < 2^31 takes lrt_mgs_sweep32, firmware
+ * keeps the one loop (less Cortex-M text, the same values). Returns the dot
  * product of the new res with column 2 (qn, stride rank) or, without one (qn NULL), the new sum of
  * squares.
  */
@@ -792,9 +797,9 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
     uint64_t step = ((lrt_abs(a) << (15 + b)) >> sh) + 1;
     int clamp = *bound + step > (uint64_t)INT32_MAX;
     *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
-    if (a >= INT32_MIN && a <= INT32_MAX) {
+    if (LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) { /* firmware: the one loop below (the same values) */
         int32_t a32 = (int32_t)a;
-        if (qn != NULL && LRT_WIDE && rank == 4 && !clamp) { /* the default rank, a constant stride */
+        if (qn != NULL && rank == 4 && !clamp) { /* the default rank, a constant stride */
             return lrt_mgs_sweep32(NULL, e0, qn, 4, a32, sh, res, len, 0, 1);
         }
         if (qn != NULL) {
@@ -805,8 +810,8 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
                      : lrt_mgs_sweep32(NULL, e0, qn, rank, a32, sh, res, len, 0, 0);
     }
     for (i = 0; i < len; i++) {
-        int64_t w = (int64_t)res[i] - lrt_round_shift_sm(a * e0[i], sh);
-        int32_t v = lrt_clamp32(w);
+        int64_t w = (int64_t)res[i] - LRT_RSHIFT(a * e0[i], sh);
+        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
         res[i] = v;
         if (qn != NULL) {
             dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
