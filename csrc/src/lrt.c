@@ -6,8 +6,10 @@
  *   coefficients a_j, rho: int64 in residual units, |a_j| < 2^29 for valid bases
  *   core C      int32, |C_ij| <= 2^25, one shared exponent
  *   Jacobi      A int32 (|A_ij| < 2^28.2), V and U Q30 int32, all sums int64
- *   rotation    results formed exactly at 2^-60 in int64, then rounded once to int16
- *   bases       exponent 0 means an empty basis; otherwise -44..-14 (unit columns)
+ *   rotation    results formed exactly at 2^-60 in int64, then rounded once to int16 (column 1: 16 + b bits)
+ *   bases       int16 q at one exponent (0: an empty basis; otherwise -44..-14, unit columns) and one
+ *               16-bit multiplier f (entries q f 2^(exp - 16)); column 1 with b more low bits in a
+ *               plane after the bases (b = 2 at r >= 3), read as extended mantissas E = q 2^b + lo
  * Every rescale is the rounding rule (et_round_shift_s64, inlined in hot loops
  * from fixed_inline.h) and every quotient et_div_round_s64 (inlined too); square roots round
  * et_isqrt_u64 to nearest.
@@ -1780,11 +1782,6 @@ static void lrt_rot_coef(const int32_t *mrot, int rank, uint64_t rho, int64_t *g
     }
 }
 
-/*
- * Rotate both bases (rot_l, rot_r prepared, residuals res_l, res_r) and set c to c_new (r values on
- * exponent e_c, 31-bit mantissas; c_new[0] = 0: all zero). Pass 1 finds the new exponents, which are
- * checked (with c's) before anything is written; ET_ERR_RANGE then, with nothing changed.
- */
 /* c_new (r values on exponent e_c; c_new[0] = 0: all zero) as a state keeps c: 31-bit mantissas into out;
  * returns their exponent (0 when all zero), for the caller to check against int16. */
 static int64_t lrt_c_stored(const uint32_t *c_new, int r, int64_t e_c, uint32_t *out)
@@ -2127,7 +2124,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     rng.state = cfg->unbiased ? prng->state : 0u;
     lrt_core_step(st->c_mant, st->c_exp, r, lv, el, rv, er, cfg->unbiased, &rng, ua, va, tt, ml, mr, c_new, &e_c);
 
-    /* 6. rotate both bases: pass 1 finds the new exponents, checked before anything is written */
+    /* 6. rotate both bases: the bounds give the new exponents, checked before anything is written */
     lrt_rot_coef(ml, r, left.rho, gl);
     lrt_rot_coef(mr, r, right.rho, gr);
     lrt_rot_init(&rot_l, ml, r, st->exp_l, st->f_l, gl, e0_l);
