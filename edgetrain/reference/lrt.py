@@ -7,8 +7,9 @@ int64 arrays (every product and sum is bounded below 2^63 by the formats), the s
 (r+1) x (r+1) matrices as Python integers.
 
 Memory model (mirrors the C): a layer's persistent state is a 60-byte header plus the int16
-bases, Q_L (n x r) and Q_R (m x r), row-major; transient work lives in one scratch buffer
-shared by all layers (accumulate_get_buffer_size).
+bases, Q_L (n x r) and Q_R (m x r), row-major, and the planes of column 1's low bits (State.lo_l,
+lo_r here); transient work lives in one scratch buffer shared by all layers
+(accumulate_get_buffer_size).
 """
 from __future__ import annotations
 
