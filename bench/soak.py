@@ -49,6 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edgetrain.backends import PARAMS, CBackend  # noqa: E402
+from edgetrain.reference import lrt as lrt_ref  # noqa: E402
 from edgetrain.config import (  # noqa: E402
     OPT_BIAS, OPT_LRT, OPT_SGD, TRUNC_BIASED, TRUNC_UNBIASED, LrtConfig, TrainConfig, kind_truncation,
     lrt_config_check)
@@ -129,11 +130,14 @@ def orthogonality(backend: CBackend) -> dict:
         if not used:
             out[layer.name] = None
             continue
-        raw = ffi.buffer(ffi.cast("const char *", st) + ffi.sizeof("et_lrt_state_t"), 2 * r * (n + m))
-        q = np.frombuffer(raw, np.int16).astype(np.float64)
+        base = ffi.cast("const char *", st) + ffi.sizeof("et_lrt_state_t")
+        q = np.frombuffer(ffi.buffer(base, 2 * r * (n + m)), np.int16)
+        lo_l, lo_r = lrt_ref.planes_unpack(ffi.buffer(base + 2 * r * (n + m), lrt_ref.plane_bytes(n, r)
+                                                      + lrt_ref.plane_bytes(m, r))[:], n, m, r)
         devs = []
-        for mat, e in ((q[: n * r].reshape(n, r), st.exp_l), (q[n * r:].reshape(m, r), st.exp_r)):
-            cols = mat[:, used] * 2.0 ** e
+        for mat, lo, e, f in ((q[: n * r].reshape(n, r), lo_l, st.exp_l, st.f_l),
+                              (q[n * r:].reshape(m, r), lo_r, st.exp_r, st.f_r)):
+            cols = lrt_ref.basis_values(mat, lo, e, f)[:, used]
             devs.append(float(np.abs(cols.T @ cols - np.eye(len(used))).max()))
         out[layer.name] = round(max(devs), 6)
     return out
