@@ -27,8 +27,9 @@ typedef enum {
                                 buffer, parameter gradients */
     ET_PLAN_OPTIMIZER = 3,   /* SRAM copies of biases and BN tensors, max-norm trackers */
     ET_PLAN_PRNG = 4,        /* the PRNG state */
-    ET_PLAN_LRT_STATE = 5,   /* ET_OPT_LRT: per weight layer its persistent accumulator, header and
-                                int16 bases (et_lrt_state_get_size: 56 + 2 r (n + m)) */
+    ET_PLAN_LRT_STATE = 5,   /* ET_OPT_LRT: per weight layer its persistent accumulator, header, int16
+                                bases and column 1's low bits (et_lrt_state_get_size: 60 + 2 r (n + m)
+                                + ceil(n b / 8) + ceil(m b / 8), b = 2 at r >= 3) */
     ET_PLAN_LRT_SCRATCH = 6, /* ET_OPT_LRT: the flush context and the accumulate scratch shared by all
                                 layers, sized for the layer that needs most */
     ET_PLAN_COMMIT = 7,      /* the commit's staging buffer (config commit_stage_bytes) */
@@ -61,7 +62,7 @@ typedef struct {
     uint16_t m;             /* inputs: columns of W (k*k*in_c for conv) */
     uint8_t rank;           /* the layer's rank r (lrt_rank[layer], else lrt.rank) */
     uint8_t kind;           /* et_lrt_kind_t: which B applies */
-    uint32_t state_bytes;   /* persistent accumulator: et_lrt_state_get_size(n, m, r) = 56 + 2 r (n + m) */
+    uint32_t state_bytes;   /* persistent accumulator: et_lrt_state_get_size(n, m, r) */
     uint32_t norms_bytes;   /* its two max-norm trackers (counted in the optimizer part) */
     uint32_t scratch_bytes; /* its need of the shared accumulate scratch: et_lrt_accumulate_get_buffer_size */
 } et_plan_lrt_layer_t;
