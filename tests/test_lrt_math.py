@@ -293,10 +293,15 @@ def test_bases_stay_orthonormal_short(stream):
 
 def test_single_gram_schmidt_pass_loses_orthogonality():
     """Why gs_passes defaults to 2: with one pass, terms whose residual is tiny against the
-    basis (nearly repeated x) leave the bases far from orthonormal."""
+    basis (nearly repeated x) leave the bases far from orthonormal. Measured max|Q^T Q - I| with one
+    pass and two: 1.2e-2 and 2.5e-4 after 600 terms, 6.8e-2 and 3.6e-4 after 1500 (the drift of one
+    pass grows with the terms; the bases' full-range scale and column 1's low bits slowed it: before
+    them one pass passed 2e-2 within 600 terms)."""
     steps = 600 if SANITIZED else 1500
-    assert _orth_after(steps, 4, "near_repeat", passes=1) > 2e-2
-    assert _orth_after(steps, 4, "near_repeat", passes=2) < 3e-3
+    one = _orth_after(steps, 4, "near_repeat", passes=1)
+    two = _orth_after(steps, 4, "near_repeat", passes=2)
+    assert one > 1e-2 and one > 20 * two, (one, two)
+    assert two < 3e-3
 
 
 # ---- flush: fixed point against float64 -----------------------------------------------------------
