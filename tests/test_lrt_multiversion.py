@@ -17,7 +17,8 @@ BUILDS = {
     "portable-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION"],
     "wide": ["-O3", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],  # the wide loops for the baseline ISA
     "wide-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],
-    "no-early-discard": ["-O3", "-DET_LRT_EARLY_CHECK"],  # every kappa discard decided after both passes
+    "no-early-discard": ["-O3", "-DET_LRT_EARLY_CHECK"],
+    "no-avx512-plane": ["-O3", "-DET_NO_LRT_AVX512"],  # column 1's plane byte-wise on AVX-512 CPUs too  # every kappa discard decided after both passes
     # fixed.c's 32-bit-target square root and the clz without an instruction (Cortex-M0+)
     "mcu-isqrt-clz": ["-O2", "-DET_NO_MULTIVERSION", "-DET_ISQRT_DIGITS", "-DET_CLZ_PORTABLE"],
 }
@@ -57,6 +58,9 @@ def test_dispatch_builds_clones_on_x86_64(binaries):
         assert f"{fn}.avx2" in names and f"{fn}.arch_x86_64_v4" in names, fn
     portable = symbols(binaries["portable"])
     assert ".avx2" not in portable
+    # column 1's plane: the AVX-512 unpack and pack, picked at run time, unless built out
+    for fn in ("lrt_ext_unpack4_avx512", "lrt_ext_pack2_avx512"):
+        assert fn in names and fn not in symbols(binaries["no-avx512-plane"]) and fn not in portable, fn
 
 
 def test_avx2_clone_under_valgrind(binaries):

@@ -193,24 +193,6 @@ LRT_INLINE void lrt_ext_unpack_b(const int16_t *q, const uint8_t *plane, uint32_
     }
 }
 
-/* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch. */
-static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0)
-{
-    int b = lrt_low_bits(rank);
-    uint32_t i;
-    if (!LRT_WIDE && b != 0) { /* firmware: one copy */
-        lrt_ext_unpack_b(q, plane, len, rank, e0, b);
-    } else if (b == 2) {
-        lrt_ext_unpack_b(q, plane, len, rank, e0, 2);
-    } else if (b == 1) {
-        lrt_ext_unpack_b(q, plane, len, rank, e0, 1);
-    } else {
-        for (i = 0; i < len; i++) {
-            e0[i] = q[(size_t)i * rank];
-        }
-    }
-}
-
 /* lrt_ext_pack for b = 1 or 2 (a constant where inlined). */
 LRT_INLINE void lrt_ext_pack_b(const int32_t *e0, uint32_t len, uint8_t *plane, const int b)
 {
@@ -235,12 +217,101 @@ LRT_INLINE void lrt_ext_pack_b(const int32_t *e0, uint32_t len, uint8_t *plane, 
     }
 }
 
+#if ET_HOST_WIDE && !defined(ET_NO_LRT_AVX512)
+#define LRT_AVX512 1
+#include <immintrin.h>
+
+static int lrt_host_avx512(void)
+{
+    return __builtin_cpu_supports("x86-64-v4");
+}
+
+/*
+ * lrt_ext_unpack at rank 4 (b = 2) with AVX-512, 16 rows per step: the rows' 64 mantissas in two
+ * vectors, column 1's 16 picked out by one vpermt2w and widened, and the rows' 32-bit word of the
+ * plane (row t at bits 2t, the bytes little-endian) broadcast and shifted by 2t per lane: the
+ * values lrt_ext_unpack_b forms byte by byte, a loop the compiler leaves scalar. Built by gcc on
+ * x86-64 only, run only where lrt_host_avx512() says the CPU has AVX-512 (valgrind's CPU has not:
+ * instruction counts are the portable loops'); tests/test_lrt_multiversion.py builds these two
+ * kernels out with -DET_NO_LRT_AVX512 and compares.
+ */
+__attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(const int16_t *q, const uint8_t *plane,
+                                                                            uint32_t len, int32_t *e0)
+{
+    static const int16_t pick[32] = {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60,
+                                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    static const int32_t shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const __m512i idx = _mm512_loadu_si512((const void *)pick);
+    const __m512i sh = _mm512_loadu_si512((const void *)shifts);
+    const __m512i three = _mm512_set1_epi32(3);
+    uint32_t g;
+    for (g = 0; g + 16u <= len; g += 16u) {
+        const int16_t *qg = q + (size_t)g * 4u;
+        uint32_t w;
+        __m512i col;
+        __m512i lo;
+        memcpy(&w, plane + g / 4u, 4); /* little-endian: row g + t at bits 2t */
+        col = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)qg), idx,
+                                        _mm512_loadu_si512((const void *)(qg + 32)));
+        col = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(col)), 2);
+        lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)w), sh), three);
+        _mm512_storeu_si512((void *)(e0 + g), _mm512_add_epi32(col, lo));
+    }
+    lrt_ext_unpack_b(q + (size_t)g * 4u, plane + g / 4u, len - g, 4, e0 + g, 2);
+}
+
+/* lrt_ext_pack for b = 2 with AVX-512, 16 rows per 32-bit word of the plane: each row's low bits shifted
+ * to bit 2t of its lane and the lanes ORed together; the rows past the last whole word byte-wise. */
+__attribute__((target("arch=x86-64-v4"))) static void lrt_ext_pack2_avx512(const int32_t *e0, uint32_t len,
+                                                                          uint8_t *plane)
+{
+    static const int32_t shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    const __m512i sh = _mm512_loadu_si512((const void *)shifts);
+    const __m512i three = _mm512_set1_epi32(3);
+    uint32_t g;
+    for (g = 0; g + 16u <= len; g += 16u) {
+        __m512i lo = _mm512_and_si512(_mm512_loadu_si512((const void *)(e0 + g)), three);
+        uint32_t w = (uint32_t)_mm512_reduce_or_epi32(_mm512_sllv_epi32(lo, sh));
+        memcpy(plane + g / 4u, &w, 4); /* little-endian: row g + t at bits 2t */
+    }
+    lrt_ext_pack_b(e0 + g, len - g, plane + g / 4u, 2);
+}
+#else
+#define LRT_AVX512 0
+#endif
+
+/* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch. */
+static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0)
+{
+    int b = lrt_low_bits(rank);
+    uint32_t i;
+    if (!LRT_WIDE && b != 0) { /* firmware: one copy */
+        lrt_ext_unpack_b(q, plane, len, rank, e0, b);
+#if LRT_AVX512
+    } else if (rank == 4 && lrt_host_avx512()) {
+        lrt_ext_unpack4_avx512(q, plane, len, e0);
+#endif
+    } else if (b == 2) {
+        lrt_ext_unpack_b(q, plane, len, rank, e0, 2);
+    } else if (b == 1) {
+        lrt_ext_unpack_b(q, plane, len, rank, e0, 1);
+    } else {
+        for (i = 0; i < len; i++) {
+            e0[i] = q[(size_t)i * rank];
+        }
+    }
+}
+
 /* The plane from new extended mantissas (their low b bits; two's complement, so e0 & mask is lo). */
 static void lrt_ext_pack(const int32_t *e0, uint32_t len, int rank, uint8_t *plane)
 {
     int b = lrt_low_bits(rank);
     if (!LRT_WIDE && b != 0) { /* firmware: one copy */
         lrt_ext_pack_b(e0, len, plane, b);
+#if LRT_AVX512
+    } else if (b == 2 && lrt_host_avx512()) {
+        lrt_ext_pack2_avx512(e0, len, plane);
+#endif
     } else if (b == 2) {
         lrt_ext_pack_b(e0, len, plane, 2);
     } else if (b == 1) {
