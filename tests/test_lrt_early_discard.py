@@ -8,7 +8,9 @@ core: as it is, and with -DET_LRT_EARLY_CHECK, where every term takes the exact 
 counts what the early tests would have done."""
 from __future__ import annotations
 
+import platform
 import re
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +30,7 @@ def runs(tmp_path_factory):
     binaries = build_all(tmp_path_factory, "lrt_early.c", ("lrt.c", "fixed.c", "maxnorm.c"), BUILDS)
     out = {}
     for name, binary in binaries.items():
-        cases = CASES + 3 * (name != "default")  # the check builds add their counters
+        cases = CASES + 4 * (name != "default")  # the check builds add their counters
         out[name] = digest(binary, TERMS, cases)
     return out
 
@@ -36,7 +38,7 @@ def runs(tmp_path_factory):
 def counters(lines, when="after"):
     """The check build's counters for the test after the first pass, before it, or with the shorter side
     after its first pass and the longer one before any (mixed)."""
-    line = lines[{"after": -3, "before": -2, "mixed": -1}[when]]
+    line = lines[{"after": -4, "before": -3, "mixed": -2}[when]]
     m = re.fullmatch(rf"{when} applied (\d+) exceeded (\d+) early (\d+) kept (\d+) margin (\d+)", line)
     assert m, line
     return dict(zip(("applied", "exceeded", "early", "kept", "margin"), map(int, m.groups())))
@@ -44,8 +46,8 @@ def counters(lines, when="after"):
 
 def test_outputs_equal_with_the_early_test_compiled_out(runs):
     """Every state, PRNG and status after every term is the same whether discards are decided early."""
-    assert runs["check"][:-3] == runs["default"]
-    assert runs["check-portable"] == runs["check"]
+    assert runs["check"][:-4] == runs["default"]
+    assert runs["check-portable"][:-1] == runs["check"][:-1]  # the last line: the sums below
     # the streams reach both outcomes of the kappa rule
     skipped = [int(re.search(r"skipped (\d+)", line).group(1)) for line in runs["default"]]
     assert sum(s > 0 for s in skipped) > CASES // 4 and sum(s == 0 for s in skipped) > 0
@@ -87,3 +89,29 @@ def test_bound_before_the_first_pass_holds_on_every_term_it_applies_to(runs):
     c0 = counters(runs["check"], "before")
     assert c0["exceeded"] == 0, c0
     assert c0["applied"] > 25000, c0
+
+
+def cpu_has_avx512() -> bool:
+    """x86-64-v4's AVX-512 subsets (F, BW, CD, DQ, VL), as __builtin_cpu_supports reads them."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split()) if "flags" in text else set()
+    return {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+
+
+def test_column_sums_from_the_unpack_give_the_passes_verdict(runs):
+    """On CPUs with AVX-512 lrt_ext_unpack forms the contraction check's column sums while it unpacks
+    column 1 (csrc/src/lrt.c, lrt_ext_unpack4_avx512), and the early test reads them instead of
+    making a pass of its own; the check build compares the sums and their verdict with
+    lrt_cols_contract's pass on every term. Elsewhere no term has them."""
+    m = re.fullmatch(r"sums checked (\d+) differed (\d+)", runs["check"][-1])
+    assert m, runs["check"][-1]
+    checked, differed = map(int, m.groups())
+    assert differed == 0
+    if platform.machine() == "x86_64" and cpu_has_avx512():
+        assert checked >= 5000  # the rank-4 cases (8,000 terms)
+    else:
+        assert checked == 0
+    assert runs["check-portable"][-1] == "sums checked 0 differed 0"

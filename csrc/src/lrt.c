@@ -230,13 +230,16 @@ static int lrt_host_avx512(void)
  * lrt_ext_unpack at rank 4 (b = 2) with AVX-512, 16 rows per step: the rows' 64 mantissas in two
  * vectors, column 1's 16 picked out by one vpermt2w and widened, and the rows' 32-bit word of the
  * plane (row t at bits 2t, the bytes little-endian) broadcast and shifted by 2t per lane: the
- * values lrt_ext_unpack_b forms byte by byte, a loop the compiler leaves scalar. Built by gcc on
- * x86-64 only, run only where lrt_host_avx512() says the CPU has AVX-512 (valgrind's CPU has not:
- * instruction counts are the portable loops'); tests/test_lrt_multiversion.py builds these two
- * kernels out with -DET_NO_LRT_AVX512 and compares.
+ * values lrt_ext_unpack_b forms byte by byte, a loop the compiler leaves scalar. With the rows in
+ * registers it also forms the column sums lrt_cols_contract would make in a pass of its own (into
+ * sq, as lrt_cols_within reads them): floor(q^2 / 2^16) is vpmulhw's high half of q q, summed per
+ * column by vpmaddwd against 0/1 masks (int32 lanes: below 2^28 for 65535 rows), and column 1's
+ * floor(E^2 / 2^16) in 64-bit lanes. Built by gcc on x86-64 only, run only where lrt_host_avx512()
+ * says the CPU has AVX-512 (valgrind's CPU has not: instruction counts are the portable loops');
+ * tests/test_lrt_multiversion.py builds these kernels out with -DET_NO_LRT_AVX512 and compares.
  */
 __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(const int16_t *q, const uint8_t *plane,
-                                                                            uint32_t len, int32_t *e0)
+                                                                            uint32_t len, int32_t *e0, uint64_t *sq)
 {
     static const int16_t pick[32] = {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60,
                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -244,20 +247,44 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
     const __m512i idx = _mm512_loadu_si512((const void *)pick);
     const __m512i sh = _mm512_loadu_si512((const void *)shifts);
     const __m512i three = _mm512_set1_epi32(3);
+    const __m512i odd = _mm512_set1_epi32(0x00010000); /* int16 pairs (0, 1): columns 2 and 4 */
+    const __m512i even = _mm512_set1_epi32(0x00000001); /* (1, 0): columns 1 and 3 */
+    __m512i s24 = _mm512_setzero_si512(); /* even lanes: column 2; odd lanes: column 4 */
+    __m512i s13 = _mm512_setzero_si512(); /* odd lanes: column 3 */
+    __m512i s1 = _mm512_setzero_si512();
     uint32_t g;
+    uint32_t i;
     for (g = 0; g + 16u <= len; g += 16u) {
         const int16_t *qg = q + (size_t)g * 4u;
+        __m512i ra = _mm512_loadu_si512((const void *)qg);
+        __m512i rb = _mm512_loadu_si512((const void *)(qg + 32));
+        __m512i ha = _mm512_mulhi_epi16(ra, ra);
+        __m512i hb = _mm512_mulhi_epi16(rb, rb);
         uint32_t w;
-        __m512i col;
-        __m512i lo;
+        __m512i e;
         memcpy(&w, plane + g / 4u, 4); /* little-endian: row g + t at bits 2t */
-        col = _mm512_permutex2var_epi16(_mm512_loadu_si512((const void *)qg), idx,
-                                        _mm512_loadu_si512((const void *)(qg + 32)));
-        col = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(col)), 2);
-        lo = _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)w), sh), three);
-        _mm512_storeu_si512((void *)(e0 + g), _mm512_add_epi32(col, lo));
+        e = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(_mm512_permutex2var_epi16(ra, idx, rb))), 2);
+        e = _mm512_add_epi32(e, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)w), sh), three));
+        _mm512_storeu_si512((void *)(e0 + g), e);
+        s24 = _mm512_add_epi32(s24, _mm512_add_epi32(_mm512_madd_epi16(ha, odd), _mm512_madd_epi16(hb, odd)));
+        s13 = _mm512_add_epi32(s13, _mm512_add_epi32(_mm512_madd_epi16(ha, even), _mm512_madd_epi16(hb, even)));
+        s1 = _mm512_add_epi64(s1, _mm512_srli_epi64(_mm512_mul_epi32(e, e), 16));
+        e = _mm512_srli_epi64(e, 32);
+        s1 = _mm512_add_epi64(s1, _mm512_srli_epi64(_mm512_mul_epi32(e, e), 16));
     }
+    sq[0] = (uint64_t)_mm512_reduce_add_epi64(s1);
+    sq[1] = (uint32_t)_mm512_mask_reduce_add_epi32(0x5555, s24);
+    sq[2] = (uint32_t)_mm512_mask_reduce_add_epi32(0xAAAA, s13);
+    sq[3] = (uint32_t)_mm512_mask_reduce_add_epi32(0xAAAA, s24);
     lrt_ext_unpack_b(q + (size_t)g * 4u, plane + g / 4u, len - g, 4, e0 + g, 2);
+    for (i = g; i < len; i++) {
+        int k;
+        for (k = 1; k < 4; k++) {
+            int32_t v = q[(size_t)i * 4u + (uint32_t)k];
+            sq[k] += (uint32_t)(v * v) >> 16;
+        }
+        sq[0] += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16;
+    }
 }
 
 /* lrt_ext_pack for b = 2 with AVX-512, 16 rows per 32-bit word of the plane: each row's low bits shifted
@@ -280,16 +307,19 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_pack2_avx512(const
 #define LRT_AVX512 0
 #endif
 
-/* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch. */
-static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0)
+/* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch.
+ * Returns 1 where it also gave the column sums lrt_cols_contract_sq reads (sq, rank values), else 0. */
+static int lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0, uint64_t *sq)
 {
     int b = lrt_low_bits(rank);
     uint32_t i;
+    (void)sq;
     if (!LRT_WIDE && b != 0) { /* firmware: one copy */
         lrt_ext_unpack_b(q, plane, len, rank, e0, b);
 #if LRT_AVX512
     } else if (rank == 4 && lrt_host_avx512()) {
-        lrt_ext_unpack4_avx512(q, plane, len, e0);
+        lrt_ext_unpack4_avx512(q, plane, len, e0, sq);
+        return 1;
 #endif
     } else if (b == 2) {
         lrt_ext_unpack_b(q, plane, len, rank, e0, 2);
@@ -300,6 +330,7 @@ static void lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len,
             e0[i] = q[(size_t)i * rank];
         }
     }
+    return 0;
 }
 
 /* The plane from new extended mantissas (their low b bits; two's complement, so e0 & mask is lo). */
@@ -1073,22 +1104,29 @@ static uint64_t lrt_rho_bound(uint64_t s, int margin)
  * sum(q_ij^2) < 2^16 (sum floor(q_ij^2 / 2^16) + len). Sufficient, not necessary: a column within
  * 2^16 len of the limit (2^-14 of it at most, for q_exp >= -22) takes the exact path.
  */
-LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int32_t *e0, const int rank, int q_exp, uint32_t f,
-                                   uint32_t len)
+/* The limit above on a basis' column sums: sq[0] = sum floor(E_i^2 / 2^16) for column 1 (at q_exp - b:
+ * 2^2b times the limit), sq[k] = sum floor(q_ik^2 / 2^16) for the others; q_exp >= -22. */
+static int lrt_cols_within(const uint64_t *sq, int rank, int q_exp, uint32_t f, uint32_t len)
+{
+    /* lim <= 2^(1 - 2 q_exp) 2^32 / f^2: floor(2^62 / f^2) (in [2^30, 2^32]) times 2^(1 - 2 q_exp - 30) */
+    uint64_t scale = (UINT64_C(1) << 62) / ((uint64_t)f * f);
+    uint64_t lim = q_exp >= -14 ? scale >> (2 * q_exp + 29) : scale << (1 - 2 * q_exp - 30);
+    int k;
+    for (k = 1; k < rank; k++) {
+        if ((sq[k] + len) << 16 > lim) {
+            return 0;
+        }
+    }
+    return ((sq[0] + len) << 16) <= (lim << (2 * lrt_low_bits(rank)));
+}
+
+/* The column sums lrt_cols_within reads, rank a constant where inlined. */
+LRT_INLINE void lrt_cols_sums_r(const int16_t *q, const int32_t *e0, const int rank, uint32_t len, uint64_t *sq)
 {
     uint32_t acc[ET_LRT_MAX_RANK];
     uint64_t acc0 = 0;
-    uint64_t lim;
-    uint64_t scale;
     uint32_t i;
     int k;
-    int b = lrt_low_bits(rank);
-    if (q_exp <= -23) {
-        return 1;
-    }
-    /* lim <= 2^(1 - 2 q_exp) 2^32 / f^2: floor(2^62 / f^2) (in [2^30, 2^32]) times 2^(1 - 2 q_exp - 30) */
-    scale = (UINT64_C(1) << 62) / ((uint64_t)f * f);
-    lim = q_exp >= -14 ? scale >> (2 * q_exp + 29) : scale << (1 - 2 * q_exp - 30);
     for (k = 0; k < rank; k++) {
         acc[k] = 0;
     }
@@ -1097,14 +1135,23 @@ LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int32_t *e0, const in
             int32_t v = q[(size_t)i * rank + k];
             acc[k] += (uint32_t)(v * v) >> 16;
         }
-        acc0 += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16; /* column 1 at q_exp - b: 2^2b times the limit */
+        acc0 += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16;
     }
+    sq[0] = acc0;
     for (k = 1; k < rank; k++) {
-        if (((uint64_t)acc[k] + len) << 16 > lim) {
-            return 0;
-        }
+        sq[k] = acc[k];
     }
-    return ((acc0 + len) << 16) <= (lim << (2 * b));
+}
+
+LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int32_t *e0, const int rank, int q_exp, uint32_t f,
+                                   uint32_t len)
+{
+    uint64_t sq[ET_LRT_MAX_RANK];
+    if (q_exp <= -23) {
+        return 1;
+    }
+    lrt_cols_sums_r(q, e0, rank, len, sq);
+    return lrt_cols_within(sq, rank, q_exp, f, len);
 }
 
 ET_HOT static int lrt_cols_contract(const int16_t *q, const int32_t *e0, int rank, int q_exp, uint32_t f,
@@ -1115,6 +1162,12 @@ ET_HOT static int lrt_cols_contract(const int16_t *q, const int32_t *e0, int ran
     }
     return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, e0, 4, q_exp, f, len)
                                  : lrt_cols_contract_r(q, e0, rank, q_exp, f, len);
+}
+
+/* lrt_cols_contract from the column sums lrt_ext_unpack gave (AVX-512 hosts). */
+static int lrt_cols_contract_sq(const uint64_t *sq, int rank, int q_exp, uint32_t f, uint32_t len)
+{
+    return q_exp == 0 || q_exp <= -23 || lrt_cols_within(sq, rank, q_exp, f, len);
 }
 
 /* c_1 > kappa rho_l rho_r (c_1 = c1 2^c_exp, rho_l at exp_l, ...), formed as the kappa rule forms it. */
@@ -1137,8 +1190,10 @@ static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t
 #ifdef ET_LRT_EARLY_CHECK
 /* terms where the bound applied; of them, rho above U (either side); early discards; of them, ones
  * the exact test kept; terms where rho 2^res_exp exceeded isqrt(s1) 2^e1 (the margin was needed) */
-uint64_t et_lrt_early_stats[15]; /* [5..9]: the same for the test before the first pass; [10..13]: for the
-                                  * test with the shorter side after its first pass, the longer before any */
+uint64_t et_lrt_early_stats[17]; /* [5..9]: the same for the test before the first pass; [10..13]: for the
+                                  * test with the shorter side after its first pass, the longer before any;
+                                  * [15], [16]: terms with lrt_ext_unpack's column sums, and of them, those
+                                  * where the sums or their verdict differed from lrt_cols_contract's pass */
 
 /* rho 2^e > u 2^eu, exactly, for rho <= 2^28 + 1 and u < 2^30 */
 static int lrt_above_bound(uint64_t rho, int e, uint64_t u, int eu)
@@ -1171,14 +1226,19 @@ static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
 
 /* 1 when the exact kappa test is sure to discard the term, from each side's bound: each bounds its
  * own rho, so the sides may be at different stages. *contract caches the column check (-1: not yet
- * made), which only a discard needs. */
-static int lrt_early_discard(const et_lrt_state_t *st, const int32_t *e0_l, const int32_t *e0_r, uint32_t kappa,
-                             lrt_bound_t l, lrt_bound_t r, int *contract)
+ * made), which only a discard needs: from lrt_ext_unpack's column sums sq_l, sq_r where it gave
+ * them, else by a pass over the bases (sq_l NULL). */
+static int lrt_early_discard(const et_lrt_state_t *st, const int32_t *e0_l, const int32_t *e0_r,
+                             const uint64_t *sq_l, const uint64_t *sq_r, uint32_t kappa, lrt_bound_t l, lrt_bound_t r,
+                             int *contract)
 {
     if (l.u == 0 || r.u == 0 || !lrt_kappa_discards(st, kappa, l.u, l.e, r.u, r.e)) {
         return 0;
     }
-    if (*contract < 0) {
+    if (*contract < 0 && sq_l != NULL) { /* from the column sums lrt_ext_unpack gave */
+        *contract = lrt_cols_contract_sq(sq_l, st->rank, st->exp_l, st->f_l, st->n) &&
+                    lrt_cols_contract_sq(sq_r, st->rank, st->exp_r, st->f_r, st->m);
+    } else if (*contract < 0) {
         *contract = lrt_cols_contract(lrt_ql(st), e0_l, st->rank, st->exp_l, st->f_l, st->n) &&
                     lrt_cols_contract(lrt_qr(st), e0_r, st->rank, st->exp_r, st->f_r, st->m);
     }
@@ -2031,6 +2091,9 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int kappa_on;
     lrt_side_t left;
     lrt_input_t in[2]; /* the sides: left (delta, Q_L), right (x, Q_R) */
+    uint64_t sq_l[ET_LRT_MAX_RANK] = {0}; /* column sums for the early test's contraction check */
+    uint64_t sq_r[ET_LRT_MAX_RANK] = {0};
+    int sums;
     lrt_side_t right;
     int64_t lv[LRT_QMAX];
     int64_t rv[LRT_QMAX];
@@ -2077,18 +2140,30 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
-    lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l);
-    lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r);
+    sums = lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, sq_l);
+    sums &= lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, sq_r);
     in[0] = (lrt_input_t){lrt_ql(st), e0_l, st->exp_l, st->f_l, delta, NULL, res_l, st->n, &left};
     in[1] = (lrt_input_t){lrt_qr(st), e0_r, st->exp_r, st->f_r, x_s8, x_u8, res_r, st->m, &right};
 #ifdef ET_LRT_EARLY_CHECK
     {
         int known = -1;
-        int early0 = kappa_on && lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
+        int early0 = kappa_on && lrt_early_discard(st, e0_l, e0_r, NULL, NULL, cfg->kappa_th,
+                                                   lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
                                                    lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0), &known);
         int mixed;
         int contract = lrt_cols_contract(lrt_ql(st), e0_l, r, st->exp_l, st->f_l, st->n) &&
                        lrt_cols_contract(lrt_qr(st), e0_r, r, st->exp_r, st->f_r, st->m);
+        if (sums) { /* the sums themselves and the verdict they give, against the pass' */
+            uint64_t pass_l[ET_LRT_MAX_RANK];
+            uint64_t pass_r[ET_LRT_MAX_RANK];
+            lrt_cols_sums_r(lrt_ql(st), e0_l, r, st->n, pass_l);
+            lrt_cols_sums_r(lrt_qr(st), e0_r, r, st->m, pass_r);
+            et_lrt_early_stats[15] += 1;
+            et_lrt_early_stats[16] += (uint64_t)(memcmp(pass_l, sq_l, sizeof(uint64_t) * (size_t)r) != 0 ||
+                                                 memcmp(pass_r, sq_r, sizeof(uint64_t) * (size_t)r) != 0 ||
+                                                 contract != (lrt_cols_contract_sq(sq_l, r, st->exp_l, st->f_l, st->n) &&
+                                                              lrt_cols_contract_sq(sq_r, r, st->exp_r, st->f_r, st->m)));
+        }
         int early;
         int applies;
         uint64_t ul0 = lrt_rho_bound(left.s0, LRT_EARLY_MARGIN0);
@@ -2103,10 +2178,11 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         lrt_project_begin(&in[0], r);
         lrt_project_begin(&in[1], r);
         early = cfg->gs_passes == 2 && kappa_on &&
-                lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1),
+                lrt_early_discard(st, e0_l, e0_r, NULL, NULL, cfg->kappa_th,
+                                  lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1),
                                   lrt_bound(right.s1, right.e1, LRT_EARLY_MARGIN1), &known);
         mixed = cfg->gs_passes == 2 && kappa_on &&
-                lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th,
+                lrt_early_discard(st, e0_l, e0_r, NULL, NULL, cfg->kappa_th,
                                   st->n <= st->m ? lrt_bound(left.s1, left.e1, LRT_EARLY_MARGIN1)
                                                  : lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0),
                                   st->n <= st->m ? lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0)
@@ -2161,13 +2237,14 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         const int first = st->n <= st->m ? 0 : 1;
         int early = kappa_on && cfg->gs_passes == 2; /* the tests after a first pass */
         int contract = -1;
+        const uint64_t *sums_l = sums ? sq_l : NULL;
         lrt_bound_t u0[2]; /* per side, from its input */
         lrt_bound_t u1[2]; /* in pass order, after the side's first pass */
         int p;
         if (kappa_on) {
             u0[0] = lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0);
             u0[1] = lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0);
-            if (lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
+            if (lrt_early_discard(st, e0_l, e0_r, sums_l, sq_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
                 return lrt_discard(st);
             }
         }
@@ -2176,7 +2253,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             lrt_project_begin(cur, r);
             if (early) {
                 u1[p] = lrt_bound(cur->side->s1, cur->side->e1, LRT_EARLY_MARGIN1);
-                if (lrt_early_discard(st, e0_l, e0_r, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0], &contract)) {
+                if (lrt_early_discard(st, e0_l, e0_r, sums_l, sq_r, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0],
+                                      &contract)) {
                     return lrt_discard(st);
                 }
             }
@@ -2699,6 +2777,7 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     int k;
     size_t need;
     size_t base = 0;
+    uint64_t sq[ET_LRT_MAX_RANK] = {0}; /* lrt_ext_unpack's column sums, not needed here */
     int32_t *res_l;
     int32_t *res_r;
     int32_t *e0_l;
@@ -2756,8 +2835,8 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     tt = va + q * q;
     ml = tt + q * r;
     mr = ml + q * r;
-    lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l);
-    lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r);
+    (void)lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, sq);
+    (void)lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, sq);
     {
         int16_t *cols_l = (int16_t *)((uint8_t *)scratch + base);
         size_t cols_bytes = 2 * (size_t)count * ((size_t)st->n + st->m);
@@ -3175,6 +3254,7 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     int j;
     int k;
     size_t need;
+    uint64_t sq[ET_LRT_MAX_RANK] = {0}; /* lrt_ext_unpack's column sums, not needed here */
     int32_t *zero_l;
     int32_t *zero_r;
     int32_t *e0_l;
@@ -3221,8 +3301,8 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     memset(xl, 0, sizeof(int32_t) * (size_t)(2 * r * r + qq * qq));
 
     /* Q = Q' R on each side (Cholesky of the Gram matrix), so Q_L diag(c) Q_R^T = Q'_L K Q'_R^T */
-    lrt_ext_unpack(lrt_ql(state), lrt_plane_l(state), state->n, r, e0_l);
-    lrt_ext_unpack(lrt_qr(state), lrt_plane_r(state), state->m, r, e0_r);
+    (void)lrt_ext_unpack(lrt_ql(state), lrt_plane_l(state), state->n, r, e0_l, sq);
+    (void)lrt_ext_unpack(lrt_qr(state), lrt_plane_r(state), state->m, r, e0_r, sq);
     if (!lrt_gram_q30(lrt_ql(state), e0_l, state->n, r, p, state->exp_l, state->f_l, xl) ||
         !lrt_gram_q30(lrt_qr(state), e0_r, state->m, r, p, state->exp_r, state->f_r, xr)) {
         return ET_ERR_RANGE;
