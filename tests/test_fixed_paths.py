@@ -3,8 +3,8 @@ a 64-bit divide on x86-64 and AArch64 hosts, a split step on a 32-bit root elsew
 the compiler's clz where there is an instruction, a binary search elsewhere (Cortex-M0+). Every
 path is built here on the host (tests/c/fixed_int.c) and checked against Python's exact
 math.isqrt and int.bit_length on edge values (0, 1, every 2^k and 2^k +- 1, squares and squares
-+- 1 at every size, every square below 2^32 and its neighbours, the top of the range) and random
-ones."""
++- 1 at every size, every square below 2^32 and its neighbours, the top of the range, both ends of
+each entry of the Newton start's table at every even shift) and random ones."""
 from __future__ import annotations
 
 import math
@@ -34,6 +34,10 @@ def edge_values() -> list[int]:
                 vals.update({r * r - 1, r * r, r * r + 1, r * r + 2 * r, r * r + 2 * r + 1})
     for r in range(1, 2**16):  # the 32-bit root's split step: every square below 2^32, +- 1
         vals.update({r * r - 1, r * r, r * r + 1})
+    for t in range(64, 256):  # the Newton start's table: each top byte's largest and smallest xn,
+        for z in range(0, 63, 2):  # shifted down by every even amount, and their neighbours
+            for v in ((t + 1) * 2**56 - 1, t * 2**56):
+                vals.update({v >> z, (v >> z) + 1, (v >> z) - 1})
     rng = random.Random(20261206)
     for _ in range(20000):
         bits = rng.randint(1, 64)

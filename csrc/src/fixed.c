@@ -79,12 +79,14 @@ et_status_t et_requantize(int64_t x, int shift, int fmt, int64_t *out)
 /*
  * floor(sqrt(x)), exact, two ways (the same value).
  *
- * Hosts with a 64-bit divide instruction (x86-64, AArch64): integer Newton from above. r0 =
- * 2^ceil(b/2) >= sqrt(x) for x < 2^b; the step r' = floor((r + floor(x / r)) / 2) =
- * floor((r + x / r) / 2) (nested floors) is >= floor(sqrt(x)) by AM-GM and < r while
- * r > floor(sqrt(x)) (then x / r < r), so the sequence falls strictly to floor(sqrt(x)), where
- * the next step is no smaller: the loop stops there. r <= 2^32 and x / r < 2^32 (r0 = 2^32 only
- * for b >= 63), so r + x / r never overflows. About six divisions for a 60-bit x, no table.
+ * Hosts with a 64-bit divide instruction (x86-64, AArch64): integer Newton from above on xn = x 2^z
+ * (z even, xn in [2^62, 2^64)), with floor(sqrt(x)) = floor(floor(sqrt(xn)) / 2^(z/2)) (nested
+ * floors). r0 = et_isqrt_seed[top byte of xn] >= floor(sqrt(xn)), within 1/128 of it; the step
+ * r' = floor((r + floor(xn / r)) / 2) = floor((r + xn / r) / 2) (nested floors) is >=
+ * floor(sqrt(xn)) by AM-GM and < r while r > floor(sqrt(xn)) (then xn / r < r), so the sequence
+ * falls strictly to floor(sqrt(xn)), where the next step is no smaller: the loop stops there.
+ * r < 2^32 and xn / r < 2^33, so r + xn / r never overflows. Three or four divisions (six from a
+ * power of two, as this was before: the table is 768 bytes of host code only).
  *
  * Elsewhere (Cortex-M: 32-bit registers, a 32-bit divide at most): x < 2^32 takes the 32-bit
  * digit method. Larger x is scaled by an even 2^z into xn in [2^62, 2^64), with
@@ -103,19 +105,62 @@ et_status_t et_requantize(int64_t x, int shift, int fmt, int64_t *out)
 #define ET_ISQRT_NEWTON 0
 #endif
 
+#if ET_ISQRT_NEWTON
+/* et_isqrt_u64's start: et_isqrt_seed[t - 64] = floor(sqrt((t + 1) 2^56 - 1)), the root of the largest
+ * xn whose top byte is t (64..255); tests/test_fixed_paths.py checks every entry at its boundary. */
+static const uint32_t et_isqrt_seed[192] = {
+    2164195835u, 2180779953u, 2197238903u, 2213575477u, 2229792364u, 2245892157u,
+    2261877356u, 2277750374u, 2293513541u, 2309169105u, 2324719241u, 2340166051u,
+    2355511566u, 2370757755u, 2385906521u, 2400959708u, 2415919103u, 2430786438u,
+    2445563392u, 2460251592u, 2474852620u, 2489368009u, 2503799249u, 2518147786u,
+    2532415027u, 2546602337u, 2560711045u, 2574742443u, 2588697789u, 2602578306u,
+    2616385184u, 2630119584u, 2643782635u, 2657375437u, 2670899063u, 2684354559u,
+    2697742945u, 2711065213u, 2724322335u, 2737515256u, 2750644901u, 2763712171u,
+    2776717947u, 2789663090u, 2802548438u, 2815374814u, 2828143019u, 2840853838u,
+    2853508038u, 2866106369u, 2878649564u, 2891138341u, 2903573402u, 2915955434u,
+    2928285110u, 2940563089u, 2952790015u, 2964966521u, 2977093224u, 2989170731u,
+    3001199635u, 3013180520u, 3025113955u, 3037000499u, 3048840702u, 3060635101u,
+    3072384223u, 3084088587u, 3095748698u, 3107365057u, 3118938151u, 3130468461u,
+    3141956457u, 3153402603u, 3164807351u, 3176171148u, 3187494432u, 3198777634u,
+    3210021175u, 3221225471u, 3232390931u, 3243517955u, 3254606938u, 3265658267u,
+    3276672322u, 3287649480u, 3298590107u, 3309494567u, 3320363216u, 3331196403u,
+    3341994475u, 3352757770u, 3363486623u, 3374181361u, 3384842308u, 3395469782u,
+    3406064098u, 3416625562u, 3427154479u, 3437651148u, 3448115864u, 3458548916u,
+    3468950591u, 3479321169u, 3489660927u, 3499970140u, 3510249076u, 3520498000u,
+    3530717174u, 3540906855u, 3551067298u, 3561198751u, 3571301463u, 3581375676u,
+    3591421631u, 3601439563u, 3611429705u, 3621392289u, 3631327540u, 3641235683u,
+    3651116938u, 3660971522u, 3670799651u, 3680601537u, 3690377388u, 3700127412u,
+    3709851811u, 3719550786u, 3729224537u, 3738873258u, 3748497143u, 3758096383u,
+    3767671167u, 3777221679u, 3786748105u, 3796250624u, 3805729417u, 3815184660u,
+    3824616528u, 3834025193u, 3843410826u, 3852773594u, 3862113665u, 3871431203u,
+    3880726369u, 3889999324u, 3899250228u, 3908479235u, 3917686502u, 3926872180u,
+    3936036422u, 3945179376u, 3954301190u, 3963402010u, 3972481981u, 3981541245u,
+    3990579943u, 3999598214u, 4008596196u, 4017574027u, 4026531839u, 4035469768u,
+    4044387944u, 4053286498u, 4062165559u, 4071025255u, 4079865711u, 4088687052u,
+    4097489403u, 4106272884u, 4115037618u, 4123783722u, 4132511317u, 4141220518u,
+    4149911441u, 4158584202u, 4167238913u, 4175875687u, 4184494635u, 4193095866u,
+    4201679490u, 4210245614u, 4218794345u, 4227325788u, 4235840048u, 4244337228u,
+    4252817431u, 4261280757u, 4269727308u, 4278157183u, 4286570479u, 4294967295u,
+};
+#endif
+
 uint32_t et_isqrt_u64(uint64_t x)
 {
 #if ET_ISQRT_NEWTON
+    uint64_t xn;
     uint64_t r;
     uint64_t y;
+    int z;
     if (x < 2) {
         return (uint32_t)x;
     }
-    r = UINT64_C(1) << ((65 - et_clz_u64(x)) / 2); /* 2^ceil(b/2), b = 64 - clz */
+    z = et_clz_u64(x) & ~1;
+    xn = x << z; /* in [2^62, 2^64): floor(sqrt(x)) = floor(sqrt(xn)) >> (z / 2) */
+    r = et_isqrt_seed[(xn >> 56) - 64u];
     for (;;) {
-        y = (r + x / r) >> 1;
+        y = (r + xn / r) >> 1;
         if (y >= r) {
-            return (uint32_t)r;
+            return (uint32_t)(r >> (z / 2));
         }
         r = y;
     }
