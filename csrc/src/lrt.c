@@ -226,6 +226,9 @@ static int lrt_host_avx512(void)
     return __builtin_cpu_supports("x86-64-v4");
 }
 
+/* the bit of row t's two low bits in its plane word */
+static const int32_t lrt_plane_shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+
 /*
  * lrt_ext_unpack at rank 4 (b = 2) with AVX-512, 16 rows per step: the rows' 64 mantissas in two
  * vectors, column 1's 16 picked out by one vpermt2w and widened, and the rows' 32-bit word of the
@@ -243,9 +246,8 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
 {
     static const int16_t pick[32] = {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60,
                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-    static const int32_t shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
     const __m512i idx = _mm512_loadu_si512((const void *)pick);
-    const __m512i sh = _mm512_loadu_si512((const void *)shifts);
+    const __m512i sh = _mm512_loadu_si512((const void *)lrt_plane_shifts);
     const __m512i three = _mm512_set1_epi32(3);
     const __m512i odd = _mm512_set1_epi32(0x00010000); /* int16 pairs (0, 1): columns 2 and 4 */
     const __m512i even = _mm512_set1_epi32(0x00000001); /* (1, 0): columns 1 and 3 */
@@ -292,8 +294,7 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
 __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_pack2_avx512(const int32_t *e0, uint32_t len,
                                                                           uint8_t *plane)
 {
-    static const int32_t shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
-    const __m512i sh = _mm512_loadu_si512((const void *)shifts);
+    const __m512i sh = _mm512_loadu_si512((const void *)lrt_plane_shifts);
     const __m512i three = _mm512_set1_epi32(3);
     uint32_t g;
     for (g = 0; g + 16u <= len; g += 16u) {
