@@ -23,10 +23,18 @@ SCRIPT = ROOT / "bench" / "vs_gural.py"
 # kernel assigns Cx after its kappa test). `offset` makes a block differ from the same terms run one
 # at a time, which the script must refuse.
 STAND_IN = """
+import time
+
 import numpy as np
+
+SLOW = {slow}
+calls = []
 
 def apply_updates(Uhat, Vhat, Mult, Cx, Us, Vs, zerovar=0, kappa_th=10, qb=np.float32(16), rbits=None):
     assert Us.ndim == 2 and Vs.ndim == 2 and rbits.shape[1] == Us.shape[0]
+    calls.append(Us.shape[0])
+    if SLOW and calls.count(SLOW) == 1 and Us.shape[0] == SLOW:  # the first timed block only
+        time.sleep(0.2)
     for n in range(Us.shape[0]):
         if Us[n][0] < 0:
             continue
@@ -39,10 +47,11 @@ def run(args, cwd):
     return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def checkout(tmp_path, offset=0):
+def checkout(tmp_path, offset=0, slow=0):
+    """A stand-in checkout; slow = B makes the first call with B terms (the first timed block) sleep."""
     (tmp_path / "lr").mkdir(parents=True)
     (tmp_path / "lr" / "__init__.py").write_text("")
-    (tmp_path / "lr" / "sks.py").write_text(textwrap.dedent(STAND_IN.format(offset=offset)))
+    (tmp_path / "lr" / "sks.py").write_text(textwrap.dedent(STAND_IN.format(offset=offset, slow=slow)))
     return tmp_path
 
 
@@ -99,3 +108,20 @@ def test_a_kernel_whose_blocks_differ_from_single_terms_is_refused(tmp_path):
                "--repeat", "1"], tmp_path)
     assert out.returncode == 1
     assert "their kernel run term by term did not reproduce the block's state" in out.stderr
+
+
+def test_time_per_term_is_the_mean_over_the_timed_terms(tmp_path):
+    """Where the kappa rule's share of discards changes from block to block, the median block would
+    compare one side's kept terms with the other's discarded ones: the reported time per term is the
+    total over the timed blocks (here the first of three blocks takes 0.2 s more), the median block's
+    is kept beside it."""
+    block = 5
+    src = checkout(tmp_path / "src", slow=block)
+    out_json = tmp_path / "out.json"
+    out = run(["--gural", str(src), "--parts", "acc", "--shapes", "8x16", "--settle", "7", "--block", str(block),
+               "--repeat", "3", "--json", str(out_json)], tmp_path)
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out_json.read_text())["acc"][0]
+    assert row["gural_us_per_term"] >= 1e6 * 0.2 / (3 * block)
+    assert row["gural_us_per_term_median_block"] < row["gural_us_per_term"] / 10
+    assert row["edgetrain_us_per_term_median_block"] > 0
