@@ -217,6 +217,13 @@ LRT_INLINE void lrt_ext_pack_b(const int32_t *e0, uint32_t len, uint8_t *plane, 
     }
 }
 
+/* What lrt_ext_unpack can gather about a basis while it reads every row (AVX-512 hosts): the column
+ * sums lrt_cols_within reads and max |q| over all mantissas, as lrt_abs_max16 finds it. */
+typedef struct {
+    uint64_t sq[ET_LRT_MAX_RANK];
+    uint32_t qmax;
+} lrt_scan_t;
+
 #if ET_HOST_WIDE && !defined(ET_NO_LRT_AVX512)
 #define LRT_AVX512 1
 #include <immintrin.h>
@@ -242,7 +249,7 @@ static const int32_t lrt_plane_shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 
  * tests/test_lrt_multiversion.py builds these kernels out with -DET_NO_LRT_AVX512 and compares.
  */
 __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(const int16_t *q, const uint8_t *plane,
-                                                                            uint32_t len, int32_t *e0, uint64_t *sq)
+                                                                            uint32_t len, int32_t *e0, lrt_scan_t *scan)
 {
     static const int16_t pick[32] = {0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60,
                                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -254,6 +261,8 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
     __m512i s24 = _mm512_setzero_si512(); /* even lanes: column 2; odd lanes: column 4 */
     __m512i s13 = _mm512_setzero_si512(); /* odd lanes: column 3 */
     __m512i s1 = _mm512_setzero_si512();
+    __m512i top = _mm512_setzero_si512(); /* |q| as unsigned 16-bit lanes: |-32768| = 32768 */
+    uint64_t *sq = scan->sq;
     uint32_t g;
     uint32_t i;
     for (g = 0; g + 16u <= len; g += 16u) {
@@ -263,6 +272,7 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
         __m512i ha = _mm512_mulhi_epi16(ra, ra);
         __m512i hb = _mm512_mulhi_epi16(rb, rb);
         uint32_t w;
+        top = _mm512_max_epu16(top, _mm512_max_epu16(_mm512_abs_epi16(ra), _mm512_abs_epi16(rb)));
         __m512i e;
         memcpy(&w, plane + g / 4u, 4); /* little-endian: row g + t at bits 2t */
         e = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(_mm512_permutex2var_epi16(ra, idx, rb))), 2);
@@ -278,12 +288,16 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
     sq[1] = (uint32_t)_mm512_mask_reduce_add_epi32(0x5555, s24);
     sq[2] = (uint32_t)_mm512_mask_reduce_add_epi32(0xAAAA, s13);
     sq[3] = (uint32_t)_mm512_mask_reduce_add_epi32(0xAAAA, s24);
+    top = _mm512_max_epu32(_mm512_and_si512(top, _mm512_set1_epi32(0xFFFF)), _mm512_srli_epi32(top, 16));
+    scan->qmax = (uint32_t)_mm512_reduce_max_epu32(top);
     lrt_ext_unpack_b(q + (size_t)g * 4u, plane + g / 4u, len - g, 4, e0 + g, 2);
     for (i = g; i < len; i++) {
         int k;
-        for (k = 1; k < 4; k++) {
+        for (k = 0; k < 4; k++) {
             int32_t v = q[(size_t)i * 4u + (uint32_t)k];
-            sq[k] += (uint32_t)(v * v) >> 16;
+            uint32_t a = (uint32_t)(v < 0 ? -v : v);
+            sq[k] += k != 0 ? (uint32_t)(v * v) >> 16 : 0u;
+            scan->qmax = a > scan->qmax ? a : scan->qmax;
         }
         sq[0] += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16;
     }
@@ -309,17 +323,18 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_pack2_avx512(const
 #endif
 
 /* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch.
- * Returns 1 where it also gave the column sums lrt_cols_contract_sq reads (sq, rank values), else 0. */
-static int lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0, uint64_t *sq)
+ * Returns 1 where it also filled *scan, else 0. */
+static int lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0,
+                          lrt_scan_t *scan)
 {
     int b = lrt_low_bits(rank);
     uint32_t i;
-    (void)sq;
+    (void)scan;
     if (!LRT_WIDE && b != 0) { /* firmware: one copy */
         lrt_ext_unpack_b(q, plane, len, rank, e0, b);
 #if LRT_AVX512
     } else if (rank == 4 && lrt_host_avx512()) {
-        lrt_ext_unpack4_avx512(q, plane, len, e0, sq);
+        lrt_ext_unpack4_avx512(q, plane, len, e0, scan);
         return 1;
 #endif
     } else if (b == 2) {
@@ -1227,18 +1242,19 @@ static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
 
 /* 1 when the exact kappa test is sure to discard the term, from each side's bound: each bounds its
  * own rho, so the sides may be at different stages. *contract caches the column check (-1: not yet
- * made), which only a discard needs: from lrt_ext_unpack's column sums sq_l, sq_r where it gave
- * them, else by a pass over the bases (sq_l NULL). */
+ * made), which only a discard needs: from lrt_ext_unpack's column sums where it gave them
+ * (scan_l, scan_r), else by a pass over the bases (scan_l NULL). */
 static int lrt_early_discard(const et_lrt_state_t *st, const int32_t *e0_l, const int32_t *e0_r,
-                             const uint64_t *sq_l, const uint64_t *sq_r, uint32_t kappa, lrt_bound_t l, lrt_bound_t r,
+                             const lrt_scan_t *scan_l, const lrt_scan_t *scan_r, uint32_t kappa, lrt_bound_t l,
+                             lrt_bound_t r,
                              int *contract)
 {
     if (l.u == 0 || r.u == 0 || !lrt_kappa_discards(st, kappa, l.u, l.e, r.u, r.e)) {
         return 0;
     }
-    if (*contract < 0 && sq_l != NULL) { /* from the column sums lrt_ext_unpack gave */
-        *contract = lrt_cols_contract_sq(sq_l, st->rank, st->exp_l, st->f_l, st->n) &&
-                    lrt_cols_contract_sq(sq_r, st->rank, st->exp_r, st->f_r, st->m);
+    if (*contract < 0 && scan_l != NULL) { /* from the column sums lrt_ext_unpack gave */
+        *contract = lrt_cols_contract_sq(scan_l->sq, st->rank, st->exp_l, st->f_l, st->n) &&
+                    lrt_cols_contract_sq(scan_r->sq, st->rank, st->exp_r, st->f_r, st->m);
     } else if (*contract < 0) {
         *contract = lrt_cols_contract(lrt_ql(st), e0_l, st->rank, st->exp_l, st->f_l, st->n) &&
                     lrt_cols_contract(lrt_qr(st), e0_r, st->rank, st->exp_r, st->f_r, st->m);
@@ -1661,6 +1677,7 @@ typedef struct {
     int b;       /* their extra bits */
     int mode;    /* 0: empty old basis; 1: up >= 0 (an exact left shift); 2: up < 0 (a rounding right shift) */
     int up;
+    uint32_t qmax; /* max |q| of the old basis where known (lrt_scan_t), else UINT32_MAX */
 } lrt_rot_t;
 
 /* The rotation of a basis at q_exp with multiplier f by M (its first r rows become m = round(M f 2^-16));
@@ -1674,6 +1691,7 @@ static void lrt_rot_init(lrt_rot_t *rt, int32_t *mrot, int rank, int q_exp, uint
     rt->b = lrt_low_bits(rank);
     rt->up = q_exp - rt->b - LRT_WORK_EXP - 30; /* the extended mantissas' q_exp - b + 30: 0..14 for unit columns */
     rt->mode = q_exp == 0 ? 0 : (rt->up >= 0 ? 1 : 2);
+    rt->qmax = UINT32_MAX;
     for (i = 0; rt->mode != 0 && i < rank * rank; i++) {
         mrot[i] = (int32_t)LRT_RSHIFT((int64_t)mrot[i] * f, LRT_F_BITS); /* |M f| < 2^47 */
     }
@@ -1939,7 +1957,8 @@ static void lrt_rot_plan(const lrt_rot_t *rt, int rank, const int16_t *q, uint32
                          lrt_scale_t *sc)
 {
     /* >= every |extended mantissa|: column 1's are q 2^b + lo with lo < 2^b */
-    uint32_t top = rt->mode != 0 ? (lrt_abs_max16(q, (size_t)len * rank) << rt->b) + (UINT32_C(1) << rt->b) - 1u : 0;
+    uint32_t qmax = rt->qmax != UINT32_MAX ? rt->qmax : (rt->mode != 0 ? lrt_abs_max16(q, (size_t)len * rank) : 0u);
+    uint32_t top = rt->mode != 0 ? (qmax << rt->b) + (UINT32_C(1) << rt->b) - 1u : 0;
     uint64_t rmax = lrt_abs_max32(res, len);
     sc->bound = lrt_rot_bound(rt, rank, top, rmax);
     if (sc->bound != 0 && LRT_WORK_EXP + et_norm_shift_u64(sc->bound, 15) > LRT_BASIS_EXP_MAX) {
@@ -2092,8 +2111,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int kappa_on;
     lrt_side_t left;
     lrt_input_t in[2]; /* the sides: left (delta, Q_L), right (x, Q_R) */
-    uint64_t sq_l[ET_LRT_MAX_RANK] = {0}; /* column sums for the early test's contraction check */
-    uint64_t sq_r[ET_LRT_MAX_RANK] = {0};
+    lrt_scan_t scan_l = {{0}, 0}; /* the bases' column sums and largest mantissas, where the unpack gives them */
+    lrt_scan_t scan_r = {{0}, 0};
     int sums;
     lrt_side_t right;
     int64_t lv[LRT_QMAX];
@@ -2141,8 +2160,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
-    sums = lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, sq_l);
-    sums &= lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, sq_r);
+    sums = lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, &scan_l);
+    sums &= lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, &scan_r);
     in[0] = (lrt_input_t){lrt_ql(st), e0_l, st->exp_l, st->f_l, delta, NULL, res_l, st->n, &left};
     in[1] = (lrt_input_t){lrt_qr(st), e0_r, st->exp_r, st->f_r, x_s8, x_u8, res_r, st->m, &right};
 #ifdef ET_LRT_EARLY_CHECK
@@ -2160,10 +2179,13 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             lrt_cols_sums_r(lrt_ql(st), e0_l, r, st->n, pass_l);
             lrt_cols_sums_r(lrt_qr(st), e0_r, r, st->m, pass_r);
             et_lrt_early_stats[15] += 1;
-            et_lrt_early_stats[16] += (uint64_t)(memcmp(pass_l, sq_l, sizeof(uint64_t) * (size_t)r) != 0 ||
-                                                 memcmp(pass_r, sq_r, sizeof(uint64_t) * (size_t)r) != 0 ||
-                                                 contract != (lrt_cols_contract_sq(sq_l, r, st->exp_l, st->f_l, st->n) &&
-                                                              lrt_cols_contract_sq(sq_r, r, st->exp_r, st->f_r, st->m)));
+            et_lrt_early_stats[16] +=
+                (uint64_t)(memcmp(pass_l, scan_l.sq, sizeof(uint64_t) * (size_t)r) != 0 ||
+                           memcmp(pass_r, scan_r.sq, sizeof(uint64_t) * (size_t)r) != 0 ||
+                           scan_l.qmax != lrt_abs_max16(lrt_ql(st), (size_t)st->n * r) ||
+                           scan_r.qmax != lrt_abs_max16(lrt_qr(st), (size_t)st->m * r) ||
+                           contract != (lrt_cols_contract_sq(scan_l.sq, r, st->exp_l, st->f_l, st->n) &&
+                                        lrt_cols_contract_sq(scan_r.sq, r, st->exp_r, st->f_r, st->m)));
         }
         int early;
         int applies;
@@ -2238,14 +2260,14 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         const int first = st->n <= st->m ? 0 : 1;
         int early = kappa_on && cfg->gs_passes == 2; /* the tests after a first pass */
         int contract = -1;
-        const uint64_t *sums_l = sums ? sq_l : NULL;
+        const lrt_scan_t *sums_l = sums ? &scan_l : NULL;
         lrt_bound_t u0[2]; /* per side, from its input */
         lrt_bound_t u1[2]; /* in pass order, after the side's first pass */
         int p;
         if (kappa_on) {
             u0[0] = lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0);
             u0[1] = lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0);
-            if (lrt_early_discard(st, e0_l, e0_r, sums_l, sq_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
+            if (lrt_early_discard(st, e0_l, e0_r, sums_l, &scan_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
                 return lrt_discard(st);
             }
         }
@@ -2254,7 +2276,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             lrt_project_begin(cur, r);
             if (early) {
                 u1[p] = lrt_bound(cur->side->s1, cur->side->e1, LRT_EARLY_MARGIN1);
-                if (lrt_early_discard(st, e0_l, e0_r, sums_l, sq_r, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0],
+                if (lrt_early_discard(st, e0_l, e0_r, sums_l, &scan_r, cfg->kappa_th, u1[p], p == 0 ? u0[1 - first] : u1[0],
                                       &contract)) {
                     return lrt_discard(st);
                 }
@@ -2279,6 +2301,10 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_rot_coef(mr, r, right.rho, gr);
     lrt_rot_init(&rot_l, ml, r, st->exp_l, st->f_l, gl, e0_l);
     lrt_rot_init(&rot_r, mr, r, st->exp_r, st->f_r, gr, e0_r);
+    if (sums) { /* the unpack found the old bases' largest mantissas */
+        rot_l.qmax = scan_l.qmax;
+        rot_r.qmax = scan_r.qmax;
+    }
     if (lrt_rotate_commit(st, &rot_l, res_l, &rot_r, res_r, c_new, e_c) != ET_OK) {
         return ET_ERR_RANGE;
     }
@@ -2778,7 +2804,7 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     int k;
     size_t need;
     size_t base = 0;
-    uint64_t sq[ET_LRT_MAX_RANK] = {0}; /* lrt_ext_unpack's column sums, not needed here */
+    lrt_scan_t scan; /* what lrt_ext_unpack gathers, not needed here */
     int32_t *res_l;
     int32_t *res_r;
     int32_t *e0_l;
@@ -2836,8 +2862,8 @@ static et_status_t lrt_accumulate_batch(et_lrt_state_t *st, const et_lrt_config_
     tt = va + q * q;
     ml = tt + q * r;
     mr = ml + q * r;
-    (void)lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, sq);
-    (void)lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, sq);
+    (void)lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, &scan);
+    (void)lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, &scan);
     {
         int16_t *cols_l = (int16_t *)((uint8_t *)scratch + base);
         size_t cols_bytes = 2 * (size_t)count * ((size_t)st->n + st->m);
@@ -3255,7 +3281,7 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     int j;
     int k;
     size_t need;
-    uint64_t sq[ET_LRT_MAX_RANK] = {0}; /* lrt_ext_unpack's column sums, not needed here */
+    lrt_scan_t scan; /* what lrt_ext_unpack gathers, not needed here */
     int32_t *zero_l;
     int32_t *zero_r;
     int32_t *e0_l;
@@ -3302,8 +3328,8 @@ et_status_t et_lrt_reorthonormalize(et_lrt_state_t *state, void *scratch, size_t
     memset(xl, 0, sizeof(int32_t) * (size_t)(2 * r * r + qq * qq));
 
     /* Q = Q' R on each side (Cholesky of the Gram matrix), so Q_L diag(c) Q_R^T = Q'_L K Q'_R^T */
-    (void)lrt_ext_unpack(lrt_ql(state), lrt_plane_l(state), state->n, r, e0_l, sq);
-    (void)lrt_ext_unpack(lrt_qr(state), lrt_plane_r(state), state->m, r, e0_r, sq);
+    (void)lrt_ext_unpack(lrt_ql(state), lrt_plane_l(state), state->n, r, e0_l, &scan);
+    (void)lrt_ext_unpack(lrt_qr(state), lrt_plane_r(state), state->m, r, e0_r, &scan);
     if (!lrt_gram_q30(lrt_ql(state), e0_l, state->n, r, p, state->exp_l, state->f_l, xl) ||
         !lrt_gram_q30(lrt_qr(state), e0_r, state->m, r, p, state->exp_r, state->f_r, xr)) {
         return ET_ERR_RANGE;
