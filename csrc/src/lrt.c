@@ -271,10 +271,10 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
         __m512i rb = _mm512_loadu_si512((const void *)(qg + 32));
         __m512i ha = _mm512_mulhi_epi16(ra, ra);
         __m512i hb = _mm512_mulhi_epi16(rb, rb);
-        uint32_t w;
-        top = _mm512_max_epu16(top, _mm512_max_epu16(_mm512_abs_epi16(ra), _mm512_abs_epi16(rb)));
         __m512i e;
+        uint32_t w;
         memcpy(&w, plane + g / 4u, 4); /* little-endian: row g + t at bits 2t */
+        top = _mm512_max_epu16(top, _mm512_max_epu16(_mm512_abs_epi16(ra), _mm512_abs_epi16(rb)));
         e = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(_mm512_permutex2var_epi16(ra, idx, rb))), 2);
         e = _mm512_add_epi32(e, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)w), sh), three));
         _mm512_storeu_si512((void *)(e0 + g), e);
@@ -296,8 +296,10 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
         for (k = 0; k < 4; k++) {
             int32_t v = q[(size_t)i * 4u + (uint32_t)k];
             uint32_t a = (uint32_t)(v < 0 ? -v : v);
-            sq[k] += k != 0 ? (uint32_t)(v * v) >> 16 : 0u;
             scan->qmax = a > scan->qmax ? a : scan->qmax;
+            if (k != 0) {
+                sq[k] += (uint32_t)(v * v) >> 16;
+            }
         }
         sq[0] += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16;
     }
@@ -1119,9 +1121,9 @@ static uint64_t lrt_rho_bound(uint64_t s, int margin)
  * with 32-bit sums of floor(q_ij^2 / 2^16) (each <= 2^14, so a sum over 65535 rows stays below 2^30):
  * sum(q_ij^2) < 2^16 (sum floor(q_ij^2 / 2^16) + len). Sufficient, not necessary: a column within
  * 2^16 len of the limit (2^-14 of it at most, for q_exp >= -22) takes the exact path.
+ * lrt_cols_within makes that test on the column sums (q_exp >= -22): sq[0] = sum floor(E_i^2 / 2^16)
+ * for column 1 (at q_exp - b: 2^2b times the limit), sq[k] = sum floor(q_ik^2 / 2^16) for the others.
  */
-/* The limit above on a basis' column sums: sq[0] = sum floor(E_i^2 / 2^16) for column 1 (at q_exp - b:
- * 2^2b times the limit), sq[k] = sum floor(q_ik^2 / 2^16) for the others; q_exp >= -22. */
 static int lrt_cols_within(const uint64_t *sq, int rank, int q_exp, uint32_t f, uint32_t len)
 {
     /* lim <= 2^(1 - 2 q_exp) 2^32 / f^2: floor(2^62 / f^2) (in [2^30, 2^32]) times 2^(1 - 2 q_exp - 30) */
@@ -1246,8 +1248,7 @@ static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
  * (scan_l, scan_r), else by a pass over the bases (scan_l NULL). */
 static int lrt_early_discard(const et_lrt_state_t *st, const int32_t *e0_l, const int32_t *e0_r,
                              const lrt_scan_t *scan_l, const lrt_scan_t *scan_r, uint32_t kappa, lrt_bound_t l,
-                             lrt_bound_t r,
-                             int *contract)
+                             lrt_bound_t r, int *contract)
 {
     if (l.u == 0 || r.u == 0 || !lrt_kappa_discards(st, kappa, l.u, l.e, r.u, r.e)) {
         return 0;
