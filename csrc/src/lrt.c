@@ -2163,6 +2163,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
     sums = lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, &scan_l);
     sums &= lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, &scan_r);
+    sums = LRT_AVX512 && sums; /* a constant 0 elsewhere: firmware compiles none of what reads scan_l, scan_r */
     in[0] = (lrt_input_t){lrt_ql(st), e0_l, st->exp_l, st->f_l, delta, NULL, res_l, st->n, &left};
     in[1] = (lrt_input_t){lrt_qr(st), e0_r, st->exp_r, st->f_r, x_s8, x_u8, res_r, st->m, &right};
 #ifdef ET_LRT_EARLY_CHECK
