@@ -2112,8 +2112,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     int kappa_on;
     lrt_side_t left;
     lrt_input_t in[2]; /* the sides: left (delta, Q_L), right (x, Q_R) */
-    lrt_scan_t scan_l = {{0}, 0}; /* the bases' column sums and largest mantissas, where the unpack gives them */
-    lrt_scan_t scan_r = {{0}, 0};
+    lrt_scan_t scan_l; /* the bases' column sums and largest mantissas, where the unpack gives them (sums) */
+    lrt_scan_t scan_r;
     int sums;
     lrt_side_t right;
     int64_t lv[LRT_QMAX];
@@ -2161,6 +2161,10 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
+#if LRT_AVX512 /* read only where sums is 1 (which the compiler cannot see); firmware has no scan */
+    memset(&scan_l, 0, sizeof(scan_l));
+    memset(&scan_r, 0, sizeof(scan_r));
+#endif
     sums = lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, &scan_l);
     sums &= lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, &scan_r);
     sums = LRT_AVX512 && sums; /* a constant 0 elsewhere: firmware compiles none of what reads scan_l, scan_r */
