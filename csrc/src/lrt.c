@@ -217,6 +217,29 @@ LRT_INLINE void lrt_ext_pack_b(const int32_t *e0, uint32_t len, uint8_t *plane, 
     }
 }
 
+/* The column sums lrt_cols_within reads, rank a constant where inlined. */
+LRT_INLINE void lrt_cols_sums_r(const int16_t *q, const int32_t *e0, const int rank, uint32_t len, uint64_t *sq)
+{
+    uint32_t acc[ET_LRT_MAX_RANK];
+    uint64_t acc0 = 0;
+    uint32_t i;
+    int k;
+    for (k = 0; k < rank; k++) {
+        acc[k] = 0;
+    }
+    for (i = 0; i < len; i++) {
+        for (k = 1; k < rank; k++) {
+            int32_t v = q[(size_t)i * rank + k];
+            acc[k] += (uint32_t)(v * v) >> 16;
+        }
+        acc0 += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16;
+    }
+    sq[0] = acc0;
+    for (k = 1; k < rank; k++) {
+        sq[k] = acc[k];
+    }
+}
+
 /* What lrt_ext_unpack can gather about a basis while it reads every row (AVX-512 hosts): the column
  * sums lrt_cols_within reads and max |q| over all mantissas, as lrt_abs_max16 finds it. */
 typedef struct {
@@ -263,8 +286,10 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
     __m512i s1 = _mm512_setzero_si512();
     __m512i top = _mm512_setzero_si512(); /* |q| as unsigned 16-bit lanes: |-32768| = 32768 */
     uint64_t *sq = scan->sq;
+    uint64_t tail[ET_LRT_MAX_RANK];
     uint32_t g;
     uint32_t i;
+    int k;
     for (g = 0; g + 16u <= len; g += 16u) {
         const int16_t *qg = q + (size_t)g * 4u;
         __m512i ra = _mm512_loadu_si512((const void *)qg);
@@ -291,17 +316,13 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
     top = _mm512_max_epu32(_mm512_and_si512(top, _mm512_set1_epi32(0xFFFF)), _mm512_srli_epi32(top, 16));
     scan->qmax = (uint32_t)_mm512_reduce_max_epu32(top);
     lrt_ext_unpack_b(q + (size_t)g * 4u, plane + g / 4u, len - g, 4, e0 + g, 2);
-    for (i = g; i < len; i++) {
-        int k;
-        for (k = 0; k < 4; k++) {
-            int32_t v = q[(size_t)i * 4u + (uint32_t)k];
-            uint32_t a = (uint32_t)(v < 0 ? -v : v);
-            scan->qmax = a > scan->qmax ? a : scan->qmax;
-            if (k != 0) {
-                sq[k] += (uint32_t)(v * v) >> 16;
-            }
-        }
-        sq[0] += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16;
+    lrt_cols_sums_r(q + (size_t)g * 4u, e0 + g, 4, len - g, tail);
+    for (k = 0; k < 4; k++) {
+        sq[k] += tail[k];
+    }
+    for (i = 4u * g; i < 4u * len; i++) {
+        uint32_t a = (uint32_t)(q[i] < 0 ? -(int32_t)q[i] : q[i]);
+        scan->qmax = a > scan->qmax ? a : scan->qmax;
     }
 }
 
@@ -1121,15 +1142,26 @@ static uint64_t lrt_rho_bound(uint64_t s, int margin)
  * with 32-bit sums of floor(q_ij^2 / 2^16) (each <= 2^14, so a sum over 65535 rows stays below 2^30):
  * sum(q_ij^2) < 2^16 (sum floor(q_ij^2 / 2^16) + len). Sufficient, not necessary: a column within
  * 2^16 len of the limit (2^-14 of it at most, for q_exp >= -22) takes the exact path.
- * lrt_cols_within makes that test on the column sums (q_exp >= -22): sq[0] = sum floor(E_i^2 / 2^16)
- * for column 1 (at q_exp - b: 2^2b times the limit), sq[k] = sum floor(q_ik^2 / 2^16) for the others.
+ * lrt_cols_within makes that test on the column sums (from lrt_cols_contract's pass or lrt_ext_unpack),
+ * sq[0] = sum floor(E_i^2 / 2^16) for column 1 (at q_exp - b: 2^2b times the limit), sq[k] = sum
+ * floor(q_ik^2 / 2^16) for the others; an empty basis and q_exp <= -23 pass without them.
  */
+static int lrt_cols_exempt(int q_exp)
+{
+    return q_exp == 0 || q_exp <= -23;
+}
+
 static int lrt_cols_within(const uint64_t *sq, int rank, int q_exp, uint32_t f, uint32_t len)
 {
-    /* lim <= 2^(1 - 2 q_exp) 2^32 / f^2: floor(2^62 / f^2) (in [2^30, 2^32]) times 2^(1 - 2 q_exp - 30) */
-    uint64_t scale = (UINT64_C(1) << 62) / ((uint64_t)f * f);
-    uint64_t lim = q_exp >= -14 ? scale >> (2 * q_exp + 29) : scale << (1 - 2 * q_exp - 30);
+    uint64_t scale;
+    uint64_t lim;
     int k;
+    if (lrt_cols_exempt(q_exp)) {
+        return 1; /* before the quotient: an empty basis has f = 0 */
+    }
+    /* lim <= 2^(1 - 2 q_exp) 2^32 / f^2: floor(2^62 / f^2) (in [2^30, 2^32]) times 2^(1 - 2 q_exp - 30) */
+    scale = (UINT64_C(1) << 62) / ((uint64_t)f * f);
+    lim = q_exp >= -14 ? scale >> (2 * q_exp + 29) : scale << (1 - 2 * q_exp - 30);
     for (k = 1; k < rank; k++) {
         if ((sq[k] + len) << 16 > lim) {
             return 0;
@@ -1138,54 +1170,19 @@ static int lrt_cols_within(const uint64_t *sq, int rank, int q_exp, uint32_t f, 
     return ((sq[0] + len) << 16) <= (lim << (2 * lrt_low_bits(rank)));
 }
 
-/* The column sums lrt_cols_within reads, rank a constant where inlined. */
-LRT_INLINE void lrt_cols_sums_r(const int16_t *q, const int32_t *e0, const int rank, uint32_t len, uint64_t *sq)
-{
-    uint32_t acc[ET_LRT_MAX_RANK];
-    uint64_t acc0 = 0;
-    uint32_t i;
-    int k;
-    for (k = 0; k < rank; k++) {
-        acc[k] = 0;
-    }
-    for (i = 0; i < len; i++) {
-        for (k = 1; k < rank; k++) {
-            int32_t v = q[(size_t)i * rank + k];
-            acc[k] += (uint32_t)(v * v) >> 16;
-        }
-        acc0 += (uint64_t)((int64_t)e0[i] * e0[i]) >> 16;
-    }
-    sq[0] = acc0;
-    for (k = 1; k < rank; k++) {
-        sq[k] = acc[k];
-    }
-}
-
-LRT_INLINE int lrt_cols_contract_r(const int16_t *q, const int32_t *e0, const int rank, int q_exp, uint32_t f,
-                                   uint32_t len)
-{
-    uint64_t sq[ET_LRT_MAX_RANK];
-    if (q_exp <= -23) {
-        return 1;
-    }
-    lrt_cols_sums_r(q, e0, rank, len, sq);
-    return lrt_cols_within(sq, rank, q_exp, f, len);
-}
-
 ET_HOT static int lrt_cols_contract(const int16_t *q, const int32_t *e0, int rank, int q_exp, uint32_t f,
                                     uint32_t len)
 {
-    if (q_exp == 0) {
-        return 1; /* empty basis: no sweeps */
+    uint64_t sq[ET_LRT_MAX_RANK];
+    if (lrt_cols_exempt(q_exp)) {
+        return 1; /* no pass needed */
     }
-    return LRT_WIDE && rank == 4 ? lrt_cols_contract_r(q, e0, 4, q_exp, f, len)
-                                 : lrt_cols_contract_r(q, e0, rank, q_exp, f, len);
-}
-
-/* lrt_cols_contract from the column sums lrt_ext_unpack gave (AVX-512 hosts). */
-static int lrt_cols_contract_sq(const uint64_t *sq, int rank, int q_exp, uint32_t f, uint32_t len)
-{
-    return q_exp == 0 || q_exp <= -23 || lrt_cols_within(sq, rank, q_exp, f, len);
+    if (LRT_WIDE && rank == 4) {
+        lrt_cols_sums_r(q, e0, 4, len, sq);
+    } else {
+        lrt_cols_sums_r(q, e0, rank, len, sq);
+    }
+    return lrt_cols_within(sq, rank, q_exp, f, len);
 }
 
 /* c_1 > kappa rho_l rho_r (c_1 = c1 2^c_exp, rho_l at exp_l, ...), formed as the kappa rule forms it. */
@@ -1254,8 +1251,8 @@ static int lrt_early_discard(const et_lrt_state_t *st, const int32_t *e0_l, cons
         return 0;
     }
     if (*contract < 0 && scan_l != NULL) { /* from the column sums lrt_ext_unpack gave */
-        *contract = lrt_cols_contract_sq(scan_l->sq, st->rank, st->exp_l, st->f_l, st->n) &&
-                    lrt_cols_contract_sq(scan_r->sq, st->rank, st->exp_r, st->f_r, st->m);
+        *contract = lrt_cols_within(scan_l->sq, st->rank, st->exp_l, st->f_l, st->n) &&
+                    lrt_cols_within(scan_r->sq, st->rank, st->exp_r, st->f_r, st->m);
     } else if (*contract < 0) {
         *contract = lrt_cols_contract(lrt_ql(st), e0_l, st->rank, st->exp_l, st->f_l, st->n) &&
                     lrt_cols_contract(lrt_qr(st), e0_r, st->rank, st->exp_r, st->f_r, st->m);
@@ -2190,8 +2187,8 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
                            memcmp(pass_r, scan_r.sq, sizeof(uint64_t) * (size_t)r) != 0 ||
                            scan_l.qmax != lrt_abs_max16(lrt_ql(st), (size_t)st->n * r) ||
                            scan_r.qmax != lrt_abs_max16(lrt_qr(st), (size_t)st->m * r) ||
-                           contract != (lrt_cols_contract_sq(scan_l.sq, r, st->exp_l, st->f_l, st->n) &&
-                                        lrt_cols_contract_sq(scan_r.sq, r, st->exp_r, st->f_r, st->m)));
+                           contract != (lrt_cols_within(scan_l.sq, r, st->exp_l, st->f_l, st->n) &&
+                                        lrt_cols_within(scan_r.sq, r, st->exp_r, st->f_r, st->m)));
         }
         int early;
         int applies;
