@@ -30,7 +30,7 @@ def runs(tmp_path_factory):
     binaries = build_all(tmp_path_factory, "lrt_early.c", ("lrt.c", "fixed.c", "maxnorm.c"), BUILDS)
     out = {}
     for name, binary in binaries.items():
-        cases = CASES + 4 * (name != "default")  # the check builds add their counters
+        cases = CASES + 5 * (name != "default")  # the check builds add their counters
         out[name] = digest(binary, TERMS, cases)
     return out
 
@@ -38,7 +38,7 @@ def runs(tmp_path_factory):
 def counters(lines, when="after"):
     """The check build's counters for the test after the first pass, before it, or with the shorter side
     after its first pass and the longer one before any (mixed)."""
-    line = lines[{"after": -4, "before": -3, "mixed": -2}[when]]
+    line = lines[{"after": -5, "before": -4, "mixed": -3}[when]]
     m = re.fullmatch(rf"{when} applied (\d+) exceeded (\d+) early (\d+) kept (\d+) margin (\d+)", line)
     assert m, line
     return dict(zip(("applied", "exceeded", "early", "kept", "margin"), map(int, m.groups())))
@@ -46,8 +46,8 @@ def counters(lines, when="after"):
 
 def test_outputs_equal_with_the_early_test_compiled_out(runs):
     """Every state, PRNG and status after every term is the same whether discards are decided early."""
-    assert runs["check"][:-4] == runs["default"]
-    assert runs["check-portable"][:-1] == runs["check"][:-1]  # the last line: the sums below
+    assert runs["check"][:-5] == runs["default"]
+    assert runs["check-portable"][:-2] == runs["check"][:-2]  # the last lines: the Gram bound and sums below
     # the streams reach both outcomes of the kappa rule
     skipped = [int(re.search(r"skipped (\d+)", line).group(1)) for line in runs["default"]]
     assert sum(s > 0 for s in skipped) > CASES // 4 and sum(s == 0 for s in skipped) > 0
@@ -115,3 +115,26 @@ def test_column_sums_from_the_unpack_give_the_passes_verdict(runs):
     else:
         assert checked == 0
     assert runs["check-portable"][-1] == "sums checked 0 differed 0"
+
+
+def test_bound_from_dot_products_and_gram_matrix_holds(runs):
+    """On CPUs with AVX-512, rank 4, a bound on each side's final rho from its input's dot products with
+    the basis and the basis' Gram matrix (csrc/src/lrt.c, lrt_gram_bound) decides discards before
+    either first pass. The check build counts, on every term where both sides have it: a final rho
+    above its bound (never), the discards it would decide, those the exact test kept (never), and
+    those the estimates that gate the Gram sweeps (lrt_dots_estimate) would have passed over.
+    Elsewhere it never applies."""
+    line = runs["check"][-2]
+    m = re.fullmatch(r"gram applied (\d+) exceeded (\d+) early (\d+) kept (\d+) unsought (\d+)", line)
+    assert m, line
+    applied, exceeded, early, kept, unsought = map(int, m.groups())
+    assert exceeded == 0 and kept == 0, line
+    # the estimates from the dot products alone, which decide whether the Gram sweeps run, seek out
+    # nearly every discard the bound can make
+    assert unsought <= early // 50, line
+    if platform.machine() == "x86_64" and cpu_has_avx512():
+        assert applied > 5000, line  # about 7,700 of the rank-4 cases' 8,000 terms
+        assert early > 2000, line  # about 3,200
+    else:
+        assert applied == 0, line
+    assert runs["check-portable"][-2] == "gram applied 0 exceeded 0 early 0 kept 0 unsought 0"

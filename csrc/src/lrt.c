@@ -341,6 +341,131 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_pack2_avx512(const
     }
     lrt_ext_pack_b(e0 + g, len - g, plane + g / 4u, 2);
 }
+
+/* What lrt_dots4_avx512 and lrt_gram4_avx512 form from a rank-4 basis (b = 2) and an 8-bit input X:
+ * the input's dot products with the columns' int16 mantissas, dot[k] = sum q_ik X_i (column 1 without
+ * its low bits), xabs = sum |X_i|, and for the column pairs (j, k) in lrt_gram_pairs order
+ * h = sum floor(q_ij q_ik / 2^16). */
+typedef struct {
+    int64_t dot[4];
+    uint64_t xabs;
+    int64_t h[6];
+} lrt_gram_t;
+
+/* the pairs of lrt_gram_t.h: what one and two 16-bit rotations of a row put beside each lane */
+static const int lrt_gram_pairs[6][2] = {{0, 1}, {1, 2}, {2, 3}, {0, 3}, {0, 2}, {1, 3}};
+
+/* floor(v / 2^16) for |v| < 2^40 (a right shift of a positive value: no arithmetic shift needed) */
+static int64_t lrt_floor16(int64_t v)
+{
+    return (int64_t)(((uint64_t)(v + (INT64_C(1) << 40))) >> 16) - (INT64_C(1) << 24);
+}
+
+/*
+ * lrt_gram_t's dot products and xabs, 16 rows per step: the input, widened to int16 and put beside
+ * each row's even or odd lanes (vpermw with a zeroing mask), gives them by vpmaddwd, one product per
+ * int32 lane (below 2^23), widened into int64 every 32 steps; vpsadbw sums |X|.
+ */
+__attribute__((target("arch=x86-64-v4"))) static void lrt_dots4_avx512(const int16_t *q, const int8_t *s8,
+                                                                      const uint8_t *u8, uint32_t len,
+                                                                      lrt_gram_t *out)
+{
+    static const int16_t rep[32] = {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3,
+                                    4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7};
+    const __m512i rep_a = _mm512_loadu_si512((const void *)rep);
+    const __m512i rep_b = _mm512_add_epi16(rep_a, _mm512_set1_epi16(8));
+    const __mmask32 lanes_even = 0x55555555u;
+    const __mmask32 lanes_odd = 0xAAAAAAAAu;
+    __m512i d64[4]; /* int64 lanes: the dot products of columns 1..4 */
+    __m128i xabs = _mm_setzero_si128();
+    uint32_t g = 0;
+    uint32_t i;
+    int k;
+    for (k = 0; k < 4; k++) {
+        d64[k] = _mm512_setzero_si512();
+    }
+    while (g + 16u <= len) {
+        __m512i e32 = _mm512_setzero_si512(); /* int32 lanes per row: columns 1, 3 */
+        __m512i o32 = _mm512_setzero_si512(); /* columns 2, 4 */
+        uint32_t steps = 0;
+        for (; g + 16u <= len && steps < 32u; g += 16u, steps++) {
+            const int16_t *qg = q + (size_t)g * 4u;
+            __m512i ra = _mm512_loadu_si512((const void *)qg);
+            __m512i rb = _mm512_loadu_si512((const void *)(qg + 32));
+            __m128i xb = _mm_loadu_si128((const __m128i *)(s8 != NULL ? (const void *)(s8 + g) : (const void *)(u8 + g)));
+            __m512i xw = _mm512_castsi256_si512(s8 != NULL ? _mm256_cvtepi8_epi16(xb) : _mm256_cvtepu8_epi16(xb));
+            e32 = _mm512_add_epi32(e32, _mm512_add_epi32(
+                                            _mm512_madd_epi16(ra, _mm512_maskz_permutexvar_epi16(lanes_even, rep_a, xw)),
+                                            _mm512_madd_epi16(rb, _mm512_maskz_permutexvar_epi16(lanes_even, rep_b, xw))));
+            o32 = _mm512_add_epi32(o32, _mm512_add_epi32(
+                                            _mm512_madd_epi16(ra, _mm512_maskz_permutexvar_epi16(lanes_odd, rep_a, xw)),
+                                            _mm512_madd_epi16(rb, _mm512_maskz_permutexvar_epi16(lanes_odd, rep_b, xw))));
+            xabs = _mm_add_epi64(xabs, _mm_sad_epu8(s8 != NULL ? _mm_abs_epi8(xb) : xb, _mm_setzero_si128()));
+        }
+        /* at most 32 steps: each int32 lane below 2^29 (64 products below 2^23); widened, a row's low
+         * int32 sign-extended and its high one shifted down */
+        d64[0] = _mm512_add_epi64(d64[0], _mm512_srai_epi64(_mm512_slli_epi64(e32, 32), 32));
+        d64[2] = _mm512_add_epi64(d64[2], _mm512_srai_epi64(e32, 32));
+        d64[1] = _mm512_add_epi64(d64[1], _mm512_srai_epi64(_mm512_slli_epi64(o32, 32), 32));
+        d64[3] = _mm512_add_epi64(d64[3], _mm512_srai_epi64(o32, 32));
+    }
+    for (k = 0; k < 4; k++) {
+        out->dot[k] = _mm512_reduce_add_epi64(d64[k]);
+    }
+    out->xabs = (uint64_t)_mm_cvtsi128_si64(xabs) + (uint64_t)_mm_extract_epi64(xabs, 1);
+    for (i = g; i < len; i++) { /* the rows past the last whole step */
+        int32_t x = s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i];
+        for (k = 0; k < 4; k++) {
+            out->dot[k] += (int64_t)q[(size_t)i * 4u + (size_t)k] * x;
+        }
+        out->xabs += (uint64_t)(x < 0 ? -x : x);
+    }
+}
+
+/*
+ * lrt_gram_t's h, 16 rows per step: each row's four mantissas rotated by one and by two lanes within
+ * its 64 bits (vprorq) and multiplied with the row by vpmulhw give every off-diagonal product's
+ * floor(q q' / 2^16); vpmaddwd against 0/1 masks sums them per column pair in int32 lanes (below 2^30
+ * for 65535 rows).
+ */
+__attribute__((target("arch=x86-64-v4"))) static void lrt_gram4_avx512(const int16_t *q, uint32_t len,
+                                                                      lrt_gram_t *out)
+{
+    const __m512i odd = _mm512_set1_epi32(0x00010000);  /* int16 pairs (0, 1) */
+    const __m512i even = _mm512_set1_epi32(0x00000001); /* (1, 0) */
+    __m512i h1e = _mm512_setzero_si512(); /* per row: int32 lanes h01, h23 */
+    __m512i h1o = _mm512_setzero_si512(); /* h12, h30 */
+    __m512i h2e = _mm512_setzero_si512(); /* h02 (and h20) */
+    __m512i h2o = _mm512_setzero_si512(); /* h13 (and h31) */
+    uint32_t g;
+    uint32_t i;
+    int k;
+    for (g = 0; g + 16u <= len; g += 16u) {
+        const int16_t *qg = q + (size_t)g * 4u;
+        __m512i ra = _mm512_loadu_si512((const void *)qg);
+        __m512i rb = _mm512_loadu_si512((const void *)(qg + 32));
+        __m512i pa = _mm512_mulhi_epi16(ra, _mm512_ror_epi64(ra, 16));
+        __m512i pb = _mm512_mulhi_epi16(rb, _mm512_ror_epi64(rb, 16));
+        __m512i sa = _mm512_mulhi_epi16(ra, _mm512_ror_epi64(ra, 32));
+        __m512i sb = _mm512_mulhi_epi16(rb, _mm512_ror_epi64(rb, 32));
+        h1e = _mm512_add_epi32(h1e, _mm512_add_epi32(_mm512_madd_epi16(pa, even), _mm512_madd_epi16(pb, even)));
+        h1o = _mm512_add_epi32(h1o, _mm512_add_epi32(_mm512_madd_epi16(pa, odd), _mm512_madd_epi16(pb, odd)));
+        h2e = _mm512_add_epi32(h2e, _mm512_add_epi32(_mm512_madd_epi16(sa, even), _mm512_madd_epi16(sb, even)));
+        h2o = _mm512_add_epi32(h2o, _mm512_add_epi32(_mm512_madd_epi16(sa, odd), _mm512_madd_epi16(sb, odd)));
+    }
+    out->h[0] = _mm512_mask_reduce_add_epi32(0x5555, h1e); /* h01 */
+    out->h[1] = _mm512_mask_reduce_add_epi32(0x5555, h1o); /* h12 */
+    out->h[2] = _mm512_mask_reduce_add_epi32(0xAAAA, h1e); /* h23 */
+    out->h[3] = _mm512_mask_reduce_add_epi32(0xAAAA, h1o); /* h30 */
+    out->h[4] = _mm512_mask_reduce_add_epi32(0x5555, h2e); /* h02 */
+    out->h[5] = _mm512_mask_reduce_add_epi32(0x5555, h2o); /* h13 */
+    for (i = g; i < len; i++) { /* the rows past the last whole step */
+        const int16_t *row = q + (size_t)i * 4u;
+        for (k = 0; k < 6; k++) {
+            out->h[k] += lrt_floor16((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]]);
+        }
+    }
+}
 #else
 #define LRT_AVX512 0
 #endif
@@ -1205,10 +1330,13 @@ static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t
 #ifdef ET_LRT_EARLY_CHECK
 /* terms where the bound applied; of them, rho above U (either side); early discards; of them, ones
  * the exact test kept; terms where rho 2^res_exp exceeded isqrt(s1) 2^e1 (the margin was needed) */
-uint64_t et_lrt_early_stats[17]; /* [5..9]: the same for the test before the first pass; [10..13]: for the
+uint64_t et_lrt_early_stats[22]; /* [5..9]: the same for the test before the first pass; [10..13]: for the
                                   * test with the shorter side after its first pass, the longer before any;
                                   * [15], [16]: terms with lrt_ext_unpack's column sums, and of them, those
-                                  * where the sums or their verdict differed from lrt_cols_contract's pass */
+                                  * where the sums or their verdict differed from lrt_cols_contract's pass;
+                                  * [17..20]: [0..3] for the bounds from the dot products and Gram matrices
+                                  * (lrt_gram_bound, AVX-512 hosts); [21]: of their early discards, those
+                                  * the estimates (lrt_dots_estimate) would not have sought */
 
 /* rho 2^e > u 2^eu, exactly, for rho <= 2^28 + 1 and u < 2^30 */
 static int lrt_above_bound(uint64_t rho, int e, uint64_t u, int eu)
@@ -1238,6 +1366,193 @@ static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
     b.e = e;
     return b;
 }
+
+#if LRT_AVX512
+/* v 2^-n rounded down (up = 0) or up, n >= 0 (gcc's >> on a negative value is arithmetic: a floor) */
+static int64_t lrt_shr_dir(int64_t v, int n, int up)
+{
+    if (n >= 63) {
+        return up ? (int64_t)(v > 0) : -(int64_t)(v < 0);
+    }
+    return up ? -((-v) >> n) : v >> n;
+}
+
+/* g = m 2^p f^2 2^sh_g (a Gram entry at 2^-30), rounded down or up, for |m| < 2^36; +-2^62 (beyond any
+ * limit the bound accepts, with the sign of g) where it would pass 2^40 */
+static int64_t lrt_gram_scale(int64_t m, int p, uint32_t f, int sh_g, int up)
+{
+    int64_t v = lrt_shr_dir(m * (int64_t)f, 16, up) * (int64_t)f; /* m f^2 2^-16, rounded */
+    int sh = p + sh_g + 16;
+    if (sh < 0) {
+        return lrt_shr_dir(v, -sh, up);
+    }
+    if (sh > 40 || v > (INT64_C(1) << (40 - sh)) || v < -(INT64_C(1) << (40 - sh))) {
+        return v < 0 ? -(INT64_C(1) << 62) : (INT64_C(1) << 62);
+    }
+    return v * (INT64_C(1) << sh);
+}
+
+/*
+ * A bound on one side's final rho from its input's dot products with the basis and the basis' Gram
+ * matrix, before its first pass: where the term is far from the subspace only its norm is needed
+ * (U0 above), but the kappa rule discards most terms of a long stream where the bases hold a large
+ * part of the input (half of a uniform 8-bit input's energy lies along the bases' mean direction),
+ * and then U0 is too loose and both first passes ran only to show the discard.
+ *
+ * Write x for the input in units w0 (x = X 2^k0, |x|^2 = s0), u_j = E_j phi for column j as a real
+ * vector (E the extended mantissas: column 1's e0, the others q 2^b; phi = f 2^(q_exp - 16 - b)),
+ * a_j = u_j . x and g_jk = u_j . u_k. The first pass in exact arithmetic, y_j = y_(j-1) - c_j u_j
+ * with y_0 = x and c_j = u_j . y_(j-1), has
+ *   c_j = a_j - sum_(k<j) g_jk c_k   and   |y_j|^2 = |y_(j-1)|^2 - c_j^2 (2 - g_jj),
+ * so |y_r|^2 = s0 - sum_j c_j^2 (2 - g_jj), exactly, from a and g alone. Here a and g are known
+ * within intervals (lrt_gram4_avx512's floors of the products over 2^16, column 1's low bits lo in
+ * 0..3 taken at their extremes, the scalings rounded outwards), and so c by interval arithmetic;
+ * S >= |y_r|^2 takes each c_j^2 at its smallest and 2 - g_jj at its smallest (>= 0 where the
+ * contraction check holds, which a discard needs anyway). The computed pass differs from y_r by at
+ * most r (2 sqrt(2) + sqrt(n)/2) units (each sweep's error, the later sweeps contracting it; as in
+ * the lemma above, with |res| <= |x| + that < 2^31 no entry clamps and no coefficient saturates), so
+ * R1 <= (isqrt(S) + 1 + r (4 + 2^ceil(bits(n)/2) / 2)) w0 and, by the lemma, rho 2^res_exp <=
+ * R1 (1 + 2^-16).
+ * Rank 4 and b = 2 only (the AVX-512 kernel's); u = 0 (no bound) where an interval leaves the
+ * ranges below, which valid bases do not reach.
+ */
+static lrt_bound_t lrt_gram_bound(const lrt_gram_t *gm, const lrt_scan_t *scan, const lrt_side_t *side, int q_exp,
+                                  uint32_t f, uint32_t len)
+{
+    const int64_t lim_g = INT64_C(1) << 31; /* |g| <= 2 at 2^-30, as the contraction allows */
+    const int64_t lim_c = INT64_C(1) << 30; /* |c| <= 2: valid bases give |c_j| <= |u_j| |x| < 2^28.5 */
+    int64_t glo[4][4];
+    int64_t ghi[4][4];
+    int64_t clo[4];
+    int64_t chi[4];
+    int64_t n = (int64_t)len;
+    uint64_t sub = 0;
+    uint64_t sq;
+    uint64_t u;
+    lrt_bound_t none = {0, 0};
+    lrt_bound_t out;
+    int sh_g = 2 * q_exp - 6;         /* g at 2^-30: G f^2 2^(2 q_exp - 36 + 30) */
+    int sh_a = q_exp - 18 + side->k0; /* a in units w0: A f 2^(q_exp - 18) 2^k0 */
+    int j;
+    int k;
+    if (sh_a > 0) {
+        return none;
+    }
+    for (j = 0; j < 4; j++) {
+        /* A_1 = 4 sum(q_0 X) + sum(lo X), lo in 0..3; A_k = 4 sum(q_k X) */
+        int64_t a = gm->dot[j] * 4;
+        int64_t r = j == 0 ? 3 * (int64_t)gm->xabs : 0;
+        /* G_11 = sum E^2 in [2^16 sq0, 2^16 (sq0 + n)]; G_kk = 16 sum q^2 in [2^20 sq, 2^20 (sq + n)] */
+        ghi[j][j] = lrt_gram_scale((int64_t)scan->sq[j] + n, j == 0 ? 16 : 20, f, sh_g, 1);
+        clo[j] = lrt_shr_dir((a - r) * (int64_t)f, -sh_a, 0); /* a_j for now */
+        chi[j] = lrt_shr_dir((a + r) * (int64_t)f, -sh_a, 1);
+        if (ghi[j][j] > 4 * lim_g) {
+            return none;
+        }
+    }
+    for (k = 0; k < 6; k++) {
+        /* G_jk = 16 sum q_j q_k in [2^20 h, 2^20 (h + n)]; with column 1, + 4 sum(lo q_k), within 3 2^17 n */
+        int p = lrt_gram_pairs[k][0];
+        int t = lrt_gram_pairs[k][1];
+        int64_t lo = p == 0 ? 8 * gm->h[k] - 3 * n : gm->h[k];
+        int64_t hi = p == 0 ? 8 * (gm->h[k] + n) + 3 * n : gm->h[k] + n;
+        glo[p][t] = glo[t][p] = lrt_gram_scale(lo, p == 0 ? 17 : 20, f, sh_g, 0);
+        ghi[p][t] = ghi[t][p] = lrt_gram_scale(hi, p == 0 ? 17 : 20, f, sh_g, 1);
+        if (ghi[p][t] > lim_g || glo[p][t] < -lim_g) {
+            return none;
+        }
+    }
+    for (j = 0; j < 4; j++) {
+        int64_t pmin = 0; /* sum_k g_jk c_k over the corners of the intervals: each below 2^61 */
+        int64_t pmax = 0;
+        int64_t w;
+        for (k = 0; k < j; k++) {
+            int64_t p1 = glo[j][k] * clo[k];
+            int64_t p2 = glo[j][k] * chi[k];
+            int64_t p3 = ghi[j][k] * clo[k];
+            int64_t p4 = ghi[j][k] * chi[k];
+            int64_t mn = p1 < p2 ? p1 : p2;
+            int64_t mx = p1 < p2 ? p2 : p1;
+            mn = p3 < mn ? p3 : mn;
+            mx = p3 > mx ? p3 : mx;
+            mn = p4 < mn ? p4 : mn;
+            mx = p4 > mx ? p4 : mx;
+            pmin += mn;
+            pmax += mx;
+        }
+        clo[j] -= lrt_shr_dir(pmax, 30, 1);
+        chi[j] -= lrt_shr_dir(pmin, 30, 0);
+        if (clo[j] < -lim_c || chi[j] > lim_c) {
+            return none;
+        }
+        w = lim_g - ghi[j][j]; /* (2 - g_jj) 2^30 at its smallest */
+        if (w > 0 && (clo[j] > 0 || chi[j] < 0)) {
+            uint64_t m = (uint64_t)(clo[j] > 0 ? clo[j] : -chi[j]); /* the smallest |c_j| */
+            sub += ((m * m) >> 30) * (uint64_t)w; /* below 2^61 */
+        }
+    }
+    sq = sub >= side->s0 ? 0 : side->s0 - sub;
+    /* + r (3 + sqrt(n) / 2 + 1) with sqrt(n) <= 2^ceil(bits(n) / 2) */
+    u = et_isqrt_u64(sq) + 1 + 4 * (4 + ((UINT64_C(1) << ((lrt_bitlen(len) + 1) / 2)) >> 1));
+    out.u = u + (u >> LRT_EARLY_MARGIN1) + 1;
+    out.e = side->a_exp;
+    return out;
+}
+
+/* The sweeps and the bound's arithmetic cost about what first passes over this many rows (both sides
+ * together) do: below it a discard is cheaper found by the passes (bench/: mcu-cnn's layers, 17 and 88
+ * rows, took 6 % longer per training sample with the bound). */
+#define LRT_GRAM_MIN_ROWS 512
+
+/* A side's input dot products (lrt_gram_t's dot and xabs) where its basis is not empty. */
+static void lrt_dots_side(const lrt_input_t *in, lrt_gram_t *gm)
+{
+    if (in->q_exp != 0) {
+        lrt_dots4_avx512(in->q, in->s8, in->u8, in->len, gm);
+    }
+}
+
+/*
+ * An estimate of a side's final rho from the dot products alone, as if the basis were orthonormal:
+ * sqrt(s0 - sum a_j^2) less 1/16 (an empty basis: sqrt(s0)). It decides nothing by itself: the term
+ * goes on to the Gram sweeps and lrt_gram_bound only where the estimates would discard it, which
+ * spares them for a term the kappa rule keeps (the Gram matrix of bases near orthonormal moves the
+ * residual by a few per mille, far less than the 1/16).
+ */
+static lrt_bound_t lrt_dots_estimate(const lrt_input_t *in, const lrt_gram_t *gm)
+{
+    const lrt_side_t *side = in->side;
+    int sh_a = in->q_exp - 18 + side->k0;
+    uint64_t sub = 0;
+    uint64_t u;
+    lrt_bound_t out;
+    int j;
+    if (in->q_exp != 0 && sh_a <= 0) {
+        for (j = 0; j < 4; j++) {
+            int64_t a = lrt_shr_dir(gm->dot[j] * 4 * (int64_t)in->f, -sh_a, 0);
+            uint64_t m = (uint64_t)(a < 0 ? -a : a);
+            sub += m < (UINT64_C(1) << 30) ? m * m : side->s0;
+        }
+    }
+    u = et_isqrt_u64(sub >= side->s0 ? 0 : side->s0 - sub);
+    out.u = u - (u >> 4);
+    out.e = side->a_exp;
+    return out;
+}
+
+/* A side's bound before its first pass, given its dot products: lrt_gram_bound's where it is the
+ * tighter, else U0 (u0); an empty basis leaves the input as it is (U0). */
+static lrt_bound_t lrt_gram_side(const lrt_input_t *in, const lrt_scan_t *scan, lrt_gram_t *gm, lrt_bound_t u0)
+{
+    lrt_bound_t ug;
+    if (in->q_exp == 0) {
+        return u0;
+    }
+    lrt_gram4_avx512(in->q, in->len, gm);
+    ug = lrt_gram_bound(gm, scan, in->side, in->q_exp, in->f, in->len);
+    return ug.u != 0 && ug.u < u0.u ? ug : u0;
+}
+#endif
 
 /* 1 when the exact kappa test is sure to discard the term, from each side's bound: each bounds its
  * own rho, so the sides may be at different stages. *contract caches the column check (-1: not yet
@@ -2192,6 +2507,10 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         }
         int early;
         int applies;
+        int gram = 0; /* the bounds from the dot products and Gram matrices applied */
+        int sought = 0; /* and the estimates from the dot products would have run them */
+        lrt_bound_t ug_l = {0, 0};
+        lrt_bound_t ug_r = {0, 0};
         uint64_t ul0 = lrt_rho_bound(left.s0, LRT_EARLY_MARGIN0);
         uint64_t ur0 = lrt_rho_bound(right.s0, LRT_EARLY_MARGIN0);
         uint64_t ul;
@@ -2201,6 +2520,18 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         int el1;
         int er1;
         int exact;
+#if LRT_AVX512
+        if (sums && kappa_on && contract) {
+            lrt_gram_t gm[2];
+            lrt_dots_side(&in[0], &gm[0]);
+            lrt_dots_side(&in[1], &gm[1]);
+            sought = lrt_kappa_discards(st, cfg->kappa_th, lrt_dots_estimate(&in[0], &gm[0]).u, left.a_exp,
+                                        lrt_dots_estimate(&in[1], &gm[1]).u, right.a_exp);
+            ug_l = lrt_gram_side(&in[0], &scan_l, &gm[0], lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0));
+            ug_r = lrt_gram_side(&in[1], &scan_r, &gm[1], lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0));
+            gram = ug_l.u != 0 && ug_r.u != 0;
+        }
+#endif
         lrt_project_begin(&in[0], r);
         lrt_project_begin(&in[1], r);
         early = cfg->gs_passes == 2 && kappa_on &&
@@ -2255,6 +2586,16 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             et_lrt_early_stats[12] += 1;
             et_lrt_early_stats[13] += (uint64_t)!exact;
         }
+        if (gram) {
+            et_lrt_early_stats[17] += 1;
+            et_lrt_early_stats[18] += (uint64_t)(lrt_above_bound(left.rho, left.res_exp, ug_l.u, ug_l.e) |
+                                                 lrt_above_bound(right.rho, right.res_exp, ug_r.u, ug_r.e));
+            if (lrt_kappa_discards(st, cfg->kappa_th, ug_l.u, ug_l.e, ug_r.u, ug_r.e)) {
+                et_lrt_early_stats[19] += 1;
+                et_lrt_early_stats[20] += (uint64_t)!exact;
+                et_lrt_early_stats[21] += (uint64_t)!sought;
+            }
+        }
     }
 #else
     {
@@ -2264,7 +2605,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         int early = kappa_on && cfg->gs_passes == 2; /* the tests after a first pass */
         int contract = -1;
         const lrt_scan_t *sums_l = sums ? &scan_l : NULL;
-        lrt_bound_t u0[2]; /* per side, from its input */
+        lrt_bound_t u0[2]; /* per side, from its input (and on AVX-512 hosts its dot products with the basis) */
         lrt_bound_t u1[2]; /* in pass order, after the side's first pass */
         int p;
         if (kappa_on) {
@@ -2273,6 +2614,22 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             if (lrt_early_discard(st, e0_l, e0_r, sums_l, &scan_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
                 return lrt_discard(st);
             }
+#if LRT_AVX512
+            if (sums && st->n + st->m >= LRT_GRAM_MIN_ROWS) { /* the bounds from the dot products and Gram
+                                                                 * matrices, still before any pass */
+                lrt_gram_t gm[2];
+                lrt_dots_side(&in[0], &gm[0]);
+                lrt_dots_side(&in[1], &gm[1]);
+                if (lrt_kappa_discards(st, cfg->kappa_th, lrt_dots_estimate(&in[0], &gm[0]).u, left.a_exp,
+                                       lrt_dots_estimate(&in[1], &gm[1]).u, right.a_exp)) {
+                    u0[0] = lrt_gram_side(&in[0], &scan_l, &gm[0], u0[0]);
+                    u0[1] = lrt_gram_side(&in[1], &scan_r, &gm[1], u0[1]);
+                    if (lrt_early_discard(st, e0_l, e0_r, sums_l, &scan_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
+                        return lrt_discard(st);
+                    }
+                }
+            }
+#endif
         }
         for (p = 0; p < 2; p++) {
             const lrt_input_t *cur = &in[p == 0 ? first : 1 - first];

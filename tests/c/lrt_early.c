@@ -30,7 +30,7 @@
 #include "lrt_case.h"
 
 #ifdef ET_LRT_EARLY_CHECK
-extern uint64_t et_lrt_early_stats[17];
+extern uint64_t et_lrt_early_stats[22];
 #endif
 
 static union {
@@ -228,6 +228,10 @@ int main(int argc, char **argv)
                    (unsigned long long)et_lrt_early_stats[k + 2], (unsigned long long)et_lrt_early_stats[k + 3],
                    (unsigned long long)et_lrt_early_stats[k + 4]);
         }
+        printf("gram applied %llu exceeded %llu early %llu kept %llu unsought %llu\n",
+               (unsigned long long)et_lrt_early_stats[17], (unsigned long long)et_lrt_early_stats[18],
+               (unsigned long long)et_lrt_early_stats[19], (unsigned long long)et_lrt_early_stats[20],
+               (unsigned long long)et_lrt_early_stats[21]);
         printf("sums checked %llu differed %llu\n", (unsigned long long)et_lrt_early_stats[15],
                (unsigned long long)et_lrt_early_stats[16]);
     }
