@@ -355,10 +355,13 @@ typedef struct {
 /* the pairs of lrt_gram_t.h: what one and two 16-bit rotations of a row put beside each lane */
 static const int lrt_gram_pairs[6][2] = {{0, 1}, {1, 2}, {2, 3}, {0, 3}, {0, 2}, {1, 3}};
 
-/* floor(v / 2^16) for |v| < 2^40 (a right shift of a positive value: no arithmetic shift needed) */
-static int64_t lrt_floor16(int64_t v)
+/* v 2^-n rounded down (up = 0) or up, n >= 0 (gcc's >> on a negative value is arithmetic: a floor) */
+static int64_t lrt_shr_dir(int64_t v, int n, int up)
 {
-    return (int64_t)(((uint64_t)(v + (INT64_C(1) << 40))) >> 16) - (INT64_C(1) << 24);
+    if (n >= 63) {
+        return up ? (int64_t)(v > 0) : -(int64_t)(v < 0);
+    }
+    return up ? -((-v) >> n) : v >> n;
 }
 
 /*
@@ -462,7 +465,7 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_gram4_avx512(const int
     for (i = g; i < len; i++) { /* the rows past the last whole step */
         const int16_t *row = q + (size_t)i * 4u;
         for (k = 0; k < 6; k++) {
-            out->h[k] += lrt_floor16((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]]);
+            out->h[k] += lrt_shr_dir((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]], 16, 0);
         }
     }
 }
@@ -1368,15 +1371,6 @@ static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
 }
 
 #if LRT_AVX512
-/* v 2^-n rounded down (up = 0) or up, n >= 0 (gcc's >> on a negative value is arithmetic: a floor) */
-static int64_t lrt_shr_dir(int64_t v, int n, int up)
-{
-    if (n >= 63) {
-        return up ? (int64_t)(v > 0) : -(int64_t)(v < 0);
-    }
-    return up ? -((-v) >> n) : v >> n;
-}
-
 /* g = m 2^p f^2 2^sh_g (a Gram entry at 2^-30), rounded down or up, for |m| < 2^36; +-2^62 (beyond any
  * limit the bound accepts, with the sign of g) where it would pass 2^40 */
 static int64_t lrt_gram_scale(int64_t m, int p, uint32_t f, int sh_g, int up)
@@ -1540,6 +1534,16 @@ static lrt_bound_t lrt_dots_estimate(const lrt_input_t *in, const lrt_gram_t *gm
     out.u = u - (u >> 6);
     out.e = side->a_exp;
     return out;
+}
+
+/* Both sides' dot products (into gm[0], gm[1]); 1 where the estimates from them would discard the term,
+ * so that the Gram sweeps should run. */
+static int lrt_gram_sought(const et_lrt_state_t *st, const lrt_input_t *in, uint32_t kappa, lrt_gram_t *gm)
+{
+    lrt_dots_side(&in[0], &gm[0]);
+    lrt_dots_side(&in[1], &gm[1]);
+    return lrt_kappa_discards(st, kappa, lrt_dots_estimate(&in[0], &gm[0]).u, in[0].side->a_exp,
+                              lrt_dots_estimate(&in[1], &gm[1]).u, in[1].side->a_exp);
 }
 
 /* A side's bound before its first pass, given its dot products: lrt_gram_bound's where it is the
@@ -2525,10 +2529,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
 #if LRT_AVX512
         if (sums && kappa_on && contract) {
             lrt_gram_t gm[2];
-            lrt_dots_side(&in[0], &gm[0]);
-            lrt_dots_side(&in[1], &gm[1]);
-            sought = lrt_kappa_discards(st, cfg->kappa_th, lrt_dots_estimate(&in[0], &gm[0]).u, left.a_exp,
-                                        lrt_dots_estimate(&in[1], &gm[1]).u, right.a_exp);
+            sought = lrt_gram_sought(st, in, cfg->kappa_th, gm);
             ug_l = lrt_gram_side(&in[0], &scan_l, &gm[0], lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0));
             ug_r = lrt_gram_side(&in[1], &scan_r, &gm[1], lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0));
             gram = ug_l.u != 0 && ug_r.u != 0;
@@ -2620,10 +2621,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             if (sums && st->n + st->m >= LRT_GRAM_MIN_ROWS) { /* the bounds from the dot products and Gram
                                                                  * matrices, still before any pass */
                 lrt_gram_t gm[2];
-                lrt_dots_side(&in[0], &gm[0]);
-                lrt_dots_side(&in[1], &gm[1]);
-                if (lrt_kappa_discards(st, cfg->kappa_th, lrt_dots_estimate(&in[0], &gm[0]).u, left.a_exp,
-                                       lrt_dots_estimate(&in[1], &gm[1]).u, right.a_exp)) {
+                if (lrt_gram_sought(st, in, cfg->kappa_th, gm)) {
                     u0[0] = lrt_gram_side(&in[0], &scan_l, &gm[0], u0[0]);
                     u0[1] = lrt_gram_side(&in[1], &scan_r, &gm[1], u0[1]);
                     if (lrt_early_discard(st, e0_l, e0_r, sums_l, &scan_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
