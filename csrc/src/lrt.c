@@ -1410,6 +1410,14 @@ static int64_t lrt_gram_scale(int64_t m, int p, uint32_t f, int sh_g, int up)
  * Rank 4 and b = 2 only (the AVX-512 kernel's); u = 0 (no bound) where an interval leaves the
  * ranges below, which valid bases do not reach.
  */
+/* The shift that puts a side's dot product A_j (extended-mantissa units, b = 2) times f into units w0:
+ * a_j = A_j f 2^(q_exp - 16 - b + k0). It is <= 0 for every valid basis and input (q_exp <= -14,
+ * k0 <= 27); a positive one gets no bound and no estimate. */
+static int lrt_dots_shift(int q_exp, const lrt_side_t *side)
+{
+    return q_exp - 16 - 2 + side->k0;
+}
+
 static lrt_bound_t lrt_gram_bound(const lrt_gram_t *gm, const lrt_scan_t *scan, const lrt_side_t *side, int q_exp,
                                   uint32_t f, uint32_t len)
 {
@@ -1426,7 +1434,7 @@ static lrt_bound_t lrt_gram_bound(const lrt_gram_t *gm, const lrt_scan_t *scan, 
     lrt_bound_t none = {0, 0};
     lrt_bound_t out;
     int sh_g = 2 * q_exp - 6;         /* g at 2^-30: G f^2 2^(2 q_exp - 36 + 30) */
-    int sh_a = q_exp - 18 + side->k0; /* a in units w0: A f 2^(q_exp - 18) 2^k0 */
+    int sh_a = lrt_dots_shift(q_exp, side);
     int j;
     int k;
     if (sh_a > 0) {
@@ -1518,7 +1526,7 @@ static void lrt_dots_side(const lrt_input_t *in, lrt_gram_t *gm)
 static lrt_bound_t lrt_dots_estimate(const lrt_input_t *in, const lrt_gram_t *gm)
 {
     const lrt_side_t *side = in->side;
-    int sh_a = in->q_exp - 18 + side->k0;
+    int sh_a = lrt_dots_shift(in->q_exp, side);
     uint64_t sub = 0;
     uint64_t u;
     lrt_bound_t out;
