@@ -473,6 +473,19 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_gram4_avx512(const int
 #define LRT_AVX512 0
 #endif
 
+#if ET_HOST_WIDE && !defined(ET_NO_LRT_AVX2)
+#define LRT_AVX2 1
+#include <immintrin.h>
+
+/* AVX2 without AVX-512: where the compiler's AVX2 clones run and the AVX2 kernels below replace them. */
+static int lrt_host_avx2_only(void)
+{
+    return __builtin_cpu_supports("avx2") && !__builtin_cpu_supports("x86-64-v4");
+}
+#else
+#define LRT_AVX2 0
+#endif
+
 /* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch.
  * Returns 1 where it also filled *scan, else 0. */
 static int lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, int rank, int32_t *e0,
@@ -913,20 +926,154 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const 
     return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
 }
 
+#if LRT_AVX2
+/* Column c (1..3) of eight rank-4 rows (r0: rows 0..3, r1: rows 4..7, a row per 64-bit lane) as int32. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i lrt_col8_avx2(__m256i r0, __m256i r1, const int c)
+{
+    __m256i a = c == 1 ? r0 : _mm256_srli_epi64(r0, 32);
+    __m256i b = c == 1 ? r1 : _mm256_srli_epi64(r1, 32);
+    if (c == 2) {
+        a = _mm256_slli_epi32(a, 16);
+        b = _mm256_slli_epi32(b, 16);
+    }
+    a = _mm256_srai_epi32(a, 16); /* the column, sign-extended, in each lane's low 32 bits */
+    b = _mm256_srai_epi32(b, 16);
+    /* per half: rows 0, 1, 4, 5 | 2, 3, 6, 7; the 64-bit permute puts them in order */
+    a = _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(2, 0, 2, 0)));
+    return _mm256_permute4x64_epi64(a, _MM_SHUFFLE(3, 1, 2, 0));
+}
+
+/*
+ * lrt_mgs_sweep16 for column c (1..3) of a rank-4 basis q (rows of 4) with AVX2, eight rows per step, for
+ * CPUs without AVX-512: each step loads the eight rows once and picks columns c and c + 1 out of them
+ * (lrt_col8_avx2) where the compiler's AVX2 clone gathers each column with masks and packs; the
+ * update in 32-bit lanes as lrt_mgs_sweep16 forms it, the dot product with column c + 1 (dot_next)
+ * or the sum of squares in 64-bit lanes by vpmuldq, the same sums modulo 2^64. The rows past the last
+ * whole step take lrt_mgs_sweep16's loop. tests/test_lrt_multiversion.py compares it with the portable
+ * loops (natively on CPUs without AVX-512, under valgrind everywhere) and builds it out with
+ * -DET_NO_LRT_AVX2.
+ */
+__attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_t *q, const int c, uint32_t amag,
+                                                                   int neg, int sh, int32_t *res, uint32_t len,
+                                                                   int dot_next)
+{
+    const __m256i ah = _mm256_set1_epi32((int32_t)(amag >> 16));
+    const __m256i al = _mm256_set1_epi32((int32_t)(amag & 0xFFFFu));
+    const __m256i h = _mm256_set1_epi32((int32_t)1 << (sh - 17));
+    const __m128i sh2 = _mm_cvtsi32_si128(sh - 16);
+    const __m256i sign = _mm256_set1_epi32(neg ? -1 : 0); /* d or -d: (d ^ sign) - sign */
+    const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFF);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i acc = zero; /* dot_next: the dot product; else the squares' high halves */
+    __m256i acc_lo = zero; /* and their low halves */
+    int64_t lanes[4];
+    uint64_t hi;
+    uint64_t lo;
+    int64_t dot;
+    uint32_t i;
+    for (i = 0; i + 8u <= len; i += 8u) {
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)(const void *)(q + (size_t)i * 4u));
+        __m256i r1 = _mm256_loadu_si256((const __m256i *)(const void *)(q + (size_t)i * 4u + 16u));
+        __m256i qv = lrt_col8_avx2(r0, r1, c);
+        __m256i big = _mm256_add_epi32(_mm256_mullo_epi32(ah, qv), h);
+        __m256i small = _mm256_add_epi32(_mm256_mullo_epi32(al, qv), _mm256_cmpgt_epi32(zero, qv));
+        __m256i d = _mm256_sra_epi32(_mm256_add_epi32(big, _mm256_srai_epi32(small, 16)), sh2);
+        __m256i v = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(res + i)),
+                                     _mm256_sub_epi32(_mm256_xor_si256(d, sign), sign));
+        __m256i v_odd = _mm256_srli_epi64(v, 32);
+        _mm256_storeu_si256((__m256i *)(void *)(res + i), v);
+        if (dot_next) {
+            __m256i qn = c == 1 ? lrt_col8_avx2(r0, r1, 2) : lrt_col8_avx2(r0, r1, 3);
+            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(qn, v),
+                                                         _mm256_mul_epi32(_mm256_srli_epi64(qn, 32), v_odd)));
+        } else {
+            __m256i sq = _mm256_mul_epi32(v, v);
+            __m256i sq_odd = _mm256_mul_epi32(v_odd, v_odd);
+            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_srli_epi64(sq, 32), _mm256_srli_epi64(sq_odd, 32)));
+            acc_lo = _mm256_add_epi64(acc_lo, _mm256_add_epi64(_mm256_and_si256(sq, low32), _mm256_and_si256(sq_odd, low32)));
+        }
+    }
+    _mm256_storeu_si256((__m256i *)(void *)lanes, acc);
+    dot = (int64_t)((uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3]);
+    hi = (uint64_t)dot;
+    _mm256_storeu_si256((__m256i *)(void *)lanes, acc_lo);
+    lo = (uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3];
+    for (; i < len; i++) {
+        int32_t qv = q[(size_t)i * 4u + (size_t)c];
+        int32_t big = (int32_t)(amag >> 16) * qv + ((int32_t)1 << (sh - 17));
+        int32_t small = (int32_t)(amag & 0xFFFFu) * qv - (int32_t)(qv < 0);
+        int32_t d = (big + (small >> 16)) >> (sh - 16);
+        int32_t v = neg ? res[i] + d : res[i] - d;
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)q[(size_t)i * 4u + (size_t)c + 1u] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
+}
+
+/*
+ * lrt_mgs_sweep32 for column 1 of a rank-4 basis (its extended mantissas e0, contiguous int32) with the
+ * dot product against column 2 (in q, rows of 4) and no clamp, with AVX2, eight rows per step, for CPUs
+ * without AVX-512: the products and the rounding at the offset in 64-bit lanes (the even and the odd
+ * rows by vpmuldq), then, since no value leaves int32, the update on the low 32 bits of each. The rows
+ * past the last whole step take lrt_mgs_sweep32's loop. Tested as lrt_mgs_sweep4_avx2 is.
+ */
+__attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep_e0_avx2(const int32_t *e0, const int16_t *q, int32_t a32,
+                                                                     int sh, int32_t *res, uint32_t len)
+{
+    const __m256i a = _mm256_set1_epi32(a32);
+    const __m256i k1 = _mm256_set1_epi64x((int64_t)((UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1))));
+    const __m256i k2 = _mm256_set1_epi32((int32_t)(uint32_t)(UINT64_C(1) << (62 - sh))); /* its low 32 bits */
+    const __m128i shv = _mm_cvtsi32_si128(sh);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i acc = zero;
+    int64_t lanes[4];
+    int64_t dot;
+    uint32_t i;
+    for (i = 0; i + 8u <= len; i += 8u) {
+        __m256i ev = _mm256_loadu_si256((const __m256i *)(const void *)(e0 + i));
+        __m256i x = _mm256_mul_epi32(a, ev); /* rows 0, 2, 4, 6 */
+        __m256i y = _mm256_mul_epi32(a, _mm256_srli_epi64(ev, 32)); /* rows 1, 3, 5, 7 */
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)(const void *)(q + (size_t)i * 4u));
+        __m256i r1 = _mm256_loadu_si256((const __m256i *)(const void *)(q + (size_t)i * 4u + 16u));
+        __m256i qn = lrt_col8_avx2(r0, r1, 1);
+        __m256i d;
+        __m256i v;
+        x = _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(x, k1), _mm256_cmpgt_epi64(zero, x)), shv);
+        y = _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(y, k1), _mm256_cmpgt_epi64(zero, y)), shv);
+        d = _mm256_blend_epi32(x, _mm256_slli_epi64(y, 32), 0xAA);
+        v = _mm256_sub_epi32(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(res + i)), k2), d);
+        _mm256_storeu_si256((__m256i *)(void *)(res + i), v);
+        acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(qn, v), _mm256_mul_epi32(_mm256_srli_epi64(qn, 32),
+                                                                                              _mm256_srli_epi64(v, 32))));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)lanes, acc);
+    dot = (int64_t)((uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3]);
+    return (uint64_t)dot + lrt_mgs_sweep32(NULL, e0 + i, q + (size_t)i * 4u + 1u, 4, a32, sh, res + i, len - i, 0, 1);
+}
+#endif
+
 /*
  * res_i -= a q_ij 2^-sh (rounded, saturated to int32). Returns the dot product of the new res
  * with column j + 1 (dot_next), or else its sum of squares. *bound holds a bound on max |res_i|
  * and is updated: |round(a q 2^-sh)| <= (|a| 2^15 >> sh) + 1, so while bound + that stays in
- * int32 nothing saturates and the sweep runs without the clamp (the same values).
+ * int32 nothing saturates and the sweep runs without the clamp (the same values). col: the column's
+ * index in a rank-4 row (1..3) where q is such a basis' column 2, 3 or 4 (lrt_mgs_sweep4_avx2 may take it), else 0.
  */
 LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64_t a, int sh, int32_t *res,
-                                  uint32_t len, int dot_next, uint64_t *bound, const size_t next)
+                                  uint32_t len, int dot_next, uint64_t *bound, const size_t next, const int col)
 {
     uint64_t hi = 0;
     uint64_t lo = 0;
     int64_t dot = 0;
     uint32_t i;
     const int16_t *qj = q + j;
+    (void)col;
     if (a >= INT32_MIN && a <= INT32_MAX) {
         /* 32 x 32 -> 64-bit products, clamped only where the bound says a value could leave int32,
          * or the int32-lane sweep where no value can and the shift allows it (most sweeps: the update
@@ -939,6 +1086,11 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
         if (!clamp && sh >= 17) {
             uint32_t amag = (uint32_t)lrt_abs(a);
             int neg = a < 0;
+#if LRT_AVX2
+            if (col != 0 && lrt_host_avx2_only()) {
+                return lrt_mgs_sweep4_avx2(qj - col, col, amag, neg, sh, res, len, dot_next);
+            }
+#endif
             if (!LRT_WIDE) {
                 return dot_next ? lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 1)
                                 : lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 0);
@@ -995,6 +1147,8 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
                                    uint32_t f, const int *exps, int32_t *res, uint32_t len, uint64_t bound,
                                    const int64_t *dot0, int64_t *coef)
 {
+    /* columns 2..4 of a rank-4 basis (q at column 2): each sweep may take lrt_mgs_sweep4_avx2 */
+    const int col4 = stride == 4 && next == 1 && cols == 3 && exps == NULL;
     int j;
     int64_t dot;
     for (j = 0; j < cols; j++) {
@@ -1021,9 +1175,9 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
             a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS); /* the update's scalar s */
         }
         if (!more) {
-            return lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 0, &bound, next);
+            return lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 0, &bound, next, col4 ? j + 1 : 0);
         }
-        dot = (int64_t)lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 1, &bound, next);
+        dot = (int64_t)lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 1, &bound, next, col4 ? j + 1 : 0);
     }
     return 0; /* not reached: the last column returns */
 }
@@ -1071,6 +1225,11 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
     if (LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) { /* firmware: the one loop below (the same values) */
         int32_t a32 = (int32_t)a;
         if (qn != NULL && rank == 4 && !clamp) { /* the default rank, a constant stride */
+#if LRT_AVX2
+            if (lrt_host_avx2_only()) {
+                return lrt_mgs_sweep_e0_avx2(e0, qn - 1, a32, sh, res, len);
+            }
+#endif
             return lrt_mgs_sweep32(NULL, e0, qn, 4, a32, sh, res, len, 0, 1);
         }
         if (qn != NULL) {
@@ -2222,6 +2381,97 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
     }
 }
 
+#if LRT_AVX2
+/*
+ * lrt_rot_write_fast at rank 4 (b = 2) with AVX2, four rows per step, for CPUs without AVX-512 (the
+ * compiler's AVX2 clone of that loop keeps its 64-bit lanes on the stack and reshuffles every row).
+ * The four rows' 16 mantissas come in one vector, and two shifts put column j's into the low 32 bits
+ * of each row's 64-bit lane, which is what vpmuldq reads. The sums and the rounding are those of
+ * lrt_rot_entry and lrt_rot_write_fast, modulo 2^64 in 64-bit lanes. Every rounded value lies inside
+ * int32: the scaled entries are at most the bound (or the exact peak plus the weights' roundings),
+ * which the shift brings to |v| <= 2^16 + 1, 2^18 + 1 for column 1. So their low 32 bits carry them,
+ * and vpackssdw's saturation is the int16 clamp. Column 1's low bits go into the plane as lrt_ext_pack
+ * puts them. The rows past the last whole step take lrt_rot_write_fast and lrt_ext_pack_b.
+ * tests/test_lrt_multiversion.py compares it with the portable loops, natively on CPUs without
+ * AVX-512 and under valgrind (an AVX2 CPU) everywhere, and builds it out with -DET_NO_LRT_AVX2.
+ */
+__attribute__((target("avx2"))) static void lrt_rot_write4_avx2(int16_t *q, uint8_t *plane, uint32_t len,
+                                                                const lrt_rot_t *rt, const int32_t *res, int shift,
+                                                                const int32_t *gh, const int32_t *gl)
+{
+    const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
+    const __m128i up = _mm_cvtsi32_si128(rt->mode == 0 ? 0 : rt->up);
+    const __m128i sh = _mm_cvtsi32_si128(shift);
+    const __m128i sh0 = _mm_cvtsi32_si128(shift - 2);
+    const __m256i k1 = _mm256_set1_epi64x((int64_t)((UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1))));
+    const __m256i k10 = _mm256_set1_epi64x((int64_t)((UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 3))));
+    /* the offsets' low 32 bits, taken off the low 32 bits of the shifted sums */
+    const __m256i k2 = _mm256_set1_epi32((int32_t)(uint32_t)(UINT64_C(1) << (62 - shift)));
+    const __m256i k20 = _mm256_set1_epi32((int32_t)(uint32_t)(UINT64_C(1) << (64 - shift)));
+    const __m256i lo0 = _mm256_set1_epi32(-(INT32_C(1) << 17));
+    const __m256i hi0 = _mm256_set1_epi32((INT32_C(1) << 17) - 1);
+    const __m256i zero = _mm256_setzero_si256();
+    const __m128i three = _mm_set1_epi32(3);
+    const __m128i plane_sh = _mm_setr_epi32(0, 2, 4, 6);
+    lrt_rot_t tail; /* the rows past the last whole step */
+    __m256i w[4][6]; /* output k: column 1's weight (for e0), columns 2..4', g_k's two halves */
+    int32_t *e0 = rt->e0;
+    uint32_t i;
+    int j;
+    int k;
+    for (k = 0; k < 4; k++) {
+        for (j = 0; j < 4; j++) {
+            w[k][j] = _mm256_set1_epi64x(m[j * 4 + k]);
+        }
+        w[k][4] = _mm256_set1_epi64x(gh[k]);
+        w[k][5] = _mm256_set1_epi64x(gl[k]);
+    }
+    for (i = 0; i + 4u <= len; i += 4u) {
+        __m256i qv = _mm256_loadu_si256((const __m256i *)(const void *)(q + (size_t)i * 4u));
+        __m256i hi = _mm256_srli_epi64(qv, 32);
+        __m256i q2 = _mm256_srai_epi32(qv, 16);
+        __m256i q3 = _mm256_srai_epi32(_mm256_slli_epi32(hi, 16), 16);
+        __m256i q4 = _mm256_srai_epi32(hi, 16);
+        __m256i ev = _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)(e0 + i)));
+        __m256i rv = _mm256_cvtepi32_epi64(_mm_loadu_si128((const __m128i *)(const void *)(res + i)));
+        __m256i s[4];
+        __m256i a;
+        __m256i b;
+        __m128i e;
+        __m128i t;
+        for (k = 0; k < 4; k++) {
+            __m256i acc = _mm256_add_epi64(_mm256_add_epi64(_mm256_mul_epi32(q2, w[k][1]), _mm256_mul_epi32(q3, w[k][2])),
+                                           _mm256_mul_epi32(q4, w[k][3]));
+            acc = _mm256_add_epi64(_mm256_slli_epi64(acc, 2), _mm256_mul_epi32(ev, w[k][0]));
+            acc = _mm256_add_epi64(_mm256_sll_epi64(acc, up),
+                                   _mm256_add_epi64(_mm256_slli_epi64(_mm256_mul_epi32(rv, w[k][4]), 31),
+                                                    _mm256_mul_epi32(rv, w[k][5])));
+            acc = _mm256_add_epi64(acc, _mm256_cmpgt_epi64(zero, acc)); /* - (entry < 0) */
+            acc = k == 0 ? _mm256_srl_epi64(_mm256_add_epi64(acc, k10), sh0) : _mm256_srl_epi64(_mm256_add_epi64(acc, k1), sh);
+            s[k] = _mm256_shuffle_epi32(acc, _MM_SHUFFLE(3, 1, 2, 0)); /* per half: its two rows' low words first */
+        }
+        s[0] = _mm256_min_epi32(_mm256_max_epi32(_mm256_sub_epi32(s[0], k20), lo0), hi0);
+        e = _mm256_castsi256_si128(_mm256_permute4x64_epi64(s[0], _MM_SHUFFLE(3, 1, 2, 0)));
+        _mm_storeu_si128((__m128i *)(void *)(e0 + i), e);
+        t = _mm_sllv_epi32(_mm_and_si128(e, three), plane_sh); /* row i + t's low bits at bit 2t */
+        t = _mm_or_si128(t, _mm_srli_si128(t, 8));
+        t = _mm_or_si128(t, _mm_srli_si128(t, 4));
+        plane[i / 4u] = (uint8_t)_mm_cvtsi128_si32(t);
+        s[0] = _mm256_srai_epi32(s[0], 2); /* q = floor(v 2^-b) */
+        a = _mm256_unpacklo_epi32(s[0], _mm256_sub_epi32(s[1], k2));
+        b = _mm256_unpacklo_epi32(_mm256_sub_epi32(s[2], k2), _mm256_sub_epi32(s[3], k2));
+        _mm256_storeu_si256((__m256i *)(void *)(q + (size_t)i * 4u),
+                            _mm256_packs_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b)));
+    }
+    if (i < len) {
+        tail = *rt;
+        tail.e0 = e0 + i;
+        lrt_rot_write_fast(q + (size_t)i * 4u, len - i, &tail, res + i, shift, gh, gl, 4);
+        lrt_ext_pack_b(e0 + i, len - i, plane + i / 4u, 2);
+    }
+}
+#endif
+
 /* max |q_i| over a basis' len x rank mantissas (32-bit lanes: the compiler vectorises it). */
 ET_HOT static uint32_t lrt_abs_max16(const int16_t *q, size_t count)
 {
@@ -2319,6 +2569,12 @@ ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint
     if (LRT_LONG_MUL && shift - rt->b >= 1 && shift <= 47 && sc->bound < LRT_BOUND_CAP &&
         lrt_rot_fast(rt, rank, gh, gl)) {
         if (LRT_WIDE && rank == 4) {
+#if LRT_AVX2
+            if (lrt_host_avx2_only()) { /* the plane too */
+                lrt_rot_write4_avx2(q, plane, len, rt, res, shift, gh, gl);
+                return;
+            }
+#endif
             lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, 4);
         } else {
             lrt_rot_write_fast(q, len, rt, res, shift, gh, gl, rank);
