@@ -91,26 +91,28 @@ def test_bound_before_the_first_pass_holds_on_every_term_it_applies_to(runs):
     assert c0["applied"] > 25000, c0
 
 
-def cpu_has_avx512() -> bool:
-    """x86-64-v4's AVX-512 subsets (F, BW, CD, DQ, VL), as __builtin_cpu_supports reads them."""
+def cpu_runs_scan_kernels() -> bool:
+    """Where lrt_ext_unpack's scan and the Gram bound's kernels run: x86-64-v4's AVX-512 subsets (F, BW,
+    CD, DQ, VL) or AVX2, as __builtin_cpu_supports reads them."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
     flags = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split()) if "flags" in text else set()
-    return {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags
+    return {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"} <= flags or "avx2" in flags
 
 
 def test_column_sums_from_the_unpack_give_the_passes_verdict(runs):
-    """On CPUs with AVX-512 lrt_ext_unpack forms the contraction check's column sums while it unpacks
-    column 1 (csrc/src/lrt.c, lrt_ext_unpack4_avx512), and the early test reads them instead of
-    making a pass of its own; the check build compares the sums and their verdict with
-    lrt_cols_contract's pass on every term. Elsewhere no term has them."""
+    """On CPUs with AVX2 or AVX-512 lrt_ext_unpack forms the contraction check's column sums while it
+    unpacks column 1 (csrc/src/lrt.c, lrt_ext_unpack4_avx2 and _avx512), and the early test reads them
+    instead of making a pass of its own; the check build compares the sums and their verdict with
+    lrt_cols_contract's pass on every term, and the Gram bound's dot products and Gram sums (below) with
+    plain loops. Elsewhere no term has them."""
     m = re.fullmatch(r"sums checked (\d+) differed (\d+)", runs["check"][-1])
     assert m, runs["check"][-1]
     checked, differed = map(int, m.groups())
     assert differed == 0
-    if platform.machine() == "x86_64" and cpu_has_avx512():
+    if platform.machine() == "x86_64" and cpu_runs_scan_kernels():
         assert checked >= 5000  # the rank-4 cases (8,000 terms)
     else:
         assert checked == 0
@@ -118,8 +120,8 @@ def test_column_sums_from_the_unpack_give_the_passes_verdict(runs):
 
 
 def test_bound_from_dot_products_and_gram_matrix_holds(runs):
-    """On CPUs with AVX-512, rank 4, a bound on each side's final rho from its input's dot products with
-    the basis and the basis' Gram matrix (csrc/src/lrt.c, lrt_gram_bound) decides discards before
+    """On CPUs with AVX2 or AVX-512, rank 4, a bound on each side's final rho from its input's dot
+    products with the basis and the basis' Gram matrix (csrc/src/lrt.c, lrt_gram_bound) decides discards before
     either first pass. The check build counts, on every term where both sides have it: a final rho
     above its bound (never), the discards it would decide, those the exact test kept (never), and
     those the estimates that gate the Gram sweeps (lrt_dots_estimate) would have passed over.
@@ -132,7 +134,7 @@ def test_bound_from_dot_products_and_gram_matrix_holds(runs):
     # the estimates from the dot products alone, which decide whether the Gram sweeps run, seek out
     # nearly every discard the bound can make
     assert unsought <= early // 50, line
-    if platform.machine() == "x86_64" and cpu_has_avx512():
+    if platform.machine() == "x86_64" and cpu_runs_scan_kernels():
         assert applied > 5000, line  # about 7,700 of the rank-4 cases' 8,000 terms
         assert early > 2000, line  # about 3,200
     else:

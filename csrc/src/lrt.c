@@ -247,6 +247,52 @@ typedef struct {
     uint32_t qmax;
 } lrt_scan_t;
 
+#if ET_HOST_WIDE && !defined(ET_NO_LRT_AVX2)
+#define LRT_AVX2 1
+#include <immintrin.h>
+
+/* AVX2 without AVX-512: where the compiler's AVX2 clones run and the AVX2 kernels below replace them. */
+static int lrt_host_avx2_only(void)
+{
+    return __builtin_cpu_supports("avx2") && !__builtin_cpu_supports("x86-64-v4");
+}
+#else
+#define LRT_AVX2 0
+#endif
+
+#if ET_HOST_WIDE && (!defined(ET_NO_LRT_AVX512) || !defined(ET_NO_LRT_AVX2))
+/* LRT_GRAM: the unpack's scan and the kappa bound from the dot products and the Gram matrix (their
+ * kernels for AVX-512 and for AVX2; each CPU runs the one its features pick, or none) */
+#define LRT_GRAM 1
+
+/* What lrt_dots4_* and lrt_gram4_* form from a rank-4 basis (b = 2) and an 8-bit input X:
+ * the input's dot products with the columns' int16 mantissas, dot[k] = sum q_ik X_i (column 1 without
+ * its low bits), xabs = sum |X_i|, and for the column pairs (j, k) in lrt_gram_pairs order
+ * h = sum floor(q_ij q_ik / 2^16). */
+typedef struct {
+    int64_t dot[4];
+    uint64_t xabs;
+    int64_t h[6];
+} lrt_gram_t;
+
+/* the pairs of lrt_gram_t.h: what one and two 16-bit rotations of a row put beside each lane */
+static const int lrt_gram_pairs[6][2] = {{0, 1}, {1, 2}, {2, 3}, {0, 3}, {0, 2}, {1, 3}};
+
+/* v 2^-n rounded down (up = 0) or up, n >= 0 (gcc's >> on a negative value is arithmetic: a floor) */
+static int64_t lrt_shr_dir(int64_t v, int n, int up)
+{
+    if (n >= 63) {
+        return up ? (int64_t)(v > 0) : -(int64_t)(v < 0);
+    }
+    return up ? -((-v) >> n) : v >> n;
+}
+
+/* the bit of row t's two low bits in its plane word */
+static const int32_t lrt_plane_shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+#else
+#define LRT_GRAM 0
+#endif
+
 #if ET_HOST_WIDE && !defined(ET_NO_LRT_AVX512)
 #define LRT_AVX512 1
 #include <immintrin.h>
@@ -255,9 +301,6 @@ static int lrt_host_avx512(void)
 {
     return __builtin_cpu_supports("x86-64-v4");
 }
-
-/* the bit of row t's two low bits in its plane word */
-static const int32_t lrt_plane_shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 
 /*
  * lrt_ext_unpack at rank 4 (b = 2) with AVX-512, 16 rows per step: the rows' 64 mantissas in two
@@ -340,28 +383,6 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_pack2_avx512(const
         memcpy(plane + g / 4u, &w, 4); /* little-endian: row g + t at bits 2t */
     }
     lrt_ext_pack_b(e0 + g, len - g, plane + g / 4u, 2);
-}
-
-/* What lrt_dots4_avx512 and lrt_gram4_avx512 form from a rank-4 basis (b = 2) and an 8-bit input X:
- * the input's dot products with the columns' int16 mantissas, dot[k] = sum q_ik X_i (column 1 without
- * its low bits), xabs = sum |X_i|, and for the column pairs (j, k) in lrt_gram_pairs order
- * h = sum floor(q_ij q_ik / 2^16). */
-typedef struct {
-    int64_t dot[4];
-    uint64_t xabs;
-    int64_t h[6];
-} lrt_gram_t;
-
-/* the pairs of lrt_gram_t.h: what one and two 16-bit rotations of a row put beside each lane */
-static const int lrt_gram_pairs[6][2] = {{0, 1}, {1, 2}, {2, 3}, {0, 3}, {0, 2}, {1, 3}};
-
-/* v 2^-n rounded down (up = 0) or up, n >= 0 (gcc's >> on a negative value is arithmetic: a floor) */
-static int64_t lrt_shr_dir(int64_t v, int n, int up)
-{
-    if (n >= 63) {
-        return up ? (int64_t)(v > 0) : -(int64_t)(v < 0);
-    }
-    return up ? -((-v) >> n) : v >> n;
 }
 
 /*
@@ -473,17 +494,203 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_gram4_avx512(const int
 #define LRT_AVX512 0
 #endif
 
-#if ET_HOST_WIDE && !defined(ET_NO_LRT_AVX2)
-#define LRT_AVX2 1
-#include <immintrin.h>
-
-/* AVX2 without AVX-512: where the compiler's AVX2 clones run and the AVX2 kernels below replace them. */
-static int lrt_host_avx2_only(void)
+#if LRT_AVX2
+/* Column c (0..3) of eight rank-4 rows (r0: rows 0..3, r1: rows 4..7, a row per 64-bit lane) as int32. */
+__attribute__((target("avx2"), always_inline)) static inline __m256i lrt_col8_avx2(__m256i r0, __m256i r1, const int c)
 {
-    return __builtin_cpu_supports("avx2") && !__builtin_cpu_supports("x86-64-v4");
+    __m256i a = c <= 1 ? r0 : _mm256_srli_epi64(r0, 32);
+    __m256i b = c <= 1 ? r1 : _mm256_srli_epi64(r1, 32);
+    if (c == 0 || c == 2) {
+        a = _mm256_slli_epi32(a, 16);
+        b = _mm256_slli_epi32(b, 16);
+    }
+    a = _mm256_srai_epi32(a, 16); /* the column, sign-extended, in each lane's low 32 bits */
+    b = _mm256_srai_epi32(b, 16);
+    /* per half: rows 0, 1, 4, 5 | 2, 3, 6, 7; the 64-bit permute puts them in order */
+    a = _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(2, 0, 2, 0)));
+    return _mm256_permute4x64_epi64(a, _MM_SHUFFLE(3, 1, 2, 0));
 }
-#else
-#define LRT_AVX2 0
+
+/* The int32 lanes of v (eight) summed: the even ones (even = 1) or the odd ones, widened. */
+__attribute__((target("avx2"))) static int64_t lrt_lanes_sum_avx2(__m256i v, int even)
+{
+    int32_t l[8];
+    int64_t sum = 0;
+    int t;
+    _mm256_storeu_si256((__m256i *)(void *)l, v);
+    for (t = even ? 0 : 1; t < 8; t += 2) {
+        sum += l[t];
+    }
+    return sum;
+}
+
+/*
+ * lrt_ext_unpack4_avx512 for CPUs with AVX2 but no AVX-512, eight rows per step: column 1 by
+ * lrt_col8_avx2, the rows' 16 bits of the plane broadcast and shifted by 2t per lane; the column sums
+ * (vpmulhw and vpmaddwd, column 1's in 64-bit lanes by vpmuldq) and the largest |q| as there.
+ */
+__attribute__((target("avx2"))) static void lrt_ext_unpack4_avx2(const int16_t *q, const uint8_t *plane, uint32_t len,
+                                                                 int32_t *e0, lrt_scan_t *scan)
+{
+    const __m256i sh = _mm256_loadu_si256((const __m256i *)(const void *)lrt_plane_shifts);
+    const __m256i three = _mm256_set1_epi32(3);
+    const __m256i odd = _mm256_set1_epi32(0x00010000); /* int16 pairs (0, 1): columns 2 and 4 */
+    const __m256i even = _mm256_set1_epi32(0x00000001); /* (1, 0): columns 1 and 3 */
+    __m256i s24 = _mm256_setzero_si256(); /* even lanes: column 2; odd lanes: column 4 */
+    __m256i s13 = _mm256_setzero_si256(); /* odd lanes: column 3 */
+    __m256i s1 = _mm256_setzero_si256();
+    __m256i top = _mm256_setzero_si256(); /* |q| as unsigned 16-bit lanes: |-32768| = 32768 */
+    uint64_t *sq = scan->sq;
+    uint64_t tail[ET_LRT_MAX_RANK];
+    uint16_t tops[16];
+    int64_t l1[4];
+    uint32_t g;
+    uint32_t i;
+    int k;
+    for (g = 0; g + 8u <= len; g += 8u) {
+        const int16_t *qg = q + (size_t)g * 4u;
+        __m256i ra = _mm256_loadu_si256((const __m256i *)(const void *)qg);
+        __m256i rb = _mm256_loadu_si256((const __m256i *)(const void *)(qg + 16));
+        __m256i ha = _mm256_mulhi_epi16(ra, ra);
+        __m256i hb = _mm256_mulhi_epi16(rb, rb);
+        __m256i e;
+        uint16_t w;
+        memcpy(&w, plane + g / 4u, 2); /* little-endian: row g + t at bits 2t */
+        top = _mm256_max_epu16(top, _mm256_max_epu16(_mm256_abs_epi16(ra), _mm256_abs_epi16(rb)));
+        e = _mm256_slli_epi32(lrt_col8_avx2(ra, rb, 0), 2);
+        e = _mm256_add_epi32(e, _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)w), sh), three));
+        _mm256_storeu_si256((__m256i *)(void *)(e0 + g), e);
+        s24 = _mm256_add_epi32(s24, _mm256_add_epi32(_mm256_madd_epi16(ha, odd), _mm256_madd_epi16(hb, odd)));
+        s13 = _mm256_add_epi32(s13, _mm256_add_epi32(_mm256_madd_epi16(ha, even), _mm256_madd_epi16(hb, even)));
+        s1 = _mm256_add_epi64(s1, _mm256_srli_epi64(_mm256_mul_epi32(e, e), 16));
+        e = _mm256_srli_epi64(e, 32);
+        s1 = _mm256_add_epi64(s1, _mm256_srli_epi64(_mm256_mul_epi32(e, e), 16));
+    }
+    _mm256_storeu_si256((__m256i *)(void *)l1, s1);
+    sq[0] = (uint64_t)l1[0] + (uint64_t)l1[1] + (uint64_t)l1[2] + (uint64_t)l1[3];
+    sq[1] = (uint64_t)lrt_lanes_sum_avx2(s24, 1);
+    sq[2] = (uint64_t)lrt_lanes_sum_avx2(s13, 0);
+    sq[3] = (uint64_t)lrt_lanes_sum_avx2(s24, 0);
+    _mm256_storeu_si256((__m256i *)(void *)tops, top);
+    scan->qmax = 0;
+    for (k = 0; k < 16; k++) {
+        scan->qmax = tops[k] > scan->qmax ? tops[k] : scan->qmax;
+    }
+    lrt_ext_unpack_b(q + (size_t)g * 4u, plane + g / 4u, len - g, 4, e0 + g, 2);
+    lrt_cols_sums_r(q + (size_t)g * 4u, e0 + g, 4, len - g, tail);
+    for (k = 0; k < 4; k++) {
+        sq[k] += tail[k];
+    }
+    for (i = 4u * g; i < 4u * len; i++) {
+        uint32_t a = (uint32_t)(q[i] < 0 ? -(int32_t)q[i] : q[i]);
+        scan->qmax = a > scan->qmax ? a : scan->qmax;
+    }
+}
+
+/*
+ * lrt_dots4_avx512 for CPUs with AVX2 but no AVX-512, eight rows per step: the input widened to int32,
+ * each value beside its row's even int16 lanes (as (X, 0) pairs) and its odd ones (as (0, X)) by vpermd,
+ * vpmaddwd one product per int32 lane (below 2^23), widened into int64 every 32 steps by vpmuldq with 1;
+ * vpsadbw sums |X|.
+ */
+__attribute__((target("avx2"))) static void lrt_dots4_avx2(const int16_t *q, const int8_t *s8, const uint8_t *u8,
+                                                           uint32_t len, lrt_gram_t *out)
+{
+    const __m256i rep_a = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i rep_b = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    const __m256i low16 = _mm256_set1_epi32(0xFFFF);
+    const __m256i one = _mm256_set1_epi64x(1);
+    __m256i d64[4]; /* int64 lanes: the dot products of columns 1..4 */
+    __m128i xabs = _mm_setzero_si128();
+    int64_t l[4];
+    uint32_t g = 0;
+    uint32_t i;
+    int k;
+    for (k = 0; k < 4; k++) {
+        d64[k] = _mm256_setzero_si256();
+    }
+    while (g + 8u <= len) {
+        __m256i e32 = _mm256_setzero_si256(); /* int32 lanes per row: columns 1, 3 */
+        __m256i o32 = _mm256_setzero_si256(); /* columns 2, 4 */
+        uint32_t steps = 0;
+        for (; g + 8u <= len && steps < 32u; g += 8u, steps++) {
+            const int16_t *qg = q + (size_t)g * 4u;
+            __m256i ra = _mm256_loadu_si256((const __m256i *)(const void *)qg);
+            __m256i rb = _mm256_loadu_si256((const __m256i *)(const void *)(qg + 16));
+            __m128i xb = _mm_loadl_epi64((const __m128i *)(s8 != NULL ? (const void *)(s8 + g) : (const void *)(u8 + g)));
+            __m256i x32 = s8 != NULL ? _mm256_cvtepi8_epi32(xb) : _mm256_cvtepu8_epi32(xb);
+            __m256i xa = _mm256_permutevar8x32_epi32(x32, rep_a); /* rows 0..3: (X, X) per row */
+            __m256i xc = _mm256_permutevar8x32_epi32(x32, rep_b); /* rows 4..7 */
+            e32 = _mm256_add_epi32(e32, _mm256_add_epi32(_mm256_madd_epi16(ra, _mm256_and_si256(xa, low16)),
+                                                         _mm256_madd_epi16(rb, _mm256_and_si256(xc, low16))));
+            o32 = _mm256_add_epi32(o32, _mm256_add_epi32(_mm256_madd_epi16(ra, _mm256_slli_epi32(xa, 16)),
+                                                         _mm256_madd_epi16(rb, _mm256_slli_epi32(xc, 16))));
+            xabs = _mm_add_epi64(xabs, _mm_sad_epu8(s8 != NULL ? _mm_abs_epi8(xb) : xb, _mm_setzero_si128()));
+        }
+        /* at most 32 steps: each int32 lane below 2^29 (64 products below 2^23); widened, a row's low
+         * int32 and its high one, each sign-extended by vpmuldq with 1 */
+        d64[0] = _mm256_add_epi64(d64[0], _mm256_mul_epi32(e32, one));
+        d64[2] = _mm256_add_epi64(d64[2], _mm256_mul_epi32(_mm256_srli_epi64(e32, 32), one));
+        d64[1] = _mm256_add_epi64(d64[1], _mm256_mul_epi32(o32, one));
+        d64[3] = _mm256_add_epi64(d64[3], _mm256_mul_epi32(_mm256_srli_epi64(o32, 32), one));
+    }
+    for (k = 0; k < 4; k++) {
+        _mm256_storeu_si256((__m256i *)(void *)l, d64[k]);
+        out->dot[k] = (int64_t)((uint64_t)l[0] + (uint64_t)l[1] + (uint64_t)l[2] + (uint64_t)l[3]);
+    }
+    out->xabs = (uint64_t)_mm_cvtsi128_si64(xabs); /* the 8 bytes' sum is in the low half */
+    for (i = g; i < len; i++) { /* the rows past the last whole step */
+        int32_t x = s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i];
+        for (k = 0; k < 4; k++) {
+            out->dot[k] += (int64_t)q[(size_t)i * 4u + (size_t)k] * x;
+        }
+        out->xabs += (uint64_t)(x < 0 ? -x : x);
+    }
+}
+
+/*
+ * lrt_gram4_avx512 for CPUs with AVX2 but no AVX-512, eight rows per step: the rotations of each row's
+ * 64 bits by one 16-bit lane (vpshufb) and by two (vpshufd), vpmulhw and vpmaddwd as there.
+ */
+__attribute__((target("avx2"))) static void lrt_gram4_avx2(const int16_t *q, uint32_t len, lrt_gram_t *out)
+{
+    const __m256i odd = _mm256_set1_epi32(0x00010000);  /* int16 pairs (0, 1) */
+    const __m256i even = _mm256_set1_epi32(0x00000001); /* (1, 0) */
+    const __m256i ror16 = _mm256_setr_epi8(2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9,
+                                           2, 3, 4, 5, 6, 7, 0, 1, 10, 11, 12, 13, 14, 15, 8, 9);
+    __m256i h1e = _mm256_setzero_si256(); /* per row: int32 lanes h01, h23 */
+    __m256i h1o = _mm256_setzero_si256(); /* h12, h30 */
+    __m256i h2e = _mm256_setzero_si256(); /* h02 (and h20) */
+    __m256i h2o = _mm256_setzero_si256(); /* h13 (and h31) */
+    uint32_t g;
+    uint32_t i;
+    int k;
+    for (g = 0; g + 8u <= len; g += 8u) {
+        const int16_t *qg = q + (size_t)g * 4u;
+        __m256i ra = _mm256_loadu_si256((const __m256i *)(const void *)qg);
+        __m256i rb = _mm256_loadu_si256((const __m256i *)(const void *)(qg + 16));
+        __m256i pa = _mm256_mulhi_epi16(ra, _mm256_shuffle_epi8(ra, ror16));
+        __m256i pb = _mm256_mulhi_epi16(rb, _mm256_shuffle_epi8(rb, ror16));
+        __m256i sa = _mm256_mulhi_epi16(ra, _mm256_shuffle_epi32(ra, _MM_SHUFFLE(2, 3, 0, 1)));
+        __m256i sb = _mm256_mulhi_epi16(rb, _mm256_shuffle_epi32(rb, _MM_SHUFFLE(2, 3, 0, 1)));
+        h1e = _mm256_add_epi32(h1e, _mm256_add_epi32(_mm256_madd_epi16(pa, even), _mm256_madd_epi16(pb, even)));
+        h1o = _mm256_add_epi32(h1o, _mm256_add_epi32(_mm256_madd_epi16(pa, odd), _mm256_madd_epi16(pb, odd)));
+        h2e = _mm256_add_epi32(h2e, _mm256_add_epi32(_mm256_madd_epi16(sa, even), _mm256_madd_epi16(sb, even)));
+        h2o = _mm256_add_epi32(h2o, _mm256_add_epi32(_mm256_madd_epi16(sa, odd), _mm256_madd_epi16(sb, odd)));
+    }
+    out->h[0] = lrt_lanes_sum_avx2(h1e, 1); /* h01 */
+    out->h[1] = lrt_lanes_sum_avx2(h1o, 1); /* h12 */
+    out->h[2] = lrt_lanes_sum_avx2(h1e, 0); /* h23 */
+    out->h[3] = lrt_lanes_sum_avx2(h1o, 0); /* h30 */
+    out->h[4] = lrt_lanes_sum_avx2(h2e, 1); /* h02 */
+    out->h[5] = lrt_lanes_sum_avx2(h2o, 1); /* h13 */
+    for (i = g; i < len; i++) { /* the rows past the last whole step */
+        const int16_t *row = q + (size_t)i * 4u;
+        for (k = 0; k < 6; k++) {
+            out->h[k] += lrt_shr_dir((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]], 16, 0);
+        }
+    }
+}
 #endif
 
 /* Column 1 of a basis as extended mantissas, e0_i = q_i0 2^b + lo_i (|e0_i| < 2^17), into int32 scratch.
@@ -499,6 +706,11 @@ static int lrt_ext_unpack(const int16_t *q, const uint8_t *plane, uint32_t len, 
 #if LRT_AVX512
     } else if (rank == 4 && lrt_host_avx512()) {
         lrt_ext_unpack4_avx512(q, plane, len, e0, scan);
+        return 1;
+#endif
+#if LRT_AVX2
+    } else if (rank == 4 && lrt_host_avx2_only()) {
+        lrt_ext_unpack4_avx2(q, plane, len, e0, scan);
         return 1;
 #endif
     } else if (b == 2) {
@@ -927,22 +1139,6 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const 
 }
 
 #if LRT_AVX2
-/* Column c (1..3) of eight rank-4 rows (r0: rows 0..3, r1: rows 4..7, a row per 64-bit lane) as int32. */
-__attribute__((target("avx2"), always_inline)) static inline __m256i lrt_col8_avx2(__m256i r0, __m256i r1, const int c)
-{
-    __m256i a = c == 1 ? r0 : _mm256_srli_epi64(r0, 32);
-    __m256i b = c == 1 ? r1 : _mm256_srli_epi64(r1, 32);
-    if (c == 2) {
-        a = _mm256_slli_epi32(a, 16);
-        b = _mm256_slli_epi32(b, 16);
-    }
-    a = _mm256_srai_epi32(a, 16); /* the column, sign-extended, in each lane's low 32 bits */
-    b = _mm256_srai_epi32(b, 16);
-    /* per half: rows 0, 1, 4, 5 | 2, 3, 6, 7; the 64-bit permute puts them in order */
-    a = _mm256_castps_si256(_mm256_shuffle_ps(_mm256_castsi256_ps(a), _mm256_castsi256_ps(b), _MM_SHUFFLE(2, 0, 2, 0)));
-    return _mm256_permute4x64_epi64(a, _MM_SHUFFLE(3, 1, 2, 0));
-}
-
 /*
  * lrt_mgs_sweep16 for column c (1..3) of a rank-4 basis q (rows of 4) with AVX2, eight rows per step, for
  * CPUs without AVX-512: each step loads the eight rows once and picks columns c and c + 1 out of them
@@ -1495,7 +1691,8 @@ static int lrt_kappa_discards(const et_lrt_state_t *st, uint32_t kappa, uint64_t
 uint64_t et_lrt_early_stats[22]; /* [5..9]: the same for the test before the first pass; [10..13]: for the
                                   * test with the shorter side after its first pass, the longer before any;
                                   * [15], [16]: terms with lrt_ext_unpack's column sums, and of them, those
-                                  * where the sums or their verdict differed from lrt_cols_contract's pass;
+                                  * where the sums or their verdict differed from lrt_cols_contract's pass
+                                  * (plus the sides whose dot products or Gram sums differed from plain loops);
                                   * [17..20]: [0..3] for the bounds from the dot products and Gram matrices
                                   * (lrt_gram_bound, AVX-512 hosts); [21]: of their early discards, those
                                   * the estimates (lrt_dots_estimate) would not have sought */
@@ -1529,7 +1726,7 @@ static lrt_bound_t lrt_bound(uint64_t s, int e, int margin)
     return b;
 }
 
-#if LRT_AVX512
+#if LRT_GRAM
 /* g = m 2^p f^2 2^sh_g (a Gram entry at 2^-30), rounded down or up, for |m| < 2^36; +-2^62 (beyond any
  * limit the bound accepts, with the sign of g) where it would pass 2^40 */
 static int64_t lrt_gram_scale(int64_t m, int p, uint32_t f, int sh_g, int up)
@@ -1668,9 +1865,18 @@ static lrt_bound_t lrt_gram_bound(const lrt_gram_t *gm, const lrt_scan_t *scan, 
 /* A side's input dot products (lrt_gram_t's dot and xabs) where its basis is not empty. */
 static void lrt_dots_side(const lrt_input_t *in, lrt_gram_t *gm)
 {
-    if (in->q_exp != 0) {
-        lrt_dots4_avx512(in->q, in->s8, in->u8, in->len, gm);
+    if (in->q_exp == 0) {
+        return;
     }
+#if LRT_AVX512
+    if (lrt_host_avx512()) {
+        lrt_dots4_avx512(in->q, in->s8, in->u8, in->len, gm);
+        return;
+    }
+#endif
+#if LRT_AVX2
+    lrt_dots4_avx2(in->q, in->s8, in->u8, in->len, gm); /* sums came from lrt_ext_unpack4_avx2: an AVX2 CPU */
+#endif
 }
 
 /*
@@ -1715,13 +1921,50 @@ static int lrt_gram_sought(const et_lrt_state_t *st, const lrt_input_t *in, uint
 
 /* A side's bound before its first pass, given its dot products: lrt_gram_bound's where it is the
  * tighter, else U0 (u0); an empty basis leaves the input as it is (U0). */
+#ifdef ET_LRT_EARLY_CHECK
+/* 1 where the kernels' dot products, xabs and Gram sums of a side (after lrt_gram_side) are the plain
+ * loops' (the rows' tail loop over every row) */
+static int lrt_gram_same(const lrt_input_t *in, const lrt_gram_t *gm)
+{
+    lrt_gram_t ref;
+    uint32_t i;
+    int k;
+    if (in->q_exp == 0) {
+        return 1;
+    }
+    memset(&ref, 0, sizeof(ref));
+    for (i = 0; i < in->len; i++) {
+        const int16_t *row = in->q + (size_t)i * 4u;
+        int32_t x = in->s8 != NULL ? (int32_t)in->s8[i] : (int32_t)in->u8[i];
+        for (k = 0; k < 4; k++) {
+            ref.dot[k] += (int64_t)row[k] * x;
+        }
+        ref.xabs += (uint64_t)(x < 0 ? -x : x);
+        for (k = 0; k < 6; k++) {
+            ref.h[k] += lrt_shr_dir((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]], 16, 0);
+        }
+    }
+    return memcmp(ref.dot, gm->dot, sizeof(ref.dot)) == 0 && ref.xabs == gm->xabs &&
+           memcmp(ref.h, gm->h, sizeof(ref.h)) == 0;
+}
+#endif
+
 static lrt_bound_t lrt_gram_side(const lrt_input_t *in, const lrt_scan_t *scan, lrt_gram_t *gm, lrt_bound_t u0)
 {
     lrt_bound_t ug;
     if (in->q_exp == 0) {
         return u0;
     }
-    lrt_gram4_avx512(in->q, in->len, gm);
+#if LRT_AVX512
+    if (lrt_host_avx512()) {
+        lrt_gram4_avx512(in->q, in->len, gm);
+    }
+#endif
+#if LRT_AVX2
+    if (lrt_host_avx2_only()) {
+        lrt_gram4_avx2(in->q, in->len, gm);
+    }
+#endif
     ug = lrt_gram_bound(gm, scan, in->side, in->q_exp, in->f, in->len);
     return ug.u != 0 && ug.u < u0.u ? ug : u0;
 }
@@ -2743,13 +2986,13 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
     lrt_project_rescale(s_d, delta_exp, &left);
     lrt_project_rescale(s_x, x_exp, &right);
     kappa_on = cfg->kappa_th != 0 && st->c_mant[0] != 0;
-#if LRT_AVX512 /* read only where sums is 1 (which the compiler cannot see); firmware has no scan */
+#if LRT_GRAM /* read only where sums is 1 (which the compiler cannot see); firmware has no scan */
     memset(&scan_l, 0, sizeof(scan_l));
     memset(&scan_r, 0, sizeof(scan_r));
 #endif
     sums = lrt_ext_unpack(lrt_ql(st), lrt_plane_l(st), st->n, r, e0_l, &scan_l);
     sums &= lrt_ext_unpack(lrt_qr(st), lrt_plane_r(st), st->m, r, e0_r, &scan_r);
-    sums = LRT_AVX512 && sums; /* a constant 0 elsewhere: firmware compiles none of what reads scan_l, scan_r */
+    sums = LRT_GRAM && sums; /* a constant 0 elsewhere: firmware compiles none of what reads scan_l, scan_r */
     in[0] = (lrt_input_t){lrt_ql(st), e0_l, st->exp_l, st->f_l, delta, NULL, res_l, st->n, &left};
     in[1] = (lrt_input_t){lrt_qr(st), e0_r, st->exp_r, st->f_r, x_s8, x_u8, res_r, st->m, &right};
 #ifdef ET_LRT_EARLY_CHECK
@@ -2790,13 +3033,14 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
         int el1;
         int er1;
         int exact;
-#if LRT_AVX512
+#if LRT_GRAM
         if (sums && kappa_on && contract) {
             lrt_gram_t gm[2];
             sought = lrt_gram_sought(st, in, cfg->kappa_th, gm);
             ug_l = lrt_gram_side(&in[0], &scan_l, &gm[0], lrt_bound(left.s0, left.a_exp, LRT_EARLY_MARGIN0));
             ug_r = lrt_gram_side(&in[1], &scan_r, &gm[1], lrt_bound(right.s0, right.a_exp, LRT_EARLY_MARGIN0));
             gram = ug_l.u != 0 && ug_r.u != 0;
+            et_lrt_early_stats[16] += (uint64_t)!lrt_gram_same(&in[0], &gm[0]) + (uint64_t)!lrt_gram_same(&in[1], &gm[1]);
         }
 #endif
         lrt_project_begin(&in[0], r);
@@ -2881,7 +3125,7 @@ static et_status_t lrt_accumulate(et_lrt_state_t *st, const et_lrt_config_t *cfg
             if (lrt_early_discard(st, e0_l, e0_r, sums_l, &scan_r, cfg->kappa_th, u0[0], u0[1], &contract)) {
                 return lrt_discard(st);
             }
-#if LRT_AVX512
+#if LRT_GRAM
             if (sums && st->n + st->m >= LRT_GRAM_MIN_ROWS) { /* the bounds from the dot products and Gram
                                                                  * matrices, still before any pass */
                 lrt_gram_t gm[2];
