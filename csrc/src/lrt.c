@@ -1147,7 +1147,8 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const 
  * or the sum of squares in 64-bit lanes by vpmuldq, the same sums modulo 2^64. The rows past the last
  * whole step take lrt_mgs_sweep16's loop. tests/test_lrt_multiversion.py compares it with the portable
  * loops (natively on CPUs without AVX-512, under valgrind everywhere) and builds it out with
- * -DET_NO_LRT_AVX2.
+ * -DET_NO_LRT_AVX2; tests/c/lrt_avx2.c compares it with lrt_mgs_sweep16 on products made to land on
+ * rounding ties.
  */
 __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_t *q, const int c, uint32_t amag,
                                                                    int neg, int sh, int32_t *res, uint32_t len,
@@ -1213,44 +1214,78 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_
 }
 
 /*
- * lrt_mgs_sweep32 for column 1 of a rank-4 basis (its extended mantissas e0, contiguous int32) with the
- * dot product against column 2 (in q, rows of 4) and no clamp, with AVX2, eight rows per step, for CPUs
- * without AVX-512: the products and the rounding at the offset in 64-bit lanes (the even and the odd
- * rows by vpmuldq), then, since no value leaves int32, the update on the low 32 bits of each. The rows
- * past the last whole step take lrt_mgs_sweep32's loop. Tested as lrt_mgs_sweep4_avx2 is.
+ * lrt_mgs_sweep32 without the clamp for a rank-4 basis (q, rows of 4) with AVX2, eight rows per step,
+ * for CPUs without AVX-512: the column updated is column 1's extended mantissas e0 (contiguous int32)
+ * or, e0 NULL, column c + 1 of q (c = 1..3: columns 2..4, by lrt_col8_avx2; the sweeps whose shift is
+ * below lrt_mgs_sweep4_avx2's 17, as for layers of few rows); the dot product is with column c + 2
+ * (dot_next; c = 0 for e0) or else the sum of squares is formed. The products and the rounding at the
+ * offset in 64-bit lanes (the even and the odd rows by vpmuldq), then, since no value leaves int32,
+ * the update on the low 32 bits of each. The rows past the last whole step take lrt_mgs_sweep32's
+ * arithmetic. Tested as lrt_mgs_sweep4_avx2 is.
  */
-__attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep_e0_avx2(const int32_t *e0, const int16_t *q, int32_t a32,
-                                                                     int sh, int32_t *res, uint32_t len)
+__attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep32_avx2(const int32_t *e0, const int16_t *q, const int c,
+                                                                    int32_t a32, int sh, int32_t *res, uint32_t len,
+                                                                    int dot_next)
 {
     const __m256i a = _mm256_set1_epi32(a32);
     const __m256i k1 = _mm256_set1_epi64x((int64_t)((UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1))));
     const __m256i k2 = _mm256_set1_epi32((int32_t)(uint32_t)(UINT64_C(1) << (62 - sh))); /* its low 32 bits */
     const __m128i shv = _mm_cvtsi32_si128(sh);
+    const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFF);
     const __m256i zero = _mm256_setzero_si256();
-    __m256i acc = zero;
+    __m256i acc = zero; /* dot_next: the dot product; else the squares' high halves */
+    __m256i acc_lo = zero; /* and their low halves */
     int64_t lanes[4];
+    uint64_t hi;
+    uint64_t lo;
     int64_t dot;
     uint32_t i;
     for (i = 0; i + 8u <= len; i += 8u) {
-        __m256i ev = _mm256_loadu_si256((const __m256i *)(const void *)(e0 + i));
-        __m256i x = _mm256_mul_epi32(a, ev); /* rows 0, 2, 4, 6 */
-        __m256i y = _mm256_mul_epi32(a, _mm256_srli_epi64(ev, 32)); /* rows 1, 3, 5, 7 */
         __m256i r0 = _mm256_loadu_si256((const __m256i *)(const void *)(q + (size_t)i * 4u));
         __m256i r1 = _mm256_loadu_si256((const __m256i *)(const void *)(q + (size_t)i * 4u + 16u));
-        __m256i qn = lrt_col8_avx2(r0, r1, 1);
+        __m256i ev = e0 != NULL ? _mm256_loadu_si256((const __m256i *)(const void *)(e0 + i))
+                                : (c == 1 ? lrt_col8_avx2(r0, r1, 1) : c == 2 ? lrt_col8_avx2(r0, r1, 2) : lrt_col8_avx2(r0, r1, 3));
+        __m256i x = _mm256_mul_epi32(a, ev); /* rows 0, 2, 4, 6 */
+        __m256i y = _mm256_mul_epi32(a, _mm256_srli_epi64(ev, 32)); /* rows 1, 3, 5, 7 */
         __m256i d;
         __m256i v;
+        __m256i v_odd;
         x = _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(x, k1), _mm256_cmpgt_epi64(zero, x)), shv);
         y = _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(y, k1), _mm256_cmpgt_epi64(zero, y)), shv);
         d = _mm256_blend_epi32(x, _mm256_slli_epi64(y, 32), 0xAA);
         v = _mm256_sub_epi32(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(res + i)), k2), d);
+        v_odd = _mm256_srli_epi64(v, 32);
         _mm256_storeu_si256((__m256i *)(void *)(res + i), v);
-        acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(qn, v), _mm256_mul_epi32(_mm256_srli_epi64(qn, 32),
-                                                                                              _mm256_srli_epi64(v, 32))));
+        if (dot_next) {
+            __m256i qn = c == 0 ? lrt_col8_avx2(r0, r1, 1) : c == 1 ? lrt_col8_avx2(r0, r1, 2) : lrt_col8_avx2(r0, r1, 3);
+            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(qn, v),
+                                                         _mm256_mul_epi32(_mm256_srli_epi64(qn, 32), v_odd)));
+        } else {
+            __m256i sq = _mm256_mul_epi32(v, v);
+            __m256i sq_odd = _mm256_mul_epi32(v_odd, v_odd);
+            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_srli_epi64(sq, 32), _mm256_srli_epi64(sq_odd, 32)));
+            acc_lo = _mm256_add_epi64(acc_lo, _mm256_add_epi64(_mm256_and_si256(sq, low32), _mm256_and_si256(sq_odd, low32)));
+        }
     }
     _mm256_storeu_si256((__m256i *)(void *)lanes, acc);
     dot = (int64_t)((uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3]);
-    return (uint64_t)dot + lrt_mgs_sweep32(NULL, e0 + i, q + (size_t)i * 4u + 1u, 4, a32, sh, res + i, len - i, 0, 1);
+    hi = (uint64_t)dot;
+    _mm256_storeu_si256((__m256i *)(void *)lanes, acc_lo);
+    lo = (uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3];
+    for (; i < len; i++) {
+        int64_t x = (int64_t)a32 * (e0 != NULL ? e0[i] : (int32_t)q[(size_t)i * 4u + (size_t)c]);
+        uint64_t dx = ((uint64_t)x + (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1)) - (uint64_t)(x < 0)) >> sh;
+        int32_t v = (int32_t)(int64_t)((uint64_t)(int64_t)res[i] + (UINT64_C(1) << (62 - sh)) - dx);
+        res[i] = v;
+        if (dot_next) {
+            dot += (int64_t)q[(size_t)i * 4u + (size_t)c + 1u] * v;
+        } else {
+            uint64_t sq = (uint64_t)((int64_t)v * v);
+            hi += sq >> 32;
+            lo += sq & 0xFFFFFFFFu;
+        }
+    }
+    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
 }
 #endif
 
@@ -1259,7 +1294,8 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep_e0_avx2(const int3
  * with column j + 1 (dot_next), or else its sum of squares. *bound holds a bound on max |res_i|
  * and is updated: |round(a q 2^-sh)| <= (|a| 2^15 >> sh) + 1, so while bound + that stays in
  * int32 nothing saturates and the sweep runs without the clamp (the same values). col: the column's
- * index in a rank-4 row (1..3) where q is such a basis' column 2, 3 or 4 (lrt_mgs_sweep4_avx2 may take it), else 0.
+ * index in a rank-4 row (1..3) where q is such a basis' column 2, 3 or 4 (lrt_mgs_sweep4_avx2 or
+ * lrt_mgs_sweep32_avx2 may take it), else 0.
  */
 LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64_t a, int sh, int32_t *res,
                                   uint32_t len, int dot_next, uint64_t *bound, const size_t next, const int col)
@@ -1298,6 +1334,11 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
             return neg ? lrt_mgs_sweep16(qj, qj + next, rank, amag, 1, sh, res, len, 0)
                        : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 0);
         }
+#if LRT_AVX2
+        if (col != 0 && !clamp && lrt_host_avx2_only()) {
+            return lrt_mgs_sweep32_avx2(NULL, qj - col, col, a32, sh, res, len, dot_next);
+        }
+#endif
         if (!LRT_WIDE) {
             return dot_next ? lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, clamp, 1)
                             : lrt_mgs_sweep32(qj, NULL, qj + next, rank, a32, sh, res, len, clamp, 0);
@@ -1423,7 +1464,7 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
         if (qn != NULL && rank == 4 && !clamp) { /* the default rank, a constant stride */
 #if LRT_AVX2
             if (lrt_host_avx2_only()) {
-                return lrt_mgs_sweep_e0_avx2(e0, qn - 1, a32, sh, res, len);
+                return lrt_mgs_sweep32_avx2(e0, qn - 1, 0, a32, sh, res, len, 1);
             }
 #endif
             return lrt_mgs_sweep32(NULL, e0, qn, 4, a32, sh, res, len, 0, 1);
@@ -2636,7 +2677,8 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
  * and vpackssdw's saturation is the int16 clamp. Column 1's low bits go into the plane as lrt_ext_pack
  * puts them. The rows past the last whole step take lrt_rot_write_fast and lrt_ext_pack_b.
  * tests/test_lrt_multiversion.py compares it with the portable loops, natively on CPUs without
- * AVX-512 and under valgrind (an AVX2 CPU) everywhere, and builds it out with -DET_NO_LRT_AVX2.
+ * AVX-512 and under valgrind (an AVX2 CPU) everywhere, and builds it out with -DET_NO_LRT_AVX2;
+ * tests/c/lrt_avx2.c compares it with lrt_rot_write on rows made to reach ties and both clamps.
  */
 __attribute__((target("avx2"))) static void lrt_rot_write4_avx2(int16_t *q, uint8_t *plane, uint32_t len,
                                                                 const lrt_rot_t *rt, const int32_t *res, int shift,
