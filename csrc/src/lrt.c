@@ -289,6 +289,53 @@ static int64_t lrt_shr_dir(int64_t v, int n, int up)
 
 /* the bit of row t's two low bits in its plane word */
 static const int32_t lrt_plane_shifts[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+
+/* What the scan kernels form for rows from..len - 1 of a rank-4 basis (b = 2), added to *scan: column
+ * 1's extended mantissas into e0, the column sums and the largest |q|. */
+static void lrt_scan_rows(const int16_t *q, const uint8_t *plane, uint32_t from, uint32_t len, int32_t *e0,
+                          lrt_scan_t *scan)
+{
+    uint64_t tail[ET_LRT_MAX_RANK];
+    uint32_t i;
+    int k;
+    lrt_ext_unpack_b(q + (size_t)from * 4u, plane + from / 4u, len - from, 4, e0 + from, 2); /* from % 4 == 0 */
+    lrt_cols_sums_r(q + (size_t)from * 4u, e0 + from, 4, len - from, tail);
+    for (k = 0; k < 4; k++) {
+        scan->sq[k] += tail[k];
+    }
+    for (i = 4u * from; i < 4u * len; i++) {
+        uint32_t a = (uint32_t)(q[i] < 0 ? -(int32_t)q[i] : q[i]);
+        scan->qmax = a > scan->qmax ? a : scan->qmax;
+    }
+}
+
+/* lrt_gram_t's dot and xabs over rows from..len - 1, added to *out. */
+static void lrt_dots_rows(const int16_t *q, const int8_t *s8, const uint8_t *u8, uint32_t from, uint32_t len,
+                          lrt_gram_t *out)
+{
+    uint32_t i;
+    int k;
+    for (i = from; i < len; i++) {
+        int32_t x = s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i];
+        for (k = 0; k < 4; k++) {
+            out->dot[k] += (int64_t)q[(size_t)i * 4u + (size_t)k] * x;
+        }
+        out->xabs += (uint64_t)(x < 0 ? -x : x);
+    }
+}
+
+/* lrt_gram_t's h over rows from..len - 1, added to *out. */
+static void lrt_gram_rows(const int16_t *q, uint32_t from, uint32_t len, lrt_gram_t *out)
+{
+    uint32_t i;
+    int k;
+    for (i = from; i < len; i++) {
+        const int16_t *row = q + (size_t)i * 4u;
+        for (k = 0; k < 6; k++) {
+            out->h[k] += lrt_shr_dir((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]], 16, 0);
+        }
+    }
+}
 #else
 #define LRT_GRAM 0
 #endif
@@ -329,10 +376,7 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
     __m512i s1 = _mm512_setzero_si512();
     __m512i top = _mm512_setzero_si512(); /* |q| as unsigned 16-bit lanes: |-32768| = 32768 */
     uint64_t *sq = scan->sq;
-    uint64_t tail[ET_LRT_MAX_RANK];
     uint32_t g;
-    uint32_t i;
-    int k;
     for (g = 0; g + 16u <= len; g += 16u) {
         const int16_t *qg = q + (size_t)g * 4u;
         __m512i ra = _mm512_loadu_si512((const void *)qg);
@@ -358,15 +402,7 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_ext_unpack4_avx512(con
     sq[3] = (uint32_t)_mm512_mask_reduce_add_epi32(0xAAAA, s24);
     top = _mm512_max_epu32(_mm512_and_si512(top, _mm512_set1_epi32(0xFFFF)), _mm512_srli_epi32(top, 16));
     scan->qmax = (uint32_t)_mm512_reduce_max_epu32(top);
-    lrt_ext_unpack_b(q + (size_t)g * 4u, plane + g / 4u, len - g, 4, e0 + g, 2);
-    lrt_cols_sums_r(q + (size_t)g * 4u, e0 + g, 4, len - g, tail);
-    for (k = 0; k < 4; k++) {
-        sq[k] += tail[k];
-    }
-    for (i = 4u * g; i < 4u * len; i++) {
-        uint32_t a = (uint32_t)(q[i] < 0 ? -(int32_t)q[i] : q[i]);
-        scan->qmax = a > scan->qmax ? a : scan->qmax;
-    }
+    lrt_scan_rows(q, plane, g, len, e0, scan); /* the rows past the last whole step */
 }
 
 /* lrt_ext_pack for b = 2 with AVX-512, 16 rows per 32-bit word of the plane: each row's low bits shifted
@@ -403,7 +439,6 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_dots4_avx512(const int
     __m512i d64[4]; /* int64 lanes: the dot products of columns 1..4 */
     __m128i xabs = _mm_setzero_si128();
     uint32_t g = 0;
-    uint32_t i;
     int k;
     for (k = 0; k < 4; k++) {
         d64[k] = _mm512_setzero_si512();
@@ -437,13 +472,7 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_dots4_avx512(const int
         out->dot[k] = _mm512_reduce_add_epi64(d64[k]);
     }
     out->xabs = (uint64_t)_mm_cvtsi128_si64(xabs) + (uint64_t)_mm_extract_epi64(xabs, 1);
-    for (i = g; i < len; i++) { /* the rows past the last whole step */
-        int32_t x = s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i];
-        for (k = 0; k < 4; k++) {
-            out->dot[k] += (int64_t)q[(size_t)i * 4u + (size_t)k] * x;
-        }
-        out->xabs += (uint64_t)(x < 0 ? -x : x);
-    }
+    lrt_dots_rows(q, s8, u8, g, len, out); /* the rows past the last whole step */
 }
 
 /*
@@ -462,8 +491,6 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_gram4_avx512(const int
     __m512i h2e = _mm512_setzero_si512(); /* h02 (and h20) */
     __m512i h2o = _mm512_setzero_si512(); /* h13 (and h31) */
     uint32_t g;
-    uint32_t i;
-    int k;
     for (g = 0; g + 16u <= len; g += 16u) {
         const int16_t *qg = q + (size_t)g * 4u;
         __m512i ra = _mm512_loadu_si512((const void *)qg);
@@ -483,12 +510,7 @@ __attribute__((target("arch=x86-64-v4"))) static void lrt_gram4_avx512(const int
     out->h[3] = _mm512_mask_reduce_add_epi32(0xAAAA, h1o); /* h30 */
     out->h[4] = _mm512_mask_reduce_add_epi32(0x5555, h2e); /* h02 */
     out->h[5] = _mm512_mask_reduce_add_epi32(0x5555, h2o); /* h13 */
-    for (i = g; i < len; i++) { /* the rows past the last whole step */
-        const int16_t *row = q + (size_t)i * 4u;
-        for (k = 0; k < 6; k++) {
-            out->h[k] += lrt_shr_dir((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]], 16, 0);
-        }
-    }
+    lrt_gram_rows(q, g, len, out); /* the rows past the last whole step */
 }
 #else
 #define LRT_AVX512 0
@@ -524,6 +546,36 @@ __attribute__((target("avx2"))) static int64_t lrt_lanes_sum_avx2(__m256i v, int
     return sum;
 }
 
+/* An MGS sweep's step after the update v of eight residuals (res: where they go): stored, and their dot
+ * products with column cn (1..3) of the rows r0, r1 (dot_next) or their squares' high and low halves
+ * added into the 64-bit lanes of *acc and *acc_lo. */
+__attribute__((target("avx2"), always_inline)) static inline void lrt_sweep_step_avx2(int32_t *res, __m256i v, __m256i r0,
+                                                                                  __m256i r1, int cn, int dot_next,
+                                                                                  __m256i *acc, __m256i *acc_lo)
+{
+    const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFF);
+    __m256i v_odd = _mm256_srli_epi64(v, 32);
+    _mm256_storeu_si256((__m256i *)(void *)res, v);
+    if (dot_next) {
+        __m256i qn = cn == 1 ? lrt_col8_avx2(r0, r1, 1) : cn == 2 ? lrt_col8_avx2(r0, r1, 2) : lrt_col8_avx2(r0, r1, 3);
+        *acc = _mm256_add_epi64(*acc, _mm256_add_epi64(_mm256_mul_epi32(qn, v),
+                                                       _mm256_mul_epi32(_mm256_srli_epi64(qn, 32), v_odd)));
+    } else {
+        __m256i sq = _mm256_mul_epi32(v, v);
+        __m256i sq_odd = _mm256_mul_epi32(v_odd, v_odd);
+        *acc = _mm256_add_epi64(*acc, _mm256_add_epi64(_mm256_srli_epi64(sq, 32), _mm256_srli_epi64(sq_odd, 32)));
+        *acc_lo = _mm256_add_epi64(*acc_lo, _mm256_add_epi64(_mm256_and_si256(sq, low32), _mm256_and_si256(sq_odd, low32)));
+    }
+}
+
+/* The sum of v's four 64-bit lanes, modulo 2^64. */
+__attribute__((target("avx2"))) static uint64_t lrt_lanes64_sum_avx2(__m256i v)
+{
+    uint64_t l[4];
+    _mm256_storeu_si256((__m256i *)(void *)l, v);
+    return l[0] + l[1] + l[2] + l[3];
+}
+
 /*
  * lrt_ext_unpack4_avx512 for CPUs with AVX2 but no AVX-512, eight rows per step: column 1 by
  * lrt_col8_avx2, the rows' 16 bits of the plane broadcast and shifted by 2t per lane; the column sums
@@ -541,11 +593,9 @@ __attribute__((target("avx2"))) static void lrt_ext_unpack4_avx2(const int16_t *
     __m256i s1 = _mm256_setzero_si256();
     __m256i top = _mm256_setzero_si256(); /* |q| as unsigned 16-bit lanes: |-32768| = 32768 */
     uint64_t *sq = scan->sq;
-    uint64_t tail[ET_LRT_MAX_RANK];
     uint16_t tops[16];
     int64_t l1[4];
     uint32_t g;
-    uint32_t i;
     int k;
     for (g = 0; g + 8u <= len; g += 8u) {
         const int16_t *qg = q + (size_t)g * 4u;
@@ -576,15 +626,7 @@ __attribute__((target("avx2"))) static void lrt_ext_unpack4_avx2(const int16_t *
     for (k = 0; k < 16; k++) {
         scan->qmax = tops[k] > scan->qmax ? tops[k] : scan->qmax;
     }
-    lrt_ext_unpack_b(q + (size_t)g * 4u, plane + g / 4u, len - g, 4, e0 + g, 2);
-    lrt_cols_sums_r(q + (size_t)g * 4u, e0 + g, 4, len - g, tail);
-    for (k = 0; k < 4; k++) {
-        sq[k] += tail[k];
-    }
-    for (i = 4u * g; i < 4u * len; i++) {
-        uint32_t a = (uint32_t)(q[i] < 0 ? -(int32_t)q[i] : q[i]);
-        scan->qmax = a > scan->qmax ? a : scan->qmax;
-    }
+    lrt_scan_rows(q, plane, g, len, e0, scan); /* the rows past the last whole step */
 }
 
 /*
@@ -604,7 +646,6 @@ __attribute__((target("avx2"))) static void lrt_dots4_avx2(const int16_t *q, con
     __m128i xabs = _mm_setzero_si128();
     int64_t l[4];
     uint32_t g = 0;
-    uint32_t i;
     int k;
     for (k = 0; k < 4; k++) {
         d64[k] = _mm256_setzero_si256();
@@ -639,13 +680,7 @@ __attribute__((target("avx2"))) static void lrt_dots4_avx2(const int16_t *q, con
         out->dot[k] = (int64_t)((uint64_t)l[0] + (uint64_t)l[1] + (uint64_t)l[2] + (uint64_t)l[3]);
     }
     out->xabs = (uint64_t)_mm_cvtsi128_si64(xabs); /* the 8 bytes' sum is in the low half */
-    for (i = g; i < len; i++) { /* the rows past the last whole step */
-        int32_t x = s8 != NULL ? (int32_t)s8[i] : (int32_t)u8[i];
-        for (k = 0; k < 4; k++) {
-            out->dot[k] += (int64_t)q[(size_t)i * 4u + (size_t)k] * x;
-        }
-        out->xabs += (uint64_t)(x < 0 ? -x : x);
-    }
+    lrt_dots_rows(q, s8, u8, g, len, out); /* the rows past the last whole step */
 }
 
 /*
@@ -663,8 +698,6 @@ __attribute__((target("avx2"))) static void lrt_gram4_avx2(const int16_t *q, uin
     __m256i h2e = _mm256_setzero_si256(); /* h02 (and h20) */
     __m256i h2o = _mm256_setzero_si256(); /* h13 (and h31) */
     uint32_t g;
-    uint32_t i;
-    int k;
     for (g = 0; g + 8u <= len; g += 8u) {
         const int16_t *qg = q + (size_t)g * 4u;
         __m256i ra = _mm256_loadu_si256((const __m256i *)(const void *)qg);
@@ -684,12 +717,7 @@ __attribute__((target("avx2"))) static void lrt_gram4_avx2(const int16_t *q, uin
     out->h[3] = lrt_lanes_sum_avx2(h1o, 0); /* h30 */
     out->h[4] = lrt_lanes_sum_avx2(h2e, 1); /* h02 */
     out->h[5] = lrt_lanes_sum_avx2(h2o, 1); /* h13 */
-    for (i = g; i < len; i++) { /* the rows past the last whole step */
-        const int16_t *row = q + (size_t)i * 4u;
-        for (k = 0; k < 6; k++) {
-            out->h[k] += lrt_shr_dir((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]], 16, 0);
-        }
-    }
+    lrt_gram_rows(q, g, len, out); /* the rows past the last whole step */
 }
 #endif
 
@@ -1159,11 +1187,9 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_
     const __m256i h = _mm256_set1_epi32((int32_t)1 << (sh - 17));
     const __m128i sh2 = _mm_cvtsi32_si128(sh - 16);
     const __m256i sign = _mm256_set1_epi32(neg ? -1 : 0); /* d or -d: (d ^ sign) - sign */
-    const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFF);
     const __m256i zero = _mm256_setzero_si256();
     __m256i acc = zero; /* dot_next: the dot product; else the squares' high halves */
     __m256i acc_lo = zero; /* and their low halves */
-    int64_t lanes[4];
     uint64_t hi;
     uint64_t lo;
     int64_t dot;
@@ -1177,24 +1203,11 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_
         __m256i d = _mm256_sra_epi32(_mm256_add_epi32(big, _mm256_srai_epi32(small, 16)), sh2);
         __m256i v = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(res + i)),
                                      _mm256_sub_epi32(_mm256_xor_si256(d, sign), sign));
-        __m256i v_odd = _mm256_srli_epi64(v, 32);
-        _mm256_storeu_si256((__m256i *)(void *)(res + i), v);
-        if (dot_next) {
-            __m256i qn = c == 1 ? lrt_col8_avx2(r0, r1, 2) : lrt_col8_avx2(r0, r1, 3);
-            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(qn, v),
-                                                         _mm256_mul_epi32(_mm256_srli_epi64(qn, 32), v_odd)));
-        } else {
-            __m256i sq = _mm256_mul_epi32(v, v);
-            __m256i sq_odd = _mm256_mul_epi32(v_odd, v_odd);
-            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_srli_epi64(sq, 32), _mm256_srli_epi64(sq_odd, 32)));
-            acc_lo = _mm256_add_epi64(acc_lo, _mm256_add_epi64(_mm256_and_si256(sq, low32), _mm256_and_si256(sq_odd, low32)));
-        }
+        lrt_sweep_step_avx2(res + i, v, r0, r1, c + 1, dot_next, &acc, &acc_lo);
     }
-    _mm256_storeu_si256((__m256i *)(void *)lanes, acc);
-    dot = (int64_t)((uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3]);
-    hi = (uint64_t)dot;
-    _mm256_storeu_si256((__m256i *)(void *)lanes, acc_lo);
-    lo = (uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3];
+    hi = lrt_lanes64_sum_avx2(acc);
+    lo = lrt_lanes64_sum_avx2(acc_lo);
+    dot = (int64_t)hi;
     for (; i < len; i++) {
         int32_t qv = q[(size_t)i * 4u + (size_t)c];
         int32_t big = (int32_t)(amag >> 16) * qv + ((int32_t)1 << (sh - 17));
@@ -1231,11 +1244,9 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep32_avx2(const int32
     const __m256i k1 = _mm256_set1_epi64x((int64_t)((UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1))));
     const __m256i k2 = _mm256_set1_epi32((int32_t)(uint32_t)(UINT64_C(1) << (62 - sh))); /* its low 32 bits */
     const __m128i shv = _mm_cvtsi32_si128(sh);
-    const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFF);
     const __m256i zero = _mm256_setzero_si256();
     __m256i acc = zero; /* dot_next: the dot product; else the squares' high halves */
     __m256i acc_lo = zero; /* and their low halves */
-    int64_t lanes[4];
     uint64_t hi;
     uint64_t lo;
     int64_t dot;
@@ -1249,29 +1260,15 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep32_avx2(const int32
         __m256i y = _mm256_mul_epi32(a, _mm256_srli_epi64(ev, 32)); /* rows 1, 3, 5, 7 */
         __m256i d;
         __m256i v;
-        __m256i v_odd;
         x = _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(x, k1), _mm256_cmpgt_epi64(zero, x)), shv);
         y = _mm256_srl_epi64(_mm256_add_epi64(_mm256_add_epi64(y, k1), _mm256_cmpgt_epi64(zero, y)), shv);
         d = _mm256_blend_epi32(x, _mm256_slli_epi64(y, 32), 0xAA);
         v = _mm256_sub_epi32(_mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(res + i)), k2), d);
-        v_odd = _mm256_srli_epi64(v, 32);
-        _mm256_storeu_si256((__m256i *)(void *)(res + i), v);
-        if (dot_next) {
-            __m256i qn = c == 0 ? lrt_col8_avx2(r0, r1, 1) : c == 1 ? lrt_col8_avx2(r0, r1, 2) : lrt_col8_avx2(r0, r1, 3);
-            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_mul_epi32(qn, v),
-                                                         _mm256_mul_epi32(_mm256_srli_epi64(qn, 32), v_odd)));
-        } else {
-            __m256i sq = _mm256_mul_epi32(v, v);
-            __m256i sq_odd = _mm256_mul_epi32(v_odd, v_odd);
-            acc = _mm256_add_epi64(acc, _mm256_add_epi64(_mm256_srli_epi64(sq, 32), _mm256_srli_epi64(sq_odd, 32)));
-            acc_lo = _mm256_add_epi64(acc_lo, _mm256_add_epi64(_mm256_and_si256(sq, low32), _mm256_and_si256(sq_odd, low32)));
-        }
+        lrt_sweep_step_avx2(res + i, v, r0, r1, c + 1, dot_next, &acc, &acc_lo);
     }
-    _mm256_storeu_si256((__m256i *)(void *)lanes, acc);
-    dot = (int64_t)((uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3]);
-    hi = (uint64_t)dot;
-    _mm256_storeu_si256((__m256i *)(void *)lanes, acc_lo);
-    lo = (uint64_t)lanes[0] + (uint64_t)lanes[1] + (uint64_t)lanes[2] + (uint64_t)lanes[3];
+    hi = lrt_lanes64_sum_avx2(acc);
+    lo = lrt_lanes64_sum_avx2(acc_lo);
+    dot = (int64_t)hi;
     for (; i < len; i++) {
         int64_t x = (int64_t)a32 * (e0 != NULL ? e0[i] : (int32_t)q[(size_t)i * 4u + (size_t)c]);
         uint64_t dx = ((uint64_t)x + (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1)) - (uint64_t)(x < 0)) >> sh;
@@ -1968,23 +1965,12 @@ static int lrt_gram_sought(const et_lrt_state_t *st, const lrt_input_t *in, uint
 static int lrt_gram_same(const lrt_input_t *in, const lrt_gram_t *gm)
 {
     lrt_gram_t ref;
-    uint32_t i;
-    int k;
     if (in->q_exp == 0) {
         return 1;
     }
     memset(&ref, 0, sizeof(ref));
-    for (i = 0; i < in->len; i++) {
-        const int16_t *row = in->q + (size_t)i * 4u;
-        int32_t x = in->s8 != NULL ? (int32_t)in->s8[i] : (int32_t)in->u8[i];
-        for (k = 0; k < 4; k++) {
-            ref.dot[k] += (int64_t)row[k] * x;
-        }
-        ref.xabs += (uint64_t)(x < 0 ? -x : x);
-        for (k = 0; k < 6; k++) {
-            ref.h[k] += lrt_shr_dir((int64_t)row[lrt_gram_pairs[k][0]] * row[lrt_gram_pairs[k][1]], 16, 0);
-        }
-    }
+    lrt_dots_rows(in->q, in->s8, in->u8, 0, in->len, &ref);
+    lrt_gram_rows(in->q, 0, in->len, &ref);
     return memcmp(ref.dot, gm->dot, sizeof(ref.dot)) == 0 && ref.xabs == gm->xabs &&
            memcmp(ref.h, gm->h, sizeof(ref.h)) == 0;
 }
