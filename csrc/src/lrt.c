@@ -594,7 +594,6 @@ __attribute__((target("avx2"))) static void lrt_ext_unpack4_avx2(const int16_t *
     __m256i top = _mm256_setzero_si256(); /* |q| as unsigned 16-bit lanes: |-32768| = 32768 */
     uint64_t *sq = scan->sq;
     uint16_t tops[16];
-    int64_t l1[4];
     uint32_t g;
     int k;
     for (g = 0; g + 8u <= len; g += 8u) {
@@ -616,8 +615,7 @@ __attribute__((target("avx2"))) static void lrt_ext_unpack4_avx2(const int16_t *
         e = _mm256_srli_epi64(e, 32);
         s1 = _mm256_add_epi64(s1, _mm256_srli_epi64(_mm256_mul_epi32(e, e), 16));
     }
-    _mm256_storeu_si256((__m256i *)(void *)l1, s1);
-    sq[0] = (uint64_t)l1[0] + (uint64_t)l1[1] + (uint64_t)l1[2] + (uint64_t)l1[3];
+    sq[0] = lrt_lanes64_sum_avx2(s1);
     sq[1] = (uint64_t)lrt_lanes_sum_avx2(s24, 1);
     sq[2] = (uint64_t)lrt_lanes_sum_avx2(s13, 0);
     sq[3] = (uint64_t)lrt_lanes_sum_avx2(s24, 0);
@@ -644,7 +642,6 @@ __attribute__((target("avx2"))) static void lrt_dots4_avx2(const int16_t *q, con
     const __m256i one = _mm256_set1_epi64x(1);
     __m256i d64[4]; /* int64 lanes: the dot products of columns 1..4 */
     __m128i xabs = _mm_setzero_si128();
-    int64_t l[4];
     uint32_t g = 0;
     int k;
     for (k = 0; k < 4; k++) {
@@ -676,8 +673,7 @@ __attribute__((target("avx2"))) static void lrt_dots4_avx2(const int16_t *q, con
         d64[3] = _mm256_add_epi64(d64[3], _mm256_mul_epi32(_mm256_srli_epi64(o32, 32), one));
     }
     for (k = 0; k < 4; k++) {
-        _mm256_storeu_si256((__m256i *)(void *)l, d64[k]);
-        out->dot[k] = (int64_t)((uint64_t)l[0] + (uint64_t)l[1] + (uint64_t)l[2] + (uint64_t)l[3]);
+        out->dot[k] = (int64_t)lrt_lanes64_sum_avx2(d64[k]);
     }
     out->xabs = (uint64_t)_mm_cvtsi128_si64(xabs); /* the 8 bytes' sum is in the low half */
     lrt_dots_rows(q, s8, u8, g, len, out); /* the rows past the last whole step */
