@@ -41,13 +41,18 @@ demo: venv
 	$(VPY) -m pip install -e '.[plots]'
 	$(VPY) -m edgetrain demo
 
+# pytest-xdist workers for both pytest passes of `make test` (one per CPU by default; PYTEST_WORKERS=0
+# runs in one process). Each test file stays on one worker: several build their C drivers once per file.
+PYTEST_WORKERS ?= auto
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
+
 # The whole suite: the strict host compile, host twin tests (incl. the ARM gate test), the suite
 # again with the core under AddressSanitizer + UBSan, the C driver under the same sanitizers over
 # the fuzz corpus, an sdist/wheel round trip, and (with clang + libFuzzer) the fuzzer. Ends with
 # what was skipped and how to enable it.
 test: install check-c
 	@mkdir -p build && rm -f $(SKIP_LOG) && touch $(SKIP_LOG)
-	EDGETRAIN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) EDGETRAIN_REQUIRE_TF=$(WITH_TF) $(VPY) -m pytest
+	EDGETRAIN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) EDGETRAIN_REQUIRE_TF=$(WITH_TF) $(VPY) -m pytest $(XDIST)
 	$(MAKE) test-asan
 	$(MAKE) test-c-driver
 	$(MAKE) check-dist
@@ -103,7 +108,7 @@ test-asan:
 	cd tests && LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libstdc++.so.6)" \
 		ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		EDGETRAIN_HYPOTHESIS=quick EDGETRAIN_EXPECT_SANITIZED=1 \
-		../$(ASAN_VENV)/bin/python -m pytest -p no:cacheprovider -q -m "not slow and not arm" --rootdir=.. -c ../pyproject.toml .
+		../$(ASAN_VENV)/bin/python -m pytest $(XDIST) -p no:cacheprovider -q -m "not slow and not arm" --rootdir=.. -c ../pyproject.toml .
 
 # Build the sdist and wheel, install the wheel built from the sdist into a
 # throwaway venv, and check the core imports and the headers ship.

@@ -88,7 +88,26 @@ def pytest_make_collect_report(collector):
     _ledger(outcome.get_result())
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_sessionfinish(session):
+    """Under pytest-xdist (`make test` runs with -n): a worker hands its counts to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["edgetrain"] = {"twin_cases": TWIN.cases, "skipped": dict(SKIPPED)}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller adds up what each worker counted (the summary below is printed once, by it)."""
+    counted = getattr(node, "workeroutput", {}).get("edgetrain")
+    if counted:
+        TWIN.cases += counted["twin_cases"]
+        for reason, n in counted["skipped"].items():
+            SKIPPED[reason] = SKIPPED.get(reason, 0) + n
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller reports for all of them
+        return
     if TWIN.cases:
         terminalreporter.write_line(f"C-vs-twin exact comparisons: {TWIN.cases}")
     lines = [f"pytest: {n} skipped: {reason}" for reason, n in sorted(SKIPPED.items())]

@@ -35,11 +35,24 @@ def test_needs_a_peer_checkout():
 '''
 
 
-def run_sample(tmp_path, sample=SAMPLE, **env):
-    (tmp_path / "test_sample.py").write_text(sample)
+TWIN_SAMPLE = '''
+import pytest
+
+def test_compares(twin):
+    twin.equal(3, 3)
+    twin.equal(b"x", b"x")
+
+def test_needs_a_tool():
+    pytest.skip("frobnicator not installed (apt-get install frobnicator)")
+'''
+
+
+def run_sample(tmp_path, sample=SAMPLE, files=1, pytest_args=(), **env):
+    for k in range(files):
+        (tmp_path / f"test_sample{k}.py").write_text(sample)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("EDGETRAIN_")}
     full_env.update(env, PYTHONPATH=str(ROOT / "tests"))
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-p", "no:cacheprovider",
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "conftest", "-q", "-p", "no:cacheprovider", *pytest_args,
                            "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
                           capture_output=True, text=True, env=full_env, cwd=tmp_path)
 
@@ -68,3 +81,25 @@ def test_an_opt_in_skip_is_listed_but_never_fails(tmp_path):
     line = "pytest: 1 skipped: opt-in: needs a checkout of the frobnicator library: set FROB_DIR"
     assert line in proc.stdout
     assert log.read_text() == line + "\n"
+
+
+def test_xdist_workers_hand_their_counts_to_the_controller(tmp_path):
+    """`make test` runs pytest with -n (pytest-xdist): skips and twin comparisons counted on the
+    workers are summed by the controller, which alone prints the summary and writes the log once."""
+    log = tmp_path / "skips.txt"
+    proc = run_sample(tmp_path, TWIN_SAMPLE, files=3, pytest_args=("-n", "2", "--dist", "loadfile"),
+                      EDGETRAIN_SKIP_LOG=str(log))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 passed, 3 skipped" in proc.stdout
+    assert "C-vs-twin exact comparisons: 6" in proc.stdout
+    line = "pytest: 3 skipped: frobnicator not installed (apt-get install frobnicator)"
+    assert proc.stdout.count(line) == 1, proc.stdout
+    assert log.read_text() == line + "\n"
+
+
+def test_xdist_workers_fail_a_tool_skip_under_require_all(tmp_path):
+    proc = run_sample(tmp_path, TWIN_SAMPLE, files=2, pytest_args=("-n", "2", "--dist", "loadfile"),
+                      EDGETRAIN_REQUIRE_ALL="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "2 failed, 2 passed" in proc.stdout
+    assert "skipped under EDGETRAIN_REQUIRE_ALL=1, where every test must run: frobnicator" in proc.stdout
