@@ -1,4 +1,4 @@
-"""The accumulator's AVX2 kernels (csrc/src/lrt.c, run on CPUs without AVX-512) replace loops whose
+"""The accumulator's AVX2 kernels (csrc/src/lrt.c: the store and the sweeps on every CPU with AVX2) replace loops whose
 exactness rests on details that real streams rarely reach: the store pass (lrt_rot_write4_avx2)
 keeps the rows' sums in 64-bit lanes but takes the rounded values from their low 32 bits and clamps
 them by vpackssdw's saturation; the MGS sweeps (lrt_mgs_sweep4_avx2, lrt_mgs_sweep32_avx2) round at

@@ -18,7 +18,7 @@ BUILDS = {
     "wide": ["-O3", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],  # the wide loops for the baseline ISA
     "wide-scalar": ["-O2", "-fno-tree-vectorize", "-DET_NO_MULTIVERSION", "-DET_LRT_WIDE_NOCLONE"],
     "no-early-discard": ["-O3", "-DET_LRT_EARLY_CHECK"],
-    "no-lrt-avx2": ["-O3", "-DET_NO_LRT_AVX2"],  # the compiler's AVX2 clones on CPUs without AVX-512
+    "no-lrt-avx2": ["-O3", "-DET_NO_LRT_AVX2"],  # the compiler's clones where the AVX2 kernels run
     "no-avx512-plane": ["-O3", "-DET_NO_LRT_AVX512"],  # column 1's plane byte-wise on AVX-512 CPUs too
     "no-lrt-simd": ["-O3", "-DET_NO_LRT_AVX512", "-DET_NO_LRT_AVX2"],  # no scan: every kappa discard after a pass
     # fixed.c's 32-bit-target square root and the clz without an instruction (Cortex-M0+)
@@ -63,7 +63,8 @@ def test_dispatch_builds_clones_on_x86_64(binaries):
     # column 1's plane: the AVX-512 unpack and pack, picked at run time, unless built out
     for fn in ("lrt_ext_unpack4_avx512", "lrt_ext_pack2_avx512"):
         assert fn in names and fn not in symbols(binaries["no-avx512-plane"]) and fn not in portable, fn
-    # the AVX2 kernels (CPUs without AVX-512), picked at run time, unless built out
+    # the AVX2 kernels (store and sweeps on every AVX2 CPU, scan and Gram without AVX-512), picked at
+    # run time, unless built out
     for fn in ("lrt_rot_write4_avx2", "lrt_ext_unpack4_avx2", "lrt_dots4_avx2", "lrt_gram4_avx2"):
         assert fn in names and fn not in symbols(binaries["no-lrt-avx2"]) and fn not in portable, fn
 

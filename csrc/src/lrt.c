@@ -251,10 +251,18 @@ typedef struct {
 #define LRT_AVX2 1
 #include <immintrin.h>
 
-/* AVX2 without AVX-512: where the compiler's AVX2 clones run and the AVX2 kernels below replace them. */
+/* AVX2: the store pass and the MGS sweeps take their AVX2 kernels below on every CPU with it, AVX-512
+ * ones included, where they beat the compiler's x86-64-v4 clones of the same loops by about 7 %
+ * (docs/performance.md). */
+static int lrt_host_avx2(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+
+/* AVX2 without AVX-512: the scan and the Gram sums, which have AVX-512 kernels of their own. */
 static int lrt_host_avx2_only(void)
 {
-    return __builtin_cpu_supports("avx2") && !__builtin_cpu_supports("x86-64-v4");
+    return lrt_host_avx2() && !__builtin_cpu_supports("x86-64-v4");
 }
 #else
 #define LRT_AVX2 0
@@ -1164,13 +1172,13 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const 
 
 #if LRT_AVX2
 /*
- * lrt_mgs_sweep16 for column c (1..3) of a rank-4 basis q (rows of 4) with AVX2, eight rows per step, for
- * CPUs without AVX-512: each step loads the eight rows once and picks columns c and c + 1 out of them
+ * lrt_mgs_sweep16 for column c (1..3) of a rank-4 basis q (rows of 4) with AVX2, eight rows per step, on
+ * every CPU with AVX2: each step loads the eight rows once and picks columns c and c + 1 out of them
  * (lrt_col8_avx2) where the compiler's AVX2 clone gathers each column with masks and packs; the
  * update in 32-bit lanes as lrt_mgs_sweep16 forms it, the dot product with column c + 1 (dot_next)
  * or the sum of squares in 64-bit lanes by vpmuldq, the same sums modulo 2^64. The rows past the last
  * whole step take lrt_mgs_sweep16's loop. tests/test_lrt_multiversion.py compares it with the portable
- * loops (natively on CPUs without AVX-512, under valgrind everywhere) and builds it out with
+ * loops (natively and under valgrind) and builds it out with
  * -DET_NO_LRT_AVX2; tests/c/lrt_avx2.c compares it with lrt_mgs_sweep16 on products made to land on
  * rounding ties.
  */
@@ -1223,8 +1231,8 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_
 }
 
 /*
- * lrt_mgs_sweep32 without the clamp for a rank-4 basis (q, rows of 4) with AVX2, eight rows per step,
- * for CPUs without AVX-512: the column updated is column 1's extended mantissas e0 (contiguous int32)
+ * lrt_mgs_sweep32 without the clamp for a rank-4 basis (q, rows of 4) with AVX2, eight rows per step:
+ * the column updated is column 1's extended mantissas e0 (contiguous int32)
  * or, e0 NULL, column c + 1 of q (c = 1..3: columns 2..4, by lrt_col8_avx2; the sweeps whose shift is
  * below lrt_mgs_sweep4_avx2's 17, as for layers of few rows); the dot product is with column c + 2
  * (dot_next; c = 0 for e0) or else the sum of squares is formed. The products and the rounding at the
@@ -1312,7 +1320,7 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
             uint32_t amag = (uint32_t)lrt_abs(a);
             int neg = a < 0;
 #if LRT_AVX2
-            if (col != 0 && lrt_host_avx2_only()) {
+            if (col != 0 && lrt_host_avx2()) {
                 return lrt_mgs_sweep4_avx2(qj - col, col, amag, neg, sh, res, len, dot_next);
             }
 #endif
@@ -1328,7 +1336,7 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
                        : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 0);
         }
 #if LRT_AVX2
-        if (col != 0 && !clamp && lrt_host_avx2_only()) {
+        if (col != 0 && !clamp && lrt_host_avx2()) {
             return lrt_mgs_sweep32_avx2(NULL, qj - col, col, a32, sh, res, len, dot_next);
         }
 #endif
@@ -1456,7 +1464,7 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
         int32_t a32 = (int32_t)a;
         if (qn != NULL && rank == 4 && !clamp) { /* the default rank, a constant stride */
 #if LRT_AVX2
-            if (lrt_host_avx2_only()) {
+            if (lrt_host_avx2()) {
                 return lrt_mgs_sweep32_avx2(e0, qn - 1, 0, a32, sh, res, len, 1);
             }
 #endif
@@ -2649,8 +2657,9 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
 
 #if LRT_AVX2
 /*
- * lrt_rot_write_fast at rank 4 (b = 2) with AVX2, four rows per step, for CPUs without AVX-512 (the
- * compiler's AVX2 clone of that loop keeps its 64-bit lanes on the stack and reshuffles every row).
+ * lrt_rot_write_fast at rank 4 (b = 2) with AVX2, four rows per step, on every CPU with AVX2 (the
+ * compiler's AVX2 clone of that loop keeps its 64-bit lanes on the stack and reshuffles every row;
+ * its x86-64-v4 clone is slower than this kernel too).
  * The four rows' 16 mantissas come in one vector, and two shifts put column j's into the low 32 bits
  * of each row's 64-bit lane, which is what vpmuldq reads. The sums and the rounding are those of
  * lrt_rot_entry and lrt_rot_write_fast, modulo 2^64 in 64-bit lanes. Every rounded value lies inside
@@ -2658,8 +2667,8 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
  * which the shift brings to |v| <= 2^16 + 1, 2^18 + 1 for column 1. So their low 32 bits carry them,
  * and vpackssdw's saturation is the int16 clamp. Column 1's low bits go into the plane as lrt_ext_pack
  * puts them. The rows past the last whole step take lrt_rot_write_fast and lrt_ext_pack_b.
- * tests/test_lrt_multiversion.py compares it with the portable loops, natively on CPUs without
- * AVX-512 and under valgrind (an AVX2 CPU) everywhere, and builds it out with -DET_NO_LRT_AVX2;
+ * tests/test_lrt_multiversion.py compares it with the portable loops, natively and under valgrind
+ * (an AVX2 CPU), and builds it out with -DET_NO_LRT_AVX2;
  * tests/c/lrt_avx2.c compares it with lrt_rot_write on rows made to reach ties and both clamps.
  */
 __attribute__((target("avx2"))) static void lrt_rot_write4_avx2(int16_t *q, uint8_t *plane, uint32_t len,
@@ -2837,7 +2846,7 @@ ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint
         lrt_rot_fast(rt, rank, gh, gl)) {
         if (LRT_WIDE && rank == 4) {
 #if LRT_AVX2
-            if (lrt_host_avx2_only()) { /* the plane too */
+            if (lrt_host_avx2()) { /* the plane too */
                 lrt_rot_write4_avx2(q, plane, len, rt, res, shift, gh, gl);
                 return;
             }
