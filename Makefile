@@ -41,7 +41,7 @@ demo: venv
 	$(VPY) -m pip install -e '.[plots]'
 	$(VPY) -m edgetrain demo
 
-# pytest-xdist workers for both pytest passes of `make test` (one per CPU by default; PYTEST_WORKERS=0
+# pytest-xdist workers for both pytest passes of `make test` (one per CPU core by default; PYTEST_WORKERS=0
 # runs in one process). Each test file stays on one worker: several build their C drivers once per file.
 PYTEST_WORKERS ?= auto
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile
