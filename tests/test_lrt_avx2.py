@@ -1,11 +1,12 @@
-"""The accumulator's AVX2 kernels (csrc/src/lrt.c: the store and the sweeps on every CPU with AVX2) replace loops whose
-exactness rests on details that real streams rarely reach: the store pass (lrt_rot_write4_avx2)
-keeps the rows' sums in 64-bit lanes but takes the rounded values from their low 32 bits and clamps
-them by vpackssdw's saturation; the MGS sweeps (lrt_mgs_sweep4_avx2, lrt_mgs_sweep32_avx2) round at
-an offset with the [x < 0] correction that only decides ties. tests/c/lrt_avx2.c (which includes
-lrt.c to reach the kernels) compares each with the loop it replaces on inputs made to land on
-rounding ties, negative ones too, and on both of the store's clamps: the digests of
-tests/test_lrt_multiversion.py, built from real streams, would not see a wrong tie or clamp."""
+"""The accumulator's AVX2 store and sweep kernels (csrc/src/lrt.c, run on every CPU with AVX2) replace
+loops whose exactness rests on details that real streams rarely reach: the store pass
+(lrt_rot_write4_avx2) keeps the rows' sums in 64-bit lanes but takes the rounded values from their
+low 32 bits and clamps them by vpackssdw's saturation; the MGS sweeps (lrt_mgs_sweep4_avx2,
+lrt_mgs_sweep32_avx2) round at an offset with the [x < 0] correction that only decides ties.
+tests/c/lrt_avx2.c (which includes lrt.c to reach the kernels) compares each with the loop it
+replaces on inputs made to land on rounding ties, negative ones too, and on both of the store's
+clamps: the digests of tests/test_lrt_multiversion.py, built from real streams, would not see a
+wrong tie or clamp."""
 from __future__ import annotations
 
 import platform

@@ -1172,15 +1172,14 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const 
 
 #if LRT_AVX2
 /*
- * lrt_mgs_sweep16 for column c (1..3) of a rank-4 basis q (rows of 4) with AVX2, eight rows per step, on
- * every CPU with AVX2: each step loads the eight rows once and picks columns c and c + 1 out of them
- * (lrt_col8_avx2) where the compiler's AVX2 clone gathers each column with masks and packs; the
- * update in 32-bit lanes as lrt_mgs_sweep16 forms it, the dot product with column c + 1 (dot_next)
- * or the sum of squares in 64-bit lanes by vpmuldq, the same sums modulo 2^64. The rows past the last
- * whole step take lrt_mgs_sweep16's loop. tests/test_lrt_multiversion.py compares it with the portable
- * loops (natively and under valgrind) and builds it out with
- * -DET_NO_LRT_AVX2; tests/c/lrt_avx2.c compares it with lrt_mgs_sweep16 on products made to land on
- * rounding ties.
+ * lrt_mgs_sweep16 for column c (1..3) of a rank-4 basis q (rows of 4) with AVX2, eight rows per
+ * step, on every CPU with AVX2: each step loads the eight rows once and picks columns c and c + 1
+ * out of them (lrt_col8_avx2) where the compiler's AVX2 clone gathers each column with masks and
+ * packs; the update in 32-bit lanes as lrt_mgs_sweep16 forms it, the dot product with column c + 1
+ * (dot_next) or the sum of squares in 64-bit lanes by vpmuldq, the same sums modulo 2^64. The rows
+ * past the last whole step take lrt_mgs_sweep16's loop. tests/test_lrt_multiversion.py compares it
+ * with the portable loops (natively and under valgrind) and builds it out with -DET_NO_LRT_AVX2;
+ * tests/c/lrt_avx2.c compares it with lrt_mgs_sweep16 on products made to land on rounding ties.
  */
 __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_t *q, const int c, uint32_t amag,
                                                                    int neg, int sh, int32_t *res, uint32_t len,
@@ -1231,14 +1230,14 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep4_avx2(const int16_
 }
 
 /*
- * lrt_mgs_sweep32 without the clamp for a rank-4 basis (q, rows of 4) with AVX2, eight rows per step:
- * the column updated is column 1's extended mantissas e0 (contiguous int32)
- * or, e0 NULL, column c + 1 of q (c = 1..3: columns 2..4, by lrt_col8_avx2; the sweeps whose shift is
- * below lrt_mgs_sweep4_avx2's 17, as for layers of few rows); the dot product is with column c + 2
- * (dot_next; c = 0 for e0) or else the sum of squares is formed. The products and the rounding at the
- * offset in 64-bit lanes (the even and the odd rows by vpmuldq), then, since no value leaves int32,
- * the update on the low 32 bits of each. The rows past the last whole step take lrt_mgs_sweep32's
- * arithmetic. Tested as lrt_mgs_sweep4_avx2 is.
+ * lrt_mgs_sweep32 without the clamp for a rank-4 basis (q, rows of 4) with AVX2, eight rows per
+ * step: the column updated is column 1's extended mantissas e0 (contiguous int32) or, e0 NULL,
+ * column c + 1 of q (c = 1..3: columns 2..4, by lrt_col8_avx2; the sweeps whose shift is below
+ * lrt_mgs_sweep4_avx2's 17, as for layers of few rows); the dot product is with column c + 2
+ * (dot_next; c = 0 for e0) or else the sum of squares is formed. The products and the rounding at
+ * the offset in 64-bit lanes (the even and the odd rows by vpmuldq), then, since no value leaves
+ * int32, the update on the low 32 bits of each. The rows past the last whole step take
+ * lrt_mgs_sweep32's arithmetic. Tested as lrt_mgs_sweep4_avx2 is.
  */
 __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep32_avx2(const int32_t *e0, const int16_t *q, const int c,
                                                                     int32_t a32, int sh, int32_t *res, uint32_t len,
@@ -2659,17 +2658,17 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
 /*
  * lrt_rot_write_fast at rank 4 (b = 2) with AVX2, four rows per step, on every CPU with AVX2 (the
  * compiler's AVX2 clone of that loop keeps its 64-bit lanes on the stack and reshuffles every row;
- * its x86-64-v4 clone is slower than this kernel too).
- * The four rows' 16 mantissas come in one vector, and two shifts put column j's into the low 32 bits
- * of each row's 64-bit lane, which is what vpmuldq reads. The sums and the rounding are those of
- * lrt_rot_entry and lrt_rot_write_fast, modulo 2^64 in 64-bit lanes. Every rounded value lies inside
- * int32: the scaled entries are at most the bound (or the exact peak plus the weights' roundings),
- * which the shift brings to |v| <= 2^16 + 1, 2^18 + 1 for column 1. So their low 32 bits carry them,
- * and vpackssdw's saturation is the int16 clamp. Column 1's low bits go into the plane as lrt_ext_pack
- * puts them. The rows past the last whole step take lrt_rot_write_fast and lrt_ext_pack_b.
- * tests/test_lrt_multiversion.py compares it with the portable loops, natively and under valgrind
- * (an AVX2 CPU), and builds it out with -DET_NO_LRT_AVX2;
- * tests/c/lrt_avx2.c compares it with lrt_rot_write on rows made to reach ties and both clamps.
+ * its x86-64-v4 clone is slower than this kernel too). The four rows' 16 mantissas come in one
+ * vector, and two shifts put column j's into the low 32 bits of each row's 64-bit lane, which is
+ * what vpmuldq reads. The sums and the rounding are those of lrt_rot_entry and lrt_rot_write_fast,
+ * modulo 2^64 in 64-bit lanes. Every rounded value lies inside int32: the scaled entries are at
+ * most the bound (or the exact peak plus the weights' roundings), which the shift brings to |v| <=
+ * 2^16 + 1, 2^18 + 1 for column 1. So their low 32 bits carry them, and vpackssdw's saturation is
+ * the int16 clamp. Column 1's low bits go into the plane as lrt_ext_pack puts them. The rows past
+ * the last whole step take lrt_rot_write_fast and lrt_ext_pack_b. tests/test_lrt_multiversion.py
+ * compares it with the portable loops, natively and under valgrind (an AVX2 CPU), and builds it out
+ * with -DET_NO_LRT_AVX2; tests/c/lrt_avx2.c compares it with lrt_rot_write on rows made to reach
+ * ties and both clamps.
  */
 __attribute__((target("avx2"))) static void lrt_rot_write4_avx2(int16_t *q, uint8_t *plane, uint32_t len,
                                                                 const lrt_rot_t *rt, const int32_t *res, int shift,
