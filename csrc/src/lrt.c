@@ -1444,8 +1444,8 @@ static uint64_t lrt_res_bound(uint64_t s)
 
 /*
  * Column 1's update for any |a| <= 2^40 (the coefficient guard), *bound updated as lrt_mgs_sweep does:
- * |round(a e0 2^-sh)| <= (|a| 2^(15+b) >> sh) + 1; on hosts |a| < 2^31 takes lrt_mgs_sweep32, firmware
- * keeps the one loop (less Cortex-M text, the same values). Returns the dot
+ * |round(a e0 2^-sh)| <= (|a| 2^(15+b) >> sh) + 1. |a| < 2^31 takes lrt_mgs_sweep32 (32 x 32 -> 64-bit
+ * products, the rounding inline; firmware one copy per dot_next), larger |a| the loop below. Returns the dot
  * product of the new res with column 2 (qn, stride rank) or, without one (qn NULL), the new sum of
  * squares.
  */
@@ -1459,8 +1459,12 @@ ET_HOT static uint64_t lrt_mgs_sweep_e0(const int32_t *e0, const int16_t *qn, in
     uint64_t step = ((lrt_abs(a) << (15 + b)) >> sh) + 1;
     int clamp = *bound + step > (uint64_t)INT32_MAX;
     *bound = clamp ? (UINT64_C(1) << 31) : *bound + step;
-    if (LRT_WIDE && a >= INT32_MIN && a <= INT32_MAX) { /* firmware: the one loop below (the same values) */
+    if (a >= INT32_MIN && a <= INT32_MAX) {
         int32_t a32 = (int32_t)a;
+        if (!LRT_WIDE) { /* firmware: one copy per dot_next, the clamp a run-time flag (the rounding inline) */
+            return qn != NULL ? lrt_mgs_sweep32(NULL, e0, qn, rank, a32, sh, res, len, clamp, 1)
+                              : lrt_mgs_sweep32(NULL, e0, qn, rank, a32, sh, res, len, clamp, 0);
+        }
         if (qn != NULL && rank == 4 && !clamp) { /* the default rank, a constant stride */
 #if LRT_AVX2
             if (lrt_host_avx2()) {
