@@ -2585,17 +2585,20 @@ static inline void lrt_rot_write(int16_t *q, uint32_t len, const lrt_rot_t *rt, 
 /*
  * The same rows for the usual case (hosts, and Cortex-M with a long multiply: LRT_LONG_MUL),
  * written so that the compiler can vectorise across rows:
- * an empty old basis (mode 0, as a zero M) or up >= 0 (mode 1), and |g_k| < 2^61, split
+ * an empty old basis (mode 0, as a zero M) or 0 <= up <= 16 - b (mode 1), and |g_k| < 2^61, split
  * exactly as g_k = gh_k 2^31 + gl_k (gh_k = floor(g_k / 2^31), gl_k in [0, 2^31)) so that every
- * product is int32 x int32 -> int64. Entries are summed modulo 2^64: the exact value, which
- * lies below 2^63 (above). lrt_rot_fast says whether the case applies and fills gh, gl.
+ * product is int32 x int32 -> int64. The row's operands carry the shifts: column 1's extended
+ * mantissa times 2^up and the other columns' mantissas times 2^(b + up), each below 2^31 in
+ * magnitude (|E| <= 2^(15 + b)), so that an entry is one sum of products and no 64-bit shift (on
+ * Cortex-M one SMLAL each). Entries are summed modulo 2^64: the exact value, which lies below 2^63
+ * (above). lrt_rot_fast says whether the case applies and fills gh, gl.
  */
 static const int32_t lrt_zero_m[ET_LRT_MAX_RANK * ET_LRT_MAX_RANK];
 
 static int lrt_rot_fast(const lrt_rot_t *rt, int rank, int32_t *gh, int32_t *gl)
 {
     int k;
-    if (rt->mode == 2) {
+    if (rt->mode == 2 || (rt->mode == 1 && rt->up > 16 - rt->b)) {
         return 0;
     }
     for (k = 0; k < rank; k++) {
@@ -2608,30 +2611,31 @@ static int lrt_rot_fast(const lrt_rot_t *rt, int rank, int32_t *gh, int32_t *gl)
     return 1;
 }
 
-/* Entry (i, k): qrow . M[:, k] 2^up + res g_k. */
-LRT_INLINE int64_t lrt_rot_entry(const int16_t *qrow, int32_t e0, const int32_t *m, int up, int b, int32_t res,
-                                 int32_t gh, int32_t gl, const int rank, int k)
+/* Entry (i, k): s . M[:, k] + res g_k, s the row's operands (lrt_rot_write_fast). */
+LRT_INLINE int64_t lrt_rot_entry(const int32_t *s, const int32_t *m, int32_t res, int32_t gh, int32_t gl,
+                                 const int rank, int k)
 {
-    int64_t acc = 0;
+    uint64_t acc = (uint64_t)((int64_t)res * gl) + ((uint64_t)((int64_t)res * gh) << 31);
     int j;
-    for (j = 1; j < rank; j++) {
-        acc += (int64_t)(int32_t)qrow[j] * m[j * rank + k];
+    for (j = 0; j < rank; j++) {
+        acc += (uint64_t)((int64_t)s[j] * m[j * rank + k]);
     }
-    acc = (int64_t)((uint64_t)acc << b) + (int64_t)e0 * m[k]; /* sum_j E_ij m_jk */
-    return (int64_t)(((uint64_t)acc << up) + ((uint64_t)((int64_t)res * gh) << 31) + (uint64_t)((int64_t)res * gl));
+    return (int64_t)acc;
 }
 
-/* shift - b 1..47, every |entry| below 2^62; column 1 by shift - b to 16 + b bits (clamped), its
- * int16 part floor(v 2^-b) taken at the offset 2^(15+b) so that the shift is a logical one */
+/* shift - b 1..47, every |entry| below 2^62 and at most the bound, so every rounded value lies in
+ * int32 (|v| <= 2^16 + 1, 2^(16 + b) + 1 for column 1; lrt_rot_write4_avx2) and its low 32 bits
+ * carry it; column 1 by shift - b to 16 + b bits (clamped), its int16 part floor(v 2^-b) taken at
+ * the offset 2^(15+b) so that the shift is a logical one */
 LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt, const int32_t *res, int shift,
                                    const int32_t *gh, const int32_t *gl, const int rank)
 {
     const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - 1));
-    const uint64_t k2 = UINT64_C(1) << (62 - shift);
+    const uint32_t k2 = (uint32_t)(UINT64_C(1) << (62 - shift)); /* the offset's low 32 bits */
     const int b = rt->b;
     const uint64_t k10 = (UINT64_C(1) << 62) + (UINT64_C(1) << (shift - b - 1));
-    const uint64_t k20 = UINT64_C(1) << (62 - shift + b);
-    const int64_t top0 = (int64_t)1 << (15 + b);
+    const uint32_t k20 = (uint32_t)(UINT64_C(1) << (62 - shift + b));
+    const int32_t top0 = (int32_t)1 << (15 + b);
     const int32_t *m = rt->mode == 0 ? lrt_zero_m : rt->m;
     int up = rt->mode == 0 ? 0 : rt->up;
     int32_t *e0 = rt->e0;
@@ -2639,19 +2643,23 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
     int k;
     for (i = 0; i < len; i++) {
         int16_t *qrow = q + (size_t)i * rank;
+        int32_t s[ET_LRT_MAX_RANK];
         int64_t row[ET_LRT_MAX_RANK];
-        int64_t v0;
-        for (k = 0; k < rank; k++) {
-            row[k] = lrt_rot_entry(qrow, e0[i], m, up, b, res[i], gh[k], gl[k], rank, k);
+        int32_t v0;
+        s[0] = (int32_t)((uint32_t)e0[i] << up);
+        for (k = 1; k < rank; k++) {
+            s[k] = (int32_t)((uint32_t)(int32_t)qrow[k] << (b + up));
         }
-        v0 = (int64_t)((((uint64_t)row[0] + k10 - (uint64_t)(row[0] < 0)) >> (shift - b)) - k20);
+        for (k = 0; k < rank; k++) {
+            row[k] = lrt_rot_entry(s, m, res[i], gh[k], gl[k], rank, k);
+        }
+        v0 = (int32_t)((uint32_t)(((uint64_t)row[0] + k10 - (uint64_t)(row[0] < 0)) >> (shift - b)) - k20);
         v0 = v0 < -top0 ? -top0 : (v0 > top0 - 1 ? top0 - 1 : v0);
-        e0[i] = (int32_t)v0;
-        qrow[0] = (int16_t)((int32_t)(((uint32_t)(v0 + top0)) >> b) - (int32_t)(top0 >> b));
+        e0[i] = v0;
+        qrow[0] = (int16_t)((int32_t)(((uint32_t)(v0 + top0)) >> b) - (top0 >> b));
         for (k = 1; k < rank; k++) {
             /* the rounding at the offset 2^62 (|row| < 2^62), as in lrt_mgs_sweep32 */
-            uint64_t d = ((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift;
-            int64_t v = (int64_t)(d - k2);
+            int32_t v = (int32_t)((uint32_t)(((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift) - k2);
             v = v < INT16_MIN ? INT16_MIN : v;
             qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
         }
