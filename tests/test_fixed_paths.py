@@ -3,8 +3,9 @@ a 64-bit divide on x86-64 and AArch64 hosts, a split step on a 32-bit root elsew
 the compiler's clz where there is an instruction, a binary search elsewhere (Cortex-M0+). Every
 path is built here on the host (tests/c/fixed_int.c) and checked against Python's exact
 math.isqrt and int.bit_length on edge values (0, 1, every 2^k and 2^k +- 1, squares and squares
-+- 1 at every size, every square below 2^32 and its neighbours, the top of the range, both ends of
-each entry of the Newton start's table at every even shift) and random ones."""
++- 1 at every size, every square below 2^32 and its neighbours, every value below 2^18 (so every
+16-bit root the 32-bit root's table gives), the top of the range, both ends of each entry of the
+Newton start's table at every even shift) and random ones."""
 from __future__ import annotations
 
 import math
@@ -17,9 +18,9 @@ from digest_builds import build_all
 
 BUILDS = {
     "host": ["-O2"],
-    "digits": ["-O2", "-DET_ISQRT_DIGITS"],  # the Cortex-M square root
+    "split": ["-O2", "-DET_ISQRT_SPLIT"],  # the Cortex-M square root
     "portable-clz": ["-O2", "-DET_CLZ_PORTABLE"],  # the Cortex-M0+ clz (and other compilers')
-    "digits-portable-clz": ["-O2", "-DET_ISQRT_DIGITS", "-DET_CLZ_PORTABLE"],
+    "split-portable-clz": ["-O2", "-DET_ISQRT_SPLIT", "-DET_CLZ_PORTABLE"],
 }
 U64 = 2**64 - 1
 
@@ -34,6 +35,7 @@ def edge_values() -> list[int]:
                 vals.update({r * r - 1, r * r, r * r + 1, r * r + 2 * r, r * r + 2 * r + 1})
     for r in range(1, 2**16):  # the 32-bit root's split step: every square below 2^32, +- 1
         vals.update({r * r - 1, r * r, r * r + 1})
+    vals.update(range(2**18))  # every 16-bit root of the table (h in [2^14, 2^16)) at each scaling
     for t in range(64, 256):  # the Newton start's table: each top byte's largest and smallest xn,
         for z in range(0, 63, 2):  # shifted down by every even amount, and their neighbours
             for v in ((t + 1) * 2**56 - 1, t * 2**56):

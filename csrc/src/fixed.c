@@ -89,17 +89,18 @@ et_status_t et_requantize(int64_t x, int shift, int fmt, int64_t *out)
  * power of two, as this was before: the table is 768 bytes of host code only).
  *
  * Elsewhere (Cortex-M: 32-bit registers, a 32-bit divide at most): x < 2^32 takes the 32-bit
- * digit method. Larger x is scaled by an even 2^z into xn in [2^62, 2^64), with
- * floor(sqrt(x)) = floor(floor(sqrt(xn)) / 2^(z/2)) (nested floors). With hi = floor(xn / 2^32)
- * (>= 2^30) and s = floor(sqrt(hi)) (in [2^15, 2^16)), sqrt(xn) = s 2^16 + d where 0 <= d < 2^16
- * and num = xn - s^2 2^32 = d (s 2^17 + d), i.e. num / (s 2^17) = d + d^2 / (s 2^17), with
+ * root (et_isqrt_u32: the same split one size down, over a table). Larger x is scaled by an even
+ * 2^z into xn in [2^62, 2^64), with floor(sqrt(x)) = floor(floor(sqrt(xn)) / 2^(z/2)) (nested
+ * floors). With hi = floor(xn / 2^32) (>= 2^30) and s = floor(sqrt(hi)) (in [2^15, 2^16)),
+ * sqrt(xn) = s 2^16 + d where 0 <= d < 2^16 and num = xn - s^2 2^32 = d (s 2^17 + d), i.e.
+ * num / (s 2^17) = d + d^2 / (s 2^17), with
  * 0 <= d^2 / (s 2^17) < 2^32 / 2^32 = 1. So r = s 2^16 + floor(floor(num / 2^17) / s)
  * (= s 2^16 + floor(num / (s 2^17))) is floor(sqrt(xn)) or one more: one compare of r^2 with xn
  * corrects it. num < (2s + 1) 2^32 <= 2^49, so num / 2^17 and the quotient are 32-bit, and r is
  * below 2^32 (r^2 fits in 64 bits) except at s = 2^16 - 1, where it is clamped first (still >=
- * floor(sqrt(xn))). -DET_ISQRT_DIGITS (tests) builds this path on any host.
+ * floor(sqrt(xn))). -DET_ISQRT_SPLIT (tests) builds this path on any host.
  */
-#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(ET_ISQRT_DIGITS)
+#if (defined(__x86_64__) || defined(__aarch64__)) && !defined(ET_ISQRT_SPLIT)
 #define ET_ISQRT_NEWTON 1
 #else
 #define ET_ISQRT_NEWTON 0
@@ -189,31 +190,38 @@ uint32_t et_isqrt_u64(uint64_t x)
 #endif
 }
 
-/* The base-4 digit method from the highest power of 4 at or below x (its top bit, from clz). */
-static uint32_t et_isqrt_digits(uint32_t x)
+/*
+ * floor(sqrt(h)) for h in [2^14, 2^16), without a loop or a division: with t = floor(h / 2^8) (64..255)
+ * the root lies in [floor(sqrt(2^8 t)), floor(sqrt(2^8 (t + 1) - 1))], an interval narrower than
+ * 2^4 (sqrt(t + 1) - sqrt(t)) < 1, so it is the table's floor(sqrt(2^8 t)) or one more: one compare
+ * of the square decides. tests/test_fixed_paths.py checks every h on every path.
+ */
+static const uint8_t et_isqrt_seed16[192] = {
+    128u, 128u, 129u, 130u, 131u, 132u, 133u, 134u, 135u, 136u, 137u, 138u, 139u, 140u, 141u, 142u,
+    143u, 144u, 144u, 145u, 146u, 147u, 148u, 149u, 150u, 150u, 151u, 152u, 153u, 154u, 155u, 155u,
+    156u, 157u, 158u, 159u, 160u, 160u, 161u, 162u, 163u, 163u, 164u, 165u, 166u, 167u, 167u, 168u,
+    169u, 170u, 170u, 171u, 172u, 173u, 173u, 174u, 175u, 176u, 176u, 177u, 178u, 178u, 179u, 180u,
+    181u, 181u, 182u, 183u, 183u, 184u, 185u, 185u, 186u, 187u, 187u, 188u, 189u, 189u, 190u, 191u,
+    192u, 192u, 193u, 193u, 194u, 195u, 195u, 196u, 197u, 197u, 198u, 199u, 199u, 200u, 201u, 201u,
+    202u, 203u, 203u, 204u, 204u, 205u, 206u, 206u, 207u, 208u, 208u, 209u, 209u, 210u, 211u, 211u,
+    212u, 212u, 213u, 214u, 214u, 215u, 215u, 216u, 217u, 217u, 218u, 218u, 219u, 219u, 220u, 221u,
+    221u, 222u, 222u, 223u, 224u, 224u, 225u, 225u, 226u, 226u, 227u, 227u, 228u, 229u, 229u, 230u,
+    230u, 231u, 231u, 232u, 232u, 233u, 234u, 234u, 235u, 235u, 236u, 236u, 237u, 237u, 238u, 238u,
+    239u, 240u, 240u, 241u, 241u, 242u, 242u, 243u, 243u, 244u, 244u, 245u, 245u, 246u, 246u, 247u,
+    247u, 248u, 248u, 249u, 249u, 250u, 250u, 251u, 251u, 252u, 252u, 253u, 253u, 254u, 254u, 255u,
+};
+
+static uint32_t et_isqrt16(uint32_t h)
 {
-    uint32_t root = 0;
-    uint32_t bit;
-    if (x == 0) {
-        return 0;
-    }
-    bit = UINT32_C(1) << ((31 - et_clz_u32(x)) & ~1);
-    while (bit != 0) {
-        if (x >= root + bit) {
-            x -= root + bit;
-            root = (root >> 1) + bit;
-        } else {
-            root >>= 1;
-        }
-        bit >>= 2;
-    }
-    return root;
+    uint32_t s = et_isqrt_seed16[(h >> 8) - 64u];
+    return (s + 1u) * (s + 1u) <= h ? s + 1u : s;
 }
 
 /*
- * x < 2^16: the digit method (at most 8 digits). Larger x: the split step of et_isqrt_u64 one
- * size down: xn = x 2^z in [2^30, 2^32) (z even), h = floor(xn / 2^16), s = floor(sqrt(h)) in
- * [2^7, 2^8), sqrt(xn) = s 2^8 + d with 0 <= d < 2^8 and num = xn - s^2 2^16 = d (s 2^9 + d)
+ * Scaled by an even 2^z: xn = x 2^z, with floor(sqrt(x)) = floor(floor(sqrt(xn)) / 2^(z/2)) (nested
+ * floors). x < 2^16: xn in [2^14, 2^16) and et_isqrt16. Larger x: the split step of et_isqrt_u64 one
+ * size down: xn in [2^30, 2^32), h = floor(xn / 2^16), s = floor(sqrt(h)) in [2^7, 2^8) (et_isqrt16),
+ * sqrt(xn) = s 2^8 + d with 0 <= d < 2^8 and num = xn - s^2 2^16 = d (s 2^9 + d)
  * < 2^25, so r = s 2^8 + floor(floor(num / 2^9) / s) is floor(sqrt(xn)) or one more
  * (d^2 / (s 2^9) < 2^16 / 2^16), clamped to 2^16 - 1 first so that r^2 fits in 32 bits.
  */
@@ -224,13 +232,16 @@ uint32_t et_isqrt_u32(uint32_t x)
     uint32_t h;
     uint32_t s;
     uint32_t r;
-    if (x < (UINT32_C(1) << 16)) {
-        return et_isqrt_digits(x);
+    if (x < 2u) {
+        return x;
     }
     z = et_clz_u32(x) & ~1;
+    if (z >= 16) {
+        return et_isqrt16(x << (z - 16)) >> ((z - 16) / 2);
+    }
     xn = x << z;
     h = xn >> 16;
-    s = et_isqrt_digits(h);
+    s = et_isqrt16(h);
     r = (s << 8) + ((((h - s * s) << 16) | (xn & 0xFFFFu)) >> 9) / s;
     r = r > 0xFFFFu ? 0xFFFFu : r;
     if (r * r > xn) {
