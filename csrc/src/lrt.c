@@ -71,6 +71,9 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 #define LRT_RSHIFT et_round_shift_s64
 #define LRT_SAT et_saturate_s64
 #endif
+/* The rounding rule where the shift is known to lie in 1..63 (a few instructions inline on every target:
+ * the per-term scalars of the MGS passes and the rotation's weights) */
+#define LRT_RSHIFT_POS et_round_shift_pos_inline
 /* Kernels the hot functions inline (into each clone, with the rank a constant where given). */
 #if defined(__GNUC__)
 #define LRT_INLINE static inline __attribute__((always_inline))
@@ -1395,10 +1398,10 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
     for (j = 0; j < cols; j++) {
         const int16_t *qj = q + (size_t)j * next;
         int e = exps != NULL ? exps[j] : q_exp;
-        int64_t a = e == 0 ? 0 : LRT_SAT(LRT_RSHIFT(dot, -e), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+        int64_t a = e == 0 ? 0 : LRT_SAT(LRT_RSHIFT_POS(dot, -e), -LRT_COEF_GUARD, LRT_COEF_GUARD);
         int more = j + 1 < cols;
         if (f != LRT_F_ONE) { /* |a f| < 2^56 */
-            a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS);
+            a = LRT_RSHIFT_POS(a * (int64_t)f, LRT_F_BITS);
         }
         coef[j] = a;
         if (a == 0) {
@@ -1409,7 +1412,7 @@ LRT_INLINE uint64_t lrt_mgs_pass_r(const int16_t *q, const int stride, const siz
             return lrt_sumsq(res, len);
         }
         if (f != LRT_F_ONE) {
-            a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS); /* the update's scalar s */
+            a = LRT_RSHIFT_POS(a * (int64_t)f, LRT_F_BITS); /* the update's scalar s */
         }
         if (!more) {
             return lrt_mgs_sweep(qj, stride, 0, a, -e, res, len, 0, &bound, next, col4 ? j + 1 : 0);
@@ -1516,11 +1519,11 @@ static uint64_t lrt_mgs_pass(const int16_t *q, const int32_t *e0, int rank, int 
         return s_in; /* empty basis */
     }
     dot = dot0 != NULL ? *dot0 : lrt_e0_res_dot(e0, res, len);
-    a = LRT_SAT(LRT_RSHIFT(dot, -ee), -LRT_COEF_GUARD, LRT_COEF_GUARD);
-    a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS);
+    a = LRT_SAT(LRT_RSHIFT_POS(dot, -ee), -LRT_COEF_GUARD, LRT_COEF_GUARD);
+    a = LRT_RSHIFT_POS(a * (int64_t)f, LRT_F_BITS);
     coef[0] = a;
     if (a != 0) {
-        a = LRT_RSHIFT(a * (int64_t)f, LRT_F_BITS); /* the update's scalar s */
+        a = LRT_RSHIFT_POS(a * (int64_t)f, LRT_F_BITS); /* the update's scalar s */
     }
     if (rank == 1) {
         return a == 0 ? lrt_sumsq(res, len) : lrt_mgs_sweep_e0(e0, NULL, rank, a, -ee, b, res, len, &bound);
@@ -2456,7 +2459,7 @@ static void lrt_rot_init(lrt_rot_t *rt, int32_t *mrot, int rank, int q_exp, uint
     rt->mode = q_exp == 0 ? 0 : (rt->up >= 0 ? 1 : 2);
     rt->qmax = UINT32_MAX;
     for (i = 0; rt->mode != 0 && i < rank * rank; i++) {
-        mrot[i] = (int32_t)LRT_RSHIFT((int64_t)mrot[i] * f, LRT_F_BITS); /* |M f| < 2^47 */
+        mrot[i] = (int32_t)LRT_RSHIFT_POS((int64_t)mrot[i] * f, LRT_F_BITS); /* |M f| < 2^47 */
     }
 }
 
