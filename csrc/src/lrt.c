@@ -74,6 +74,16 @@ typedef char et_lrt_header_size_check[(sizeof(et_lrt_state_t) == ET_LRT_STATE_HE
 /* The rounding rule where the shift is known to lie in 1..63 (a few instructions inline on every target:
  * the per-term scalars of the MGS passes and the rotation's weights) */
 #define LRT_RSHIFT_POS et_round_shift_pos_inline
+/*
+ * LRT_OPAQUE32(x): x's value hidden from the optimiser, on Arm gcc. Where an int32 x was taken from an
+ * int64 after a range check, gcc puts the int64 back into (int64_t)x * y and multiplies 64 x 64 bits
+ * (three instructions on a Cortex-M where one long multiply does). An empty asm emits nothing.
+ */
+#if defined(__GNUC__) && defined(__arm__)
+#define LRT_OPAQUE32(x) __asm__("" : "+r"(x))
+#else
+#define LRT_OPAQUE32(x) ((void)0)
+#endif
 /* Kernels the hot functions inline (into each clone, with the rank a constant where given). */
 #if defined(__GNUC__)
 #define LRT_INLINE static inline __attribute__((always_inline))
@@ -1118,11 +1128,15 @@ LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int32_t *e0, const 
     uint32_t i;
     const uint64_t k1 = (UINT64_C(1) << 62) + (UINT64_C(1) << (sh - 1));
     const uint64_t k2 = UINT64_C(1) << (62 - sh);
+    LRT_OPAQUE32(a32);
     for (i = 0; i < len; i++) {
-        int64_t x = (int64_t)a32 * (e0 != NULL ? e0[i] : (int32_t)qj[(size_t)i * rank]);
+        int32_t col = e0 != NULL ? e0[i] : (int32_t)qj[(size_t)i * rank]; /* named: with the select inside the
+                                                                           * product gcc multiplies 64 bits */
+        int64_t x = (int64_t)a32 * col;
         uint64_t d = ((uint64_t)x + k1 - (uint64_t)(x < 0)) >> sh;
-        int64_t w = (int64_t)((uint64_t)(int64_t)res[i] + k2 - d); /* res_i - round(x 2^-sh), exact */
-        int32_t v = clamp ? lrt_clamp32(w) : (int32_t)w;
+        /* res_i - round(x 2^-sh) is exact in 64 bits; without the clamp it lies in int32: its low 32 bits */
+        int32_t v = clamp ? lrt_clamp32((int64_t)((uint64_t)(int64_t)res[i] + k2 - d))
+                          : (int32_t)((uint32_t)res[i] + (uint32_t)k2 - (uint32_t)d);
         res[i] = v;
         if (dot_next) {
             dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
