@@ -2661,25 +2661,26 @@ LRT_INLINE void lrt_rot_write_fast(int16_t *q, uint32_t len, const lrt_rot_t *rt
     for (i = 0; i < len; i++) {
         int16_t *qrow = q + (size_t)i * rank;
         int32_t s[ET_LRT_MAX_RANK];
-        int64_t row[ET_LRT_MAX_RANK];
+        int64_t x;
         int32_t v0;
         s[0] = (int32_t)((uint32_t)e0[i] << up);
         for (k = 1; k < rank; k++) {
             s[k] = (int32_t)((uint32_t)(int32_t)qrow[k] << (b + up));
         }
-        for (k = 0; k < rank; k++) {
-            row[k] = lrt_rot_entry(s, m, res[i], gh[k], gl[k], rank, k);
-        }
-        v0 = (int32_t)((uint32_t)(((uint64_t)row[0] + k10 - (uint64_t)(row[0] < 0)) >> (shift - b)) - k20);
-        v0 = v0 < -top0 ? -top0 : (v0 > top0 - 1 ? top0 - 1 : v0);
-        e0[i] = v0;
-        qrow[0] = (int16_t)((int32_t)(((uint32_t)(v0 + top0)) >> b) - (top0 >> b));
+        /* each entry rounded as it is formed: qrow is read only through s */
         for (k = 1; k < rank; k++) {
-            /* the rounding at the offset 2^62 (|row| < 2^62), as in lrt_mgs_sweep32 */
-            int32_t v = (int32_t)((uint32_t)(((uint64_t)row[k] + k1 - (uint64_t)(row[k] < 0)) >> shift) - k2);
+            /* the rounding at the offset 2^62 (|x| < 2^62), as in lrt_mgs_sweep32 */
+            int32_t v;
+            x = lrt_rot_entry(s, m, res[i], gh[k], gl[k], rank, k);
+            v = (int32_t)((uint32_t)(((uint64_t)x + k1 - (uint64_t)(x < 0)) >> shift) - k2);
             v = v < INT16_MIN ? INT16_MIN : v;
             qrow[k] = (int16_t)(v > INT16_MAX ? INT16_MAX : v);
         }
+        x = lrt_rot_entry(s, m, res[i], gh[0], gl[0], rank, 0);
+        v0 = (int32_t)((uint32_t)(((uint64_t)x + k10 - (uint64_t)(x < 0)) >> (shift - b)) - k20);
+        v0 = v0 < -top0 ? -top0 : (v0 > top0 - 1 ? top0 - 1 : v0);
+        e0[i] = v0;
+        qrow[0] = (int16_t)((int32_t)(((uint32_t)(v0 + top0)) >> b) - (top0 >> b));
     }
 }
 
