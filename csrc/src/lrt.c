@@ -2672,6 +2672,10 @@ LRT_INLINE int64_t lrt_rot_entry(const int32_t *s, const int32_t *m, int32_t res
 {
     uint64_t acc = (uint64_t)((int64_t)res * gl) + ((uint64_t)((int64_t)res * gh) << 31);
     int j;
+    if (rank == 4) { /* written out: gcc at -O2 keeps a four-step loop (Cortex-M: 6 instructions a product) */
+        return (int64_t)(acc + (uint64_t)((int64_t)s[0] * m[k]) + (uint64_t)((int64_t)s[1] * m[4 + k]) +
+                         (uint64_t)((int64_t)s[2] * m[8 + k]) + (uint64_t)((int64_t)s[3] * m[12 + k]));
+    }
     for (j = 0; j < rank; j++) {
         acc += (uint64_t)((int64_t)s[j] * m[j * rank + k]);
     }
@@ -2911,7 +2915,7 @@ ET_HOT static void lrt_rot_commit_side(lrt_rot_t *rt, int rank, int16_t *q, uint
     lrt_rot_scale(rt, rank, sc->inv);
     if (LRT_LONG_MUL && shift - rt->b >= 1 && shift <= 47 && sc->bound < LRT_BOUND_CAP &&
         lrt_rot_fast(rt, rank, gh, gl)) {
-        if (LRT_WIDE && rank == 4) {
+        if (rank == 4) {
 #if LRT_AVX2
             if (lrt_host_avx2()) { /* the plane too */
                 lrt_rot_write4_avx2(q, plane, len, rt, res, shift, gh, gl);
