@@ -1,4 +1,4 @@
-"""Firmware's int32-lane MGS sweep for the shifts 15 and 16 (lrt_mgs_sweep16_lo, csrc/src/lrt.c): the
+"""Firmware's int32-lane MGS sweep for the shifts 15 and 16 (lrt_mgs_sweep16, low, csrc/src/lrt.c): the
 bases of layers with few rows have unit columns with entries near 1, so their sweeps shift by 15 or
 16, where the int32-lane sweep's split of the rounding offset (2^(sh-17)) is no integer and a
 different split carries it. tests/c/lrt_sweep_lo.c (which includes lrt.c to reach the sweeps)

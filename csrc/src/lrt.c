@@ -1150,16 +1150,19 @@ LRT_INLINE uint64_t lrt_mgs_sweep32(const int16_t *qj, const int32_t *e0, const 
 }
 
 /*
- * The same update in int32 lanes, for 17 <= sh and a sweep without the clamp. |a| < 2^31 is split
- * as |a| = ah 2^16 + al (ah < 2^15, al < 2^16), so x = |a| q = A 2^16 + B with A = ah q and
- * B = al q, both int32. With half = 2^(sh-1) = 2^(sh-17) 2^16 and c = [x < 0] = [q < 0] (x = 0
- * rounds to 0 with either c), floor((x + half - c) 2^-sh) = (A + 2^(sh-17) + ((B - c) >> 16))
- * >> (sh - 16) (floor of a floor), every step inside int32. The rounding rule is odd, so
- * round(a q 2^-sh) = -round(|a| q 2^-sh) for a < 0 (neg).
+ * The same update in int32 lanes, for a sweep without the clamp and 17 <= sh, or (low) sh = 15 or
+ * 16. |a| < 2^31 is split as |a| = ah 2^16 + al (ah < 2^15, al < 2^16), so x = |a| q = A 2^16 + B
+ * with A = ah q and B = al q, both int32, and c = [x < 0] = [q < 0] (x = 0 rounds to 0 with
+ * either c). For 17 <= sh, half = 2^(sh-1) = 2^(sh-17) 2^16 and floor((x + half - c) 2^-sh) =
+ * (A + 2^(sh-17) + ((B - c) >> 16)) >> (sh - 16) (floor of a floor), every step inside int32. For
+ * sh = 15 or 16 (the bases of layers with few rows: their unit columns have entries near 1),
+ * 2^(sh-17) is no integer and half goes with B: A 2^(16-sh) + ((B + half - c) >> sh), where
+ * A 2^(16-sh) is 2A at most (|A| < 2^30) and B + half - c stays inside int32 (|B| <= (2^16 - 1) 2^15).
+ * The rounding rule is odd, so round(a q 2^-sh) = -round(|a| q 2^-sh) for a < 0 (neg).
  */
 LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const int rank, uint32_t amag,
-                                    const int neg, int sh,
-                                    int32_t *res, uint32_t len, const int dot_next)
+                                    const int neg, int sh, int32_t *res, uint32_t len, const int dot_next,
+                                    const int low)
 {
     uint64_t hi = 0;
     uint64_t lo = 0;
@@ -1167,13 +1170,14 @@ LRT_INLINE uint64_t lrt_mgs_sweep16(const int16_t *qj, const int16_t *qn, const 
     uint32_t i;
     const int32_t ah = (int32_t)(amag >> 16);
     const int32_t al = (int32_t)(amag & 0xFFFFu);
-    const int32_t h = (int32_t)1 << (sh - 17);
-    const int sh2 = sh - 16;
+    const int32_t h = low ? (int32_t)1 << (sh - 1) : (int32_t)1 << (sh - 17);
+    const int sh2 = low ? sh : sh - 16;
+    const int up = low ? 16 - sh : 0;
     for (i = 0; i < len; i++) {
         int32_t qv = qj[(size_t)i * rank];
-        int32_t big = ah * qv + h;
-        int32_t small = al * qv - (int32_t)(qv < 0);
-        int32_t d = (big + (small >> 16)) >> sh2;
+        int32_t c = (int32_t)(qv < 0);
+        int32_t d = low ? (int32_t)((uint32_t)(ah * qv) << up) + ((al * qv + h - c) >> sh2)
+                        : (ah * qv + h + ((al * qv - c) >> 16)) >> sh2;
         int32_t v = neg ? res[i] + d : res[i] - d;
         res[i] = v;
         if (dot_next) {
@@ -1307,39 +1311,6 @@ __attribute__((target("avx2"))) static uint64_t lrt_mgs_sweep32_avx2(const int32
 #endif
 
 /*
- * lrt_mgs_sweep16 for sh = 15 or 16 (the bases of layers with few rows: their unit columns have
- * entries near 1), where 2^(sh-17) is no integer: floor((A 2^16 + B + half - c) 2^-sh)
- * = A 2^(16-sh) + ((B + 2^(sh-1) - c) >> sh), A 2^(16-sh) = 2 A at most (|A| < 2^30) and
- * B + 2^(sh-1) - c inside int32 (|B| <= (2^16 - 1) 2^15), the sum the rounded value itself.
- */
-LRT_INLINE uint64_t lrt_mgs_sweep16_lo(const int16_t *qj, const int16_t *qn, const int rank, uint32_t amag,
-                                       const int neg, int sh, int32_t *res, uint32_t len, const int dot_next)
-{
-    uint64_t hi = 0;
-    uint64_t lo = 0;
-    int64_t dot = 0;
-    uint32_t i;
-    const int32_t ah = (int32_t)(amag >> 16);
-    const int32_t al = (int32_t)(amag & 0xFFFFu);
-    const int32_t half = (int32_t)1 << (sh - 1);
-    const int up = 16 - sh;
-    for (i = 0; i < len; i++) {
-        int32_t qv = qj[(size_t)i * rank];
-        int32_t d = (int32_t)((uint32_t)(ah * qv) << up) + ((al * qv + half - (int32_t)(qv < 0)) >> sh);
-        int32_t v = neg ? res[i] + d : res[i] - d;
-        res[i] = v;
-        if (dot_next) {
-            dot += (int64_t)(int32_t)qn[(size_t)i * rank] * v;
-        } else {
-            uint64_t sq = (uint64_t)((int64_t)v * v);
-            hi += sq >> 32;
-            lo += sq & 0xFFFFFFFFu;
-        }
-    }
-    return dot_next ? (uint64_t)dot : lrt_sumsq_total(hi, lo);
-}
-
-/*
  * res_i -= a q_ij 2^-sh (rounded, saturated to int32). Returns the dot product of the new res
  * with column j + 1 (dot_next), or else its sum of squares. *bound holds a bound on max |res_i|
  * and is updated: |round(a q 2^-sh)| <= (|a| 2^15 >> sh) + 1, so while bound + that stays in
@@ -1374,20 +1345,20 @@ LRT_INLINE uint64_t lrt_mgs_sweep(const int16_t *q, const int rank, int j, int64
             }
 #endif
             if (!LRT_WIDE) {
-                return dot_next ? lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 1)
-                                : lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 0);
+                return dot_next ? lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 1, 0)
+                                : lrt_mgs_sweep16(qj, qj + next, rank, amag, neg, sh, res, len, 0, 0);
             }
             if (dot_next) {
-                return neg ? lrt_mgs_sweep16(qj, qj + next, rank, amag, 1, sh, res, len, 1)
-                           : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 1);
+                return neg ? lrt_mgs_sweep16(qj, qj + next, rank, amag, 1, sh, res, len, 1, 0)
+                           : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 1, 0);
             }
-            return neg ? lrt_mgs_sweep16(qj, qj + next, rank, amag, 1, sh, res, len, 0)
-                       : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 0);
+            return neg ? lrt_mgs_sweep16(qj, qj + next, rank, amag, 1, sh, res, len, 0, 0)
+                       : lrt_mgs_sweep16(qj, qj + next, rank, amag, 0, sh, res, len, 0, 0);
         }
         if (!LRT_WIDE && !clamp && sh >= 15) { /* firmware: int32 lanes for sh 15 and 16 too */
             uint32_t amag = (uint32_t)lrt_abs(a);
-            return dot_next ? lrt_mgs_sweep16_lo(qj, qj + next, rank, amag, a < 0, sh, res, len, 1)
-                            : lrt_mgs_sweep16_lo(qj, qj + next, rank, amag, a < 0, sh, res, len, 0);
+            return dot_next ? lrt_mgs_sweep16(qj, qj + next, rank, amag, a < 0, sh, res, len, 1, 1)
+                            : lrt_mgs_sweep16(qj, qj + next, rank, amag, a < 0, sh, res, len, 0, 1);
         }
 #if LRT_AVX2
         if (col != 0 && !clamp && lrt_host_avx2()) {

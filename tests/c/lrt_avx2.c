@@ -91,7 +91,7 @@ static void sweeps(long cases, uint32_t *s)
                 }
                 memcpy(res_ref, resbuf, sizeof(int32_t) * len);
                 memcpy(res_avx, resbuf, sizeof(int32_t) * len);
-                want = lrt_mgs_sweep16(qj, qn, 4, amag, negc, sh, res_ref, len, dot_next);
+                want = lrt_mgs_sweep16(qj, qn, 4, amag, negc, sh, res_ref, len, dot_next, 0);
                 got = lrt_mgs_sweep4_avx2(qbuf, col, amag, negc, sh, res_avx, len, dot_next);
             } else { /* lrt_mgs_sweep32 without the clamp: 1 <= sh, |d| < 2^28 */
                 int sh = 1 + (int)(rnd(s) % 40);

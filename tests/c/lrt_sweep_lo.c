@@ -1,13 +1,13 @@
 /*
- * Firmware's int32-lane MGS sweep for the shifts 15 and 16 (lrt_mgs_sweep16_lo, csrc/src/lrt.c)
- * against the 32 x 32 -> 64-bit sweep it replaces there (lrt_mgs_sweep32 without the clamp), on
- * inputs made to reach what real streams rarely do: coefficients that are a small odd number times
- * a power of two near the shift, so that many products land on a rounding tie (negative ones too),
- * coefficients up to 2^31 - 1 (the split's high half at its top) with residuals small enough that
- * no value leaves int32 (the caller's condition), and the int16 extremes among the mantissas.
- * Compares every residual and the returned dot product or sum of squares. This driver includes
- * lrt.c to reach the static sweeps. Prints "sweep16lo cases N ties N negative N big N bad N".
- * Usage: lrt_sweep_lo [CASES].
+ * Firmware's int32-lane MGS sweep for the shifts 15 and 16 (lrt_mgs_sweep16 with low set,
+ * csrc/src/lrt.c) against the 32 x 32 -> 64-bit sweep it replaces there (lrt_mgs_sweep32 without
+ * the clamp), on inputs made to reach what real streams rarely do: coefficients that are a small
+ * odd number times a power of two near the shift, so that many products land on a rounding tie
+ * (negative ones too), coefficients up to 2^31 - 1 (the split's high half at its top) with
+ * residuals small enough that no value leaves int32 (the caller's condition), and the int16
+ * extremes among the mantissas. Compares every residual and the returned dot product or sum of
+ * squares. This driver includes lrt.c to reach the static sweeps. Prints "sweep16lo cases N ties N
+ * negative N big N bad N". Usage: lrt_sweep_lo [CASES].
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
         memcpy(res_ref, resbuf, sizeof(int32_t) * len);
         memcpy(res_lo, resbuf, sizeof(int32_t) * len);
         want = lrt_mgs_sweep32(qj, NULL, qn, 4, negc ? -(int32_t)amag : (int32_t)amag, sh, res_ref, len, 0, dot_next);
-        got = lrt_mgs_sweep16_lo(qj, qn, 4, amag, negc, sh, res_lo, len, dot_next);
+        got = lrt_mgs_sweep16(qj, qn, 4, amag, negc, sh, res_lo, len, dot_next, 1);
         bad += got != want || memcmp(res_ref, res_lo, sizeof(int32_t) * len) != 0;
     }
     printf("sweep16lo cases %ld ties %ld negative %ld big %ld bad %ld\n", cases, ties, neg_ties, big, bad);
