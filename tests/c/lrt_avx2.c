@@ -33,13 +33,6 @@ static int32_t e0_avx[LEN_MAX];
 static uint8_t plane_ref[LEN_MAX / 4 + 1];
 static uint8_t plane_avx[LEN_MAX / 4 + 1];
 
-static int64_t srnd(uint32_t *s, int bits)
-{
-    uint64_t v = ((uint64_t)rnd(s) << 32) | rnd(s);
-    int64_t x = (int64_t)(v >> (64 - bits));
-    return (rnd(s) & 1) ? -x : x;
-}
-
 #if LRT_AVX2
 static int32_t res_ref[LEN_MAX];
 static int32_t res_avx[LEN_MAX];

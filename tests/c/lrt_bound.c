@@ -22,13 +22,6 @@ static int32_t resbuf[700];
 static int32_t e0buf[700];
 static uint8_t plane[700];
 
-static int64_t srnd(uint32_t *s, int bits)
-{
-    uint64_t v = ((uint64_t)rnd(s) << 32) | rnd(s);
-    int64_t x = (int64_t)(v >> (64 - bits));
-    return (rnd(s) & 1) ? -x : x;
-}
-
 int main(int argc, char **argv)
 {
     long cases = argc > 1 ? atol(argv[1]) : 20000;

@@ -22,13 +22,6 @@ static int32_t resbuf[LEN_MAX];
 static int32_t res_ref[LEN_MAX];
 static int32_t res_lo[LEN_MAX];
 
-static int64_t srnd(uint32_t *s, int bits)
-{
-    uint64_t v = ((uint64_t)rnd(s) << 32) | rnd(s);
-    int64_t x = (int64_t)(v >> (64 - bits));
-    return (rnd(s) & 1) ? -x : x;
-}
-
 int main(int argc, char **argv)
 {
     long cases = argc > 1 ? atol(argv[1]) : 20000;
